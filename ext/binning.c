@@ -1,0 +1,919 @@
+/*
+ * renderer._binning: the histogram binning hot loop.
+ *
+ * bin_file(data, level, tile_index, hour) -> BinResult, the C twin of
+ * renderer/_binning_py.py, which states the rules; this file must give the same result for
+ * every input, byte for byte (tests/test_binning.py checks it with hypothesis).
+ *
+ * One pass over the buffer with the GIL released: find each line with memchr, parse its ten
+ * fields in a single left-to-right scan, bucket, and add the count into an open-addressing
+ * hash table. Only when a row fails do we count its commas, because a wrong field count is
+ * reported before any bad field. Rejects are recorded as (line, offset, length, reason) and
+ * turned into Python objects at the end, with the GIL held again; so are the sorted bins.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIELDS 10
+#define ID_LIMIT (UINT64_C(1) << 46)
+#define ID_MASK (ID_LIMIT - 1)
+#define NO_NEXT_46 ((UINT64_C(1) << 46) - 1)
+#define NO_NEXT_42 ((UINT64_C(1) << 42) - 1)
+#define TILE_MASK UINT64_C(0x1FFFFFF)
+#define DURATION_MAX 1142
+#define MODE_MAX 32
+#define HEADER_QUOTE_BYTES 120
+#define MAX_HOUR ((UINT64_MAX - 3599) / 3600)
+
+static const char HEADER[] =
+    "segment_id,next_segment_id,duration,count,length,queue_length,"
+    "minimum_timestamp,maximum_timestamp,source,vehicle_type";
+
+enum reason {
+    WHY_OK = 0,
+    WHY_FIELDS,
+    WHY_SEGMENT,
+    WHY_NEXT,
+    WHY_DURATION,
+    WHY_COUNT,
+    WHY_LENGTH,
+    WHY_QUEUE,
+    WHY_MIN_TS,
+    WHY_MAX_TS,
+    WHY_TS_ORDER,
+    WHY_MODE,
+    WHY_TILE,
+    WHY_HOUR,
+    WHY_COUNT_OF_REASONS
+};
+
+/* Same strings as renderer/_binning_py.py. WHY_FIELDS is formatted with the field count. */
+static const char *const REASON_TEXT[WHY_COUNT_OF_REASONS] = {
+    NULL,
+    NULL,
+    "bad segment_id",
+    "bad next_segment_id",
+    "bad duration",
+    "bad count",
+    "bad length",
+    "bad queue_length",
+    "bad minimum_timestamp",
+    "bad maximum_timestamp",
+    "maximum_timestamp before minimum_timestamp",
+    "bad vehicle_type",
+    "segment outside tile",
+    "time outside hour",
+};
+
+/* The reason for a row whose scan stopped at step i while it has exactly ten fields.
+ * Step 8 is the source field, which can only fail for want of a comma, so never with ten
+ * fields; it is listed for completeness. */
+static const enum reason STEP_REASON[] = {
+    WHY_SEGMENT, WHY_NEXT, WHY_DURATION, WHY_COUNT, WHY_LENGTH, WHY_QUEUE,
+    WHY_MIN_TS, WHY_MAX_TS, WHY_TS_ORDER, WHY_FIELDS, WHY_MODE,
+};
+
+/* 10^k for k <= 22: exactly representable, so m / 10^k is correctly rounded when
+ * m <= 2^53 (Clinger's fast path), and agrees with Python's float(). */
+static const double POW10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+static PyObject *BinResult; /* renderer._binning_py.BinResult */
+
+/* ------------------------------------------------------------------------------------- */
+/* Growable arrays and tables, allocated with PyMem_Raw* so they work without the GIL.  */
+
+typedef struct {
+    uint64_t k1;  /* segment | duration_code << 46 | queue_code << 54; EMPTY if free */
+    uint64_t k2;  /* next_segment + 1, or 0 for none */
+    uint64_t lo;  /* count sum, low 64 bits */
+    uint32_t hi;  /* count sum, high bits: rows * UINT64_MAX needs > 2^32 rows to overflow */
+    uint32_t mode;
+} Bin;
+
+#define EMPTY UINT64_MAX
+
+typedef struct {
+    Bin *slots;
+    size_t mask;
+    size_t used;
+} BinTable;
+
+typedef struct {
+    char text[MODE_MAX];
+    uint32_t len;
+    uint32_t rank;
+} Mode;
+
+typedef struct {
+    Mode *items;
+    size_t n, cap;
+    uint32_t *index; /* open addressing: mode id + 1, 0 if free */
+    size_t mask;
+} ModeTable;
+
+typedef struct {
+    uint64_t line;
+    Py_ssize_t offset, length, fields;
+    int reason;
+} Reject;
+
+typedef struct {
+    Reject *items;
+    size_t n, cap;
+} RejectList;
+
+typedef struct {
+    const char *text;
+    size_t len;
+    uint64_t tile_id, first, last;
+    PyThreadState *thread; /* saved while the GIL is released */
+    int failed;            /* a Python exception is set (memory) */
+    uint64_t rows_read, rows_accepted, obs_lo, obs_hi;
+    BinTable bins;
+    ModeTable modes;
+    RejectList rejects;
+} Job;
+
+static inline uint64_t
+mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+static inline uint64_t
+bin_hash(uint64_t k1, uint64_t k2, uint32_t mode)
+{
+    return mix64(k1 * UINT64_C(0x9E3779B97F4A7C15) ^ (k2 + ((uint64_t)mode << 48)));
+}
+
+static int
+bins_init(BinTable *t, size_t cap)
+{
+    t->slots = PyMem_RawMalloc(cap * sizeof(Bin));
+    if (t->slots == NULL)
+        return -1;
+    for (size_t i = 0; i < cap; i++)
+        t->slots[i].k1 = EMPTY;
+    t->mask = cap - 1;
+    t->used = 0;
+    return 0;
+}
+
+static int
+bins_grow(BinTable *t)
+{
+    BinTable bigger;
+    size_t cap = (t->mask + 1) * 2;
+    if (cap > PY_SSIZE_T_MAX / sizeof(Bin) || bins_init(&bigger, cap) < 0)
+        return -1;
+    for (size_t i = 0; i <= t->mask; i++) {
+        Bin *b = &t->slots[i];
+        if (b->k1 == EMPTY)
+            continue;
+        size_t j = bin_hash(b->k1, b->k2, b->mode) & bigger.mask;
+        while (bigger.slots[j].k1 != EMPTY)
+            j = (j + 1) & bigger.mask;
+        bigger.slots[j] = *b;
+    }
+    bigger.used = t->used;
+    PyMem_RawFree(t->slots);
+    *t = bigger;
+    return 0;
+}
+
+static inline int
+bins_add(BinTable *t, uint64_t k1, uint64_t k2, uint32_t mode, uint64_t count)
+{
+    size_t j = bin_hash(k1, k2, mode) & t->mask;
+    for (;;) {
+        Bin *b = &t->slots[j];
+        if (b->k1 == k1 && b->k2 == k2 && b->mode == mode) {
+            uint64_t lo = b->lo + count;
+            b->hi += lo < b->lo;
+            b->lo = lo;
+            return 0;
+        }
+        if (b->k1 == EMPTY)
+            break;
+        j = (j + 1) & t->mask;
+    }
+    Bin *b = &t->slots[j];
+    b->k1 = k1;
+    b->k2 = k2;
+    b->mode = mode;
+    b->lo = count;
+    b->hi = 0;
+    if (++t->used * 2 > t->mask + 1)
+        return bins_grow(t);
+    return 0;
+}
+
+static uint64_t
+mode_hash(const char *s, size_t n)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * UINT64_C(0x100000001b3);
+    return mix64(h);
+}
+
+static int
+modes_init(ModeTable *m)
+{
+    m->n = 0;
+    m->cap = 8;
+    m->items = PyMem_RawMalloc(m->cap * sizeof(Mode));
+    m->mask = 15;
+    m->index = PyMem_RawCalloc(m->mask + 1, sizeof(uint32_t));
+    return m->items && m->index ? 0 : -1;
+}
+
+/* The id of an upper-cased mode, added if new; -1 on memory error. */
+static int64_t
+modes_id(ModeTable *m, const char *s, size_t n)
+{
+    size_t j = mode_hash(s, n) & m->mask;
+    while (m->index[j]) {
+        Mode *e = &m->items[m->index[j] - 1];
+        if (e->len == n && memcmp(e->text, s, n) == 0)
+            return m->index[j] - 1;
+        j = (j + 1) & m->mask;
+    }
+    if (m->n >= UINT32_MAX - 1)
+        return -1;
+    if (m->n == m->cap) {
+        Mode *items = PyMem_RawRealloc(m->items, 2 * m->cap * sizeof(Mode));
+        if (items == NULL)
+            return -1;
+        m->items = items;
+        m->cap *= 2;
+    }
+    Mode *e = &m->items[m->n];
+    memcpy(e->text, s, n);
+    e->len = (uint32_t)n;
+    m->index[j] = (uint32_t)++m->n;
+    if (m->n * 2 > m->mask + 1) {
+        size_t mask = m->mask * 2 + 1;
+        uint32_t *index = PyMem_RawCalloc(mask + 1, sizeof(uint32_t));
+        if (index == NULL)
+            return -1;
+        for (size_t i = 0; i < m->n; i++) {
+            size_t k = mode_hash(m->items[i].text, m->items[i].len) & mask;
+            while (index[k])
+                k = (k + 1) & mask;
+            index[k] = (uint32_t)(i + 1);
+        }
+        PyMem_RawFree(m->index);
+        m->index = index;
+        m->mask = mask;
+    }
+    return (int64_t)(m->n - 1);
+}
+
+static int
+rejects_add(RejectList *r, uint64_t line, Py_ssize_t offset, Py_ssize_t length,
+            int reason, Py_ssize_t fields)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        Reject *items = PyMem_RawRealloc(r->items, cap * sizeof(Reject));
+        if (items == NULL)
+            return -1;
+        r->items = items;
+        r->cap = cap;
+    }
+    Reject *x = &r->items[r->n++];
+    x->line = line;
+    x->offset = offset;
+    x->length = length;
+    x->reason = reason;
+    x->fields = fields;
+    return 0;
+}
+
+static void
+job_free(Job *job)
+{
+    PyMem_RawFree(job->bins.slots);
+    PyMem_RawFree(job->modes.items);
+    PyMem_RawFree(job->modes.index);
+    PyMem_RawFree(job->rejects.items);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* Field scanners. Each consumes its field's grammar from *pp and stops at the first byte
+ * outside it; the caller then demands a comma (or the end of the line). */
+
+/* [0-9]{1,20} whose value fits in uint64. */
+static inline int
+scan_integer(const char **pp, const char *end, uint64_t *out)
+{
+    const char *p = *pp, *start = p;
+    uint64_t v = 0;
+    while (p < end) {
+        unsigned d = (unsigned char)*p - '0';
+        if (d > 9)
+            break;
+        if (p - start >= 19) {
+            if (p - start >= 20 || v > (UINT64_MAX - d) / 10)
+                return 0;
+        }
+        v = v * 10 + d;
+        p++;
+    }
+    if (p == start)
+        return 0;
+    *pp = p;
+    *out = v;
+    return 1;
+}
+
+/* Correctly rounded conversion of a validated decimal, as Python's float() does it
+ * (PyOS_string_to_double is the same code), for the rare digit strings the fast path
+ * cannot take. Needs the GIL, so takes it for the moment. */
+static int
+slow_decimal(Job *job, const char *s, size_t n, double *out)
+{
+    char small[64];
+    char *buf = n < sizeof(small) ? small : PyMem_RawMalloc(n + 1);
+    if (buf == NULL)
+        return -1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    PyEval_RestoreThread(job->thread);
+    double v = PyOS_string_to_double(buf, NULL, NULL);
+    int failed = v == -1.0 && PyErr_Occurred() != NULL;
+    job->thread = PyEval_SaveThread();
+    if (buf != small)
+        PyMem_RawFree(buf);
+    if (failed)
+        return -1; /* memory error; the exception stays set for the caller */
+    *out = v;
+    return 0;
+}
+
+/* [0-9]+(\.[0-9]*)? converted to the nearest double; 0 if malformed or not finite,
+ * -1 on a Python error. */
+static inline int
+scan_decimal(Job *job, const char **pp, const char *end, double *out)
+{
+    const char *p = *pp, *start = p;
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    while (p < end && (unsigned)((unsigned char)*p - '0') <= 9) {
+        if (digits < 19)
+            m = m * 10 + (unsigned)(*p - '0');
+        digits++;
+        p++;
+    }
+    if (digits == 0)
+        return 0;
+    if (p < end && *p == '.') {
+        p++;
+        while (p < end && (unsigned)((unsigned char)*p - '0') <= 9) {
+            if (digits < 19)
+                m = m * 10 + (unsigned)(*p - '0');
+            digits++;
+            frac++;
+            p++;
+        }
+    }
+    double v;
+    if (digits <= 19 && m <= (UINT64_C(1) << 53) && frac <= 22) {
+        v = (double)m / POW10[frac];
+    }
+    else {
+        if (slow_decimal(job, start, (size_t)(p - start), &v) < 0) {
+            job->failed = 1;
+            return -1;
+        }
+        if (!isfinite(v))
+            return 0;
+    }
+    *pp = p;
+    *out = v;
+    return 1;
+}
+
+static inline int
+duration_code(double seconds)
+{
+    /* (int) truncates, which is floor for the non-negative values the grammar allows. */
+    int d = seconds >= DURATION_MAX ? DURATION_MAX : (int)seconds;
+    if (d < 64)
+        return d;
+    if (d < 192)
+        return 64 | (d - 64) / 2;
+    if (d < 512)
+        return 128 | (d - 192) / 5;
+    return 192 | (d - 512) / 10;
+}
+
+static inline int
+queue_code(double queue, double length)
+{
+    /* Left to right in IEEE double, as the Python twin evaluates it; no multiply-add
+     * contraction is possible in this shape (a product divided, then an addition). */
+    double v = 255.0 * queue / length + 0.5;
+    return v < 255.0 ? (int)v : 255;
+}
+
+#define EXPECT_COMMA()              \
+    do {                            \
+        if (p >= end || *p != ',')  \
+            goto bad;               \
+        p++;                        \
+        step++;                     \
+    } while (0)
+
+/* Parse and bin one non-empty line [line, end). Returns WHY_OK or a reason; *fields is set for
+ * WHY_FIELDS. On a Python error sets job->failed and returns WHY_OK. */
+static inline int
+parse_row(Job *job, const char *line, const char *end, Py_ssize_t *fields)
+{
+    const char *p = line;
+    int step = 0, r;
+    uint64_t segment, next = 0, count, min_ts, max_ts;
+    double duration, length, queue;
+
+    if (!scan_integer(&p, end, &segment) || segment >= ID_LIMIT)
+        goto bad;
+    EXPECT_COMMA();
+    if (p < end && *p != ',') {
+        if (!scan_integer(&p, end, &next) || next >= ID_LIMIT)
+            goto bad;
+        next = (next == NO_NEXT_46 || next == NO_NEXT_42) ? 0 : next + 1;
+    }
+    EXPECT_COMMA();
+    if ((r = scan_decimal(job, &p, end, &duration)) <= 0)
+        goto bad_or_error;
+    EXPECT_COMMA();
+    if (!scan_integer(&p, end, &count) || count == 0)
+        goto bad;
+    EXPECT_COMMA();
+    if ((r = scan_decimal(job, &p, end, &length)) <= 0 || !(length > 0.0))
+        goto bad_or_error;
+    EXPECT_COMMA();
+    if ((r = scan_decimal(job, &p, end, &queue)) <= 0)
+        goto bad_or_error;
+    EXPECT_COMMA();
+    if (!scan_integer(&p, end, &min_ts))
+        goto bad;
+    EXPECT_COMMA();
+    if (!scan_integer(&p, end, &max_ts))
+        goto bad;
+    if (p >= end || *p != ',')
+        goto bad;
+    p++;
+    step++;
+    if (max_ts < min_ts)
+        goto bad; /* step 8: WHY_TS_ORDER */
+    step++;
+    /* source: anything without a comma */
+    p = memchr(p, ',', (size_t)(end - p));
+    if (p == NULL)
+        goto bad;
+    p++;
+    step++;
+    /* vehicle_type: the rest of the line, [A-Za-z0-9_]{1,32}, upper-cased */
+    size_t n = (size_t)(end - p);
+    char mode[MODE_MAX];
+    if (n == 0 || n > MODE_MAX)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 'a' && c <= 'z')
+            c -= 'a' - 'A';
+        else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            goto bad;
+        mode[i] = (char)c;
+    }
+    /* Ten well-formed fields from here on. */
+    if ((segment & TILE_MASK) != job->tile_id)
+        return WHY_TILE;
+    if (min_ts > job->last || max_ts < job->first)
+        return WHY_HOUR;
+
+    int64_t mode_id = modes_id(&job->modes, mode, n);
+    uint64_t k1 = segment | (uint64_t)duration_code(duration) << 46
+                  | (uint64_t)queue_code(queue, length) << 54;
+    if (mode_id < 0 || bins_add(&job->bins, k1, next, (uint32_t)mode_id, count) < 0) {
+        job->failed = 2; /* out of memory */
+        return WHY_OK;
+    }
+    job->rows_accepted++;
+    uint64_t lo = job->obs_lo + count;
+    job->obs_hi += lo < job->obs_lo;
+    job->obs_lo = lo;
+    return WHY_OK;
+
+bad_or_error:
+    if (r < 0)
+        return WHY_OK;
+bad:
+    /* A wrong field count outranks every field error, so count before blaming the field. */
+    *fields = 1;
+    for (const char *q = line; (q = memchr(q, ',', (size_t)(end - q))) != NULL; q++)
+        ++*fields;
+    return *fields != FIELDS ? WHY_FIELDS : (int)STEP_REASON[step];
+}
+
+/* The main loop over data rows; runs without the GIL. */
+static void
+bin_rows(Job *job, size_t start)
+{
+    const char *text = job->text, *end = text + job->len, *p = text + start;
+    uint64_t line = 1;
+    while (p < end) {
+        line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        if (eol > p && eol[-1] == '\r')
+            eol--;
+        if (eol > p) {
+            Py_ssize_t fields = 0;
+            int reason;
+            job->rows_read++;
+            reason = parse_row(job, p, eol, &fields);
+            if (job->failed)
+                return;
+            if (reason != WHY_OK
+                && rejects_add(&job->rejects, line, p - text, eol - p, reason, fields) < 0) {
+                job->failed = 2;
+                return;
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* Building the Python result. */
+
+static PyObject *
+from_u128(uint64_t hi, uint64_t lo)
+{
+    if (hi == 0)
+        return PyLong_FromUnsignedLongLong(lo);
+    PyObject *h = PyLong_FromUnsignedLongLong(hi), *l = NULL, *s = NULL, *shift = NULL;
+    PyObject *result = NULL;
+    if (h && (l = PyLong_FromUnsignedLongLong(lo)) && (shift = PyLong_FromLong(64))
+        && (s = PyNumber_Lshift(h, shift)))
+        result = PyNumber_Or(s, l);
+    Py_XDECREF(h);
+    Py_XDECREF(l);
+    Py_XDECREF(s);
+    Py_XDECREF(shift);
+    return result;
+}
+
+static PyObject *
+make_result(uint64_t rows_read, uint64_t rows_accepted, PyObject *observations,
+            PyObject *bins, PyObject *rejects, PyObject *file_error)
+{
+    /* Steals observations, bins, rejects, file_error; any may be NULL after an error. */
+    PyObject *result = NULL;
+    if (observations && bins && rejects && file_error)
+        result = PyObject_CallFunction(BinResult, "KKOOOO", (unsigned long long)rows_read,
+                                       (unsigned long long)rows_accepted, observations, bins,
+                                       rejects, file_error);
+    Py_XDECREF(observations);
+    Py_XDECREF(bins);
+    Py_XDECREF(rejects);
+    Py_XDECREF(file_error);
+    return result;
+}
+
+static PyObject *
+file_error(PyObject *reason)
+{
+    return make_result(0, 0, PyLong_FromLong(0), PyList_New(0), PyList_New(0), reason);
+}
+
+static int
+compare_modes(const void *a, const void *b)
+{
+    const Mode *x = *(const Mode *const *)a, *y = *(const Mode *const *)b;
+    int c = memcmp(x->text, y->text, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Bins are sorted by (mode text, segment, next with none first, duration, queue): with the
+ * mode replaced by its rank, that is the 128-bit key (rank:segment, next:duration:queue). */
+typedef struct {
+    uint64_t major, minor;
+    Bin *bin;
+} SortKey;
+
+static int
+compare_keys(const void *a, const void *b)
+{
+    const SortKey *x = a, *y = b;
+    if (x->major != y->major)
+        return x->major < y->major ? -1 : 1;
+    return (x->minor > y->minor) - (x->minor < y->minor);
+}
+
+static PyObject *
+build_bins(Job *job)
+{
+    ModeTable *m = &job->modes;
+    size_t nbins = job->bins.used;
+    PyObject *list = NULL, **names = NULL;
+    Mode **order = NULL;
+    SortKey *keys = NULL;
+
+    /* Ranks fit 18 bits when there are fewer than 2^18 modes; more than that cannot come
+     * from real files, so we then sort by mode text with a slower comparison. */
+    order = PyMem_Malloc((m->n ? m->n : 1) * sizeof(Mode *));
+    names = PyMem_Calloc(m->n ? m->n : 1, sizeof(PyObject *));
+    keys = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
+    if (!order || !names || !keys) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        order[i] = &m->items[i];
+    qsort(order, m->n, sizeof(Mode *), compare_modes);
+    for (size_t i = 0; i < m->n; i++)
+        order[i]->rank = (uint32_t)i;
+    for (size_t i = 0; i < m->n; i++) {
+        names[i] = PyUnicode_FromStringAndSize(m->items[i].text, m->items[i].len);
+        if (names[i] == NULL)
+            goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i <= job->bins.mask; i++) {
+        Bin *b = &job->bins.slots[i];
+        if (b->k1 == EMPTY)
+            continue;
+        uint64_t rank = m->items[b->mode].rank;
+        keys[k].major = rank << 46 | (b->k1 & ID_MASK);
+        keys[k].minor = b->k2 << 16 | ((b->k1 >> 46) & 0xff) << 8 | b->k1 >> 54;
+        keys[k].bin = b;
+        k++;
+    }
+    if (m->n < (1u << 18)) {
+        qsort(keys, nbins, sizeof(SortKey), compare_keys);
+    }
+    else {
+        /* Sort by segment-major key first, then stable by rank via a counting pass. */
+        for (size_t i = 0; i < nbins; i++)
+            keys[i].major &= ID_MASK;
+        qsort(keys, nbins, sizeof(SortKey), compare_keys);
+        size_t *counts = PyMem_Calloc(m->n + 1, sizeof(size_t));
+        SortKey *sorted = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
+        if (!counts || !sorted) {
+            PyMem_Free(counts);
+            PyMem_Free(sorted);
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (size_t i = 0; i < nbins; i++)
+            counts[m->items[keys[i].bin->mode].rank + 1]++;
+        for (size_t i = 1; i <= m->n; i++)
+            counts[i] += counts[i - 1];
+        for (size_t i = 0; i < nbins; i++)
+            sorted[counts[m->items[keys[i].bin->mode].rank]++] = keys[i];
+        PyMem_Free(counts);
+        PyMem_Free(keys);
+        keys = sorted;
+    }
+
+    list = PyList_New((Py_ssize_t)nbins);
+    if (list == NULL)
+        goto done;
+    for (size_t i = 0; i < nbins; i++) {
+        Bin *b = keys[i].bin;
+        PyObject *name = names[b->mode];
+        PyObject *item = PyTuple_New(6);
+        if (item == NULL) {
+            Py_CLEAR(list);
+            goto done;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+        Py_INCREF(name);
+        PyTuple_SET_ITEM(item, 0, name);
+        PyObject *v;
+        if (!(v = PyLong_FromUnsignedLongLong(b->k1 & ID_MASK)))
+            goto fail;
+        PyTuple_SET_ITEM(item, 1, v);
+        if (b->k2 == 0) {
+            Py_INCREF(Py_None);
+            v = Py_None;
+        }
+        else if (!(v = PyLong_FromUnsignedLongLong(b->k2 - 1)))
+            goto fail;
+        PyTuple_SET_ITEM(item, 2, v);
+        if (!(v = PyLong_FromLong((long)((b->k1 >> 46) & 0xff))))
+            goto fail;
+        PyTuple_SET_ITEM(item, 3, v);
+        if (!(v = PyLong_FromLong((long)(b->k1 >> 54))))
+            goto fail;
+        PyTuple_SET_ITEM(item, 4, v);
+        if (!(v = from_u128(b->hi, b->lo)))
+            goto fail;
+        PyTuple_SET_ITEM(item, 5, v);
+    }
+    goto done;
+fail:
+    Py_CLEAR(list); /* half-filled tuples hold NULLs, which tuple dealloc skips */
+done:
+    if (names) {
+        for (size_t i = 0; i < m->n; i++)
+            Py_XDECREF(names[i]);
+    }
+    PyMem_Free(names);
+    PyMem_Free(order);
+    PyMem_Free(keys);
+    return list;
+}
+
+static PyObject *
+build_rejects(Job *job)
+{
+    PyObject *list = PyList_New((Py_ssize_t)job->rejects.n);
+    PyObject *reasons[WHY_COUNT_OF_REASONS] = {NULL};
+    if (list == NULL)
+        return NULL;
+    for (int i = WHY_SEGMENT; i < WHY_COUNT_OF_REASONS; i++) {
+        if (!(reasons[i] = PyUnicode_InternFromString(REASON_TEXT[i])))
+            goto fail;
+    }
+    for (size_t i = 0; i < job->rejects.n; i++) {
+        Reject *x = &job->rejects.items[i];
+        PyObject *reason;
+        if (x->reason == WHY_FIELDS)
+            reason = PyUnicode_FromFormat("expected 10 fields, got %zd", x->fields);
+        else {
+            reason = reasons[x->reason];
+            Py_INCREF(reason);
+        }
+        PyObject *item = NULL, *text = NULL, *line = NULL;
+        if (reason && (text = PyUnicode_DecodeUTF8(job->text + x->offset, x->length, "replace"))
+            && (line = PyLong_FromUnsignedLongLong(x->line)))
+            item = PyTuple_Pack(3, line, text, reason);
+        Py_XDECREF(line);
+        Py_XDECREF(text);
+        Py_XDECREF(reason);
+        if (item == NULL)
+            goto fail;
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    for (int i = 0; i < WHY_COUNT_OF_REASONS; i++)
+        Py_XDECREF(reasons[i]);
+    return list;
+fail:
+    for (int i = 0; i < WHY_COUNT_OF_REASONS; i++)
+        Py_XDECREF(reasons[i]);
+    Py_DECREF(list);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------- */
+
+/* An int argument in [0, max]; raises like renderer._binning_py.check_prefix. */
+static int
+prefix_arg(PyObject *obj, const char *name, unsigned long long max, const char *range,
+           uint64_t *out)
+{
+    PyObject *index = PyNumber_Index(obj);
+    if (index == NULL)
+        return -1;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        Py_DECREF(index);
+        return -1;
+    }
+    if (overflow || v < 0 || (unsigned long long)v > max) {
+        PyErr_Format(PyExc_ValueError, "%s must be in %s, got %S", name, range, index);
+        Py_DECREF(index);
+        return -1;
+    }
+    Py_DECREF(index);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+PyDoc_STRVAR(bin_file_doc,
+"bin_file(data, level, tile_index, hour)\n--\n\n"
+"Bin the rows of one decompressed reporter CSV file for the (tile, hour) of its prefix.\n\n"
+"C implementation; see renderer._binning_py.bin_file for the rules.");
+
+static PyObject *
+bin_file(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"data", "level", "tile_index", "hour", NULL};
+    Py_buffer buffer;
+    PyObject *level_obj, *tile_obj, *hour_obj, *result = NULL;
+    uint64_t level, tile_index, hour;
+    Job job;
+
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*OOO:bin_file", kwlist, &buffer,
+                                     &level_obj, &tile_obj, &hour_obj))
+        return NULL;
+    memset(&job, 0, sizeof(job));
+    if (prefix_arg(level_obj, "level", 7, "0..7", &level) < 0
+        || prefix_arg(tile_obj, "tile_index", (1u << 22) - 1, "0..4194303", &tile_index) < 0
+        || prefix_arg(hour_obj, "hour", MAX_HOUR, "0..5124095576030430", &hour) < 0)
+        goto done;
+
+    const char *text = buffer.buf;
+    size_t len = (size_t)buffer.len;
+    if (len == 0) {
+        result = file_error(PyUnicode_FromString("empty file"));
+        goto done;
+    }
+    if (memchr(text, '\0', len) != NULL) {
+        result = file_error(PyUnicode_FromString("not a reporter CSV: binary data"));
+        goto done;
+    }
+    size_t h0 = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+    const char *nl = memchr(text, '\n', len);
+    size_t h1 = nl ? (size_t)(nl - text) : len;
+    size_t start = nl ? h1 + 1 : len;
+    if (h1 < h0)
+        h1 = h0; /* cannot happen: the BOM holds no newline */
+    if (h1 > h0 && text[h1 - 1] == '\r')
+        h1--;
+    if (h1 - h0 != sizeof(HEADER) - 1 || memcmp(text + h0, HEADER, h1 - h0) != 0) {
+        size_t n = h1 - h0 < HEADER_QUOTE_BYTES ? h1 - h0 : HEADER_QUOTE_BYTES;
+        PyObject *quoted = PyUnicode_DecodeUTF8(text + h0, (Py_ssize_t)n, "replace");
+        if (quoted != NULL) {
+            result = file_error(
+                PyUnicode_FromFormat("not a reporter CSV: header is %R", quoted));
+            Py_DECREF(quoted);
+        }
+        goto done;
+    }
+
+    job.text = text;
+    job.len = len;
+    job.tile_id = tile_index << 3 | level;
+    job.first = hour * 3600;
+    job.last = job.first + 3599;
+    if (bins_init(&job.bins, 1024) < 0 || modes_init(&job.modes) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    job.thread = PyEval_SaveThread();
+    bin_rows(&job, start);
+    PyEval_RestoreThread(job.thread);
+    if (job.failed) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    result = make_result(job.rows_read, job.rows_accepted, from_u128(job.obs_hi, job.obs_lo),
+                         build_bins(&job), build_rejects(&job), Py_NewRef(Py_None));
+done:
+    job_free(&job);
+    PyBuffer_Release(&buffer);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"bin_file", (PyCFunction)(void (*)(void))bin_file, METH_VARARGS | METH_KEYWORDS,
+     bin_file_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "renderer._binning",
+    "The histogram binning hot loop; see renderer.binning.",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__binning(void)
+{
+    PyObject *twin = PyImport_ImportModule("renderer._binning_py");
+    if (twin == NULL)
+        return NULL;
+    Py_XSETREF(BinResult, PyObject_GetAttrString(twin, "BinResult"));
+    Py_DECREF(twin);
+    if (BinResult == NULL)
+        return NULL;
+    return PyModule_Create(&module_def);
+}

@@ -1,0 +1,229 @@
+"""Pure-Python twin of the C binning loop in ``ext/binning.c``.
+
+Same signature, same result, same reject reasons, byte for byte: the tests run every input
+through both. This module is the readable statement of the rules; the C file follows it.
+Import :func:`renderer.binning.bin_file` rather than this module: it picks the C loop when
+it is built.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from typing import NamedTuple
+
+HEADER = (
+    b"segment_id,next_segment_id,duration,count,length,queue_length,"
+    b"minimum_timestamp,maximum_timestamp,source,vehicle_type"
+)
+BOM = b"\xef\xbb\xbf"
+# Bytes of a bad header quoted in file_error; a binary blob without newlines would
+# otherwise be quoted whole.
+HEADER_QUOTE_BYTES = 120
+
+FIELDS = 10
+ID_LIMIT = 1 << 46  # segment ids use bits 0-45
+NO_NEXT = frozenset({(1 << 46) - 1, (1 << 42) - 1})  # "no next segment" spellings
+TILE_MASK = 0x1FFFFFF  # bits 0-24: level and tile index, i.e. the tile_id
+U64_MAX = (1 << 64) - 1
+DURATION_MAX = 1142  # lower bound of the last duration bucket; longer ones clamp to it
+MODE_MAX = 32
+
+# Reject reasons: short fixed strings, identical in ext/binning.c.
+BAD_SEGMENT = "bad segment_id"
+BAD_NEXT = "bad next_segment_id"
+BAD_DURATION = "bad duration"
+BAD_COUNT = "bad count"
+BAD_LENGTH = "bad length"
+BAD_QUEUE = "bad queue_length"
+BAD_MIN_TS = "bad minimum_timestamp"
+BAD_MAX_TS = "bad maximum_timestamp"
+TS_ORDER = "maximum_timestamp before minimum_timestamp"
+BAD_MODE = "bad vehicle_type"
+OUTSIDE_TILE = "segment outside tile"
+OUTSIDE_HOUR = "time outside hour"
+FIELD_COUNT = "expected 10 fields, got {}"
+
+# The number grammar, the same in C: no sign, no spaces, no exponent, no inf/nan, no "_".
+_INTEGER = re.compile(rb"[0-9]{1,20}")  # then it must fit in uint64
+_DECIMAL = re.compile(rb"[0-9]+(?:\.[0-9]*)?")  # then float(), which rounds correctly
+_MODE = re.compile(rb"[A-Za-z0-9_]{1,32}")
+
+
+class BinResult(NamedTuple):
+    """What one reporter file contributes to the histogram of its (tile, hour)."""
+
+    rows_read: int
+    """Non-blank data lines; always ``rows_accepted + len(rejects)``."""
+    rows_accepted: int
+    observations: int
+    """Sum of ``count`` over the accepted rows."""
+    bins: list[tuple[str, int, int | None, int, int, int]]
+    """``(mode, segment_id, next_segment_id, duration_code, queue_code, count_sum)``, sorted
+    ascending with a ``None`` next segment before any integer."""
+    rejects: list[tuple[int, str, str]]
+    """``(line_number, raw_line, reason)``; the header is line 1."""
+    file_error: str | None
+
+
+def check_prefix(level: int, tile_index: int, hour: int) -> tuple[int, int, int]:
+    """Validate the (level, tile_index, hour) of a file prefix; return them as ints.
+
+    Raises TypeError for non-integers and ValueError for values outside the id bit fields.
+    """
+    level = operator.index(level)
+    tile_index = operator.index(tile_index)
+    hour = operator.index(hour)
+    if not 0 <= level <= 7:
+        raise ValueError(f"level must be in 0..7, got {level}")
+    if not 0 <= tile_index < 1 << 22:
+        raise ValueError(f"tile_index must be in 0..4194303, got {tile_index}")
+    if not 0 <= hour <= (U64_MAX - 3599) // 3600:
+        raise ValueError(f"hour must be in 0..5124095576030430, got {hour}")
+    return level, tile_index, hour
+
+
+def _file_error(reason: str) -> BinResult:
+    return BinResult(0, 0, 0, [], [], reason)
+
+
+def _integer(text: bytes) -> int | None:
+    if _INTEGER.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if value <= U64_MAX else None
+
+
+def _decimal(text: bytes) -> float | None:
+    if _DECIMAL.fullmatch(text) is None:
+        return None
+    value = float(text)
+    # Only ~309-digit numbers overflow; treat them as malformed rather than as infinity.
+    return value if math.isfinite(value) else None
+
+
+def _parse_row(
+    fields: list[bytes], tile_id: int, first: int, last: int
+) -> tuple[str, tuple[str, int, int | None, int, int], int]:
+    """Return ``("", key, count)`` for a good row, else ``(reason, (), 0)``."""
+    segment = _integer(fields[0])
+    if segment is None or segment >= ID_LIMIT:
+        return BAD_SEGMENT, (), 0
+    next_segment: int | None = None
+    if fields[1]:
+        next_segment = _integer(fields[1])
+        if next_segment is None or next_segment >= ID_LIMIT:
+            return BAD_NEXT, (), 0
+        if next_segment in NO_NEXT:
+            next_segment = None
+    duration = _decimal(fields[2])
+    if duration is None:
+        return BAD_DURATION, (), 0
+    count = _integer(fields[3])
+    if not count:
+        return BAD_COUNT, (), 0
+    length = _decimal(fields[4])
+    if length is None or not length > 0.0:
+        return BAD_LENGTH, (), 0
+    queue = _decimal(fields[5])
+    if queue is None:
+        return BAD_QUEUE, (), 0
+    minimum = _integer(fields[6])
+    if minimum is None:
+        return BAD_MIN_TS, (), 0
+    maximum = _integer(fields[7])
+    if maximum is None:
+        return BAD_MAX_TS, (), 0
+    if maximum < minimum:
+        return TS_ORDER, (), 0
+    if _MODE.fullmatch(fields[9]) is None:
+        return BAD_MODE, (), 0
+    if segment & TILE_MASK != tile_id:
+        return OUTSIDE_TILE, (), 0
+    if minimum > last or maximum < first:
+        return OUTSIDE_HOUR, (), 0
+    mode = fields[9].upper().decode("ascii")
+    return "", (mode, segment, next_segment, _duration_code(duration), _queue_code(queue, length)), count
+
+
+def _duration_code(seconds: float) -> int:
+    # int() truncates, which is floor for the non-negative values the grammar allows.
+    d = DURATION_MAX if seconds >= DURATION_MAX else int(seconds)
+    if d < 64:
+        return d
+    if d < 192:
+        return 64 | (d - 64) // 2
+    if d < 512:
+        return 128 | (d - 192) // 5
+    return 192 | (d - 512) // 10
+
+
+def _queue_code(queue: float, length: float) -> int:
+    # Evaluated left to right in IEEE double, exactly as the C expression is.
+    v = 255.0 * queue / length + 0.5
+    return 255 if not v < 255.0 else int(v)
+
+
+def _sort_key(item: tuple[tuple[str, int, int | None, int, int], int]) -> tuple[str, int, int, int, int]:
+    mode, segment, next_segment, d, q = item[0]
+    return mode, segment, -1 if next_segment is None else next_segment, d, q
+
+
+def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
+    """Bin the rows of one decompressed reporter CSV file for the (tile, hour) of its prefix.
+
+    Parameters
+    ----------
+    data
+        The whole file (bytes-like); a UTF-8 BOM and CRLF line ends are accepted.
+    level, tile_index
+        The tile of the file's prefix; ``tile_id = (tile_index << 3) | level``.
+    hour
+        The epoch hour (``floor(epoch / 3600)``) of the file's prefix.
+
+    Examples
+    --------
+    >>> header = HEADER.decode()
+    >>> bin_file(f"{header}\\n{2140 << 3},,600,3,100,0,7200,7260,x,auto\\n".encode(), 0, 2140, 2)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    BinResult(rows_read=1, rows_accepted=1, observations=3,
+              bins=[('AUTO', 17120, None, 200, 0, 3)], rejects=[], file_error=None)
+    """
+    level, tile_index, hour = check_prefix(level, tile_index, hour)
+    data = bytes(data)
+    if not data:
+        return _file_error("empty file")
+    if b"\0" in data:
+        return _file_error("not a reporter CSV: binary data")
+    lines = data.split(b"\n")
+    header = lines[0].removeprefix(BOM).removesuffix(b"\r")
+    if header != HEADER:
+        quoted = header[:HEADER_QUOTE_BYTES].decode("utf-8", "replace")
+        return _file_error(f"not a reporter CSV: header is {quoted!r}")
+
+    tile_id = (tile_index << 3) | level
+    first = hour * 3600
+    last = first + 3599
+    rows_read = rows_accepted = observations = 0
+    sums: dict[tuple[str, int, int | None, int, int], int] = {}
+    rejects: list[tuple[int, str, str]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        line = line.removesuffix(b"\r")
+        if not line:
+            continue
+        rows_read += 1
+        fields = line.split(b",")
+        if len(fields) != FIELDS:
+            reason = FIELD_COUNT.format(len(fields))
+        else:
+            reason, key, count = _parse_row(fields, tile_id, first, last)
+            if not reason:
+                rows_accepted += 1
+                observations += count
+                sums[key] = sums.get(key, 0) + count
+                continue
+        rejects.append((number, line.decode("utf-8", "replace"), reason))
+
+    bins = [(*key, total) for key, total in sorted(sums.items(), key=_sort_key)]
+    return BinResult(rows_read, rows_accepted, observations, bins, rejects, None)
