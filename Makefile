@@ -1,0 +1,66 @@
+# make run   - install what is missing, start the embedded database, run the main job on the sample
+# make test  - the same set-up, then the whole test suite
+# Both are idempotent: stamps in .stamps/ skip steps whose inputs did not change.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RENDERER := $(VENV)/bin/renderer
+STAMPS := .stamps
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench bench-queue bench-binning bench-traffic bench-sensors clean-stamps
+
+$(STAMPS):
+	@mkdir -p $(STAMPS)
+
+$(STAMPS)/system: scripts/install-system-deps | $(STAMPS)
+	scripts/install-system-deps
+	@touch $@
+
+$(STAMPS)/system-test: scripts/install-system-deps | $(STAMPS)
+	scripts/install-system-deps --test
+	@touch $@
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+
+# Editable install: sql/ and migrations/ are read from the checkout; the C extension is
+# rebuilt in place whenever its sources change.
+$(STAMPS)/install: $(PY) pyproject.toml setup.py $(wildcard ext/*.c ext/*.h) | $(STAMPS)
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) setup.py -q build_ext --inplace
+	@touch $@
+
+$(STAMPS)/bench-deps: $(STAMPS)/install | $(STAMPS)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	@touch $@
+
+run: $(STAMPS)/system $(STAMPS)/install
+	scripts/run-sample
+
+test: $(STAMPS)/system-test $(STAMPS)/install
+	$(VENV)/bin/ruff check renderer tests benchmarks scripts
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMPS)/install
+	$(VENV)/bin/ruff check renderer tests benchmarks scripts
+
+bench: bench-binning bench-queue bench-traffic bench-sensors
+
+bench-queue: $(STAMPS)/system $(STAMPS)/bench-deps
+	$(PY) benchmarks/queue_throughput.py
+
+bench-binning: $(STAMPS)/install
+	$(PY) benchmarks/binning.py
+
+bench-traffic: $(STAMPS)/system $(STAMPS)/bench-deps
+	$(PY) benchmarks/traffic.py
+
+bench-sensors: $(STAMPS)/system $(STAMPS)/bench-deps
+	$(PY) benchmarks/sensors.py
+
+clean-stamps:
+	rm -rf $(STAMPS)

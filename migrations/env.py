@@ -1,0 +1,40 @@
+"""Alembic environment: the URL comes from renderer (never from alembic.ini)."""
+
+from alembic import context
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from renderer.schema import MIGRATION_LOCK
+
+config = context.config
+url = config.attributes.get("url")
+
+
+def run_offline() -> None:
+    context.configure(url=url, literal_binds=True, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as connection:
+        # Two processes migrating a new database at once: the second waits, then finds
+        # nothing left to do.
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+        try:
+            context.configure(connection=connection, transaction_per_migration=True)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()

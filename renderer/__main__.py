@@ -1,0 +1,5 @@
+"""``python -m renderer`` is the ``renderer`` command."""
+
+from renderer.cli import main
+
+main()

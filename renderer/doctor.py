@@ -1,0 +1,101 @@
+"""Pre-flight checks: Python dependencies, the C extension, PostgreSQL, PostGIS, the store.
+
+Each check returns a :class:`Check`; nothing here prints. ``renderer doctor`` shows them as
+a table and exits 1 when any failed, so scripts can gate a run on it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import time
+from dataclasses import dataclass
+
+from renderer import config
+from renderer.errors import RendererError
+
+REQUIRED = ["psycopg", "psycopg_pool", "sqlalchemy", "alembic", "shapely", "flatbuffers",
+            "google.protobuf", "boto3", "mercantile", "click", "rich", "croniter", "fastapi",
+            "uvicorn", "jinja2", "pyarrow"]
+DISTRIBUTIONS = {"google.protobuf": "protobuf", "psycopg_pool": "psycopg-pool"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_python() -> list[Check]:
+    checks = []
+    for module in REQUIRED:
+        dist = DISTRIBUTIONS.get(module, module)
+        try:
+            importlib.import_module(module)
+            checks.append(Check(f"python: {dist}", True, importlib.metadata.version(dist)))
+        except ImportError as exc:
+            checks.append(Check(f"python: {dist}", False, f"{exc} (run make install)"))
+    return checks
+
+
+def check_extension() -> Check:
+    try:
+        from renderer import binning
+    except ImportError as exc:
+        return Check("C extension", False, f"cannot import renderer.binning: {exc}")
+    if binning.IMPLEMENTATION == "c":
+        return Check("C extension", True, "renderer._binning loaded")
+    if os.environ.get("RENDERER_NO_EXT") == "1":
+        return Check("C extension", True, "disabled by RENDERER_NO_EXT=1 (pure-Python twin)")
+    return Check("C extension", False,
+                 "not built: using the pure-Python twin (run: python setup.py build_ext --inplace)")
+
+
+def check_database(settings: config.Settings) -> list[Check]:
+    from renderer import schema
+    from renderer.db import Database
+
+    try:
+        db = Database.from_settings(settings)
+    except RendererError as exc:
+        return [Check("PostgreSQL", False, str(exc))]
+    checks = []
+    with db.connect() as conn:
+        version = conn.execute("SHOW server_version").fetchone()["server_version"]
+        checks.append(Check("PostgreSQL", True, f"{version} at {config.mask_url(db.url)}"))
+        row = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
+        checks.append(Check("PostGIS", row is not None,
+                            row["extversion"] if row else "extension not created"))
+        if row:
+            # A round trip through PostGIS: a tile polygon in, its GeoJSON out.
+            point = conn.execute(
+                "SELECT ST_AsGeoJSON(ST_Centroid(ST_MakeEnvelope(%s, %s, %s, %s, 4326))) AS g",
+                (0, 0, 4, 4)).fetchone()["g"]
+            checks.append(Check("database round trip", '"coordinates":[2,2]' in point, point))
+    revision, head = schema.current(db.url), schema.head()
+    checks.append(Check("migrations", revision == head, f"at {revision}, head {head}"))
+    return checks
+
+
+def check_store(settings: config.Settings) -> Check:
+    from renderer.storage import open_store
+
+    url = config.mask_url(settings.store_url)
+    try:
+        store = open_store(settings.store_url)
+        key = f"_doctor/probe-{os.getpid()}-{time.time_ns()}"
+        body = b"renderer doctor probe"
+        store.put(key, body, metadata={"probe": "1"})
+        ok = store.get(key) == body
+        store.delete(key)
+        return Check("store round trip", ok, url)
+    except RendererError as exc:
+        return Check("store round trip", False, str(exc))
+
+
+def run(settings: config.Settings | None = None) -> list[Check]:
+    settings = settings or config.load()
+    return [*check_python(), check_extension(), *check_database(settings), check_store(settings)]
