@@ -1,0 +1,45 @@
+-- Statements of the HTTP service: API tokens and replay protection.
+-- Queue state for the pages comes from renderer.queue; only what it does not expose is here.
+
+-- name: token_create
+-- Store a new token by its SHA-256; the plaintext never reaches the database.
+INSERT INTO api_tokens (name, token_hash, prefix)
+VALUES (%(name)s, %(token_hash)s, %(prefix)s)
+RETURNING id, name, prefix, created_at, last_used_at, revoked_at;
+
+-- name: token_use
+-- The active token with this hash, marking it used.
+UPDATE api_tokens
+   SET last_used_at = now()
+ WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
+RETURNING id, name, prefix, created_at, last_used_at, revoked_at;
+
+-- name: token_list
+-- Tokens, newest first; revoked ones only when asked.
+SELECT id, name, prefix, created_at, last_used_at, revoked_at
+  FROM api_tokens
+ WHERE %(all)s OR revoked_at IS NULL
+ ORDER BY created_at DESC, id DESC;
+
+-- name: token_revoke
+-- Revoke the active token(s) with this name or id.
+UPDATE api_tokens
+   SET revoked_at = now()
+ WHERE revoked_at IS NULL
+   AND (name = %(ref)s OR id::text = %(ref)s OR prefix = %(ref)s)
+RETURNING id, name, prefix, created_at, last_used_at, revoked_at;
+
+-- name: token_any_active
+-- Whether any token can authenticate (write endpoints refuse when none and no secret).
+SELECT EXISTS (SELECT 1 FROM api_tokens WHERE revoked_at IS NULL) AS any;
+
+-- name: signature_seen
+-- Record a signed request's digest; no row back means it was seen before (a replay).
+-- Digests older than the window are dropped first; they could not pass the timestamp check.
+WITH expired AS (
+    DELETE FROM web_seen_signatures
+     WHERE seen_at < now() - make_interval(secs => %(window)s * 2)
+)
+INSERT INTO web_seen_signatures (digest) VALUES (%(digest)s)
+ON CONFLICT (digest) DO NOTHING
+RETURNING digest;
