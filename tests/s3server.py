@@ -15,6 +15,7 @@ s3_endpoint
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from moto.server import ThreadedMotoServer
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """Start moto's S3 server on a free loopback port for the whole session."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
