@@ -1,0 +1,237 @@
+"""The ``histogram`` stage: the new reporter files of one (tile, hour) -> histogram rows.
+
+Exactly once: in the work item's transaction, the new files' ledger rows, the summed bins, the
+reported segment lengths and the rejected rows are written together, and the queue marks the
+item done in that same transaction. Files already in the ledger are skipped, so a retry after
+a crash at any point neither loses nor double-counts a row; a second attempt running at the
+same time (a worker whose lease was taken over) collides on the ledger's primary key and
+fails instead of counting twice. Archiving or deleting the inputs is a separate
+``histogram-archive`` item enqueued in that transaction: it runs only after the commit, and
+moves only files that the ledger holds.
+
+Kinds registered here: ``histogram`` (key ``{level}/{tile_index}/{hour}``), ``histogram-archive``
+(same key) and ``traffic-submit`` (key: the source URL; lists the source and enqueues, the
+periodic form of ``renderer traffic submit``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from renderer import binning
+from renderer.db import query
+from renderer.errors import ObjectNotFound
+from renderer.queue import Job, register
+from renderer.storage import ObjectInfo, Store
+from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
+
+__all__ = ["ConsumeResult", "archive_prefix", "consume_prefix"]
+
+log = logging.getLogger(__name__)
+
+_MD5_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass
+class ConsumeResult:
+    """What one run of the histogram stage over a prefix did."""
+
+    files: int = 0
+    files_rejected: int = 0
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    observations: int = 0
+    bins: int = 0
+    """Bins written before summing across files."""
+    modes: list[str] = field(default_factory=list)
+
+
+class _Batch:
+    """Column lists for the bulk statements, filled file by file."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, list[Any]] = {k: [] for k in (
+            "keys", "sizes", "checksums", "statuses", "reasons", "rows_read", "rows_accepted",
+            "rows_rejected", "observations")}
+        self.bins: list[tuple[str, int, int | None, int, int, int]] = []
+        self.lengths: list[tuple[int, int, int]] = []
+        self.rejects: dict[str, list[Any]] = {k: [] for k in ("keys", "lines", "raws", "reasons")}
+
+    def add_file(self, key: str, size: int, checksum: str, result: binning.BinResult) -> None:
+        f = self.files
+        for name, value in (("keys", key), ("sizes", size), ("checksums", checksum),
+                            ("statuses", "rejected" if result.file_error else "consumed"),
+                            ("reasons", result.file_error), ("rows_read", result.rows_read),
+                            ("rows_accepted", result.rows_accepted),
+                            ("rows_rejected", len(result.rejects)),
+                            ("observations", result.observations)):
+            f[name].append(value)
+        self.bins.extend(result.bins)
+        self.lengths.extend(result.lengths)
+        for line, raw, reason in result.rejects:
+            self.rejects["keys"].append(key)
+            self.rejects["lines"].append(line)
+            self.rejects["raws"].append(raw)
+            self.rejects["reasons"].append(reason)
+
+
+def _decode(data: bytes) -> tuple[bytes, str | None]:
+    """The CSV bytes of a file (gunzipped when it is gzip), or an error naming why not."""
+    if data[:2] != b"\x1f\x8b":
+        return data, None
+    try:
+        return gzip.decompress(data), None
+    except (OSError, EOFError, zlib.error) as exc:
+        return b"", f"not a readable gzip file: {exc}"
+
+
+def _checksum(info: ObjectInfo, data: bytes) -> tuple[int, str]:
+    """Size and checksum of the bytes actually read. When the etag is a plain MD5 (always on
+    our stores, unless S3 multipart) it is recomputed, so a file replaced between listing and
+    reading is recorded as what was consumed, and its newer version stays new."""
+    etag = info.etag.lower()
+    if len(etag) == 32 and set(etag) <= _MD5_HEX:
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return len(data), etag
+
+
+def _error_result(reason: str) -> binning.BinResult:
+    return binning.bin_file(b"", 0, 0, 0)._replace(file_error=reason)
+
+
+def new_files(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) -> list[ObjectInfo]:
+    """The files of a prefix that the ledger does not hold."""
+    consumed = {
+        (r["key"], r["size"], r["checksum"])
+        for r in conn.execute(query("traffic_ingest.files_of_prefix"),
+                              {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})
+    }
+    return [i for i in store.list(prefix.folder)
+            if parse_key(i.key) == prefix and (i.key, i.size, i.etag) not in consumed]
+
+
+def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) -> ConsumeResult:
+    """Bin the new files of one (tile, hour) and write everything in ``conn``'s transaction.
+
+    Nothing is committed here: the caller (the queue's worker) commits, together with the
+    item's completion. Returns what was consumed; a prefix without new files writes nothing.
+    """
+    batch = _Batch()
+    result = ConsumeResult()
+    for info in new_files(conn, store, prefix):
+        try:
+            raw = store.get(info.key)
+        except ObjectNotFound:
+            continue  # archived or deleted since listing: consumed by an earlier attempt
+        size, checksum = _checksum(info, raw)
+        data, error = _decode(raw)
+        binned = _error_result(error) if error else binning.bin_file(
+            data, prefix.level, prefix.index, prefix.hour)
+        batch.add_file(info.key, size, checksum, binned)
+        result.files += 1
+        result.files_rejected += binned.file_error is not None
+        result.rows_read += binned.rows_read
+        result.rows_accepted += binned.rows_accepted
+        result.rows_rejected += len(binned.rejects)
+        result.observations += binned.observations
+    if not result.files:
+        return result
+    _write(conn, prefix, batch)
+    result.bins = len(batch.bins)
+    result.modes = sorted({b[0] for b in batch.bins})
+    return result
+
+
+def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch) -> None:
+    where = {"level": prefix.level, "index": prefix.index, "hour": prefix.hour}
+    # The ledger first: a concurrent attempt on the same files blocks here, then fails.
+    conn.execute(query("traffic_ingest.record_files"), {**where, **batch.files})
+    if batch.bins:
+        conn.execute(query("traffic_ingest.ensure_partitions"), {"hours": [prefix.hour]})
+        modes, segments, nexts, durations, queues, counts = zip(*batch.bins, strict=True)
+        conn.execute(query("traffic_histogram.upsert_bins"), {
+            "hour": prefix.hour, "modes": list(modes), "segments": list(segments),
+            "nexts": list(nexts), "durations": list(durations), "queues": list(queues),
+            "counts": list(counts)})
+    if batch.rejects["keys"]:
+        conn.execute(query("traffic_ingest.record_rejects"), batch.rejects)
+    if batch.lengths:
+        segments, lengths, observations = zip(*batch.lengths, strict=True)
+        conn.execute(query("traffic_histogram.upsert_lengths"), {
+            "segments": list(segments), "lengths": list(lengths),
+            "observations": list(observations)})
+
+
+def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
+                   after: str) -> int:
+    """Move (``archive``) or delete (``delete``) the files of a prefix that the ledger holds;
+    return how many. Idempotent: files already gone are skipped."""
+    if after == "keep":
+        return 0
+    consumed = {
+        (r["key"], r["size"], r["checksum"])
+        for r in conn.execute(query("traffic_ingest.files_of_prefix"),
+                              {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})
+    }
+    done = 0
+    for info in store.list(prefix.folder):
+        if (info.key, info.size, info.etag) not in consumed:
+            continue  # arrived after the histogram run: the next run consumes it
+        try:
+            if after == "delete":
+                store.delete(info.key)
+            else:
+                store.move(info.key, ARCHIVE + info.key)
+        except ObjectNotFound:
+            continue
+        done += 1
+    return done
+
+
+# --- queue handlers ----------------------------------------------------------------------------
+
+@register("histogram", time_limit=900, max_attempts=5, batch_size=1)
+def handle_histogram(job: Job) -> None:
+    """Consume a prefix; declare the weekly speed tiles; schedule archiving after commit."""
+    prefix = Prefix.from_item_key(job.item.key)
+    payload = job.item.payload or {}
+    store = source_store(payload["source"])
+    result = consume_prefix(job.conn, store, prefix)
+    log.info("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
+             result.files, result.observations, result.rows_rejected)
+    for mode in result.modes:
+        job.when_group_done("speedtile", f"{mode}/0/{prefix.level0}/{prefix.week}",
+                            {"mode": mode, "tile": prefix.level0, "week": prefix.week})
+    after = payload.get("after", "archive")
+    if result.files and after != "keep":
+        job.enqueue("histogram-archive", job.item.key,
+                    {"source": payload["source"], "after": after},
+                    set_id=job.item.set_id, priority=job.item.priority, force=True)
+
+
+@register("histogram-archive", time_limit=600, max_attempts=10, batch_size=1)
+def handle_archive(job: Job) -> None:
+    """Archive or delete a prefix's consumed files (runs after the histogram commit)."""
+    payload = job.item.payload or {}
+    moved = archive_prefix(job.conn, source_store(payload["source"]),
+                           Prefix.from_item_key(job.item.key), payload.get("after", "archive"))
+    log.info("histogram-archive %s: %d files %sd", job.item.key, moved,
+             payload.get("after", "archive"))
+
+
+@register("traffic-submit", time_limit=1800, max_attempts=3, batch_size=1)
+def handle_submit(job: Job) -> None:
+    """List a source and enqueue its new (tile, hour) prefixes (a periodic task)."""
+    from renderer.traffic.ingest import submit
+
+    payload = job.item.payload or {}
+    submit(job.conn, payload.get("source") or job.item.key,
+           after=payload.get("after", "archive"), set_id=job.item.set_id)

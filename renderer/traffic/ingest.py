@@ -1,0 +1,156 @@
+"""Submitting reporter files: list a source, find the files the ledger lacks, enqueue one
+``histogram`` item per (tile, hour) prefix that has any.
+
+Each item's fingerprint hashes its new files' (key, size, checksum), so submitting again while
+nothing changed does nothing (a pending item stays pending, a done one stays done), and new
+files under a done prefix re-run it. Also the rejected-rows listing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from renderer.db import query
+from renderer.errors import InputError
+from renderer.queue import PRIORITY_BATCH, NewItem, enqueue_many
+from renderer.storage import ObjectInfo, Store
+from renderer.traffic.layout import (
+    AFTER_CHOICES,
+    Prefix,
+    fingerprint,
+    list_source,
+    parse_key,
+    relative_key,
+    source_store,
+)
+
+__all__ = ["SubmitResult", "enqueue_objects", "rejects", "submit"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What :func:`submit` found and enqueued."""
+
+    source: str
+    files_listed: int
+    """Files in the layout, outside ``_archive/``."""
+    files_ignored: int
+    """Other objects under the source root (not ``{start}_{end}/{level}/{index}/{name}``)."""
+    files_new: int
+    """Files not in the consumed-files ledger."""
+    bytes_new: int
+    prefixes: int
+    """(tile, hour) prefixes with new files: one histogram item each."""
+    enqueued: int
+    """Items that the queue added or re-opened (pending ones are left as they are)."""
+    weeks: list[str]
+
+
+def _check_after(after: str) -> str:
+    if after not in AFTER_CHOICES:
+        raise InputError(f"--after must be one of {', '.join(AFTER_CHOICES)}, not {after!r}",
+                         "use archive (default), delete or keep")
+    return after
+
+
+def _new(conn: psycopg.Connection[Any],
+         listed: list[tuple[Prefix, ObjectInfo]]) -> list[tuple[Prefix, ObjectInfo]]:
+    """The listed files that the ledger does not hold: one anti-join over all of them."""
+    if not listed:
+        return []
+    rows = conn.execute(query("traffic_ingest.new_files"), {
+        "keys": [i.key for _, i in listed], "sizes": [i.size for _, i in listed],
+        "checksums": [i.etag for _, i in listed]}).fetchall()
+    fresh = {(r["key"], r["size"], r["checksum"]) for r in rows}
+    return [(p, i) for p, i in listed if (i.key, i.size, i.etag) in fresh]
+
+
+def _enqueue(conn: psycopg.Connection[Any], store: Store, new: Iterable[tuple[Prefix, ObjectInfo]],
+             *, after: str, priority: int, set_id: str | None) -> tuple[int, int, list[str]]:
+    """Enqueue one item per prefix of ``new``; return (prefixes, enqueued, weeks)."""
+    by_prefix: dict[Prefix, list[ObjectInfo]] = defaultdict(list)
+    for prefix, info in new:
+        by_prefix[prefix].append(info)
+    if not by_prefix:
+        return 0, 0, []
+    weeks: dict[str, int] = {}
+    for prefix in by_prefix:
+        weeks.setdefault(prefix.week, prefix.hour)
+    # Partitions now, in the submitter's short transaction, so that concurrent histogram
+    # items rarely have to create one (which locks the parent table until they commit).
+    conn.execute(query("traffic_ingest.ensure_partitions"), {"hours": list(weeks.values())})
+    payload = {"source": store.url, "after": after}
+    items = [
+        NewItem(kind="histogram", key=prefix.key, payload=payload,
+                fingerprint=fingerprint((i.key, i.size, i.etag) for i in infos),
+                set_id=set_id, priority=priority, group=prefix.group)
+        for prefix, infos in sorted(by_prefix.items())
+    ]
+    enqueued = enqueue_many(conn, items)
+    return len(items), enqueued, sorted(weeks)
+
+
+def submit(conn: psycopg.Connection[Any], source_url: str, *, after: str = "archive",
+           priority: int = PRIORITY_BATCH, set_id: str | None = None) -> SubmitResult:
+    """List a source root and enqueue a ``histogram`` item per prefix with new files.
+
+    Runs in ``conn``'s transaction (the items appear when the caller commits).
+
+    Parameters
+    ----------
+    source_url
+        A folder, ``file:///path`` or ``s3://bucket/prefix``.
+    after
+        What the histogram stage does with consumed files once committed: ``archive`` (move
+        under ``_archive/``), ``delete`` or ``keep``.
+    """
+    _check_after(after)
+    store = source_store(source_url)
+    listed: list[tuple[Prefix, ObjectInfo]] = []
+    ignored = 0
+    for prefix, info in list_source(store):
+        if prefix is None:
+            ignored += 1
+        else:
+            listed.append((prefix, info))
+    new = _new(conn, listed)
+    prefixes, enqueued, weeks = _enqueue(conn, store, new, after=after, priority=priority,
+                                         set_id=set_id)
+    result = SubmitResult(store.url, len(listed), ignored, len(new),
+                          sum(i.size for _, i in new), prefixes, enqueued, weeks)
+    log.info("submit %s: %d files, %d new in %d prefixes, %d items enqueued", store.url,
+             result.files_listed, result.files_new, prefixes, enqueued)
+    return result
+
+
+def enqueue_objects(conn: psycopg.Connection[Any], source_url: str, keys: list[str], *,
+                    priority: int, after: str = "archive") -> int:
+    """Enqueue the histogram items of newly created objects (S3 ObjectCreated notifications).
+
+    ``keys`` are object keys as the notification names them (the bucket key, or relative to
+    the source root); keys outside the layout or under ``_archive/`` are ignored. Only the
+    named (tile, hour) prefixes are listed. Returns how many items were added or re-opened.
+    """
+    _check_after(after)
+    store = source_store(source_url)
+    prefixes = {p for p in (parse_key(relative_key(store, k)) for k in keys) if p is not None}
+    listed = [(p, i) for p in sorted(prefixes) for i in store.list(p.folder)
+              if parse_key(i.key) == p]
+    _, enqueued, _ = _enqueue(conn, store, _new(conn, listed), after=after, priority=priority,
+                              set_id=None)
+    return enqueued
+
+
+def rejects(conn: psycopg.Connection[Any], *, file: str | None = None,
+            limit: int = 1000) -> list[dict[str, Any]]:
+    """Rejected rows (file_key, line, reason, raw, created_at), newest first; a file rejected
+    whole has line None and raw None."""
+    return conn.execute(query("traffic_ingest.rejects"), {"file": file, "limit": limit}).fetchall()

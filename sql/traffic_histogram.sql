@@ -1,0 +1,59 @@
+-- Traffic histograms: one row per (mode, segment, next segment, epoch hour, duration code,
+-- queue code), counts summed. Written by renderer/traffic/histogram.py, read by the
+-- `renderer traffic histogram` and `export-histograms` commands.
+
+-- name: upsert_bins
+-- Add the bins of one (tile, hour) to the histogram: identical bins are summed first (one
+-- statement cannot update a row twice), then added to the stored counts. Sorted input keeps
+-- concurrent writers locking rows in the same order.
+INSERT INTO traffic_histograms AS h
+       (mode, segment_id, next_segment_id, hour, duration_code, queue_code, count)
+SELECT b.mode, b.segment_id, b.next_segment_id, %(hour)s, b.duration_code, b.queue_code,
+       sum(b.count)
+FROM unnest(%(modes)s::text[], %(segments)s::bigint[], %(nexts)s::bigint[],
+            %(durations)s::smallint[], %(queues)s::smallint[], %(counts)s::bigint[])
+     AS b(mode, segment_id, next_segment_id, duration_code, queue_code, count)
+GROUP BY b.segment_id, b.mode, b.next_segment_id, b.duration_code, b.queue_code
+ORDER BY b.segment_id, b.mode, b.next_segment_id, b.duration_code, b.queue_code
+ON CONFLICT ON CONSTRAINT traffic_histograms_bin
+DO UPDATE SET count = h.count + excluded.count;
+
+-- name: upsert_lengths
+-- Add reported segment lengths (whole metres) and how many observations reported each.
+INSERT INTO traffic_segment_lengths AS l (segment_id, length, observations)
+SELECT s.segment_id, s.length, sum(s.observations)
+FROM unnest(%(segments)s::bigint[], %(lengths)s::int[], %(observations)s::bigint[])
+     AS s(segment_id, length, observations)
+GROUP BY s.segment_id, s.length
+ORDER BY s.segment_id, s.length
+ON CONFLICT (segment_id, length)
+DO UPDATE SET observations = l.observations + excluded.observations;
+
+-- name: hour_rows
+-- The histogram rows of one tile (by tile id) and hour, optionally of one mode, in the
+-- canonical order (mode, segment, no next first, next, codes).
+SELECT mode, segment_id, next_segment_id, duration_code, queue_code, count
+FROM traffic_histograms
+WHERE hour = %(hour)s
+  AND segment_id & 33554431 = %(tile_id)s
+  AND (%(mode)s::text IS NULL OR mode = %(mode)s)
+ORDER BY mode, segment_id, next_segment_id NULLS FIRST, duration_code, queue_code;
+
+-- name: export_rows
+-- Every histogram row in an hour range, optionally of one tile id, grouped by (tile, hour):
+-- the stream that export-histograms cuts into one file per (tile, hour).
+SELECT segment_id & 33554431 AS tile_id, hour, mode, segment_id, next_segment_id,
+       duration_code, queue_code, count
+FROM traffic_histograms
+WHERE hour >= %(first_hour)s AND hour < %(end_hour)s
+  AND (%(tile_id)s::bigint IS NULL OR segment_id & 33554431 = %(tile_id)s)
+ORDER BY tile_id, hour, mode, segment_id, next_segment_id NULLS FIRST, duration_code,
+         queue_code;
+
+-- name: totals
+-- Sum of counts and number of rows, per mode, over an hour range.
+SELECT mode, count(*) AS bins, sum(count) AS observations
+FROM traffic_histograms
+WHERE hour >= %(first_hour)s AND hour < %(end_hour)s
+GROUP BY mode
+ORDER BY mode;

@@ -1,0 +1,67 @@
+-- Traffic ingest: the consumed-files ledger and the rejected rows.
+-- A reporter file is identified by (key, size, checksum): key relative to the source root,
+-- checksum the store's etag (MD5 of the content). Used by renderer/traffic/ingest.py and
+-- renderer/traffic/histogram.py.
+
+-- name: new_files
+-- The listed files (parallel arrays) that are not in the ledger, in input order.
+SELECT f.key, f.size, f.checksum
+FROM unnest(%(keys)s::text[], %(sizes)s::bigint[], %(checksums)s::text[])
+     WITH ORDINALITY AS f(key, size, checksum, n)
+WHERE NOT EXISTS (
+    SELECT 1 FROM traffic_files t
+    WHERE t.key = f.key AND t.size = f.size AND t.checksum = f.checksum
+)
+ORDER BY f.n;
+
+-- name: files_of_prefix
+-- The ledger rows of one (tile, hour) prefix.
+SELECT key, size, checksum, status
+FROM traffic_files
+WHERE tile_level = %(level)s AND tile_index = %(index)s AND hour = %(hour)s;
+
+-- name: record_files
+-- Add files to the ledger. A plain INSERT on purpose: a file recorded concurrently by another
+-- transaction (a zombie attempt) makes this one fail instead of counting the file twice.
+INSERT INTO traffic_files (key, size, checksum, tile_level, tile_index, hour, status, reason,
+                           rows_read, rows_accepted, rows_rejected, observations)
+SELECT f.key, f.size, f.checksum, %(level)s, %(index)s, %(hour)s, f.status, f.reason,
+       f.rows_read, f.rows_accepted, f.rows_rejected, f.observations
+FROM unnest(%(keys)s::text[], %(sizes)s::bigint[], %(checksums)s::text[], %(statuses)s::text[],
+            %(reasons)s::text[], %(rows_read)s::int[], %(rows_accepted)s::int[],
+            %(rows_rejected)s::int[], %(observations)s::bigint[])
+     AS f(key, size, checksum, status, reason, rows_read, rows_accepted, rows_rejected,
+          observations);
+
+-- name: record_rejects
+-- Keep the rejected rows of some files, with line number, raw text and reason.
+INSERT INTO traffic_rejects (file_key, line, raw, reason)
+SELECT * FROM unnest(%(keys)s::text[], %(lines)s::int[], %(raws)s::text[], %(reasons)s::text[]);
+
+-- name: ensure_partitions
+-- Make the weekly histogram partitions of some epoch hours (one per week is enough).
+SELECT renderer.traffic_histogram_partition(h) AS partition
+FROM unnest(%(hours)s::int[]) AS h;
+
+-- name: rejects
+-- Rejected rows and wholly rejected files (line NULL), optionally of one file, newest first.
+SELECT file_key, line, reason, raw, created_at
+FROM (
+    SELECT file_key, line, reason, raw, created_at FROM traffic_rejects
+    WHERE %(file)s::text IS NULL OR file_key = %(file)s
+    UNION ALL
+    SELECT key, NULL, reason, NULL, consumed_at FROM traffic_files
+    WHERE status = 'rejected' AND (%(file)s::text IS NULL OR key = %(file)s)
+) r
+ORDER BY created_at DESC, file_key, line NULLS FIRST
+LIMIT %(limit)s;
+
+-- name: ledger_totals
+-- Totals over the ledger, for summaries.
+SELECT count(*) AS files,
+       count(*) FILTER (WHERE status = 'rejected') AS files_rejected,
+       coalesce(sum(rows_read), 0) AS rows_read,
+       coalesce(sum(rows_accepted), 0) AS rows_accepted,
+       coalesce(sum(rows_rejected), 0) AS rows_rejected,
+       coalesce(sum(observations), 0) AS observations
+FROM traffic_files;
