@@ -28,7 +28,9 @@ from renderer.errors import DatabaseError, MissingDependency
 SERVICE_USER = "renderer-pg"
 SUPERUSER = "renderer"
 DATABASE = "renderer"
-INSTALL_HINT = "run scripts/install-system-deps (apt-get install postgresql-15 postgresql-15-postgis-3)"
+INSTALL_HINT = (
+    "run scripts/install-system-deps (apt-get install postgresql-15 postgresql-15-postgis-3)"
+)
 
 # Batch-friendly settings: big sorts and index builds, few checkpoints. synchronous_commit
 # stays on for the server; the queue turns it off per transaction where losing the last

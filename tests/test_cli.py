@@ -87,7 +87,8 @@ def test_missing_postgresql_names_the_install_command(tmp_path: Path) -> None:
 
 def test_unreachable_s3_endpoint(tmp_path: Path) -> None:
     env = {"RENDERER_STORAGE": "s3://bucket/prefix", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+           "AWS_DEFAULT_REGION": "us-east-1",
            "RENDERER_HOME": str(tmp_path)}
     result = run(["store", "ls"], env)
     assert result.returncode == 2, result.stderr

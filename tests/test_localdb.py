@@ -70,5 +70,5 @@ def test_concurrent_starts_make_one_cluster(mktemp_home: Path) -> None:
 def test_unwritable_home_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(DatabaseError, match="not writable.*RENDERER_HOME"):
+    with pytest.raises(DatabaseError, match=r"not writable.*RENDERER_HOME"):
         Cluster(blocker / "home").start()

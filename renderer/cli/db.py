@@ -116,7 +116,7 @@ def psql(args: tuple[str, ...]) -> None:
     if binary is None:
         try:
             binary = str(find_bindir() / "psql")
-        except Exception as exc:  # noqa: BLE001 - reported as a missing tool below
+        except Exception as exc:
             raise ConfigError("psql is not installed", "apt-get install postgresql-client") from exc
     os.execv(binary, [binary, target, *args])
 
