@@ -70,7 +70,7 @@ class ObjectInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = None
     modified: float | None = None
-    """Last modification, epoch seconds."""
+    """Last modification, epoch seconds (None in what ``S3Store.put`` returns: S3 does not say)."""
 
 
 def check_key(key: str) -> str:
@@ -474,7 +474,7 @@ class S3Store(Store):
         config = Config(
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
         )
         try:
             return boto3.session.Session().client(
