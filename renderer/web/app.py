@@ -1,0 +1,228 @@
+"""The HTTP service: the FastAPI application, its state and its one error shape.
+
+``create_app(settings)`` builds the application; ``renderer serve`` runs it under uvicorn.
+Every error answers ``{"error": {"status": 4xx, "message": "..."}}`` (an HTML page with the
+same message when a browser asks for a page). Route handlers are plain ``def`` functions:
+FastAPI runs them in its thread pool, each with a pooled psycopg connection.
+
+Example
+-------
+>>> app = create_app(config.load())
+>>> uvicorn.run(app, host="127.0.0.1", port=8080)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from renderer import config, db
+from renderer.errors import DatabaseError, InputError, ObjectNotFound, RendererError
+from renderer.web.auth import AuthFailure, split_secrets
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+JSON_PREFIXES = ("/api/", "/hooks/", "/metrics", "/healthz", "/readyz", "/static/")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+class WebError(Exception):
+    """An error answered with ``status`` and ``message`` in the one error shape."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class WebState:
+    """What the routes share: settings, the database pool, templates."""
+
+    settings: config.Settings
+    url: str
+    pool: ConnectionPool
+    templates: jinja2.Environment
+    traffic_source: str | None
+    secrets: list[str] = field(repr=False)  # never logged, never shown
+    run_scheduler: bool = False
+    scheduler_stop: threading.Event = field(default_factory=threading.Event)
+    scheduler_thread: threading.Thread | None = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; committed when the block succeeds, rolled back otherwise."""
+        with self.pool.connection(timeout=10) as conn:
+            yield conn
+
+
+def state(request: Request) -> WebState:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+def traffic_source_of(settings: config.Settings) -> str | None:
+    import os
+
+    # Until Settings grows a traffic_source field, the variable is read here.
+    return (getattr(settings, "traffic_source", None)
+            or os.environ.get("RENDERER_TRAFFIC_SOURCE") or None)
+
+
+def make_templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every template, whatever its name: keys and errors are user data
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    from renderer.web import filters
+
+    env.filters.update(filters.FILTERS)
+    return env
+
+
+def create_app(settings: config.Settings | None = None, *, url: str | None = None,
+               run_scheduler: bool = False, traffic_source: str | None = None) -> FastAPI:
+    """The application; ``run_scheduler`` also fires schedules in a background thread."""
+    settings = settings or config.load()
+    url = url or db.resolve_url(settings)
+    pool = ConnectionPool(url, min_size=1, max_size=8, open=False, name="renderer-web",
+                          kwargs={"row_factory": dict_row, "application_name": "renderer-web",
+                                  "connect_timeout": 10})
+    web = WebState(settings=settings, url=url, pool=pool, templates=make_templates(),
+                   traffic_source=traffic_source or traffic_source_of(settings),
+                   secrets=split_secrets(settings.web_secrets), run_scheduler=run_scheduler)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool.open(wait=False)
+        if web.run_scheduler:
+            _start_scheduler(web)
+        try:
+            yield
+        finally:
+            web.scheduler_stop.set()
+            if web.scheduler_thread is not None:
+                web.scheduler_thread.join(timeout=10)
+            pool.close()
+
+    app = FastAPI(title="renderer", lifespan=lifespan, docs_url="/api/docs",
+                  redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.web = web
+    _install_errors(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    from renderer.web import hooks, metrics, pages
+
+    app.include_router(hooks.router)
+    app.include_router(metrics.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    return app
+
+
+def _start_scheduler(web: WebState) -> None:
+    from renderer import schedules
+
+    def loop() -> None:
+        schedules.run_scheduler(web.url, stop=web.scheduler_stop)
+
+    web.scheduler_thread = threading.Thread(target=loop, name="renderer-scheduler", daemon=True)
+    web.scheduler_thread.start()
+
+
+def wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(JSON_PREFIXES) or path == "/api":
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    """The one error shape (or its HTML page for a browser asking for a page)."""
+    if wants_html(request):
+        html = state(request).templates.get_template("error.html").render(
+            status=status, message=message, title=f"{status}")
+        return HTMLResponse(html, status_code=status, headers=headers)
+    return JSONResponse({"error": {"status": status, "message": message}},
+                        status_code=status, headers=headers)
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(WebError)
+    async def web_error(request: Request, exc: WebError) -> Response:
+        return error_response(request, exc.status, exc.message)
+
+    @app.exception_handler(AuthFailure)
+    async def auth_failure(request: Request, exc: AuthFailure) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(request, exc.status, exc.message, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no page or endpoint at {request.url.path}"
+        return error_response(request, exc.status_code, message,
+                              dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(request, 400, f"invalid request: {where}: {first.get('msg')}")
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> Response:
+        return error_response(request, 400, str(exc))
+
+    @app.exception_handler(ObjectNotFound)
+    async def not_found(request: Request, exc: ObjectNotFound) -> Response:
+        return error_response(request, 404, str(exc))
+
+    @app.exception_handler(RendererError)
+    async def renderer_error(request: Request, exc: RendererError) -> Response:
+        status = 503 if isinstance(exc, DatabaseError) else 500
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(request, status, str(exc))
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_timeout(request: Request, exc: PoolTimeout) -> Response:
+        return error_response(request, 503, "database unavailable: no connection within "
+                                            "10 s (check that PostgreSQL is running)")
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def db_down(request: Request, exc: psycopg.OperationalError) -> Response:
+        line = (str(exc).strip().splitlines() or ["operational error"])[0]
+        return error_response(request, 503, f"database unavailable: {line}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(request, 500, f"internal error ({type(exc).__name__}); "
+                                            "see the server log")
