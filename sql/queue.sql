@@ -1,0 +1,169 @@
+-- The work queue's statements. Each verb is one call of a renderer.queue_* function
+-- (installed by migrations/versions/0002_queue.py), the same an operator runs from psql.
+
+-- name: enqueue
+-- Enqueue one item (upsert); returns what happened to it.
+SELECT renderer.queue_enqueue(%(kind)s, %(key)s, %(payload)s, %(fingerprint)s, %(set_id)s,
+                              %(priority)s, %(group)s, %(run_after)s, %(force)s) AS action;
+
+-- name: enqueue_many
+-- Enqueue a chunk of items given as parallel arrays; returns the rows inserted or changed.
+SELECT renderer.queue_enqueue_many(%(kinds)s, %(keys)s, %(payloads)s::jsonb[],
+                                   %(fingerprints)s, %(set_ids)s, %(priorities)s, %(groups)s,
+                                   %(run_afters)s, %(force)s) AS n;
+
+-- name: claim
+-- Claim up to %(limit)s pending items of one kind with a lease of %(lease_seconds)s.
+SELECT id, kind, key, payload, attempt, set_id, grp, lease_token, priority, fingerprint
+FROM renderer.queue_claim(%(kind)s, %(limit)s, %(owner)s, %(lease_seconds)s, %(reserve)s);
+
+-- name: claim_batch
+-- The worker's claim: a batch of the kind at the head of the queue among %(kinds)s.
+SELECT id, kind, key, payload, attempt, set_id, grp, lease_token, priority, fingerprint
+FROM renderer.queue_claim_next(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, %(batch_turn)s);
+
+-- name: lock
+-- Lock the claimed items still leased with %(token)s for the processing transaction.
+SELECT renderer.queue_lock(%(ids)s, %(token)s, %(idle_seconds)s) AS id;
+
+-- name: complete
+-- Complete items leased with %(token)s; returns the ids refused (stale lease).
+SELECT renderer.queue_complete(%(ids)s::bigint[], %(token)s) AS rejected;
+
+-- name: fail
+-- Record failed attempts of items leased with %(token)s; returns (item_id, new_state).
+SELECT item_id, new_state FROM renderer.queue_fail(%(ids)s::bigint[], %(token)s, %(types)s,
+                                                   %(messages)s, %(tracebacks)s, %(final)s,
+                                                   %(outcome)s);
+
+-- name: finish
+-- Complete %(ok)s and fail %(failed)s of one claim in one call; returns the refused ids.
+SELECT renderer.queue_finish(%(token)s, %(ok)s::bigint[], %(failed)s::bigint[], %(types)s,
+                             %(messages)s, %(tracebacks)s, %(outcomes)s) AS rejected;
+
+-- name: release
+-- Put an owner's running items back (the attempt counts when %(count)s).
+SELECT renderer.queue_release(%(owner)s, %(ids)s, %(count)s, %(type)s, %(message)s,
+                              %(outcome)s) AS n;
+
+-- name: heartbeat
+-- Record a worker as alive and extend the leases of its unlocked items.
+SELECT renderer.queue_heartbeat(%(owner)s, %(lease_seconds)s, %(info)s) AS n;
+
+-- name: maintain
+-- Reap expired leases; roll up counters (one caller at a time).
+SELECT renderer.queue_maintain() AS reaped;
+
+-- name: reap
+-- Make items whose lease expired claimable again (a failed attempt each).
+SELECT renderer.queue_reap() AS n;
+
+-- name: rollup
+-- Fold counter deltas into the counters.
+SELECT renderer.queue_rollup() AS n;
+
+-- name: add_rules
+-- Declare fan-in rules given as parallel arrays; returns how many fired at once.
+SELECT renderer.queue_add_rules(%(when_kinds)s, %(groups)s, %(then_kinds)s, %(then_keys)s,
+                                %(payloads)s::jsonb[], %(set_ids)s) AS fired;
+
+-- name: sync_kinds
+-- Record the registry's settings of each kind, which the SQL verbs read.
+INSERT INTO queue_kinds AS k (kind, max_attempts, backoff_seconds, time_limit, lease_seconds,
+                              batch_size)
+SELECT * FROM unnest(%(kinds)s::text[], %(max_attempts)s::integer[],
+                     %(backoff)s::double precision[], %(time_limits)s::double precision[],
+                     %(leases)s::double precision[], %(batch_sizes)s::integer[])
+ON CONFLICT (kind) DO UPDATE SET
+    max_attempts = excluded.max_attempts, backoff_seconds = excluded.backoff_seconds,
+    time_limit = excluded.time_limit, lease_seconds = excluded.lease_seconds,
+    batch_size = excluded.batch_size, updated_at = now()
+WHERE (k.max_attempts, k.backoff_seconds, k.time_limit, k.lease_seconds, k.batch_size)
+      IS DISTINCT FROM (excluded.max_attempts, excluded.backoff_seconds, excluded.time_limit,
+                        excluded.lease_seconds, excluded.batch_size);
+
+-- name: idle
+-- Whether anything of %(kinds)s is pending (claimable now or later) or running.
+SELECT EXISTS (SELECT 1 FROM work_queue
+               WHERE state = 'pending' AND kind = ANY (%(kinds)s) AND run_after <= now())
+           AS claimable,
+       EXISTS (SELECT 1 FROM work_queue WHERE state = 'pending' AND kind = ANY (%(kinds)s))
+       OR EXISTS (SELECT 1 FROM work_queue WHERE state = 'running' AND kind = ANY (%(kinds)s))
+           AS busy;
+
+-- name: remaining
+-- Pending and running items of %(kinds)s, from the counters (no scan).
+SELECT coalesce(sum(n), 0)::bigint AS n FROM (
+    SELECT n FROM queue_counts WHERE kind = ANY (%(kinds)s) AND state IN ('pending', 'running')
+    UNION ALL
+    SELECT n FROM queue_count_deltas
+    WHERE kind = ANY (%(kinds)s) AND state IN ('pending', 'running')) x;
+
+-- name: status
+-- Counts, rates, ETA and oldest pending age per kind, per set and in total.
+SELECT * FROM renderer.queue_status(%(window)s);
+
+-- name: workers
+-- Workers that heartbeated within %(alive_seconds)s seconds.
+SELECT owner, info, started_at, seen_at,
+       extract(epoch FROM now() - seen_at)::double precision AS silent_s
+FROM queue_workers
+WHERE seen_at > now() - make_interval(secs => %(alive_seconds)s)
+ORDER BY owner;
+
+-- name: forget_worker
+-- Remove a worker's row at its clean exit.
+DELETE FROM queue_workers WHERE owner = %(owner)s;
+
+-- name: item
+-- One item by (kind, key).
+SELECT id, kind, key, state, payload, priority, run_after, fingerprint, set_id, grp AS group,
+       attempt, rerun, lease_owner, lease_expires, last_error, enqueued_at, started_at,
+       finished_at
+FROM work_queue WHERE kind = %(kind)s AND key = %(key)s;
+
+-- name: item_attempts
+-- The recorded attempts (failures, expiries, refusals) of one item, oldest first.
+SELECT attempt, outcome, owner, error_type, message, traceback, at
+FROM queue_attempts WHERE kind = %(kind)s AND key = %(key)s ORDER BY id;
+
+-- name: list_failed
+-- Failed items, optionally of one kind and/or one set, newest first.
+SELECT id, kind, key, set_id, grp AS group, attempt, last_error, finished_at
+FROM work_queue
+WHERE state = 'failed' AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+  AND (%(set_id)s::text IS NULL OR set_id = %(set_id)s)
+ORDER BY finished_at DESC NULLS LAST, id
+LIMIT %(limit)s;
+
+-- name: retry_failed
+-- Make failed items pending again with fresh attempts.
+SELECT renderer.queue_retry(%(kind)s, %(set_id)s) AS n;
+
+-- name: prune
+-- Delete done items older than %(older_than)s and old attempts.
+SELECT renderer.queue_prune(%(older_than)s) AS n;
+
+-- name: create_set
+-- Create a set (idempotent); returns its id.
+SELECT renderer.queue_create_set(%(id)s, %(info)s) AS id;
+
+-- name: pause_set
+-- Hold the set's pending items; NULL when there is no such set.
+SELECT renderer.queue_pause_set(%(id)s) AS n;
+
+-- name: resume_set
+-- Release the set's held items; NULL when the set is not paused or active.
+SELECT renderer.queue_resume_set(%(id)s) AS n;
+
+-- name: cancel_set
+-- Cancel the set's items that are not running or done; NULL when there is no such set.
+SELECT renderer.queue_cancel_set(%(id)s) AS n;
+
+-- name: get_set
+-- One set.
+SELECT id, state, info, created_at, changed_at FROM queue_sets WHERE id = %(id)s;
+
+-- name: list_sets
+-- All sets, newest first.
+SELECT id, state, info, created_at, changed_at FROM queue_sets ORDER BY created_at DESC, id;
