@@ -23,11 +23,16 @@ TILE_ID_MASK = 33554431  # 0x1FFFFFF: segment_id & mask = tile_id = index << 3 |
 
 
 def upgrade() -> None:
-    # The speed-tile stage reads one tile-week of histograms at a time: without this index
-    # every speed tile would scan its week's whole partition.
+    # The speed-tile stage reads one tile-week of histograms (and one tile's authoritative
+    # segments) at a time: without these indexes every speed tile would scan its week's
+    # whole partition.
     op.execute(f"""
         CREATE INDEX traffic_histograms_tile
             ON traffic_histograms (((segment_id & {TILE_ID_MASK})::integer), mode, hour)
+    """)
+    op.execute(f"""
+        CREATE INDEX traffic_segments_tile
+            ON traffic_segments (((segment_id & {TILE_ID_MASK})::integer))
     """)
 
     # Pure functions used by the bulk statements; each has a Python twin in
@@ -78,6 +83,33 @@ def upgrade() -> None:
         $$
     """)
 
+    # The weeks (first epoch hour) whose histogram partition holds any row, ascending: what
+    # the weekly schedule picks from, without scanning the histograms.
+    op.execute(r"""
+        CREATE FUNCTION renderer.traffic_histogram_weeks() RETURNS SETOF integer
+        LANGUAGE plpgsql STABLE AS $$
+        DECLARE
+            part  regclass;
+            lo    integer;
+            found boolean;
+        BEGIN
+            FOR part, lo IN
+                SELECT c.oid::regclass,
+                       (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                     'FROM \(([-0-9]+)\)'))[1]::integer
+                  FROM pg_inherits i
+                  JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = 'traffic_histograms'::regclass
+                 ORDER BY 2
+            LOOP
+                EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', part) INTO found;
+                IF found THEN
+                    RETURN NEXT lo;
+                END IF;
+            END LOOP;
+        END $$
+    """)
+
     # One row per (mode, week, segment). hours: the hours of week (0 = Monday 00:00 UTC)
     # that had observations, ascending; the per-hour arrays run parallel to it. next_*:
     # one entry per (hour, next segment) of the hours published (>= min count), ordered by
@@ -103,7 +135,7 @@ def upgrade() -> None:
             delay_variances bigint[]   NOT NULL,
             queue_lengths   integer[]  NOT NULL,
             queue_length_variances bigint[] NOT NULL,
-            PRIMARY KEY (mode, first_hour, segment_id)
+            PRIMARY KEY (segment_id, mode, first_hour)
         )
     """)
     op.execute("CREATE INDEX traffic_speeds_tile ON traffic_speeds (mode, tile_id, first_hour)")
@@ -126,7 +158,10 @@ def upgrade() -> None:
     """)
     op.execute("CREATE INDEX traffic_speed_tiles_week ON traffic_speed_tiles (first_hour)")
 
-    # Reference speeds: one row per (mode, segment) over the reference window.
+    # Reference speeds: one row per (mode, segment) with non-zero speeds in the reference
+    # window: the 20/40/60/80th percentiles of its hourly speeds, and per hour of week with
+    # data (hours) the mean speed (hourly); first_hour/last_hour: the first hours of the
+    # earliest and latest weeks that contributed.
     op.execute(f"""
         CREATE TABLE traffic_reference (
             mode         text     NOT NULL,
@@ -137,11 +172,14 @@ def upgrade() -> None:
             ref40        smallint NOT NULL,
             ref60        smallint NOT NULL,
             ref80        smallint NOT NULL,
-            hourly       smallint[] NOT NULL CHECK (cardinality(hourly) = 168),
+            hours        smallint[] NOT NULL,
+            hourly       smallint[] NOT NULL CHECK (cardinality(hourly) = cardinality(hours)),
             samples      integer  NOT NULL,
+            first_hour   integer  NOT NULL,
+            last_hour    integer  NOT NULL,
             weeks        integer  NOT NULL,
             observations bigint   NOT NULL,
-            PRIMARY KEY (mode, segment_id)
+            PRIMARY KEY (segment_id, mode)
         )
     """)
     op.execute("CREATE INDEX traffic_reference_tile ON traffic_reference (mode, tile_id)")
@@ -223,8 +261,10 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS renderer.traffic_coverage_geojson()")
     op.execute("DROP TABLE IF EXISTS traffic_coverage_state, traffic_reference_tiles,"
                " traffic_reference, traffic_speed_tiles, traffic_speeds")
+    op.execute("DROP FUNCTION IF EXISTS renderer.traffic_histogram_weeks()")
     op.execute("DROP FUNCTION IF EXISTS renderer.traffic_prevalence(bigint, bigint, integer,"
                " integer)")
     op.execute("DROP FUNCTION IF EXISTS renderer.traffic_level0_index(integer)")
     op.execute("DROP FUNCTION IF EXISTS renderer.traffic_duration_seconds(integer)")
+    op.execute("DROP INDEX IF EXISTS traffic_segments_tile")
     op.execute("DROP INDEX IF EXISTS traffic_histograms_tile")

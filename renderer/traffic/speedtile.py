@@ -1,0 +1,359 @@
+"""Stage 2 of the traffic pipeline: weekly speed tiles from the hourly histograms.
+
+One ``speedtile`` item per (mode, tile, ISO week), key ``AUTO/0/2140/2016-W44`` (normally a
+level-0 tile; ``renderer traffic schedule --level 1`` makes level-1 items), builds the tile
+and its descendants down to ``traffic_max_level`` in bulk SQL
+(``sql/traffic_speedtile.sql``: delete, build, summarize), exports them to the store as
+OpenTraffic ``.spd``/``.nex`` files (:mod:`renderer.traffic.export`) and asks for the
+tile's reference tile (:mod:`renderer.traffic.reftile`). Everything it writes to the
+database commits with the item's completion; the exported files are written before the
+commit and are byte-identical when a retry writes them again.
+
+The arithmetic is documented on :func:`speeds_from_histograms`, its plain-Python twin, which
+tests hold equal to the SQL and the benchmark races against it.
+
+Example
+-------
+>>> build(conn, TileWeek("AUTO", Tile(0, 2140), "2016-W44"))  # doctest: +SKIP
+WeekBuild(spec=..., tiles=(BuiltTile(tile=Tile(level=0, index=2140), segments=812, ...), ...))
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from renderer import config, tiles
+from renderer.binning import duration_seconds
+from renderer.db import query
+from renderer.errors import InputError
+from renderer.queue import Job, register
+from renderer.tiles import Tile
+from renderer.traffic import weeks
+
+__all__ = ["KIND", "MAX_SPEED", "BuiltTile", "SegmentWeek", "TileWeek", "WeekBuild", "build",
+           "family", "jitter", "prevalence", "speeds_from_histograms"]
+
+log = logging.getLogger(__name__)
+
+KIND = "speedtile"
+MAX_SPEED = 160
+"""Speeds above this (km/h) are published as 0 = no data, as OpenTraffic did."""
+
+
+@dataclass(frozen=True)
+class TileWeek:
+    """What one ``speedtile`` item builds: a mode, a tile (and its descendants), a week."""
+
+    mode: str
+    tile: Tile
+    week: str
+
+    @property
+    def key(self) -> str:
+        """The queue key, ``AUTO/0/2140/2016-W44``."""
+        return f"{self.mode}/{self.tile.level}/{self.tile.index}/{self.week}"
+
+    @property
+    def group(self) -> str:
+        """The queue group, ``AUTO/0/2140``: every week of one tile, the reference tile's
+        inputs."""
+        return f"{self.mode}/{self.tile.level}/{self.tile.index}"
+
+    @classmethod
+    def parse(cls, key: str) -> TileWeek:
+        """The spec of a key like ``AUTO/0/2140/2016-W44``; InputError if malformed."""
+        parts = key.split("/")
+        try:
+            mode, level, index, week = parts
+            tile = tiles.parse_tile(f"{level}/{index}")
+            weeks.parse_week(week)
+        except ValueError as exc:
+            raise InputError(f"bad speed tile key {key!r}: {exc}",
+                             "write MODE/LEVEL/INDEX/YYYY-Www, e.g. AUTO/0/2140/2016-W44") from exc
+        if not mode:
+            raise InputError(f"bad speed tile key {key!r}: no mode", "e.g. AUTO/0/2140/2016-W44")
+        return cls(mode, tile, week)
+
+
+def family(tile: Tile, max_level: int) -> list[Tile]:
+    """A tile and its descendants down to ``max_level``, coarsest first.
+
+    Examples
+    --------
+    >>> len(family(Tile(0, 2140), 1)), len(family(Tile(0, 2140), 2))
+    (17, 273)
+    """
+    found = [tile]
+    layer = [tile]
+    for _ in range(tile.level, max(tile.level, min(max_level, 2))):
+        layer = [child for t in layer for child in tiles.children(t)]
+        found.extend(layer)
+    return found
+
+
+@dataclass(frozen=True)
+class BuiltTile:
+    """One tile of a build; ``segments == 0`` means it has no speeds (any more)."""
+
+    tile: Tile
+    total_segments: int
+    old_total_segments: int
+    segments: int
+    observations: int
+
+
+@dataclass(frozen=True)
+class WeekBuild:
+    """The outcome of building one :class:`TileWeek`."""
+
+    spec: TileWeek
+    first_hour: int
+    min_count: int
+    tiles: tuple[BuiltTile, ...]
+
+    @property
+    def segments(self) -> int:
+        return sum(t.segments for t in self.tiles)
+
+    @property
+    def observations(self) -> int:
+        return sum(t.observations for t in self.tiles)
+
+
+def build(conn: psycopg.Connection[Any], spec: TileWeek, *, min_count: int = 1,
+          max_level: int = 1) -> WeekBuild:
+    """Build the speeds of a tile-week and its descendants, inside the caller's transaction.
+
+    Replaces the week's rows of those tiles, so a rebuild (late data, another
+    ``min_count``) leaves no trace of the previous one.
+    """
+    if min_count < 1:
+        raise InputError(f"min count must be at least 1, not {min_count}", "use --min-count 1")
+    first_hour, _ = weeks.hour_range_of_week(spec.week)
+    members = family(spec.tile, max_level)
+    root = spec.tile if spec.tile.level == 0 else _level0(spec.tile)
+    params = {"mode": spec.mode, "first_hour": first_hour, "week": spec.week,
+              "tile_ids": [tiles.tile_id(t) for t in members], "min_count": min_count,
+              "max_speed": MAX_SPEED, "root": root.index}
+    conn.execute(query("traffic_speedtile.lock_week"), params)
+    conn.execute(query("traffic_speedtile.delete_speeds"), params)
+    conn.execute(query("traffic_speedtile.build_speeds"), params)
+    rows = conn.execute(query("traffic_speedtile.summarize_tiles"), params).fetchall()
+    built = tuple(
+        BuiltTile(Tile(r["level"], r["tile_index"]), r["total_segments"],
+                  r["old_total_segments"], r["segments"], r["observations"])
+        for r in rows
+    )
+    return WeekBuild(spec, first_hour, min_count, built)
+
+
+def _level0(tile: Tile) -> Tile:
+    while tile.level > 0:
+        tile = tiles.parent(tile)
+    return tile
+
+
+@register(KIND, time_limit=1800, max_attempts=5)
+def handle(job: Job) -> None:
+    """Build, export and pass on one tile-week (see the module docstring)."""
+    from renderer.storage import open_store
+    from renderer.traffic import export, reftile
+
+    spec = TileWeek.parse(job.item.key)
+    settings = config.load()
+    min_count = int(job.item.payload.get("min_count") or settings.traffic_min_count)
+    result = build(job.conn, spec, min_count=min_count, max_level=settings.traffic_max_level)
+    written = export.export_speed_week(job.conn, open_store(settings.store_url), result)
+    log.info("speed tile %s: %d segments, %d observations, %d files", spec.key,
+             result.segments, result.observations, written.files)
+    reftile.after_speed_week(job, result)
+
+
+# --- the plain-Python twin of sql/traffic_speedtile.sql ----------------------------------
+
+PREVALENCE_BOUNDS = (2, 6, 12, 20, 30, 42, 56, 72, 90)
+"""Upper bounds of prevalence bins 1..9; a count above 90 is bin 10, none is bin 0."""
+
+_P = 2_147_483_647  # 2^31 - 1, the MINSTD modulus
+_A = 48_271
+
+
+def jitter(segment_id: int, hour_of_week: int, first_hour: int) -> int:
+    """The deterministic -1/0/+1 move of a prevalence bin, with probability 15/70/15 %.
+
+    A Lehmer (MINSTD) hash of segment, hour of week and week; the SQL function
+    ``renderer.traffic_prevalence`` computes the same.
+
+    Examples
+    --------
+    >>> jitter(100680416, 5, 410520)
+    1
+    """
+    h = ((segment_id % _P) * _A + hour_of_week) % _P
+    h = ((h * _A + first_hour) % _P) * _A % _P
+    r = h % 100
+    return -1 if r < 15 else 1 if r >= 85 else 0
+
+
+def prevalence(total: int, segment_id: int, hour_of_week: int, first_hour: int) -> int:
+    """OpenTraffic's prevalence (0..10) of an hour with ``total`` observations.
+
+    Examples
+    --------
+    >>> prevalence(0, 1, 0, 0), prevalence(91, 1, 0, 0)
+    (0, 10)
+    >>> prevalence(5, 100680416, 5, 410520)  # bin 2, moved up by the jitter
+    3
+    """
+    if total <= 0:
+        return 0
+    if total > PREVALENCE_BOUNDS[-1]:
+        return 10
+    base = bisect.bisect_left(PREVALENCE_BOUNDS, total) + 1
+    return max(1, base + jitter(segment_id, hour_of_week, first_hour))
+
+
+@dataclass
+class SegmentWeek:
+    """One segment's week, as a ``traffic_speeds`` row: per-hour arrays parallel to
+    ``hours``, per-(hour, next segment) arrays parallel to ``next_hours``."""
+
+    length: int | None
+    hours: list[int] = field(default_factory=list)
+    observations: list[int] = field(default_factory=list)
+    speeds: list[int] = field(default_factory=list)
+    mean_speeds: list[int] = field(default_factory=list)
+    speed_variances: list[int] = field(default_factory=list)
+    prevalences: list[int] = field(default_factory=list)
+    next_hours: list[int] = field(default_factory=list)
+    next_ids: list[int | None] = field(default_factory=list)
+    next_counts: list[int] = field(default_factory=list)
+    delays: list[int] = field(default_factory=list)
+    delay_variances: list[int] = field(default_factory=list)
+    queue_lengths: list[int] = field(default_factory=list)
+    queue_length_variances: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> SegmentWeek:
+        """From a ``traffic_speeds`` row (a dict)."""
+        names = cls.__dataclass_fields__
+        return cls(**{name: row[name] for name in names})  # type: ignore[arg-type]
+
+
+# sums per (segment, hour, next): n, sd, sdd, sq, sqq, nv, sv, svv
+_Sums = list[float]
+
+
+def _hour(segment_id: int, how: int, nexts: dict[int | None, _Sums], length: int | None,
+          first_hour: int, min_count: int, max_speed: int, out: SegmentWeek) -> None:
+    means = {nid: s[1] / s[0] for nid, s in nexts.items()}
+    min_d = min(means.values())
+    total = sum(s[0] for s in nexts.values())
+    published = total >= min_count
+    speed = mean_speed = variance = 0
+    if published and length is not None:
+        if min_d > 0:
+            speed = round(3.6 * length / min_d)
+            speed = 0 if speed > max_speed else speed
+        n_pos = sum(s[0] for s in nexts.values() if s[1] > 0)
+        if n_pos > 0:
+            inv = sum(s[0] * s[0] / s[1] for s in nexts.values() if s[1] > 0)
+            mean_speed = round(3.6 * length * inv / n_pos)
+            mean_speed = 0 if mean_speed > max_speed else mean_speed
+        if speed > 0:
+            nv = sum(s[5] for s in nexts.values())
+            sv = sum(s[6] for s in nexts.values())
+            svv = sum(s[7] for s in nexts.values())
+            variance = round((3.6 * length) * (3.6 * length)
+                             * max(svv / nv - (sv / nv) * (sv / nv), 0))
+    out.hours.append(how)
+    out.observations.append(int(total))
+    out.speeds.append(speed)
+    out.mean_speeds.append(mean_speed)
+    out.speed_variances.append(variance)
+    out.prevalences.append(prevalence(int(total), segment_id, how, first_hour)
+                           if published else 0)
+    if not published:
+        return
+    for nid in sorted(nexts, key=lambda k: (k is None, k or 0)):
+        n, _, sdd, sq, sqq = nexts[nid][:5]
+        mean_d = means[nid]
+        out.next_hours.append(how)
+        out.next_ids.append(nid)
+        out.next_counts.append(int(n))
+        out.delays.append(round(mean_d - min_d))
+        out.delay_variances.append(round(max(sdd / n - mean_d * mean_d, 0)))
+        if length is None:
+            out.queue_lengths.append(0)
+            out.queue_length_variances.append(0)
+        else:
+            out.queue_lengths.append(round(sq / n * length / 255))
+            out.queue_length_variances.append(round(
+                max(sqq / n - (sq / n) * (sq / n), 0) * (length / 255) * (length / 255)))
+
+
+def speeds_from_histograms(
+    rows: Iterable[tuple[int, int | None, int, int, int, int]],
+    lengths: Mapping[int, int],
+    first_hour: int,
+    *,
+    min_count: int = 1,
+    max_speed: int = MAX_SPEED,
+) -> dict[int, SegmentWeek]:
+    """Speeds of one week from histogram rows, segment by segment, in plain Python.
+
+    ``rows`` are ``(segment_id, next_segment_id | None, hour, duration_code, queue_code,
+    count)`` with ``first_hour <= hour < first_hour + 168``; ``lengths`` maps segment ids to
+    lengths in metres (segments without one get speed 0). The rules (issue 5, after
+    OpenTraffic's ``make_speeds.py``):
+
+    - a bin's duration is the lower bound of its bucket (:func:`duration_seconds`); per
+      (segment, hour, next segment) the count-weighted mean duration and queue code;
+    - speed = 3.6 * length / the shortest mean duration among the next segments (the "no
+      next segment" group included), rounded half to even; above ``max_speed`` it is 0 = no
+      data. ``mean_speed`` (ours) is the count-weighted mean of the per-next-segment speeds;
+    - speed variance = (3.6 * length)^2 * the count-weighted variance of 1 / duration over
+      the hour's observations (km^2/h^2), 0 when the speed is 0;
+    - prevalence: :func:`prevalence`;
+    - per next segment: delay = its mean duration minus the shortest (s), queue length =
+      mean queue code / 255 * length (m), and the count-weighted variances of both (within
+      that next segment; OpenTraffic wrote the variance across next segments instead);
+    - an hour with fewer than ``min_count`` observations publishes no data: zeros and no
+      next segments.
+
+    The float arithmetic follows the SQL's order of operations, so the results are equal,
+    except that speed variance and mean speed sum floats in an order the database picks
+    and may differ by one after rounding.
+    """
+    acc: dict[int, dict[int, dict[int | None, _Sums]]] = defaultdict(
+        lambda: defaultdict(dict))
+    for segment_id, next_id, hour, code, queue, count in rows:
+        d = duration_seconds(code)
+        nexts = acc[segment_id][hour - first_hour]
+        s = nexts.get(next_id)
+        if s is None:
+            s = nexts[next_id] = [0.0] * 8
+        s[0] += count
+        s[1] += count * d
+        s[2] += count * d * d
+        s[3] += count * queue
+        s[4] += count * queue * queue
+        if d > 0:
+            s[5] += count
+            s[6] += count / d
+            s[7] += count / d / d
+    result: dict[int, SegmentWeek] = {}
+    for segment_id in sorted(acc):
+        length = lengths.get(segment_id)
+        week = result[segment_id] = SegmentWeek(length=length)
+        hours = acc[segment_id]
+        for how in sorted(hours):
+            _hour(segment_id, how, hours[how], length, first_hour, min_count, max_speed, week)
+    return result
