@@ -1,0 +1,73 @@
+"""The work queue: (kind, key) items in ``work_queue``, claimed in batches under fenced leases.
+
+An item is named by its kind and key (``('histogram', 'AUTO/0/2140/410562')``) and carries a
+JSON payload, a priority, a ``run_after`` time, an optional input fingerprint, an optional set
+(a batch run) and an optional group (for fan-in). Enqueue is an upsert; claims take batches
+with ``FOR UPDATE SKIP LOCKED`` ordered by priority, run_after, id; completions present the
+lease token, so a late completion from a worker whose lease was taken over is refused.
+
+A pipeline stage plugs in by registering a handler::
+
+    from renderer import queue
+
+    @queue.register("histogram", time_limit=300, max_attempts=5)
+    def histogram(job: queue.Job) -> None:
+        rows = build(job.item.payload)
+        job.conn.execute(...)           # output commits together with "done"
+        job.enqueue("speedtile", ...)   # downstream work, same transaction
+
+Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_enqueue``,
+``renderer.queue_claim``, ``renderer.queue_complete``, ``renderer.queue_fail``,
+``renderer.queue_status``, ...), the one implementation both this module and psql use.
+The worker loop and pool live in :mod:`renderer.worker`.
+"""
+
+from renderer.queue._job import Job
+from renderer.queue._registry import (
+    KINDS,
+    PRIORITY_BATCH,
+    PRIORITY_ON_DEMAND,
+    Handler,
+    Item,
+    Kind,
+    NewItem,
+    Shutdown,
+    TimeLimitExceeded,
+    get_kind,
+    register,
+)
+from renderer.queue._status import idle_state, item_history, list_failed, remaining, status
+from renderer.queue._verbs import (
+    add_rule,
+    add_rules,
+    cancel_set,
+    claim,
+    claim_batch,
+    complete,
+    create_set,
+    enqueue,
+    enqueue_many,
+    fail,
+    finish,
+    heartbeat,
+    list_sets,
+    lock,
+    maintain,
+    pause_set,
+    prune,
+    reap,
+    release,
+    resume_set,
+    retry_failed,
+    rollup,
+    sync_kinds,
+)
+
+__all__ = [
+    "KINDS", "PRIORITY_BATCH", "PRIORITY_ON_DEMAND", "Handler", "Item", "Job", "Kind",
+    "NewItem", "Shutdown", "TimeLimitExceeded", "add_rule", "add_rules", "cancel_set", "claim",
+    "claim_batch", "complete", "create_set", "enqueue", "enqueue_many", "fail", "finish",
+    "get_kind", "heartbeat", "idle_state", "item_history", "list_failed", "list_sets", "lock",
+    "maintain", "pause_set", "prune", "reap", "register", "release", "remaining", "resume_set",
+    "retry_failed", "rollup", "status", "sync_kinds",
+]

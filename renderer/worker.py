@@ -1,0 +1,691 @@
+"""The worker loop (one process, one connection) and the pool that supervises N of them.
+
+A worker claims a batch of one kind (asynchronous commit), then opens the processing
+transaction: it locks the batch's rows (so no one can take them over while it works), runs
+each handler (a savepoint per handler that touches the database), and completes the good
+items and fails the bad ones in one statement before the (synchronous) commit. Handlers run
+in the main thread under a SIGALRM timer for their kind's time limit; the pool kills a child
+whose handler ignores the alarm past a grace period. A heartbeat thread with its own
+connection keeps the worker's row alive, extends leases, reaps expired ones and rolls up the
+counters. Workers wake on NOTIFY, or poll every ``poll_seconds`` (NOTIFY off behind PgBouncer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from renderer import config, pipelines
+from renderer import queue as q
+from renderer.db import connect
+from renderer.errors import DatabaseError, QueueError
+
+log = logging.getLogger("renderer.worker")
+
+CHANNEL = "renderer_queue"
+BATCH_TURN_EVERY = 5  # every 5th claim serves batch priority first: on-demand never starves it
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+             "keepalives_count": 3}
+
+
+@dataclass
+class WorkerStats:
+    """What one worker did."""
+
+    owner: str = ""
+    done: int = 0
+    failed: int = 0
+    rejected: int = 0
+    released: int = 0
+    batches: int = 0
+    reconnects: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass
+class PoolStats:
+    """What a pool did."""
+
+    processes: int = 0
+    done: int = 0
+    failed: int = 0
+    restarts: int = 0
+    killed: int = 0
+    elapsed: float = 0.0
+    exit_codes: list[int] = field(default_factory=list)
+
+
+class _WakeUp(Exception):
+    """Interrupts a wait for notifications when the worker is asked to stop."""
+
+
+@dataclass
+class _Shared:
+    """Counters shared between a pool and its children (multiprocessing values)."""
+
+    done: Any
+    failed: Any
+    budget: Any | None
+    deadlines: Any
+    index: int = 0
+
+
+def make_owner(label: str | None = None) -> str:
+    """A lease owner name unique to this process incarnation: host/label/random."""
+    return f"{socket.gethostname()}/{label or os.getpid()}/{secrets.token_hex(3)}"
+
+
+def resolve_kinds(names: list[str] | None) -> list[q.Kind]:
+    """Import the pipelines and plugins, then the kinds to work (all registered by default)."""
+    pipelines.load_all()
+    if names:
+        return [q.get_kind(n) for n in names]
+    if not q.KINDS:
+        raise QueueError("no work-queue kinds are registered",
+                         "install a pipeline, or list plugin modules in RENDERER_PLUGINS")
+    return [q.KINDS[n] for n in sorted(q.KINDS)]
+
+
+def _is_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _Heartbeat(threading.Thread):
+    """Own connection: heartbeat, lease extension, reaping and counter roll-up."""
+
+    def __init__(self, url: str, owner: str, lease: float, info: Callable[[], dict[str, Any]]):
+        super().__init__(name="renderer-heartbeat", daemon=True)
+        self.url, self.owner, self.lease, self.info = url, owner, lease, info
+        self.interval = max(0.2, min(10.0, lease / 4))
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = connect(self.url, autocommit=True, **KEEPALIVE)
+                q.heartbeat(conn, self.owner, self.lease, self.info())
+                q.maintain(conn)
+            except (psycopg.Error, DatabaseError) as exc:
+                log.debug("heartbeat of %s failed: %s", self.owner, exc)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            if self._stop_event.wait(self.interval):
+                break
+        if conn is not None:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
+class Worker:
+    """One worker loop; :func:`run_worker` is the usual way in."""
+
+    def __init__(self, url: str, kinds: list[q.Kind], *, until_empty: bool = False,
+                 max_items: int | None = None, owner: str | None = None,
+                 lease_seconds: float = 60, poll_seconds: float = 2.0, notify: bool = True,
+                 reconnect_seconds: float = 300, shared: _Shared | None = None) -> None:
+        self.url = url
+        self.kinds = kinds
+        self.names = [k.name for k in kinds]
+        self.until_empty = until_empty
+        self.max_items = max_items
+        self.owner = owner or make_owner()
+        self.lease_default = float(lease_seconds)
+        self.poll_seconds = float(poll_seconds)
+        self.notify = notify
+        self.reconnect_seconds = reconnect_seconds
+        self.shared = shared
+        self.stats = WorkerStats(owner=self.owner)
+        self.stopping = False
+        self.aborting = False
+        self.conn: psycopg.Connection[Any] | None = None
+        self._claims = 0
+        self._in_handler = False
+        self._waiting = False
+        self._current: tuple[q.Kind, q.Item] | None = None
+        self._main = _is_main_thread()
+
+    # -- signals -------------------------------------------------------------------------
+
+    def request_stop(self, signum: int | None = None, frame: Any = None) -> None:
+        """First call: finish the current batch, then exit. Second: give the items back now."""
+        if self.stopping:
+            self.aborting = True
+            if self._in_handler:
+                self._in_handler = False
+                raise q.Shutdown("asked twice to stop: giving the current items back")
+        self.stopping = True
+        if self._waiting:
+            self._waiting = False
+            raise _WakeUp()
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self._in_handler and self._current is not None:
+            self._in_handler = False
+            kind, item = self._current
+            raise q.TimeLimitExceeded(
+                f"{kind.name} {item.key} ran past its time limit of {kind.time_limit:g}s")
+
+    def _install_signals(self) -> list[tuple[int, Any]]:
+        if not self._main:
+            return []
+        previous = [(s, signal.getsignal(s)) for s in (signal.SIGTERM, signal.SIGINT,
+                                                        signal.SIGALRM)]
+        signal.signal(signal.SIGTERM, self.request_stop)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        return previous
+
+    # -- connection ----------------------------------------------------------------------
+
+    def _connect(self, first: bool) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        delay, started = 0.1, time.monotonic()
+        while True:
+            try:
+                conn = connect(self.url, autocommit=True, **KEEPALIVE)
+                if self.notify:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                if first:
+                    q.sync_kinds(conn, self.names)
+                else:
+                    # Our items from before the connection broke: their transaction is gone.
+                    self.stats.released += q.release(conn, self.owner)
+                self.conn = conn
+                return
+            except (DatabaseError, psycopg.OperationalError) as exc:
+                if self.stopping or time.monotonic() - started > self.reconnect_seconds:
+                    raise DatabaseError(f"lost the database and could not reconnect: {exc}",
+                                        "check that PostgreSQL is running") from exc
+                log.info("database unavailable (%s), retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _reconnect(self, exc: BaseException) -> None:
+        log.warning("worker %s lost its connection (%s); reconnecting", self.owner,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        self.stats.reconnects += 1
+        self._connect(first=False)
+
+    # -- budget (max_items, per worker or shared by a pool) ------------------------------
+
+    def _take(self, want: int) -> int:
+        if self.shared is not None and self.shared.budget is not None:
+            with self.shared.budget.get_lock():
+                take = min(want, self.shared.budget.value)
+                self.shared.budget.value -= take
+            return take
+        if self.max_items is not None:
+            return max(0, min(want, self.max_items - self.stats.done - self.stats.failed))
+        return want
+
+    def _give_back(self, n: int) -> None:
+        if n and self.shared is not None and self.shared.budget is not None:
+            with self.shared.budget.get_lock():
+                self.shared.budget.value += n
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        current = self._current
+        return {"host": socket.gethostname(), "pid": os.getpid(), "kinds": self.names,
+                "done": self.stats.done, "failed": self.stats.failed,
+                "current": f"{current[0].name}/{current[1].key}" if current else None}
+
+    def run(self) -> WorkerStats:
+        started = time.monotonic()
+        previous = self._install_signals()
+        heartbeat = _Heartbeat(self.url, self.owner,
+                               max(k.lease(self.lease_default) for k in self.kinds), self.info)
+        try:
+            self._connect(first=True)
+            heartbeat.start()
+            while not self.stopping:
+                if not self._step():
+                    break
+        finally:
+            heartbeat.stop()
+            self._close()
+            for sig, handler in previous:
+                signal.signal(sig, handler)
+            self.stats.elapsed = time.monotonic() - started
+        return self.stats
+
+    def _close(self) -> None:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = connect(self.url, autocommit=True)
+            self.stats.released += q.release(self.conn, self.owner)
+            self.conn.execute("DELETE FROM queue_workers WHERE owner = %s", [self.owner])
+        except (DatabaseError, psycopg.Error) as exc:
+            log.debug("could not sign off worker %s: %s", self.owner, exc)
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+
+    def _step(self) -> bool:
+        """Claim and run one batch, or wait; False when the worker should exit."""
+        want = max(k.batch_size for k in self.kinds)
+        take = self._take(want)
+        if take <= 0:
+            return False
+        assert self.conn is not None
+        try:
+            self._claims += 1
+            items = q.claim_batch(
+                self.conn, self.names, owner=self.owner,
+                limits=[min(k.batch_size, take) for k in self.kinds],
+                leases=[k.lease(self.lease_default) for k in self.kinds],
+                batch_turn=self._claims % BATCH_TURN_EVERY == 0)
+        except psycopg.OperationalError as exc:
+            self._give_back(take)
+            self._reconnect(exc)
+            return True
+        self._give_back(take - len(items))
+        if items:
+            self._process(items)
+            return True
+        return self._idle()
+
+    def _idle(self) -> bool:
+        assert self.conn is not None
+        try:
+            row = q.idle_state(self.conn, self.names)
+        except psycopg.OperationalError as exc:
+            self._reconnect(exc)
+            return True
+        if row["claimable"]:
+            time.sleep(0.002)  # rows locked by a concurrent claim: they are taken, try again
+            return True
+        if self.until_empty and not row["busy"]:
+            return False
+        self._wait(min(self.poll_seconds, 0.25) if self.until_empty else self.poll_seconds)
+        return True
+
+    def _wait(self, seconds: float) -> None:
+        assert self.conn is not None
+        try:
+            self._waiting = True
+            if self.stopping:
+                return
+            if self.notify:
+                for _ in self.conn.notifies(timeout=seconds, stop_after=1):
+                    pass
+            else:
+                time.sleep(seconds)
+        except _WakeUp:
+            pass
+        except psycopg.OperationalError as exc:
+            self._waiting = False
+            self._reconnect(exc)
+        finally:
+            self._waiting = False
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def _process(self, items: list[q.Item]) -> None:
+        assert self.conn is not None
+        kind = q.KINDS[items[0].kind]
+        token = items[0].token
+        conn = self.conn
+        ok: list[int] = []
+        failed: list[tuple[int, BaseException | str, str | None, str]] = []
+        rules: list[Any] = []
+        run: list[q.Item] = []
+        try:
+            with conn.transaction():
+                locked = q.lock(conn, items, idle_seconds=kind.time_limit * len(items) + 60)
+                run = [i for i in items if i.id in locked]
+                if len(run) < len(items):
+                    log.warning("%d item(s) of %s were taken over before they started",
+                                len(items) - len(run), kind.name)
+                    self.stats.rejected += len(items) - len(run)
+                for item in run:
+                    error, job = self._run_one(conn, kind, item)
+                    if error is None:
+                        ok.append(item.id)
+                        rules.extend(job.rules)
+                    else:
+                        failed.append((item.id, *error))
+                if rules:
+                    q.add_rules(conn, rules)
+                rejected = q.finish(conn, token, ok, failed)
+        except q.Shutdown:
+            self._give_back_items(items)
+            return
+        except psycopg.OperationalError as exc:
+            if conn.closed or conn.broken:
+                self._reconnect(exc)
+                return
+            self._fail_all(run or items, exc)
+            return
+        except psycopg.Error as exc:
+            self._fail_all(run or items, exc)
+            return
+        finally:
+            self._current = None
+        self.stats.batches += 1
+        self.stats.rejected += len(rejected)
+        done = len([i for i in ok if i not in rejected])
+        self.stats.done += done
+        self.stats.failed += len(failed)
+        if self.shared is not None:
+            with self.shared.done.get_lock():
+                self.shared.done.value += done
+            if failed:
+                with self.shared.failed.get_lock():
+                    self.shared.failed.value += len(failed)
+
+    def _run_one(self, conn: psycopg.Connection[Any], kind: q.Kind,
+                 item: q.Item) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
+        job = q.Job(item, conn, time.monotonic() + kind.time_limit)
+        self._current = (kind, item)
+        self._publish_deadline(time.time() + kind.time_limit + max(2.0, 0.1 * kind.time_limit))
+        try:
+            if self._main:
+                signal.setitimer(signal.ITIMER_REAL, kind.time_limit)
+            self._in_handler = True
+            kind.handler(job)
+            self._in_handler = False
+            self._disarm()
+            job._end(None)
+            return None, job
+        except q.Shutdown as exc:
+            self._disarm()
+            self._end_quietly(job, exc)
+            raise
+        except BaseException as exc:
+            self._in_handler = False
+            self._disarm()
+            tb = traceback.format_exc()
+            if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken):
+                raise
+            job._end(exc)
+            outcome = "timeout" if isinstance(exc, q.TimeLimitExceeded) else "failed"
+            log.warning("%s %s failed (attempt %d): %s: %s", kind.name, item.key, item.attempt,
+                        type(exc).__name__, exc)
+            return (exc, tb, outcome), job
+        finally:
+            self._in_handler = False
+            self._publish_deadline(0.0)
+
+    def _disarm(self) -> None:
+        if self._main:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    @staticmethod
+    def _end_quietly(job: q.Job, exc: BaseException) -> None:
+        with contextlib.suppress(psycopg.Error):
+            job._end(exc)
+
+    def _publish_deadline(self, at: float) -> None:
+        if self.shared is not None:
+            self.shared.deadlines[self.shared.index] = at
+
+    def _give_back_items(self, items: list[q.Item]) -> None:
+        """After an abort: the transaction rolled back; the items go back, attempt unspent."""
+        try:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                self._connect(first=False)
+            else:
+                self.stats.released += q.release(self.conn, self.owner, [i.id for i in items])
+        except (DatabaseError, psycopg.Error) as exc:
+            log.warning("could not release %d item(s): %s (their leases will expire)",
+                        len(items), exc)
+        self.stopping = True
+
+    def _fail_all(self, items: list[q.Item], exc: BaseException) -> None:
+        """The batch's transaction failed as a whole (e.g. a deadlock or a constraint checked
+        at commit): every item counts a failed attempt with that error."""
+        log.warning("batch of %d %s item(s) failed: %s", len(items), items[0].kind, exc)
+        tb = "".join(traceback.format_exception(exc))
+        try:
+            assert self.conn is not None
+            with self.conn.transaction():
+                q.finish(self.conn, items[0].token, [],
+                         [(i.id, exc, tb, "failed") for i in items])
+            self.stats.failed += len(items)
+        except psycopg.OperationalError as again:
+            self._reconnect(again)
+
+
+def run_worker(url: str, *, kinds: list[str] | None = None, until_empty: bool = False,
+               max_items: int | None = None, owner: str | None = None,
+               settings: config.Settings | None = None, lease_seconds: float | None = None,
+               poll_seconds: float | None = None, notify: bool | None = None,
+               _shared: _Shared | None = None) -> WorkerStats:
+    """Run one worker loop in this process until stopped (SIGTERM/SIGINT), until nothing of
+    its kinds is pending or running (``until_empty``), or after ``max_items``.
+
+    Example
+    -------
+    >>> run_worker(url, kinds=["histogram"], until_empty=True).done
+    1200
+    """
+    settings = settings or config.load()
+    worker = Worker(
+        url, resolve_kinds(kinds), until_empty=until_empty, max_items=max_items, owner=owner,
+        lease_seconds=lease_seconds or settings.lease_seconds,
+        poll_seconds=poll_seconds if poll_seconds is not None else settings.poll_seconds,
+        notify=settings.notify if notify is None else notify, shared=_shared)
+    return worker.run()
+
+
+def _child_main(url: str, owner: str, options: dict[str, Any], shared: _Shared) -> None:
+    # Ctrl-C reaches the whole process group; the supervisor turns it into SIGTERM for us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        run_worker(url, owner=owner, _shared=shared, **options)
+    except Exception as exc:
+        log.error("worker %s stopped: %s", owner, exc)
+        raise SystemExit(3) from exc
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: Any = None
+    owner: str = ""
+    finished: bool = False
+    killed_for_time: bool = False
+    restarts: list[float] = field(default_factory=list)
+
+
+class Pool:
+    """A supervisor of N worker processes; :func:`run_pool` is the usual way in."""
+
+    def __init__(self, url: str, *, processes: int, kinds: list[str] | None,
+                 until_empty: bool, max_items: int | None,
+                 progress: Callable[[int, int | None], None] | None,
+                 settings: config.Settings, lease_seconds: float | None,
+                 poll_seconds: float | None, notify: bool | None) -> None:
+        self.url = url
+        self.kind_objects = resolve_kinds(kinds)
+        self.names = [k.name for k in self.kind_objects]
+        self.processes = max(1, processes)
+        self.until_empty = until_empty
+        self.progress = progress
+        self.lease = lease_seconds or settings.lease_seconds
+        self.options = {"kinds": self.names, "until_empty": until_empty,
+                        "lease_seconds": lease_seconds, "poll_seconds": poll_seconds,
+                        "notify": notify}
+        self.ctx = multiprocessing.get_context("spawn")
+        self.shared = _Shared(done=self.ctx.Value("q", 0), failed=self.ctx.Value("q", 0),
+                              budget=self.ctx.Value("q", max_items) if max_items else None,
+                              deadlines=self.ctx.Array("d", self.processes))
+        self.slots = [_Slot(i) for i in range(self.processes)]
+        self.stats = PoolStats(processes=self.processes)
+        self.signals = 0
+        self._conn: psycopg.Connection[Any] | None = None
+        self._orphans: list[tuple[str, bool, float]] = []
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signals += 1
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.process.terminate() if self.signals < 3 else slot.process.kill()
+
+    def _start(self, slot: _Slot) -> None:
+        slot.owner = make_owner(f"pool{os.getpid()}-{slot.index}")
+        shared = _Shared(self.shared.done, self.shared.failed, self.shared.budget,
+                         self.shared.deadlines, slot.index)
+        self.shared.deadlines[slot.index] = 0.0
+        slot.process = self.ctx.Process(target=_child_main, name=f"renderer-worker-{slot.index}",
+                                        args=(self.url, slot.owner, self.options, shared))
+        slot.process.start()
+
+    def _db(self) -> psycopg.Connection[Any] | None:
+        try:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = connect(self.url, autocommit=True)
+            return self._conn
+        except DatabaseError:
+            self._conn = None
+            return None
+
+    def _reclaim_orphans(self) -> None:
+        """Give back the running items of dead children (retried until their server session
+        has ended and released the rows, or their leases expired and the reaper has them)."""
+        conn = self._db() if self._orphans else None
+        if conn is None:
+            return
+        kept = []
+        for owner, timeout, until in self._orphans:
+            try:
+                q.release(conn, owner, count=True,
+                          error_type="TimeLimitExceeded" if timeout else "WorkerCrashed",
+                          message=("killed past its time limit" if timeout
+                                   else "its worker process died"),
+                          outcome="timeout" if timeout else "crashed")
+                left = conn.execute("SELECT count(*) AS n FROM work_queue WHERE state = 'running'"
+                                    " AND lease_owner = %s", [owner]).fetchone()
+                if left and left["n"] and time.time() < until:
+                    kept.append((owner, timeout, until))
+            except psycopg.Error:
+                self._conn = None
+                kept.append((owner, timeout, until))
+        self._orphans = kept
+
+    def _check(self, slot: _Slot) -> None:
+        process = slot.process
+        if process is None or slot.finished:
+            return
+        deadline = self.shared.deadlines[slot.index]
+        if process.is_alive():
+            if deadline and time.time() > deadline:
+                log.warning("worker %s is past its item's time limit: killing it", slot.owner)
+                slot.killed_for_time = True
+                self.stats.killed += 1
+                process.kill()
+            return
+        process.join()
+        code = process.exitcode
+        self.stats.exit_codes.append(code)
+        if code == 0 and not slot.killed_for_time:
+            slot.finished = True
+            return
+        self._orphans.append((slot.owner, slot.killed_for_time, time.time() + self.lease + 5))
+        if not slot.killed_for_time:
+            log.warning("worker %s exited with status %s", slot.owner, code)
+        slot.killed_for_time = False
+        if self.signals:
+            slot.finished = True
+            return
+        now = time.monotonic()
+        slot.restarts = [t for t in slot.restarts if now - t < 30] + [now]
+        if len(slot.restarts) > 5:
+            time.sleep(1.0)  # a crash loop: do not spin
+        self.stats.restarts += 1
+        self._start(slot)
+
+    def run(self) -> PoolStats:
+        started = time.monotonic()
+        previous = []
+        if _is_main_thread():
+            previous = [(s, signal.getsignal(s)) for s in (signal.SIGTERM, signal.SIGINT)]
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        last_progress = 0.0
+        try:
+            for slot in self.slots:
+                self._start(slot)
+            while not all(s.finished for s in self.slots):
+                for slot in self.slots:
+                    self._check(slot)
+                self._reclaim_orphans()
+                if self.progress is not None and time.monotonic() - last_progress > 0.5:
+                    last_progress = time.monotonic()
+                    self._report()
+                time.sleep(0.05)
+            self._reclaim_orphans()
+            if self.progress is not None:
+                self._report()
+        finally:
+            for slot in self.slots:
+                if slot.process is not None and slot.process.is_alive():
+                    slot.process.kill()
+                    slot.process.join()
+            for sig, handler in previous:
+                signal.signal(sig, handler)
+            if self._conn is not None:
+                self._conn.close()
+        self.stats.done = self.shared.done.value
+        self.stats.failed = self.shared.failed.value
+        self.stats.elapsed = time.monotonic() - started
+        return self.stats
+
+    def _report(self) -> None:
+        assert self.progress is not None
+        remaining = None
+        conn = self._db()
+        if conn is not None:
+            try:
+                remaining = q.remaining(conn, self.names)
+            except psycopg.Error:
+                self._conn = None
+        self.progress(self.shared.done.value, remaining)
+
+
+def run_pool(url: str, *, processes: int, kinds: list[str] | None = None,
+             until_empty: bool = False, max_items: int | None = None,
+             progress: Callable[[int, int | None], None] | None = None,
+             settings: config.Settings | None = None, lease_seconds: float | None = None,
+             poll_seconds: float | None = None, notify: bool | None = None) -> PoolStats:
+    """Supervise ``processes`` worker processes (spawned; each imports the pipelines and
+    ``RENDERER_PLUGINS`` itself) until they are done (``until_empty``, ``max_items`` in
+    total) or the pool gets SIGTERM/SIGINT (children finish their batch; a second signal
+    makes them give their items back). A crashed child is replaced and its items released;
+    a child stuck past its item's time limit is killed and the item counts a failure.
+    ``progress(done, remaining)`` is called twice a second.
+
+    Example
+    -------
+    >>> run_pool(url, processes=4, until_empty=True).done
+    20000
+    """
+    settings = settings or config.load()
+    return Pool(url, processes=processes, kinds=kinds, until_empty=until_empty,
+                max_items=max_items, progress=progress, settings=settings,
+                lease_seconds=lease_seconds, poll_seconds=poll_seconds, notify=notify).run()
