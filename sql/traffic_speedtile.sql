@@ -227,3 +227,52 @@ SELECT DISTINCT mode, (segment_id & 33554431)::integer AS tile_id
   FROM traffic_histograms
  WHERE hour >= %(first_hour)s AND hour < %(first_hour)s + 168
  ORDER BY 1, 2;
+
+-- name: run_summary
+-- What a `renderer traffic run` did since %(since)s (renderer/traffic/run.py): files and
+-- observations consumed, rows rejected, speed and reference tiles built, files exported.
+WITH files AS (
+    SELECT count(*) FILTER (WHERE status = 'consumed') AS consumed,
+           count(*) FILTER (WHERE status = 'rejected') AS rejected_files,
+           coalesce(sum(observations), 0)::bigint AS observations,
+           coalesce(sum(rows_rejected), 0)::bigint AS rejected_rows
+      FROM traffic_files WHERE consumed_at >= %(since)s
+), speed AS (
+    SELECT count(*) AS speed_tiles,
+           count(DISTINCT (mode, level, tile_index)) AS tiles,
+           coalesce(array_agg(DISTINCT week ORDER BY week), '{}') AS weeks,
+           coalesce(sum(segments), 0)::bigint AS segment_weeks,
+           coalesce(sum(2 * ceil(total_segments / 10000.0)), 0)::bigint AS speed_files
+      FROM traffic_speed_tiles WHERE built_at >= %(since)s
+), segs AS (
+    SELECT count(DISTINCT segment_id) AS segments
+      FROM traffic_speeds s
+      JOIN traffic_speed_tiles t
+        ON t.mode = s.mode AND t.first_hour = s.first_hour
+       AND t.level = (s.tile_id & 7) AND t.tile_index = (s.tile_id >> 3)
+     WHERE t.built_at >= %(since)s
+), ref AS (
+    SELECT count(*) AS reference_tiles
+      FROM traffic_reference_tiles WHERE built_at >= %(since)s
+), cov AS (
+    SELECT count(*) AS coverage_files, max(features) AS coverage_features
+      FROM traffic_coverage_state WHERE refreshed_at >= %(since)s
+), busiest AS (
+    SELECT s.segment_id, s.mode, s.first_hour
+      FROM traffic_speeds s
+      JOIN traffic_speed_tiles t
+        ON t.mode = s.mode AND t.first_hour = s.first_hour
+       AND t.level = (s.tile_id & 7) AND t.tile_index = (s.tile_id >> 3)
+     WHERE t.built_at >= %(since)s
+     ORDER BY cardinality(s.hours) DESC, s.segment_id
+     LIMIT 1
+)
+SELECT files.*, speed.*, segs.*, ref.*, cov.*,
+       busiest.segment_id AS example_segment, busiest.mode AS example_mode,
+       busiest.first_hour AS example_first_hour
+  FROM files, speed, segs, ref, cov
+  LEFT JOIN busiest ON true;
+
+-- name: now
+-- The database's clock (the summary compares it with built_at and consumed_at).
+SELECT now() AS now;

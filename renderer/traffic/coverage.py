@@ -9,8 +9,9 @@ reference data in any mode, with OpenTraffic's properties (``tileid``, ``level``
 that reference tile builds keep up to date, so a refresh costs one small query however many
 tiles exist; OpenTraffic instead crawled and HEADed every reference object in S3
 (datastore#40). The refresh is incremental in what it touches: it runs only after reference
-tiles changed (the ``coverage`` item, key ``coverage``, fanned in from every ``reftile``),
-and it rewrites ``coverage.geojson`` only when its bytes differ from what the store holds.
+tiles changed (the ``coverage`` item, key ``coverage``, asked for by every ``reftile``, many
+requests merging into one pending item), and it rewrites ``coverage.geojson`` only when its
+bytes differ from what the store holds.
 
 Example
 -------
@@ -79,13 +80,13 @@ def refresh(conn: psycopg.Connection[Any], store: Store, *, force: bool = False)
 
 
 def after_reference(job: Job) -> None:
-    """Ask for a coverage refresh once no reference tile is pending or running."""
-    from renderer.traffic.reftile import GROUP
+    """Ask for a coverage refresh after a reference tile changed.
 
-    if job.item.group == GROUP:
-        job.when_group_done(KIND, KEY)
-    else:
-        job.enqueue(KIND, KEY)
+    A plain enqueue, not a group rule: while a refresh is pending every further request
+    merges into it (the queue's upsert), and one running is re-run once after. A rule over
+    all reference tiles would let a single failed tile hold back the coverage of the world.
+    """
+    job.enqueue(KIND, KEY)
 
 
 @register(KIND, time_limit=600, max_attempts=5)

@@ -6,8 +6,8 @@ the tile and its descendants down to ``traffic_max_level`` from the speeds of th
 them: per segment the 20/40/60/80th percentiles of every non-zero hourly speed (lower
 nearest rank, as OpenTraffic), per hour of week the mean, and per tile the range (earliest
 start, latest end of the weeks used). Bulk SQL in ``sql/traffic_reftile.sql``; the ``.ref``
-files go to the store (:mod:`renderer.traffic.export`); then the coverage GeoJSON is
-refreshed once no reference tile is pending (:mod:`renderer.traffic.coverage`).
+files go to the store (:mod:`renderer.traffic.export`); then a coverage refresh is asked
+for (:mod:`renderer.traffic.coverage`).
 
 A finished speed tile asks for its reference tile only when its week is inside the
 tile's window (:func:`after_speed_week`), so late data for an old week re-triggers exactly
@@ -34,14 +34,12 @@ from renderer.queue import Job, register
 from renderer.tiles import Tile
 from renderer.traffic.speedtile import WeekBuild, family
 
-__all__ = ["GROUP", "KIND", "RefBuild", "RefTile", "TileRef", "after_speed_week", "build",
+__all__ = ["KIND", "RefBuild", "RefTile", "TileRef", "after_speed_week", "build",
            "in_window"]
 
 log = logging.getLogger(__name__)
 
 KIND = "reftile"
-GROUP = "reftiles"
-"""The queue group of every reference tile item: the coverage refresh waits for it."""
 
 
 @dataclass(frozen=True)
@@ -165,11 +163,14 @@ def after_speed_week(job: Job, week: WeekBuild) -> bool:
         return False
     payload = {"mode": spec.mode, "level": spec.tile.level, "tile": spec.tile.index}
     if job.item.group == week.spec.group:
-        # every week of this tile in one group: the reference tile is built once, after the
-        # last of them (a backfill of 52 weeks builds it once, not 52 times)
+        # A scheduled rebuild puts every week of the tile in one group: the reference tile
+        # is built once, after the last of them (52 weeks of backfill build it once).
         job.when_group_done(KIND, spec.key, payload)
     else:
-        job.enqueue(KIND, spec.key, payload, group=GROUP)
+        # Speed tiles fired by the histogram fan-in carry no group (the queue's rules
+        # enqueue without one): the enqueue upsert still merges requests while the
+        # reference tile is pending, and re-runs it once if it is running.
+        job.enqueue(KIND, spec.key, payload)
     return True
 
 
