@@ -151,7 +151,7 @@ def _check_kind(kind: str) -> None:
     from renderer import pipelines, queue
 
     pipelines.load_all()
-    known = queue.registered_kinds()
+    known = set(queue.KINDS)
     if kind not in known:
         raise InputError(f"unknown queue kind {kind!r}", "known: " + ", ".join(sorted(known)))
 

@@ -45,15 +45,13 @@ def _week(value: Any) -> str | None:
 def _bbox(value: Any) -> tuple[float, float, float, float] | None:
     if value is None:
         return None
-    ok = (isinstance(value, list | tuple) and len(value) == 4
-          and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
-    if ok:
-        west, south, east, north = (float(v) for v in value)
-        ok = -180 <= west < east <= 180 and -90 <= south < north <= 90
-    if not ok:
+    numbers = (isinstance(value, list | tuple) and len(value) == 4
+               and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+    box = tuple(float(v) for v in value) if numbers else ()
+    if not (box and -180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
         raise InputError(f"invalid bbox {value!r}",
                          "give [minlon, minlat, maxlon, maxlat] in degrees, min < max")
-    return west, south, east, north
+    return box[0], box[1], box[2], box[3]
 
 
 def _level(value: Any) -> int | None:
@@ -109,7 +107,9 @@ def available() -> list[str]:
         if run.needs is not None:
             try:
                 importlib.import_module(run.needs)
-            except ModuleNotFoundError:
+            except ModuleNotFoundError as exc:
+                if exc.name != run.needs:  # installed, but one of its imports is missing
+                    raise
                 continue
         names.append(f"{pipeline}/{stage}")
     return names

@@ -1,0 +1,95 @@
+"""``/metrics`` (Prometheus text), ``/healthz`` (process up), ``/readyz`` (database reachable,
+migrations current).
+
+A scrape reads the queue's counters through :func:`renderer.queue.status` (no COUNT(*) over
+``work_queue``) and the few running rows for claim latency: what an autoscaler needs (items
+by kind and state, oldest pending age, throughput, ETA, claim latency, workers alive).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from renderer import queue, schema
+from renderer.db import query
+from renderer.errors import RendererError
+from renderer.web.app import state
+from renderer.web.prom import CONTENT_TYPE, Family, render
+
+router = APIRouter()
+
+STATES = ("pending", "held", "running", "done", "failed", "cancelled")
+
+
+def families(status: dict[str, Any], latency: list[dict[str, Any]],
+             scrape_seconds: float) -> list[Family]:
+    kinds = sorted(status["kinds"].items())
+    return [
+        Family("renderer_queue_items", "gauge", "Work items by kind and state.",
+               [({"kind": k, "state": s}, int(c.get(s, 0))) for k, c in kinds for s in STATES]),
+        Family("renderer_queue_oldest_pending_seconds", "gauge",
+               "Age of the oldest claimable item of each kind (0 when none is pending).",
+               [({"kind": k}, c.get("oldest_pending_s") or 0.0) for k, c in kinds]),
+        Family("renderer_queue_throughput_per_second", "gauge",
+               "Items done per second over the last 5 minutes, by kind.",
+               [({"kind": k}, c.get("throughput_per_s") or 0.0) for k, c in kinds]),
+        Family("renderer_queue_eta_seconds", "gauge",
+               "Estimated seconds until pending and running items of a kind are done "
+               "(NaN when nothing completes).",
+               [({"kind": k}, c.get("eta_s")) for k, c in kinds]),
+        Family("renderer_queue_claim_latency_seconds", "gauge",
+               "How long the items running now waited between becoming claimable and their "
+               "claim: mean and max, by kind.",
+               [({"kind": r["kind"], "stat": stat}, r[f"{stat}_s"])
+                for r in latency for stat in ("avg", "max")]),
+        Family("renderer_workers_alive", "gauge", "Workers that heartbeated in the last minute.",
+               [({}, int(status["workers_alive"]))]),
+        Family("renderer_queue_pending_total", "gauge", "Pending items of every kind.",
+               [({}, int(status["total"].get("pending", 0)))]),
+        Family("renderer_scrape_duration_seconds", "gauge", "Time this scrape took.",
+               [({}, round(scrape_seconds, 6))]),
+    ]
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    started = time.perf_counter()
+    with state(request).connection() as conn:
+        status = queue.status(conn)
+        latency = conn.execute(query("web.claim_latency")).fetchall()
+    text = render(families(status, latency, time.perf_counter() - started))
+    return Response(text, media_type=CONTENT_TYPE)
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    web = state(request)
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        current = schema.current(web.url)
+        head = schema.head()
+        checks["database"] = "reachable"
+        checks["migrations"] = {"current": current, "head": head}
+        if current != head:
+            ready = False
+            checks["migrations"]["fix"] = "run `renderer db migrate`"
+    except RendererError as exc:
+        ready = False
+        checks["database"] = " ".join(str(exc).split())
+    if not ready:
+        problem = (checks["database"] if checks["database"] != "reachable"
+                   else f"database schema at {checks['migrations']['current']}, code expects "
+                        f"{checks['migrations']['head']} (run `renderer db migrate`)")
+        return JSONResponse({"error": {"status": 503, "message": f"not ready: {problem}"},
+                             "checks": checks}, status_code=503)
+    return JSONResponse({"status": "ready", "checks": checks})

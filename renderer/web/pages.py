@@ -1,0 +1,221 @@
+"""Status pages, each with a JSON twin under ``/api``: home, sets, a set, an item, coverage.
+
+The data comes from the queue's own read functions (:func:`renderer.queue.status`,
+``list_sets``, ``list_failed``, ``item_history``), which read counters, never COUNT(*);
+``sql/web.sql`` holds the little the queue does not expose (hourly throughput, a set's
+durations). Pages are rendered with autoescaping: keys and error texts are user data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from renderer import queue
+from renderer.db import query
+from renderer.errors import ObjectNotFound
+from renderer.storage import open_store
+from renderer.web.app import WebError, WebState, state
+from renderer.web.coverage import CoverageView, coverage_view
+
+router = APIRouter()
+HOURS = 12  # the queue keeps a day of per-minute rates; half a day reads well as bars
+COVERAGE_KEY = "coverage.geojson"
+SET_DURATIONS_TIMEOUT = "2s"  # a set's durations read its rows; a page must not hang on it
+STATES = ("pending", "held", "running", "done", "failed", "cancelled")
+
+
+def _zero() -> dict[str, Any]:
+    return {**dict.fromkeys(STATES, 0), "throughput_per_s": 0.0, "eta_s": None,
+            "oldest_pending_s": None}
+
+
+def _set_row(info: dict[str, Any], counts: dict[str, Any] | None) -> dict[str, Any]:
+    c = {**_zero(), **(counts or {})}
+    total = sum(int(c[s]) for s in STATES)
+    return {"id": info["id"], "name": (info.get("info") or {}).get("name") or info["id"],
+            "state": info.get("state"), "info": info.get("info") or {},
+            "created_at": info.get("created_at"), "changed_at": info.get("changed_at"),
+            "total": total, **{s: int(c[s]) for s in STATES},
+            "throughput_per_s": c["throughput_per_s"], "eta_s": c["eta_s"],
+            "oldest_pending_s": c["oldest_pending_s"]}
+
+
+def home_data(conn: psycopg.Connection[Any], *, hours: int = HOURS) -> dict[str, Any]:
+    st = queue.status(conn)
+    kinds = [{"kind": name, **counts} for name, counts in sorted(st["kinds"].items())]
+    throughput = conn.execute(query("web.throughput_hours"), {"hours": hours}).fetchall()
+    sets = [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn)[:10]]
+    return {"at": st["at"], "total": {**_zero(), **st["total"]}, "kinds": kinds,
+            "hours": hours, "throughput": throughput, "workers": st["workers"],
+            "workers_alive": st["workers_alive"], "sets": sets}
+
+
+def sets_data(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    st = queue.status(conn)
+    return {"sets": [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn)]}
+
+
+def set_data(conn: psycopg.Connection[Any], set_id: str) -> dict[str, Any]:
+    found = [s for s in queue.list_sets(conn) if s["id"] == set_id]
+    if not found:
+        raise WebError(404, f"no set {set_id!r}")
+    st = queue.status(conn)
+    row = _set_row(found[0], st["sets"].get(set_id))
+    measured = _set_durations(conn, set_id)
+    durations = measured or []
+    by_kind = {d["kind"]: d for d in durations}
+    failures = queue.list_failed(conn, set_id=set_id, limit=500)
+    kinds = sorted({*by_kind, *(f["kind"] for f in failures)})
+    row["first_started"] = min((d["first_started"] for d in durations), default=None)
+    row["last_finished"] = max((d["last_finished"] for d in durations), default=None)
+    end = (row["last_finished"] if row["pending"] + row["running"] + row["held"] == 0
+           else datetime.now(UTC))
+    start = row["first_started"]
+    row["elapsed_seconds"] = (end - start).total_seconds() if start and end else None
+    failed_by_kind: dict[str, int] = {}
+    for f in failures:
+        failed_by_kind[f["kind"]] = failed_by_kind.get(f["kind"], 0) + 1
+    return {"set": row, "durations_available": measured is not None,
+            "kinds": [{"kind": k, "done": by_kind.get(k, {}).get("done", 0),
+                       "failed": failed_by_kind.get(k, 0),
+                       **{f: by_kind.get(k, {}).get(f) for f in
+                          ("mean_seconds", "p50_seconds", "p95_seconds", "max_seconds")}}
+                      for k in kinds],
+            "failures": [{**f, "error": f.get("last_error")} for f in failures]}
+
+
+def _set_durations(conn: psycopg.Connection[Any], set_id: str) -> list[dict[str, Any]] | None:
+    """Per-kind durations of the set's done items; None when they took too long to read."""
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = '{SET_DURATIONS_TIMEOUT}'")
+            return conn.execute(query("web.set_durations"), {"set_id": set_id}).fetchall()
+    except psycopg.errors.QueryCanceled:
+        return None
+
+
+def item_data(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str, Any]:
+    item = queue.item_history(conn, kind, key)
+    if item is None:
+        raise WebError(404, f"no item {kind} {key}")
+    attempts = item.pop("attempts", [])
+    return {"kind": kind, "key": key, "item": item, "attempts": attempts}
+
+
+class _CoverageCache:
+    """The parsed coverage, kept until the object's etag changes."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.etag: str | None = None
+        self.data: tuple[dict[str, Any], CoverageView] | None = None
+
+
+_coverage_cache = _CoverageCache()
+
+
+def coverage_data(web: WebState) -> tuple[dict[str, Any] | None, CoverageView | None]:
+    store = open_store(web.settings.store_url)
+    info = store.head(COVERAGE_KEY)
+    if info is None:
+        return None, None
+    with _coverage_cache.lock:
+        if _coverage_cache.etag == info.etag and _coverage_cache.data is not None:
+            return _coverage_cache.data
+    try:
+        document = json.loads(store.get(COVERAGE_KEY))
+    except ObjectNotFound:
+        return None, None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WebError(502, f"{COVERAGE_KEY} in the store is not JSON: {exc}") from exc
+    view = coverage_view(document)
+    with _coverage_cache.lock:
+        _coverage_cache.etag, _coverage_cache.data = info.etag, (document, view)
+    return document, view
+
+
+def _page(request: Request, template: str, title: str, api_url: str,
+          **context: Any) -> HTMLResponse:
+    html = state(request).templates.get_template(template).render(
+        title=title, api_url=api_url, now=datetime.now(UTC), **context)
+    return HTMLResponse(html)
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    with state(request).connection() as conn:
+        data = home_data(conn)
+    return _page(request, "home.html", "Queue", "/api", **data)
+
+
+@router.get("/sets", response_class=HTMLResponse)
+def sets_page(request: Request) -> HTMLResponse:
+    with state(request).connection() as conn:
+        data = sets_data(conn)
+    return _page(request, "sets.html", "Sets", "/api/sets", **data)
+
+
+@router.get("/sets/{set_id:path}", response_class=HTMLResponse)
+def set_page(request: Request, set_id: str) -> HTMLResponse:
+    with state(request).connection() as conn:
+        data = set_data(conn, set_id)
+    return _page(request, "set.html", f"Set {set_id}", f"/api/sets/{set_id}", **data)
+
+
+@router.get("/items/{kind}/{key:path}", response_class=HTMLResponse)
+def item_page(request: Request, kind: str, key: str) -> HTMLResponse:
+    with state(request).connection() as conn:
+        data = item_data(conn, kind, key)
+    return _page(request, "item.html", f"{kind} {key}", f"/api/items/{kind}/{key}", **data)
+
+
+@router.get("/coverage", response_class=HTMLResponse)
+def coverage_page(request: Request) -> HTMLResponse:
+    _, view = coverage_data(state(request))
+    levels = sorted({t.level for t in view.tiles if t.level is not None}) if view else []
+    return _page(request, "coverage.html", "Coverage", "/api/coverage", view=view,
+                 levels=levels)
+
+
+# -- JSON twins ------------------------------------------------------------------------------
+
+@router.get("/api")
+def home_api(request: Request) -> dict[str, Any]:
+    with state(request).connection() as conn:
+        return home_data(conn)
+
+
+@router.get("/api/sets")
+def sets_api(request: Request) -> dict[str, Any]:
+    with state(request).connection() as conn:
+        return sets_data(conn)
+
+
+@router.get("/api/sets/{set_id:path}")
+def set_api(request: Request, set_id: str) -> dict[str, Any]:
+    with state(request).connection() as conn:
+        return set_data(conn, set_id)
+
+
+@router.get("/api/items/{kind}/{key:path}")
+def item_api(request: Request, kind: str, key: str) -> dict[str, Any]:
+    with state(request).connection() as conn:
+        return item_data(conn, kind, key)
+
+
+@router.get("/api/coverage")
+def coverage_api(request: Request) -> dict[str, Any]:
+    document, view = coverage_data(state(request))
+    if view is None or document is None:
+        return {"available": False, "key": COVERAGE_KEY, "tiles": []}
+    return {"available": True, "key": COVERAGE_KEY, "bbox": view.bbox,
+            "tiles": [t.properties | {"tooltip": t.tooltip} for t in view.tiles]}
