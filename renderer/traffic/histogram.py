@@ -9,9 +9,9 @@ fails instead of counting twice. Archiving or deleting the inputs is a separate
 ``histogram-archive`` item enqueued in that transaction: it runs only after the commit, and
 moves only files that the ledger holds.
 
-Kinds registered here: ``histogram`` (key ``{level}/{tile_index}/{hour}``), ``histogram-archive``
-(same key) and ``traffic-submit`` (key: the source URL; lists the source and enqueues, the
-periodic form of ``renderer traffic submit``).
+Kinds registered here: ``histogram`` (key ``{level}/{tile_index}/{hour}``, group
+``{level0_index}/{iso_week}``) and ``histogram-archive`` (same key). The periodic submit is
+``traffic-submit`` in renderer/schedules.py, which calls :func:`renderer.traffic.ingest.submit`.
 """
 
 from __future__ import annotations
@@ -226,12 +226,3 @@ def handle_archive(job: Job) -> None:
     log.info("histogram-archive %s: %d files %sd", job.item.key, moved,
              payload.get("after", "archive"))
 
-
-@register("traffic-submit", time_limit=1800, max_attempts=3, batch_size=1)
-def handle_submit(job: Job) -> None:
-    """List a source and enqueue its new (tile, hour) prefixes (a periodic task)."""
-    from renderer.traffic.ingest import submit
-
-    payload = job.item.payload or {}
-    submit(job.conn, payload.get("source") or job.item.key,
-           after=payload.get("after", "archive"), set_id=job.item.set_id)

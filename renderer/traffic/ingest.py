@@ -43,7 +43,8 @@ class SubmitResult:
     files_listed: int
     """Files in the layout, outside ``_archive/``."""
     files_ignored: int
-    """Other objects under the source root (not ``{start}_{end}/{level}/{index}/{name}``)."""
+    """Objects outside the layout ``{start}_{end}/{level}/{index}/{name}`` (only keys that
+    start with a digit are listed: a README beside the folders is never read)."""
     files_new: int
     """Files not in the consumed-files ledger."""
     bytes_new: int
