@@ -27,8 +27,9 @@
 #define TILE_MASK UINT64_C(0x1FFFFFF)
 #define DURATION_MAX 1142
 #define MODE_MAX 32
-#define HEADER_QUOTE_BYTES 120
+#define HEADER_QUOTE_BYTES 200
 #define MAX_HOUR ((UINT64_MAX - 3599) / 3600)
+#define PREFETCH_DEPTH 4 /* rows parsed ahead of their hash-table insert */
 
 static const char HEADER[] =
     "segment_id,next_segment_id,duration,count,length,queue_length,"
@@ -137,6 +138,9 @@ typedef struct {
     PyThreadState *thread; /* saved while the GIL is released */
     int failed;            /* a Python exception is set (memory) */
     uint64_t rows_read, rows_accepted, obs_lo, obs_hi;
+    char last_mode_text[MODE_MAX]; /* most rows repeat the previous row's mode */
+    size_t last_mode_len;
+    int64_t last_mode;
     BinTable bins;
     ModeTable modes;
     RejectList rejects;
@@ -194,10 +198,19 @@ bins_grow(BinTable *t)
     return 0;
 }
 
+/* A parsed row waiting to be added: its slot is prefetched while the next row is parsed,
+ * which hides most of the cache miss of a table larger than the cache. */
+typedef struct {
+    uint64_t k1, k2, count, hash;
+    uint32_t mode;
+} Pending;
+
 static inline int
-bins_add(BinTable *t, uint64_t k1, uint64_t k2, uint32_t mode, uint64_t count)
+bins_add(BinTable *t, const Pending *row)
 {
-    size_t j = bin_hash(k1, k2, mode) & t->mask;
+    uint64_t k1 = row->k1, k2 = row->k2, count = row->count;
+    uint32_t mode = row->mode;
+    size_t j = row->hash & t->mask;
     for (;;) {
         Bin *b = &t->slots[j];
         if (b->k1 == k1 && b->k2 == k2 && b->mode == mode) {
@@ -317,26 +330,50 @@ job_free(Job *job)
 /* Field scanners. Each consumes its field's grammar from *pp and stops at the first byte
  * outside it; the caller then demands a comma (or the end of the line). */
 
+static const uint64_t POW10_U64[20] = {
+    UINT64_C(1), UINT64_C(10), UINT64_C(100), UINT64_C(1000), UINT64_C(10000),
+    UINT64_C(100000), UINT64_C(1000000), UINT64_C(10000000), UINT64_C(100000000),
+    UINT64_C(1000000000), UINT64_C(10000000000), UINT64_C(100000000000),
+    UINT64_C(1000000000000), UINT64_C(10000000000000), UINT64_C(100000000000000),
+    UINT64_C(1000000000000000), UINT64_C(10000000000000000),
+    UINT64_C(100000000000000000), UINT64_C(1000000000000000000),
+    UINT64_C(10000000000000000000),
+};
+
+/* The length of the run of ASCII digits at p (stopping at end) and, when that is at most 19,
+ * its value in *value. (An 8-bytes-at-a-time SWAR scan measured slower on these short
+ * fields.) */
+static inline size_t
+scan_digits(const char *p, const char *end, uint64_t *value)
+{
+    const char *start = p;
+    uint64_t v = 0;
+    while (p < end && (unsigned)((unsigned char)*p - '0') <= 9) {
+        v = v * 10 + (unsigned)(*p - '0');
+        p++;
+    }
+    *value = v;
+    return (size_t)(p - start);
+}
+
 /* [0-9]{1,20} whose value fits in uint64. */
 static inline int
 scan_integer(const char **pp, const char *end, uint64_t *out)
 {
-    const char *p = *pp, *start = p;
-    uint64_t v = 0;
-    while (p < end) {
-        unsigned d = (unsigned char)*p - '0';
-        if (d > 9)
-            break;
-        if (p - start >= 19) {
-            if (p - start >= 20 || v > (UINT64_MAX - d) / 10)
-                return 0;
-        }
-        v = v * 10 + d;
-        p++;
-    }
-    if (p == start)
+    uint64_t v;
+    size_t n = scan_digits(*pp, end, &v);
+    if (n == 0 || n > 20)
         return 0;
-    *pp = p;
+    if (n == 20) { /* may overflow: redo it checked */
+        v = 0;
+        for (const char *p = *pp; p < *pp + 20; p++) {
+            unsigned d = (unsigned)(*p - '0');
+            if (v > (UINT64_MAX - d) / 10)
+                return 0;
+            v = v * 10 + d;
+        }
+    }
+    *pp += n;
     *out = v;
     return 1;
 }
@@ -371,28 +408,21 @@ static inline int
 scan_decimal(Job *job, const char **pp, const char *end, double *out)
 {
     const char *p = *pp, *start = p;
-    uint64_t m = 0;
-    int digits = 0, frac = 0;
-    while (p < end && (unsigned)((unsigned char)*p - '0') <= 9) {
-        if (digits < 19)
-            m = m * 10 + (unsigned)(*p - '0');
-        digits++;
-        p++;
-    }
+    uint64_t whole, part = 0, m = 0;
+    size_t digits = scan_digits(p, end, &whole), frac = 0;
     if (digits == 0)
         return 0;
+    p += digits;
     if (p < end && *p == '.') {
         p++;
-        while (p < end && (unsigned)((unsigned char)*p - '0') <= 9) {
-            if (digits < 19)
-                m = m * 10 + (unsigned)(*p - '0');
-            digits++;
-            frac++;
-            p++;
-        }
+        frac = scan_digits(p, end, &part);
+        p += frac;
+        digits += frac;
     }
+    if (digits <= 19)
+        m = whole * POW10_U64[frac] + part;
     double v;
-    if (digits <= 19 && m <= (UINT64_C(1) << 53) && frac <= 22) {
+    if (digits <= 19 && m <= (UINT64_C(1) << 53)) { /* then frac <= 19 too */
         v = (double)m / POW10[frac];
     }
     else {
@@ -439,10 +469,10 @@ queue_code(double queue, double length)
         step++;                     \
     } while (0)
 
-/* Parse and bin one non-empty line [line, end). Returns WHY_OK or a reason; *fields is set for
- * WHY_FIELDS. On a Python error sets job->failed and returns WHY_OK. */
+/* Parse one non-empty line [line, end) into *row. Returns WHY_OK or a reason; *fields is set
+ * for WHY_FIELDS. On an error (job->failed set) returns -1. */
 static inline int
-parse_row(Job *job, const char *line, const char *end, Py_ssize_t *fields)
+parse_row(Job *job, const char *line, const char *end, Py_ssize_t *fields, Pending *row)
 {
     const char *p = line;
     int step = 0, r;
@@ -507,22 +537,28 @@ parse_row(Job *job, const char *line, const char *end, Py_ssize_t *fields)
     if (min_ts > job->last || max_ts < job->first)
         return WHY_HOUR;
 
-    int64_t mode_id = modes_id(&job->modes, mode, n);
-    uint64_t k1 = segment | (uint64_t)duration_code(duration) << 46
-                  | (uint64_t)queue_code(queue, length) << 54;
-    if (mode_id < 0 || bins_add(&job->bins, k1, next, (uint32_t)mode_id, count) < 0) {
-        job->failed = 2; /* out of memory */
-        return WHY_OK;
+    int64_t mode_id = job->last_mode;
+    if (n != job->last_mode_len || memcmp(mode, job->last_mode_text, n) != 0) {
+        mode_id = modes_id(&job->modes, mode, n);
+        if (mode_id < 0) {
+            job->failed = 2; /* out of memory */
+            return -1;
+        }
+        memcpy(job->last_mode_text, mode, n);
+        job->last_mode_len = n;
+        job->last_mode = mode_id;
     }
-    job->rows_accepted++;
-    uint64_t lo = job->obs_lo + count;
-    job->obs_hi += lo < job->obs_lo;
-    job->obs_lo = lo;
+    row->k1 = segment | (uint64_t)duration_code(duration) << 46
+              | (uint64_t)queue_code(queue, length) << 54;
+    row->k2 = next;
+    row->mode = (uint32_t)mode_id;
+    row->count = count;
+    row->hash = bin_hash(row->k1, row->k2, row->mode);
     return WHY_OK;
 
 bad_or_error:
     if (r < 0)
-        return WHY_OK;
+        return -1;
 bad:
     /* A wrong field count outranks every field error, so count before blaming the field. */
     *fields = 1;
@@ -537,6 +573,8 @@ bin_rows(Job *job, size_t start)
 {
     const char *text = job->text, *end = text + job->len, *p = text + start;
     uint64_t line = 1;
+    Pending ring[PREFETCH_DEPTH];
+    unsigned accepted = 0; /* ring[accepted % depth] is the oldest row once the ring is full */
     while (p < end) {
         line++;
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -545,18 +583,38 @@ bin_rows(Job *job, size_t start)
             eol--;
         if (eol > p) {
             Py_ssize_t fields = 0;
-            int reason;
+            Pending row;
             job->rows_read++;
-            reason = parse_row(job, p, eol, &fields);
-            if (job->failed)
+            int reason = parse_row(job, p, eol, &fields, &row);
+            if (reason == WHY_OK) {
+                __builtin_prefetch(&job->bins.slots[row.hash & job->bins.mask], 1);
+                Pending *slot = &ring[accepted++ % PREFETCH_DEPTH];
+                if (accepted > PREFETCH_DEPTH && bins_add(&job->bins, slot) < 0) {
+                    job->failed = 2;
+                    return;
+                }
+                *slot = row;
+                job->rows_accepted++;
+                uint64_t lo = job->obs_lo + row.count;
+                job->obs_hi += lo < job->obs_lo;
+                job->obs_lo = lo;
+            }
+            else if (reason < 0) {
                 return;
-            if (reason != WHY_OK
-                && rejects_add(&job->rejects, line, p - text, eol - p, reason, fields) < 0) {
+            }
+            else if (rejects_add(&job->rejects, line, p - text, eol - p, reason, fields) < 0) {
                 job->failed = 2;
                 return;
             }
         }
         p = nl ? nl + 1 : end;
+    }
+    unsigned held = accepted < PREFETCH_DEPTH ? accepted : PREFETCH_DEPTH;
+    for (unsigned i = 0; i < held; i++) {
+        if (bins_add(&job->bins, &ring[i]) < 0) {
+            job->failed = 2;
+            return;
+        }
     }
 }
 
@@ -614,17 +672,55 @@ compare_modes(const void *a, const void *b)
 /* Bins are sorted by (mode text, segment, next with none first, duration, queue): with the
  * mode replaced by its rank, that is the 128-bit key (rank:segment, next:duration:queue). */
 typedef struct {
-    uint64_t major, minor;
-    Bin *bin;
+    uint64_t major, minor, lo;
+    uint32_t hi, mode;
 } SortKey;
 
-static int
-compare_keys(const void *a, const void *b)
+static inline int
+key_less(const SortKey *x, const SortKey *y)
 {
-    const SortKey *x = a, *y = b;
-    if (x->major != y->major)
-        return x->major < y->major ? -1 : 1;
-    return (x->minor > y->minor) - (x->minor < y->minor);
+    return x->major < y->major || (x->major == y->major && x->minor < y->minor);
+}
+
+/* Bottom-up merge sort: O(n log n) whatever the input, with the comparison inlined (qsort's
+ * indirect call per comparison costs more than the comparison). Returns the sorted array,
+ * which is either keys or tmp. */
+static SortKey *
+sort_keys(SortKey *keys, SortKey *tmp, size_t n)
+{
+    const size_t run = 16;
+    for (size_t lo = 0; lo < n; lo += run) {
+        size_t hi = lo + run < n ? lo + run : n;
+        for (size_t i = lo + 1; i < hi; i++) {
+            SortKey x = keys[i];
+            size_t j = i;
+            for (; j > lo && key_less(&x, &keys[j - 1]); j--)
+                keys[j] = keys[j - 1];
+            keys[j] = x;
+        }
+    }
+    SortKey *src = keys, *dst = tmp;
+    for (size_t width = run; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                int right = key_less(&src[j], &src[i]);
+                dst[k++] = src[right ? j : i];
+                j += right;
+                i += !right;
+            }
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        SortKey *swap = src;
+        src = dst;
+        dst = swap;
+    }
+    return src;
 }
 
 static PyObject *
@@ -634,14 +730,14 @@ build_bins(Job *job)
     size_t nbins = job->bins.used;
     PyObject *list = NULL, **names = NULL;
     Mode **order = NULL;
-    SortKey *keys = NULL;
+    SortKey *keys = NULL, *tmp = NULL, *sorted = NULL;
+    int gc_was_enabled = 0;
 
-    /* Ranks fit 18 bits when there are fewer than 2^18 modes; more than that cannot come
-     * from real files, so we then sort by mode text with a slower comparison. */
     order = PyMem_Malloc((m->n ? m->n : 1) * sizeof(Mode *));
     names = PyMem_Calloc(m->n ? m->n : 1, sizeof(PyObject *));
     keys = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
-    if (!order || !names || !keys) {
+    tmp = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
+    if (!order || !names || !keys || !tmp) {
         PyErr_NoMemory();
         goto done;
     }
@@ -655,49 +751,47 @@ build_bins(Job *job)
         if (names[i] == NULL)
             goto done;
     }
+    /* Ranks fit the 18 bits above the segment when there are fewer than 2^18 modes. More
+     * cannot come from real files; then sort without the rank, and stably by rank after. */
+    int few_modes = m->n < (1u << 18);
     size_t k = 0;
     for (size_t i = 0; i <= job->bins.mask; i++) {
         Bin *b = &job->bins.slots[i];
         if (b->k1 == EMPTY)
             continue;
-        uint64_t rank = m->items[b->mode].rank;
+        uint64_t rank = few_modes ? m->items[b->mode].rank : 0;
         keys[k].major = rank << 46 | (b->k1 & ID_MASK);
         keys[k].minor = b->k2 << 16 | ((b->k1 >> 46) & 0xff) << 8 | b->k1 >> 54;
-        keys[k].bin = b;
+        keys[k].lo = b->lo;
+        keys[k].hi = b->hi;
+        keys[k].mode = b->mode;
         k++;
     }
-    if (m->n < (1u << 18)) {
-        qsort(keys, nbins, sizeof(SortKey), compare_keys);
-    }
-    else {
-        /* Sort by segment-major key first, then stable by rank via a counting pass. */
-        for (size_t i = 0; i < nbins; i++)
-            keys[i].major &= ID_MASK;
-        qsort(keys, nbins, sizeof(SortKey), compare_keys);
+    sorted = sort_keys(keys, tmp, nbins);
+    if (!few_modes) {
+        SortKey *into = sorted == keys ? tmp : keys;
         size_t *counts = PyMem_Calloc(m->n + 1, sizeof(size_t));
-        SortKey *sorted = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
-        if (!counts || !sorted) {
-            PyMem_Free(counts);
-            PyMem_Free(sorted);
+        if (counts == NULL) {
             PyErr_NoMemory();
             goto done;
         }
         for (size_t i = 0; i < nbins; i++)
-            counts[m->items[keys[i].bin->mode].rank + 1]++;
+            counts[m->items[sorted[i].mode].rank + 1]++;
         for (size_t i = 1; i <= m->n; i++)
             counts[i] += counts[i - 1];
         for (size_t i = 0; i < nbins; i++)
-            sorted[counts[m->items[keys[i].bin->mode].rank]++] = keys[i];
+            into[counts[m->items[sorted[i].mode].rank]++] = sorted[i];
         PyMem_Free(counts);
-        PyMem_Free(keys);
-        keys = sorted;
+        sorted = into;
     }
 
+    /* Hundreds of thousands of new tuples would trigger collections that find nothing. */
+    gc_was_enabled = PyGC_Disable();
     list = PyList_New((Py_ssize_t)nbins);
     if (list == NULL)
         goto done;
     for (size_t i = 0; i < nbins; i++) {
-        Bin *b = keys[i].bin;
+        const SortKey *b = &sorted[i];
         PyObject *name = names[b->mode];
         PyObject *item = PyTuple_New(6);
         if (item == NULL) {
@@ -708,20 +802,21 @@ build_bins(Job *job)
         Py_INCREF(name);
         PyTuple_SET_ITEM(item, 0, name);
         PyObject *v;
-        if (!(v = PyLong_FromUnsignedLongLong(b->k1 & ID_MASK)))
+        if (!(v = PyLong_FromUnsignedLongLong(b->major & ID_MASK)))
             goto fail;
         PyTuple_SET_ITEM(item, 1, v);
-        if (b->k2 == 0) {
+        uint64_t next = b->minor >> 16;
+        if (next == 0) {
             Py_INCREF(Py_None);
             v = Py_None;
         }
-        else if (!(v = PyLong_FromUnsignedLongLong(b->k2 - 1)))
+        else if (!(v = PyLong_FromUnsignedLongLong(next - 1)))
             goto fail;
         PyTuple_SET_ITEM(item, 2, v);
-        if (!(v = PyLong_FromLong((long)((b->k1 >> 46) & 0xff))))
+        if (!(v = PyLong_FromLong((long)((b->minor >> 8) & 0xff))))
             goto fail;
         PyTuple_SET_ITEM(item, 3, v);
-        if (!(v = PyLong_FromLong((long)(b->k1 >> 54))))
+        if (!(v = PyLong_FromLong((long)(b->minor & 0xff))))
             goto fail;
         PyTuple_SET_ITEM(item, 4, v);
         if (!(v = from_u128(b->hi, b->lo)))
@@ -739,6 +834,9 @@ done:
     PyMem_Free(names);
     PyMem_Free(order);
     PyMem_Free(keys);
+    PyMem_Free(tmp);
+    if (gc_was_enabled)
+        PyGC_Enable();
     return list;
 }
 

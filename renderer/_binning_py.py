@@ -20,7 +20,7 @@ HEADER = (
 BOM = b"\xef\xbb\xbf"
 # Bytes of a bad header quoted in file_error; a binary blob without newlines would
 # otherwise be quoted whole.
-HEADER_QUOTE_BYTES = 120
+HEADER_QUOTE_BYTES = 200
 
 FIELDS = 10
 ID_LIMIT = 1 << 46  # segment ids use bits 0-45
@@ -49,6 +49,9 @@ FIELD_COUNT = "expected 10 fields, got {}"
 _INTEGER = re.compile(rb"[0-9]{1,20}")  # then it must fit in uint64
 _DECIMAL = re.compile(rb"[0-9]+(?:\.[0-9]*)?")  # then float(), which rounds correctly
 _MODE = re.compile(rb"[A-Za-z0-9_]{1,32}")
+
+BinKey = tuple[str, int, int | None, int, int]
+"""(mode, segment_id, next_segment_id, duration_code, queue_code)"""
 
 
 class BinResult(NamedTuple):
@@ -105,46 +108,47 @@ def _decimal(text: bytes) -> float | None:
 
 def _parse_row(
     fields: list[bytes], tile_id: int, first: int, last: int
-) -> tuple[str, tuple[str, int, int | None, int, int], int]:
-    """Return ``("", key, count)`` for a good row, else ``(reason, (), 0)``."""
+) -> tuple[BinKey, int] | str:
+    """Return ``(key, count)`` for a good row, else the reason to reject it."""
     segment = _integer(fields[0])
     if segment is None or segment >= ID_LIMIT:
-        return BAD_SEGMENT, (), 0
+        return BAD_SEGMENT
     next_segment: int | None = None
     if fields[1]:
         next_segment = _integer(fields[1])
         if next_segment is None or next_segment >= ID_LIMIT:
-            return BAD_NEXT, (), 0
+            return BAD_NEXT
         if next_segment in NO_NEXT:
             next_segment = None
     duration = _decimal(fields[2])
     if duration is None:
-        return BAD_DURATION, (), 0
+        return BAD_DURATION
     count = _integer(fields[3])
     if not count:
-        return BAD_COUNT, (), 0
+        return BAD_COUNT
     length = _decimal(fields[4])
     if length is None or not length > 0.0:
-        return BAD_LENGTH, (), 0
+        return BAD_LENGTH
     queue = _decimal(fields[5])
     if queue is None:
-        return BAD_QUEUE, (), 0
+        return BAD_QUEUE
     minimum = _integer(fields[6])
     if minimum is None:
-        return BAD_MIN_TS, (), 0
+        return BAD_MIN_TS
     maximum = _integer(fields[7])
     if maximum is None:
-        return BAD_MAX_TS, (), 0
+        return BAD_MAX_TS
     if maximum < minimum:
-        return TS_ORDER, (), 0
+        return TS_ORDER
     if _MODE.fullmatch(fields[9]) is None:
-        return BAD_MODE, (), 0
+        return BAD_MODE
     if segment & TILE_MASK != tile_id:
-        return OUTSIDE_TILE, (), 0
+        return OUTSIDE_TILE
     if minimum > last or maximum < first:
-        return OUTSIDE_HOUR, (), 0
+        return OUTSIDE_HOUR
     mode = fields[9].upper().decode("ascii")
-    return "", (mode, segment, next_segment, _duration_code(duration), _queue_code(queue, length)), count
+    key = (mode, segment, next_segment, _duration_code(duration), _queue_code(queue, length))
+    return key, count
 
 
 def _duration_code(seconds: float) -> int:
@@ -165,7 +169,7 @@ def _queue_code(queue: float, length: float) -> int:
     return 255 if not v < 255.0 else int(v)
 
 
-def _sort_key(item: tuple[tuple[str, int, int | None, int, int], int]) -> tuple[str, int, int, int, int]:
+def _sort_key(item: tuple[BinKey, int]) -> tuple[str, int, int, int, int]:
     mode, segment, next_segment, d, q = item[0]
     return mode, segment, -1 if next_segment is None else next_segment, d, q
 
@@ -206,7 +210,7 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
     first = hour * 3600
     last = first + 3599
     rows_read = rows_accepted = observations = 0
-    sums: dict[tuple[str, int, int | None, int, int], int] = {}
+    sums: dict[BinKey, int] = {}
     rejects: list[tuple[int, str, str]] = []
     for number, line in enumerate(lines[1:], start=2):
         line = line.removesuffix(b"\r")
@@ -217,8 +221,11 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
         if len(fields) != FIELDS:
             reason = FIELD_COUNT.format(len(fields))
         else:
-            reason, key, count = _parse_row(fields, tile_id, first, last)
-            if not reason:
+            parsed = _parse_row(fields, tile_id, first, last)
+            if isinstance(parsed, str):
+                reason = parsed
+            else:
+                key, count = parsed
                 rows_accepted += 1
                 observations += count
                 sums[key] = sums.get(key, 0) + count

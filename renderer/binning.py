@@ -21,8 +21,8 @@ from renderer._binning_py import BinResult
 
 __all__ = [
     "IMPLEMENTATION",
-    "BinResult",
     "BinFile",
+    "BinResult",
     "bin_file",
     "duration_code",
     "duration_seconds",
