@@ -130,7 +130,14 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
+        try:
+            response: Response = await call_next(request)
+        except Exception as exc:
+            # Answered here rather than by Starlette's last-resort handler, which re-raises
+            # into the server and can reset the connection before the client reads the 500.
+            log.exception("%s %s failed", request.method, request.url.path)
+            response = error_response(request, 500, f"internal error ({type(exc).__name__}); "
+                                                    "see the server log")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers.setdefault("Content-Security-Policy", CSP)
