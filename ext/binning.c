@@ -30,6 +30,7 @@
 #define HEADER_QUOTE_BYTES 200
 #define MAX_HOUR ((UINT64_MAX - 3599) / 3600)
 #define PREFETCH_DEPTH 4 /* rows parsed ahead of their hash-table insert */
+#define LENGTH_MAX 2147483647.0 /* reported lengths are capped to fit an integer column */
 
 static const char HEADER[] =
     "segment_id,next_segment_id,duration,count,length,queue_length,"
@@ -142,6 +143,8 @@ typedef struct {
     size_t last_mode_len;
     int64_t last_mode;
     BinTable bins;
+    BinTable lengths; /* k1 = segment, k2 = length in whole metres, mode = 0 */
+    uint64_t run_segment, run_length, run_count; /* consecutive rows of one (segment, length) */
     ModeTable modes;
     RejectList rejects;
 } Job;
@@ -201,7 +204,7 @@ bins_grow(BinTable *t)
 /* A parsed row waiting to be added: its slot is prefetched while the next row is parsed,
  * which hides most of the cache miss of a table larger than the cache. */
 typedef struct {
-    uint64_t k1, k2, count, hash;
+    uint64_t k1, k2, count, hash, length_m;
     uint32_t mode;
 } Pending;
 
@@ -321,6 +324,7 @@ static void
 job_free(Job *job)
 {
     PyMem_RawFree(job->bins.slots);
+    PyMem_RawFree(job->lengths.slots);
     PyMem_RawFree(job->modes.items);
     PyMem_RawFree(job->modes.index);
     PyMem_RawFree(job->rejects.items);
@@ -551,6 +555,8 @@ parse_row(Job *job, const char *line, const char *end, Py_ssize_t *fields, Pendi
     row->k1 = segment | (uint64_t)duration_code(duration) << 46
               | (uint64_t)queue_code(queue, length) << 54;
     row->k2 = next;
+    double metres = floor(length + 0.5);
+    row->length_m = metres > LENGTH_MAX ? (uint64_t)LENGTH_MAX : (uint64_t)metres;
     row->mode = (uint32_t)mode_id;
     row->count = count;
     row->hash = bin_hash(row->k1, row->k2, row->mode);
@@ -565,6 +571,34 @@ bad:
     for (const char *q = line; (q = memchr(q, ',', (size_t)(end - q))) != NULL; q++)
         ++*fields;
     return *fields != FIELDS ? WHY_FIELDS : (int)STEP_REASON[step];
+}
+
+/* Adds the pending run of one (segment, length) to the lengths table. */
+static int
+lengths_flush(Job *job)
+{
+    if (job->run_count == 0)
+        return 0;
+    Pending p = {.k1 = job->run_segment, .k2 = job->run_length, .count = job->run_count,
+                 .mode = 0};
+    p.hash = bin_hash(p.k1, p.k2, 0);
+    job->run_count = 0;
+    return bins_add(&job->lengths, &p);
+}
+
+/* Rows of one segment mostly repeat its length: sum runs before touching the table. */
+static inline int
+lengths_add(Job *job, uint64_t segment, uint64_t length_m, uint64_t count)
+{
+    if (job->run_count && (segment != job->run_segment || length_m != job->run_length
+                           || job->run_count + count < job->run_count)) {
+        if (lengths_flush(job) < 0)
+            return -1;
+    }
+    job->run_segment = segment;
+    job->run_length = length_m;
+    job->run_count += count;
+    return 0;
 }
 
 /* The main loop over data rows; runs without the GIL. */
@@ -594,6 +628,10 @@ bin_rows(Job *job, size_t start)
                     return;
                 }
                 *slot = row;
+                if (lengths_add(job, row.k1 & ID_MASK, row.length_m, row.count) < 0) {
+                    job->failed = 2;
+                    return;
+                }
                 job->rows_accepted++;
                 uint64_t lo = job->obs_lo + row.count;
                 job->obs_hi += lo < job->obs_lo;
@@ -616,6 +654,8 @@ bin_rows(Job *job, size_t start)
             return;
         }
     }
+    if (lengths_flush(job) < 0)
+        job->failed = 2;
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -640,25 +680,27 @@ from_u128(uint64_t hi, uint64_t lo)
 
 static PyObject *
 make_result(uint64_t rows_read, uint64_t rows_accepted, PyObject *observations,
-            PyObject *bins, PyObject *rejects, PyObject *file_error)
+            PyObject *bins, PyObject *rejects, PyObject *file_error, PyObject *lengths)
 {
-    /* Steals observations, bins, rejects, file_error; any may be NULL after an error. */
+    /* Steals every object argument; any may be NULL after an error. */
     PyObject *result = NULL;
-    if (observations && bins && rejects && file_error)
-        result = PyObject_CallFunction(BinResult, "KKOOOO", (unsigned long long)rows_read,
+    if (observations && bins && rejects && file_error && lengths)
+        result = PyObject_CallFunction(BinResult, "KKOOOOO", (unsigned long long)rows_read,
                                        (unsigned long long)rows_accepted, observations, bins,
-                                       rejects, file_error);
+                                       rejects, file_error, lengths);
     Py_XDECREF(observations);
     Py_XDECREF(bins);
     Py_XDECREF(rejects);
     Py_XDECREF(file_error);
+    Py_XDECREF(lengths);
     return result;
 }
 
 static PyObject *
 file_error(PyObject *reason)
 {
-    return make_result(0, 0, PyLong_FromLong(0), PyList_New(0), PyList_New(0), reason);
+    return make_result(0, 0, PyLong_FromLong(0), PyList_New(0), PyList_New(0), reason,
+                       PyList_New(0));
 }
 
 static int
@@ -840,6 +882,42 @@ done:
     return list;
 }
 
+/* (segment, length_m, count_sum) tuples sorted by segment then length. */
+static PyObject *
+build_lengths(Job *job)
+{
+    size_t n = job->lengths.used, k = 0;
+    SortKey *keys = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
+    SortKey *tmp = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
+    PyObject *list = NULL;
+    if (!keys || !tmp) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i <= job->lengths.mask; i++) {
+        Bin *b = &job->lengths.slots[i];
+        if (b->k1 == EMPTY)
+            continue;
+        keys[k] = (SortKey){.major = b->k1, .minor = b->k2, .lo = b->lo, .hi = b->hi};
+        k++;
+    }
+    SortKey *sorted = sort_keys(keys, tmp, n);
+    list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *item = Py_BuildValue("(KKN)", (unsigned long long)sorted[i].major,
+                                       (unsigned long long)sorted[i].minor,
+                                       from_u128(sorted[i].hi, sorted[i].lo));
+        if (item == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+done:
+    PyMem_Free(keys);
+    PyMem_Free(tmp);
+    return list;
+}
+
 static PyObject *
 build_rejects(Job *job)
 {
@@ -965,7 +1043,8 @@ bin_file(PyObject *module, PyObject *args, PyObject *kwargs)
     job.tile_id = tile_index << 3 | level;
     job.first = hour * 3600;
     job.last = job.first + 3599;
-    if (bins_init(&job.bins, 1024) < 0 || modes_init(&job.modes) < 0) {
+    if (bins_init(&job.bins, 1024) < 0 || bins_init(&job.lengths, 256) < 0
+        || modes_init(&job.modes) < 0) {
         PyErr_NoMemory();
         goto done;
     }
@@ -978,7 +1057,8 @@ bin_file(PyObject *module, PyObject *args, PyObject *kwargs)
         goto done;
     }
     result = make_result(job.rows_read, job.rows_accepted, from_u128(job.obs_hi, job.obs_lo),
-                         build_bins(&job), build_rejects(&job), Py_NewRef(Py_None));
+                         build_bins(&job), build_rejects(&job), Py_NewRef(Py_None),
+                         build_lengths(&job));
 done:
     job_free(&job);
     PyBuffer_Release(&buffer);

@@ -68,6 +68,10 @@ class BinResult(NamedTuple):
     rejects: list[tuple[int, str, str]]
     """``(line_number, raw_line, reason)``; the header is line 1."""
     file_error: str | None
+    lengths: list[tuple[int, int, int]]
+    """``(segment_id, length_m, count_sum)`` sorted: the reported lengths (whole metres,
+    ``floor(length + 0.5)`` capped at ``LENGTH_MAX``) of accepted rows, weighted by count;
+    the speed-tile stage takes each segment's most common one."""
 
 
 def check_prefix(level: int, tile_index: int, hour: int) -> tuple[int, int, int]:
@@ -87,8 +91,11 @@ def check_prefix(level: int, tile_index: int, hour: int) -> tuple[int, int, int]
     return level, tile_index, hour
 
 
+LENGTH_MAX = 2_147_483_647  # fits the integer column of traffic_segment_lengths
+
+
 def _file_error(reason: str) -> BinResult:
-    return BinResult(0, 0, 0, [], [], reason)
+    return BinResult(0, 0, 0, [], [], reason, [])
 
 
 def _integer(text: bytes) -> int | None:
@@ -108,8 +115,8 @@ def _decimal(text: bytes) -> float | None:
 
 def _parse_row(
     fields: list[bytes], tile_id: int, first: int, last: int
-) -> tuple[BinKey, int] | str:
-    """Return ``(key, count)`` for a good row, else the reason to reject it."""
+) -> tuple[BinKey, int, int] | str:
+    """Return ``(key, count, length_m)`` for a good row, else the reason to reject it."""
     segment = _integer(fields[0])
     if segment is None or segment >= ID_LIMIT:
         return BAD_SEGMENT
@@ -148,7 +155,7 @@ def _parse_row(
         return OUTSIDE_HOUR
     mode = fields[9].upper().decode("ascii")
     key = (mode, segment, next_segment, _duration_code(duration), _queue_code(queue, length))
-    return key, count
+    return key, count, min(math.floor(length + 0.5), LENGTH_MAX)
 
 
 def _duration_code(seconds: float) -> int:
@@ -192,7 +199,8 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
     >>> bin_file(f"{header}\\n{2140 << 3},,600,3,100,0,7200,7260,x,auto\\n".encode(), 0, 2140, 2)
     ... # doctest: +NORMALIZE_WHITESPACE
     BinResult(rows_read=1, rows_accepted=1, observations=3,
-              bins=[('AUTO', 17120, None, 200, 0, 3)], rejects=[], file_error=None)
+              bins=[('AUTO', 17120, None, 200, 0, 3)], rejects=[], file_error=None,
+              lengths=[(17120, 100, 3)])
     """
     level, tile_index, hour = check_prefix(level, tile_index, hour)
     data = bytes(data)
@@ -211,6 +219,7 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
     last = first + 3599
     rows_read = rows_accepted = observations = 0
     sums: dict[BinKey, int] = {}
+    lengths: dict[tuple[int, int], int] = {}
     rejects: list[tuple[int, str, str]] = []
     for number, line in enumerate(lines[1:], start=2):
         line = line.removesuffix(b"\r")
@@ -225,12 +234,14 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
             if isinstance(parsed, str):
                 reason = parsed
             else:
-                key, count = parsed
+                key, count, length_m = parsed
                 rows_accepted += 1
                 observations += count
                 sums[key] = sums.get(key, 0) + count
+                lengths[key[1], length_m] = lengths.get((key[1], length_m), 0) + count
                 continue
         rejects.append((number, line.decode("utf-8", "replace"), reason))
 
     bins = [(*key, total) for key, total in sorted(sums.items(), key=_sort_key)]
-    return BinResult(rows_read, rows_accepted, observations, bins, rejects, None)
+    length_list = [(*key, total) for key, total in sorted(lengths.items())]
+    return BinResult(rows_read, rows_accepted, observations, bins, rejects, None, length_list)

@@ -99,12 +99,12 @@ def test_c_module_returns_the_twin_result_type() -> None:
 
 
 def test_empty_file(bin_file: BinFile) -> None:
-    assert bin_file(b"", LEVEL, TILE_INDEX, HOUR) == BinResult(0, 0, 0, [], [], "empty file")
+    assert bin_file(b"", LEVEL, TILE_INDEX, HOUR) == BinResult(0, 0, 0, [], [], "empty file", [])
 
 
 def test_binary_data(bin_file: BinFile) -> None:
     result = bin_file(csv(row()) + b"\x00\x01", LEVEL, TILE_INDEX, HOUR)
-    assert result == BinResult(0, 0, 0, [], [], "not a reporter CSV: binary data")
+    assert result == BinResult(0, 0, 0, [], [], "not a reporter CSV: binary data", [])
 
 
 @pytest.mark.parametrize(
@@ -120,12 +120,13 @@ def test_binary_data(bin_file: BinFile) -> None:
 )
 def test_wrong_header(bin_file: BinFile, data: bytes, shown: str) -> None:
     result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
-    assert result == BinResult(0, 0, 0, [], [], f"not a reporter CSV: header is {shown}")
+    assert result == BinResult(0, 0, 0, [], [], f"not a reporter CSV: header is {shown}", [])
 
 
 def test_header_only(bin_file: BinFile) -> None:
-    assert bin_file(HEADER, LEVEL, TILE_INDEX, HOUR) == BinResult(0, 0, 0, [], [], None)
-    assert bin_file(HEADER + b"\r\n", LEVEL, TILE_INDEX, HOUR) == BinResult(0, 0, 0, [], [], None)
+    assert bin_file(HEADER, LEVEL, TILE_INDEX, HOUR) == BinResult(0, 0, 0, [], [], None, [])
+    empty = BinResult(0, 0, 0, [], [], None, [])
+    assert bin_file(HEADER + b"\r\n", LEVEL, TILE_INDEX, HOUR) == empty
 
 
 @pytest.mark.parametrize(
@@ -163,8 +164,22 @@ def test_bom_crlf_and_missing_final_newline(
         data = data.removesuffix(end.encode())
     result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
     assert result == BinResult(
-        2, 2, 5, [("AUTO", SEG, None, 30, 0, 2), ("BUS", SEG, None, 30, 0, 3)], [], None
+        2, 2, 5, [("AUTO", SEG, None, 30, 0, 2), ("BUS", SEG, None, 30, 0, 3)], [], None,
+        [(SEG, 100, 5)],
     )
+
+
+def test_lengths_are_whole_metres_weighted_by_count(bin_file: BinFile) -> None:
+    other = SEG + (1 << 25)  # the next segment index in the same tile
+    data = csv(row(length=99.5, count=2), row(length="100.49", count=3, mode="bus"),
+               row(length="100.5"), row(segment=other, length=7, count=4),
+               row(length=-1), row(length=1e12))
+    result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
+    # 99.5 and 100.49 both round to 100; the reject (length -1) adds nothing; a huge length
+    # is capped to fit the database column.
+    assert result.lengths == [(SEG, 100, 5), (SEG, 101, 1), (SEG, 2_147_483_647, 1),
+                              (other, 7, 4)]
+    assert sum(n for _, _, n in result.lengths) == result.observations
 
 
 def test_blank_lines_skipped_but_numbered(bin_file: BinFile) -> None:
@@ -255,7 +270,7 @@ def test_only_one_trailing_carriage_return_is_a_terminator(bin_file: BinFile) ->
 def test_reject_reasons(bin_file: BinFile, line: str, reason: str | None) -> None:
     result = bin_file(csv(line), LEVEL, TILE_INDEX, HOUR)
     if reason is None:
-        assert result == BinResult(0, 0, 0, [], [], None)
+        assert result == BinResult(0, 0, 0, [], [], None, [])
     else:
         assert only_reject(result) == reason
         assert result.rejects[0][:2] == (2, line)
