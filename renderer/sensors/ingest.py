@@ -1,0 +1,172 @@
+"""``sensors ingest``: loop-detector CSV files -> sensors_raw, with a ledger and rejects.
+
+Per file, in this order:
+
+1. the ledger is asked for (key, size, checksum): a version seen before is skipped (no-op);
+2. the file is read and validated in batches (:mod:`.staging`, :mod:`.validate`): each row is
+   accepted, typed, or gets a reason, and lands in a temporary table; a second row of the
+   same detector and instant in the file is rejected as a duplicate;
+3. the raw day partitions it needs are made in a short transaction of their own (attaching a
+   partition must not wait behind, or hold up, a long transaction);
+4. one transaction records the file in the ledger, removes the rows an older version of the
+   same key still owns, upserts the accepted rows (a later file wins), keeps the rejects and
+   marks the days whose enrichment the change alters (``sensors_days.raw_version``).
+
+Counts always add up: ``rows_read = rows_accepted + rows_rejected`` (a CHECK in the ledger).
+Blank lines are not rows. A file without a usable header or that cannot be read is recorded
+as ``rejected`` with the reason and no rows. Run ``sensors etl`` afterwards for the days.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import psycopg
+
+from renderer.db import Database, query
+from renderer.sensors.files import FileUnreadable, SourceFile, discover
+from renderer.sensors.staging import BadHeader, stage
+
+__all__ = ["FileResult", "IngestReport", "ingest", "ingest_file", "ingest_sources", "rejects"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file."""
+
+    key: str
+    status: str
+    """consumed, rejected (whole file), skipped (already in the ledger) or raced (another
+    process recorded the same version first)."""
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    reason: str | None = None
+    days: tuple[date, ...] = ()
+    """Days marked for recomputation by this file."""
+
+
+@dataclass
+class IngestReport:
+    """The files of one ingest run and the days they changed."""
+
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def days(self) -> list[date]:
+        return sorted({d for f in self.files for d in f.days})
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {k: sum(getattr(f, k) for f in self.files)
+                for k in ("rows_read", "rows_accepted", "rows_rejected")}
+
+
+def _q(name: str) -> str:
+    return query(f"sensors_ingest.{name}")
+
+
+def _record(conn: psycopg.Connection[Any], source: SourceFile, status: str,
+            reason: str | None = None, summary: dict[str, Any] | None = None) -> int | None:
+    summary = summary or {"rows_read": 0, "rows_accepted": 0, "rows_rejected": 0,
+                          "first_record": None, "last_record": None}
+    row = conn.execute(_q("record_file"), {
+        "key": source.key, "size": source.size, "checksum": source.checksum,
+        "status": status, "reason": reason, **{k: summary[k] for k in (
+            "rows_read", "rows_accepted", "rows_rejected", "first_record", "last_record")},
+    }).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def _reject_file(conn: psycopg.Connection[Any], source: SourceFile, reason: str) -> FileResult:
+    with conn.transaction():
+        file_id = _record(conn, source, "rejected", reason)
+    log.warning("%s: rejected: %s", source.key, reason)
+    return FileResult(source.key, "rejected" if file_id else "raced", reason=reason)
+
+
+def _apply(conn: psycopg.Connection[Any], source: SourceFile,
+           summary: dict[str, Any]) -> FileResult:
+    """Ledger, supersede, upsert, rejects and day marks: one transaction."""
+    with conn.transaction():
+        file_id = _record(conn, source, "consumed", None, summary)
+        if file_id is None:
+            return FileResult(source.key, "raced")
+        params: dict[str, Any] = {"file_id": file_id, "key": source.key}
+        conn.execute(_q("create_changed"), {})
+        older = conn.execute(_q("supersede"), params).fetchall()
+        spans = [(o["first_record"], o["last_record"]) for o in older if o["first_record"]]
+        if spans:
+            conn.execute(_q("remove_superseded"), {
+                "file_ids": [o["id"] for o in older],
+                "first": min(s[0] for s in spans), "last": max(s[1] for s in spans)})
+        conn.execute(_q("upsert_raw"), params)
+        conn.execute(_q("record_rejects"), params)
+        days = [r["day"] for r in conn.execute(_q("mark_days"), {}).fetchall()]
+    return FileResult(source.key, "consumed", summary["rows_read"], summary["rows_accepted"],
+                      summary["rows_rejected"], days=tuple(sorted(days)))
+
+
+def ingest_file(conn: psycopg.Connection[Any], source: SourceFile) -> FileResult:
+    """Ingest one file; ``conn`` must be in autocommit mode (transactions are made here)."""
+    if conn.execute(_q("known_file"), {"key": source.key, "size": source.size,
+                                       "checksum": source.checksum}).fetchone():
+        return FileResult(source.key, "skipped")
+    conn.execute(_q("reset_stage"), {})
+    try:
+        with conn.transaction():
+            conn.execute(_q("create_checked"), {})
+            stage(conn, source)
+            conn.execute(_q("reject_duplicates"), {})
+            summary = conn.execute(_q("checked_summary"), {}).fetchone()
+    except (BadHeader, FileUnreadable) as exc:
+        return _reject_file(conn, source, str(exc))
+    if summary["days"]:
+        with conn.transaction():
+            conn.execute(_q("ensure_partitions"), {"days": summary["days"]})
+    result = _apply(conn, source, summary)
+    if result.status == "consumed":
+        log.info("%s: %d rows, %d accepted, %d rejected", source.key, result.rows_read,
+                 result.rows_accepted, result.rows_rejected)
+    return result
+
+
+def ingest_sources(db: Database, sources: Iterable[SourceFile],
+                   progress: Callable[[FileResult], None] | None = None) -> IngestReport:
+    """Ingest files one by one (each file commits on its own)."""
+    report = IngestReport()
+    with db.connect(autocommit=True) as conn:
+        conn.execute(_q("session"), {})
+        for source in sources:
+            result = ingest_file(conn, source)
+            report.files.append(result)
+            if progress is not None:
+                progress(result)
+    return report
+
+
+def ingest(db: Database, paths: Iterable[str],
+           progress: Callable[[FileResult], None] | None = None) -> IngestReport:
+    """Ingest the files of local paths, folders or store URLs (see :func:`.files.discover`)."""
+    return ingest_sources(db, discover(paths), progress)
+
+
+def rejects(conn: psycopg.Connection[Any], like: str | None = None,
+            limit: int = 100) -> list[dict[str, Any]]:
+    """Rejected rows (line > 0) and wholly rejected files (line 0) of files matching ``like``."""
+    return conn.execute(_q("rejects"), {"like": like, "limit": limit}).fetchall()
+
+
+def files(conn: psycopg.Connection[Any], like: str | None = None,
+          limit: int = 100) -> list[dict[str, Any]]:
+    """The ledger, newest first."""
+    return conn.execute(_q("files"), {"like": like, "limit": limit}).fetchall()

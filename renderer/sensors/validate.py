@@ -1,0 +1,247 @@
+"""The row rules of a loop-detector file, vectorised (Arrow) with a scalar twin.
+
+:func:`check` validates a batch of text rows at once with Arrow compute kernels (RE2 patterns,
+casts); :func:`reason` and :func:`parse` apply the same rules to one row in plain Python. The
+batch path decides which rows pass; the scalar path names the reason of each row that does
+not (the first bad field in column order) and is the reference the tests compare the batch
+path with. Rules, after trimming spaces and tabs:
+
+- ``uniqueid``: a whole number 0 ... 2147483647;
+- ``recordtimestamp``: epoch seconds (up to 10 digits, up to 6 decimals) or ISO 8601 as
+  :meth:`datetime.fromisoformat` reads it (zone-less means UTC); 1970 ... 2099;
+- ``currentspeed``: empty or negative = no measurement (NULL), else a whole number of km/h
+  (``87``, ``87.0``) up to 32767; ``87.5`` is rejected, not rounded;
+- ``bezettingsgraad``: empty = NULL, else a decimal number (``,`` or ``.``), magnitude up to 1e9;
+- ``trafficintensityclass1..5``: empty or negative = NULL, else a whole number up to 9 digits.
+
+A row whose fields are all empty (a blank line, or only delimiters) is not a record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["CLASSES", "FIELDS", "Checked", "check", "parse", "reason"]
+
+CLASSES = tuple(f"trafficintensityclass{i}" for i in range(1, 6))
+FIELDS = ("uniqueid", "recordtimestamp", "currentspeed", "bezettingsgraad", *CLASSES)
+SPACE = " \t"
+MAX_TIME = 4102444800  # 2100-01-01T00:00:00Z
+MAX_OCCUPANCY = 1e9
+
+UID = r"^[0-9]{1,10}$"
+EPOCH = r"^[0-9]{1,10}(\.[0-9]{0,6})?$"
+MILLIS = r"^[0-9]{11,13}(\.[0-9]*)?$"
+NEGATIVE = r"^-[0-9]+([.,][0-9]*)?$"
+WHOLE_SPEED = r"^\+?0*[0-9]{1,5}([.,]0*)?$"
+NUMBER = r"^\+?[0-9]+([.,][0-9]*)?$"
+OCCUPANCY = r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)$"
+COUNT = r"^\+?[0-9]{1,9}$"
+NEGATIVE_COUNT = r"^-[0-9]+$"
+
+SCHEMA = pa.schema([
+    ("line", pa.int64()), ("uniqueid", pa.int32()),
+    ("recordtimestamp", pa.timestamp("us", tz="UTC")), ("currentspeed", pa.int16()),
+    ("bezettingsgraad", pa.float32()), *((c, pa.int32()) for c in CLASSES),
+])
+
+
+def _fm(pattern: str, text: str) -> bool:
+    return re.fullmatch(pattern.strip("^$"), text) is not None
+
+
+def _iso(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _time(text: str) -> tuple[datetime | None, str | None]:
+    """recordtimestamp -> (UTC time, None) or (None, reason)."""
+    if text == "":
+        return None, "recordtimestamp is empty"
+    if _fm(EPOCH, text):
+        seconds = float(text)
+        if seconds >= MAX_TIME:
+            return None, f"recordtimestamp {text[:40]!r} is after 2099"
+        micros = round(seconds * 1e6)
+        return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(
+            microsecond=micros % 1_000_000), None
+    if _fm(MILLIS, text):
+        return None, (f"recordtimestamp {text[:40]!r} looks like epoch milliseconds;"
+                      " expected seconds")
+    value = _iso(text)
+    if value is None:
+        return None, f"recordtimestamp {text[:40]!r} is neither epoch seconds nor ISO 8601"
+    if not 1970 <= value.year <= 2099:
+        return None, f"recordtimestamp {text[:40]!r} is outside 1970-2099"
+    return value, None
+
+
+def reason(row: Mapping[str, str]) -> str | None:
+    """Why a row (trimmed field texts, missing optional fields as "") is rejected, or None."""
+    uid = row["uniqueid"]
+    if uid == "":
+        return "uniqueid is empty"
+    if not _fm(UID, uid) or int(uid) > 2147483647:
+        return f"uniqueid {uid[:40]!r} is not a whole number up to 2147483647"
+    _, why = _time(row["recordtimestamp"])
+    if why:
+        return why
+    sp = row["currentspeed"]
+    if sp and not _fm(NEGATIVE, sp):
+        if not _fm(NUMBER, sp):
+            return f"currentspeed {sp[:40]!r} is not a number"
+        if not _fm(WHOLE_SPEED, sp) or _whole(sp) > 32767:
+            return f"currentspeed {sp[:40]!r} is not a whole number of km/h up to 32767"
+    occ = row["bezettingsgraad"]
+    if occ and not _fm(OCCUPANCY, occ):
+        return f"bezettingsgraad {occ[:40]!r} is not a number"
+    if occ and abs(float(occ.replace(",", "."))) > MAX_OCCUPANCY:
+        return f"bezettingsgraad {occ[:40]!r} is out of range"
+    for name in CLASSES:
+        value = row.get(name, "")
+        if value and not _fm(NEGATIVE_COUNT, value) and not _fm(COUNT, value):
+            return f"{name} {value[:40]!r} is not a whole number"
+    return None
+
+
+def _whole(text: str) -> int:
+    return int(text.lstrip("+").replace(",", ".").split(".")[0])
+
+
+def parse(row: Mapping[str, str]) -> dict[str, object]:
+    """The typed values of a row that :func:`reason` accepts (None = NULL)."""
+    sp, occ = row["currentspeed"], row["bezettingsgraad"]
+    values: dict[str, object] = {
+        "uniqueid": int(row["uniqueid"]),
+        "recordtimestamp": _time(row["recordtimestamp"])[0],
+        "currentspeed": None if sp == "" or _fm(NEGATIVE, sp) else _whole(sp),
+        "bezettingsgraad": None if occ == "" else float(np.float32(float(occ.replace(",", ".")))),
+    }
+    for name in CLASSES:
+        value = row.get(name, "")
+        values[name] = None if value == "" or _fm(NEGATIVE_COUNT, value) else int(value)
+    return values
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A batch after validation."""
+
+    accepted: pa.Table
+    """Typed rows (SCHEMA), in input order."""
+    rejects: list[tuple[int, str, str]]
+    """(line, reason, raw) of each rejected row."""
+
+
+def _match(array: pa.Array, pattern: str) -> pa.Array:
+    return pc.match_substring_regex(array, pattern)
+
+
+def _cast(array: pa.Array, ok: pa.Array, fill: str, kind: pa.DataType) -> pa.Array:
+    return pc.cast(pc.if_else(ok, array, fill), kind)
+
+
+def _texts(batch: pa.RecordBatch, names: Sequence[str]) -> dict[str, pa.Array]:
+    """Trimmed text of each rule field; a column the file lacks reads as empty."""
+    out = {}
+    for name in FIELDS:
+        if name in names:
+            out[name] = pc.utf8_trim(batch.column(names.index(name)), characters=SPACE)
+        else:
+            out[name] = pa.array([""] * batch.num_rows, pa.string())
+    return out
+
+
+def check(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
+          delimiter: str) -> Checked:
+    """Validate a batch of text columns (the file's header ``names``) at ``lines``."""
+    t = _texts(batch, names)
+    blank = pc.equal(batch.column(0), "")
+    for i in range(1, batch.num_columns):
+        blank = pc.and_(blank, pc.equal(batch.column(i), ""))
+    uid_ok = _match(t["uniqueid"], UID)
+    uid = _cast(t["uniqueid"], uid_ok, "0", pa.int64())
+    uid_ok = pc.and_(uid_ok, pc.less_equal(uid, 2147483647))
+
+    ts = t["recordtimestamp"]
+    epoch = _match(ts, EPOCH)
+    seconds = _cast(ts, epoch, "0", pa.float64())
+    epoch_ok = pc.and_(epoch, pc.less(seconds, MAX_TIME))
+    micros = pc.cast(pc.round(pc.multiply(seconds, 1e6), round_mode="half_to_even"), pa.int64())
+    micros_np = micros.to_numpy(zero_copy_only=False).copy()
+    ts_ok = epoch_ok.to_numpy(zero_copy_only=False).copy()
+    other = np.flatnonzero(~epoch.to_numpy(zero_copy_only=False)
+                           & (pc.not_equal(ts, "").to_numpy(zero_copy_only=False)))
+    if other.size:  # ISO 8601: rare enough, and varied enough, for the scalar parser
+        for i, text in zip(other, ts.take(pa.array(other)).to_pylist(), strict=True):
+            value, why = _time(text)
+            if why is None and value is not None:
+                ts_ok[i] = True
+                micros_np[i] = (value - datetime(1970, 1, 1, tzinfo=UTC)) // _MICRO
+
+    sp = t["currentspeed"]
+    sp_null = pc.or_(pc.equal(sp, ""), _match(sp, NEGATIVE))
+    sp_whole = _match(sp, WHOLE_SPEED)
+    speed = _cast(pc.utf8_ltrim(pc.replace_substring_regex(sp, r"[.,].*$", ""), characters="+"),
+                  sp_whole, "0", pa.int32())
+    sp_ok = pc.or_(sp_null, pc.and_(sp_whole, pc.less_equal(speed, 32767)))
+
+    occ = t["bezettingsgraad"]
+    occ_num = _match(occ, OCCUPANCY)
+    occupancy = _cast(pc.replace_substring(occ, ",", "."), occ_num, "0", pa.float64())
+    occ_ok = pc.or_(pc.equal(occ, ""),
+                    pc.and_(occ_num, pc.less_equal(pc.abs(occupancy), MAX_OCCUPANCY)))
+
+    ok = pc.and_(pc.and_(uid_ok, pa.array(ts_ok)), pc.and_(sp_ok, occ_ok))
+    counts = {}
+    for name in CLASSES:
+        c = t[name]
+        c_int = _match(c, COUNT)
+        counts[name] = pc.if_else(c_int, _cast(pc.utf8_ltrim(c, characters="+"), c_int, "0",
+                                               pa.int32()), pa.scalar(None, pa.int32()))
+        ok = pc.and_(ok, pc.or_(c_int, pc.or_(pc.equal(c, ""), _match(c, NEGATIVE_COUNT))))
+
+    keep = pc.invert(blank)
+    accept = pc.and_(ok, keep)
+    line_arr = pa.array(lines, pa.int64())
+    table = pa.table({
+        "line": line_arr,
+        "uniqueid": pc.cast(uid, pa.int32(), safe=False),
+        "recordtimestamp": pa.array(micros_np, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "currentspeed": pc.if_else(sp_null, pa.scalar(None, pa.int16()),
+                                   pc.cast(speed, pa.int16(), safe=False)),
+        "bezettingsgraad": pc.if_else(pc.equal(occ, ""), pa.scalar(None, pa.float32()),
+                                      pc.cast(occupancy, pa.float32(), safe=False)),
+        **counts,
+    }, schema=SCHEMA).filter(accept)
+    return Checked(table, _rejects(batch, names, lines, pc.and_(pc.invert(ok), keep), delimiter))
+
+
+_MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _rejects(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
+             mask: pa.Array, delimiter: str) -> list[tuple[int, str, str]]:
+    where = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    if not where.size:
+        return []
+    rows = batch.take(pa.array(where)).to_pylist()
+    column = {n: batch.schema.names[i] for i, n in enumerate(names)}
+    out = []
+    for i, row in zip(where, rows, strict=True):
+        fields = {n: (row[column[n]] if n in column else "").strip(SPACE) for n in FIELDS}
+        why = reason(fields) or "rejected by the batch rules (please report: rules disagree)"
+        raw = delimiter.join(row[n] or "" for n in batch.schema.names)
+        out.append((int(lines[i]), why, raw[:1000]))
+    return out
