@@ -71,7 +71,7 @@ def test_export_round_trip(db: Database, tmp_path: Path) -> None:
                                  first_hour=HOUR, end_hour=HOUR + 1)
     assert (result.files, result.rows, result.observations) == (2, 5, 10)
     assert (one_tile.files, week.files) == (0, 1)
-    assert [o.key for o in store.list()] == ["2016/11/01/18/0/3105.fb", "2016/11/02/00/0/3105.fb"]
+    assert [o.key for o in store.list()] == ["2016/11/01/18/0/3105.fb", "2016/11/03/00/0/3105.fb"]
     decoded = decode_histogram(store.get(export_key(tiles.Tile(0, TILE), HOUR)))
     assert (decoded.level, decoded.index, decoded.hour) == (0, TILE, HOUR)
     assert decoded.rows == (
