@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from renderer import queue
@@ -34,7 +35,8 @@ def web_test(job: Job) -> None:
         raise ValueError(job.item.payload["error"])
 
 
-def _post(server: Live, path: str, value: object, *, timestamp: int | None = None) -> object:
+def _post(server: Live, path: str, value: object, *,
+          timestamp: int | None = None) -> httpx.Response:
     body = json.dumps(value).encode()
     return server.post(path, content=body,
                        headers=auth.signed_headers(SECRET, body, timestamp=timestamp))
@@ -59,22 +61,22 @@ def test_the_s3_hook_enqueues_histograms_at_on_demand_priority(live: Callable[..
                    ("s3:ObjectRemoved:Delete", "any", keys[-1]),
                    ("s3:ObjectCreated:Put", "any", "notes/readme.txt"))
     response = _post(server, "/hooks/s3", event)
-    assert response.status_code == 202, response.text  # type: ignore[attr-defined]
-    assert response.json() == {"records": 4, "objects": 3, "enqueued": 2}  # type: ignore[attr-defined]
+    assert response.status_code == 202, response.text
+    assert response.json() == {"records": 4, "objects": 3, "enqueued": 2}
     with db.connect() as conn:
         rows = conn.execute("SELECT kind, priority FROM work_queue ORDER BY key").fetchall()
     assert [(r["kind"], r["priority"]) for r in rows] == [("histogram", PRIORITY_ON_DEMAND)] * 2
     # The same files again (signed anew, a second earlier, or it would be a replay): nothing.
     again = _post(server, "/hooks/s3", event, timestamp=int(time.time()) - 1)
-    assert again.status_code == 202, again.text  # type: ignore[attr-defined]
-    assert again.json()["enqueued"] == 0  # type: ignore[attr-defined]
+    assert again.status_code == 202, again.text
+    assert again.json()["enqueued"] == 0
 
 
 def test_the_s3_hook_without_a_traffic_source(live: Callable[..., Live]) -> None:
     server = live(web_secrets=SECRET, traffic_source=False)
     response = _post(server, "/hooks/s3", _event(("s3:ObjectCreated:Put", "b", "k")))
-    assert response.status_code == 503  # type: ignore[attr-defined]
-    assert "RENDERER_TRAFFIC_SOURCE" in response.json()["error"]["message"]  # type: ignore[attr-defined]
+    assert response.status_code == 503
+    assert "RENDERER_TRAFFIC_SOURCE" in response.json()["error"]["message"]
 
 
 def test_s3_records_decode_keys_and_filter_by_bucket() -> None:
@@ -90,8 +92,8 @@ def test_a_run_answers_its_set(live: Callable[..., Live], db: Database) -> None:
     response = _post(server, "/api/runs",
                      {"pipeline": "traffic", "stage": "speedtiles", "week": "2026-W47",
                       "bbox": [5.0, 45.0, 10.0, 50.0], "level": 0})
-    assert response.status_code == 201, response.text  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
+    assert response.status_code == 201, response.text
+    body = response.json()
     assert body["pipeline"] == "traffic" and body["set_id"]
     assert body["links"]["api"] == f"/api/sets/{body['set_id']}"
     with db.connect() as conn:

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from renderer import queue, tokens
@@ -29,9 +30,9 @@ def _sets(db: Database) -> int:
         return len(queue.list_sets(conn))
 
 
-def _error(response: object, status: int, *needles: str) -> str:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    body = response.json()  # type: ignore[attr-defined]
+def _error(response: httpx.Response, status: int, *needles: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
     assert set(body) == {"error"} and body["error"]["status"] == status
     message: str = body["error"]["message"]
     for needle in needles:
