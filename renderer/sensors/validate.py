@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CLASSES", "FIELDS", "Checked", "check", "parse", "reason"]
+__all__ = ["CLASSES", "FIELDS", "Checked", "check", "parse", "parse_timestamp", "reason"]
 
 CLASSES = tuple(f"trafficintensityclass{i}" for i in range(1, 6))
 FIELDS = ("uniqueid", "recordtimestamp", "currentspeed", "bezettingsgraad", *CLASSES)
@@ -65,7 +65,7 @@ def _iso(text: str) -> datetime | None:
         return None
 
 
-def _time(text: str) -> tuple[datetime | None, str | None]:
+def parse_timestamp(text: str) -> tuple[datetime | None, str | None]:
     """recordtimestamp -> (UTC time, None) or (None, reason)."""
     if text == "":
         return None, "recordtimestamp is empty"
@@ -94,7 +94,7 @@ def reason(row: Mapping[str, str]) -> str | None:
         return "uniqueid is empty"
     if not _fm(UID, uid) or int(uid) > 2147483647:
         return f"uniqueid {uid[:40]!r} is not a whole number up to 2147483647"
-    _, why = _time(row["recordtimestamp"])
+    _, why = parse_timestamp(row["recordtimestamp"])
     if why:
         return why
     sp = row["currentspeed"]
@@ -124,7 +124,7 @@ def parse(row: Mapping[str, str]) -> dict[str, object]:
     sp, occ = row["currentspeed"], row["bezettingsgraad"]
     values: dict[str, object] = {
         "uniqueid": int(row["uniqueid"]),
-        "recordtimestamp": _time(row["recordtimestamp"])[0],
+        "recordtimestamp": parse_timestamp(row["recordtimestamp"])[0],
         "currentspeed": None if sp == "" or _fm(NEGATIVE, sp) else _whole(sp),
         "bezettingsgraad": None if occ == "" else float(np.float32(float(occ.replace(",", ".")))),
     }
@@ -185,7 +185,7 @@ def check(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
                            & (pc.not_equal(ts, "").to_numpy(zero_copy_only=False)))
     if other.size:  # ISO 8601: rare enough, and varied enough, for the scalar parser
         for i, text in zip(other, ts.take(pa.array(other)).to_pylist(), strict=True):
-            value, why = _time(text)
+            value, why = parse_timestamp(text)
             if why is None and value is not None:
                 ts_ok[i] = True
                 micros_np[i] = (value - datetime(1970, 1, 1, tzinfo=UTC)) // _MICRO

@@ -1,0 +1,57 @@
+"""The day computation, apart from the queue: which days to enrich, and enriching one.
+
+For each detector and record at time t, ``renderer.sensors_enrich_day`` (migration 0005)
+writes ``previousspeed`` (the speed of the detector's previous record, however old),
+``speeddiffindicator`` (+1 / -1 for a change of at least 20 km/h, else 0),
+``avgspeed2minutes`` and ``avgspeed10minutes`` (mean speed over the records in [t - 120 s, t]
+and [t - 600 s, t]: RANGE frames over time, records without speed left out) and
+``trafficjamindicator`` (1 if the 2-minute mean <= 40, 0 if 40 < mean <= 250, else -1). It
+reads the previous day's last 600 s as context and writes only the day, replacing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import psycopg
+
+from renderer.db import query
+
+__all__ = ["day_key", "enrich_day", "ensure_partitions", "parse_day", "pending_days"]
+
+
+def day_key(day: date) -> str:
+    """The work item key of a day: ``YYYY-MM-DD``."""
+    return day.isoformat()
+
+
+def parse_day(key: str) -> date:
+    """Inverse of :func:`day_key`."""
+    return date.fromisoformat(key)
+
+
+def pending_days(conn: psycopg.Connection[Any], start: date | None = None,
+                 end: date | None = None, *, every: bool = False) -> list[tuple[date, int]]:
+    """(day, raw version) of the days to enrich: those changed since they were last enriched,
+    or with ``every`` all days with raw rows; optionally within [start, end]."""
+    name = "days_in_range" if every else "pending_days"
+    rows = conn.execute(query(f"sensors_day.{name}"), {"start": start, "end": end}).fetchall()
+    return [(r["day"], int(r["raw_version"])) for r in rows]
+
+
+def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> None:
+    """Make the enriched partitions of ``days`` (call it outside long transactions)."""
+    conn.execute(query("sensors_day.ensure_partitions"), {"days": list(days)})
+
+
+def enrich_day(conn: psycopg.Connection[Any], day: date) -> int:
+    """Replace ``day`` in sensors_enriched inside the caller's transaction; rows written."""
+    row = conn.execute(query("sensors_day.enrich_day"), {"day": day}).fetchone()
+    return int(row["rows"])
+
+
+def day_state(conn: psycopg.Connection[Any], days: Iterable[date]) -> list[dict[str, Any]]:
+    """The bookkeeping rows of some days."""
+    return conn.execute(query("sensors_day.day_state"), {"days": list(days)}).fetchall()

@@ -1,0 +1,121 @@
+"""Export of enriched days as Hive-style partitions that DuckDB, Athena and pyarrow read.
+
+One object per UTC day, ``year=YYYY/month=MM/day=DD/sensors-YYYY-MM-DD.parquet`` (or
+``.csv``), under a folder or a store URL (``s3://bucket/prefix``). The name is fixed, so
+exporting a day again replaces its object; a day left without rows loses it. Partition
+columns live in the path only, as Hive expects. Rows are sorted by detector and time.
+
+Columns: uniqueid, recordtimestamp (UTC; Parquet ``timestamp[us, UTC]``, CSV zone-less UTC
+text ``2026-01-05 07:30:00``), currentspeed, bezettingsgraad, previousspeed,
+trafficjamindicator, trafficintensityclass1..5, speeddiffindicator, avgspeed2minutes,
+avgspeed10minutes.
+
+A day is read with one COPY (PostgreSQL writes CSV far faster than a driver fetches rows) and,
+for Parquet, parsed by Arrow with fixed column types.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from renderer.db import query
+from renderer.errors import InputError
+from renderer.storage import Store, open_store
+
+__all__ = ["FORMATS", "SCHEMA", "ExportedDay", "day_key", "export_days", "exportable_days"]
+
+FORMATS = ("parquet", "csv")
+CLASSES = [(f"trafficintensityclass{i}", pa.int32()) for i in range(1, 6)]
+SCHEMA = pa.schema([
+    ("uniqueid", pa.int32()), ("recordtimestamp", pa.timestamp("us", tz="UTC")),
+    ("currentspeed", pa.int16()), ("bezettingsgraad", pa.float32()),
+    ("previousspeed", pa.int16()), ("trafficjamindicator", pa.int8()), *CLASSES,
+    ("speeddiffindicator", pa.int8()), ("avgspeed2minutes", pa.float64()),
+    ("avgspeed10minutes", pa.float64()),
+])
+_CSV_TYPES = {f.name: (pa.timestamp("us") if f.name == "recordtimestamp" else f.type)
+              for f in SCHEMA}
+CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
+
+
+@dataclass(frozen=True)
+class ExportedDay:
+    day: date
+    key: str
+    """Key under the export root; empty when the day had no rows (its object was removed)."""
+    rows: int
+    size: int
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise InputError(f"unknown export format {fmt!r}", "use parquet or csv")
+    return fmt
+
+
+def day_key(day: date, fmt: str, prefix: str = "") -> str:
+    """``[prefix/]year=YYYY/month=MM/day=DD/sensors-YYYY-MM-DD.<fmt>``."""
+    key = f"year={day:%Y}/month={day:%m}/day={day:%d}/sensors-{day.isoformat()}.{fmt}"
+    return f"{prefix.strip('/')}/{key}" if prefix.strip("/") else key
+
+
+def _day_csv(conn: psycopg.Connection[Any], day: date) -> bytes:
+    lo = datetime.combine(day, time(), UTC)
+    out = io.BytesIO()
+    with conn.cursor() as cur, cur.copy(query("sensors_export.day_csv"),
+                                        {"lo": lo, "hi": lo + timedelta(days=1)}) as copy:
+        for block in copy:
+            out.write(block)
+    return out.getvalue()
+
+
+def _parquet(text: bytes) -> tuple[bytes, int]:
+    table = pacsv.read_csv(io.BytesIO(text), convert_options=pacsv.ConvertOptions(
+        column_types=_CSV_TYPES, timestamp_parsers=["%Y-%m-%d %H:%M:%S", pacsv.ISO8601]))
+    table = table.set_column(1, "recordtimestamp",
+                             table.column("recordtimestamp").cast(SCHEMA.field(1).type))
+    out = io.BytesIO()
+    pq.write_table(table.cast(SCHEMA), out, compression="zstd")
+    return out.getvalue(), table.num_rows
+
+
+def export_day(conn: psycopg.Connection[Any], store: Store, day: date, fmt: str,
+               prefix: str = "") -> ExportedDay:
+    """Write one day's object (or remove it when the day has no rows)."""
+    key = day_key(day, check_format(fmt), prefix)
+    text = _day_csv(conn, day)
+    rows = max(text.count(b"\n") - 1, 0)
+    if rows == 0:
+        store.delete(key)
+        return ExportedDay(day, "", 0, 0)
+    if fmt == "parquet":
+        data, rows = _parquet(text)
+    else:
+        data = text
+    store.put(key, data, content_type=CONTENT_TYPES[fmt])
+    return ExportedDay(day, key, rows, len(data))
+
+
+def export_days(conn: psycopg.Connection[Any], days: Iterable[date], out: str, fmt: str,
+                prefix: str = "") -> list[ExportedDay]:
+    """Export some days to ``out`` (a folder, ``file://`` or ``s3://`` URL)."""
+    check_format(fmt)
+    store = open_store(out)
+    return [export_day(conn, store, day, fmt, prefix) for day in days]
+
+
+def exportable_days(conn: psycopg.Connection[Any], start: date | None = None,
+                    end: date | None = None) -> list[date]:
+    """The enriched days within [start, end] (open ends when None)."""
+    rows = conn.execute(query("sensors_export.enriched_days"),
+                        {"start": start, "end": end}).fetchall()
+    return [r["day"] for r in rows]
