@@ -155,8 +155,14 @@ def coverage_view(geojson: dict[str, Any]) -> CoverageView:
     east, north = min(east + margin, 180.0), min(north + margin, 90.0)
     width, height = east - west, north - south
     step = _grid_step(max(width, height))
+    # The SVG is letterboxed to keep degrees square, so the graticule covers a square
+    # around the view: its lines then reach every edge whatever the page's aspect ratio.
+    half = max(width, height)
+    cx, cy = west + width / 2, south + height / 2
+    grid_box = (max(cx - half, -180.0), max(cy - half, -90.0),
+                min(cx + half, 180.0), min(cy + half, 90.0))
     return CoverageView(
         view_box=f"{_num(west)} {_num(-north)} {_num(width)} {_num(height)}",
-        bbox=bbox, tiles=tiles, grid=graticule((west, south, east, north), step),
+        bbox=bbox, tiles=tiles, grid=graticule(grid_box, step),
         stroke=max(width, height) / 900,
     )

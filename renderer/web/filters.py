@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -17,10 +18,12 @@ def when(value: Any) -> str:
 
 
 def duration(value: Any) -> str:
-    """Seconds (or a timedelta) as ``1h 02m``, ``3m 07s``, ``4.2s``."""
+    """Seconds (or a timedelta) as ``1h 02m``, ``3m 07s``, ``4.2s``, ``35 ms``."""
     if value is None:
         return ""
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(round(seconds), 60)
@@ -46,9 +49,14 @@ def path(value: Any) -> str:
     return quote(str(value), safe="/")
 
 
+def pretty_json(value: Any) -> str:
+    """Indented JSON as text (escaped by the template like any other text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
 def percent(part: Any, whole: Any) -> float:
     return 0.0 if not whole else round(100.0 * float(part or 0) / float(whole), 1)
 
 
 FILTERS = {"when": when, "duration": duration, "number": number, "urlpath": path,
-           "percent": percent}
+           "percent": percent, "pretty_json": pretty_json}
