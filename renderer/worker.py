@@ -19,9 +19,11 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -493,9 +495,13 @@ def run_worker(url: str, *, kinds: list[str] | None = None, until_empty: bool = 
     return worker.run()
 
 
-def _child_main(url: str, owner: str, options: dict[str, Any], shared: _Shared) -> None:
+def _child_main(url: str, owner: str, options: dict[str, Any], shared: _Shared,
+                log_level: int) -> None:
     # Ctrl-C reaches the whole process group; the supervisor turns it into SIGTERM for us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A spawned interpreter starts without the parent's logging: carry its level over.
+    logging.basicConfig(level=log_level,
+                        format=f"%(asctime)s %(levelname)s worker-{shared.index}: %(message)s")
     try:
         run_worker(url, owner=owner, _shared=shared, **options)
     except Exception as exc:
@@ -553,8 +559,17 @@ class Pool:
                          self.shared.deadlines, slot.index)
         self.shared.deadlines[slot.index] = 0.0
         slot.process = self.ctx.Process(target=_child_main, name=f"renderer-worker-{slot.index}",
-                                        args=(self.url, slot.owner, self.options, shared))
-        slot.process.start()
+                                        args=(self.url, slot.owner, self.options, shared,
+                                              logging.getLogger().getEffectiveLevel()))
+        # Spawned children would re-run the parent's __main__ (the `renderer` script itself);
+        # they need only _child_main, which they import by name.
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            slot.process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
     def _db(self) -> psycopg.Connection[Any] | None:
         try:

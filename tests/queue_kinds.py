@@ -59,8 +59,10 @@ def record_one(job: Job) -> None:
 
 @queue.register("t_slow_record", lease_seconds=2, batch_size=1, backoff_seconds=0.05)
 def slow_record(job: Job) -> None:
-    """Sleeps payload['seconds'] (default 0.05), then records."""
-    time.sleep(float(job.payload.get("seconds", 0.05)))
+    """Sleeps payload['seconds'] (default 0.05) in its first payload['slow_attempts']
+    attempts (default all), then records."""
+    if job.item.attempt <= int(job.payload.get("slow_attempts", 1_000)):
+        time.sleep(float(job.payload.get("seconds", 0.05)))
     record(job)
 
 
