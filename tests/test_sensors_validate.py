@@ -1,0 +1,109 @@
+"""Row rules of loop-detector files: the Arrow batch path agrees with the scalar twin."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from renderer.sensors.validate import CLASSES, FIELDS, check, parse, parse_timestamp, reason
+
+NAMES = FIELDS
+
+
+def _batch(rows: list[dict[str, str]], names: tuple[str, ...] = NAMES) -> pa.RecordBatch:
+    return pa.record_batch([pa.array([r[n] for r in rows], pa.string()) for n in names],
+                           names=[f"f{i}" for i in range(len(names))])
+
+
+def _row(**fields: str) -> dict[str, str]:
+    base = {"uniqueid": "12", "recordtimestamp": "1767225600", "currentspeed": "80",
+            "bezettingsgraad": "7", **{c: "1" for c in CLASSES}}
+    base.update(fields)
+    return base
+
+
+# Texts near every rule's edges, mixed with random ones.
+_EDGES = ["", " ", "0", "7", "-1", "-0", "+5", "40", "41", "250", "32767", "32768", "87.0",
+          "87.5", "87,0", "12,5", ".5", "1.", "abc", "1e3", "NaN", "2147483647", "2147483648",
+          "0012", "1767225600", "1767225600.5", "1767225600123", "4102444800", "4102444799",
+          "2026-01-05T07:30:00Z", "2026-01-05 07:30:00+01:00", "2026-01-05T07:30",
+          "2026-02-30T00:00", "2026-01-05", "1969-12-31T23:59:59Z", "2100-01-01T00:00:00",
+          "\u0663", "\uff11\uff12"]  # Arabic-Indic and fullwidth digits are not digits here
+_text = st.one_of(st.sampled_from(_EDGES), st.text(alphabet="0123456789+-.,:TZ e", max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({n: _text for n in NAMES}), min_size=1, max_size=20))
+def test_batch_path_agrees_with_the_scalar_rules(rows: list[dict[str, str]]) -> None:
+    lines = np.arange(2, 2 + len(rows))
+    checked = check(_batch(rows), NAMES, lines, ",")
+    trimmed = [{k: v.strip(" \t") for k, v in r.items()} for r in rows]
+    blank = [all(v == "" for v in r.values()) for r in rows]
+    expected_ok = [not b and reason(r) is None for r, b in zip(trimmed, blank, strict=True)]
+    accepted_lines = checked.accepted.column("line").to_pylist()
+    assert accepted_lines == [int(x) for x, ok in zip(lines, expected_ok, strict=True) if ok]
+    for got, row in zip(checked.accepted.to_pylist(),
+                        [r for r, ok in zip(trimmed, expected_ok, strict=True) if ok], strict=True):
+        got.pop("line")
+        assert got == parse(row)
+    rejected = {line: why for line, why, _ in checked.rejects}
+    for line, row, ok, b in zip(lines, trimmed, expected_ok, blank, strict=True):
+        assert (int(line) in rejected) == (not ok and not b)
+        if int(line) in rejected:
+            assert rejected[int(line)] == reason(row)
+
+
+@pytest.mark.parametrize("fields,why", [
+    ({"uniqueid": ""}, "uniqueid is empty"),
+    ({"uniqueid": "-3"}, "uniqueid '-3' is not a whole number"),
+    ({"recordtimestamp": "1767225600123"}, "looks like epoch milliseconds"),
+    ({"recordtimestamp": "2026-02-30T00:00:00"}, "neither epoch seconds nor ISO 8601"),
+    ({"recordtimestamp": "4102444800"}, "after 2099"),
+    ({"currentspeed": "87.5"}, "not a whole number of km/h"),
+    ({"currentspeed": "fast"}, "currentspeed 'fast' is not a number"),
+    ({"bezettingsgraad": "x"}, "bezettingsgraad 'x' is not a number"),
+    ({"trafficintensityclass3": "2.5"}, "trafficintensityclass3 '2.5' is not a whole number"),
+])
+def test_reasons_name_the_field_and_value(fields: dict[str, str], why: str) -> None:
+    assert why in (reason(_row(**fields)) or "")
+
+
+@pytest.mark.parametrize("speed,value", [("", None), ("-1", None), ("-12.5", None), ("0", 0),
+                                         ("87", 87), ("+87", 87), ("87.00", 87), ("087,0", 87)])
+def test_speeds_empty_or_negative_mean_no_measurement(speed: str, value: int | None) -> None:
+    assert reason(_row(currentspeed=speed)) is None
+    assert parse(_row(currentspeed=speed))["currentspeed"] == value
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1767225600", datetime(2026, 1, 1, tzinfo=UTC)),
+    ("1767225600.25", datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=UTC)),
+    ("2026-01-01T00:00:00Z", datetime(2026, 1, 1, tzinfo=UTC)),
+    ("2026-01-01 01:00:00+01:00", datetime(2026, 1, 1, tzinfo=UTC)),
+    ("2026-01-01T00:00:00", datetime(2026, 1, 1, tzinfo=UTC)),  # zone-less is UTC
+])
+def test_timestamps_normalise_to_utc(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text) == (expected, None)
+
+
+def test_blank_rows_are_not_records() -> None:
+    rows = [_row(), {n: "" for n in NAMES}, _row(uniqueid="x")]
+    checked = check(_batch(rows), NAMES, np.array([2, 3, 4]), ",")
+    assert checked.accepted.column("line").to_pylist() == [2]
+    assert [(line, raw) for line, _, raw in checked.rejects] == [
+        (4, "x,1767225600,80,7,1,1,1,1,1")]
+
+
+def test_missing_optional_columns_read_as_null() -> None:
+    names = ("recordtimestamp", "uniqueid", "bezettingsgraad", "currentspeed", "extra")
+    rows = [{"recordtimestamp": "1767225600", "uniqueid": "5", "bezettingsgraad": "",
+             "currentspeed": "50", "extra": "ignored"}]
+    checked = check(_batch(rows, names), names, np.array([2]), ";")
+    (got,) = checked.accepted.to_pylist()
+    assert got["uniqueid"] == 5 and got["currentspeed"] == 50
+    assert got["bezettingsgraad"] is None and got["trafficintensityclass1"] is None
