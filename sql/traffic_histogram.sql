@@ -3,28 +3,28 @@
 -- `renderer traffic histogram` and `export-histograms` commands.
 
 -- name: upsert_bins
--- Add the bins of one (tile, hour) to the histogram: identical bins are summed first (one
--- statement cannot update a row twice), then added to the stored counts. Sorted input keeps
--- concurrent writers locking rows in the same order.
+-- Add the bins of one (tile, hour) to the histogram: each (mode, segment, next, codes) at
+-- most once in the arrays (summed by the caller), added to the stored counts. No ORDER BY:
+-- only one transaction writes an hour at a time (the queue runs an item once at a time and a
+-- stray second attempt stops at the ledger first).
 INSERT INTO traffic_histograms AS h
        (mode, segment_id, next_segment_id, hour, duration_code, queue_code, count)
 SELECT b.mode, b.segment_id, b.next_segment_id, %(hour)s, b.duration_code, b.queue_code,
-       sum(b.count)
+       b.count
 FROM unnest(%(modes)s::text[], %(segments)s::bigint[], %(nexts)s::bigint[],
             %(durations)s::smallint[], %(queues)s::smallint[], %(counts)s::bigint[])
      AS b(mode, segment_id, next_segment_id, duration_code, queue_code, count)
-GROUP BY b.segment_id, b.mode, b.next_segment_id, b.duration_code, b.queue_code
-ORDER BY b.segment_id, b.mode, b.next_segment_id, b.duration_code, b.queue_code
 ON CONFLICT ON CONSTRAINT traffic_histograms_bin
 DO UPDATE SET count = h.count + excluded.count;
 
 -- name: upsert_lengths
--- Add reported segment lengths (whole metres) and how many observations reported each.
+-- Add reported segment lengths (whole metres) and how many observations reported each; each
+-- (segment, length) at most once in the arrays. Sorted, because items of other hours of the
+-- same tile update the same rows concurrently: one lock order, no deadlock.
 INSERT INTO traffic_segment_lengths AS l (segment_id, length, observations)
-SELECT s.segment_id, s.length, sum(s.observations)
+SELECT s.segment_id, s.length, s.observations
 FROM unnest(%(segments)s::bigint[], %(lengths)s::int[], %(observations)s::bigint[])
      AS s(segment_id, length, observations)
-GROUP BY s.segment_id, s.length
 ORDER BY s.segment_id, s.length
 ON CONFLICT (segment_id, length)
 DO UPDATE SET observations = l.observations + excluded.observations;

@@ -20,10 +20,12 @@ import gzip
 import hashlib
 import logging
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from renderer import binning
 from renderer.db import query
@@ -39,6 +41,13 @@ log = logging.getLogger(__name__)
 _MD5_HEX = frozenset("0123456789abcdef")
 
 
+def _rows(conn: psycopg.Connection[Any], ref: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a named statement as dicts, whatever the connection's row factory."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(ref), params)
+        return cur.fetchall()
+
+
 @dataclass
 class ConsumeResult:
     """What one run of the histogram stage over a prefix did."""
@@ -50,7 +59,7 @@ class ConsumeResult:
     rows_rejected: int = 0
     observations: int = 0
     bins: int = 0
-    """Bins written before summing across files."""
+    """Histogram cells written (bins summed across the files)."""
     modes: list[str] = field(default_factory=list)
 
 
@@ -61,8 +70,10 @@ class _Batch:
         self.files: dict[str, list[Any]] = {k: [] for k in (
             "keys", "sizes", "checksums", "statuses", "reasons", "rows_read", "rows_accepted",
             "rows_rejected", "observations")}
-        self.bins: list[tuple[str, int, int | None, int, int, int]] = []
-        self.lengths: list[tuple[int, int, int]] = []
+        # Summed across the prefix's files here, so that the statements need no GROUP BY
+        # (a dict costs a fraction of the server's hash aggregate over parsed arrays).
+        self.bins: dict[tuple[str, int, int | None, int, int], int] = {}
+        self.lengths: dict[tuple[int, int], int] = {}
         self.rejects: dict[str, list[Any]] = {k: [] for k in ("keys", "lines", "raws", "reasons")}
 
     def add_file(self, key: str, size: int, checksum: str, result: binning.BinResult) -> None:
@@ -74,8 +85,13 @@ class _Batch:
                             ("rows_rejected", len(result.rejects)),
                             ("observations", result.observations)):
             f[name].append(value)
-        self.bins.extend(result.bins)
-        self.lengths.extend(result.lengths)
+        bins = self.bins
+        for mode, segment, nxt, duration, queue, count in result.bins:
+            key = (mode, segment, nxt, duration, queue)
+            bins[key] = bins.get(key, 0) + count
+        lengths = self.lengths
+        for segment, length, count in result.lengths:
+            lengths[(segment, length)] = lengths.get((segment, length), 0) + count
         for line, raw, reason in result.rejects:
             self.rejects["keys"].append(key)
             self.rejects["lines"].append(line)
@@ -109,11 +125,9 @@ def _error_result(reason: str) -> binning.BinResult:
 
 def new_files(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) -> list[ObjectInfo]:
     """The files of a prefix that the ledger does not hold."""
-    consumed = {
-        (r["key"], r["size"], r["checksum"])
-        for r in conn.execute(query("traffic_ingest.files_of_prefix"),
-                              {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})
-    }
+    consumed = {(r["key"], r["size"], r["checksum"]) for r in _rows(
+        conn, "traffic_ingest.files_of_prefix",
+        {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})}
     return [i for i in store.list(prefix.folder)
             if parse_key(i.key) == prefix and (i.key, i.size, i.etag) not in consumed]
 
@@ -146,8 +160,14 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
         return result
     _write(conn, prefix, batch)
     result.bins = len(batch.bins)
-    result.modes = sorted({b[0] for b in batch.bins})
+    result.modes = sorted({key[0] for key in batch.bins})
     return result
+
+
+def _ints(values: Iterable[int | None]) -> str:
+    """An int array literal (``{1,NULL,3}``): one string parameter instead of a list that
+    psycopg would dump element by element, ten times faster for thousands of bins."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch) -> None:
@@ -156,18 +176,21 @@ def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch) -> None
     conn.execute(query("traffic_ingest.record_files"), {**where, **batch.files})
     if batch.bins:
         conn.execute(query("traffic_ingest.ensure_partitions"), {"hours": [prefix.hour]})
-        modes, segments, nexts, durations, queues, counts = zip(*batch.bins, strict=True)
+        modes, segments, nexts, durations, queues = zip(*batch.bins, strict=True)
+        counts = batch.bins.values()
+        # Modes are [A-Za-z0-9_]+ (checked by the binning), so quoting them is enough.
         conn.execute(query("traffic_histogram.upsert_bins"), {
-            "hour": prefix.hour, "modes": list(modes), "segments": list(segments),
-            "nexts": list(nexts), "durations": list(durations), "queues": list(queues),
-            "counts": list(counts)})
+            "hour": prefix.hour, "modes": "{" + ",".join(f'"{m}"' for m in modes) + "}",
+            "segments": _ints(segments), "nexts": _ints(nexts), "durations": _ints(durations),
+            "queues": _ints(queues), "counts": _ints(counts)})
     if batch.rejects["keys"]:
         conn.execute(query("traffic_ingest.record_rejects"), batch.rejects)
     if batch.lengths:
-        segments, lengths, observations = zip(*batch.lengths, strict=True)
+        segments, lengths = zip(*batch.lengths, strict=True)
+        observations = batch.lengths.values()
         conn.execute(query("traffic_histogram.upsert_lengths"), {
-            "segments": list(segments), "lengths": list(lengths),
-            "observations": list(observations)})
+            "segments": _ints(segments), "lengths": _ints(lengths),
+            "observations": _ints(observations)})
 
 
 def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
@@ -176,11 +199,9 @@ def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
     return how many. Idempotent: files already gone are skipped."""
     if after == "keep":
         return 0
-    consumed = {
-        (r["key"], r["size"], r["checksum"])
-        for r in conn.execute(query("traffic_ingest.files_of_prefix"),
-                              {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})
-    }
+    consumed = {(r["key"], r["size"], r["checksum"]) for r in _rows(
+        conn, "traffic_ingest.files_of_prefix",
+        {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})}
     done = 0
     for info in store.list(prefix.folder):
         if (info.key, info.size, info.etag) not in consumed:

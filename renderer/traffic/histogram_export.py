@@ -14,6 +14,7 @@ from itertools import groupby
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from renderer import tiles
 from renderer.binning import duration_seconds, duration_step
@@ -39,9 +40,10 @@ def hour_histogram(conn: psycopg.Connection[Any], tile: tiles.Tile, hour: int,
     next segment), ``observations`` and ``bins`` of ``duration_code``, ``duration_seconds``
     (bucket lower bound), ``duration_step``, ``queue_code``, ``count``.
     """
-    rows = conn.execute(query("traffic_histogram.hour_rows"), {
-        "hour": hour, "tile_id": tiles.tile_id(tile),
-        "mode": mode.upper() if mode else None}).fetchall()
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(query("traffic_histogram.hour_rows"), {
+            "hour": hour, "tile_id": tiles.tile_id(tile),
+            "mode": mode.upper() if mode else None}).fetchall()
     segments = []
     for (m, segment_id), seg_rows in groupby(rows, key=lambda r: (r["mode"], r["segment_id"])):
         nexts = []
@@ -87,7 +89,7 @@ class ExportResult:
 
 def _stream(conn: psycopg.Connection[Any], params: dict[str, Any]) -> Iterator[dict[str, Any]]:
     # A server-side cursor: the export streams any number of rows in constant memory.
-    with conn.cursor(name="export_histograms") as cur:
+    with conn.cursor(name="export_histograms", row_factory=dict_row) as cur:
         cur.itersize = 20_000
         cur.execute(query("traffic_histogram.export_rows"), params)
         yield from cur

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from renderer.db import query
 from renderer.errors import InputError
@@ -33,6 +34,13 @@ from renderer.traffic.layout import (
 __all__ = ["SubmitResult", "enqueue_objects", "rejects", "submit"]
 
 log = logging.getLogger(__name__)
+
+
+def _rows(conn: psycopg.Connection[Any], ref: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a named statement as dicts, whatever the connection's row factory."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(ref), params)
+        return cur.fetchall()
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,9 @@ def _new(conn: psycopg.Connection[Any],
     """The listed files that the ledger does not hold: one anti-join over all of them."""
     if not listed:
         return []
-    rows = conn.execute(query("traffic_ingest.new_files"), {
+    rows = _rows(conn, "traffic_ingest.new_files", {
         "keys": [i.key for _, i in listed], "sizes": [i.size for _, i in listed],
-        "checksums": [i.etag for _, i in listed]}).fetchall()
+        "checksums": [i.etag for _, i in listed]})
     fresh = {(r["key"], r["size"], r["checksum"]) for r in rows}
     return [(p, i) for p, i in listed if (i.key, i.size, i.etag) in fresh]
 
@@ -154,4 +162,4 @@ def rejects(conn: psycopg.Connection[Any], *, file: str | None = None,
             limit: int = 1000) -> list[dict[str, Any]]:
     """Rejected rows (file_key, line, reason, raw, created_at), newest first; a file rejected
     whole has line None and raw None."""
-    return conn.execute(query("traffic_ingest.rejects"), {"file": file, "limit": limit}).fetchall()
+    return _rows(conn, "traffic_ingest.rejects", {"file": file, "limit": limit})
