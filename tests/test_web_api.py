@@ -95,10 +95,27 @@ def test_a_run_answers_its_set(live: Callable[..., Live], db: Database) -> None:
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["pipeline"] == "traffic" and body["set_id"]
-    assert body["links"]["api"] == f"/api/sets/{body['set_id']}"
+    assert body["links"]["api"] == f"/api/sets/{quote(body['set_id'])}"
     with db.connect() as conn:
         assert [s["id"] for s in queue.list_sets(conn)] == [body["set_id"]]
     assert server.get(body["links"]["api"]).status_code == 200
+
+
+def test_a_sensors_run_enqueues_its_days(live: Callable[..., Live], db: Database) -> None:
+    server = live(web_secrets=SECRET)
+    nothing = _post(server, "/api/runs", {"pipeline": "sensors", "stage": "etl"})
+    assert nothing.status_code == 201, nothing.text
+    assert nothing.json()["set_id"] is None
+    with db.connect() as conn:
+        conn.execute("INSERT INTO sensors_days (day, raw_version) VALUES ('2026-01-05', 1)")
+        conn.commit()
+    response = _post(server, "/api/runs", {"pipeline": "sensors", "stage": "etl",
+                                           "from": "2026-01-01", "to": "2026-01-31",
+                                           "format": "csv"}, timestamp=int(time.time()) - 1)
+    assert response.status_code == 201, response.text
+    set_id = response.json()["set_id"]
+    twin = server.get(f"/api/sets/{quote(set_id)}").json()
+    assert twin["set"]["pending"] == 1
 
 
 @pytest.fixture

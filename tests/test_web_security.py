@@ -127,7 +127,9 @@ def test_malformed_bodies_are_refused(signed: Live, body: bytes, message: str,
 
 @pytest.mark.parametrize("spec,message", [
     ({"pipeline": "traffic", "stage": "nope"}, "unknown pipeline/stage 'traffic/nope'"),
-    ({"pipeline": "sensors", "stage": "etl"}, "known: "),
+    ({"pipeline": "sensors", "stage": "bogus"}, "known: sensors/etl, traffic/speedtiles"),
+    ({"pipeline": "sensors", "stage": "etl", "from": "yesterday"}, "invalid from"),
+    ({"pipeline": "sensors", "stage": "etl", "format": "xls"}, "unknown export format"),
     ({"pipeline": "traffic", "stage": "speedtiles", "week": "2026-47"}, "invalid week"),
     ({"pipeline": "traffic", "stage": "speedtiles", "bbox": [10, 10, 5, 20]}, "invalid bbox"),
     ({"pipeline": "traffic", "stage": "speedtiles", "level": 7}, "invalid level"),

@@ -63,13 +63,14 @@ def live(db: Database, tmp_path: Path) -> Iterator[Callable[..., Live]]:
     database, a store and a traffic source under tmp_path; stopped after the test."""
     running: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
 
-    def start(*, traffic_source: bool = True, **overrides: Any) -> Live:
+    def start(*, traffic_source: bool = True, run_scheduler: bool = False,
+              **overrides: Any) -> Live:
         settings = dataclasses.replace(
             Settings(database_url=db.url, home=tmp_path / "home",
                      storage=(tmp_path / "store").as_uri()), **overrides)
         source = tmp_path / "source"
         source.mkdir(exist_ok=True)
-        app = create_app(settings, url=db.url,
+        app = create_app(settings, url=db.url, run_scheduler=run_scheduler,
                          traffic_source=source.as_uri() if traffic_source else None)
         if not traffic_source:
             app.state.web.traffic_source = None
@@ -168,6 +169,25 @@ def test_every_error_has_the_one_json_shape(live: Callable[..., Live]) -> None:
         body = response.json()
         assert set(body) == {"error"} and body["error"]["status"] == status
         assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+def test_serve_fires_schedules(live: Callable[..., Live], db: Database) -> None:
+    from renderer import schedules
+
+    with db.connect() as conn:
+        schedules.add(conn, "minutely", "* * * * *", "metrics-test", "m")
+        conn.execute("UPDATE schedules SET created_at = now() - interval '2 minutes'")
+        conn.commit()
+    live(run_scheduler=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with db.connect() as conn:
+            ticks = conn.execute("SELECT key FROM work_queue WHERE kind = 'schedule-tick'"
+                                 ).fetchall()
+        if ticks:
+            break
+        time.sleep(0.1)
+    assert [t["key"].split("/")[0] for t in ticks] == ["minutely"]
 
 
 def test_a_browser_gets_an_escaped_html_error_page(live: Callable[..., Live]) -> None:

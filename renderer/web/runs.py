@@ -1,13 +1,15 @@
 """Named runs that ``POST /api/runs`` may start: (pipeline, stage) -> a function.
 
 A run validates its own fields, enqueues its items at on-demand priority inside the
-caller's transaction and returns the set id. Unknown names are a 400 listing the known
-ones. A pipeline whose module is not installed answers "unknown" too, never a traceback.
+caller's transaction and returns the set id (None when there was nothing to do). Unknown
+names are a 400 listing the known ones; a pipeline whose module is not installed answers
+"unknown" too, never a traceback. A run marked ``commits`` commits on its own connection
+part-way (the sensors ETL attaches partitions first), so the caller must not wrap it in a
+transaction block.
 
 Example
 -------
->>> start(conn, {"pipeline": "traffic", "stage": "speedtiles", "week": "2026-W47"},
-...       traffic_source=None)
+>>> start(conn, {"pipeline": "traffic", "stage": "speedtiles", "week": "2026-W47"}, context)
 {'set_id': '...', 'pipeline': 'traffic', 'stage': 'speedtiles', ...}
 """
 
@@ -17,10 +19,13 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 
+from renderer.config import Settings
 from renderer.errors import InputError
 
 WEEK = re.compile(r"\d{4}-W(0[1-9]|[1-4]\d|5[0-3])")
@@ -28,10 +33,17 @@ Conn = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True)
+class Context:
+    settings: Settings
+    traffic_source: str | None
+
+
+@dataclass(frozen=True)
 class Run:
     fields: frozenset[str]
-    start: Callable[[Conn, dict[str, Any], str | None], str]
+    start: Callable[[Conn, dict[str, Any], Context], str | None]
     needs: str | None = None  # module that must import for the run to exist
+    commits: bool = False  # commits part-way on its connection (no transaction block)
 
 
 def _week(value: Any) -> str | None:
@@ -70,7 +82,16 @@ def _modes(value: Any) -> list[str] | None:
     return value
 
 
-def _traffic_speedtiles(conn: Conn, spec: dict[str, Any], source: str | None) -> str:
+def _date(value: Any, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InputError(f"invalid {name} {value!r}", "write a UTC day like 2026-01-31") from exc
+
+
+def _traffic_speedtiles(conn: Conn, spec: dict[str, Any], ctx: Context) -> str:
     from renderer.queue import PRIORITY_ON_DEMAND
     from renderer.traffic import schedule
 
@@ -80,11 +101,11 @@ def _traffic_speedtiles(conn: Conn, spec: dict[str, Any], source: str | None) ->
         priority=PRIORITY_ON_DEMAND)
 
 
-def _traffic_submit(conn: Conn, spec: dict[str, Any], source: str | None) -> str:
+def _traffic_submit(conn: Conn, spec: dict[str, Any], ctx: Context) -> str:
     from renderer.queue import PRIORITY_ON_DEMAND, create_set
     from renderer.traffic import ingest
 
-    source = spec.get("source") or source
+    source = spec.get("source") or ctx.traffic_source
     if not source:
         raise InputError("no traffic source", "pass \"source\" or set RENDERER_TRAFFIC_SOURCE")
     set_id = create_set(conn, f"traffic submit {source}")
@@ -92,11 +113,39 @@ def _traffic_submit(conn: Conn, spec: dict[str, Any], source: str | None) -> str
     return set_id
 
 
+SENSORS_STORE_PREFIX = "sensors"  # as `renderer sensors etl` exports into the store
+
+
+def _sensors_etl(conn: Conn, spec: dict[str, Any], ctx: Context) -> str | None:
+    from renderer.queue import PRIORITY_ON_DEMAND
+    from renderer.sensors.day import ExportSpec, plan_etl
+    from renderer.sensors.enrich import pending_days
+    from renderer.sensors.export import check_format
+
+    start, end = _date(spec.get("from"), "from"), _date(spec.get("to"), "to")
+    if start and end and start > end:
+        raise InputError(f"from {start} is after to {end}", "swap them")
+    force = spec.get("force", False)
+    if not isinstance(force, bool) or not isinstance(spec.get("export", True), bool):
+        raise InputError("force and export are true or false", 'e.g. "force": true')
+    export = None
+    if spec.get("export", True):
+        export = ExportSpec(ctx.settings.store_url, check_format(spec.get("format", "parquet")),
+                            SENSORS_STORE_PREFIX)
+    explicit = start is not None or end is not None
+    days = pending_days(conn, start, end, every=explicit or force)
+    run = plan_etl(conn, days, export=export, force=explicit or force,
+                   priority=PRIORITY_ON_DEMAND)
+    return run.run or None
+
+
 RUNS: dict[tuple[str, str], Run] = {
     ("traffic", "speedtiles"): Run(frozenset({"week", "bbox", "level", "modes"}),
                                    _traffic_speedtiles, "renderer.traffic.schedule"),
     ("traffic", "submit"): Run(frozenset({"source"}), _traffic_submit,
                                "renderer.traffic.ingest"),
+    ("sensors", "etl"): Run(frozenset({"from", "to", "format", "export", "force"}),
+                            _sensors_etl, "renderer.sensors.day", commits=True),
 }
 
 
@@ -115,8 +164,8 @@ def available() -> list[str]:
     return names
 
 
-def start(conn: Conn, spec: dict[str, Any], *, traffic_source: str | None) -> dict[str, Any]:
-    """Start the run ``spec`` names; return its set id and where to watch it."""
+def lookup(spec: dict[str, Any]) -> Run:
+    """The run ``spec`` names, its fields checked; InputError when unknown or malformed."""
     pipeline, stage = spec.get("pipeline"), spec.get("stage")
     name = f"{pipeline}/{stage}"
     run = RUNS.get((str(pipeline), str(stage)))
@@ -127,6 +176,13 @@ def start(conn: Conn, spec: dict[str, Any], *, traffic_source: str | None) -> di
     if extra:
         raise InputError(f"unknown field(s) {', '.join(extra)} for {name}",
                          "allowed: " + ", ".join(sorted(run.fields)))
-    set_id = str(run.start(conn, spec, traffic_source))
-    return {"set_id": set_id, "pipeline": pipeline, "stage": stage,
-            "links": {"page": f"/sets/{set_id}", "api": f"/api/sets/{set_id}"}}
+    return run
+
+
+def start(conn: Conn, spec: dict[str, Any], context: Context) -> dict[str, Any]:
+    """Start the run ``spec`` names; return its set id and where to watch it."""
+    set_id = lookup(spec).start(conn, spec, context)
+    links = ({"page": f"/sets/{quote(set_id)}", "api": f"/api/sets/{quote(set_id)}"}
+             if set_id else None)
+    return {"set_id": set_id, "pipeline": spec["pipeline"], "stage": spec["stage"],
+            "links": links}
