@@ -36,3 +36,33 @@ SELECT day, raw_version, enriched_version, enriched_rows, enriched_at
 FROM sensors_days
 WHERE day = ANY(%(days)s::date[])
 ORDER BY day;
+
+-- name: record_run
+-- An ETL run: its days with the raw versions it saw, and where its export goes (NULL: none).
+INSERT INTO sensors_runs (id, days, versions, export_out, export_format, export_prefix)
+VALUES (%(id)s, %(days)s::date[], %(versions)s::bigint[], %(out)s, %(format)s, %(prefix)s);
+
+-- name: exportable_runs
+-- Runs waiting for their export whose every day was enriched from at least the raw version
+-- the run saw; locked so that two export attempts never take the same run.
+SELECT r.id, r.days, r.export_out, r.export_format, r.export_prefix
+FROM sensors_runs r
+WHERE r.exported_at IS NULL AND r.export_out IS NOT NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM unnest(r.days, r.versions) AS d(day, version)
+    LEFT JOIN sensors_days s ON s.day = d.day
+    WHERE coalesce(s.enriched_version, -1) < d.version)
+ORDER BY r.created_at
+FOR UPDATE OF r SKIP LOCKED;
+
+-- name: mark_exported
+-- Record that some runs were exported (with the export item's completion).
+UPDATE sensors_runs r SET exported_at = now(), exported_rows = x.rows
+FROM unnest(%(ids)s::text[], %(rows)s::bigint[]) AS x(id, rows)
+WHERE r.id = x.id;
+
+-- name: run
+-- One run, for status output and tests.
+SELECT id, created_at, days, versions, export_out, export_format, export_prefix,
+       exported_at, exported_rows
+FROM sensors_runs WHERE id = %(id)s;

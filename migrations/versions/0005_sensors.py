@@ -94,6 +94,24 @@ def upgrade() -> None:
             enriched_at      timestamptz
         )
     """)
+    # ETL runs and their export: the days a run enqueued, each with the raw version it saw;
+    # the export fan-in writes a run once every day was enriched from at least that version.
+    op.execute("""
+        CREATE TABLE sensors_runs (
+            id            text        PRIMARY KEY,
+            created_at    timestamptz NOT NULL DEFAULT now(),
+            days          date[]      NOT NULL,
+            versions      bigint[]    NOT NULL,
+            export_out    text,
+            export_format text        CHECK (export_format IN ('parquet', 'csv')),
+            export_prefix text        NOT NULL DEFAULT '',
+            exported_at   timestamptz,
+            exported_rows bigint,
+            CHECK (cardinality(days) = cardinality(versions))
+        )
+    """)
+    op.execute("CREATE INDEX sensors_runs_unexported ON sensors_runs (created_at)"
+               " WHERE exported_at IS NULL AND export_out IS NOT NULL")
     # A UTC day partition of either table, made on demand. CREATE TABLE ... PARTITION OF
     # would hold ACCESS EXCLUSIVE on the parent until commit (blocking every reader and
     # writer of other days); a new empty table ATTACHed takes only SHARE UPDATE EXCLUSIVE.
@@ -205,5 +223,5 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS renderer.sensors_enrich_day(date),"
                " renderer.sensors_day_partition(date),"
                " renderer.sensors_raw_partition(date), renderer.sensors_partition(text, date)")
-    op.execute("DROP TABLE IF EXISTS sensors_days, sensors_rejects, sensors_files")
+    op.execute("DROP TABLE IF EXISTS sensors_runs, sensors_days, sensors_rejects, sensors_files")
     op.execute("DROP TABLE IF EXISTS sensors_enriched, sensors_raw CASCADE")

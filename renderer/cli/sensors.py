@@ -87,7 +87,7 @@ def ingest(paths: tuple[str, ...], then_etl: bool, as_json: bool) -> None:
     if report.days:
         click.echo(f"days to enrich: {', '.join(str(d) for d in report.days)}")
     if run is not None:
-        click.echo(f"enqueued {run.enqueued} sensors-day items (run {run.group})")
+        click.echo(f"enqueued {run.enqueued} sensors-day items (run {run.run!r})")
     elif report.days:
         click.echo("next: renderer sensors etl")
 
@@ -138,7 +138,7 @@ def etl(start: str | None, end: str | None, export_out: str | None, fmt: str,
     run = _etl(db, _date(start, "--from"), _date(end, "--to"), export_out=export_out,
                no_export=no_export, fmt=fmt)
     stats = None
-    if wait and run.enqueued:
+    if wait and run.days:
         from renderer.sensors.day import DAY_KIND, EXPORT_KIND
         from renderer.worker import run_worker
 
@@ -149,7 +149,7 @@ def etl(start: str | None, end: str | None, export_out: str | None, fmt: str,
     if not run.days:
         click.echo("no days to enrich")
         return
-    click.echo(f"run {run.group}: {len(run.days)} days ({run.days[0]} .. {run.days[-1]}), "
+    click.echo(f"run {run.run!r}: {len(run.days)} days ({run.days[0]} .. {run.days[-1]}), "
                f"{run.enqueued} items enqueued")
     click.echo(f"worker: {stats}" if stats is not None else "next: renderer work")
 

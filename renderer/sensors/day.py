@@ -1,12 +1,18 @@
 """The sensor pipeline on the work queue: ``sensors-day`` items and the export fan-in.
 
-``plan_etl`` makes the enriched partitions of the run's days (in its own short transaction,
-see the migration), names a queue set for the run and enqueues one ``sensors-day`` item per
-UTC day (key ``YYYY-MM-DD``) in a group of the run. Each day item replaces its day in
-``sensors_enriched`` in the worker's transaction, so the rows and the item's completion
-commit together: a crash before commit leaves neither, a rerun replaces, never duplicates.
-When every day of the group is done, the fan-in enqueues one ``sensors-export`` item that
-writes the run's days as Hive partitions (:mod:`.export`).
+``plan_etl`` makes the enriched partitions of the run's days (in a short transaction of their
+own, see the migration), records the run (its days, the raw version of each, its export
+target) and enqueues one ``sensors-day`` item per UTC day (key ``YYYY-MM-DD``) in the queue set
+of the run. Each day item replaces its day in ``sensors_enriched`` in the worker's
+transaction, so the rows and the item's completion commit together: a crash before commit
+leaves neither, and a rerun replaces the day, never duplicates it.
+
+Fan-in: every day item belongs to one standing group, ``sensors-days``, with the rule "when
+all its items are done, enqueue ``sensors-export``". A day item keeps the group it was first
+enqueued with and a rule keeps its first payload (both by the queue's design), so the rule
+carries nothing run-specific: the export item writes every recorded run whose days are all
+enriched (from at least the raw version the run saw), grouping runs by target. A late file
+that re-opens a day re-opens the group, and its run is exported when the group closes again.
 
 A day item's fingerprint is the day's raw version: enqueueing a done day again does nothing
 unless raw rows changed since (a late file) or the run forces it (``--from/--to``).
@@ -15,6 +21,7 @@ unless raw rows changed since (a late file) or the run forces it (``--from/--to`
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -22,16 +29,27 @@ from typing import Any
 
 import psycopg
 
-from renderer.queue import PRIORITY_BATCH, Job, NewItem, create_set, enqueue_many, register
+from renderer.db import query
+from renderer.queue import (
+    PRIORITY_BATCH,
+    Job,
+    NewItem,
+    add_rule,
+    create_set,
+    enqueue_many,
+    register,
+)
 from renderer.sensors.enrich import day_key, enrich_day, ensure_partitions, parse_day
 from renderer.sensors.export import check_format, export_days
 
-__all__ = ["DAY_KIND", "EXPORT_KIND", "EtlRun", "ExportSpec", "plan_etl"]
+__all__ = ["DAY_KIND", "EXPORT_KIND", "GROUP", "EtlRun", "ExportSpec", "export_runs",
+           "plan_etl"]
 
 log = logging.getLogger(__name__)
 
 DAY_KIND = "sensors-day"
 EXPORT_KIND = "sensors-export"
+GROUP = "sensors-days"
 
 
 @dataclass(frozen=True)
@@ -43,65 +61,78 @@ class ExportSpec:
     format: str = "parquet"
     prefix: str = ""
 
-    def payload(self, days: Sequence[date]) -> dict[str, Any]:
-        return {"out": self.out, "format": check_format(self.format), "prefix": self.prefix,
-                "days": [day_key(d) for d in days]}
-
 
 @dataclass(frozen=True)
 class EtlRun:
     """What :func:`plan_etl` enqueued."""
 
-    group: str
-    """The run's group: its day items, and the key of its export item."""
-    set_id: str | None
+    run: str
+    """The run's id (also its queue set)."""
     days: list[date]
     enqueued: int
-    """Day items added or re-opened (a pending one stays as it is)."""
+    """Day items added or re-opened (a pending or running one is left to finish)."""
 
 
 def plan_etl(conn: psycopg.Connection[Any], days: Sequence[tuple[date, int]], *,
              export: ExportSpec | None, force: bool = False, name: str | None = None,
              priority: int = PRIORITY_BATCH) -> EtlRun:
-    """Enqueue one day item per (day, raw version); commit ``conn`` afterwards.
+    """Record a run of (day, raw version) pairs and enqueue its day items; the caller commits.
 
     ``force`` recomputes days whose raw rows did not change since they were last done.
     """
     ordered = sorted(dict(days).items())
     if not ordered:
-        return EtlRun("", None, [], 0)
+        return EtlRun("", [], 0)
     ensure_partitions(conn, [d for d, _ in ordered])
-    conn.commit()  # partitions in their own short transaction
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    set_id = create_set(conn, name or f"sensors etl {ordered[0][0]}..{ordered[-1][0]} {stamp}")
-    group = f"sensors-run-{set_id}"
-    payload: dict[str, Any] = {}
-    if export is not None:
-        payload["export"] = export.payload([d for d, _ in ordered])
+    conn.commit()  # attach partitions in their own short transaction
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+    run = create_set(conn, name or f"sensors {ordered[0][0]}..{ordered[-1][0]} @{stamp}")
+    conn.execute(query("sensors_day.record_run"), {
+        "id": run, "days": [d for d, _ in ordered], "versions": [v for _, v in ordered],
+        "out": export.out if export else None,
+        "format": check_format(export.format) if export else None,
+        "prefix": export.prefix if export else ""})
     enqueued = enqueue_many(conn, [
-        NewItem(kind=DAY_KIND, key=day_key(day), payload=payload, fingerprint=str(version),
-                set_id=set_id, priority=priority, group=group, force=force)
+        NewItem(kind=DAY_KIND, key=day_key(day), payload={"run": run},
+                fingerprint=str(version), set_id=run, priority=priority, group=GROUP,
+                force=force)
         for day, version in ordered
     ])
-    return EtlRun(group, set_id, [d for d, _ in ordered], enqueued)
+    # after the enqueue: fires at once only when nothing of the group is left to do
+    add_rule(conn, DAY_KIND, GROUP, EXPORT_KIND, GROUP)
+    return EtlRun(run, [d for d, _ in ordered], enqueued)
+
+
+def export_runs(conn: psycopg.Connection[Any]) -> list[str]:
+    """Export every recorded run whose days are all enriched (each (target, day) written
+    once however many runs share it); returns the ids of the runs exported."""
+    runs = conn.execute(query("sensors_day.exportable_runs"), {}).fetchall()
+    targets: dict[tuple[str, str, str], set[date]] = defaultdict(set)
+    for r in runs:
+        targets[(r["export_out"], r["export_format"], r["export_prefix"])].update(r["days"])
+    rows: dict[tuple[tuple[str, str, str], date], int] = {}
+    for target, wanted in targets.items():
+        for written in export_days(conn, sorted(wanted), *target):
+            rows[(target, written.day)] = written.rows
+    conn.execute(query("sensors_day.mark_exported"), {
+        "ids": [r["id"] for r in runs],
+        "rows": [sum(rows[((r["export_out"], r["export_format"], r["export_prefix"]), d)]
+                     for d in r["days"]) for r in runs]})
+    return [r["id"] for r in runs]
 
 
 @register(DAY_KIND, time_limit=1800, max_attempts=3)
 def handle_day(job: Job) -> None:
-    """Replace one day of sensors_enriched; the fan-in exports the run when all are done."""
+    """Replace one day of sensors_enriched; the export fans in when the group is done."""
     day = parse_day(job.item.key)
     rows = enrich_day(job.conn, day)
     log.info("sensors day %s: %d rows", day, rows)
-    export = job.item.payload.get("export")
-    if export and job.item.group:
-        job.when_group_done(EXPORT_KIND, job.item.group, export, set_id=job.item.set_id)
+    if job.item.group is not None:  # also for items enqueued by hand (psql)
+        job.when_group_done(EXPORT_KIND, job.item.group)
 
 
 @register(EXPORT_KIND, time_limit=3600, max_attempts=3)
 def handle_export(job: Job) -> None:
-    """Write the run's days (each object replaced whole, so a retry is harmless)."""
-    spec = job.item.payload
-    written = export_days(job.conn, [parse_day(d) for d in spec["days"]], spec["out"],
-                          spec["format"], spec.get("prefix", ""))
-    log.info("sensors export %s: %d days, %d rows", job.item.key, len(written),
-             sum(d.rows for d in written))
+    """Write the runs that are ready (objects replaced whole, so a retry is harmless)."""
+    runs = export_runs(job.conn)
+    log.info("sensors export: %d runs", len(runs))
