@@ -19,6 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__linux__)
+#include <sys/mman.h> /* after Python.h, whose pyconfig.h defines _GNU_SOURCE */
+#endif
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+/* Tables this large are mapped on their own and offered transparent huge pages: a probe
+ * into a table of tens of MB otherwise costs a TLB miss on top of the cache miss. */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_TABLE_BYTES ((size_t)4 << 20)
+#endif
+
 #define FIELDS 10
 #define ID_LIMIT (UINT64_C(1) << 46)
 #define ID_MASK (ID_LIMIT - 1)
@@ -106,6 +116,8 @@ typedef struct {
     Bin *slots;
     size_t mask;
     size_t used;
+    void *map; /* the mapping holding slots when it was mapped apart, else NULL */
+    size_t map_len;
 } BinTable;
 
 typedef struct {
@@ -166,10 +178,42 @@ bin_hash(uint64_t k1, uint64_t k2, uint32_t mode)
     return mix64(k1 * UINT64_C(0x9E3779B97F4A7C15) ^ (k2 + ((uint64_t)mode << 48)));
 }
 
+static void
+bins_free(BinTable *t)
+{
+#ifdef HUGE_TABLE_BYTES
+    if (t->map != NULL) {
+        munmap(t->map, t->map_len);
+        t->map = NULL;
+        t->slots = NULL;
+        return;
+    }
+#endif
+    PyMem_RawFree(t->slots);
+    t->slots = NULL;
+}
+
 static int
 bins_init(BinTable *t, size_t cap)
 {
-    t->slots = PyMem_RawMalloc(cap * sizeof(Bin));
+    size_t bytes = cap * sizeof(Bin);
+    t->map = NULL;
+    t->slots = NULL;
+#ifdef HUGE_TABLE_BYTES
+    if (bytes >= HUGE_TABLE_BYTES) {
+        size_t len = bytes + HUGE_PAGE;
+        void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map != MAP_FAILED) {
+            uintptr_t aligned = ((uintptr_t)map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+            (void)madvise((void *)aligned, bytes, MADV_HUGEPAGE); /* a hint; may be refused */
+            t->map = map;
+            t->map_len = len;
+            t->slots = (Bin *)aligned;
+        }
+    }
+#endif
+    if (t->slots == NULL)
+        t->slots = PyMem_RawMalloc(bytes);
     if (t->slots == NULL)
         return -1;
     for (size_t i = 0; i < cap; i++)
@@ -196,7 +240,7 @@ bins_grow(BinTable *t)
         bigger.slots[j] = *b;
     }
     bigger.used = t->used;
-    PyMem_RawFree(t->slots);
+    bins_free(t);
     *t = bigger;
     return 0;
 }
@@ -323,8 +367,8 @@ rejects_add(RejectList *r, uint64_t line, Py_ssize_t offset, Py_ssize_t length,
 static void
 job_free(Job *job)
 {
-    PyMem_RawFree(job->bins.slots);
-    PyMem_RawFree(job->lengths.slots);
+    bins_free(&job->bins);
+    bins_free(&job->lengths);
     PyMem_RawFree(job->modes.items);
     PyMem_RawFree(job->modes.index);
     PyMem_RawFree(job->rejects.items);

@@ -164,21 +164,30 @@ def test_bom_crlf_and_missing_final_newline(
         data = data.removesuffix(end.encode())
     result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
     assert result == BinResult(
-        2, 2, 5, [("AUTO", SEG, None, 30, 0, 2), ("BUS", SEG, None, 30, 0, 3)], [], None,
+        2,
+        2,
+        5,
+        [("AUTO", SEG, None, 30, 0, 2), ("BUS", SEG, None, 30, 0, 3)],
+        [],
+        None,
         [(SEG, 100, 5)],
     )
 
 
 def test_lengths_are_whole_metres_weighted_by_count(bin_file: BinFile) -> None:
     other = SEG + (1 << 25)  # the next segment index in the same tile
-    data = csv(row(length=99.5, count=2), row(length="100.49", count=3, mode="bus"),
-               row(length="100.5"), row(segment=other, length=7, count=4),
-               row(length=-1), row(length=1e12))
+    data = csv(
+        row(length=99.5, count=2),
+        row(length="100.49", count=3, mode="bus"),
+        row(length="100.5"),
+        row(segment=other, length=7, count=4),
+        row(length=-1),
+        row(length=1e12),
+    )
     result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
     # 99.5 and 100.49 both round to 100; the reject (length -1) adds nothing; a huge length
     # is capped to fit the database column.
-    assert result.lengths == [(SEG, 100, 5), (SEG, 101, 1), (SEG, 2_147_483_647, 1),
-                              (other, 7, 4)]
+    assert result.lengths == [(SEG, 100, 5), (SEG, 101, 1), (SEG, 2_147_483_647, 1), (other, 7, 4)]
     assert sum(n for _, _, n in result.lengths) == result.observations
 
 
@@ -559,6 +568,7 @@ def both(data: bytes, level: int = LEVEL, tile_index: int = TILE_INDEX, hour: in
         assert all(type(x) is int for x in result[:3])
     assert expected.rows_read == expected.rows_accepted + len(expected.rejects)
     assert expected.observations == sum(b[5] for b in expected.bins)
+    assert expected.observations == sum(n for _, _, n in expected.lengths)
     keys = [(b[0], b[1], -1 if b[2] is None else b[2], b[3], b[4]) for b in expected.bins]
     assert keys == sorted(set(keys))
     assert all(0 <= b[3] <= 255 and 0 <= b[4] <= 255 and b[5] >= 1 for b in expected.bins)
