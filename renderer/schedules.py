@@ -178,10 +178,10 @@ def fire_due(conn: psycopg.Connection[Any], now: datetime | None = None) -> list
             return []
         moved = conn.execute(db.query("schedules.advance"),
                              {"names": list(due), "ticks": list(due.values())}).fetchall()
-        fired = [Schedule.from_row(r) for r in moved]
-        enqueue_many(conn, [_tick_item(s) for s in fired])
-    return [Fired(s.name, s.last_tick, tick_key(s.name, s.last_tick))  # type: ignore[arg-type]
-            for s in fired]
+        fired = [Fired(r["name"], r["last_tick"], tick_key(r["name"], r["last_tick"]))
+                 for r in moved]
+        enqueue_many(conn, [_tick_item(Schedule.from_row(r)) for r in moved])
+    return fired
 
 
 def _tick_item(schedule: Schedule) -> NewItem:
@@ -243,11 +243,12 @@ def _fire_tick(job: Job) -> None:
                 priority=p.get("priority"), force=True)
 
 
-def _traffic_source(payload: dict[str, Any]) -> str | None:
-    from renderer import config
+def traffic_source(settings: Any) -> str | None:
+    """The traffic source root URL: the setting, else ``$RENDERER_TRAFFIC_SOURCE``.
 
-    settings = config.load()
-    return (payload.get("source") or getattr(settings, "traffic_source", None)
+    Read here until :class:`renderer.config.Settings` has a ``traffic_source`` field.
+    """
+    return (getattr(settings, "traffic_source", None)
             or os.environ.get("RENDERER_TRAFFIC_SOURCE") or None)
 
 
@@ -257,7 +258,7 @@ def _traffic_submit(job: Job) -> None:
     from renderer import config
     from renderer.traffic import ingest
 
-    source = _traffic_source(job.item.payload)
+    source = job.item.payload.get("source") or traffic_source(config.load())
     if source is None:
         # No source configured: nothing to list. Logged, not failed, so that the default
         # schedule does not fill the failure list every five minutes on a fresh install.

@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from renderer import config, db
+from renderer import config, db, schedules
 from renderer.errors import DatabaseError, InputError, ObjectNotFound, RendererError
 from renderer.web.auth import AuthFailure, split_secrets
 
@@ -77,14 +77,6 @@ def state(request: Request) -> WebState:
     return request.app.state.web  # type: ignore[no-any-return]
 
 
-def traffic_source_of(settings: config.Settings) -> str | None:
-    import os
-
-    # Until Settings grows a traffic_source field, the variable is read here.
-    return (getattr(settings, "traffic_source", None)
-            or os.environ.get("RENDERER_TRAFFIC_SOURCE") or None)
-
-
 def make_templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -107,7 +99,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
                           kwargs={"row_factory": dict_row, "application_name": "renderer-web",
                                   "connect_timeout": 10})
     web = WebState(settings=settings, url=url, pool=pool, templates=make_templates(),
-                   traffic_source=traffic_source or traffic_source_of(settings),
+                   traffic_source=traffic_source or schedules.traffic_source(settings),
                    secrets=split_secrets(settings.web_secrets), run_scheduler=run_scheduler)
 
     @asynccontextmanager
@@ -153,8 +145,6 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
 
 
 def _start_scheduler(web: WebState) -> None:
-    from renderer import schedules
-
     def loop() -> None:
         schedules.run_scheduler(web.url, stop=web.scheduler_stop)
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from renderer import queue, schema
+from renderer import db, queue, schema
 from renderer.db import query
 from renderer.errors import RendererError
 from renderer.web.app import state
@@ -76,6 +76,10 @@ def readyz(request: Request) -> JSONResponse:
     checks: dict[str, Any] = {}
     ready = True
     try:
+        # A fresh connection, not a pooled one: the probe must see what a new client sees,
+        # and the connector fails fast (refused) or within its timeout (unreachable).
+        with db.connect(web.url) as conn:
+            conn.execute("SELECT 1")
         current = schema.current(web.url)
         head = schema.head()
         checks["database"] = "reachable"
@@ -86,6 +90,7 @@ def readyz(request: Request) -> JSONResponse:
     except RendererError as exc:
         ready = False
         checks["database"] = " ".join(str(exc).split())
+
     if not ready:
         problem = (checks["database"] if checks["database"] != "reachable"
                    else f"database schema at {checks['migrations']['current']}, code expects "
