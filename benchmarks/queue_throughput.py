@@ -128,26 +128,38 @@ def bench_ours(server_url: str, n: int, processes: int) -> float:
 
 # -- PgQueuer --------------------------------------------------------------------------------
 
-def _pgq_child(dsn: str, ready: Any) -> None:
+def _pgq_child(dsn: str, ready: Any, managers: int) -> None:
     import asyncpg
     from pgqueuer.qm import QueueManager
     from pgqueuer.queries import Queries
 
     async def main() -> None:
-        conn = await asyncpg.connect(dsn)
-        qm = QueueManager(Queries.from_asyncpg_connection(conn))
+        # As PgQueuer's own benchmark does: several queue managers (dequeue loops), each
+        # with its own connection, in one process.
+        qms = []
+        for _ in range(managers):
+            conn = await asyncpg.connect(dsn)
+            qm = QueueManager(Queries.from_asyncpg_connection(conn))
 
-        @qm.entrypoint("noop")
-        async def noop(job: Any) -> None:
-            pass
+            @qm.entrypoint("noop")
+            async def noop(job: Any) -> None:
+                pass
 
+            qms.append(qm)
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, qm.shutdown.set)
+        for qm in qms:
+            loop.add_signal_handler(signal.SIGTERM, qm.shutdown.set)
         with ready.get_lock():
             ready.value += 1
-        await qm.run(batch_size=100, dequeue_timeout=timedelta(seconds=1))
+        await asyncio.gather(*(qm.run(batch_size=100, dequeue_timeout=timedelta(seconds=1))
+                               for qm in qms))
 
-    asyncio.run(main())
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
 
 
 def _dsn(url: str) -> str:
@@ -160,7 +172,7 @@ def _dsn(url: str) -> str:
             f"?host={query['host'][0]}&port={query.get('port', ['5432'])[0]}")
 
 
-def bench_pgqueuer(server_url: str, n: int, processes: int) -> float:
+def bench_pgqueuer(server_url: str, n: int, processes: int, managers: int) -> float:
     import asyncpg
     from pgqueuer.queries import Queries
 
@@ -175,7 +187,8 @@ def bench_pgqueuer(server_url: str, n: int, processes: int) -> float:
     asyncio.run(install())
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Value("i", 0)
-    procs = [ctx.Process(target=_pgq_child, args=(dsn, ready)) for _ in range(processes)]
+    procs = [ctx.Process(target=_pgq_child, args=(dsn, ready, managers))
+             for _ in range(processes)]
     for p in procs:
         p.start()
 
@@ -286,6 +299,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--items", type=int, default=200_000, help="no-op items for ours")
     parser.add_argument("--pgqueuer-items", type=int, default=100_000)
+    parser.add_argument("--pgqueuer-managers", type=int, default=5,
+                        help="queue managers per PgQueuer process (its benchmark's default)")
     parser.add_argument("--procrastinate-items", type=int, default=3_000)
     parser.add_argument("--history", type=int, default=5_000_000)
     parser.add_argument("--rounds", type=int, default=500, help="claims per latency sample")
@@ -305,7 +320,7 @@ def main() -> None:
             print(f"ours: {args.items} items, {results['ours']:.0f}/s", flush=True)
         if args.only in (None, "pgqueuer"):
             results["pgqueuer"] = bench_pgqueuer(server_url, args.pgqueuer_items,
-                                                 args.processes)
+                                                 args.processes, args.pgqueuer_managers)
             print(f"pgqueuer: {args.pgqueuer_items} jobs, {results['pgqueuer']:.0f}/s",
                   flush=True)
         if args.only in (None, "procrastinate"):

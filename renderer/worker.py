@@ -364,8 +364,9 @@ class Worker:
                     log.warning("%d item(s) of %s were taken over before they started",
                                 len(items) - len(run), kind.name)
                     self.stats.rejected += len(items) - len(run)
+                savepoints = q.Savepoints(conn)
                 for item in run:
-                    error, job = self._run_one(conn, kind, item)
+                    error, job = self._run_one(conn, kind, item, savepoints)
                     if error is None:
                         ok.append(item.id)
                         rules.extend(job.rules)
@@ -400,9 +401,9 @@ class Worker:
                 with self.shared.failed.get_lock():
                     self.shared.failed.value += len(failed)
 
-    def _run_one(self, conn: psycopg.Connection[Any], kind: q.Kind,
-                 item: q.Item) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
-        job = q.Job(item, conn, time.monotonic() + kind.time_limit)
+    def _run_one(self, conn: psycopg.Connection[Any], kind: q.Kind, item: q.Item,
+                 savepoints: q.Savepoints) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
+        job = q.Job(item, conn, time.monotonic() + kind.time_limit, savepoints)
         self._current = (kind, item)
         self._publish_deadline(time.time() + kind.time_limit + max(2.0, 0.1 * kind.time_limit))
         try:
@@ -516,6 +517,7 @@ class _Slot:
     owner: str = ""
     finished: bool = False
     killed_for_time: bool = False
+    given_up: bool = False
     restarts: list[float] = field(default_factory=list)
 
 
@@ -629,9 +631,14 @@ class Pool:
             slot.finished = True
             return
         now = time.monotonic()
-        slot.restarts = [t for t in slot.restarts if now - t < 30] + [now]
-        if len(slot.restarts) > 5:
-            time.sleep(1.0)  # a crash loop: do not spin
+        slot.restarts = [t for t in slot.restarts if now - t < 60] + [now]
+        if len(slot.restarts) > 10:
+            log.error("worker slot %d crashed %d times in a minute: giving it up",
+                      slot.index, len(slot.restarts))
+            slot.finished = slot.given_up = True
+            return
+        if len(slot.restarts) > 3:
+            time.sleep(0.5 * len(slot.restarts))  # a crash loop: do not spin
         self.stats.restarts += 1
         self._start(slot)
 
@@ -657,6 +664,9 @@ class Pool:
             self._reclaim_orphans()
             if self.progress is not None:
                 self._report()
+            if all(s.given_up for s in self.slots):
+                raise QueueError("every worker process keeps crashing",
+                                 "run `renderer work --processes 1 --debug` to see why")
         finally:
             for slot in self.slots:
                 if slot.process is not None and slot.process.is_alive():

@@ -22,7 +22,7 @@ Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_e
 The worker loop and pool live in :mod:`renderer.worker`.
 """
 
-from renderer.queue._job import Job
+from renderer.queue._job import Job, Savepoints
 from renderer.queue._registry import (
     KINDS,
     PRIORITY_BATCH,
@@ -64,10 +64,45 @@ from renderer.queue._verbs import (
 )
 
 __all__ = [
-    "KINDS", "PRIORITY_BATCH", "PRIORITY_ON_DEMAND", "Handler", "Item", "Job", "Kind",
-    "NewItem", "Shutdown", "TimeLimitExceeded", "add_rule", "add_rules", "cancel_set", "claim",
-    "claim_batch", "complete", "create_set", "enqueue", "enqueue_many", "fail", "finish",
-    "get_kind", "heartbeat", "idle_state", "item_history", "list_failed", "list_sets", "lock",
-    "maintain", "pause_set", "prune", "reap", "register", "release", "remaining", "resume_set",
-    "retry_failed", "rollup", "status", "sync_kinds",
+    "KINDS",
+    "PRIORITY_BATCH",
+    "PRIORITY_ON_DEMAND",
+    "Handler",
+    "Item",
+    "Job",
+    "Kind",
+    "NewItem",
+    "Savepoints",
+    "Shutdown",
+    "TimeLimitExceeded",
+    "add_rule",
+    "add_rules",
+    "cancel_set",
+    "claim",
+    "claim_batch",
+    "complete",
+    "create_set",
+    "enqueue",
+    "enqueue_many",
+    "fail",
+    "finish",
+    "get_kind",
+    "heartbeat",
+    "idle_state",
+    "item_history",
+    "list_failed",
+    "list_sets",
+    "lock",
+    "maintain",
+    "pause_set",
+    "prune",
+    "reap",
+    "register",
+    "release",
+    "remaining",
+    "resume_set",
+    "retry_failed",
+    "rollup",
+    "status",
+    "sync_kinds",
 ]

@@ -13,20 +13,45 @@ from renderer.queue import _verbs
 from renderer.queue._registry import Item
 
 
+class Savepoints:
+    """One savepoint name reused along a batch's transaction.
+
+    Before a handler first touches the connection, the savepoint is set, releasing the
+    previous item's in the same round trip; after a failure the transaction rolls back to it.
+    (psycopg's nested transaction() would cost a round trip more per item for the release.)
+    """
+
+    NAME = "renderer_item"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.open = False
+
+    def begin(self) -> None:
+        self.conn.execute(f"RELEASE SAVEPOINT {self.NAME}; SAVEPOINT {self.NAME}" if self.open
+                          else f"SAVEPOINT {self.NAME}")
+        self.open = True
+
+    def rollback(self) -> None:
+        self.conn.execute(f"ROLLBACK TO SAVEPOINT {self.NAME}")
+
+
 class Job:
     """One claimed item being run.
 
     ``conn`` is a connection inside the transaction that will also complete the item, so
     whatever the handler writes with it commits together with "done" (or not at all). The
-    first use of ``conn`` opens a savepoint, so a failing handler rolls back only its own
+    first use of ``conn`` sets a savepoint, so a failing handler rolls back only its own
     writes, never those of the other items of its batch; a handler that never touches the
     database costs no round trip.
     """
 
-    def __init__(self, item: Item, conn: psycopg.Connection[Any], deadline: float) -> None:
+    def __init__(self, item: Item, conn: psycopg.Connection[Any], deadline: float,
+                 savepoints: Savepoints | None = None) -> None:
         self.item = item
         self._conn = conn
-        self._savepoint: psycopg.Transaction | None = None
+        self._savepoints = savepoints or Savepoints(conn)
+        self._touched = False
         self.deadline = deadline
         self.rules: list[tuple[str, str, str, str, dict[str, Any] | None, str | None]] = []
 
@@ -34,19 +59,15 @@ class Job:
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
-        if self._savepoint is None:
-            self._savepoint = self._conn.transaction()
-            self._savepoint.__enter__()
+        if not self._touched:
+            self._touched = True
+            self._savepoints.begin()
         return self._conn
 
     def _end(self, exc: BaseException | None) -> None:
-        """Release the savepoint (success) or roll back to it (failure)."""
-        savepoint, self._savepoint = self._savepoint, None
-        if savepoint is not None:
-            if exc is None:
-                savepoint.__exit__(None, None, None)
-            else:
-                savepoint.__exit__(type(exc), exc, exc.__traceback__)
+        """After the handler: on failure, undo what it wrote."""
+        if exc is not None and self._touched:
+            self._savepoints.rollback()
 
     # -- conveniences --------------------------------------------------------------------
 
