@@ -17,12 +17,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from renderer import schema
 from renderer.db import Database
 from renderer.localdb import Cluster
 
 pytest_plugins = ["tests.s3server"]
+
+# No timing asserts in tests: hypothesis' per-example deadline is one, and it fails on a busy
+# 2-core machine (CI runs worker processes beside the suite).
+hypothesis_settings.register_profile("renderer", deadline=None)
+hypothesis_settings.load_profile("renderer")
 
 KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
 
