@@ -17,6 +17,18 @@ FROM unnest(%(modes)s::text[], %(segments)s::bigint[], %(nexts)s::bigint[],
 ON CONFLICT ON CONSTRAINT traffic_histograms_bin
 DO UPDATE SET count = h.count + excluded.count;
 
+-- name: insert_bins
+-- The same without ON CONFLICT, for a (tile, hour) that has no histogram rows yet (no file of
+-- it in the ledger): half the cost per bin, as PostgreSQL skips the speculative insertion. A
+-- row that did exist would still stop the transaction at the unique constraint.
+INSERT INTO traffic_histograms
+       (mode, segment_id, next_segment_id, hour, duration_code, queue_code, count)
+SELECT b.mode, b.segment_id, b.next_segment_id, %(hour)s, b.duration_code, b.queue_code,
+       b.count
+FROM unnest(%(modes)s::text[], %(segments)s::bigint[], %(nexts)s::bigint[],
+            %(durations)s::smallint[], %(queues)s::smallint[], %(counts)s::bigint[])
+     AS b(mode, segment_id, next_segment_id, duration_code, queue_code, count);
+
 -- name: upsert_lengths
 -- Add reported segment lengths (whole metres) and how many observations reported each; each
 -- (segment, length) at most once in the arrays. Sorted, because items of other hours of the

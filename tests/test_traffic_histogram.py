@@ -151,6 +151,27 @@ def test_identical_bins_are_summed_across_files(db: Database, tmp_path: Path) ->
     assert len(files_under(tmp_path)) == 2  # --after keep
 
 
+def test_late_files_add_to_the_stored_bins(db: Database, tmp_path: Path) -> None:
+    """The first run of a prefix inserts; a later one (late data) adds to the counts."""
+    folder = tmp_path / FOLDER
+    folder.mkdir(parents=True)
+    row = f"{SEG},,600,{{}},100,0,{START + 10},{START + 610},r,AUTO"
+    other = f"{SEG},,30,1,100,0,{START + 10},{START + 40},r,AUTO"
+    (folder / "a.csv").write_bytes(reporter_csv(row.format(2)))
+    _submit(db, tmp_path, after="keep")
+    work(db.url)
+    (folder / "b.csv").write_bytes(reporter_csv(row.format(3), other))
+    assert _submit(db, tmp_path, after="keep").enqueued == 1
+    work(db.url)
+    with db.connect() as conn:
+        rows = conn.execute("SELECT duration_code, count FROM traffic_histograms"
+                            " ORDER BY duration_code").fetchall()
+        lengths = conn.execute("SELECT * FROM traffic_segment_lengths").fetchall()
+    assert [(r["duration_code"], r["count"]) for r in rows] == [(30, 1), (200, 5)]
+    assert [(r["segment_id"], r["length"], r["observations"]) for r in lengths] == [
+        (SEG, 100, 6)]
+
+
 def test_files_rejected_whole_with_the_reason(db: Database, tmp_path: Path) -> None:
     folder = tmp_path / FOLDER
     folder.mkdir(parents=True)
@@ -183,8 +204,8 @@ def test_crash_after_the_upsert_before_commit(db: Database, day: SampleStats,
     real_write = histogram._write
     crashes = []
 
-    def write_then_crash(*args: Any) -> None:
-        real_write(*args)
+    def write_then_crash(*args: Any, **kwargs: Any) -> None:
+        real_write(*args, **kwargs)
         if not crashes:
             crashes.append(1)
             raise RuntimeError("worker crashed after the upsert")

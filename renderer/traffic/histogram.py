@@ -123,11 +123,18 @@ def _error_result(reason: str) -> binning.BinResult:
     return binning.bin_file(b"", 0, 0, 0)._replace(file_error=reason)
 
 
-def new_files(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) -> list[ObjectInfo]:
-    """The files of a prefix that the ledger does not hold."""
-    consumed = {(r["key"], r["size"], r["checksum"]) for r in _rows(
+def _consumed(conn: psycopg.Connection[Any], prefix: Prefix) -> set[tuple[str, int, str]]:
+    """(key, size, checksum) of the prefix's files in the ledger."""
+    return {(r["key"], r["size"], r["checksum"]) for r in _rows(
         conn, "traffic_ingest.files_of_prefix",
         {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})}
+
+
+def new_files(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
+              consumed: set[tuple[str, int, str]] | None = None) -> list[ObjectInfo]:
+    """The files of a prefix that the ledger does not hold."""
+    if consumed is None:
+        consumed = _consumed(conn, prefix)
     return [i for i in store.list(prefix.folder)
             if parse_key(i.key) == prefix and (i.key, i.size, i.etag) not in consumed]
 
@@ -140,7 +147,8 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
     """
     batch = _Batch()
     result = ConsumeResult()
-    for info in new_files(conn, store, prefix):
+    consumed = _consumed(conn, prefix)
+    for info in new_files(conn, store, prefix, consumed):
         try:
             raw = store.get(info.key)
         except ObjectNotFound:
@@ -158,7 +166,8 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
         result.observations += binned.observations
     if not result.files:
         return result
-    _write(conn, prefix, batch)
+    # A segment belongs to one tile, so a prefix with nothing in the ledger has no rows yet.
+    _write(conn, prefix, batch, fresh=not consumed)
     result.bins = len(batch.bins)
     result.modes = sorted({key[0] for key in batch.bins})
     return result
@@ -170,7 +179,8 @@ def _ints(values: Iterable[int | None]) -> str:
     return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
-def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch) -> None:
+def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch, *,
+           fresh: bool) -> None:
     where = {"level": prefix.level, "index": prefix.index, "hour": prefix.hour}
     # The ledger first: a concurrent attempt on the same files blocks here, then fails.
     conn.execute(query("traffic_ingest.record_files"), {**where, **batch.files})
@@ -179,7 +189,8 @@ def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch) -> None
         modes, segments, nexts, durations, queues = zip(*batch.bins, strict=True)
         counts = batch.bins.values()
         # Modes are [A-Za-z0-9_]+ (checked by the binning), so quoting them is enough.
-        conn.execute(query("traffic_histogram.upsert_bins"), {
+        statement = "insert_bins" if fresh else "upsert_bins"
+        conn.execute(query(f"traffic_histogram.{statement}"), {
             "hour": prefix.hour, "modes": "{" + ",".join(f'"{m}"' for m in modes) + "}",
             "segments": _ints(segments), "nexts": _ints(nexts), "durations": _ints(durations),
             "queues": _ints(queues), "counts": _ints(counts)})
@@ -199,9 +210,7 @@ def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
     return how many. Idempotent: files already gone are skipped."""
     if after == "keep":
         return 0
-    consumed = {(r["key"], r["size"], r["checksum"]) for r in _rows(
-        conn, "traffic_ingest.files_of_prefix",
-        {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})}
+    consumed = _consumed(conn, prefix)
     done = 0
     for info in store.list(prefix.folder):
         if (info.key, info.size, info.etag) not in consumed:
