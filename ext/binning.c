@@ -40,6 +40,11 @@
 #define HEADER_QUOTE_BYTES 200
 #define MAX_HOUR ((UINT64_MAX - 3599) / 3600)
 #define PREFETCH_DEPTH 4 /* rows parsed ahead of their hash-table insert */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_FOR_WRITE(p) __builtin_prefetch((p), 1)
+#else
+#define PREFETCH_FOR_WRITE(p) ((void)(p))
+#endif
 #define LENGTH_MAX 2147483647.0 /* reported lengths are capped to fit an integer column */
 
 static const char HEADER[] =
@@ -665,7 +670,7 @@ bin_rows(Job *job, size_t start)
             job->rows_read++;
             int reason = parse_row(job, p, eol, &fields, &row);
             if (reason == WHY_OK) {
-                __builtin_prefetch(&job->bins.slots[row.hash & job->bins.mask], 1);
+                PREFETCH_FOR_WRITE(&job->bins.slots[row.hash & job->bins.mask]);
                 Pending *slot = &ring[accepted++ % PREFETCH_DEPTH];
                 if (accepted > PREFETCH_DEPTH && bins_add(&job->bins, slot) < 0) {
                     job->failed = 2;
