@@ -287,7 +287,8 @@ def _set_command(verb: str, doc: str) -> click.Command:
         db = database()
         with db.connect(autocommit=True) as conn:
             n = fn(conn, set_id)
-        click.echo(f"{verb}d set {set_id!r}: {n} item(s)")
+        done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[verb]
+        click.echo(f"{done} set {set_id!r}: {n} item(s)")
 
     command.__doc__ = doc
     return click.command(verb, help=doc)(command)

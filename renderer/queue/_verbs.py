@@ -126,7 +126,7 @@ def _set_verb(conn: psycopg.Connection[Any], verb: str, set_id: str) -> int:
         found = _rows(conn, "queue.get_set", {"id": set_id})
         if not found:
             raise QueueError(f"no set {set_id!r}", "see the sets in `renderer queue status`")
-        raise QueueError(f"set {set_id!r} is {found[0]['state']}, it cannot be {verb}d",
+        raise QueueError(f"set {set_id!r} is {found[0]['state']}: cannot {verb} it",
                          "cancelled sets stay cancelled; enqueue into a new set")
     return int(n)
 
