@@ -278,7 +278,8 @@ def _history(conn: psycopg.Connection[Any], start: int, stop: int) -> None:
     for lo in range(start, stop, step):
         conn.execute("INSERT INTO work_queue (kind, key, state, attempt, started_at, finished_at)"
                      " SELECT 'bench_history', 'h' || g, 'done', 1, now(), now()"
-                     " FROM generate_series(%s, %s) g", [lo, min(stop, lo + step) - 1])
+                     " FROM generate_series(%s::bigint, %s::bigint) g",
+                     [lo, min(stop, lo + step) - 1])
 
 
 def bench_latency(server_url: str, small: int, large: int, rounds: int) -> tuple[float, float]:
