@@ -95,9 +95,10 @@ def run_ours(url: str, source: Path, processes: int) -> tuple[float, int]:
     run_pool(url, processes=processes, kinds=["histogram"], until_empty=True)
     elapsed = time.perf_counter() - start
     with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT coalesce(sum(count), 0) FROM traffic_histograms").fetchone()
+        row = conn.execute("SELECT coalesce(sum(count), 0), count(*) FROM traffic_histograms"
+                           ).fetchone()
     assert row is not None
-    print(f"ours: {result.files_new} files in {result.prefixes} items")
+    print(f"ours: {result.files_new} files in {result.prefixes} items, {row[1]} bins written")
     return elapsed, int(row[0])
 
 

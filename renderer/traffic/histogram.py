@@ -191,7 +191,7 @@ def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch, *,
         # Modes are [A-Za-z0-9_]+ (checked by the binning), so quoting them is enough.
         statement = "insert_bins" if fresh else "upsert_bins"
         conn.execute(query(f"traffic_histogram.{statement}"), {
-            "hour": prefix.hour, "modes": "{" + ",".join(f'"{m}"' for m in modes) + "}",
+            "hour": prefix.hour, "modes": '{"' + '","'.join(modes) + '"}',
             "segments": _ints(segments), "nexts": _ints(nexts), "durations": _ints(durations),
             "queues": _ints(queues), "counts": _ints(counts)})
     if batch.rejects["keys"]:

@@ -97,11 +97,15 @@ def _enqueue(conn: psycopg.Connection[Any], store: Store, new: Iterable[tuple[Pr
     # items rarely have to create one (which locks the parent table until they commit).
     conn.execute(query("traffic_ingest.ensure_partitions"), {"hours": list(weeks.values())})
     payload = {"source": store.url, "after": after}
+    # Hour by hour, tiles side by side: workers claim in enqueue order, so concurrent items
+    # are mostly of different tiles (no waiting on the same segment-length rows), and weeks
+    # complete, and fan in to speed tiles, in time order.
     items = [
         NewItem(kind="histogram", key=prefix.key, payload=payload,
                 fingerprint=fingerprint((i.key, i.size, i.etag) for i in infos),
                 set_id=set_id, priority=priority, group=prefix.group)
-        for prefix, infos in sorted(by_prefix.items())
+        for prefix, infos in sorted(by_prefix.items(),
+                                    key=lambda kv: (kv[0].hour, kv[0].level, kv[0].index))
     ]
     enqueued = enqueue_many(conn, items)
     return len(items), enqueued, sorted(weeks)
