@@ -9,121 +9,126 @@
 DELETE FROM traffic_speeds
  WHERE mode = %(mode)s AND first_hour = %(first_hour)s AND tile_id = ANY(%(tile_ids)s);
 
+-- name: streaming_plan
+-- Before build_speeds: sorted aggregation and merge joins only. The histogram rows come out
+-- of the tile index (traffic_histograms_tile) already in (tile, segment, hour, next) order,
+-- so every step of build_speeds then streams: no hash table, no sort. Hash aggregation of
+-- the same rows is three times slower (hundreds of thousands of tiny groups). Transaction-
+-- local; default_plan restores the defaults.
+SELECT set_config('enable_hashagg', 'off', true), set_config('enable_hashjoin', 'off', true);
+
+-- name: default_plan
+-- After build_speeds.
+SELECT set_config('enable_hashagg', 'on', true), set_config('enable_hashjoin', 'on', true);
+
 -- name: build_speeds
 -- One row per segment of the given tiles with observations in the week: per hour of week
 -- OpenTraffic's speed (length / shortest mean duration over next segments), our
--- count-weighted mean speed, the speed variance, prevalence; per (hour, next segment) the
--- delay, queue length and their variances. Hours under the minimum count publish no data.
+-- count-weighted mean speed, the variance of the per-next-segment speeds, the prevalence;
+-- per (hour, next segment) the delay, queue length and their variances. Hours under the
+-- minimum count publish no data.
+--
+-- The arrays are aggregated without ORDER BY: the rows reach the final GROUP BY in (tile,
+-- segment, hour, next segment NULLS LAST) order from the window, which already sorted (or
+-- streamed) them, and array_agg keeps input order; per-aggregate ORDER BY would sort every
+-- group 13 times. Tests hold the result equal to the Python twin, order included.
 INSERT INTO traffic_speeds (
     mode, first_hour, segment_id, length, hours, observations, speeds, mean_speeds,
     speed_variances, prevalences, next_hours, next_ids, next_counts, delays, delay_variances,
     queue_lengths, queue_length_variances)
 WITH bins AS (
-    -- per (segment, hour, next segment): count, and sums for the means and variances of the
-    -- duration (s), queue code, and 1/duration (speed = 3.6 * length / duration)
-    SELECT segment_id, next_segment_id, (hour - %(first_hour)s)::smallint AS how,
-           sum(count::float8) AS n,
-           sum(count::float8 * d) AS sd,
-           sum(count::float8 * d * d) AS sdd,
-           sum(count::float8 * queue_code) AS sq,
-           sum(count::float8 * queue_code * queue_code) AS sqq,
-           coalesce(sum(count::float8) FILTER (WHERE d > 0), 0) AS nv,
-           coalesce(sum(count::float8 / d) FILTER (WHERE d > 0), 0) AS sv,
-           coalesce(sum(count::float8 / d / d) FILTER (WHERE d > 0), 0) AS svv
-      FROM (SELECT h.segment_id, h.next_segment_id, h.hour, h.count, h.queue_code,
-                   renderer.traffic_duration_seconds(h.duration_code)::float8 AS d
-              FROM traffic_histograms h
-             WHERE h.mode = %(mode)s
-               AND h.hour >= %(first_hour)s AND h.hour < %(first_hour)s + 168
-               AND (h.segment_id & 33554431)::integer = ANY(%(tile_ids)s)) h
-     GROUP BY segment_id, hour, next_segment_id
-), nexts AS (
-    SELECT b.*, b.sd / b.n AS mean_d,
-           min(b.sd / b.n) OVER w AS min_d,
-           sum(b.n) OVER w AS total
-      FROM bins b
-    WINDOW w AS (PARTITION BY b.segment_id, b.how)
-), hours AS (
-    SELECT segment_id, how, min(total) AS total, min(min_d) AS min_d,
-           sum(nv) AS nv, sum(sv) AS sv, sum(svv) AS svv,
-           coalesce(sum(n) FILTER (WHERE sd > 0), 0) AS n_pos,
-           coalesce(sum(n * n / sd) FILTER (WHERE sd > 0), 0) AS inv
-      FROM nexts
-     GROUP BY segment_id, how
+    -- per (segment, hour, next segment): count, and sums for the means and variances of
+    -- the duration (s) and the queue code
+    SELECT (h.segment_id & 33554431)::integer AS tile_id, h.segment_id, h.hour,
+           h.next_segment_id,
+           sum(h.count::float8) AS n,
+           sum(h.count::float8 * h.d) AS sd,
+           sum(h.count::float8 * h.d * h.d) AS sdd,
+           sum(h.count::float8 * h.queue_code) AS sq,
+           sum(h.count::float8 * h.queue_code * h.queue_code) AS sqq
+      FROM (SELECT segment_id, next_segment_id, hour, count, queue_code,
+                   renderer.traffic_duration_seconds(duration_code)::float8 AS d
+              FROM traffic_histograms
+             WHERE mode = %(mode)s
+               AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
+               AND (segment_id & 33554431)::integer = ANY(%(tile_ids)s)) h
+     GROUP BY 1, h.segment_id, h.hour, h.next_segment_id
 ), lengths AS (
     -- the segments table when one is loaded, else the most common reported length
-    SELECT s.segment_id,
-           coalesce(t.length, (SELECT l.length FROM traffic_segment_lengths l
-                                WHERE l.segment_id = s.segment_id
-                                ORDER BY l.observations DESC, l.length LIMIT 1)) AS length
-      FROM (SELECT DISTINCT segment_id FROM bins) s
-      LEFT JOIN traffic_segments t USING (segment_id)
-), hour_values AS (
-    SELECT h.segment_id, h.how, l.length, h.total,
-           v.speed, v.mean_speed,
+    SELECT DISTINCT ON (segment_id) (segment_id & 33554431)::integer AS tile_id, segment_id,
+           length::float8 AS length
+      FROM (SELECT segment_id, length, 0 AS rank, 0::bigint AS observations
+              FROM traffic_segments
+             WHERE (segment_id & 33554431)::integer = ANY(%(tile_ids)s)
+            UNION ALL
+            SELECT segment_id, length, 1, observations
+              FROM traffic_segment_lengths
+             WHERE (segment_id & 33554431)::integer = ANY(%(tile_ids)s)) x
+     ORDER BY segment_id, rank, observations DESC, length
+), nexts AS (
+    -- the bins with their hour's totals: shortest mean duration, count, and sums over next
+    -- segments for the mean speed and the speed variance; rn = 1 on each hour's first row
+    SELECT b.tile_id, b.segment_id, (b.hour - %(first_hour)s)::smallint AS how,
+           b.next_segment_id, b.n, b.sd / b.n AS mean_d, b.sdd / b.n AS mean_dd,
+           b.sq / b.n AS mean_q, b.sqq / b.n AS mean_qq,
+           l.length,
+           min(b.sd / b.n) OVER w AS min_d,
+           sum(b.n) OVER w AS total,
+           count(*) FILTER (WHERE b.sd > 0) OVER w AS nv,
+           coalesce(sum(b.n / b.sd) FILTER (WHERE b.sd > 0) OVER w, 0) AS sv,
+           coalesce(sum(b.n * b.n / b.sd / b.sd) FILTER (WHERE b.sd > 0) OVER w, 0) AS svv,
+           coalesce(sum(b.n) FILTER (WHERE b.sd > 0) OVER w, 0) AS n_pos,
+           coalesce(sum(b.n * b.n / b.sd) FILTER (WHERE b.sd > 0) OVER w, 0) AS inv,
+           row_number() OVER w AS rn
+      FROM bins b
+      LEFT JOIN lengths l USING (tile_id, segment_id)
+    WINDOW w AS (PARTITION BY b.tile_id, b.segment_id, b.hour ORDER BY b.next_segment_id
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+), valued AS (
+    SELECT x.*, v.speed, v.mean_speed,
            CASE WHEN v.speed > 0
-                THEN round((3.6::float8 * l.length) * (3.6::float8 * l.length)
-                           * greatest(h.svv / h.nv - (h.sv / h.nv) * (h.sv / h.nv), 0))
+                THEN round((3.6::float8 * x.length) * (3.6::float8 * x.length)
+                           * greatest(x.svv / x.nv - (x.sv / x.nv) * (x.sv / x.nv), 0))
                 ELSE 0 END AS speed_variance,
-           CASE WHEN h.total >= %(min_count)s
-                THEN renderer.traffic_prevalence(h.total::bigint, h.segment_id, h.how,
+           CASE WHEN x.rn = 1 AND x.total >= %(min_count)s
+                THEN renderer.traffic_prevalence(x.total::bigint, x.segment_id, x.how,
                                                  %(first_hour)s)
                 ELSE 0 END AS prevalence
-      FROM hours h
-      JOIN lengths l USING (segment_id)
+      FROM nexts x
       CROSS JOIN LATERAL (
-          SELECT CASE WHEN h.total < %(min_count)s OR l.length IS NULL OR h.min_d <= 0 THEN 0
-                      ELSE round(3.6::float8 * l.length / h.min_d) END AS raw_speed,
-                 CASE WHEN h.total < %(min_count)s OR l.length IS NULL OR h.n_pos <= 0 THEN 0
-                      ELSE round(3.6::float8 * l.length * h.inv / h.n_pos) END AS raw_mean
+          SELECT CASE WHEN x.rn > 1 OR x.total < %(min_count)s OR x.length IS NULL
+                           OR x.min_d <= 0 THEN 0
+                      ELSE round(3.6::float8 * x.length / x.min_d) END AS raw_speed,
+                 CASE WHEN x.rn > 1 OR x.total < %(min_count)s OR x.length IS NULL
+                           OR x.n_pos <= 0 THEN 0
+                      ELSE round(3.6::float8 * x.length * x.inv / x.n_pos) END AS raw_mean
       ) r
       CROSS JOIN LATERAL (
           SELECT CASE WHEN r.raw_speed > %(max_speed)s THEN 0 ELSE r.raw_speed END AS speed,
                  CASE WHEN r.raw_mean > %(max_speed)s THEN 0 ELSE r.raw_mean END AS mean_speed
       ) v
-), next_values AS (
-    SELECT x.segment_id, x.how, x.next_segment_id, x.n,
-           round(x.mean_d - x.min_d) AS delay,
-           round(greatest(x.sdd / x.n - x.mean_d * x.mean_d, 0)) AS delay_variance,
-           coalesce(round(x.sq / x.n * l.length / 255), 0) AS queue_length,
-           coalesce(round(greatest(x.sqq / x.n - (x.sq / x.n) * (x.sq / x.n), 0)
-                          * (l.length::float8 / 255) * (l.length::float8 / 255)),
-                    0) AS queue_length_variance
-      FROM nexts x
-      JOIN lengths l USING (segment_id)
-     WHERE x.total >= %(min_count)s
-), segment_hours AS (
-    SELECT segment_id, min(length) AS length,
-           array_agg(how ORDER BY how) AS hours,
-           array_agg(total::bigint ORDER BY how) AS observations,
-           array_agg(speed::smallint ORDER BY how) AS speeds,
-           array_agg(mean_speed::smallint ORDER BY how) AS mean_speeds,
-           array_agg(speed_variance::integer ORDER BY how) AS speed_variances,
-           array_agg(prevalence ORDER BY how) AS prevalences
-      FROM hour_values
-     GROUP BY segment_id
-), segment_nexts AS (
-    SELECT segment_id,
-           array_agg(how ORDER BY how, next_segment_id NULLS LAST) AS next_hours,
-           array_agg(next_segment_id ORDER BY how, next_segment_id NULLS LAST) AS next_ids,
-           array_agg(n::bigint ORDER BY how, next_segment_id NULLS LAST) AS next_counts,
-           array_agg(delay::integer ORDER BY how, next_segment_id NULLS LAST) AS delays,
-           array_agg(delay_variance::bigint ORDER BY how, next_segment_id NULLS LAST)
-               AS delay_variances,
-           array_agg(queue_length::integer ORDER BY how, next_segment_id NULLS LAST)
-               AS queue_lengths,
-           array_agg(queue_length_variance::bigint ORDER BY how, next_segment_id NULLS LAST)
-               AS queue_length_variances
-      FROM next_values
-     GROUP BY segment_id
 )
-SELECT %(mode)s, %(first_hour)s, h.segment_id, h.length, h.hours, h.observations, h.speeds,
-       h.mean_speeds, h.speed_variances, h.prevalences,
-       coalesce(n.next_hours, '{}'), coalesce(n.next_ids, '{}'), coalesce(n.next_counts, '{}'),
-       coalesce(n.delays, '{}'), coalesce(n.delay_variances, '{}'),
-       coalesce(n.queue_lengths, '{}'), coalesce(n.queue_length_variances, '{}')
-  FROM segment_hours h
-  LEFT JOIN segment_nexts n USING (segment_id);
+SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
+       array_agg(how) FILTER (WHERE rn = 1),
+       array_agg(total::bigint) FILTER (WHERE rn = 1),
+       array_agg(speed::smallint) FILTER (WHERE rn = 1),
+       array_agg(mean_speed::smallint) FILTER (WHERE rn = 1),
+       array_agg(speed_variance::integer) FILTER (WHERE rn = 1),
+       array_agg(prevalence) FILTER (WHERE rn = 1),
+       coalesce(array_agg(how) FILTER (WHERE total >= %(min_count)s), '{}'),
+       coalesce(array_agg(next_segment_id) FILTER (WHERE total >= %(min_count)s), '{}'),
+       coalesce(array_agg(n::bigint) FILTER (WHERE total >= %(min_count)s), '{}'),
+       coalesce(array_agg(round(mean_d - min_d)::integer)
+                FILTER (WHERE total >= %(min_count)s), '{}'),
+       coalesce(array_agg(round(greatest(mean_dd - mean_d * mean_d, 0))::bigint)
+                FILTER (WHERE total >= %(min_count)s), '{}'),
+       coalesce(array_agg(coalesce(round(mean_q * length / 255), 0)::integer)
+                FILTER (WHERE total >= %(min_count)s), '{}'),
+       coalesce(array_agg(coalesce(round(greatest(mean_qq - mean_q * mean_q, 0)
+                                         * (length / 255) * (length / 255)), 0)::bigint)
+                FILTER (WHERE total >= %(min_count)s), '{}')
+  FROM valued
+ GROUP BY tile_id, segment_id;
 
 -- name: summarize_tiles
 -- Record the built tiles of the week (and forget those of the given tiles that now have no

@@ -144,7 +144,9 @@ def build(conn: psycopg.Connection[Any], spec: TileWeek, *, min_count: int = 1,
               "max_speed": MAX_SPEED, "root": root.index}
     conn.execute(query("traffic_speedtile.lock_week"), params)
     conn.execute(query("traffic_speedtile.delete_speeds"), params)
+    conn.execute(query("traffic_speedtile.streaming_plan"))  # transaction-local settings
     conn.execute(query("traffic_speedtile.build_speeds"), params)
+    conn.execute(query("traffic_speedtile.default_plan"))
     rows = conn.execute(query("traffic_speedtile.summarize_tiles"), params).fetchall()
     built = tuple(
         BuiltTile(Tile(r["level"], r["tile_index"]), r["total_segments"],
@@ -247,7 +249,7 @@ class SegmentWeek:
         return cls(**{name: row[name] for name in names})  # type: ignore[arg-type]
 
 
-# sums per (segment, hour, next): n, sd, sdd, sq, sqq, nv, sv, svv
+# sums per (segment, hour, next): n, sd, sdd, sq, sqq
 _Sums = list[float]
 
 
@@ -268,9 +270,10 @@ def _hour(segment_id: int, how: int, nexts: dict[int | None, _Sums], length: int
             mean_speed = round(3.6 * length * inv / n_pos)
             mean_speed = 0 if mean_speed > max_speed else mean_speed
         if speed > 0:
-            nv = sum(s[5] for s in nexts.values())
-            sv = sum(s[6] for s in nexts.values())
-            svv = sum(s[7] for s in nexts.values())
+            timed = [s for s in nexts.values() if s[1] > 0]
+            nv = len(timed)
+            sv = sum(s[0] / s[1] for s in timed)
+            svv = sum(s[0] * s[0] / s[1] / s[1] for s in timed)
             variance = round((3.6 * length) * (3.6 * length)
                              * max(svv / nv - (sv / nv) * (sv / nv), 0))
     out.hours.append(how)
@@ -319,8 +322,9 @@ def speeds_from_histograms(
     - speed = 3.6 * length / the shortest mean duration among the next segments (the "no
       next segment" group included), rounded half to even; above ``max_speed`` it is 0 = no
       data. ``mean_speed`` (ours) is the count-weighted mean of the per-next-segment speeds;
-    - speed variance = (3.6 * length)^2 * the count-weighted variance of 1 / duration over
-      the hour's observations (km^2/h^2), 0 when the speed is 0;
+    - speed variance = the variance of the per-next-segment speeds (3.6 * length / mean
+      duration; population variance, km^2/h^2) as OpenTraffic's, which rounded each speed
+      first; 0 when the speed is 0;
     - prevalence: :func:`prevalence`;
     - per next segment: delay = its mean duration minus the shortest (s), queue length =
       mean queue code / 255 * length (m), and the count-weighted variances of both (within
@@ -339,16 +343,12 @@ def speeds_from_histograms(
         nexts = acc[segment_id][hour - first_hour]
         s = nexts.get(next_id)
         if s is None:
-            s = nexts[next_id] = [0.0] * 8
+            s = nexts[next_id] = [0.0] * 5
         s[0] += count
         s[1] += count * d
         s[2] += count * d * d
         s[3] += count * queue
         s[4] += count * queue * queue
-        if d > 0:
-            s[5] += count
-            s[6] += count / d
-            s[7] += count / d / d
     result: dict[int, SegmentWeek] = {}
     for segment_id in sorted(acc):
         length = lengths.get(segment_id)
