@@ -5,19 +5,27 @@ submit, rejects, histogram, export-histograms, sample.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import click
 
-from renderer.cli._common import database, print_json, print_table, settings
+from renderer import tiles
+from renderer.cli._common import (
+    console,
+    database,
+    is_terminal,
+    print_json,
+    print_table,
+    settings,
+)
 from renderer.errors import InputError
 from renderer.traffic.layout import AFTER_CHOICES
 
 
-def _tile(text: str):  # -> tiles.Tile
-    from renderer import tiles
-
+def _tile(text: str) -> tiles.Tile:
     try:
         return tiles.parse_tile(text)
     except ValueError as exc:
@@ -151,10 +159,25 @@ def export_histograms(out: str, tile_text: str | None, week: str | None) -> None
         except ValueError as exc:
             raise InputError(f"--week: {exc}", "write it like 2016-W44") from exc
     store = open_store(out)
-    with database().connect() as conn:
-        result = do_export(conn, store, tile=tile, first_hour=first, end_hour=end)
+    with database().connect() as conn, _progress("exporting histograms") as advance:
+        result = do_export(conn, store, tile=tile, first_hour=first, end_hour=end,
+                           progress=advance)
     click.echo(f"wrote {result.files} histograms ({result.rows} rows, {result.observations} "
                f"observations, {result.bytes:,} bytes) to {store.url}")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[str], None]]:
+    """A rich counter on a terminal; nothing otherwise (the library logs a summary)."""
+    if not is_terminal():
+        yield lambda key: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}: {task.completed} files"),
+                  TextColumn("[dim]{task.fields[key]}"), console=console) as bar:
+        task = bar.add_task(label, total=None, key="")
+        yield lambda key: bar.update(task, advance=1, key=key)
 
 
 @click.command("sample")

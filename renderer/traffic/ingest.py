@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from renderer import config
 from renderer.db import query
 from renderer.errors import InputError
 from renderer.queue import PRIORITY_BATCH, NewItem, enqueue_many
@@ -145,14 +146,15 @@ def submit(conn: psycopg.Connection[Any], source_url: str, *, after: str = "arch
 
 
 def enqueue_objects(conn: psycopg.Connection[Any], source_url: str, keys: list[str], *,
-                    priority: int, after: str = "archive") -> int:
+                    priority: int, after: str | None = None) -> int:
     """Enqueue the histogram items of newly created objects (S3 ObjectCreated notifications).
 
     ``keys`` are object keys as the notification names them (the bucket key, or relative to
     the source root); keys outside the layout or under ``_archive/`` are ignored. Only the
-    named (tile, hour) prefixes are listed. Returns how many items were added or re-opened.
+    named (tile, hour) prefixes are listed. ``after`` defaults to the ``traffic_after``
+    setting. Returns how many items were added or re-opened.
     """
-    _check_after(after)
+    after = _check_after(after or config.load().traffic_after)
     store = source_store(source_url)
     prefixes = {p for p in (parse_key(relative_key(store, k)) for k in keys) if p is not None}
     listed = [(p, i) for p in sorted(prefixes) for i in store.list(p.folder)
