@@ -2,8 +2,9 @@
 
 A worker claims a batch of one kind (asynchronous commit), then opens the processing
 transaction: it locks the batch's rows (so no one can take them over while it works), runs
-each handler (a savepoint per handler that touches the database), and completes the good
-items and fails the bad ones in one statement before the (synchronous) commit. Handlers run
+each handler (no savepoints: a failed handler that wrote makes the batch run again without
+it), and completes the good items and fails the bad ones in one statement before the
+(synchronous) commit. Handlers run
 in the main thread under a SIGALRM timer for their kind's time limit; the pool kills a child
 whose handler ignores the alarm past a grace period. A heartbeat thread with its own
 connection keeps the worker's row alive, extends leases, reaps expired ones and rolls up the
@@ -12,7 +13,6 @@ counters. Workers wake on NOTIFY, or poll every ``poll_seconds`` (NOTIFY off beh
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -72,6 +72,10 @@ class PoolStats:
 
 class _WakeUp(Exception):
     """Interrupts a wait for notifications when the worker is asked to stop."""
+
+
+class _Redo(Exception):
+    """A handler that wrote something failed: roll back and run the batch without it."""
 
 
 @dataclass
@@ -348,62 +352,83 @@ class Worker:
     # -- one batch -----------------------------------------------------------------------
 
     def _process(self, items: list[q.Item]) -> None:
-        assert self.conn is not None
+        """Run a claimed batch in one transaction and complete it there. A handler that
+        wrote something and failed spoils the transaction: it is rolled back and the batch
+        runs again without that item (whose failure is then recorded with the others)."""
         kind = q.KINDS[items[0].kind]
-        token = items[0].token
-        conn = self.conn
-        ok: list[int] = []
-        failed: list[tuple[int, BaseException | str, str | None, str]] = []
-        rules: list[Any] = []
-        run: list[q.Item] = []
+        failed: dict[int, tuple[BaseException, str, str]] = {}
+        run = list(items)
         try:
-            with conn.transaction():
-                locked = q.lock(conn, items, idle_seconds=kind.time_limit * len(items) + 60)
-                run = [i for i in items if i.id in locked]
-                if len(run) < len(items):
-                    log.warning("%d item(s) of %s were taken over before they started",
-                                len(items) - len(run), kind.name)
-                    self.stats.rejected += len(items) - len(run)
-                savepoints = q.Savepoints(conn)
-                for item in run:
-                    error, job = self._run_one(conn, kind, item, savepoints)
-                    if error is None:
-                        ok.append(item.id)
-                        rules.extend(job.rules)
-                    else:
-                        failed.append((item.id, *error))
-                if rules:
-                    q.add_rules(conn, rules)
-                rejected = q.finish(conn, token, ok, failed)
+            while True:
+                try:
+                    ok, rejected = self._pass(kind, run, failed)
+                    break
+                except _Redo:
+                    continue
         except q.Shutdown:
             self._give_back_items(items)
             return
         except psycopg.OperationalError as exc:
-            if conn.closed or conn.broken:
+            if self.conn is None or self.conn.closed or self.conn.broken:
                 self._reconnect(exc)
                 return
-            self._fail_all(run or items, exc)
+            self._fail_all(run, exc)
             return
         except psycopg.Error as exc:
-            self._fail_all(run or items, exc)
+            self._fail_all(run, exc)
             return
         finally:
             self._current = None
+        self._count(ok, rejected, len([i for i in run if i.id in failed]))
+
+    def _pass(self, kind: q.Kind, run: list[q.Item],
+              failed: dict[int, tuple[BaseException, str, str]]) -> tuple[list[int], list[int]]:
+        """One transaction over the batch; ``run`` shrinks to the items still leased to us."""
+        conn = self.conn
+        assert conn is not None and run
+        token = run[0].token
+        with conn.transaction():
+            locked = q.lock(conn, run, idle_seconds=kind.time_limit * len(run) + 60)
+            if len(locked) < len(run):
+                log.warning("%d item(s) of %s were taken over before they ran",
+                            len(run) - len(locked), kind.name)
+                self.stats.rejected += len(run) - len(locked)
+                run[:] = [i for i in run if i.id in locked]
+            ok: list[int] = []
+            rules: list[Any] = []
+            for item in run:
+                if item.id in failed:
+                    continue
+                error, job = self._run_one(conn, kind, item)
+                if error is None:
+                    ok.append(item.id)
+                    rules.extend(job.rules)
+                    continue
+                failed[item.id] = error
+                if job.touched:
+                    raise _Redo()  # rolls the transaction back
+            if rules:
+                q.add_rules(conn, rules)
+            rejected = q.finish(conn, token, ok,
+                                [(i.id, *failed[i.id]) for i in run if i.id in failed])
+        return ok, rejected
+
+    def _count(self, ok: list[int], rejected: list[int], failed: int) -> None:
         self.stats.batches += 1
         self.stats.rejected += len(rejected)
         done = len([i for i in ok if i not in rejected])
         self.stats.done += done
-        self.stats.failed += len(failed)
+        self.stats.failed += failed
         if self.shared is not None:
             with self.shared.done.get_lock():
                 self.shared.done.value += done
             if failed:
                 with self.shared.failed.get_lock():
-                    self.shared.failed.value += len(failed)
+                    self.shared.failed.value += failed
 
-    def _run_one(self, conn: psycopg.Connection[Any], kind: q.Kind, item: q.Item,
-                 savepoints: q.Savepoints) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
-        job = q.Job(item, conn, time.monotonic() + kind.time_limit, savepoints)
+    def _run_one(self, conn: psycopg.Connection[Any], kind: q.Kind,
+                 item: q.Item) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
+        job = q.Job(item, conn, time.monotonic() + kind.time_limit)
         self._current = (kind, item)
         self._publish_deadline(time.time() + kind.time_limit + max(2.0, 0.1 * kind.time_limit))
         try:
@@ -413,11 +438,9 @@ class Worker:
             kind.handler(job)
             self._in_handler = False
             self._disarm()
-            job._end(None)
             return None, job
-        except q.Shutdown as exc:
+        except q.Shutdown:
             self._disarm()
-            self._end_quietly(job, exc)
             raise
         except BaseException as exc:
             self._in_handler = False
@@ -425,7 +448,6 @@ class Worker:
             tb = traceback.format_exc()
             if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken):
                 raise
-            job._end(exc)
             outcome = "timeout" if isinstance(exc, q.TimeLimitExceeded) else "failed"
             log.warning("%s %s failed (attempt %d): %s: %s", kind.name, item.key, item.attempt,
                         type(exc).__name__, exc)
@@ -437,11 +459,6 @@ class Worker:
     def _disarm(self) -> None:
         if self._main:
             signal.setitimer(signal.ITIMER_REAL, 0)
-
-    @staticmethod
-    def _end_quietly(job: q.Job, exc: BaseException) -> None:
-        with contextlib.suppress(psycopg.Error):
-            job._end(exc)
 
     def _publish_deadline(self, at: float) -> None:
         if self.shared is not None:

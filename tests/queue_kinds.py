@@ -52,6 +52,14 @@ def record_kind(job: Job) -> None:
     record(job)
 
 
+@queue.register("t_mixed", batch_size=10, max_attempts=1)
+def mixed(job: Job) -> None:
+    """Records, then fails when payload['fail']: its write must vanish, the others' stay."""
+    record(job)
+    if job.payload.get("fail"):
+        raise ValueError(f"{job.item.key} fails after writing")
+
+
 @queue.register("t_record_one")
 def record_one(job: Job) -> None:
     record(job)

@@ -381,6 +381,17 @@ def test_worker_commits_output_with_completion_and_isolates_failures(
     assert "raise ValueError" in history["attempts"][0]["traceback"]
 
 
+def test_a_failing_handler_in_a_batch_loses_only_its_own_writes(
+        database_url: str, qconn: Conn, plugin_env: None) -> None:
+    queue.enqueue_many(qconn, [NewItem("t_mixed", f"m{i}", {"fail": i in (2, 7)})
+                               for i in range(10)])
+    stats = run_worker(database_url, kinds=["t_mixed"], until_empty=True)
+    assert (stats.done, stats.failed) == (8, 2)
+    assert outputs(qconn, "t_mixed") == {f"m{i}": 1 for i in range(10) if i not in (2, 7)}
+    assert states(qconn) == {"done": 8, "failed": 2}
+    assert item(qconn, "t_mixed", "m7")["last_error"] == "ValueError m7 fails after writing"
+
+
 def test_worker_time_limit_kills_the_attempt(database_url: str, qconn: Conn,
                                              plugin_env: None) -> None:
     queue.enqueue(qconn, "t_slow", "forever")

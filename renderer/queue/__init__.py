@@ -22,7 +22,7 @@ Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_e
 The worker loop and pool live in :mod:`renderer.worker`.
 """
 
-from renderer.queue._job import Job, Savepoints
+from renderer.queue._job import Job
 from renderer.queue._registry import (
     KINDS,
     PRIORITY_BATCH,
@@ -72,7 +72,6 @@ __all__ = [
     "Job",
     "Kind",
     "NewItem",
-    "Savepoints",
     "Shutdown",
     "TimeLimitExceeded",
     "add_rule",

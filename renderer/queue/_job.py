@@ -13,61 +13,29 @@ from renderer.queue import _verbs
 from renderer.queue._registry import Item
 
 
-class Savepoints:
-    """One savepoint name reused along a batch's transaction.
-
-    Before a handler first touches the connection, the savepoint is set, releasing the
-    previous item's in the same round trip; after a failure the transaction rolls back to it.
-    (psycopg's nested transaction() would cost a round trip more per item for the release.)
-    """
-
-    NAME = "renderer_item"
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-        self.open = False
-
-    def begin(self) -> None:
-        self.conn.execute(f"RELEASE SAVEPOINT {self.NAME}; SAVEPOINT {self.NAME}" if self.open
-                          else f"SAVEPOINT {self.NAME}")
-        self.open = True
-
-    def rollback(self) -> None:
-        self.conn.execute(f"ROLLBACK TO SAVEPOINT {self.NAME}")
-
-
 class Job:
     """One claimed item being run.
 
     ``conn`` is a connection inside the transaction that will also complete the item, so
     whatever the handler writes with it commits together with "done" (or not at all). The
-    first use of ``conn`` sets a savepoint, so a failing handler rolls back only its own
-    writes, never those of the other items of its batch; a handler that never touches the
-    database costs no round trip.
+    items of a batch share that transaction without savepoints (a round trip per item
+    saved): when a handler that wrote something fails, the worker rolls the transaction
+    back and runs the batch again without that item, so a failure never leaves half an
+    output behind and never costs the other items theirs. Handlers must therefore be
+    idempotent, as retries already require.
     """
 
-    def __init__(self, item: Item, conn: psycopg.Connection[Any], deadline: float,
-                 savepoints: Savepoints | None = None) -> None:
+    def __init__(self, item: Item, conn: psycopg.Connection[Any], deadline: float) -> None:
         self.item = item
         self._conn = conn
-        self._savepoints = savepoints or Savepoints(conn)
-        self._touched = False
+        self.touched = False
         self.deadline = deadline
         self.rules: list[tuple[str, str, str, str, dict[str, Any] | None, str | None]] = []
 
-    # -- the connection ------------------------------------------------------------------
-
     @property
     def conn(self) -> psycopg.Connection[Any]:
-        if not self._touched:
-            self._touched = True
-            self._savepoints.begin()
+        self.touched = True
         return self._conn
-
-    def _end(self, exc: BaseException | None) -> None:
-        """After the handler: on failure, undo what it wrote."""
-        if exc is not None and self._touched:
-            self._savepoints.rollback()
 
     # -- conveniences --------------------------------------------------------------------
 
