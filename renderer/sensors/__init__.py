@@ -1,0 +1,17 @@
+"""The sensor pipeline: loop-detector events -> enriched, day-partitioned tables -> exports.
+
+Stages, one module each:
+
+- :mod:`.files`, :mod:`.staging`, :mod:`.validate`, :mod:`.ingest`: CSV files (gzip fine, a
+  folder or an ``s3://`` prefix) -> ``sensors_raw`` (partitioned by UTC day), with a ledger
+  (``sensors_files``: a file version ingested twice is a no-op), rejected rows with file, line
+  and reason (``sensors_rejects``) and the days whose enrichment changes (``sensors_days``);
+- :mod:`.enrich`: one UTC day -> ``sensors_enriched`` (partitioned by day) with one bulk SQL
+  statement of RANGE windows over time (``renderer.sensors_enrich_day``, migration 0005);
+- :mod:`.day`: the work-queue side: one ``sensors-day`` item per day, and the fan-in "every
+  day of the run done" -> ``sensors-export``;
+- :mod:`.export`: Hive-style ``year=/month=/day=`` Parquet or CSV to a folder or a store;
+- :mod:`.query`: one detector's enriched rows between two instants.
+
+Importing this package imports none of them (the worker imports :mod:`.day`).
+"""

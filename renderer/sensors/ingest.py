@@ -4,13 +4,14 @@ Per file, in this order:
 
 1. the ledger is asked for (key, size, checksum): a version seen before is skipped (no-op);
 2. the file is read and validated in batches (:mod:`.staging`, :mod:`.validate`): each row is
-   accepted, typed, or gets a reason, and lands in a temporary table; a second row of the
-   same detector and instant in the file is rejected as a duplicate;
+   accepted, typed, or gets a reason, and lands in a temporary table;
 3. the raw day partitions it needs are made in a short transaction of their own (attaching a
    partition must not wait behind, or hold up, a long transaction);
 4. one transaction records the file in the ledger, removes the rows an older version of the
-   same key still owns, upserts the accepted rows (a later file wins), keeps the rejects and
-   marks the days whose enrichment the change alters (``sensors_days.raw_version``).
+   same key still owns, inserts the accepted rows (a plain INSERT first; if a row is already
+   there or twice in the file, the file's duplicates are rejected and the rows upserted: a
+   later file wins), keeps the rejects and marks the days whose enrichment the change alters
+   (``sensors_days.raw_version``).
 
 Counts always add up: ``rows_read = rows_accepted + rows_rejected`` (a CHECK in the ledger).
 Blank lines are not rows. A file without a usable header or that cannot be read is recorded
@@ -109,11 +110,18 @@ def _apply(conn: psycopg.Connection[Any], source: SourceFile,
             conn.execute(_q("remove_superseded"), {
                 "file_ids": [o["id"] for o in older],
                 "first": min(s[0] for s in spans), "last": max(s[1] for s in spans)})
-        conn.execute(_q("upsert_raw"), params)
+        counts = {k: summary[k] for k in ("rows_read", "rows_accepted", "rows_rejected")}
+        try:
+            with conn.transaction():
+                conn.execute(_q("insert_raw"), params)
+        except psycopg.errors.UniqueViolation:  # rows seen before, or twice in this file
+            conn.execute(_q("reject_duplicates"), {})
+            counts = conn.execute(_q("recount"), params).fetchone()
+            conn.execute(_q("upsert_raw"), params)
         conn.execute(_q("record_rejects"), params)
         days = [r["day"] for r in conn.execute(_q("mark_days"), {}).fetchall()]
-    return FileResult(source.key, "consumed", summary["rows_read"], summary["rows_accepted"],
-                      summary["rows_rejected"], days=tuple(sorted(days)))
+    return FileResult(source.key, "consumed", counts["rows_read"], counts["rows_accepted"],
+                      counts["rows_rejected"], days=tuple(sorted(days)))
 
 
 def ingest_file(conn: psycopg.Connection[Any], source: SourceFile) -> FileResult:
@@ -122,11 +130,11 @@ def ingest_file(conn: psycopg.Connection[Any], source: SourceFile) -> FileResult
                                        "checksum": source.checksum}).fetchone():
         return FileResult(source.key, "skipped")
     conn.execute(_q("reset_stage"), {})
+    conn.execute(_q("utc"), {})
     try:
         with conn.transaction():
             conn.execute(_q("create_checked"), {})
             stage(conn, source)
-            conn.execute(_q("reject_duplicates"), {})
             summary = conn.execute(_q("checked_summary"), {}).fetchone()
     except (BadHeader, FileUnreadable) as exc:
         return _reject_file(conn, source, str(exc))

@@ -1,0 +1,310 @@
+"""Benchmark of issue 7: sensor-day enrichment, our bulk SQL on the queue vs pandas.
+
+Generates raw loop-detector rows with ``generate_series`` in SQL (not timed): ``--days`` days
+x ``--detectors`` detectors x 1,440 minutes (default 30 x 1,000 = 43.2M rows), about 5 %
+without a speed, each day stored in key order (detector, time) as ``sensors ingest`` stores a
+day file. Then, in one run against the same
+PostgreSQL:
+
+- sql: ``plan_etl`` + a pool of ``--processes`` workers running every ``sensors-day`` item
+  until the queue is empty: per day one INSERT ... SELECT with RANGE windows over time,
+  replacing the day's partition and completing the item in the same transaction;
+- sql_one_day: one day enriched by ``renderer.sensors_enrich_day`` in one process (the
+  pandas day: same rows, same process count);
+- pandas: the same definitions for that one day with a pandas rolling-window implementation
+  (``groupby().rolling('120s'/'600s', closed='both')`` over time, ``shift``), end to end like
+  ours: the day and its 600 s of context read from PostgreSQL with COPY into ``read_csv``
+  (pyarrow engine), computed, and written back with COPY into a table shaped like a day
+  partition (same primary key). Its result is checked against ours, row by row;
+- pandas_compute: the pandas computation alone (data already in memory, nothing written).
+
+Rates are rows enriched per second, both per wall-clock second and per CPU second. CPU
+seconds are those of the whole job: this process and its worker children, plus every process
+of the PostgreSQL cluster (postmaster, its exited and live children), read from /proc, so a
+shared, loaded machine skews them far less than wall time (needs the server on this machine,
+e.g. the embedded cluster; else only wall rates). The last line is
+``sql=<r>/s sql_cpu=<r>/cpu-s sql_one_day=<r>/s pandas=<r>/s pandas_cpu=<r>/cpu-s
+pandas_compute=<r>/s per_row_ratio=<sql_cpu/pandas_cpu> wall_ratio=<sql/pandas>``
+(goal: per_row_ratio >= 5).
+
+    .venv/bin/python benchmarks/sensors.py [--days 30 --detectors 1000 --processes N]
+
+Uses the configured server (RENDERER_DATABASE_URL, or the embedded cluster under
+RENDERER_HOME) with a scratch database ``renderer_bench_sensors``, dropped afterwards
+(``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import time
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from renderer import schema
+from renderer.db import connect, resolve_url
+from renderer.sensors.day import DAY_KIND, plan_etl
+from renderer.sensors.enrich import enrich_day, ensure_partitions
+from renderer.worker import run_pool
+
+BENCH_DB = "renderer_bench_sensors"
+START = date(2026, 1, 1)
+OUT_COLUMNS = ["uniqueid", "recordtimestamp", "currentspeed", "bezettingsgraad",
+               "previousspeed", "trafficjamindicator", *(f"trafficintensityclass{i}"
+                                                         for i in range(1, 6)),
+               "speeddiffindicator", "avgspeed2minutes", "avgspeed10minutes"]
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def scratch_database(server: str) -> str:
+    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    url = _with_db(server, BENCH_DB)
+    schema.upgrade(url)
+    return url
+
+
+def drop_database(server: str) -> None:
+    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+
+
+def generate(url: str, days: int, detectors: int) -> int:
+    """Raw rows for every (day, minute, detector); returns the row count."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT renderer.sensors_raw_partition(%s::date + d)"
+                     " FROM generate_series(0, %s - 1) d", [START, days])
+        for d in range(days):
+            day = START + timedelta(days=d)
+            conn.execute("""
+                INSERT INTO sensors_raw
+                SELECT u, %(day)s::timestamp AT TIME ZONE 'UTC' + m * interval '1 minute',
+                       CASE WHEN h %% 20 = 0 THEN NULL  -- no measurement
+                            WHEN h %% 97 < 9 THEN 5 + h %% 36   -- congested
+                            ELSE 45 + h %% 80 END,
+                       (h %% 1000) / 10.0, h %% 30, h %% 7, h %% 3, h %% 2, h %% 2, 0
+                FROM generate_series(0, 1439) m, generate_series(1, %(n)s) u,
+                     LATERAL (SELECT abs(hashint4(u * 7919 + m + %(seed)s)) AS h) x
+                ORDER BY u, m
+            """, {"day": day, "n": detectors, "seed": d * 1440})
+        conn.execute("INSERT INTO sensors_days (day) SELECT %s::date + d"
+                     " FROM generate_series(0, %s - 1) d", [START, days])
+        conn.execute("VACUUM ANALYZE sensors_raw")
+        return int(conn.execute("SELECT count(*) FROM sensors_raw").fetchone()[0])
+
+
+class CpuClock:
+    """CPU seconds of this process, its waited-for children and a PostgreSQL cluster."""
+
+    def __init__(self, url: str) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.postmaster: int | None = None
+        try:
+            with psycopg.connect(url) as conn:
+                folder = conn.execute("SHOW data_directory").fetchone()[0]
+            with open(os.path.join(folder, "postmaster.pid")) as f:
+                self.postmaster = int(f.readline())
+        except (OSError, psycopg.Error, ValueError):
+            self.postmaster = None  # a remote or unreadable server: wall time only
+
+    def _stat(self, pid: int | str) -> list[str] | None:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+
+    def _cluster(self) -> float:
+        assert self.postmaster is not None
+        ticks = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            fields = self._stat(pid)
+            if fields is None:
+                continue
+            own = int(pid) == self.postmaster
+            if own or int(fields[1]) == self.postmaster:  # fields[1]: parent pid
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+                if own:
+                    ticks += int(fields[13]) + int(fields[14])  # reaped children
+        return ticks / self.tick
+
+    def now(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system + self._cluster()
+
+
+def run_sql(url: str, days: int, processes: int) -> tuple[float, int]:
+    """Enrich every day through the queue; (seconds, rows)."""
+    with connect(url) as conn:
+        versions = [(START + timedelta(days=d), 1) for d in range(days)]
+        t0 = time.perf_counter()
+        plan_etl(conn, versions, export=None)
+        conn.commit()
+    stats = run_pool(url, processes=processes, kinds=[DAY_KIND], until_empty=True)
+    elapsed = time.perf_counter() - t0
+    if stats.failed:
+        raise SystemExit(f"{stats.failed} day items failed")
+    with psycopg.connect(url) as conn:
+        rows = int(conn.execute("SELECT count(*) FROM sensors_enriched").fetchone()[0])
+    return elapsed, rows
+
+
+def run_sql_one_day(url: str, day: date) -> tuple[float, int]:
+    with connect(url) as conn:
+        ensure_partitions(conn, [day])
+        conn.commit()
+        t0 = time.perf_counter()
+        rows = enrich_day(conn, day)
+        conn.commit()
+        return time.perf_counter() - t0, rows
+
+
+READ = """
+COPY (
+    SELECT uniqueid, extract(epoch FROM recordtimestamp)::bigint AS t, currentspeed,
+           bezettingsgraad, trafficintensityclass1, trafficintensityclass2,
+           trafficintensityclass3, trafficintensityclass4, trafficintensityclass5
+    FROM sensors_raw WHERE recordtimestamp >= %(lo)s - interval '600 seconds'
+      AND recordtimestamp < %(lo)s + interval '24 hours'
+    UNION ALL  -- previousspeed of a detector's first record, when the context has none
+    SELECT p.uniqueid, extract(epoch FROM p.recordtimestamp)::bigint, p.currentspeed,
+           NULL, NULL, NULL, NULL, NULL, NULL
+    FROM (SELECT DISTINCT uniqueid FROM sensors_raw WHERE recordtimestamp >= %(lo)s
+            AND recordtimestamp < %(lo)s + interval '24 hours') d
+    CROSS JOIN LATERAL (
+        SELECT * FROM sensors_raw r WHERE r.uniqueid = d.uniqueid
+          AND r.recordtimestamp < %(lo)s - interval '600 seconds'
+        ORDER BY r.recordtimestamp DESC LIMIT 1) p
+) TO STDOUT (FORMAT csv, HEADER)
+"""
+
+
+def pandas_enrich(frame: pd.DataFrame, lo: int) -> pd.DataFrame:
+    """The definitions of issue 7 in pandas: windows over time, not rows."""
+    df = frame.sort_values(["uniqueid", "t"], kind="stable").reset_index(drop=True)
+    df["ts"] = pd.to_datetime(df["t"], unit="s", utc=True)
+    speed = df["currentspeed"].astype("float64")
+    df["speed"] = speed
+    groups = df.groupby("uniqueid", sort=False)
+    df["previousspeed"] = groups["speed"].shift(1)
+    roll = groups.rolling
+    df["avgspeed2minutes"] = roll("120s", on="ts", closed="both")["speed"].mean().to_numpy()
+    df["avgspeed10minutes"] = roll("600s", on="ts", closed="both")["speed"].mean().to_numpy()
+    out = df[df["t"] >= lo].copy()
+    diff = out["speed"] - out["previousspeed"]
+    out["speeddiffindicator"] = np.select([diff >= 20, diff <= -20], [1, -1], 0)
+    a2 = out["avgspeed2minutes"]
+    out["trafficjamindicator"] = np.select([a2 <= 40, (a2 > 40) & (a2 <= 250)], [1, 0], -1)
+    out["recordtimestamp"] = out["ts"]
+    out["previousspeed"] = out["previousspeed"].astype("Int16")
+    return out
+
+
+def run_pandas(url: str, day: date,
+               clock: CpuClock) -> tuple[float, float | None, float, int, int]:
+    """(end-to-end seconds, their CPU seconds, compute seconds, rows, mismatches against
+    the SQL result)."""
+    lo = datetime.combine(day, datetime.min.time(), UTC)
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_pandas_out")
+        conn.execute("CREATE TABLE bench_pandas_out (LIKE sensors_enriched INCLUDING ALL)")
+        conn.commit()
+        c0, t0 = clock.now(), time.perf_counter()
+        # like ours: refilled in the transaction that empties it (no WAL at wal_level=minimal)
+        conn.execute("TRUNCATE bench_pandas_out")
+        buf = io.BytesIO()
+        with conn.cursor().copy(READ, {"lo": lo}) as copy:
+            for block in copy:
+                buf.write(block)
+        buf.seek(0)
+        frame = pd.read_csv(buf, engine="pyarrow", dtype_backend="numpy_nullable")
+        t1 = time.perf_counter()
+        out = pandas_enrich(frame, int(lo.timestamp()))
+        compute = time.perf_counter() - t1
+        table = pa.Table.from_pandas(out[OUT_COLUMNS], preserve_index=False)
+        text = io.BytesIO()
+        pacsv.write_csv(table, text, write_options=pacsv.WriteOptions(include_header=False))
+        with conn.cursor().copy("COPY bench_pandas_out FROM STDIN (FORMAT csv)") as copy:
+            copy.write(text.getbuffer())
+        conn.commit()
+        elapsed, c1 = time.perf_counter() - t0, clock.now()
+        cpu = c1 - c0 if c0 is not None and c1 is not None else None
+        mismatches = conn.execute("""
+            SELECT count(*) FROM bench_pandas_out p
+            FULL JOIN sensors_enriched s USING (uniqueid, recordtimestamp)
+            WHERE (s.recordtimestamp >= %(lo)s AND s.recordtimestamp < %(lo)s + interval '1 day'
+                   OR p.uniqueid IS NOT NULL)
+              AND (p.uniqueid IS NULL OR s.uniqueid IS NULL
+                   OR p.previousspeed IS DISTINCT FROM s.previousspeed
+                   OR p.trafficjamindicator <> s.trafficjamindicator
+                   OR p.speeddiffindicator <> s.speeddiffindicator
+                   OR abs(p.avgspeed2minutes - s.avgspeed2minutes) > 1e-9
+                   OR (p.avgspeed2minutes IS NULL) <> (s.avgspeed2minutes IS NULL)
+                   OR abs(p.avgspeed10minutes - s.avgspeed10minutes) > 1e-9
+                   OR (p.avgspeed10minutes IS NULL) <> (s.avgspeed10minutes IS NULL))
+        """, {"lo": lo}).fetchone()[0]
+        conn.execute("DROP TABLE bench_pandas_out")
+        conn.commit()
+    return elapsed, cpu, compute, len(out), int(mismatches)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--detectors", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+    server = resolve_url()
+    url = scratch_database(server)
+    try:
+        t0 = time.perf_counter()
+        raw = generate(url, args.days, args.detectors)
+        print(f"generated {raw} raw rows in {time.perf_counter() - t0:.0f} s", flush=True)
+        clock = CpuClock(url)
+        c0 = clock.now()
+        sql_s, sql_rows = run_sql(url, args.days, args.processes)
+        c1 = clock.now()
+        sql_cpu = c1 - c0 if c0 is not None and c1 is not None else None
+        print(f"sql: {sql_rows} rows, {args.days} days, {args.processes} processes, "
+              f"{sql_s:.1f} s, {sql_cpu or 0:.1f} CPU s", flush=True)
+        day = START + timedelta(days=min(1, args.days - 1))  # a day with a day before it
+        one_s, one_rows = run_sql_one_day(url, day)
+        print(f"sql_one_day: {one_rows} rows in {one_s:.1f} s (1 process)", flush=True)
+        pd_s, pd_cpu, pd_compute, pd_rows, bad = run_pandas(url, day, clock)
+        print(f"pandas: {pd_rows} rows in {pd_s:.1f} s end to end ({pd_cpu or 0:.1f} CPU s),"
+              f" {pd_compute:.1f} s compute; {bad} rows differ from ours", flush=True)
+        if bad:
+            raise SystemExit("pandas and SQL disagree: the comparison is void")
+        sql_rate, one_rate = sql_rows / sql_s, one_rows / one_s
+        pd_rate, pd_compute_rate = pd_rows / pd_s, pd_rows / pd_compute
+        if sql_cpu and pd_cpu:
+            cpu = (f"sql_cpu={sql_rows / sql_cpu:.0f}/cpu-s pandas_cpu={pd_rows / pd_cpu:.0f}/cpu-s"
+                   f" per_row_ratio={(sql_rows / sql_cpu) / (pd_rows / pd_cpu):.2f}")
+        else:
+            cpu = "sql_cpu=? pandas_cpu=? per_row_ratio=?"
+        print(f"sql={sql_rate:.0f}/s sql_one_day={one_rate:.0f}/s pandas={pd_rate:.0f}/s "
+              f"pandas_compute={pd_compute_rate:.0f}/s {cpu} wall_ratio={sql_rate / pd_rate:.2f}")
+    finally:
+        if not args.keep:
+            drop_database(server)
+
+
+if __name__ == "__main__":
+    main()
