@@ -1,0 +1,165 @@
+"""Reference tiles: percentiles and hourly means over the window of weekly speeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from renderer import tiles
+from renderer.db import Database
+from renderer.formats.speedtiles import decode_speed_tile, gzip_decompress
+from renderer.storage import Store, open_store
+from renderer.tiles import Tile
+from renderer.traffic import export, reftile, weeks
+from renderer.traffic.reftile import TileRef
+from tests.test_traffic_speedtile import CHILD, FIRST, TILE, seg
+
+WEEK = 168
+
+
+def add_speeds(conn: psycopg.Connection[Any], first_hour: int,
+               by_segment: dict[int, dict[int, int]], mode: str = "AUTO",
+               observations: int = 3) -> None:
+    """Speed rows of one week ({segment: {hour of week: speed}}) and their tile summaries,
+    as the speed tile stage writes them."""
+    for segment_id, hours in by_segment.items():
+        hs = sorted(hours)
+        conn.execute(
+            "INSERT INTO traffic_speeds (mode, first_hour, segment_id, length, hours,"
+            " observations, speeds, mean_speeds, speed_variances, prevalences, next_hours,"
+            " next_ids, next_counts, delays, delay_variances, queue_lengths,"
+            " queue_length_variances) VALUES (%s, %s, %s, 100, %s, %s, %s, %s, %s, %s,"
+            " '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+            [mode, first_hour, segment_id, hs, [observations] * len(hs),
+             [hours[h] for h in hs], [hours[h] for h in hs], [0] * len(hs), [5] * len(hs)])
+    conn.execute(
+        "INSERT INTO traffic_speed_tiles (mode, level, tile_index, first_hour, week,"
+        " total_segments, segments, observations, min_count)"
+        " SELECT %s, tile_id & 7, tile_id >> 3, %s, %s, max(segment_id >> 25) + 1, count(*),"
+        " sum(cardinality(observations)) * %s, 1 FROM traffic_speeds"
+        " WHERE mode = %s AND first_hour = %s GROUP BY tile_id"
+        " ON CONFLICT (mode, level, tile_index, first_hour) DO UPDATE"
+        " SET segments = excluded.segments, total_segments = excluded.total_segments",
+        [mode, first_hour, weeks.week_of_hour(first_hour), observations, mode, first_hour])
+
+
+def build(db: Database, tile: Tile = TILE, mode: str = "AUTO", **options: Any) -> reftile.RefBuild:
+    with db.connect() as conn:
+        result = reftile.build(conn, TileRef(mode, tile), **options)
+        conn.commit()
+    return result
+
+
+def reference(db: Database, segment_id: int, mode: str = "AUTO") -> dict[str, Any] | None:
+    with db.connect() as conn:
+        return conn.execute("SELECT * FROM traffic_reference WHERE mode = %s AND segment_id = %s",
+                            [mode, segment_id]).fetchone()
+
+
+def test_percentiles_are_lower_nearest_rank_over_nonzero_hourly_speeds(db: Database) -> None:
+    s = seg(1)
+    with db.connect() as conn:
+        add_speeds(conn, FIRST, {s: {0: 10, 1: 20, 2: 0}})
+        add_speeds(conn, FIRST + WEEK, {s: {0: 30, 1: 40, 5: 50}})
+        conn.commit()
+    result = build(db)
+    row = reference(db, s)
+    assert row is not None
+    # sorted non-zero speeds 10 20 30 40 50: element floor(5 * p), as OpenTraffic
+    assert (row["ref20"], row["ref40"], row["ref60"], row["ref80"]) == (20, 30, 40, 50)
+    assert row["hours"] == [0, 1, 5] and row["hourly"] == [20, 30, 50]
+    assert (row["samples"], row["weeks"], row["observations"]) == (5, 2, 18)
+    (tile,) = result.tiles
+    assert tile.tile == TILE and tile.present
+    assert (tile.range_start, tile.range_end) == (FIRST * 3600, (FIRST + 2 * WEEK) * 3600)
+    assert tile.weeks == 2 and tile.segments == 1 and result.end_hour == FIRST + WEEK
+
+
+def test_the_window_is_the_last_weeks_of_the_tile(db: Database) -> None:
+    s = seg(1)
+    with db.connect() as conn:
+        for k in range(4):
+            add_speeds(conn, FIRST + k * WEEK, {s: {0: 10 * (k + 1)}})
+        conn.commit()
+    build(db, weeks=2)
+    row = reference(db, s)
+    assert row is not None and row["hourly"] == [35] and row["weeks"] == 2  # weeks 3 and 4
+    build(db)  # 52 weeks: all four
+    row = reference(db, s)
+    assert row is not None and row["weeks"] == 4 and row["ref20"] == 10
+
+
+def test_children_and_modes_are_separate(db: Database) -> None:
+    with db.connect() as conn:
+        add_speeds(conn, FIRST, {seg(1): {0: 30}, seg(7, CHILD): {3: 60}})
+        add_speeds(conn, FIRST, {seg(1): {0: 20}}, mode="BUS")
+        conn.commit()
+    result = build(db)
+    assert {t.tile for t in result.tiles} == {TILE, CHILD}
+    assert reference(db, seg(7, CHILD))["ref80"] == 60  # type: ignore[index]
+    assert reference(db, seg(1), "BUS") is None
+    build(db, mode="BUS")
+    assert reference(db, seg(1), "BUS")["ref20"] == 20  # type: ignore[index]
+
+
+def test_a_tile_without_speeds_loses_its_reference(db: Database, tmp_path: Path) -> None:
+    store = open_store(str(tmp_path))
+    with db.connect() as conn:
+        add_speeds(conn, FIRST, {seg(1): {0: 30}, seg(7, CHILD): {3: 60}})
+        conn.commit()
+    _export(db, store, build(db))
+    assert store.exists(export.reference_key("AUTO", CHILD))
+    with db.connect() as conn:
+        conn.execute("DELETE FROM traffic_speeds WHERE segment_id = %s", [seg(7, CHILD)])
+        conn.execute("DELETE FROM traffic_speed_tiles WHERE level = 1")
+        conn.commit()
+    result = build(db)
+    gone = [t for t in result.tiles if not t.present]
+    assert [t.tile for t in gone] == [CHILD]
+    _export(db, store, result)
+    assert not store.exists(export.reference_key("AUTO", CHILD))
+    assert store.exists(export.reference_key("AUTO", TILE))
+
+
+def _export(db: Database, store: Store, result: reftile.RefBuild) -> None:
+    with db.connect() as conn:
+        for ref in result.tiles:
+            export.export_reference_tile(conn, store, result.spec.mode, ref.tile, ref.summary())
+
+
+def test_ref_file_has_the_range_as_metadata(db: Database, tmp_path: Path) -> None:
+    store = open_store(str(tmp_path))
+    with db.connect() as conn:
+        add_speeds(conn, FIRST, {seg(3): {0: 30, 1: 40}, seg(10_004): {2: 70}})
+        conn.commit()
+    _export(db, store, build(db))
+    key = "0/002/140.ref.gz"
+    info = store.head(key)
+    assert info is not None
+    assert info.metadata == {"rangestart": str(FIRST * 3600),
+                             "rangeend": str((FIRST + WEEK) * 3600)}
+    first, second = decode_speed_tile(gzip_decompress(store.get(key)))
+    assert (first.start_segment_index, first.subtile_segments, first.total_segments) == (
+        0, 10_000, 10_005)
+    assert (second.start_segment_index, second.subtile_segments) == (10_000, 5)
+    assert first.arrays["reference_speeds_20"][3] == 30
+    assert first.arrays["reference_speeds_80"][3] == 40
+    assert second.arrays["reference_speeds_60"] == [0, 0, 0, 0, 70]
+    assert first.unit_size == first.entry_size == WEEK * 3600
+    before = store.get(key)
+    _export(db, store, build(db))
+    assert store.get(key) == before  # byte-identical rerun
+
+
+def test_keys_and_errors() -> None:
+    from renderer.errors import InputError
+
+    spec = TileRef("AUTO", Tile(1, 37740))
+    assert TileRef.parse(spec.key) == spec
+    for bad in ("AUTO", "AUTO/7/1", "/0/1"):
+        with pytest.raises(InputError):
+            TileRef.parse(bad)
+    assert tiles.tile_id(TILE) == TILE.index << 3
