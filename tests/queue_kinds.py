@@ -47,7 +47,7 @@ def noop(job: Job) -> None:
     """Nothing at all."""
 
 
-@queue.register("t_record", batch_size=50)
+@queue.register("t_record", batch_size=200)
 def record_kind(job: Job) -> None:
     record(job)
 
