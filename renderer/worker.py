@@ -283,7 +283,7 @@ class Worker:
             if self.conn is None or self.conn.closed:
                 self.conn = connect(self.url, autocommit=True)
             self.stats.released += q.release(self.conn, self.owner)
-            self.conn.execute("DELETE FROM queue_workers WHERE owner = %s", [self.owner])
+            q.sign_off(self.conn, self.owner)
         except (DatabaseError, psycopg.Error) as exc:
             log.debug("could not sign off worker %s: %s", self.owner, exc)
         finally:
@@ -613,9 +613,7 @@ class Pool:
                           message=("killed past its time limit" if timeout
                                    else "its worker process died"),
                           outcome="timeout" if timeout else "crashed")
-                left = conn.execute("SELECT count(*) AS n FROM work_queue WHERE state = 'running'"
-                                    " AND lease_owner = %s", [owner]).fetchone()
-                if left and left["n"] and time.time() < until:
+                if q.held_by(conn, owner) and time.time() < until:
                     kept.append((owner, timeout, until))
             except psycopg.Error:
                 self._conn = None

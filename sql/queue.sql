@@ -115,6 +115,10 @@ ORDER BY owner;
 -- Remove a worker's row at its clean exit.
 DELETE FROM queue_workers WHERE owner = %(owner)s;
 
+-- name: owner_running
+-- How many items an owner still holds as running.
+SELECT count(*) AS n FROM work_queue WHERE state = 'running' AND lease_owner = %(owner)s;
+
 -- name: item
 -- One item by (kind, key).
 SELECT id, kind, key, state, payload, priority, run_after, fingerprint, set_id, grp AS group,

@@ -50,6 +50,7 @@ from renderer.queue._verbs import (
     fail,
     finish,
     heartbeat,
+    held_by,
     list_sets,
     lock,
     maintain,
@@ -60,6 +61,7 @@ from renderer.queue._verbs import (
     resume_set,
     retry_failed,
     rollup,
+    sign_off,
     sync_kinds,
 )
 
@@ -87,6 +89,7 @@ __all__ = [
     "finish",
     "get_kind",
     "heartbeat",
+    "held_by",
     "idle_state",
     "item_history",
     "list_failed",
@@ -102,6 +105,7 @@ __all__ = [
     "resume_set",
     "retry_failed",
     "rollup",
+    "sign_off",
     "status",
     "sync_kinds",
 ]

@@ -257,6 +257,16 @@ def heartbeat(conn: psycopg.Connection[Any], owner: str, lease_seconds: float,
                                               "info": Jsonb(info or {})}) or 0)
 
 
+def sign_off(conn: psycopg.Connection[Any], owner: str) -> None:
+    """Forget a worker at its clean exit (status stops listing it at once)."""
+    _rows(conn, "queue.forget_worker", {"owner": owner})
+
+
+def held_by(conn: psycopg.Connection[Any], owner: str) -> int:
+    """How many running items an owner still holds."""
+    return int(_one(conn, "queue.owner_running", {"owner": owner}) or 0)
+
+
 def reap(conn: psycopg.Connection[Any]) -> int:
     """Items whose lease expired become claimable again, each a failed attempt."""
     return int(_one(conn, "queue.reap") or 0)
