@@ -148,8 +148,8 @@ def test_kill_9_mid_item_is_completed_once_by_another_worker_after_the_lease(
             time.sleep(0.3)  # inside the handler, its transaction open
             children = subprocess.run(["pgrep", "-P", str(victim.pid)], capture_output=True,
                                       text=True).stdout.split()
-            # kill -9 the worker and its supervisor: nobody is left to release the item
-            for pid in [*map(int, children), victim.pid]:
+            # kill -9 the supervisor, then the worker: nobody is left to release the item
+            for pid in [victim.pid, *map(int, children)]:
                 os.kill(pid, signal.SIGKILL)
         finally:
             victim.wait(10)
