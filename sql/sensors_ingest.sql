@@ -5,9 +5,16 @@
 -- in Arrow rather than in SQL).
 
 -- name: known_file
--- The ledger row of a file version, if it was ingested already.
+-- The ledger row of a file version, if it was ingested already and is still in effect (a
+-- superseded version that comes back, say a reverted correction, is ingested again).
 SELECT id, status FROM sensors_files
-WHERE key = %(key)s AND size = %(size)s AND checksum = %(checksum)s;
+WHERE key = %(key)s AND size = %(size)s AND checksum = %(checksum)s
+  AND status <> 'superseded';
+
+-- name: forget_superseded
+-- Before a superseded version is ingested again: drop its old ledger row (and its rejects).
+DELETE FROM sensors_files
+WHERE key = %(key)s AND size = %(size)s AND checksum = %(checksum)s AND status = 'superseded';
 
 -- name: session
 -- Room for the temporary tables of a day-sized file in memory (only before any is made).

@@ -138,6 +138,10 @@ def test_a_new_version_of_a_file_replaces_the_old_one(db: Database, tmp_path: Pa
                                       " ORDER BY recordtimestamp")]
     assert speeds == [70] * 5
     assert [r["status"] for r in _ledger(db)] == ["superseded", "consumed"]
+    write_csv(path, minute_rows(1, at(DAY), 10, speed=lambda m: 50))  # the first one, back
+    assert ingest(db, [str(path)]).files[0].status == "consumed"
+    assert [r["s"] for r in sql(db, "SELECT currentspeed AS s FROM sensors_raw")] == [50] * 10
+    assert [r["status"] for r in _ledger(db)] == ["superseded", "consumed"]
 
 
 def test_a_later_file_wins_for_the_same_record(db: Database, tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ def _apply(conn: psycopg.Connection[Any], source: SourceFile,
            summary: dict[str, Any]) -> FileResult:
     """Ledger, supersede, upsert, rejects and day marks: one transaction."""
     with conn.transaction():
+        conn.execute(_q("forget_superseded"), {"key": source.key, "size": source.size,
+                                               "checksum": source.checksum})
         file_id = _record(conn, source, "consumed", None, summary)
         if file_id is None:
             return FileResult(source.key, "raced")
