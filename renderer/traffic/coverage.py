@@ -86,7 +86,7 @@ def after_reference(job: Job) -> None:
     merges into it (the queue's upsert), and one running is re-run once after. A rule over
     all reference tiles would let a single failed tile hold back the coverage of the world.
     """
-    job.enqueue(KIND, KEY)
+    job.enqueue(KIND, KEY, force=True)  # forced: a done refresh runs again
 
 
 @register(KIND, time_limit=600, max_attempts=5)

@@ -161,16 +161,13 @@ def after_speed_week(job: Job, week: WeekBuild) -> bool:
                      max_level=settings.traffic_max_level):
         log.info("speed tile %s is outside the reference window of %s", week.spec.key, spec.key)
         return False
-    payload = {"mode": spec.mode, "level": spec.tile.level, "tile": spec.tile.index}
-    if job.item.group == week.spec.group:
-        # A scheduled rebuild puts every week of the tile in one group: the reference tile
-        # is built once, after the last of them (52 weeks of backfill build it once).
-        job.when_group_done(KIND, spec.key, payload)
-    else:
-        # Speed tiles fired by the histogram fan-in carry no group (the queue's rules
-        # enqueue without one): the enqueue upsert still merges requests while the
-        # reference tile is pending, and re-runs it once if it is running.
-        job.enqueue(KIND, spec.key, payload)
+    # An enqueue, not a group rule: a rule, once declared, fires whenever its group closes
+    # again, so every re-run of an old week would rebuild the reference tile, in its window
+    # or not. Forced, so a done reference tile runs again; the upsert merges requests while
+    # it is pending (it is claimed after the speed tiles enqueued before it, so a backfill
+    # of many weeks builds it about once) and re-runs it once if it is running.
+    job.enqueue(KIND, spec.key, {"mode": spec.mode, "level": spec.tile.level,
+                                 "tile": spec.tile.index}, force=True)
     return True
 
 

@@ -10,9 +10,8 @@ all binned. The schedule is the weekly safety net and the operator's lever:
   explicitly: one item per (mode, tile of that level) with histograms in the week (level 0
   by default), forced so that done items run again.
 
-Items of one schedule share a set (returned, for ``renderer queue status`` and the HTTP API)
-and each tile's weeks share a group, so a rebuild of many weeks builds each reference tile
-once, after its last week.
+Items of one schedule share a set (returned, for ``renderer queue status`` and the HTTP API);
+each tile's weeks share a group (``AUTO/0/2140``), for status.
 
 Example
 -------

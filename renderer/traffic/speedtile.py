@@ -62,8 +62,7 @@ class TileWeek:
 
     @property
     def group(self) -> str:
-        """The queue group, ``AUTO/0/2140``: every week of one tile, the reference tile's
-        inputs."""
+        """The queue group of scheduled items, ``AUTO/0/2140``: every week of one tile."""
         return f"{self.mode}/{self.tile.level}/{self.tile.index}"
 
     @classmethod
