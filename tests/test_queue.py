@@ -418,3 +418,29 @@ def test_worker_max_items_and_fan_in_through_handlers(database_url: str, qconn: 
 def test_unknown_kind_is_a_user_error(database_url: str) -> None:
     with pytest.raises(QueueError, match="unknown work-queue kind"):
         run_worker(database_url, kinds=["no_such_kind"])
+
+
+def test_migration_downgrades_and_upgrades_again(server_url: str) -> None:
+    from renderer import schema
+    from tests.conftest import _admin, with_database
+
+    name = "renderer_queue_migration"
+    with _admin(server_url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(server_url, name)
+    try:
+        schema.upgrade(url, "0002")
+        schema.downgrade(url, "0001")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('work_queue')").fetchone()[0] is None
+            assert conn.execute("SELECT count(*) FROM pg_proc p JOIN pg_namespace n"
+                                " ON n.oid = p.pronamespace WHERE n.nspname = 'renderer'"
+                                " AND p.proname LIKE 'queue%'").fetchone()[0] == 0
+        schema.upgrade(url, "0002")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT renderer.queue_enqueue('k', 'v')").fetchone()[0] == (
+                "inserted")
+    finally:
+        with _admin(server_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
