@@ -244,7 +244,7 @@ WITH files AS (
       FROM traffic_files WHERE consumed_at >= %(since)s
 ), speed AS (
     SELECT count(*) AS speed_tiles,
-           count(DISTINCT (mode, level, tile_index)) AS tiles,
+           count(DISTINCT (level, tile_index)) AS tiles,
            coalesce(array_agg(DISTINCT week ORDER BY week), '{}') AS weeks,
            coalesce(sum(segments), 0)::bigint AS segment_weeks,
            coalesce(sum(2 * ceil(total_segments / 10000.0)), 0)::bigint AS speed_files

@@ -263,7 +263,7 @@ def run(source: str, processes: int | None, after: str | None, min_count: int | 
     click.echo(f"  files        {s.files_consumed} consumed, {s.files_rejected} rejected whole, "
                f"{s.rows_rejected} rows rejected")
     click.echo(f"  observations {s.observations:,} ({s.observations_per_second:,.0f}/s)")
-    click.echo(f"  speed tiles  {s.speed_tiles} ({s.tiles} tiles x weeks "
+    click.echo(f"  speed tiles  {s.speed_tiles} (tiles x modes x weeks: {s.tiles} tiles, weeks "
                f"{', '.join(s.weeks) or '-'}), {s.segments:,} segments")
     click.echo(f"  reference    {s.reference_tiles} tiles; coverage "
                f"{s.coverage_features if s.coverage_features is not None else 'unchanged'}")
