@@ -151,7 +151,10 @@ def etl(start: str | None, end: str | None, export_out: str | None, fmt: str,
         return
     click.echo(f"run {run.run!r}: {len(run.days)} days ({run.days[0]} .. {run.days[-1]}), "
                f"{run.enqueued} items enqueued")
-    click.echo(f"worker: {stats}" if stats is not None else "next: renderer work")
+    if stats is None:
+        click.echo("next: renderer work")
+    else:
+        click.echo(f"worked {stats.done} items ({stats.failed} failed) in {stats.elapsed:.1f} s")
 
 
 @sensors.command("query")
