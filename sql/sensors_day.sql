@@ -30,13 +30,6 @@ SELECT renderer.sensors_day_partition(d) AS partition FROM unnest(%(days)s::date
 -- that records the work as done.
 SELECT renderer.sensors_enrich_day(%(day)s) AS rows;
 
--- name: day_state
--- The bookkeeping of some days (for status output and tests).
-SELECT day, raw_version, enriched_version, enriched_rows, enriched_at
-FROM sensors_days
-WHERE day = ANY(%(days)s::date[])
-ORDER BY day;
-
 -- name: record_run
 -- An ETL run: its days with the raw versions it saw, and where its export goes (NULL: none).
 INSERT INTO sensors_runs (id, days, versions, export_out, export_format, export_prefix)
@@ -60,9 +53,3 @@ FOR UPDATE OF r SKIP LOCKED;
 UPDATE sensors_runs r SET exported_at = now(), exported_rows = x.rows
 FROM unnest(%(ids)s::text[], %(rows)s::bigint[]) AS x(id, rows)
 WHERE r.id = x.id;
-
--- name: run
--- One run, for status output and tests.
-SELECT id, created_at, days, versions, export_out, export_format, export_prefix,
-       exported_at, exported_rows
-FROM sensors_runs WHERE id = %(id)s;

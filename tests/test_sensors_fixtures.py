@@ -10,8 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from renderer.db import Database
 
 HEADER = ("uniqueid", "recordtimestamp", "currentspeed", "bezettingsgraad",
@@ -109,7 +107,3 @@ def enrich(db: Database, *days: date) -> list[int]:
             counts.append(enrich_day(conn, day))
             conn.commit()
     return counts
-
-
-def connect(db: Database) -> psycopg.Connection[Any]:
-    return db.connect()

@@ -50,8 +50,3 @@ def enrich_day(conn: psycopg.Connection[Any], day: date) -> int:
     """Replace ``day`` in sensors_enriched inside the caller's transaction; rows written."""
     row = conn.execute(query("sensors_day.enrich_day"), {"day": day}).fetchone()
     return int(row["rows"])
-
-
-def day_state(conn: psycopg.Connection[Any], days: Iterable[date]) -> list[dict[str, Any]]:
-    """The bookkeeping rows of some days."""
-    return conn.execute(query("sensors_day.day_state"), {"days": list(days)}).fetchall()
