@@ -238,7 +238,8 @@ def run(source: str, processes: int | None, after: str | None, min_count: int | 
     """Submit SOURCE and work every traffic stage until idle, then summarize.
 
     Histograms, weekly speed tiles, reference tiles and the coverage GeoJSON are built and
-    exported to the store; a progress bar per stage shows the work.
+    exported to the store; a progress bar per stage shows the work. Exits with status 1
+    when any item failed.
 
     \b
     Example:
@@ -257,7 +258,7 @@ def run(source: str, processes: int | None, after: str | None, min_count: int | 
                                   settings=conf)
     if as_json:
         print_json(summary.as_dict())
-        return
+        sys.exit(1 if summary.items_failed else 0)
     s = summary
     click.echo(f"traffic run of {s.source} in {s.seconds:.1f} s with {s.processes} workers:")
     click.echo(f"  files        {s.files_consumed} consumed, {s.files_rejected} rejected whole, "
@@ -277,6 +278,8 @@ def run(source: str, processes: int | None, after: str | None, min_count: int | 
                    + (f" --mode {s.example_mode}" if s.example_mode != "AUTO" else ""))
         click.echo(f"  renderer traffic reference {s.example_segment}")
         click.echo("  renderer traffic coverage --out coverage.geojson")
+    if s.items_failed:
+        sys.exit(1)
 
 
 COMMANDS: list[click.Command] = [schedule, speeds, reference, coverage, run]
