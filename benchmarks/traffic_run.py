@@ -7,7 +7,7 @@ idle. Reports the observations per second of the whole run (the command's own cl
 the submit to the last item) and the peak resident memory (VmHWM) of each worker process
 and of the supervisor, read from /proc while the run goes.
 
-    .venv/bin/python benchmarks/traffic_run.py [--tiles 4 --days 7 --scale 12 --processes 4]
+    .venv/bin/python benchmarks/traffic_run.py [--tiles 4 --days 7 --scale 24 --processes 4]
 
 Uses the configured database server (RENDERER_DATABASE_URL or the embedded cluster) with a
 scratch database ``renderer_bench_run`` that it drops afterwards.
@@ -107,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiles", type=int, default=4)
     parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--scale", type=float, default=12.0)
+    parser.add_argument("--scale", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1))
     args = parser.parse_args()
