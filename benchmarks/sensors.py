@@ -41,15 +41,14 @@ import io
 import os
 import time
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from scratch import drop_database, scratch_database
 
-from renderer import schema
 from renderer.db import connect, resolve_url
 from renderer.sensors.day import DAY_KIND, plan_etl
 from renderer.sensors.enrich import enrich_day, ensure_partitions
@@ -61,24 +60,6 @@ OUT_COLUMNS = ["uniqueid", "recordtimestamp", "currentspeed", "bezettingsgraad",
                "previousspeed", "trafficjamindicator", *(f"trafficintensityclass{i}"
                                                          for i in range(1, 6)),
                "speeddiffindicator", "avgspeed2minutes", "avgspeed10minutes"]
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def scratch_database(server: str) -> str:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = _with_db(server, BENCH_DB)
-    schema.upgrade(url)
-    return url
-
-
-def drop_database(server: str) -> None:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 def generate(url: str, days: int, detectors: int) -> int:
@@ -272,7 +253,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
     server = resolve_url()
-    url = scratch_database(server)
+    url = scratch_database(server, BENCH_DB)
     try:
         t0 = time.perf_counter()
         raw = generate(url, args.days, args.detectors)
@@ -303,7 +284,7 @@ def main() -> None:
               f"pandas_compute={pd_compute_rate:.0f}/s {cpu} wall_ratio={sql_rate / pd_rate:.2f}")
     finally:
         if not args.keep:
-            drop_database(server)
+            drop_database(server, BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -25,33 +25,15 @@ import gzip
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from scratch import drop_database, scratch_database
 
-from renderer import binning, config, schema
+from renderer import binning, config
 from renderer.db import resolve_url
 from renderer.traffic.sample import generate
 
 BENCH_DB = "renderer_bench_ingest"
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def scratch_database(server: str) -> str:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = _with_db(server, BENCH_DB)
-    schema.upgrade(url)
-    return url
-
-
-def drop_database(server: str) -> None:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 def csv_bodies(root: Path) -> list[bytes]:
@@ -111,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
 
     server = resolve_url(config.load())
-    url = scratch_database(server)
+    url = scratch_database(server, BENCH_DB)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             source = Path(tmp) / "reporters"
@@ -124,7 +106,7 @@ def main() -> None:
             ours_seconds, observations = run_ours(url, source, args.processes)
             assert observations == stats.observations, (observations, stats.observations)
     finally:
-        drop_database(server)
+        drop_database(server, BENCH_DB)
     ours = observations / ours_seconds
     copy = observations / copy_seconds
     print(f"copy: {copy_seconds:.2f} s for {stats.rows} rows")

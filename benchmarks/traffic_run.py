@@ -24,34 +24,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from scratch import drop_database, scratch_database
 
-from renderer import config, schema
+from renderer import config
 from renderer.db import resolve_url
 from renderer.traffic.sample import generate
 
 BENCH_DB = "renderer_bench_run"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def scratch_database(server: str) -> str:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = _with_db(server, BENCH_DB)
-    schema.upgrade(url)
-    return url
-
-
-def drop_database(server: str) -> None:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 def _children(pid: int) -> list[int]:
@@ -113,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
 
     server = resolve_url(config.load())
-    url = scratch_database(server)
+    url = scratch_database(server, BENCH_DB)
     try:
         with tempfile.TemporaryDirectory(prefix="renderer-bench-run-") as tmp:
             made = generate(Path(tmp) / "sample", tiles=args.tiles, days=args.days,
@@ -138,7 +119,7 @@ def main() -> None:
                 sys.exit(f"renderer traffic run failed: {err.strip()}")
             summary = json.loads(out)
     finally:
-        drop_database(server)
+        drop_database(server, BENCH_DB)
     workers = [kib for pid, (kib, name) in watch.peaks.items()
                if "multiprocessing" in name and "resource_tracker" not in name]
     supervisor = watch.peaks.get(process.pid, (0, ""))[0]

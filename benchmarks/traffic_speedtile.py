@@ -27,13 +27,13 @@ from __future__ import annotations
 import argparse
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
 from psycopg.rows import dict_row
+from scratch import drop_database, scratch_database
 
-from renderer import config, schema, tiles
+from renderer import config, tiles
 from renderer.db import resolve_url
 from renderer.tiles import Tile
 from renderer.traffic import speedtile, weeks
@@ -44,24 +44,6 @@ WEEK = "2016-W44"
 COLUMNS = ("mode", "first_hour", "segment_id", "length", "hours", "observations", "speeds",
            "mean_speeds", "speed_variances", "prevalences", "next_hours", "next_ids",
            "next_counts", "delays", "delay_variances", "queue_lengths", "queue_length_variances")
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def scratch_database(server: str) -> str:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    url = _with_db(server, BENCH_DB)
-    schema.upgrade(url)
-    return url
-
-
-def drop_database(server: str) -> None:
-    with psycopg.connect(_with_db(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 def duration_codes(seconds: np.ndarray) -> np.ndarray:
@@ -209,7 +191,7 @@ def main() -> None:
     args = parser.parse_args()
 
     server = resolve_url(config.load())
-    url = scratch_database(server)
+    url = scratch_database(server, BENCH_DB)
     try:
         started = time.perf_counter()
         bins, lengths = generate(args.segments, args.observations, args.seed)
@@ -229,7 +211,7 @@ def main() -> None:
         print(f"ratio python/sql: {python_s / sql_s:.1f}x (goal >= 10)")
     finally:
         if not args.keep:
-            drop_database(server)
+            drop_database(server, BENCH_DB)
 
 
 if __name__ == "__main__":
