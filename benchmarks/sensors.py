@@ -50,9 +50,9 @@ import pyarrow.csv as pacsv
 from scratch import drop_database, scratch_database
 
 from renderer.db import connect, resolve_url
+from renderer.pool import run_pool
 from renderer.sensors.day import DAY_KIND, plan_etl
 from renderer.sensors.enrich import enrich_day, ensure_partitions
-from renderer.worker import run_pool
 
 BENCH_DB = "renderer_bench_sensors"
 START = date(2026, 1, 1)

@@ -67,8 +67,8 @@ def run_copy(url: str, bodies: list[bytes]) -> float:
 
 
 def run_ours(url: str, source: Path, processes: int) -> tuple[float, int]:
+    from renderer.pool import run_pool
     from renderer.traffic.ingest import submit
-    from renderer.worker import run_pool
 
     start = time.perf_counter()
     with psycopg.connect(url) as conn:

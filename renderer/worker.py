@@ -1,4 +1,4 @@
-"""The worker loop (one process, one connection) and the pool that supervises N of them.
+"""The worker loop: one process, one connection (:mod:`renderer.pool` supervises N of them).
 
 A worker claims a batch of one kind (asynchronous commit), then opens the processing
 transaction: it locks the batch's rows (so no one can take them over while it works), runs
@@ -14,18 +14,15 @@ counters. Workers wake on NOTIFY, or poll every ``poll_seconds`` (NOTIFY off beh
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
-import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -55,19 +52,6 @@ class WorkerStats:
     batches: int = 0
     reconnects: int = 0
     elapsed: float = 0.0
-
-
-@dataclass
-class PoolStats:
-    """What a pool did."""
-
-    processes: int = 0
-    done: int = 0
-    failed: int = 0
-    restarts: int = 0
-    killed: int = 0
-    elapsed: float = 0.0
-    exit_codes: list[int] = field(default_factory=list)
 
 
 class _WakeUp(Exception):
@@ -511,221 +495,3 @@ def run_worker(url: str, *, kinds: list[str] | None = None, until_empty: bool = 
         poll_seconds=poll_seconds if poll_seconds is not None else settings.poll_seconds,
         notify=settings.notify if notify is None else notify, shared=_shared)
     return worker.run()
-
-
-def _child_main(url: str, owner: str, options: dict[str, Any], shared: _Shared,
-                log_level: int) -> None:
-    # Ctrl-C reaches the whole process group; the supervisor turns it into SIGTERM for us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A spawned interpreter starts without the parent's logging: carry its level over.
-    logging.basicConfig(level=log_level,
-                        format=f"%(asctime)s %(levelname)s worker-{shared.index}: %(message)s")
-    try:
-        run_worker(url, owner=owner, _shared=shared, **options)
-    except Exception as exc:
-        log.error("worker %s stopped: %s", owner, exc)
-        raise SystemExit(3) from exc
-
-
-@dataclass
-class _Slot:
-    index: int
-    process: Any = None
-    owner: str = ""
-    finished: bool = False
-    killed_for_time: bool = False
-    given_up: bool = False
-    restarts: list[float] = field(default_factory=list)
-
-
-class Pool:
-    """A supervisor of N worker processes; :func:`run_pool` is the usual way in."""
-
-    def __init__(self, url: str, *, processes: int, kinds: list[str] | None,
-                 until_empty: bool, max_items: int | None,
-                 progress: Callable[[int, int | None], None] | None,
-                 settings: config.Settings, lease_seconds: float | None,
-                 poll_seconds: float | None, notify: bool | None) -> None:
-        self.url = url
-        self.kind_objects = resolve_kinds(kinds)
-        self.names = [k.name for k in self.kind_objects]
-        self.processes = max(1, processes)
-        self.until_empty = until_empty
-        self.progress = progress
-        self.lease = lease_seconds or settings.lease_seconds
-        self.options = {"kinds": self.names, "until_empty": until_empty,
-                        "lease_seconds": lease_seconds, "poll_seconds": poll_seconds,
-                        "notify": notify}
-        self.ctx = multiprocessing.get_context("spawn")
-        self.shared = _Shared(done=self.ctx.Value("q", 0), failed=self.ctx.Value("q", 0),
-                              budget=self.ctx.Value("q", max_items) if max_items else None,
-                              deadlines=self.ctx.Array("d", self.processes))
-        self.slots = [_Slot(i) for i in range(self.processes)]
-        self.stats = PoolStats(processes=self.processes)
-        self.signals = 0
-        self._conn: psycopg.Connection[Any] | None = None
-        self._orphans: list[tuple[str, bool, float]] = []
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.signals += 1
-        for slot in self.slots:
-            if slot.process is not None and slot.process.is_alive():
-                slot.process.terminate() if self.signals < 3 else slot.process.kill()
-
-    def _start(self, slot: _Slot) -> None:
-        slot.owner = make_owner(f"pool{os.getpid()}-{slot.index}")
-        shared = _Shared(self.shared.done, self.shared.failed, self.shared.budget,
-                         self.shared.deadlines, slot.index)
-        self.shared.deadlines[slot.index] = 0.0
-        slot.process = self.ctx.Process(target=_child_main, name=f"renderer-worker-{slot.index}",
-                                        args=(self.url, slot.owner, self.options, shared,
-                                              logging.getLogger().getEffectiveLevel()))
-        # Spawned children would re-run the parent's __main__ (the `renderer` script itself);
-        # they need only _child_main, which they import by name.
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            slot.process.start()
-        finally:
-            if main is not None:
-                sys.modules["__main__"] = main
-
-    def _db(self) -> psycopg.Connection[Any] | None:
-        try:
-            if self._conn is None or self._conn.closed or self._conn.broken:
-                self._conn = connect(self.url, autocommit=True)
-            return self._conn
-        except DatabaseError:
-            self._conn = None
-            return None
-
-    def _reclaim_orphans(self) -> None:
-        """Give back the running items of dead children (retried until their server session
-        has ended and released the rows, or their leases expired and the reaper has them)."""
-        conn = self._db() if self._orphans else None
-        if conn is None:
-            return
-        kept = []
-        for owner, timeout, until in self._orphans:
-            try:
-                q.release(conn, owner, count=True,
-                          error_type="TimeLimitExceeded" if timeout else "WorkerCrashed",
-                          message=("killed past its time limit" if timeout
-                                   else "its worker process died"),
-                          outcome="timeout" if timeout else "crashed")
-                if q.held_by(conn, owner) and time.time() < until:
-                    kept.append((owner, timeout, until))
-            except psycopg.Error:
-                self._conn = None
-                kept.append((owner, timeout, until))
-        self._orphans = kept
-
-    def _check(self, slot: _Slot) -> None:
-        process = slot.process
-        if process is None or slot.finished:
-            return
-        deadline = self.shared.deadlines[slot.index]
-        if process.is_alive():
-            if deadline and time.time() > deadline:
-                log.warning("worker %s is past its item's time limit: killing it", slot.owner)
-                slot.killed_for_time = True
-                self.stats.killed += 1
-                process.kill()
-            return
-        process.join()
-        code = process.exitcode
-        self.stats.exit_codes.append(code)
-        if code == 0 and not slot.killed_for_time:
-            slot.finished = True
-            return
-        self._orphans.append((slot.owner, slot.killed_for_time, time.time() + self.lease + 5))
-        if not slot.killed_for_time:
-            log.warning("worker %s exited with status %s", slot.owner, code)
-        slot.killed_for_time = False
-        if self.signals:
-            slot.finished = True
-            return
-        now = time.monotonic()
-        slot.restarts = [t for t in slot.restarts if now - t < 60] + [now]
-        if len(slot.restarts) > 10:
-            log.error("worker slot %d crashed %d times in a minute: giving it up",
-                      slot.index, len(slot.restarts))
-            slot.finished = slot.given_up = True
-            return
-        if len(slot.restarts) > 3:
-            time.sleep(0.5 * len(slot.restarts))  # a crash loop: do not spin
-        self.stats.restarts += 1
-        self._start(slot)
-
-    def run(self) -> PoolStats:
-        started = time.monotonic()
-        previous = []
-        if _is_main_thread():
-            previous = [(s, signal.getsignal(s)) for s in (signal.SIGTERM, signal.SIGINT)]
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
-        last_progress = 0.0
-        try:
-            for slot in self.slots:
-                self._start(slot)
-            while not all(s.finished for s in self.slots):
-                for slot in self.slots:
-                    self._check(slot)
-                self._reclaim_orphans()
-                if self.progress is not None and time.monotonic() - last_progress > 0.5:
-                    last_progress = time.monotonic()
-                    self._report()
-                time.sleep(0.05)
-            self._reclaim_orphans()
-            if self.progress is not None:
-                self._report()
-            if all(s.given_up for s in self.slots):
-                raise QueueError("every worker process keeps crashing",
-                                 "run `renderer work --processes 1 --debug` to see why")
-        finally:
-            for slot in self.slots:
-                if slot.process is not None and slot.process.is_alive():
-                    slot.process.kill()
-                    slot.process.join()
-            for sig, handler in previous:
-                signal.signal(sig, handler)
-            if self._conn is not None:
-                self._conn.close()
-        self.stats.done = self.shared.done.value
-        self.stats.failed = self.shared.failed.value
-        self.stats.elapsed = time.monotonic() - started
-        return self.stats
-
-    def _report(self) -> None:
-        assert self.progress is not None
-        remaining = None
-        conn = self._db()
-        if conn is not None:
-            try:
-                remaining = q.remaining(conn, self.names)
-            except psycopg.Error:
-                self._conn = None
-        self.progress(self.shared.done.value, remaining)
-
-
-def run_pool(url: str, *, processes: int, kinds: list[str] | None = None,
-             until_empty: bool = False, max_items: int | None = None,
-             progress: Callable[[int, int | None], None] | None = None,
-             settings: config.Settings | None = None, lease_seconds: float | None = None,
-             poll_seconds: float | None = None, notify: bool | None = None) -> PoolStats:
-    """Supervise ``processes`` worker processes (spawned; each imports the pipelines and
-    ``RENDERER_PLUGINS`` itself) until they are done (``until_empty``, ``max_items`` in
-    total) or the pool gets SIGTERM/SIGINT (children finish their batch; a second signal
-    makes them give their items back). A crashed child is replaced and its items released;
-    a child stuck past its item's time limit is killed and the item counts a failure.
-    ``progress(done, remaining)`` is called twice a second.
-
-    Example
-    -------
-    >>> run_pool(url, processes=4, until_empty=True).done
-    20000
-    """
-    settings = settings or config.load()
-    return Pool(url, processes=processes, kinds=kinds, until_empty=until_empty,
-                max_items=max_items, progress=progress, settings=settings,
-                lease_seconds=lease_seconds, poll_seconds=poll_seconds, notify=notify).run()

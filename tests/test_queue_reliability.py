@@ -19,8 +19,9 @@ from psycopg.rows import dict_row
 
 from renderer import queue, schema
 from renderer.localdb import Cluster
+from renderer.pool import run_pool
 from renderer.queue import NewItem
-from renderer.worker import run_pool, run_worker
+from renderer.worker import run_worker
 from tests.queue_kinds import (
     OUTPUT_DDL,
     PLUGIN,

@@ -41,7 +41,7 @@ def work(processes: int | None, kinds: str | None, until_empty: bool,
     Example:
         renderer work --processes 4 --kinds histogram,speedtile --until-empty
     """
-    from renderer.worker import run_pool
+    from renderer.pool import run_pool
 
     s = settings()
     db = database()

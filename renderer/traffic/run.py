@@ -3,7 +3,7 @@ pipeline is idle, and say what was done.
 
 1. :func:`renderer.traffic.ingest.submit` lists the source and enqueues one ``histogram``
    item per (tile, hour) with new files, all in a new set;
-2. a worker pool (:func:`renderer.worker.run_pool`, ``until_empty``) runs the traffic kinds:
+2. a worker pool (:func:`renderer.pool.run_pool`, ``until_empty``) runs the traffic kinds:
    histograms fan into speed tiles, speed tiles into reference tiles, reference tiles into
    the coverage refresh, each through the queue;
 3. the summary is read back from the database: files, observations and rejected rows
@@ -89,8 +89,8 @@ def _counts(conn: Any) -> dict[str, tuple[int, int]]:
 def run(url: str, source: str, *, processes: int, after: str = "archive",
         progress: Progress | None = None, settings: config.Settings | None = None) -> RunSummary:
     """Submit ``source`` and work the traffic pipeline until idle (see the module docstring)."""
+    from renderer.pool import run_pool
     from renderer.traffic import ingest
-    from renderer.worker import run_pool
 
     settings = settings or config.load()
     started = time.monotonic()
