@@ -39,10 +39,12 @@ class Settings:
     poll_seconds: float = 2.0
     notify: bool = True  # LISTEN/NOTIFY; off behind PgBouncer in transaction mode
     queue_retention_days: int = 7
+    traffic_source: str = ""  # reporter files root (folder or s3:// URL) for hooks and schedules
     traffic_after: str = "archive"
     traffic_min_count: int = 1
     traffic_max_level: int = 1
     traffic_reference_weeks: int = 52
+    sensors_export: str = ""  # sensor export root; empty means the store, under sensors/
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_secrets: str = ""  # comma-separated HMAC secrets, several for rotation

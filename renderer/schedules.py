@@ -20,7 +20,6 @@ Example
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -244,12 +243,9 @@ def _fire_tick(job: Job) -> None:
 
 
 def traffic_source(settings: Any) -> str | None:
-    """The traffic source root URL: the setting, else ``$RENDERER_TRAFFIC_SOURCE``.
-
-    Read here until :class:`renderer.config.Settings` has a ``traffic_source`` field.
-    """
-    return (getattr(settings, "traffic_source", None)
-            or os.environ.get("RENDERER_TRAFFIC_SOURCE") or None)
+    """The traffic source root URL (``traffic_source``: ``[traffic] source`` or
+    ``$RENDERER_TRAFFIC_SOURCE``), or None when it is not set."""
+    return settings.traffic_source or None
 
 
 @register("traffic-submit", time_limit=600, max_attempts=3)
