@@ -171,3 +171,19 @@ SELECT id, state, info, created_at, changed_at FROM queue_sets WHERE id = %(id)s
 -- name: list_sets
 -- All sets, newest first.
 SELECT id, state, info, created_at, changed_at FROM queue_sets ORDER BY created_at DESC, id;
+
+-- name: timings
+-- Claim waits and run times as log-2 buckets per (kind, what), of one set or (NULL) of all:
+-- the folded histograms plus the deltas not yet folded. A few rows whatever the set's size.
+SELECT x.kind, x.what, x.bucket, sum(x.n)::bigint AS n, sum(x.sum)::float8 AS sum,
+       max(x.max)::float8 AS max, min(x.first_at) AS first_at, max(x.last_at) AS last_at
+FROM (
+    SELECT kind, set_id, what, bucket, n, sum, max, first_at, last_at FROM queue_timings
+    UNION ALL
+    SELECT kind, set_id, what, renderer.queue_timing_bucket(seconds), 1, seconds, seconds,
+           at - make_interval(secs => seconds), at
+    FROM queue_timing_deltas
+) x
+WHERE %(set_id)s::text IS NULL OR x.set_id = %(set_id)s
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;

@@ -58,30 +58,3 @@ SELECT h.hour, coalesce(sum(x.done), 0)::bigint AS done
   ) x ON date_trunc('hour', x.at) = h.hour
  GROUP BY h.hour
  ORDER BY h.hour;
-
--- name: claim_latency
--- Per kind, how long the items running now waited to be claimed (claim time minus the
--- time they became claimable). Reads only running rows, through the queue's partial index.
-SELECT kind, count(*)::bigint AS running,
-       avg(extract(epoch FROM started_at - greatest(run_after, enqueued_at)))::float8 AS avg_s,
-       max(extract(epoch FROM started_at - greatest(run_after, enqueued_at)))::float8 AS max_s
-  FROM work_queue
- WHERE state = 'running' AND started_at IS NOT NULL
- GROUP BY kind
- ORDER BY kind;
-
--- name: set_durations
--- Per kind of one set: how long its done items took, and when the set's work started and
--- last finished. Reads the set's rows (the page sets a statement timeout around it).
-SELECT kind, count(*)::bigint AS done,
-       avg(extract(epoch FROM finished_at - started_at))::float8 AS mean_seconds,
-       percentile_cont(0.5) WITHIN GROUP (
-           ORDER BY extract(epoch FROM finished_at - started_at))::float8 AS p50_seconds,
-       percentile_cont(0.95) WITHIN GROUP (
-           ORDER BY extract(epoch FROM finished_at - started_at))::float8 AS p95_seconds,
-       max(extract(epoch FROM finished_at - started_at))::float8 AS max_seconds,
-       min(started_at) AS first_started, max(finished_at) AS last_finished
-  FROM work_queue
- WHERE set_id = %(set_id)s AND state = 'done' AND started_at IS NOT NULL
- GROUP BY kind
- ORDER BY kind;

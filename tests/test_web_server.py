@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
-from renderer import queue
+from renderer import queue, schema
 from renderer.config import Settings
 from renderer.db import Database
 from renderer.web.app import create_app
@@ -129,7 +129,7 @@ def test_readyz_reports_pending_migrations(live: Callable[..., Live], db: Databa
         assert "renderer db migrate" in ready.json()["error"]["message"]
     finally:
         with db.connect() as conn:
-            conn.execute("UPDATE alembic_version SET version_num = '0006'")
+            conn.execute("UPDATE alembic_version SET version_num = %s", (schema.head(),))
             conn.commit()
 
 
@@ -157,6 +157,29 @@ def test_metrics_in_prometheus_text_format(live: Callable[..., Live], db: Databa
     assert any(line.startswith('renderer_queue_oldest_pending_seconds{kind="metrics-test"}')
                for line in lines)
     assert "renderer_queue_pending_total 3" in lines
+
+
+def test_metrics_histograms_of_claim_waits_and_run_times(live: Callable[..., Live],
+                                                         db: Database) -> None:
+    with db.connect() as conn:
+        conn.autocommit = True
+        for key in ("a", "b", "c"):
+            queue.enqueue(conn, "timed", key)
+        conn.execute("UPDATE work_queue SET enqueued_at = now() - interval '5 s',"
+                     " run_after = now() - interval '5 s'")
+        claimed = queue.claim(conn, "timed", limit=2)
+        queue.complete(conn, claimed)
+    lines = live().get("/metrics").text.splitlines()
+    assert "# TYPE renderer_queue_claim_wait_seconds histogram" in lines
+    assert 'renderer_queue_claim_wait_seconds_count{kind="timed"} 2' in lines
+    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="+Inf"} 2' in lines
+    # 5 s waits: none up to 4.096 s, both by 8.192 s; buckets are cumulative
+    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="4.096"} 0' in lines
+    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="8.192"} 2' in lines
+    assert 'renderer_queue_run_seconds_count{kind="timed"} 2' in lines
+    waited = next(line for line in lines
+                  if line.startswith('renderer_queue_claim_wait_seconds_sum{kind="timed"}'))
+    assert 10 <= float(waited.split()[-1]) < 12
 
 
 def test_every_error_has_the_one_json_shape(live: Callable[..., Live]) -> None:

@@ -37,6 +37,7 @@ from renderer.queue._registry import (
     register,
 )
 from renderer.queue._status import idle_state, item_history, list_failed, remaining, status
+from renderer.queue._timings import Timing, bucket_bounds, timings
 from renderer.queue._verbs import (
     add_rule,
     add_rules,
@@ -76,8 +77,10 @@ __all__ = [
     "NewItem",
     "Shutdown",
     "TimeLimitExceeded",
+    "Timing",
     "add_rule",
     "add_rules",
+    "bucket_bounds",
     "cancel_set",
     "claim",
     "claim_batch",
@@ -108,4 +111,5 @@ __all__ = [
     "sign_off",
     "status",
     "sync_kinds",
+    "timings",
 ]

@@ -2,8 +2,9 @@
 migrations current).
 
 A scrape reads the queue's counters through :func:`renderer.queue.status` (no COUNT(*) over
-``work_queue``) and the few running rows for claim latency: what an autoscaler needs (items
-by kind and state, oldest pending age, throughput, ETA, claim latency, workers alive).
+``work_queue``) and its timing histograms through :func:`renderer.queue.timings`: what an
+autoscaler needs (items by kind and state, oldest pending age, throughput, ETA, how long
+items wait to be claimed and how long they run, workers alive).
 """
 
 from __future__ import annotations
@@ -15,19 +16,40 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from renderer import db, queue, schema
-from renderer.db import query
 from renderer.errors import RendererError
 from renderer.web.app import state
-from renderer.web.prom import CONTENT_TYPE, Family, render
+from renderer.web.prom import CONTENT_TYPE, Family, format_value, render
 
 router = APIRouter()
 
 STATES = ("pending", "held", "running", "done", "failed", "cancelled")
 
 
-def families(status: dict[str, Any], latency: list[dict[str, Any]],
+HISTOGRAM_BUCKETS = 25  # le = 1 ms .. 2^24 ms (4.7 h), then +Inf: the same series every scrape
+
+
+def histogram(name: str, help: str, by_kind: dict[str, queue.Timing]) -> Family:
+    """A Prometheus histogram per kind, from the queue's log-2 buckets (cumulative counts)."""
+    samples: list[tuple[dict[str, object], float | int | None]] = []
+    for kind, timing in sorted(by_kind.items()):
+        seen = 0
+        for bucket in range(HISTOGRAM_BUCKETS):
+            seen += timing.buckets.get(bucket, 0)
+            samples.append(({"__name__": f"{name}_bucket", "kind": kind,
+                             "le": format_value(queue.bucket_bounds(bucket)[1])}, seen))
+        samples.append(({"__name__": f"{name}_bucket", "kind": kind, "le": "+Inf"},
+                        timing.count))
+        samples.append(({"__name__": f"{name}_sum", "kind": kind},
+                        round(timing.total_seconds, 6)))
+        samples.append(({"__name__": f"{name}_count", "kind": kind}, timing.count))
+    return Family(name, "histogram", help, samples)
+
+
+def families(status: dict[str, Any], timings: dict[str, dict[str, queue.Timing]],
              scrape_seconds: float) -> list[Family]:
     kinds = sorted(status["kinds"].items())
+    waits = {k: t["claim_wait"] for k, t in timings.items() if "claim_wait" in t}
+    runs = {k: t["run"] for k, t in timings.items() if "run" in t}
     return [
         Family("renderer_queue_items", "gauge", "Work items by kind and state.",
                [({"kind": k, "state": s}, int(c.get(s, 0))) for k, c in kinds for s in STATES]),
@@ -41,11 +63,11 @@ def families(status: dict[str, Any], latency: list[dict[str, Any]],
                "Estimated seconds until pending and running items of a kind are done "
                "(NaN when nothing completes).",
                [({"kind": k}, c.get("eta_s")) for k, c in kinds]),
-        Family("renderer_queue_claim_latency_seconds", "gauge",
-               "How long the items running now waited between becoming claimable and their "
-               "claim: mean and max, by kind.",
-               [({"kind": r["kind"], "stat": stat}, r[f"{stat}_s"])
-                for r in latency for stat in ("avg", "max")]),
+        histogram("renderer_queue_claim_wait_seconds",
+                  "How long items waited between becoming claimable and their claim (claim "
+                  "latency), by kind.", waits),
+        histogram("renderer_queue_run_seconds",
+                  "How long items ran, from claim to completion, by kind.", runs),
         Family("renderer_workers_alive", "gauge", "Workers that heartbeated in the last minute.",
                [({}, int(status["workers_alive"]))]),
         Family("renderer_queue_pending_total", "gauge", "Pending items of every kind.",
@@ -60,8 +82,8 @@ def metrics(request: Request) -> Response:
     started = time.perf_counter()
     with state(request).connection() as conn:
         status = queue.status(conn)
-        latency = conn.execute(query("web.claim_latency")).fetchall()
-    text = render(families(status, latency, time.perf_counter() - started))
+        timings = queue.timings(conn)
+    text = render(families(status, timings, time.perf_counter() - started))
     return Response(text, media_type=CONTENT_TYPE)
 
 

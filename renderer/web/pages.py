@@ -2,8 +2,9 @@
 
 The data comes from the queue's own read functions (:func:`renderer.queue.status`,
 ``list_sets``, ``list_failed``, ``item_history``), which read counters, never COUNT(*);
-``sql/web.sql`` holds the little the queue does not expose (hourly throughput, a set's
-durations). Pages are rendered with autoescaping: keys and error texts are user data.
+``sql/web.sql`` holds the little the queue does not expose (hourly throughput). A set's
+durations come from the queue's timing histograms (:func:`renderer.queue.timings`).
+Pages are rendered with autoescaping: keys and error texts are user data.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from renderer.web.coverage import CoverageView, coverage_view
 router = APIRouter()
 HOURS = 12  # the queue keeps a day of per-minute rates; half a day reads well as bars
 COVERAGE_KEY = "coverage.geojson"
-SET_DURATIONS_TIMEOUT = "2s"  # a set's durations read its rows; a page must not hang on it
 STATES = ("pending", "held", "running", "done", "failed", "cancelled")
 
 
@@ -68,13 +68,11 @@ def set_data(conn: psycopg.Connection[Any], set_id: str) -> dict[str, Any]:
         raise WebError(404, f"no set {set_id!r}")
     st = queue.status(conn)
     row = _set_row(found[0], st["sets"].get(set_id))
-    measured = _set_durations(conn, set_id)
-    durations = measured or []
-    by_kind = {d["kind"]: d for d in durations}
+    runs = {kind: t["run"] for kind, t in queue.timings(conn, set_id).items() if "run" in t}
     failures = queue.list_failed(conn, set_id=set_id, limit=500)
-    kinds = sorted({*by_kind, *(f["kind"] for f in failures)})
-    row["first_started"] = min((d["first_started"] for d in durations), default=None)
-    row["last_finished"] = max((d["last_finished"] for d in durations), default=None)
+    kinds = sorted({*runs, *(f["kind"] for f in failures)})
+    row["first_started"] = min((t.first_at for t in runs.values()), default=None)
+    row["last_finished"] = max((t.last_at for t in runs.values()), default=None)
     end = (row["last_finished"] if row["pending"] + row["running"] + row["held"] == 0
            else datetime.now(UTC))
     start = row["first_started"]
@@ -82,23 +80,20 @@ def set_data(conn: psycopg.Connection[Any], set_id: str) -> dict[str, Any]:
     failed_by_kind: dict[str, int] = {}
     for f in failures:
         failed_by_kind[f["kind"]] = failed_by_kind.get(f["kind"], 0) + 1
-    return {"set": row, "durations_available": measured is not None,
-            "kinds": [{"kind": k, "done": by_kind.get(k, {}).get("done", 0),
-                       "failed": failed_by_kind.get(k, 0),
-                       **{f: by_kind.get(k, {}).get(f) for f in
-                          ("mean_seconds", "p50_seconds", "p95_seconds", "max_seconds")}}
+    return {"set": row,
+            "kinds": [{"kind": k, "failed": failed_by_kind.get(k, 0), **_run_stats(runs.get(k))}
                       for k in kinds],
             "failures": [{**f, "error": f.get("last_error")} for f in failures]}
 
 
-def _set_durations(conn: psycopg.Connection[Any], set_id: str) -> list[dict[str, Any]] | None:
-    """Per-kind durations of the set's done items; None when they took too long to read."""
-    try:
-        with conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = '{SET_DURATIONS_TIMEOUT}'")
-            return conn.execute(query("web.set_durations"), {"set_id": set_id}).fetchall()
-    except psycopg.errors.QueryCanceled:
-        return None
+def _run_stats(run: queue.Timing | None) -> dict[str, Any]:
+    """Completions and run times of one kind; the percentiles are bucket estimates."""
+    if run is None:
+        return {"done": 0, "mean_seconds": None, "p50_seconds": None, "p95_seconds": None,
+                "max_seconds": None}
+    return {"done": run.count, "mean_seconds": run.mean_seconds,
+            "p50_seconds": run.quantile(0.5), "p95_seconds": run.quantile(0.95),
+            "max_seconds": run.max_seconds}
 
 
 def item_data(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str, Any]:
