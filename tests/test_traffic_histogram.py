@@ -18,7 +18,9 @@ import pytest
 
 from renderer import _binning_py, queue
 from renderer.db import Database
+from renderer.tiles import Tile
 from renderer.traffic import histogram
+from renderer.traffic.histogram_export import hour_histogram
 from renderer.traffic.ingest import rejects, submit
 from renderer.traffic.layout import Prefix, parse_key, source_store
 from renderer.traffic.sample import SampleStats, generate
@@ -53,8 +55,10 @@ def expected_bins(root: Path) -> Counter[tuple[str, int, int | None, int, int, i
 
 def stored_bins(conn: psycopg.Connection[Any]) -> Counter[tuple[str, int, int | None, int, int,
                                                                  int]]:
+    """Counts per bin (rows of the same bin summed: the histograms are append-only)."""
     rows = conn.execute("SELECT mode, segment_id, next_segment_id, duration_code, queue_code,"
-                        " hour, count FROM traffic_histograms").fetchall()
+                        " hour, sum(count)::bigint AS count FROM traffic_histograms"
+                        " GROUP BY 1, 2, 3, 4, 5, 6").fetchall()
     return Counter({(r["mode"], r["segment_id"], r["next_segment_id"], r["duration_code"],
                      r["queue_code"], r["hour"]): r["count"] for r in rows})
 
@@ -152,7 +156,8 @@ def test_identical_bins_are_summed_across_files(db: Database, tmp_path: Path) ->
 
 
 def test_late_files_add_to_the_stored_bins(db: Database, tmp_path: Path) -> None:
-    """The first run of a prefix inserts; a later one (late data) adds to the counts."""
+    """The first run of a prefix writes its bins; a later one (late data) appends rows beside
+    them, which the readers sum, and the ledger keeps the first files from counting again."""
     folder = tmp_path / FOLDER
     folder.mkdir(parents=True)
     row = f"{SEG},,600,{{}},100,0,{START + 10},{START + 610},r,AUTO"
@@ -165,9 +170,13 @@ def test_late_files_add_to_the_stored_bins(db: Database, tmp_path: Path) -> None
     work(db.url)
     with db.connect() as conn:
         rows = conn.execute("SELECT duration_code, count FROM traffic_histograms"
-                            " ORDER BY duration_code").fetchall()
+                            " ORDER BY duration_code, count").fetchall()
         lengths = conn.execute("SELECT * FROM traffic_segment_lengths").fetchall()
-    assert [(r["duration_code"], r["count"]) for r in rows] == [(30, 1), (200, 5)]
+        histogram_json = hour_histogram(conn, Tile(0, TILE), HOUR)
+    assert [(r["duration_code"], r["count"]) for r in rows] == [(30, 1), (200, 2), (200, 3)]
+    bins = histogram_json["segments"][0]["nexts"][0]["bins"]
+    assert [(b["duration_code"], b["count"]) for b in bins] == [(30, 1), (200, 5)]
+    assert histogram_json["observations"] == 6
     assert [(r["segment_id"], r["length"], r["observations"]) for r in lengths] == [
         (SEG, 100, 6)]
 

@@ -5,7 +5,9 @@ reported segment lengths and the rejected rows are written together, and the que
 item done in that same transaction. Files already in the ledger are skipped, so a retry after
 a crash at any point neither loses nor double-counts a row; a second attempt running at the
 same time (a worker whose lease was taken over) collides on the ledger's primary key and
-fails instead of counting twice. Archiving or deleting the inputs is a separate
+fails instead of counting twice. The histograms are append-only (migration 0007): nothing
+but the ledger stands between a file and a second count, and late data for a (tile, hour)
+adds rows that readers sum. Archiving or deleting the inputs is a separate
 ``histogram-archive`` item enqueued in that transaction: it runs only after the commit, and
 moves only files that the ledger holds.
 
@@ -20,12 +22,12 @@ import gzip
 import hashlib
 import logging
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
 
 from renderer import binning
 from renderer.db import query
@@ -166,42 +168,46 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
         result.observations += binned.observations
     if not result.files:
         return result
-    # A segment belongs to one tile, so a prefix with nothing in the ledger has no rows yet.
-    _write(conn, prefix, batch, fresh=not consumed)
+    _write(conn, prefix, batch)
     result.bins = len(batch.bins)
     result.modes = sorted({key[0] for key in batch.bins})
     return result
 
 
-def _ints(values: Iterable[int | None]) -> str:
-    """An int array literal (``{1,NULL,3}``): one string parameter instead of a list that
-    psycopg would dump element by element, ten times faster for thousands of bins."""
-    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+_BIN_TYPES = ["text", "int8", "int8", "int4", "int2", "int2", "int8"]
+_LENGTH_TYPES = ["int8", "int4", "int8"]
 
 
-def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch, *,
-           fresh: bool) -> None:
+def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch) -> None:
+    """Ledger, bins, rejects and lengths of one prefix, in ``conn``'s transaction.
+
+    The bins and lengths are appended with binary COPY (no upsert, no unique index: migration
+    0007), so the ledger, written first, is what makes this exactly once.
+    """
     where = {"level": prefix.level, "index": prefix.index, "hour": prefix.hour}
     # The ledger first: a concurrent attempt on the same files blocks here, then fails.
-    conn.execute(query("traffic_ingest.record_files"), {**where, **batch.files})
-    if batch.bins:
-        conn.execute(query("traffic_ingest.ensure_partitions"), {"hours": [prefix.hour]})
-        modes, segments, nexts, durations, queues = zip(*batch.bins, strict=True)
-        counts = batch.bins.values()
-        # Modes are [A-Za-z0-9_]+ (checked by the binning), so quoting them is enough.
-        statement = "insert_bins" if fresh else "upsert_bins"
-        conn.execute(query(f"traffic_histogram.{statement}"), {
-            "hour": prefix.hour, "modes": '{"' + '","'.join(modes) + '"}',
-            "segments": _ints(segments), "nexts": _ints(nexts), "durations": _ints(durations),
-            "queues": _ints(queues), "counts": _ints(counts)})
-    if batch.rejects["keys"]:
-        conn.execute(query("traffic_ingest.record_rejects"), batch.rejects)
-    if batch.lengths:
-        segments, lengths = zip(*batch.lengths, strict=True)
-        observations = batch.lengths.values()
-        conn.execute(query("traffic_histogram.upsert_lengths"), {
-            "segments": _ints(segments), "lengths": _ints(lengths),
-            "observations": _ints(observations)})
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query("traffic_ingest.record_files"), {**where, **batch.files})
+        row = cur.fetchone()
+        assert row is not None
+        partition = row[0]
+        if batch.bins:
+            copy_bins = sql.SQL(query("traffic_histogram.copy_bins")).format(
+                partition=sql.Identifier(partition))
+            hour = prefix.hour
+            with cur.copy(copy_bins) as copy:
+                copy.set_types(_BIN_TYPES)
+                write = copy.write_row
+                for (mode, segment, nxt, duration, queue), count in batch.bins.items():
+                    write((mode, segment, nxt, hour, duration, queue, count))
+        if batch.lengths:
+            with cur.copy(query("traffic_histogram.copy_lengths")) as copy:
+                copy.set_types(_LENGTH_TYPES)
+                write = copy.write_row
+                for (segment, length), observations in batch.lengths.items():
+                    write((segment, length, observations))
+        if batch.rejects["keys"]:
+            cur.execute(query("traffic_ingest.record_rejects"), batch.rejects)
 
 
 def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
@@ -235,7 +241,7 @@ def handle_histogram(job: Job) -> None:
     payload = job.item.payload or {}
     store = source_store(payload["source"])
     result = consume_prefix(job.conn, store, prefix)
-    log.info("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
+    log.debug("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
              result.files, result.observations, result.rows_rejected)
     for mode in result.modes:
         job.when_group_done("speedtile", f"{mode}/0/{prefix.level0}/{prefix.week}",
@@ -253,6 +259,6 @@ def handle_archive(job: Job) -> None:
     payload = job.item.payload or {}
     moved = archive_prefix(job.conn, source_store(payload["source"]),
                            Prefix.from_item_key(job.item.key), payload.get("after", "archive"))
-    log.info("histogram-archive %s: %d files %sd", job.item.key, moved,
+    log.debug("histogram-archive %s: %d files %sd", job.item.key, moved,
              payload.get("after", "archive"))
 
