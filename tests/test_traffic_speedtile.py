@@ -39,7 +39,7 @@ def code(seconds: int) -> int:
 
 
 def add_histograms(conn: psycopg.Connection[Any], rows: Iterable[Row], mode: str = "AUTO") -> None:
-    """Insert histogram bins (summed like the histogram stage does), in one statement."""
+    """Append histogram bins, in one statement (readers sum rows of the same bin)."""
     rows = list(rows)
     conn.execute("SELECT renderer.traffic_histogram_partition(h)"
                  " FROM unnest(%s::integer[]) AS h", [sorted({r[2] for r in rows})])
@@ -48,9 +48,7 @@ def add_histograms(conn: psycopg.Connection[Any], rows: Iterable[Row], mode: str
         "INSERT INTO traffic_histograms AS t (mode, segment_id, next_segment_id, hour,"
         " duration_code, queue_code, count)"
         " SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::smallint[],"
-        "                          %s::smallint[], %s::bigint[])"
-        " ON CONFLICT ON CONSTRAINT traffic_histograms_bin"
-        " DO UPDATE SET count = t.count + excluded.count",
+        "                          %s::smallint[], %s::bigint[])",
         [mode, *[list(c) for c in columns]])
 
 
