@@ -180,9 +180,7 @@ SELECT x.kind, x.what, x.bucket, sum(x.n)::bigint AS n, sum(x.sum)::float8 AS su
 FROM (
     SELECT kind, set_id, what, bucket, n, sum, max, first_at, last_at FROM queue_timings
     UNION ALL
-    SELECT kind, set_id, what, renderer.queue_timing_bucket(seconds), 1, seconds, seconds,
-           at - make_interval(secs => seconds), at
-    FROM queue_timing_deltas
+    SELECT kind, set_id, what, bucket, n, sum, max, first_at, last_at FROM queue_timing_deltas
 ) x
 WHERE %(set_id)s::text IS NULL OR x.set_id = %(set_id)s
 GROUP BY 1, 2, 3

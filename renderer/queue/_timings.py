@@ -36,11 +36,11 @@ def bucket_bounds(bucket: int) -> tuple[float, float]:
 
 
 def bucket_of(seconds: float) -> int:
-    """The bucket of a time (the twin of ``renderer.queue_timing_bucket``)."""
+    """The bucket of a time: the twin of ``renderer.queue_timing_bucket``, with the same
+    float arithmetic (both call the C library's log10), so both agree on every value."""
     if seconds <= BASE_SECONDS:
         return 0
-    mantissa, exponent = math.frexp(seconds / BASE_SECONDS)
-    return min(MAX_BUCKET, exponent - 1 if mantissa == 0.5 else exponent)
+    return min(MAX_BUCKET, math.ceil(math.log10(seconds / BASE_SECONDS) / math.log10(2)))
 
 
 def quantile(buckets: Mapping[int, int], q: float, maximum: float | None = None) -> float | None:
