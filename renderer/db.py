@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 from renderer import config
 from renderer.errors import DatabaseError
@@ -66,11 +67,14 @@ def resolve_url(settings: config.Settings | None = None) -> str:
     return Cluster(settings.home, settings.db_port).ensure_started()
 
 
+CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails a command, not hangs it
+
+
 def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:
     """A connection returning rows as dicts; connection failures become DatabaseError."""
     try:
         return psycopg.connect(
-            url, autocommit=autocommit, row_factory=dict_row, connect_timeout=10,
+            url, autocommit=autocommit, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT,
             application_name="renderer", **kwargs
         )
     except psycopg.OperationalError as exc:
@@ -89,6 +93,14 @@ def connection_error(url: str, exc: BaseException) -> DatabaseError:
         f"cannot connect to {config.mask_url(url)}: {reason}",
         "check RENDERER_DATABASE_URL, or unset it to use the embedded database",
     )
+
+
+def pool(url: str, *, name: str, max_size: int = 8) -> ConnectionPool:
+    """A connection pool (closed until opened) whose connections are made as :func:`connect`
+    makes them, for long-running services that serve many short requests."""
+    return ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,
+                          kwargs={"row_factory": dict_row, "application_name": name,
+                                  "connect_timeout": CONNECT_TIMEOUT})
 
 
 @contextmanager

@@ -27,7 +27,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -95,9 +94,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
     """The application; ``run_scheduler`` also fires schedules in a background thread."""
     settings = settings or config.load()
     url = url or db.resolve_url(settings)
-    pool = ConnectionPool(url, min_size=1, max_size=8, open=False, name="renderer-web",
-                          kwargs={"row_factory": dict_row, "application_name": "renderer-web",
-                                  "connect_timeout": 10})
+    pool = db.pool(url, name="renderer-web")
     web = WebState(settings=settings, url=url, pool=pool, templates=make_templates(),
                    traffic_source=traffic_source or schedules.traffic_source(settings),
                    secrets=split_secrets(settings.web_secrets), run_scheduler=run_scheduler)
