@@ -324,9 +324,11 @@ class FileStore(Store):
             return None  # stale: the object was replaced or changed by hand
         return sidecar
 
-    def _info(self, key: str, path: Path, st: os.stat_result, metadata: bool) -> ObjectInfo:
-        sidecar = self._read_sidecar(path, st) or {}
-        etag = sidecar.get("etag")
+    def _info(self, key: str, path: Path, st: os.stat_result, metadata: bool,
+              sidecar: bool = True) -> ObjectInfo:
+        """``sidecar`` False: the caller knows there is none (saves an open per object)."""
+        meta = (self._read_sidecar(path, st) if sidecar else None) or {}
+        etag = meta.get("etag")
         if not isinstance(etag, str):
             digest = hashlib.md5(usedforsecurity=False)
             with path.open("rb") as file:
@@ -337,8 +339,8 @@ class FileStore(Store):
             key,
             st.st_size,
             etag,
-            dict(sidecar.get("metadata") or {}) if metadata else {},
-            (sidecar.get("content_type") or DEFAULT_CONTENT_TYPE) if metadata else None,
+            dict(meta.get("metadata") or {}) if metadata else {},
+            (meta.get("content_type") or DEFAULT_CONTENT_TYPE) if metadata else None,
             st.st_mtime_ns / 1e9,
         )
 
@@ -362,27 +364,41 @@ class FileStore(Store):
         return self._list(start, prefix)
 
     def _list(self, start: Path, prefix: str) -> Iterator[ObjectInfo]:
-        def fail(error: OSError) -> None:
-            if not isinstance(error, FileNotFoundError | NotADirectoryError):  # nothing there
-                raise _os_error(error, "list", Path(error.filename or start))
-
-        found: list[tuple[str, Path]] = []
-        for folder, dirs, files in os.walk(start, onerror=fail):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            base = Path(folder)
-            rel = base.relative_to(self.root).as_posix()
-            for name in files:
+        # Only folders that can hold keys with the prefix are read (listing "1" of a source
+        # root does not walk "2..." or "_archive/"), and a sidecar is read only when the
+        # folder listing shows one.
+        found: list[tuple[str, str, bool]] = []
+        pending = [(str(start), start.relative_to(self.root).as_posix() + "/")]
+        while pending:
+            folder, rel = pending.pop()
+            rel = "" if rel == "./" else rel
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # nothing there
+            except OSError as error:
+                raise _os_error(error, "list", Path(folder)) from error
+            names = {e.name for e in entries}
+            for entry in entries:
+                name = entry.name
                 if name.startswith("."):
                     continue
-                key = name if rel == "." else f"{rel}/{name}"
-                if key.startswith(prefix):
-                    found.append((key, base / name))
+                key = rel + name
+                if entry.is_dir():
+                    sub = key + "/"
+                    if not entry.is_symlink() and (sub.startswith(prefix)
+                                                   or prefix.startswith(sub)):
+                        pending.append((entry.path, sub))
+                elif key.startswith(prefix):
+                    found.append((key, entry.path, _SIDECAR.format(name=name) in names))
         found.sort()
-        for key, path in found:
+        for key, name, sidecar in found:
+            path = Path(name)
             try:
-                st = path.stat()
+                st = os.stat(name)
                 if stat.S_ISREG(st.st_mode):
-                    yield self._info(key, path, st, metadata=False)
+                    yield self._info(key, path, st, metadata=False, sidecar=sidecar)
             except FileNotFoundError:
                 continue  # deleted while we listed
             except OSError as error:
