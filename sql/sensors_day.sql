@@ -1,6 +1,6 @@
 -- Sensor days: which days need enriching, making their partitions, enriching one.
 -- Used by renderer/sensors/enrich.py and renderer/sensors/day.py. The enrichment itself is
--- the SQL function renderer.sensors_enrich_day (migration 0005), so psql can run it too.
+-- the SQL function renderer.sensors_enrich_day (migrations 0005, 0009), so psql can run it too.
 
 -- name: pending_days
 -- Days whose raw rows changed since they were last enriched (or never were), oldest first.
@@ -20,14 +20,9 @@ WHERE raw_version > 0
   AND (%(end)s::date IS NULL OR day <= %(end)s)
 ORDER BY day;
 
--- name: ensure_partitions
--- Make the enriched partitions of some days, in a short transaction before any day item runs
--- (attaching a partition inside a long day transaction would serialise the days).
-SELECT renderer.sensors_day_partition(d) AS partition FROM unnest(%(days)s::date[]) AS d;
-
 -- name: enrich_day
 -- Replace one day of sensors_enriched; returns the rows written. Run it in the transaction
--- that records the work as done.
+-- that records the work as done, and commit soon after (it ends holding a lock on the parent).
 SELECT renderer.sensors_enrich_day(%(day)s) AS rows;
 
 -- name: record_run

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from renderer.db import Database
-from renderer.sensors.enrich import enrich_day, ensure_partitions, pending_days
+from renderer.sensors.enrich import pending_days
 from tests.test_sensors_fixtures import at, enrich, enriched, epoch, reference, sql
 
 DAY = date(2026, 1, 5)
@@ -133,26 +132,3 @@ def test_pending_days_follow_ingested_versions(db: Database) -> None:
     with db.connect() as conn:
         assert pending_days(conn) == [(NEXT, 3)]
         assert pending_days(conn, DAY, DAY, every=True) == [(DAY, 1)]
-
-
-def test_days_enrich_concurrently_and_readers_of_other_days_are_not_blocked(
-        db: Database) -> None:
-    t = epoch(at(DAY, 12))
-    put(db, [(1, t, 50), (1, t + 86400, 60)])
-    enrich(db, DAY, NEXT)
-    with db.connect() as first, db.connect() as second:
-        ensure_partitions(first, [DAY, NEXT])
-        first.commit()
-        enrich_day(first, DAY)  # holds its transaction open
-        second.execute("SET lock_timeout = '3s'")
-        assert enrich_day(second, NEXT) == 1
-        second.commit()
-        rows = second.execute(
-            "SELECT currentspeed FROM sensors_enriched WHERE recordtimestamp >= %(lo)s",
-            {"lo": at(NEXT)}).fetchall()
-        assert rows == [{"currentspeed": 60}]
-        with pytest.raises(psycopg.errors.LockNotAvailable):
-            second.execute("SELECT count(*) FROM sensors_enriched WHERE recordtimestamp < %(hi)s",
-                           {"hi": at(NEXT)})
-        second.rollback()
-        first.commit()

@@ -97,12 +97,10 @@ def sql(db: Database, statement: str, params: dict[str, Any] | None = None) -> l
 
 def enrich(db: Database, *days: date) -> list[int]:
     """Enrich days directly (one transaction each), as the day handler does."""
-    from renderer.sensors.enrich import enrich_day, ensure_partitions
+    from renderer.sensors.enrich import enrich_day
 
     counts = []
     with db.connect() as conn:
-        ensure_partitions(conn, days)
-        conn.commit()
         for day in days:
             counts.append(enrich_day(conn, day))
             conn.commit()

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from renderer.sensors.day import EtlRun
 
 FORMATS = ("parquet", "csv")
-STORE_PREFIX = "sensors"
 
 
 def _date(value: str | None, flag: str) -> date | None:
@@ -94,14 +93,13 @@ def ingest(paths: tuple[str, ...], then_etl: bool, as_json: bool) -> None:
 
 def _etl(db: Database, start: date | None, end: date | None, *, export_out: str | None,
          no_export: bool, fmt: str, force: bool = False) -> EtlRun:
-    from renderer.sensors.day import ExportSpec, plan_etl
+    from renderer.sensors.day import ExportSpec, default_export, plan_etl
     from renderer.sensors.enrich import pending_days
 
     explicit = start is not None or end is not None
     export = None
     if not no_export:
-        export = ExportSpec(export_out, fmt) if export_out else \
-            ExportSpec(settings().store_url, fmt, STORE_PREFIX)
+        export = ExportSpec(export_out, fmt) if export_out else default_export(settings(), fmt)
     with db.connect() as conn:
         days = pending_days(conn, start, end, every=explicit or force)
         run = plan_etl(conn, days, export=export, force=explicit or force)
@@ -113,7 +111,8 @@ def _etl(db: Database, start: date | None, end: date | None, *, export_out: str 
 @click.option("--from", "start", metavar="DATE", help="First UTC day (YYYY-MM-DD).")
 @click.option("--to", "end", metavar="DATE", help="Last UTC day, inclusive.")
 @click.option("--export", "export_out", metavar="ROOT",
-              help="Folder or s3:// URL for the export (default: the store, under sensors/).")
+              help="Folder or s3:// URL for the export (default: [sensors] export in "
+                   "renderer.toml or RENDERER_SENSORS_EXPORT, else the store under sensors/).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet",
               show_default=True, help="Export format.")
 @click.option("--no-export", is_flag=True, help="Only enrich, no export fan-in.")

@@ -1,11 +1,12 @@
 """The sensor pipeline on the work queue: ``sensors-day`` items and the export fan-in.
 
-``plan_etl`` makes the enriched partitions of the run's days (in a short transaction of their
-own, see the migration), records the run (its days, the raw version of each, its export
-target) and enqueues one ``sensors-day`` item per UTC day (key ``YYYY-MM-DD``) in the queue set
-of the run. Each day item replaces its day in ``sensors_enriched`` in the worker's
-transaction, so the rows and the item's completion commit together: a crash before commit
-leaves neither, and a rerun replaces the day, never duplicates it.
+``plan_etl`` records the run (its days, the raw version of each, its export target) and
+enqueues one ``sensors-day`` item per UTC day (key ``YYYY-MM-DD``) in the queue set of the run,
+all in the caller's transaction: a crash before its commit leaves no run and no item, after it
+both. (Days need no partition beforehand: a day item makes its partition when it replaces it.)
+Each day item replaces its day in ``sensors_enriched`` in the worker's transaction, so the
+rows and the item's completion commit together: a crash before commit leaves neither, and a
+rerun replaces the day, never duplicates it.
 
 Fan-in: every day item belongs to one standing group, ``sensors-days``, with the rule "when
 all its items are done, enqueue ``sensors-export``". A day item keeps the group it was first
@@ -29,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from renderer.config import Settings
 from renderer.db import query
 from renderer.queue import (
     PRIORITY_BATCH,
@@ -39,17 +41,18 @@ from renderer.queue import (
     enqueue_many,
     register,
 )
-from renderer.sensors.enrich import day_key, enrich_day, ensure_partitions, parse_day
+from renderer.sensors.enrich import day_key, enrich_day, parse_day
 from renderer.sensors.export import check_format, export_days
 
-__all__ = ["DAY_KIND", "EXPORT_KIND", "GROUP", "EtlRun", "ExportSpec", "export_runs",
-           "plan_etl"]
+__all__ = ["DAY_KIND", "EXPORT_KIND", "GROUP", "STORE_PREFIX", "EtlRun", "ExportSpec",
+           "default_export", "export_runs", "plan_etl"]
 
 log = logging.getLogger(__name__)
 
 DAY_KIND = "sensors-day"
 EXPORT_KIND = "sensors-export"
 GROUP = "sensors-days"
+STORE_PREFIX = "sensors"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ class ExportSpec:
     """A folder, ``file://`` or ``s3://`` URL."""
     format: str = "parquet"
     prefix: str = ""
+
+
+def default_export(settings: Settings, fmt: str = "parquet") -> ExportSpec:
+    """Where a run exports when it is given no target: ``[sensors] export`` (or
+    ``RENDERER_SENSORS_EXPORT``) when set, else the object store under ``sensors/``; the one
+    place the CLI and the web run API take it from."""
+    if settings.sensors_export:
+        return ExportSpec(settings.sensors_export, check_format(fmt))
+    return ExportSpec(settings.store_url, check_format(fmt), STORE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -76,15 +88,14 @@ class EtlRun:
 def plan_etl(conn: psycopg.Connection[Any], days: Sequence[tuple[date, int]], *,
              export: ExportSpec | None, force: bool = False, name: str | None = None,
              priority: int = PRIORITY_BATCH) -> EtlRun:
-    """Record a run of (day, raw version) pairs and enqueue its day items; the caller commits.
+    """Record a run of (day, raw version) pairs and enqueue its day items, all in the caller's
+    transaction (it commits nothing).
 
     ``force`` recomputes days whose raw rows did not change since they were last done.
     """
     ordered = sorted(dict(days).items())
     if not ordered:
         return EtlRun("", [], 0)
-    ensure_partitions(conn, [d for d, _ in ordered])
-    conn.commit()  # attach partitions in their own short transaction
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     run = create_set(conn, name or f"sensors {ordered[0][0]}..{ordered[-1][0]} @{stamp}")
     conn.execute(query("sensors_day.record_run"), {

@@ -1,17 +1,18 @@
 """The day computation, apart from the queue: which days to enrich, and enriching one.
 
-For each detector and record at time t, ``renderer.sensors_enrich_day`` (migration 0005)
+For each detector and record at time t, ``renderer.sensors_enrich_day`` (migrations 0005, 0009)
 writes ``previousspeed`` (the speed of the detector's previous record, however old),
 ``speeddiffindicator`` (+1 / -1 for a change of at least 20 km/h, else 0),
 ``avgspeed2minutes`` and ``avgspeed10minutes`` (mean speed over the records in [t - 120 s, t]
 and [t - 600 s, t]: RANGE frames over time, records without speed left out) and
 ``trafficjamindicator`` (1 if the 2-minute mean <= 40, 0 if 40 < mean <= 250, else -1). It
-reads the previous day's last 600 s as context and writes only the day, replacing it.
+reads the previous day's last 600 s as context and writes only the day: into a table of its
+own, made in the caller's transaction, that replaces the day's partition at commit (the
+partition is made then too, so no day needs one beforehand).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -19,7 +20,7 @@ import psycopg
 
 from renderer.db import query
 
-__all__ = ["day_key", "enrich_day", "ensure_partitions", "parse_day", "pending_days"]
+__all__ = ["day_key", "enrich_day", "parse_day", "pending_days"]
 
 
 def day_key(day: date) -> str:
@@ -41,12 +42,11 @@ def pending_days(conn: psycopg.Connection[Any], start: date | None = None,
     return [(r["day"], int(r["raw_version"])) for r in rows]
 
 
-def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> None:
-    """Make the enriched partitions of ``days`` (call it outside long transactions)."""
-    conn.execute(query("sensors_day.ensure_partitions"), {"days": list(days)})
-
-
 def enrich_day(conn: psycopg.Connection[Any], day: date) -> int:
-    """Replace ``day`` in sensors_enriched inside the caller's transaction; rows written."""
+    """Replace ``day`` in sensors_enriched inside the caller's transaction; rows written.
+
+    The transaction ends holding a lock on sensors_enriched (SHARE UPDATE EXCLUSIVE, or ACCESS
+    EXCLUSIVE when the day had rows before): commit soon after.
+    """
     row = conn.execute(query("sensors_day.enrich_day"), {"day": day}).fetchone()
     return int(row["rows"])

@@ -113,14 +113,10 @@ def _traffic_submit(conn: Conn, spec: dict[str, Any], ctx: Context) -> str:
     return set_id
 
 
-SENSORS_STORE_PREFIX = "sensors"  # as `renderer sensors etl` exports into the store
-
-
 def _sensors_etl(conn: Conn, spec: dict[str, Any], ctx: Context) -> str | None:
     from renderer.queue import PRIORITY_ON_DEMAND
-    from renderer.sensors.day import ExportSpec, plan_etl
+    from renderer.sensors.day import default_export, plan_etl
     from renderer.sensors.enrich import pending_days
-    from renderer.sensors.export import check_format
 
     start, end = _date(spec.get("from"), "from"), _date(spec.get("to"), "to")
     if start and end and start > end:
@@ -130,8 +126,7 @@ def _sensors_etl(conn: Conn, spec: dict[str, Any], ctx: Context) -> str | None:
         raise InputError("force and export are true or false", 'e.g. "force": true')
     export = None
     if spec.get("export", True):
-        export = ExportSpec(ctx.settings.store_url, check_format(spec.get("format", "parquet")),
-                            SENSORS_STORE_PREFIX)
+        export = default_export(ctx.settings, spec.get("format", "parquet"))
     explicit = start is not None or end is not None
     days = pending_days(conn, start, end, every=explicit or force)
     run = plan_etl(conn, days, export=export, force=explicit or force,
