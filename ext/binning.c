@@ -102,7 +102,8 @@ static const double POW10[23] = {
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
 
-static PyObject *BinResult; /* renderer._binning_py.BinResult */
+static PyObject *BinResult;    /* renderer._binning_py.BinResult */
+static PyObject *PrefixResult; /* renderer._binning_py.PrefixResult */
 
 /* ------------------------------------------------------------------------------------- */
 /* Growable arrays and tables, allocated with PyMem_Raw* so they work without the GIL.  */
@@ -814,21 +815,19 @@ sort_keys(SortKey *keys, SortKey *tmp, size_t n)
     return src;
 }
 
-static PyObject *
-build_bins(Job *job)
+/* The bins in result order, (mode text, segment, next with none first, duration, queue):
+ * the sorted array is either *keys or *tmp, both to be freed by the caller; NULL with an
+ * exception set on memory error. Also sets each mode's rank. */
+static SortKey *
+sorted_bins(Job *job, SortKey **keys_out, SortKey **tmp_out)
 {
     ModeTable *m = &job->modes;
     size_t nbins = job->bins.used;
-    PyObject *list = NULL, **names = NULL;
-    Mode **order = NULL;
-    SortKey *keys = NULL, *tmp = NULL, *sorted = NULL;
-    int gc_was_enabled = 0;
-
-    order = PyMem_Malloc((m->n ? m->n : 1) * sizeof(Mode *));
-    names = PyMem_Calloc(m->n ? m->n : 1, sizeof(PyObject *));
-    keys = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
-    tmp = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
-    if (!order || !names || !keys || !tmp) {
+    Mode **order = PyMem_Malloc((m->n ? m->n : 1) * sizeof(Mode *));
+    SortKey *keys = *keys_out = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
+    SortKey *tmp = *tmp_out = PyMem_Malloc((nbins ? nbins : 1) * sizeof(SortKey));
+    SortKey *sorted = NULL;
+    if (!order || !keys || !tmp) {
         PyErr_NoMemory();
         goto done;
     }
@@ -837,11 +836,6 @@ build_bins(Job *job)
     qsort(order, m->n, sizeof(Mode *), compare_modes);
     for (size_t i = 0; i < m->n; i++)
         order[i]->rank = (uint32_t)i;
-    for (size_t i = 0; i < m->n; i++) {
-        names[i] = PyUnicode_FromStringAndSize(m->items[i].text, m->items[i].len);
-        if (names[i] == NULL)
-            goto done;
-    }
     /* Ranks fit the 18 bits above the segment when there are fewer than 2^18 modes. More
      * cannot come from real files; then sort without the rank, and stably by rank after. */
     int few_modes = m->n < (1u << 18);
@@ -864,6 +858,7 @@ build_bins(Job *job)
         size_t *counts = PyMem_Calloc(m->n + 1, sizeof(size_t));
         if (counts == NULL) {
             PyErr_NoMemory();
+            sorted = NULL;
             goto done;
         }
         for (size_t i = 0; i < nbins; i++)
@@ -874,6 +869,33 @@ build_bins(Job *job)
             into[counts[m->items[sorted[i].mode].rank]++] = sorted[i];
         PyMem_Free(counts);
         sorted = into;
+    }
+done:
+    PyMem_Free(order);
+    return sorted;
+}
+
+static PyObject *
+build_bins(Job *job)
+{
+    ModeTable *m = &job->modes;
+    size_t nbins = job->bins.used;
+    PyObject *list = NULL, **names = NULL;
+    SortKey *keys = NULL, *tmp = NULL, *sorted = NULL;
+    int gc_was_enabled = 0;
+
+    sorted = sorted_bins(job, &keys, &tmp);
+    if (sorted == NULL)
+        goto done;
+    names = PyMem_Calloc(m->n ? m->n : 1, sizeof(PyObject *));
+    if (names == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        names[i] = PyUnicode_FromStringAndSize(m->items[i].text, m->items[i].len);
+        if (names[i] == NULL)
+            goto done;
     }
 
     /* Hundreds of thousands of new tuples would trigger collections that find nothing. */
@@ -923,7 +945,6 @@ done:
             Py_XDECREF(names[i]);
     }
     PyMem_Free(names);
-    PyMem_Free(order);
     PyMem_Free(keys);
     PyMem_Free(tmp);
     if (gc_was_enabled)
@@ -1009,6 +1030,147 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------- */
+/* PostgreSQL binary COPY payloads (signature, flags, header extension, tuples, trailer),
+ * so that the histogram stage hands the server its rows without a Python object per row. */
+
+static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n";
+#define INT64_LIMIT UINT64_C(9223372036854775807)
+
+static inline char *
+put16(char *p, uint16_t v)
+{
+    p[0] = (char)(v >> 8);
+    p[1] = (char)v;
+    return p + 2;
+}
+
+static inline char *
+put32(char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (char)v;
+    return p + 4;
+}
+
+static inline char *
+put64(char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (char)v;
+    return p + 8;
+}
+
+/* A bytes object of `size` bytes beginning with the COPY header; *p points past it. */
+static PyObject *
+copy_start(size_t size, char **p)
+{
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (bytes == NULL)
+        return NULL;
+    char *q = PyBytes_AS_STRING(bytes);
+    memcpy(q, COPY_SIGNATURE, sizeof(COPY_SIGNATURE));
+    q = put32(q + sizeof(COPY_SIGNATURE), 0); /* flags */
+    *p = put32(q, 0);                         /* header extension length */
+    return bytes;
+}
+
+static PyObject *
+count_overflow(void)
+{
+    PyErr_SetString(PyExc_OverflowError, "a summed count does not fit a bigint column");
+    return NULL;
+}
+
+/* Rows (mode, segment_id, next_segment_id, hour, duration_code, queue_code, count) of the
+ * bins in result order, typed text, int8, int8, int4, int2, int2, int8. */
+static PyObject *
+copy_bins(Job *job, uint64_t hour)
+{
+    ModeTable *m = &job->modes;
+    size_t nbins = job->bins.used;
+    SortKey *keys = NULL, *tmp = NULL;
+    PyObject *bytes = NULL;
+    SortKey *sorted = sorted_bins(job, &keys, &tmp);
+    if (sorted == NULL)
+        goto done;
+    size_t size = 19 + 2;
+    for (size_t i = 0; i < nbins; i++) {
+        if (sorted[i].hi != 0 || sorted[i].lo > INT64_LIMIT) {
+            count_overflow();
+            goto done;
+        }
+        size += 2 + 7 * 4 + m->items[sorted[i].mode].len + 8 + 4 + 2 + 2 + 8
+                + ((sorted[i].minor >> 16) ? 8 : 0);
+    }
+    char *p;
+    if ((bytes = copy_start(size, &p)) == NULL)
+        goto done;
+    for (size_t i = 0; i < nbins; i++) {
+        const SortKey *b = &sorted[i];
+        const Mode *mode = &m->items[b->mode];
+        uint64_t next = b->minor >> 16;
+        p = put16(p, 7);
+        p = put32(p, mode->len);
+        memcpy(p, mode->text, mode->len);
+        p += mode->len;
+        p = put64(put32(p, 8), b->major & ID_MASK);
+        if (next == 0)
+            p = put32(p, UINT32_MAX); /* -1: NULL, no next segment */
+        else
+            p = put64(put32(p, 8), next - 1);
+        p = put32(put32(p, 4), (uint32_t)hour);
+        p = put16(put32(p, 2), (uint16_t)((b->minor >> 8) & 0xff));
+        p = put16(put32(p, 2), (uint16_t)(b->minor & 0xff));
+        p = put64(put32(p, 8), b->lo);
+    }
+    put16(p, UINT16_MAX); /* trailer: -1 */
+done:
+    PyMem_Free(keys);
+    PyMem_Free(tmp);
+    return bytes;
+}
+
+/* Rows (segment_id, length, observations) sorted by segment then length, typed int8, int4,
+ * int8. */
+static PyObject *
+copy_lengths(Job *job)
+{
+    size_t n = job->lengths.used, k = 0;
+    SortKey *keys = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
+    SortKey *tmp = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
+    PyObject *bytes = NULL;
+    if (!keys || !tmp) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i <= job->lengths.mask; i++) {
+        Bin *b = &job->lengths.slots[i];
+        if (b->k1 == EMPTY)
+            continue;
+        if (b->hi != 0 || b->lo > INT64_LIMIT) {
+            count_overflow();
+            goto done;
+        }
+        keys[k++] = (SortKey){.major = b->k1, .minor = b->k2, .lo = b->lo, .hi = b->hi};
+    }
+    SortKey *sorted = sort_keys(keys, tmp, n);
+    char *p;
+    if ((bytes = copy_start(19 + n * (2 + 12 + 8 + 4 + 8) + 2, &p)) == NULL)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        p = put16(p, 3);
+        p = put64(put32(p, 8), sorted[i].major);
+        p = put32(put32(p, 4), (uint32_t)sorted[i].minor);
+        p = put64(put32(p, 8), sorted[i].lo);
+    }
+    put16(p, UINT16_MAX);
+done:
+    PyMem_Free(keys);
+    PyMem_Free(tmp);
+    return bytes;
+}
+
+/* ------------------------------------------------------------------------------------- */
 
 /* An int argument in [0, max]; raises like renderer._binning_py.check_prefix. */
 static int
@@ -1031,6 +1193,67 @@ prefix_arg(PyObject *obj, const char *name, unsigned long long max, const char *
     }
     Py_DECREF(index);
     *out = (uint64_t)v;
+    return 0;
+}
+
+/* 0: a reporter CSV whose rows start at *start; 1: not one, *reason says why (new
+ * reference); -1: an exception is set. */
+static int
+check_header(const char *text, size_t len, size_t *start, PyObject **reason)
+{
+    if (len == 0)
+        *reason = PyUnicode_FromString("empty file");
+    else if (memchr(text, '\0', len) != NULL)
+        *reason = PyUnicode_FromString("not a reporter CSV: binary data");
+    else {
+        size_t h0 = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+        const char *nl = memchr(text, '\n', len);
+        size_t h1 = nl ? (size_t)(nl - text) : len;
+        *start = nl ? h1 + 1 : len;
+        if (h1 < h0)
+            h1 = h0; /* cannot happen: the BOM holds no newline */
+        if (h1 > h0 && text[h1 - 1] == '\r')
+            h1--;
+        if (h1 - h0 == sizeof(HEADER) - 1 && memcmp(text + h0, HEADER, h1 - h0) == 0)
+            return 0;
+        size_t n = h1 - h0 < HEADER_QUOTE_BYTES ? h1 - h0 : HEADER_QUOTE_BYTES;
+        PyObject *quoted = PyUnicode_DecodeUTF8(text + h0, (Py_ssize_t)n, "replace");
+        if (quoted == NULL)
+            return -1;
+        *reason = PyUnicode_FromFormat("not a reporter CSV: header is %R", quoted);
+        Py_DECREF(quoted);
+    }
+    return *reason == NULL ? -1 : 1;
+}
+
+static int
+job_init(Job *job, uint64_t level, uint64_t tile_index, uint64_t hour)
+{
+    job->tile_id = tile_index << 3 | level;
+    job->first = hour * 3600;
+    job->last = job->first + 3599;
+    if (bins_init(&job->bins, 1024) < 0 || bins_init(&job->lengths, 256) < 0
+        || modes_init(&job->modes) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Bins the rows of one file into the job's tables, without the GIL; -1 with an exception. */
+static int
+bin_text(Job *job, const char *text, size_t len, size_t start)
+{
+    job->text = text;
+    job->len = len;
+    job->thread = PyEval_SaveThread();
+    bin_rows(job, start);
+    PyEval_RestoreThread(job->thread);
+    if (job->failed) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
     return 0;
 }
 
@@ -1058,53 +1281,18 @@ bin_file(PyObject *module, PyObject *args, PyObject *kwargs)
         || prefix_arg(hour_obj, "hour", MAX_HOUR, "0..5124095576030430", &hour) < 0)
         goto done;
 
-    const char *text = buffer.buf;
-    size_t len = (size_t)buffer.len;
-    if (len == 0) {
-        result = file_error(PyUnicode_FromString("empty file"));
+    size_t start;
+    PyObject *reason = NULL;
+    int header = check_header(buffer.buf, (size_t)buffer.len, &start, &reason);
+    if (header != 0) {
+        if (header > 0)
+            result = file_error(reason);
         goto done;
     }
-    if (memchr(text, '\0', len) != NULL) {
-        result = file_error(PyUnicode_FromString("not a reporter CSV: binary data"));
+    if (job_init(&job, level, tile_index, hour) < 0)
         goto done;
-    }
-    size_t h0 = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
-    const char *nl = memchr(text, '\n', len);
-    size_t h1 = nl ? (size_t)(nl - text) : len;
-    size_t start = nl ? h1 + 1 : len;
-    if (h1 < h0)
-        h1 = h0; /* cannot happen: the BOM holds no newline */
-    if (h1 > h0 && text[h1 - 1] == '\r')
-        h1--;
-    if (h1 - h0 != sizeof(HEADER) - 1 || memcmp(text + h0, HEADER, h1 - h0) != 0) {
-        size_t n = h1 - h0 < HEADER_QUOTE_BYTES ? h1 - h0 : HEADER_QUOTE_BYTES;
-        PyObject *quoted = PyUnicode_DecodeUTF8(text + h0, (Py_ssize_t)n, "replace");
-        if (quoted != NULL) {
-            result = file_error(
-                PyUnicode_FromFormat("not a reporter CSV: header is %R", quoted));
-            Py_DECREF(quoted);
-        }
+    if (bin_text(&job, buffer.buf, (size_t)buffer.len, start) < 0)
         goto done;
-    }
-
-    job.text = text;
-    job.len = len;
-    job.tile_id = tile_index << 3 | level;
-    job.first = hour * 3600;
-    job.last = job.first + 3599;
-    if (bins_init(&job.bins, 1024) < 0 || bins_init(&job.lengths, 256) < 0
-        || modes_init(&job.modes) < 0) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    job.thread = PyEval_SaveThread();
-    bin_rows(&job, start);
-    PyEval_RestoreThread(job.thread);
-    if (job.failed) {
-        if (!PyErr_Occurred())
-            PyErr_NoMemory();
-        goto done;
-    }
     result = make_result(job.rows_read, job.rows_accepted, from_u128(job.obs_hi, job.obs_lo),
                          build_bins(&job), build_rejects(&job), Py_NewRef(Py_None),
                          build_lengths(&job));
@@ -1114,9 +1302,103 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(bin_prefix_doc,
+"bin_prefix(files, level, tile_index, hour)\n--\n\n"
+"Bin the decompressed reporter files of one (tile, hour) prefix together.\n\n"
+"C implementation; see renderer._binning_py.bin_prefix.");
+
+static PyObject *
+bin_prefix(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"files", "level", "tile_index", "hour", NULL};
+    PyObject *files_obj, *level_obj, *tile_obj, *hour_obj, *seq = NULL, *results = NULL;
+    PyObject *modes = NULL, *result = NULL;
+    uint64_t level, tile_index, hour;
+    Job job;
+
+    (void)module;
+    memset(&job, 0, sizeof(job));
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO:bin_prefix", kwlist, &files_obj,
+                                     &level_obj, &tile_obj, &hour_obj))
+        return NULL;
+    if (prefix_arg(level_obj, "level", 7, "0..7", &level) < 0
+        || prefix_arg(tile_obj, "tile_index", (1u << 22) - 1, "0..4194303", &tile_index) < 0
+        || prefix_arg(hour_obj, "hour", INT32_MAX, "0..2147483647", &hour) < 0)
+        return NULL;
+    if ((seq = PySequence_Fast(files_obj, "files must be a sequence of bytes")) == NULL)
+        return NULL;
+    Py_ssize_t nfiles = PySequence_Fast_GET_SIZE(seq);
+    if ((results = PyList_New(nfiles)) == NULL || job_init(&job, level, tile_index, hour) < 0)
+        goto done;
+    for (Py_ssize_t i = 0; i < nfiles; i++) {
+        Py_buffer buffer;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &buffer, PyBUF_SIMPLE) < 0)
+            goto done;
+        size_t start;
+        PyObject *reason = NULL, *one = NULL;
+        int header = check_header(buffer.buf, (size_t)buffer.len, &start, &reason);
+        if (header > 0)
+            one = file_error(reason);
+        else if (header == 0) {
+            job.rows_read = job.rows_accepted = job.obs_lo = job.obs_hi = 0;
+            job.rejects.n = 0;
+            if (bin_text(&job, buffer.buf, (size_t)buffer.len, start) == 0)
+                one = make_result(job.rows_read, job.rows_accepted,
+                                  from_u128(job.obs_hi, job.obs_lo), PyList_New(0),
+                                  build_rejects(&job), Py_NewRef(Py_None), PyList_New(0));
+        }
+        PyBuffer_Release(&buffer);
+        if (one == NULL)
+            goto done;
+        PyList_SET_ITEM(results, i, one);
+    }
+    /* The modes that have bins (a mode is registered before the row's last checks). */
+    char *seen = PyMem_Calloc(job.modes.n ? job.modes.n : 1, 1);
+    if (seen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i <= job.bins.mask; i++) {
+        if (job.bins.slots[i].k1 != EMPTY)
+            seen[job.bins.slots[i].mode] = 1;
+    }
+    if ((modes = PyList_New(0)) != NULL) {
+        for (size_t i = 0; i < job.modes.n; i++) {
+            if (!seen[i])
+                continue;
+            PyObject *name = PyUnicode_FromStringAndSize(job.modes.items[i].text,
+                                                         job.modes.items[i].len);
+            if (name == NULL || PyList_Append(modes, name) < 0) {
+                Py_XDECREF(name);
+                Py_CLEAR(modes);
+                break;
+            }
+            Py_DECREF(name);
+        }
+    }
+    PyMem_Free(seen);
+    if (modes == NULL || PyList_Sort(modes) < 0)
+        goto done;
+    PyObject *bins = copy_bins(&job, hour);
+    PyObject *lengths = bins ? copy_lengths(&job) : NULL;
+    if (bins && lengths)
+        result = PyObject_CallFunction(PrefixResult, "OnONnN", results, (Py_ssize_t)job.bins.used,
+                                       modes, bins, (Py_ssize_t)job.lengths.used, lengths);
+    else
+        Py_XDECREF(bins);
+done:
+    job_free(&job);
+    Py_XDECREF(modes);
+    Py_XDECREF(results);
+    Py_XDECREF(seq);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"bin_file", (PyCFunction)(void (*)(void))bin_file, METH_VARARGS | METH_KEYWORDS,
      bin_file_doc},
+    {"bin_prefix", (PyCFunction)(void (*)(void))bin_prefix, METH_VARARGS | METH_KEYWORDS,
+     bin_prefix_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1139,8 +1421,9 @@ PyInit__binning(void)
     if (twin == NULL)
         return NULL;
     Py_XSETREF(BinResult, PyObject_GetAttrString(twin, "BinResult"));
+    Py_XSETREF(PrefixResult, PyObject_GetAttrString(twin, "PrefixResult"));
     Py_DECREF(twin);
-    if (BinResult == NULL)
+    if (BinResult == NULL || PrefixResult == NULL)
         return NULL;
     return PyModule_Create(&module_def);
 }

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import operator
 import re
+import struct
+from collections.abc import Sequence
 from typing import NamedTuple
 
 HEADER = (
@@ -245,3 +247,72 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
     bins = [(*key, total) for key, total in sorted(sums.items(), key=_sort_key)]
     length_list = [(*key, total) for key, total in sorted(lengths.items())]
     return BinResult(rows_read, rows_accepted, observations, bins, rejects, None, length_list)
+
+
+class PrefixResult(NamedTuple):
+    """What the files of one (tile, hour) prefix contribute, binned together."""
+
+    files: list[BinResult]
+    """One result per file, in input order, with ``bins`` and ``lengths`` left empty (they
+    are in the COPY payloads, summed over the files)."""
+    bins: int
+    """Distinct bins over all the files: the rows of ``bins_copy``."""
+    modes: list[str]
+    """The modes that have bins, sorted."""
+    bins_copy: bytes
+    """PostgreSQL binary COPY data of the summed bins in :attr:`BinResult.bins` order, as rows
+    (mode text, segment_id int8, next_segment_id int8 or NULL, hour int4, duration_code int2,
+    queue_code int2, count int8)."""
+    lengths: int
+    lengths_copy: bytes
+    """Binary COPY data of the summed lengths as rows (segment_id int8, length int4,
+    observations int8), sorted."""
+
+
+COPY_HEADER = b"PGCOPY\n\xff\r\n\0" + bytes(8)  # signature, flags, header extension length
+COPY_TRAILER = b"\xff\xff"
+INT64_MAX = (1 << 63) - 1
+HOUR_MAX = (1 << 31) - 1  # the integer hour column
+
+
+def _checked(count: int) -> int:
+    if count > INT64_MAX:
+        raise OverflowError("a summed count does not fit a bigint column")
+    return count
+
+
+def bin_prefix(files: Sequence[bytes], level: int, tile_index: int, hour: int) -> PrefixResult:
+    """Bin the decompressed files of one (tile, hour) prefix; sum their bins and lengths.
+
+    Identical bins of different files are summed, and handed over as binary COPY data for
+    the histogram tables, so that writing them costs no Python object per row.
+    """
+    level, tile_index, _ = check_prefix(level, tile_index, 0)
+    hour = operator.index(hour)
+    if not 0 <= hour <= HOUR_MAX:
+        raise ValueError(f"hour must be in 0..{HOUR_MAX}, got {hour}")
+    sums: dict[BinKey, int] = {}
+    lengths: dict[tuple[int, int], int] = {}
+    results = []
+    for data in files:
+        result = bin_file(data, level, tile_index, hour)
+        for mode, segment, next_segment, d, q, count in result.bins:
+            key = (mode, segment, next_segment, d, q)
+            sums[key] = sums.get(key, 0) + count
+        for segment, length, count in result.lengths:
+            lengths[segment, length] = lengths.get((segment, length), 0) + count
+        results.append(result._replace(bins=[], lengths=[]))
+    bins = [COPY_HEADER]
+    for (mode, segment, next_segment, d, q), count in sorted(sums.items(), key=_sort_key):
+        name = mode.encode()
+        nxt = b"\xff\xff\xff\xff" if next_segment is None else struct.pack(">iq", 8, next_segment)
+        bins.append(struct.pack(f">hi{len(name)}s", 7, len(name), name)
+                    + struct.pack(">iq", 8, segment) + nxt
+                    + struct.pack(">iiihihiq", 4, hour, 2, d, 2, q, 8, _checked(count)))
+    bins.append(COPY_TRAILER)
+    rows = [COPY_HEADER]
+    for (segment, length), count in sorted(lengths.items()):
+        rows.append(struct.pack(">hiqiiiq", 3, 8, segment, 4, length, 8, _checked(count)))
+    rows.append(COPY_TRAILER)
+    return PrefixResult(results, len(sums), sorted({key[0] for key in sums}), b"".join(bins),
+                        len(lengths), b"".join(rows))

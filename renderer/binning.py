@@ -1,6 +1,7 @@
 """Histogram binning of reporter files: the C loop, its pure-Python twin, and the codes.
 
-``bin_file`` is the C function from ``renderer._binning`` (built from ``ext/binning.c``) when it
+``bin_file`` (and ``bin_prefix``, the files of a prefix together) is the C function from
+``renderer._binning`` (built from ``ext/binning.c``) when it
 is importable, otherwise the twin in ``renderer._binning_py``; set ``RENDERER_NO_EXT=1`` to force
 the twin. ``IMPLEMENTATION`` says which one is in use. Both take and return the same things.
 
@@ -14,45 +15,51 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from renderer import _binning_py
-from renderer._binning_py import BinResult
+from renderer._binning_py import BinResult, PrefixResult
 
 __all__ = [
     "IMPLEMENTATION",
     "BinFile",
+    "BinPrefix",
     "BinResult",
+    "PrefixResult",
     "bin_file",
+    "bin_prefix",
     "duration_code",
     "duration_seconds",
     "duration_step",
     "implementations",
+    "prefix_implementations",
 ]
 
 BinFile = Callable[[bytes, int, int, int], BinResult]
+BinPrefix = Callable[[Sequence[bytes], int, int, int], PrefixResult]
 
 _STEP_OFFSETS = (0, 64, 192, 512)
 _STEP_SIZES = (1, 2, 5, 10)
 DURATION_MAX = _binning_py.DURATION_MAX
 
 
-def _load_c() -> BinFile | None:
+def _load_c() -> tuple[BinFile, BinPrefix] | None:
     try:
         from renderer import _binning
     except ImportError:
         return None
-    return _binning.bin_file
+    return _binning.bin_file, _binning.bin_prefix
 
 
-_c_bin_file = None if os.environ.get("RENDERER_NO_EXT") == "1" else _load_c()
+_c = None if os.environ.get("RENDERER_NO_EXT") == "1" else _load_c()
 
 bin_file: BinFile
-if _c_bin_file is not None:
-    bin_file = _c_bin_file
+bin_prefix: BinPrefix
+if _c is not None:
+    bin_file, bin_prefix = _c
     IMPLEMENTATION = "c"
 else:
-    bin_file = _binning_py.bin_file
+    bin_file, bin_prefix = _binning_py.bin_file, _binning_py.bin_prefix
     IMPLEMENTATION = "python"
 
 
@@ -63,9 +70,18 @@ def implementations() -> dict[str, BinFile]:
     compare both.
     """
     found: dict[str, BinFile] = {"python": _binning_py.bin_file}
-    c = _c_bin_file or _load_c()
+    c = _c or _load_c()
     if c is not None:
-        found["c"] = c
+        found["c"] = c[0]
+    return found
+
+
+def prefix_implementations() -> dict[str, BinPrefix]:
+    """The same for ``bin_prefix``."""
+    found: dict[str, BinPrefix] = {"python": _binning_py.bin_prefix}
+    c = _c or _load_c()
+    if c is not None:
+        found["c"] = c[1]
     return found
 
 

@@ -133,6 +133,9 @@ def test_every_observation_once_with_rejects_and_lengths(db: Database, day: Samp
         listed = rejects(conn)
     assert len(listed) == day.bad_rows
     assert all(r["line"] >= 2 and r["raw"] and r["reason"] for r in listed)
+    # each reject names its own file, the raw line is that file's line
+    sources = {r["file_key"] for r in listed}
+    assert sources <= {k.removeprefix("_archive/") for k in files_under(root)}
     # consumed inputs moved under _archive/ after the commit, nothing else left
     assert all(k.startswith("_archive/") for k in files_under(root))
     assert len(files_under(root)) == day.files

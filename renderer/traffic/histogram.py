@@ -65,35 +65,23 @@ class ConsumeResult:
     modes: list[str] = field(default_factory=list)
 
 
-class _Batch:
-    """Column lists for the bulk statements, filled file by file."""
+class _Files:
+    """Column lists of the ledger and reject statements, filled file by file."""
 
     def __init__(self) -> None:
         self.files: dict[str, list[Any]] = {k: [] for k in (
             "keys", "sizes", "checksums", "statuses", "reasons", "rows_read", "rows_accepted",
             "rows_rejected", "observations")}
-        # Summed across the prefix's files here, so that the statements need no GROUP BY
-        # (a dict costs a fraction of the server's hash aggregate over parsed arrays).
-        self.bins: dict[tuple[str, int, int | None, int, int], int] = {}
-        self.lengths: dict[tuple[int, int], int] = {}
         self.rejects: dict[str, list[Any]] = {k: [] for k in ("keys", "lines", "raws", "reasons")}
 
-    def add_file(self, key: str, size: int, checksum: str, result: binning.BinResult) -> None:
-        f = self.files
+    def add(self, key: str, size: int, checksum: str, result: binning.BinResult) -> None:
         for name, value in (("keys", key), ("sizes", size), ("checksums", checksum),
                             ("statuses", "rejected" if result.file_error else "consumed"),
                             ("reasons", result.file_error), ("rows_read", result.rows_read),
                             ("rows_accepted", result.rows_accepted),
                             ("rows_rejected", len(result.rejects)),
                             ("observations", result.observations)):
-            f[name].append(value)
-        bins = self.bins
-        for mode, segment, nxt, duration, queue, count in result.bins:
-            key = (mode, segment, nxt, duration, queue)
-            bins[key] = bins.get(key, 0) + count
-        lengths = self.lengths
-        for segment, length, count in result.lengths:
-            lengths[(segment, length)] = lengths.get((segment, length), 0) + count
+            self.files[name].append(value)
         for line, raw, reason in result.rejects:
             self.rejects["keys"].append(key)
             self.rejects["lines"].append(line)
@@ -122,7 +110,7 @@ def _checksum(info: ObjectInfo, data: bytes) -> tuple[int, str]:
 
 
 def _error_result(reason: str) -> binning.BinResult:
-    return binning.bin_file(b"", 0, 0, 0)._replace(file_error=reason)
+    return binning.BinResult(0, 0, 0, [], [], reason, [])
 
 
 def _consumed(conn: psycopg.Connection[Any], prefix: Prefix) -> set[tuple[str, int, str]]:
@@ -147,9 +135,10 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
     Nothing is committed here: the caller (the queue's worker) commits, together with the
     item's completion. Returns what was consumed; a prefix without new files writes nothing.
     """
-    batch = _Batch()
     result = ConsumeResult()
     consumed = _consumed(conn, prefix)
+    read: list[tuple[str, int, str, str | None]] = []  # key, size, checksum, gzip error
+    texts: list[bytes] = []
     for info in new_files(conn, store, prefix, consumed):
         try:
             raw = store.get(info.key)
@@ -157,57 +146,54 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
             continue  # archived or deleted since listing: consumed by an earlier attempt
         size, checksum = _checksum(info, raw)
         data, error = _decode(raw)
-        binned = _error_result(error) if error else binning.bin_file(
-            data, prefix.level, prefix.index, prefix.hour)
-        batch.add_file(info.key, size, checksum, binned)
-        result.files += 1
-        result.files_rejected += binned.file_error is not None
-        result.rows_read += binned.rows_read
-        result.rows_accepted += binned.rows_accepted
-        result.rows_rejected += len(binned.rejects)
-        result.observations += binned.observations
-    if not result.files:
+        read.append((info.key, size, checksum, error))
+        if error is None:
+            texts.append(data)
+    if not read:
         return result
-    _write(conn, prefix, batch)
-    result.bins = len(batch.bins)
-    result.modes = sorted({key[0] for key in batch.bins})
+    # One call for the prefix: the files' bins summed, ready for COPY (no object per bin).
+    binned = binning.bin_prefix(texts, prefix.level, prefix.index, prefix.hour)
+    files = _Files()
+    per_file = iter(binned.files)
+    for key, size, checksum, error in read:
+        one = _error_result(error) if error else next(per_file)
+        files.add(key, size, checksum, one)
+        result.files += 1
+        result.files_rejected += one.file_error is not None
+        result.rows_read += one.rows_read
+        result.rows_accepted += one.rows_accepted
+        result.rows_rejected += len(one.rejects)
+        result.observations += one.observations
+    _write(conn, prefix, files, binned)
+    result.bins = binned.bins
+    result.modes = binned.modes
     return result
 
 
-_BIN_TYPES = ["text", "int8", "int8", "int4", "int2", "int2", "int8"]
-_LENGTH_TYPES = ["int8", "int4", "int8"]
-
-
-def _write(conn: psycopg.Connection[Any], prefix: Prefix, batch: _Batch) -> None:
+def _write(conn: psycopg.Connection[Any], prefix: Prefix, files: _Files,
+           binned: binning.PrefixResult) -> None:
     """Ledger, bins, rejects and lengths of one prefix, in ``conn``'s transaction.
 
-    The bins and lengths are appended with binary COPY (no upsert, no unique index: migration
-    0007), so the ledger, written first, is what makes this exactly once.
+    The bins and lengths are appended with binary COPY of the payloads that the binning
+    built (no upsert, no unique index: migration 0007), so the ledger, written first, is
+    what makes this exactly once.
     """
     where = {"level": prefix.level, "index": prefix.index, "hour": prefix.hour}
     # The ledger first: a concurrent attempt on the same files blocks here, then fails.
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query("traffic_ingest.record_files"), {**where, **batch.files})
+        cur.execute(query("traffic_ingest.record_files"), {**where, **files.files})
         row = cur.fetchone()
         assert row is not None
-        partition = row[0]
-        if batch.bins:
+        if binned.bins:
             copy_bins = sql.SQL(query("traffic_histogram.copy_bins")).format(
-                partition=sql.Identifier(partition))
-            hour = prefix.hour
+                partition=sql.Identifier(row[0]))
             with cur.copy(copy_bins) as copy:
-                copy.set_types(_BIN_TYPES)
-                write = copy.write_row
-                for (mode, segment, nxt, duration, queue), count in batch.bins.items():
-                    write((mode, segment, nxt, hour, duration, queue, count))
-        if batch.lengths:
+                copy.write(binned.bins_copy)
+        if binned.lengths:
             with cur.copy(query("traffic_histogram.copy_lengths")) as copy:
-                copy.set_types(_LENGTH_TYPES)
-                write = copy.write_row
-                for (segment, length), observations in batch.lengths.items():
-                    write((segment, length, observations))
-        if batch.rejects["keys"]:
-            cur.execute(query("traffic_ingest.record_rejects"), batch.rejects)
+                copy.write(binned.lengths_copy)
+        if files.rejects["keys"]:
+            cur.execute(query("traffic_ingest.record_rejects"), files.rejects)
 
 
 def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
@@ -234,7 +220,7 @@ def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
 
 # --- queue handlers ----------------------------------------------------------------------------
 
-@register("histogram", time_limit=900, max_attempts=5, batch_size=1)
+@register("histogram", time_limit=900, max_attempts=5, batch_size=32)
 def handle_histogram(job: Job) -> None:
     """Consume a prefix; declare the weekly speed tiles; schedule archiving after commit."""
     prefix = Prefix.from_item_key(job.item.key)
