@@ -22,18 +22,67 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from scratch import drop_database, scratch_database
 
 from renderer import binning, config
 from renderer.db import resolve_url
+from renderer.traffic.layout import parse_key
 from renderer.traffic.sample import generate
 
 BENCH_DB = "renderer_bench_ingest"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class ServerCpu:
+    """CPU seconds of the PostgreSQL server when it runs on this machine: its live processes
+    plus the exited backends that the postmaster reaped (cutime). Shared with whatever else
+    uses the same server at the same time; None when the server is not local."""
+
+    def __init__(self, url: str) -> None:
+        self.pid: int | None = None
+        try:
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+            assert row is not None
+            self.pid = int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, psycopg.Error):
+            self.pid = None
+
+    @staticmethod
+    def _stat(pid: int) -> list[str]:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+    def seconds(self) -> float | None:
+        if self.pid is None:
+            return None
+        try:
+            own = self._stat(self.pid)
+            ticks = sum(int(v) for v in own[11:15])  # utime stime cutime cstime
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    try:
+                        fields = self._stat(int(entry.name))
+                    except OSError:
+                        continue
+                    if int(fields[1]) == self.pid:
+                        ticks += int(fields[11]) + int(fields[12])
+        except OSError:
+            return None
+        return ticks / TICK
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and its reaped children (the worker processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def csv_bodies(root: Path) -> list[bytes]:
@@ -48,40 +97,115 @@ def csv_bodies(root: Path) -> list[bytes]:
     return bodies
 
 
-def run_copy(url: str, bodies: list[bytes]) -> float:
+def run_copy(url: str, bodies: list[bytes],
+             server: ServerCpu) -> tuple[float, tuple[float, float] | None]:
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE bench_copy (segment_id text, next_segment_id text,"
                      " duration text, count text, length text, queue_length text,"
                      " minimum_timestamp text, maximum_timestamp text, source text,"
                      " vehicle_type text)")
         conn.commit()
+        cpu0, server0 = own_cpu(), server.seconds()
         start = time.perf_counter()
         with conn.cursor() as cur, cur.copy("COPY bench_copy FROM STDIN (FORMAT csv)") as copy:
             for body in bodies:
                 copy.write(body)
         conn.commit()
         elapsed = time.perf_counter() - start
+        cpu = _cpu_since(cpu0, server0, server)
         conn.execute("DROP TABLE bench_copy")
         conn.commit()
-    return elapsed
+    return elapsed, cpu
 
 
-def run_ours(url: str, source: Path, processes: int) -> tuple[float, int]:
+def _cpu_since(cpu0: float, server0: float | None,
+               server: ServerCpu) -> tuple[float, float] | None:
+    """(client, server) CPU seconds since ``cpu0``, ``server0``."""
+    server1 = server.seconds()
+    if server0 is None or server1 is None:
+        return None
+    return own_cpu() - cpu0, server1 - server0
+
+
+def _worker_cpu() -> dict[int, float]:
+    """CPU seconds of this process's live worker children (spawned interpreters), by pid."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = ServerCpu._stat(int(entry.name))
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"spawn_main" in cmdline:
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return found
+
+
+def _count(conn: psycopg.Connection[Any], statement: str) -> int:
+    row = conn.execute(statement).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+PENDING = ("SELECT count(*) FROM work_queue WHERE kind = 'histogram'"
+           " AND state IN ('pending', 'running')")
+
+
+def run_ours(url: str, source: Path, processes: int, server: ServerCpu, *,
+             warm: bool) -> tuple[float, tuple[float, float] | None, int]:
+    """Submit, then the workers until every item is committed: (seconds, cpu, items).
+
+    ``warm``: the worker processes are started first and timing begins once they wait for
+    work, as a deployment's workers do; they are told to stop after as many items as the
+    sample has prefixes. Otherwise the pool starts after the submit, inside the timing.
+    """
     from renderer.pool import run_pool
     from renderer.traffic.ingest import submit
 
-    start = time.perf_counter()
-    with psycopg.connect(url) as conn:
-        result = submit(conn, str(source), after="keep")
-        conn.commit()
-    run_pool(url, processes=processes, kinds=["histogram"], until_empty=True)
-    elapsed = time.perf_counter() - start
+    pool: threading.Thread | None = None
+    started: dict[int, float] = {}
+    if warm:
+        prefixes = {p for p in (parse_key(f.relative_to(source).as_posix())
+                                for f in source.rglob("*") if f.is_file()) if p is not None}
+        pool = threading.Thread(target=run_pool, args=(url,), kwargs={
+            "processes": processes, "kinds": ["histogram"], "max_items": len(prefixes)})
+        pool.start()
+        with psycopg.connect(url, autocommit=True) as conn:
+            while len(started) < processes or _count(
+                    conn, "SELECT count(*) FROM queue_workers") < processes:
+                time.sleep(0.05)
+                started = _worker_cpu()
+        time.sleep(0.5)  # past their first (empty) claim, waiting for a notification
+        started = _worker_cpu()
+    with psycopg.connect(url, autocommit=True) as watch:
+        # the workers' CPU so far (start-up) is left out: it is in own_cpu() once reaped
+        cpu0, server0 = own_cpu() + sum(started.values()), server.seconds()
+        start = time.perf_counter()
+        with psycopg.connect(url) as conn:
+            result = submit(conn, str(source), after="keep")
+            conn.commit()
+        if pool is None:
+            run_pool(url, processes=processes, kinds=["histogram"], until_empty=True)
+        else:
+            while _count(watch, PENDING):
+                time.sleep(0.01)
+        elapsed = time.perf_counter() - start
+    if pool is not None:
+        pool.join()
+    time.sleep(1.0)  # the postmaster reaps the workers' backends (their CPU) asynchronously
+    cpu = _cpu_since(cpu0, server0, server)
+    return elapsed, cpu, result.prefixes
+
+
+def count_histograms(url: str) -> tuple[int, int]:
+    """(observations, rows) in the histograms."""
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT coalesce(sum(count), 0), count(*) FROM traffic_histograms"
                            ).fetchone()
     assert row is not None
-    print(f"ours: {result.files_new} files in {result.prefixes} items, {row[1]} bins written")
-    return elapsed, int(row[0])
+    return int(row[0]), int(row[1])
 
 
 def main() -> None:
@@ -93,24 +217,45 @@ def main() -> None:
     args = parser.parse_args()
 
     server = resolve_url(config.load())
-    url = scratch_database(server, BENCH_DB)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            source = Path(tmp) / "reporters"
-            stats = generate(source, tiles=args.tiles, days=args.days, seed=1, scale=args.scale)
-            print(f"sample: {stats.files} files, {stats.rows} rows, {stats.observations} "
-                  f"observations, {args.tiles} tiles x {args.days} days, binning "
-                  f"{binning.IMPLEMENTATION}")
-            bodies = csv_bodies(source)
-            copy_seconds = run_copy(url, bodies)
-            ours_seconds, observations = run_ours(url, source, args.processes)
-            assert observations == stats.observations, (observations, stats.observations)
-    finally:
-        drop_database(server, BENCH_DB)
-    ours = observations / ours_seconds
-    copy = observations / copy_seconds
-    print(f"copy: {copy_seconds:.2f} s for {stats.rows} rows")
-    print(f"ours: {ours_seconds:.2f} s with {args.processes} worker processes")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "reporters"
+        stats = generate(source, tiles=args.tiles, days=args.days, seed=1, scale=args.scale)
+        print(f"sample: {stats.files} files, {stats.rows} rows, {stats.observations} "
+              f"observations, {args.tiles} tiles x {args.days} days, binning "
+              f"{binning.IMPLEMENTATION}")
+        bodies = csv_bodies(source)
+        runs = {}
+        for name in ("copy", "ours", "ours, cold pool"):
+            url = scratch_database(server, BENCH_DB)
+            try:
+                server_cpu = ServerCpu(url)
+                if name == "copy":
+                    seconds, cpu = run_copy(url, bodies, server_cpu)
+                    items = 0
+                else:
+                    seconds, cpu, items = run_ours(url, source, args.processes, server_cpu,
+                                                   warm=name == "ours")
+                    observations, rows = count_histograms(url)
+                    assert observations == stats.observations, (observations, stats.observations)
+                    print(f"{name}: {items} items, {rows} histogram rows written")
+            finally:
+                drop_database(server, BENCH_DB)
+            runs[name] = (seconds, cpu)
+    copy_seconds, copy_cpu = runs["copy"]
+    print(f"copy: {copy_seconds:.2f} s for {stats.rows} rows, one stream")
+    for name in ("ours, cold pool", "ours"):
+        seconds, cpu = runs[name]
+        line = f"{name}: {seconds:.2f} s with {args.processes} worker processes"
+        if cpu is not None and copy_cpu is not None:
+            line += (f"; cpu s (client + workers, server) {cpu[0]:.2f} + {cpu[1]:.2f}"
+                     f" against copy's {copy_cpu[0]:.2f} + {copy_cpu[1]:.2f},"
+                     f" ratio by cpu {sum(copy_cpu) / sum(cpu):.2f}")
+        print(line)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    cold = stats.observations / runs["ours, cold pool"][0]
+    ours = stats.observations / runs["ours"][0]
+    copy = stats.observations / copy_seconds
+    print(f"cold pool: ours={cold:,.0f} obs/s ratio={cold / copy:.2f}")
     print(f"ours={ours:,.0f} obs/s copy={copy:,.0f} obs/s ratio={ours / copy:.2f}")
 
 
