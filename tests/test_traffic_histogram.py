@@ -239,6 +239,34 @@ def test_crash_after_the_upsert_before_commit(db: Database, day: SampleStats,
         assert stored_bins(conn) == expected_bins(day.root / "_archive")
 
 
+def test_a_failure_inside_a_batch_costs_the_others_nothing(
+        db: Database, day: SampleStats, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items are claimed many at a time and share one transaction: when one fails after
+    writing, the batch is rolled back and run again without it, and the ledger, read again,
+    makes that rerun count every other file exactly once."""
+    assert queue.KINDS["histogram"].batch_size > 1
+    real_write = histogram._write
+    victim = Prefix(0, TILE, day.first_hour + 5)
+    seen: list[Prefix] = []
+
+    def write_or_crash(conn: Any, prefix: Prefix, *args: Any) -> None:
+        real_write(conn, prefix, *args)
+        seen.append(prefix)
+        if prefix == victim and seen.count(victim) == 1:
+            raise RuntimeError("worker crashed after writing one item of the batch")
+
+    monkeypatch.setattr(histogram, "_write", write_or_crash)
+    _submit(db, day.root, after="keep")
+    stats = work(db.url, kinds=["histogram"])  # until empty: the victim's retry included
+    assert (stats.done, stats.failed) == (48, 1)
+    assert seen.count(victim) == 2
+    assert len(seen) > 49  # the batch holding the victim ran again without it
+    with db.connect() as conn:
+        assert stored_bins(conn) == expected_bins(day.root)
+        assert totals(conn)["observations"] == day.observations
+        assert totals(conn)["length_observations"] == day.observations
+
+
 def test_crash_after_commit_before_archive(db: Database, day: SampleStats) -> None:
     """Committed, then the worker died before archiving: a retry and a re-submit change
     nothing, and the archive step still runs later."""
