@@ -325,11 +325,14 @@ class FileStore(Store):
         return sidecar
 
     def _info(self, key: str, path: Path, st: os.stat_result, metadata: bool,
-              sidecar: bool = True) -> ObjectInfo:
-        """``sidecar`` False: the caller knows there is none (saves an open per object)."""
+              sidecar: bool = True, checksum: bool = True) -> ObjectInfo:
+        """``sidecar`` False: the caller knows there is none (saves an open per object).
+        ``checksum`` False: no MD5 of the content when there is no sidecar (etag "")."""
         meta = (self._read_sidecar(path, st) if sidecar else None) or {}
         etag = meta.get("etag")
-        if not isinstance(etag, str):
+        if not isinstance(etag, str) and not checksum:
+            etag = ""
+        elif not isinstance(etag, str):
             digest = hashlib.md5(usedforsecurity=False)
             with path.open("rb") as file:
                 for chunk in iter(lambda: file.read(1 << 20), b""):
@@ -356,14 +359,16 @@ class FileStore(Store):
         except OSError as error:
             raise _os_error(error, "read", path) from error
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, checksums: bool = True) -> Iterator[ObjectInfo]:
+        """``checksums=False``: a file without a valid sidecar is listed with an empty etag
+        instead of reading it whole for its MD5 (for callers that read it anyway)."""
         if prefix.startswith("/") or "\\" in prefix or ".." in prefix.split("/"):
             raise ValueError(f"a key prefix is a relative path with / separators: {prefix!r}")
         folder = prefix.rpartition("/")[0]
         start = self.root.joinpath(*folder.split("/")) if folder else self.root
-        return self._list(start, prefix)
+        return self._list(start, prefix, checksums)
 
-    def _list(self, start: Path, prefix: str) -> Iterator[ObjectInfo]:
+    def _list(self, start: Path, prefix: str, checksums: bool) -> Iterator[ObjectInfo]:
         # Only folders that can hold keys with the prefix are read (listing "1" of a source
         # root does not walk "2..." or "_archive/"), and a sidecar is read only when the
         # folder listing shows one.
@@ -398,7 +403,8 @@ class FileStore(Store):
             try:
                 st = os.stat(name)
                 if stat.S_ISREG(st.st_mode):
-                    yield self._info(key, path, st, metadata=False, sidecar=sidecar)
+                    yield self._info(key, path, st, metadata=False, sidecar=sidecar,
+                                     checksum=checksums)
             except FileNotFoundError:
                 continue  # deleted while we listed
             except OSError as error:

@@ -7,6 +7,7 @@ The helpers at the top are shared with the other traffic ingest tests.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import threading
 from collections import Counter
@@ -18,6 +19,7 @@ import pytest
 
 from renderer import _binning_py, queue
 from renderer.db import Database
+from renderer.storage import FileStore
 from renderer.tiles import Tile
 from renderer.traffic import histogram
 from renderer.traffic.histogram_export import hour_histogram
@@ -318,6 +320,18 @@ def test_new_files_reopen_a_done_prefix(db: Database, day: SampleStats) -> None:
             "SELECT count FROM traffic_histograms WHERE segment_id = %s AND mode = 'BUS'"
             " AND hour = %s AND duration_code = 45", [seg, day.first_hour]
         ).fetchone()["count"] >= 3
+
+
+def test_the_stage_lists_a_folder_without_reading_every_file(tmp_path: Path) -> None:
+    """The histogram stage reads each new file once: its listing skips the MD5 of files
+    dropped by hand, which the stage computes from the bytes it reads."""
+    store = FileStore(tmp_path)
+    store.put("a/put.csv", b"written through the store")  # etag in the sidecar
+    (tmp_path / "a" / "dropped.csv").write_bytes(b"dropped by a reporter")
+    cheap = {i.key: i.etag for i in store.list("a/", checksums=False)}
+    full = {i.key: i.etag for i in store.list("a/")}
+    assert cheap == {"a/put.csv": full["a/put.csv"], "a/dropped.csv": ""}
+    assert full["a/dropped.csv"] == hashlib.md5(b"dropped by a reporter").hexdigest()
 
 
 def test_a_concurrent_second_attempt_fails_instead_of_counting_twice(

@@ -33,7 +33,7 @@ from renderer import binning
 from renderer.db import query
 from renderer.errors import ObjectNotFound
 from renderer.queue import Job, register
-from renderer.storage import ObjectInfo, Store
+from renderer.storage import FileStore, ObjectInfo, Store
 from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
 
 __all__ = ["ConsumeResult", "archive_prefix", "consume_prefix"]
@@ -101,10 +101,11 @@ def _decode(data: bytes) -> tuple[bytes, str | None]:
 
 def _checksum(info: ObjectInfo, data: bytes) -> tuple[int, str]:
     """Size and checksum of the bytes actually read. When the etag is a plain MD5 (always on
-    our stores, unless S3 multipart) it is recomputed, so a file replaced between listing and
-    reading is recorded as what was consumed, and its newer version stays new."""
+    our stores, unless S3 multipart), or was not computed for the listing, it is computed
+    here, so a file replaced between listing and reading is recorded as what was consumed,
+    and its newer version stays new."""
     etag = info.etag.lower()
-    if len(etag) == 32 and set(etag) <= _MD5_HEX:
+    if not etag or (len(etag) == 32 and set(etag) <= _MD5_HEX):
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
     return len(data), etag
 
@@ -120,13 +121,12 @@ def _consumed(conn: psycopg.Connection[Any], prefix: Prefix) -> set[tuple[str, i
         {"level": prefix.level, "index": prefix.index, "hour": prefix.hour})}
 
 
-def new_files(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
-              consumed: set[tuple[str, int, str]] | None = None) -> list[ObjectInfo]:
-    """The files of a prefix that the ledger does not hold."""
-    if consumed is None:
-        consumed = _consumed(conn, prefix)
-    return [i for i in store.list(prefix.folder)
-            if parse_key(i.key) == prefix and (i.key, i.size, i.etag) not in consumed]
+def _listed(store: Store, prefix: Prefix) -> list[ObjectInfo]:
+    """The files of a prefix. A folder store lists them without their MD5 (it would read each
+    file whole), since :func:`_checksum` computes it from the bytes read anyway."""
+    listing = (store.list(prefix.folder, checksums=False) if isinstance(store, FileStore)
+               else store.list(prefix.folder))
+    return [i for i in listing if parse_key(i.key) == prefix]
 
 
 def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) -> ConsumeResult:
@@ -139,12 +139,16 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
     consumed = _consumed(conn, prefix)
     read: list[tuple[str, int, str, str | None]] = []  # key, size, checksum, gzip error
     texts: list[bytes] = []
-    for info in new_files(conn, store, prefix, consumed):
+    for info in _listed(store, prefix):
+        if (info.key, info.size, info.etag) in consumed:
+            continue
         try:
             raw = store.get(info.key)
         except ObjectNotFound:
             continue  # archived or deleted since listing: consumed by an earlier attempt
         size, checksum = _checksum(info, raw)
+        if (info.key, size, checksum) in consumed:
+            continue  # listed without a checksum, and consumed already
         data, error = _decode(raw)
         read.append((info.key, size, checksum, error))
         if error is None:
