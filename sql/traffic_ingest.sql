@@ -21,20 +21,18 @@ FROM traffic_files
 WHERE tile_level = %(level)s AND tile_index = %(index)s AND hour = %(hour)s;
 
 -- name: record_files
--- Add files to the ledger, and return the week partition of their hour (made if missing),
--- where the bins go: one round trip. A plain INSERT on purpose: a file recorded concurrently
--- by another transaction (a zombie attempt) makes this one wait, then fail, instead of
--- counting the file twice.
+-- Add files to the ledger (%(files)s: a JSON array of objects, one per file), and return the
+-- week partition of their hour (made if missing), where the bins go: one round trip. A plain
+-- INSERT on purpose: a file recorded concurrently by another transaction (a zombie attempt)
+-- makes this one wait, then fail, instead of counting the file twice.
 WITH recorded AS (
     INSERT INTO traffic_files (key, size, checksum, tile_level, tile_index, hour, status,
                                reason, rows_read, rows_accepted, rows_rejected, observations)
     SELECT f.key, f.size, f.checksum, %(level)s, %(index)s, %(hour)s, f.status, f.reason,
            f.rows_read, f.rows_accepted, f.rows_rejected, f.observations
-    FROM unnest(%(keys)s::text[], %(sizes)s::bigint[], %(checksums)s::text[],
-                %(statuses)s::text[], %(reasons)s::text[], %(rows_read)s::int[],
-                %(rows_accepted)s::int[], %(rows_rejected)s::int[], %(observations)s::bigint[])
-         AS f(key, size, checksum, status, reason, rows_read, rows_accepted, rows_rejected,
-              observations)
+    FROM jsonb_to_recordset(%(files)s::jsonb)
+         AS f(key text, size bigint, checksum text, status text, reason text, rows_read int,
+              rows_accepted int, rows_rejected int, observations bigint)
     RETURNING 1
 )
 SELECT renderer.traffic_histogram_partition(%(hour)s) AS partition,

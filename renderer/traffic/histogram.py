@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -66,22 +67,20 @@ class ConsumeResult:
 
 
 class _Files:
-    """Column lists of the ledger and reject statements, filled file by file."""
+    """The ledger rows (as JSON: one parameter, encoded in C) and the rejected rows of the
+    statements, filled file by file."""
 
     def __init__(self) -> None:
-        self.files: dict[str, list[Any]] = {k: [] for k in (
-            "keys", "sizes", "checksums", "statuses", "reasons", "rows_read", "rows_accepted",
-            "rows_rejected", "observations")}
+        self.ledger: list[dict[str, Any]] = []
         self.rejects: dict[str, list[Any]] = {k: [] for k in ("keys", "lines", "raws", "reasons")}
 
     def add(self, key: str, size: int, checksum: str, result: binning.BinResult) -> None:
-        for name, value in (("keys", key), ("sizes", size), ("checksums", checksum),
-                            ("statuses", "rejected" if result.file_error else "consumed"),
-                            ("reasons", result.file_error), ("rows_read", result.rows_read),
-                            ("rows_accepted", result.rows_accepted),
-                            ("rows_rejected", len(result.rejects)),
-                            ("observations", result.observations)):
-            self.files[name].append(value)
+        self.ledger.append({
+            "key": key, "size": size, "checksum": checksum,
+            "status": "rejected" if result.file_error else "consumed",
+            "reason": result.file_error, "rows_read": result.rows_read,
+            "rows_accepted": result.rows_accepted, "rows_rejected": len(result.rejects),
+            "observations": result.observations})
         for line, raw, reason in result.rejects:
             self.rejects["keys"].append(key)
             self.rejects["lines"].append(line)
@@ -185,7 +184,8 @@ def _write(conn: psycopg.Connection[Any], prefix: Prefix, files: _Files,
     where = {"level": prefix.level, "index": prefix.index, "hour": prefix.hour}
     # The ledger first: a concurrent attempt on the same files blocks here, then fails.
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query("traffic_ingest.record_files"), {**where, **files.files})
+        cur.execute(query("traffic_ingest.record_files"),
+                    {**where, "files": json.dumps(files.ledger)})
         row = cur.fetchone()
         assert row is not None
         if binned.bins:
