@@ -28,24 +28,34 @@ SELECT set_config('enable_hashagg', 'on', true), set_config('enable_hashjoin', '
 -- per (hour, next segment) the delay, queue length and their variances. Hours under the
 -- minimum count publish no data.
 --
--- The arrays are aggregated without ORDER BY: the rows reach the final GROUP BY in (tile,
--- segment, hour, next segment NULLS LAST) order from the window, which already sorted (or
--- streamed) them, and array_agg keeps input order; per-aggregate ORDER BY would sort every
--- group 13 times. Tests hold the result equal to the Python twin, order included.
+-- Three passes over one order, (tile, segment, hour, next segment NULLS LAST), which the
+-- tile index of the histograms gives: sums per next segment (bins), the hour's totals over
+-- its next segments (a window), the arrays per segment (the final GROUP BY). No sort, no
+-- hash table. Each value is computed once, in the pass that first has what it needs:
+-- per-next means in the bins' projection, the hour's speeds in the window's projection
+-- (only on the hour's first row), the rest as aggregate arguments. The arrays are
+-- aggregated without ORDER BY: array_agg keeps input order, and the window sorted (or
+-- streamed) its rows by next segment; per-aggregate ORDER BY would sort every group 13
+-- times. Tests hold the result equal to the Python twin, order included.
 INSERT INTO traffic_speeds (
     mode, first_hour, segment_id, length, hours, observations, speeds, mean_speeds,
     speed_variances, prevalences, next_hours, next_ids, next_counts, delays, delay_variances,
     queue_lengths, queue_length_variances)
 WITH bins AS (
-    -- per (segment, hour, next segment): count, and sums for the means and variances of
-    -- the duration (s) and the queue code
+    -- per (segment, hour, next segment): count, mean duration (s) and queue code, the
+    -- variance of the duration, and v = 1 / mean duration (NULL for 0 s), whose spread over
+    -- the next segments is the speed variance
     SELECT (h.segment_id & 33554431)::integer AS tile_id, h.segment_id, h.hour,
            h.next_segment_id,
            sum(h.count::float8) AS n,
-           sum(h.count::float8 * h.d) AS sd,
-           sum(h.count::float8 * h.d * h.d) AS sdd,
-           sum(h.count::float8 * h.queue_code) AS sq,
-           sum(h.count::float8 * h.queue_code * h.queue_code) AS sqq
+           sum(h.count::float8 * h.d) / sum(h.count::float8) AS mean_d,
+           round(greatest(sum(h.count::float8 * h.d * h.d) / sum(h.count::float8)
+                          - (sum(h.count::float8 * h.d) / sum(h.count::float8))
+                            * (sum(h.count::float8 * h.d) / sum(h.count::float8)),
+                          0))::bigint AS delay_variance,
+           sum(h.count::float8 * h.queue_code) / sum(h.count::float8) AS mean_q,
+           sum(h.count::float8 * h.queue_code * h.queue_code) / sum(h.count::float8) AS mean_qq,
+           sum(h.count::float8) / nullif(sum(h.count::float8 * h.d), 0) AS v
       FROM (SELECT segment_id, next_segment_id, hour, count, queue_code,
                    renderer.traffic_duration_seconds(duration_code)::float8 AS d
               FROM traffic_histograms
@@ -66,68 +76,57 @@ WITH bins AS (
              WHERE (segment_id & 33554431)::integer = ANY(%(tile_ids)s)) x
      ORDER BY segment_id, rank, observations DESC, length
 ), nexts AS (
-    -- the bins with their hour's totals: shortest mean duration, count, and sums over next
-    -- segments for the mean speed and the speed variance; rn = 1 on each hour's first row
+    -- the bins with their hour's total and shortest mean duration; on the hour's first row
+    -- (rn = 1) its speed, mean speed (count-weighted mean of the next segments' speeds over
+    -- those with a duration) and speed variance; coalesce(nullif(least(x, max + 1),
+    -- max + 1), 0) is "x, or 0 above the maximum" without computing x twice
     SELECT b.tile_id, b.segment_id, (b.hour - %(first_hour)s)::smallint AS how,
-           b.next_segment_id, b.n, b.sd / b.n AS mean_d, b.sdd / b.n AS mean_dd,
-           b.sq / b.n AS mean_q, b.sqq / b.n AS mean_qq,
-           l.length,
-           min(b.sd / b.n) OVER w AS min_d,
+           b.next_segment_id, b.n, b.mean_d, b.delay_variance, b.mean_q, b.mean_qq, l.length,
+           min(b.mean_d) OVER w AS min_d,
            sum(b.n) OVER w AS total,
-           count(*) FILTER (WHERE b.sd > 0) OVER w AS nv,
-           coalesce(sum(b.n / b.sd) FILTER (WHERE b.sd > 0) OVER w, 0) AS sv,
-           coalesce(sum(b.n * b.n / b.sd / b.sd) FILTER (WHERE b.sd > 0) OVER w, 0) AS svv,
-           coalesce(sum(b.n) FILTER (WHERE b.sd > 0) OVER w, 0) AS n_pos,
-           coalesce(sum(b.n * b.n / b.sd) FILTER (WHERE b.sd > 0) OVER w, 0) AS inv,
-           row_number() OVER w AS rn
+           sum(b.n) OVER w >= %(min_count)s AS published,
+           row_number() OVER w AS rn,
+           CASE WHEN row_number() OVER w = 1 AND sum(b.n) OVER w >= %(min_count)s
+                THEN coalesce(nullif(least(round(3.6::float8 * l.length
+                                                 / nullif(min(b.mean_d) OVER w, 0)),
+                                           %(max_speed)s + 1), %(max_speed)s + 1), 0)
+                ELSE 0 END AS speed,
+           CASE WHEN row_number() OVER w = 1 AND sum(b.n) OVER w >= %(min_count)s
+                THEN coalesce(nullif(least(round(3.6::float8 * l.length
+                                                 * sum(b.n * b.v) OVER w
+                                                 / sum(b.n) FILTER (WHERE b.v IS NOT NULL) OVER w),
+                                           %(max_speed)s + 1), %(max_speed)s + 1), 0)
+                ELSE 0 END AS mean_speed,
+           CASE WHEN row_number() OVER w = 1
+                THEN (3.6::float8 * l.length) * (3.6::float8 * l.length) * var_pop(b.v) OVER w
+                END AS speed_variance
       FROM bins b
       LEFT JOIN lengths l USING (tile_id, segment_id)
     WINDOW w AS (PARTITION BY b.tile_id, b.segment_id, b.hour ORDER BY b.next_segment_id
                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-), valued AS (
-    SELECT x.*, v.speed, v.mean_speed,
-           CASE WHEN v.speed > 0
-                THEN round((3.6::float8 * x.length) * (3.6::float8 * x.length)
-                           * greatest(x.svv / x.nv - (x.sv / x.nv) * (x.sv / x.nv), 0))
-                ELSE 0 END AS speed_variance,
-           CASE WHEN x.rn = 1 AND x.total >= %(min_count)s
-                THEN renderer.traffic_prevalence(x.total::bigint, x.segment_id, x.how,
-                                                 %(first_hour)s)
-                ELSE 0 END AS prevalence
-      FROM nexts x
-      CROSS JOIN LATERAL (
-          SELECT CASE WHEN x.rn > 1 OR x.total < %(min_count)s OR x.length IS NULL
-                           OR x.min_d <= 0 THEN 0
-                      ELSE round(3.6::float8 * x.length / x.min_d) END AS raw_speed,
-                 CASE WHEN x.rn > 1 OR x.total < %(min_count)s OR x.length IS NULL
-                           OR x.n_pos <= 0 THEN 0
-                      ELSE round(3.6::float8 * x.length * x.inv / x.n_pos) END AS raw_mean
-      ) r
-      CROSS JOIN LATERAL (
-          SELECT CASE WHEN r.raw_speed > %(max_speed)s THEN 0 ELSE r.raw_speed END AS speed,
-                 CASE WHEN r.raw_mean > %(max_speed)s THEN 0 ELSE r.raw_mean END AS mean_speed
-      ) v
 )
 SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
        array_agg(how) FILTER (WHERE rn = 1),
        array_agg(total::bigint) FILTER (WHERE rn = 1),
        array_agg(speed::smallint) FILTER (WHERE rn = 1),
        array_agg(mean_speed::smallint) FILTER (WHERE rn = 1),
-       array_agg(speed_variance::integer) FILTER (WHERE rn = 1),
-       array_agg(prevalence) FILTER (WHERE rn = 1),
-       coalesce(array_agg(how) FILTER (WHERE total >= %(min_count)s), '{}'),
-       coalesce(array_agg(next_segment_id) FILTER (WHERE total >= %(min_count)s), '{}'),
-       coalesce(array_agg(n::bigint) FILTER (WHERE total >= %(min_count)s), '{}'),
-       coalesce(array_agg(round(mean_d - min_d)::integer)
-                FILTER (WHERE total >= %(min_count)s), '{}'),
-       coalesce(array_agg(round(greatest(mean_dd - mean_d * mean_d, 0))::bigint)
-                FILTER (WHERE total >= %(min_count)s), '{}'),
+       array_agg(CASE WHEN speed > 0 THEN round(speed_variance) ELSE 0 END::integer)
+           FILTER (WHERE rn = 1),
+       array_agg(CASE WHEN published
+                      THEN renderer.traffic_prevalence(total::bigint, segment_id, how,
+                                                       %(first_hour)s)
+                      ELSE 0 END) FILTER (WHERE rn = 1),
+       coalesce(array_agg(how) FILTER (WHERE published), '{}'),
+       coalesce(array_agg(next_segment_id) FILTER (WHERE published), '{}'),
+       coalesce(array_agg(n::bigint) FILTER (WHERE published), '{}'),
+       coalesce(array_agg(round(mean_d - min_d)::integer) FILTER (WHERE published), '{}'),
+       coalesce(array_agg(delay_variance) FILTER (WHERE published), '{}'),
        coalesce(array_agg(coalesce(round(mean_q * length / 255), 0)::integer)
-                FILTER (WHERE total >= %(min_count)s), '{}'),
+                FILTER (WHERE published), '{}'),
        coalesce(array_agg(coalesce(round(greatest(mean_qq - mean_q * mean_q, 0)
                                          * (length / 255) * (length / 255)), 0)::bigint)
-                FILTER (WHERE total >= %(min_count)s), '{}')
-  FROM valued
+                FILTER (WHERE published), '{}')
+  FROM nexts
  GROUP BY tile_id, segment_id;
 
 -- name: summarize_tiles
