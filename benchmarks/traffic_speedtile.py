@@ -13,7 +13,10 @@ database and the same rows:
   tested twin of the SQL), write the rows back with COPY, committed.
 
 Both must give the same speeds (checked); the last line is the ratio python / sql time
-(goal >= 10).
+(goal >= 10). Each side is also timed in CPU seconds: this process's plus its database
+backend's (``/proc/<pid>/stat``; parallel query off in both sessions, so the backend does all
+of the server's work), which other load on the machine barely moves; the ratio of those is
+printed too.
 
     .venv/bin/python benchmarks/traffic_speedtile.py [--segments 50000 --observations 5000000]
 
@@ -25,6 +28,7 @@ scratch database ``renderer_bench_speedtile`` that it drops afterwards. Needs nu
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -120,20 +124,45 @@ def load(url: str, bins: np.ndarray, lengths: dict[int, int]) -> None:
         conn.execute("VACUUM ANALYZE traffic_segment_lengths")
 
 
-def run_sql(url: str) -> tuple[float, speedtile.WeekBuild]:
+class Clock:
+    """Wall time, and CPU seconds of this process plus one database backend (None when the
+    server's /proc is not readable, e.g. a remote server)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("SET max_parallel_workers_per_gather = 0")  # all server work in one pid
+        self.pid = conn.info.backend_pid
+        self.wall = time.perf_counter()
+        self.cpu = self._cpu()
+
+    def _cpu(self) -> float | None:
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + time.process_time()
+
+    def stop(self) -> tuple[float, float | None]:
+        """(wall s, CPU s) since the start."""
+        cpu = self._cpu()
+        return (time.perf_counter() - self.wall,
+                None if cpu is None or self.cpu is None else cpu - self.cpu)
+
+
+def run_sql(url: str) -> tuple[tuple[float, float | None], speedtile.WeekBuild]:
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        start = time.perf_counter()
+        clock = Clock(conn)
         result = speedtile.build(conn, speedtile.TileWeek("AUTO", TILE, WEEK))
         conn.commit()
-        return time.perf_counter() - start, result
+        return clock.stop(), result
 
 
-def run_python(url: str) -> float:
+def run_python(url: str) -> tuple[float, float | None]:
     """The straightforward loop: rows out, arithmetic in Python, rows back in."""
     first_hour, _ = weeks.hour_range_of_week(WEEK)
     tile_ids = [tiles.tile_id(t) for t in speedtile.family(TILE, 1)]
     with psycopg.connect(url) as conn:
-        start = time.perf_counter()
+        clock = Clock(conn)
         rows = conn.execute(
             "SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count"
             " FROM traffic_histograms WHERE mode = 'AUTO' AND hour >= %s AND hour < %s + 168"
@@ -155,7 +184,7 @@ def run_python(url: str) -> float:
                 copy.write_row(("AUTO", first_hour, segment_id,
                                 *(getattr(week, c) for c in COLUMNS[3:])))
         conn.commit()
-        return time.perf_counter() - start
+        return clock.stop()
 
 
 def same(url: str) -> tuple[int, int]:
@@ -182,6 +211,10 @@ def same(url: str) -> tuple[int, int]:
     return len(loop), differ + len(set(ours) - set(loop))
 
 
+def _cpu(seconds: float | None) -> str:
+    return "(CPU n/a)" if seconds is None else f"(CPU {seconds:6.2f} s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--segments", type=int, default=50_000)
@@ -201,13 +234,16 @@ def main() -> None:
         print(f"data: {len(lengths):,} segments, {int(bins[:, 5].sum()):,} observations in "
               f"{len(bins):,} histogram rows, tile {TILE.level}/{TILE.index} + 16 children, "
               f"{WEEK} (generated in {time.perf_counter() - started:.1f} s)")
-        sql_s, result = run_sql(url)
-        print(f"sql:    {sql_s:7.2f} s  {result.segments:,} segments, "
+        (sql_s, sql_cpu), result = run_sql(url)
+        print(f"sql:    {sql_s:7.2f} s  {_cpu(sql_cpu)}  {result.segments:,} segments, "
               f"{result.observations:,} observations, {len(result.tiles)} tiles")
-        python_s = run_python(url)
-        print(f"python: {python_s:7.2f} s  (fetch, loop, COPY back)")
+        python_s, python_cpu = run_python(url)
+        print(f"python: {python_s:7.2f} s  {_cpu(python_cpu)}  (fetch, loop, COPY back)")
         compared, differ = same(url)
         print(f"check:  {compared:,} segments compared, {differ} differ")
+        print(f"load average: {os.getloadavg()[0]:.1f}")
+        if sql_cpu and python_cpu:
+            print(f"ratio python/sql in CPU seconds: {python_cpu / sql_cpu:.1f}x")
         print(f"ratio python/sql: {python_s / sql_s:.1f}x (goal >= 10)")
     finally:
         if not args.keep:
