@@ -6,7 +6,10 @@ tests, both against ``bin_file`` summed by hand, and PostgreSQL reading the payl
 
 from __future__ import annotations
 
+import gc
 import struct
+import sys
+import tracemalloc
 from collections import Counter
 from typing import Any
 
@@ -175,3 +178,34 @@ def test_postgresql_reads_the_payloads(db: Database) -> None:
     assert stored == decode_copy(result.bins_copy)
     assert stored[1] == ("TAXI", SEG2, NEXT, HOUR, binning.duration_code(700), 102, 1)
     assert lengths == [(SEG, 100, 5), (SEG2, 100, 1)]
+
+
+def test_c_does_not_leak() -> None:
+    if "c" not in IMPLEMENTATIONS:
+        return
+    c = _prefix("c")
+    data = csv(*[row(count=i, duration=i % 900, mode=f"M{i % 3}") for i in range(1, 3000)],
+               "bad", row(mode=""))  # fmt: skip
+    texts = [data, data, b"", b"a,b\n"]
+    refs = sys.getrefcount(data)
+    c(texts, LEVEL, TILE_INDEX, HOUR)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            c(texts, LEVEL, TILE_INDEX, HOUR)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(50):
+            result = c(texts, LEVEL, TILE_INDEX, HOUR)
+            with pytest.raises(OverflowError):
+                c([csv(row(count=1 << 63))], LEVEL, TILE_INDEX, HOUR)
+            with pytest.raises(TypeError):
+                c([data, 42], LEVEL, TILE_INDEX, HOUR)
+            del result
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 50_000, f"{grown} bytes kept after 50 calls"
+    assert sys.getrefcount(data) == refs  # b"" is shared: its count moves with others'
