@@ -155,18 +155,10 @@ def start_run(request: Request, body: bytes = Depends(limited_body)) -> JSONResp
     """Enqueue a named run and answer its set id."""
     web = state(request)
     context = runs.Context(web.settings, web.traffic_source)
-    with web.connection() as conn:
-        with conn.transaction():
-            caller = authorize(web, conn, request, body)
-            spec = parse_json(body)
-            run = runs.lookup(spec)
-            if not run.commits:
-                result = runs.start(conn, spec, context)
-        if run.commits:
-            # This run commits part-way itself, so the replay record above commits first:
-            # if the run then fails, the caller signs its retry anew.
-            result = runs.start(conn, spec, context)
-            conn.commit()
+    with web.connection() as conn, conn.transaction():
+        caller = authorize(web, conn, request, body)
+        spec = parse_json(body)
+        result = runs.start(conn, spec, context)  # with the replay record, or neither
     log.info("run %s/%s from %s: set %s", spec.get("pipeline"), spec.get("stage"), caller,
              result["set_id"])
     return JSONResponse(result, status_code=201)

@@ -3,9 +3,7 @@
 A run validates its own fields, enqueues its items at on-demand priority inside the
 caller's transaction and returns the set id (None when there was nothing to do). Unknown
 names are a 400 listing the known ones; a pipeline whose module is not installed answers
-"unknown" too, never a traceback. A run marked ``commits`` commits on its own connection
-part-way (the sensors ETL attaches partitions first), so the caller must not wrap it in a
-transaction block.
+"unknown" too, never a traceback.
 
 Example
 -------
@@ -43,7 +41,6 @@ class Run:
     fields: frozenset[str]
     start: Callable[[Conn, dict[str, Any], Context], str | None]
     needs: str | None = None  # module that must import for the run to exist
-    commits: bool = False  # commits part-way on its connection (no transaction block)
 
 
 def _week(value: Any) -> str | None:
@@ -140,7 +137,7 @@ RUNS: dict[tuple[str, str], Run] = {
     ("traffic", "submit"): Run(frozenset({"source"}), _traffic_submit,
                                "renderer.traffic.ingest"),
     ("sensors", "etl"): Run(frozenset({"from", "to", "format", "export", "force"}),
-                            _sensors_etl, "renderer.sensors.day", commits=True),
+                            _sensors_etl, "renderer.sensors.day"),
 }
 
 
