@@ -121,11 +121,14 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
        coalesce(array_agg(n::bigint) FILTER (WHERE published), '{}'),
        coalesce(array_agg(round(mean_d - min_d)::integer) FILTER (WHERE published), '{}'),
        coalesce(array_agg(delay_variance) FILTER (WHERE published), '{}'),
-       coalesce(array_agg(coalesce(round(mean_q * length / 255), 0)::integer)
-                FILTER (WHERE published), '{}'),
-       coalesce(array_agg(coalesce(round(greatest(mean_qq - mean_q * mean_q, 0)
-                                         * (length / 255) * (length / 255)), 0)::bigint)
-                FILTER (WHERE published), '{}')
+       -- queues are rare: skip the arithmetic of the zeros
+       coalesce(array_agg(CASE WHEN mean_q > 0
+                               THEN coalesce(round(mean_q * length / 255), 0)
+                               ELSE 0 END::integer) FILTER (WHERE published), '{}'),
+       coalesce(array_agg(CASE WHEN mean_q > 0
+                               THEN coalesce(round(greatest(mean_qq - mean_q * mean_q, 0)
+                                                   * (length / 255) * (length / 255)), 0)
+                               ELSE 0 END::bigint) FILTER (WHERE published), '{}')
   FROM nexts
  GROUP BY tile_id, segment_id;
 

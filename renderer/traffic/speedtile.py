@@ -333,7 +333,8 @@ def speeds_from_histograms(
 
     The float arithmetic follows the SQL's order of operations, so the results are equal,
     except that speed variance and mean speed sum floats in an order the database picks
-    and may differ by one after rounding.
+    (and the SQL's ``var_pop`` updates its sums another way) and may differ by one after
+    rounding.
     """
     acc: dict[int, dict[int, dict[int | None, _Sums]]] = defaultdict(
         lambda: defaultdict(dict))
