@@ -952,27 +952,35 @@ done:
     return list;
 }
 
-/* (segment, length_m, count_sum) tuples sorted by segment then length. */
-static PyObject *
-build_lengths(Job *job)
+/* The segment lengths sorted by segment then length, like sorted_bins: the sorted array is
+ * *keys or *tmp, both to be freed by the caller; NULL with an exception set on memory error. */
+static SortKey *
+sorted_lengths(Job *job, SortKey **keys_out, SortKey **tmp_out)
 {
     size_t n = job->lengths.used, k = 0;
-    SortKey *keys = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
-    SortKey *tmp = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
-    PyObject *list = NULL;
+    SortKey *keys = *keys_out = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
+    SortKey *tmp = *tmp_out = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
     if (!keys || !tmp) {
         PyErr_NoMemory();
-        goto done;
+        return NULL;
     }
     for (size_t i = 0; i <= job->lengths.mask; i++) {
         Bin *b = &job->lengths.slots[i];
         if (b->k1 == EMPTY)
             continue;
-        keys[k] = (SortKey){.major = b->k1, .minor = b->k2, .lo = b->lo, .hi = b->hi};
-        k++;
+        keys[k++] = (SortKey){.major = b->k1, .minor = b->k2, .lo = b->lo, .hi = b->hi};
     }
-    SortKey *sorted = sort_keys(keys, tmp, n);
-    list = PyList_New((Py_ssize_t)n);
+    return sort_keys(keys, tmp, n);
+}
+
+/* (segment, length_m, count_sum) tuples sorted by segment then length. */
+static PyObject *
+build_lengths(Job *job)
+{
+    size_t n = job->lengths.used;
+    SortKey *keys, *tmp;
+    SortKey *sorted = sorted_lengths(job, &keys, &tmp);
+    PyObject *list = sorted ? PyList_New((Py_ssize_t)n) : NULL;
     for (size_t i = 0; list != NULL && i < n; i++) {
         PyObject *item = Py_BuildValue("(KKN)", (unsigned long long)sorted[i].major,
                                        (unsigned long long)sorted[i].minor,
@@ -982,7 +990,6 @@ build_lengths(Job *job)
         else
             PyList_SET_ITEM(list, (Py_ssize_t)i, item);
     }
-done:
     PyMem_Free(keys);
     PyMem_Free(tmp);
     return list;
@@ -1135,26 +1142,19 @@ done:
 static PyObject *
 copy_lengths(Job *job)
 {
-    size_t n = job->lengths.used, k = 0;
-    SortKey *keys = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
-    SortKey *tmp = PyMem_Malloc((n ? n : 1) * sizeof(SortKey));
+    size_t n = job->lengths.used;
+    SortKey *keys, *tmp;
+    SortKey *sorted = sorted_lengths(job, &keys, &tmp);
     PyObject *bytes = NULL;
-    if (!keys || !tmp) {
-        PyErr_NoMemory();
+    char *p;
+    if (sorted == NULL)
         goto done;
-    }
-    for (size_t i = 0; i <= job->lengths.mask; i++) {
-        Bin *b = &job->lengths.slots[i];
-        if (b->k1 == EMPTY)
-            continue;
-        if (b->hi != 0 || b->lo > INT64_LIMIT) {
+    for (size_t i = 0; i < n; i++) {
+        if (sorted[i].hi != 0 || sorted[i].lo > INT64_LIMIT) {
             count_overflow();
             goto done;
         }
-        keys[k++] = (SortKey){.major = b->k1, .minor = b->k2, .lo = b->lo, .hi = b->hi};
     }
-    SortKey *sorted = sort_keys(keys, tmp, n);
-    char *p;
     if ((bytes = copy_start(19 + n * (2 + 12 + 8 + 4 + 8) + 2, &p)) == NULL)
         goto done;
     for (size_t i = 0; i < n; i++) {
