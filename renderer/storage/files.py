@@ -1,0 +1,281 @@
+"""The local-folder backend: objects are files, metadata a hidden sidecar beside each,
+writes atomic (a temporary file renamed into place)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from renderer.errors import ObjectNotFound, StorageError
+from renderer.storage.base import (
+    DEFAULT_CONTENT_TYPE,
+    ObjectInfo,
+    Store,
+    check_key,
+    check_metadata,
+)
+
+_SIDECAR = ".{name}.meta.json"  # hidden, beside the object; list() skips every dotfile
+_TEMP = ".{name}.{token}.tmp"
+_FIX_FOLDER = "make the folder writable by this user, or set RENDERER_STORAGE to another store"
+
+
+def _os_error(error: OSError, verb: str, path: Path) -> StorageError:
+    """A one-line StorageError for an OSError of the local folder store."""
+    code = error.errno
+    if isinstance(error, PermissionError) or code in (errno.EACCES, errno.EPERM):
+        return StorageError(f"permission denied to {verb} {path}", _FIX_FOLDER)
+    if code == errno.EROFS:
+        return StorageError(f"cannot {verb} {path}: read-only file system", _FIX_FOLDER)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(
+            f"cannot {verb} {path}: no space left on the device",
+            "free disk space, or set RENDERER_STORAGE to another store",
+        )
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return StorageError(
+            f"cannot {verb} {path}: a file stands where a folder is needed",
+            "remove or rename that file, or set RENDERER_STORAGE to another folder",
+        )
+    if code == errno.EISDIR:
+        return StorageError(
+            f"cannot {verb} {path}: a folder stands where the object would go",
+            "remove that folder or use another key",
+        )
+    return StorageError(f"cannot {verb} {path}: {error.strerror or error}", _FIX_FOLDER)
+
+
+class FileStore(Store):
+    """Objects as files under a root folder; keys are paths relative to it.
+
+    Writes are atomic (a temporary file in the same folder, fsynced, then renamed over the
+    object). Metadata, content type and the etag (MD5 of the content, computed on put) live in
+    a hidden sidecar ``.NAME.meta.json`` beside the object, stamped with the object's size and
+    modification time: a file changed or dropped in by hand has no valid sidecar, so it reads
+    with no metadata and its MD5 is computed when asked for. Key parts must not start with
+    ``.`` (kept for sidecars and temporary files). Unlike S3, a key cannot be both an object
+    and a folder (``a`` and ``a/b``). Emptied folders are left in place.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    @property
+    def url(self) -> str:
+        return self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        parts = check_key(key).split("/")
+        if any(part.startswith(".") for part in parts):
+            raise ValueError(
+                f"a folder store key has no part starting with '.' (kept for sidecars): {key!r}"
+            )
+        return self.root.joinpath(*parts)
+
+    @staticmethod
+    def _sidecar(path: Path) -> Path:
+        return path.with_name(_SIDECAR.format(name=path.name))
+
+    @staticmethod
+    def _write_temp(path: Path, data: bytes) -> Path:
+        """Write ``data`` durably to a new hidden file beside ``path``; return its path."""
+        temp = path.with_name(_TEMP.format(name=path.name, token=secrets.token_hex(6)))
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode minus umask
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return temp
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectInfo:
+        path = self._path(key)
+        meta = check_metadata(metadata)
+        content_type = content_type or DEFAULT_CONTENT_TYPE
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        temps: list[Path] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temps.append(self._write_temp(path, data))
+            st = temps[0].stat()
+            sidecar = {
+                "etag": etag,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "content_type": content_type,
+                "metadata": meta,
+            }
+            temps.append(self._write_temp(path, json.dumps(sidecar).encode()))
+            # Object first: between the two renames the old sidecar's stamp no longer matches,
+            # so readers see no metadata rather than the previous object's.
+            os.replace(temps[0], path)
+            os.replace(temps[1], self._sidecar(path))
+        except OSError as error:
+            for temp in temps:
+                with contextlib.suppress(OSError):
+                    temp.unlink(missing_ok=True)
+            raise _os_error(error, "write", path) from error
+        return ObjectInfo(key, st.st_size, etag, meta, content_type, st.st_mtime_ns / 1e9)
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {key!r} in {self.url}", "check the key") from None
+        except OSError as error:
+            raise _os_error(error, "read", path) from error
+
+    def _read_sidecar(self, path: Path, st: os.stat_result) -> dict[str, Any] | None:
+        try:
+            sidecar = json.loads(self._sidecar(path).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if (
+            not isinstance(sidecar, dict)
+            or sidecar.get("size") != st.st_size
+            or sidecar.get("mtime_ns") != st.st_mtime_ns
+        ):
+            return None  # stale: the object was replaced or changed by hand
+        return sidecar
+
+    def _info(self, key: str, path: Path, st: os.stat_result, metadata: bool,
+              sidecar: bool = True, checksum: bool = True) -> ObjectInfo:
+        """``sidecar`` False: the caller knows there is none (saves an open per object).
+        ``checksum`` False: no MD5 of the content when there is no sidecar (etag "")."""
+        meta = (self._read_sidecar(path, st) if sidecar else None) or {}
+        etag = meta.get("etag")
+        if not isinstance(etag, str) and not checksum:
+            etag = ""
+        elif not isinstance(etag, str):
+            digest = hashlib.md5(usedforsecurity=False)
+            with path.open("rb") as file:
+                for chunk in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(chunk)
+            etag = digest.hexdigest()
+        return ObjectInfo(
+            key,
+            st.st_size,
+            etag,
+            dict(meta.get("metadata") or {}) if metadata else {},
+            (meta.get("content_type") or DEFAULT_CONTENT_TYPE) if metadata else None,
+            st.st_mtime_ns / 1e9,
+        )
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            return self._info(key, path, st, metadata=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise _os_error(error, "read", path) from error
+
+    def list(self, prefix: str = "", *, checksums: bool = True) -> Iterator[ObjectInfo]:
+        """``checksums=False``: a file without a valid sidecar is listed with an empty etag
+        instead of reading it whole for its MD5 (for callers that read it anyway)."""
+        if prefix.startswith("/") or "\\" in prefix or ".." in prefix.split("/"):
+            raise ValueError(f"a key prefix is a relative path with / separators: {prefix!r}")
+        folder = prefix.rpartition("/")[0]
+        start = self.root.joinpath(*folder.split("/")) if folder else self.root
+        return self._list(start, prefix, checksums)
+
+    def _list(self, start: Path, prefix: str, checksums: bool) -> Iterator[ObjectInfo]:
+        # Only folders that can hold keys with the prefix are read (listing "1" of a source
+        # root does not walk "2..." or "_archive/"), and a sidecar is read only when the
+        # folder listing shows one.
+        found: list[tuple[str, str, bool]] = []
+        pending = [(str(start), start.relative_to(self.root).as_posix() + "/")]
+        while pending:
+            folder, rel = pending.pop()
+            rel = "" if rel == "./" else rel
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # nothing there
+            except OSError as error:
+                raise _os_error(error, "list", Path(folder)) from error
+            names = {e.name for e in entries}
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                key = rel + name
+                if entry.is_dir():
+                    sub = key + "/"
+                    if not entry.is_symlink() and (sub.startswith(prefix)
+                                                   or prefix.startswith(sub)):
+                        pending.append((entry.path, sub))
+                elif key.startswith(prefix):
+                    found.append((key, entry.path, _SIDECAR.format(name=name) in names))
+        found.sort()
+        for key, name, sidecar in found:
+            path = Path(name)
+            try:
+                st = os.stat(name)
+                if stat.S_ISREG(st.st_mode):
+                    yield self._info(key, path, st, metadata=False, sidecar=sidecar,
+                                     checksum=checksums)
+            except FileNotFoundError:
+                continue  # deleted while we listed
+            except OSError as error:
+                raise _os_error(error, "list", path) from error
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            if path.is_file():
+                path.unlink(missing_ok=True)
+            self._sidecar(path).unlink(missing_ok=True)
+        except (NotADirectoryError, IsADirectoryError):
+            return
+        except OSError as error:
+            raise _os_error(error, "delete", path) from error
+
+    def move(self, key: str, new_key: str) -> None:
+        source, target = self._path(key), self._path(new_key)
+        try:
+            if not source.is_file():
+                raise ObjectNotFound(f"no object {key!r} in {self.url} to move", "check the key")
+            if source == target:
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._rename(source, target)
+            sidecar = self._sidecar(source)
+            if sidecar.exists():
+                self._rename(sidecar, self._sidecar(target))
+            else:
+                self._sidecar(target).unlink(missing_ok=True)
+        except OSError as error:
+            raise _os_error(error, f"move {key!r} to", target) from error
+
+    @staticmethod
+    def _rename(source: Path, target: Path) -> None:
+        try:
+            os.replace(source, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            shutil.move(source, target)  # another file system: copy (keeping mtime) and remove
