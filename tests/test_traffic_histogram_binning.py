@@ -6,10 +6,8 @@ tests, both against ``bin_file`` summed by hand, and PostgreSQL reading the payl
 
 from __future__ import annotations
 
-import gc
 import struct
 import sys
-import tracemalloc
 from collections import Counter
 from typing import Any
 
@@ -29,6 +27,7 @@ from tests.test_binning import (
     TILE_INDEX,
     csv,
     files,
+    memory_kept,
     row,
 )
 
@@ -188,24 +187,15 @@ def test_c_does_not_leak() -> None:
                "bad", row(mode=""))  # fmt: skip
     texts = [data, data, b"", b"a,b\n"]
     refs = sys.getrefcount(data)
-    c(texts, LEVEL, TILE_INDEX, HOUR)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        for _ in range(3):
-            c(texts, LEVEL, TILE_INDEX, HOUR)
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for _ in range(50):
-            result = c(texts, LEVEL, TILE_INDEX, HOUR)
-            with pytest.raises(OverflowError):
-                c([csv(row(count=1 << 63))], LEVEL, TILE_INDEX, HOUR)
-            with pytest.raises(TypeError):
-                c([data, 42], LEVEL, TILE_INDEX, HOUR)
-            del result
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
+
+    def calls() -> None:
+        result = c(texts, LEVEL, TILE_INDEX, HOUR)
+        with pytest.raises(OverflowError):
+            c([csv(row(count=1 << 63))], LEVEL, TILE_INDEX, HOUR)
+        with pytest.raises(TypeError):
+            c([data, 42], LEVEL, TILE_INDEX, HOUR)
+        del result
+
+    grown = memory_kept(calls)
     assert grown < 50_000, f"{grown} bytes kept after 50 calls"
     assert sys.getrefcount(data) == refs  # b"" is shared: its count moves with others'
