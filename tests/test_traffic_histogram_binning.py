@@ -26,10 +26,9 @@ from tests.test_binning import (
     SEG2,
     TILE_INDEX,
     csv,
-    files,
-    memory_kept,
     row,
 )
+from tests.test_binning_twin import files, memory_kept
 
 BinKey = tuple[str, int, int | None, int, int]
 
