@@ -109,6 +109,16 @@ def _two_weeks(db: Database) -> None:
         conn.commit()
 
 
+def _two_weeks_built(db: Database) -> None:
+    """Both weeks' histograms, then every stage worked until the queue is empty."""
+    _two_weeks(db)
+    with db.connect() as conn:
+        for week in (WEEK, NEXT_WEEK):
+            schedule.enqueue_weeks(conn, week=week, priority=PRIORITY_BATCH)
+        conn.commit()
+    work(db.url)
+
+
 def _reference(db: Database, segment_id: int) -> dict[str, Any]:
     with db.connect() as conn:
         row = conn.execute("SELECT * FROM traffic_reference WHERE segment_id = %s",
@@ -119,12 +129,7 @@ def _reference(db: Database, segment_id: int) -> dict[str, Any]:
 
 def test_speed_tiles_fan_into_reference_tiles_and_coverage(
         renderer_env: dict[str, str], db: Database) -> None:
-    _two_weeks(db)
-    with db.connect() as conn:
-        for week in (WEEK, NEXT_WEEK):
-            schedule.enqueue_weeks(conn, week=week, priority=PRIORITY_BATCH)
-        conn.commit()
-    work(db.url)
+    _two_weeks_built(db)
     row = _reference(db, seg(1))
     assert row["weeks"] == 2 and row["observations"] == 5
     assert _reference(db, seg(5, CHILD))["ref20"] == 36
@@ -140,12 +145,7 @@ def test_speed_tiles_fan_into_reference_tiles_and_coverage(
 
 def test_late_data_rebuilds_the_week_and_the_references_that_include_it(
         renderer_env: dict[str, str], db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    _two_weeks(db)
-    with db.connect() as conn:
-        for week in (WEEK, NEXT_WEEK):
-            schedule.enqueue_weeks(conn, week=week, priority=PRIORITY_BATCH)
-        conn.commit()
-    work(db.url)
+    _two_weeks_built(db)
     late = TileWeek("AUTO", TILE, WEEK)
 
     def histogram_fan_in() -> None:  # what the histogram stage's rule does for late data
