@@ -169,8 +169,11 @@ SELECT renderer.queue_cancel_set(%(id)s) AS n;
 SELECT id, state, info, created_at, changed_at FROM queue_sets WHERE id = %(id)s;
 
 -- name: list_sets
--- All sets, newest first.
-SELECT id, state, info, created_at, changed_at FROM queue_sets ORDER BY created_at DESC, id;
+-- Sets, newest first: all, the newest %(limit)s (NULL: no limit), or the one named %(id)s.
+SELECT id, state, info, created_at, changed_at FROM queue_sets
+WHERE %(id)s::text IS NULL OR id = %(id)s
+ORDER BY created_at DESC, id
+LIMIT %(limit)s;
 
 -- name: timings
 -- Claim waits and run times as log-2 buckets per (kind, what), of one set or (NULL) of all:

@@ -147,8 +147,10 @@ def cancel_set(conn: psycopg.Connection[Any], set_id: str) -> int:
     return _set_verb(conn, "cancel", set_id)
 
 
-def list_sets(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    return _rows(conn, "queue.list_sets")
+def list_sets(conn: psycopg.Connection[Any], *, set_id: str | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+    """Sets, newest first: every one, the newest ``limit``, or just ``set_id``."""
+    return _rows(conn, "queue.list_sets", {"id": set_id, "limit": limit})
 
 
 # -- claim, complete, fail -------------------------------------------------------------------

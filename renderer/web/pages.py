@@ -51,7 +51,7 @@ def home_data(conn: psycopg.Connection[Any], *, hours: int = HOURS) -> dict[str,
     st = queue.status(conn)
     kinds = [{"kind": name, **counts} for name, counts in sorted(st["kinds"].items())]
     throughput = conn.execute(query("web.throughput_hours"), {"hours": hours}).fetchall()
-    sets = [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn)[:10]]
+    sets = [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn, limit=10)]
     return {"at": st["at"], "total": {**_zero(), **st["total"]}, "kinds": kinds,
             "hours": hours, "throughput": throughput, "workers": st["workers"],
             "workers_alive": st["workers_alive"], "sets": sets}
@@ -63,7 +63,7 @@ def sets_data(conn: psycopg.Connection[Any]) -> dict[str, Any]:
 
 
 def set_data(conn: psycopg.Connection[Any], set_id: str) -> dict[str, Any]:
-    found = [s for s in queue.list_sets(conn) if s["id"] == set_id]
+    found = queue.list_sets(conn, set_id=set_id)
     if not found:
         raise WebError(404, f"no set {set_id!r}")
     st = queue.status(conn)
