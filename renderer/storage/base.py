@@ -97,9 +97,19 @@ class Store(ABC):
         """Whether an object of that key exists."""
         return self.head(key) is not None
 
+    def list(self, prefix: str = "", *, checksums: bool = True) -> Iterator[ObjectInfo]:
+        """The objects whose keys start with ``prefix``, sorted by key, without metadata.
+
+        ``checksums=False`` lets a backend for which the MD5 is not free (a folder: it reads
+        the file whole) list an empty etag instead, for callers that read the object anyway.
+        """
+        if prefix.startswith("/") or "\\" in prefix or ".." in prefix.split("/"):
+            raise ValueError(f"a key prefix is a relative path with / separators: {prefix!r}")
+        return self._list(prefix, checksums)
+
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """The objects whose keys start with ``prefix``, sorted by key, without metadata."""
+    def _list(self, prefix: str, checksums: bool) -> Iterator[ObjectInfo]:
+        """:meth:`list` of a prefix already checked."""
 
     @abstractmethod
     def delete(self, key: str) -> None:

@@ -192,16 +192,14 @@ class FileStore(Store):
         except OSError as error:
             raise _os_error(error, "read", path) from error
 
-    def list(self, prefix: str = "", *, checksums: bool = True) -> Iterator[ObjectInfo]:
+    def _list(self, prefix: str, checksums: bool) -> Iterator[ObjectInfo]:
         """``checksums=False``: a file without a valid sidecar is listed with an empty etag
-        instead of reading it whole for its MD5 (for callers that read it anyway)."""
-        if prefix.startswith("/") or "\\" in prefix or ".." in prefix.split("/"):
-            raise ValueError(f"a key prefix is a relative path with / separators: {prefix!r}")
+        instead of reading it whole for its MD5."""
         folder = prefix.rpartition("/")[0]
         start = self.root.joinpath(*folder.split("/")) if folder else self.root
-        return self._list(start, prefix, checksums)
+        return self._walk(start, prefix, checksums)
 
-    def _list(self, start: Path, prefix: str, checksums: bool) -> Iterator[ObjectInfo]:
+    def _walk(self, start: Path, prefix: str, checksums: bool) -> Iterator[ObjectInfo]:
         # Only folders that can hold keys with the prefix are read (listing "1" of a source
         # root does not walk "2..." or "_archive/"), and a sidecar is read only when the
         # folder listing shows one.

@@ -34,7 +34,7 @@ from renderer import binning
 from renderer.db import query
 from renderer.errors import ObjectNotFound
 from renderer.queue import Job, register
-from renderer.storage import FileStore, ObjectInfo, Store
+from renderer.storage import ObjectInfo, Store
 from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
 
 __all__ = ["ConsumeResult", "archive_prefix", "consume_prefix"]
@@ -123,9 +123,7 @@ def _consumed(conn: psycopg.Connection[Any], prefix: Prefix) -> set[tuple[str, i
 def _listed(store: Store, prefix: Prefix) -> list[ObjectInfo]:
     """The files of a prefix. A folder store lists them without their MD5 (it would read each
     file whole), since :func:`_checksum` computes it from the bytes read anyway."""
-    listing = (store.list(prefix.folder, checksums=False) if isinstance(store, FileStore)
-               else store.list(prefix.folder))
-    return [i for i in listing if parse_key(i.key) == prefix]
+    return [i for i in store.list(prefix.folder, checksums=False) if parse_key(i.key) == prefix]
 
 
 def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) -> ConsumeResult:
