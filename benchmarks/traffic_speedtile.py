@@ -121,7 +121,7 @@ def load(url: str, bins: np.ndarray, lengths: dict[int, int]) -> None:
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE traffic_histograms")
-        conn.execute("VACUUM ANALYZE traffic_segment_lengths")
+        conn.execute("VACUUM ANALYZE traffic_segment_length_reports")
 
 
 class Clock:
