@@ -7,8 +7,12 @@ SQL lives in ``sql/<area>.sql`` as named statements::
     SELECT ...;
 
 :func:`query` returns a statement by ``"area.name"``; files are parsed once per process.
-Driver errors are wrapped into :class:`~renderer.errors.DatabaseError` here, so callers
-never see psycopg's exception classes for connection problems.
+This is the one library module that imports the driver. Its connections and cursors
+translate every driver error into the ``DatabaseError`` branch of :mod:`renderer.errors` by
+SQLSTATE (:func:`translate`), so the rest of the package catches ``AlreadyExists``,
+``DatabaseUnavailable``, ``ConstraintViolation`` (with ``constraint``) and the like, never
+psycopg's classes. What other modules need of the driver is re-exported here: the
+:class:`Connection` type, :class:`Jsonb`, the row factories and :mod:`psycopg.sql`.
 """
 
 from __future__ import annotations
@@ -22,11 +26,27 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from renderer import config
-from renderer.errors import DatabaseError
+from renderer.errors import (
+    AlreadyExists,
+    ConstraintViolation,
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidValue,
+    LockNotAvailable,
+    SchemaMismatch,
+    StatementCanceled,
+    TransactionConflict,
+)
+
+__all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "PoolTimeout", "connect",
+           "connection_error", "dict_row", "one", "pool", "query", "resolve_url", "scalar",
+           "sql", "transaction", "translate", "tuple_row"]
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +89,141 @@ def resolve_url(settings: config.Settings | None = None) -> str:
 
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails a command, not hangs it
 
+# -- driver errors -> the RendererError tree -------------------------------------------------
 
-def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:
-    """A connection returning rows as dicts; connection failures become DatabaseError."""
+_BY_STATE: dict[str, type[DatabaseError]] = {
+    "23505": AlreadyExists,
+    "55P03": LockNotAvailable,
+    "57014": StatementCanceled,
+    "57P01": DatabaseUnavailable,  # admin shutdown
+    "57P02": DatabaseUnavailable,  # crash shutdown
+    "57P03": DatabaseUnavailable,  # cannot connect now (starting up)
+    "25P03": DatabaseUnavailable,  # idle-in-transaction session timeout
+    "57P05": DatabaseUnavailable,  # idle session timeout
+    "42P01": SchemaMismatch,       # undefined table
+    "42703": SchemaMismatch,       # undefined column
+    "42883": SchemaMismatch,       # undefined function
+    "3F000": SchemaMismatch,       # undefined schema
+}
+_BY_CLASS: dict[str, type[DatabaseError]] = {
+    "08": DatabaseUnavailable,
+    "22": InvalidValue,
+    "23": ConstraintViolation,
+    "40": TransactionConflict,
+}
+_FIXES: dict[type[DatabaseError], str] = {
+    DatabaseUnavailable: "check that PostgreSQL is running and reachable, then retry",
+    SchemaMismatch: "run `renderer db migrate`",
+    TransactionConflict: "retry the operation",
+}
+
+
+def translate(exc: psycopg.Error) -> DatabaseError:
+    """The ``DatabaseError`` subclass for a driver error, by SQLSTATE (or, without one,
+    ``DatabaseUnavailable`` for a lost or refused connection)."""
+    state = exc.sqlstate
+    if state is None:
+        cls: type[DatabaseError] = (DatabaseUnavailable if isinstance(exc, psycopg.OperationalError)
+                                    else DatabaseError)
+    else:
+        cls = _BY_STATE.get(state) or _BY_CLASS.get(state[:2]) or DatabaseError
+    text = str(exc).strip()
+    message = text.splitlines()[0] if text else type(exc).__name__
+    return cls(message, _FIXES.get(cls), sqlstate=state,
+               constraint=exc.diag.constraint_name if state else None)
+
+
+class Cursor(psycopg.Cursor[Any]):
+    """A client cursor whose driver errors come out translated (:func:`translate`)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:  # type: ignore[override]
+        try:
+            return super().execute(query, params, **kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        try:
+            super().executemany(query, params_seq, **kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        try:
+            yield from super().stream(query, params, **kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        try:
+            with super().copy(statement, params, **kwargs) as copy:
+                yield copy
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+
+class ServerCursor(psycopg.ServerCursor[Any]):
+    """A named (server-side) cursor whose driver errors come out translated."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> ServerCursor:  # type: ignore[override]
+        try:
+            return super().execute(query, params, **kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def fetchmany(self, size: int = 0) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from super().__iter__()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+
+class Connection(psycopg.Connection[Any]):
+    """The connection every library module is given: psycopg's, with its errors translated
+    at commit, rollback and transaction exit as well as in its cursors."""
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def notifies(self, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        try:
+            yield from super().notifies(**kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    @contextmanager
+    def transaction(self, savepoint_name: str | None = None,  # type: ignore[override]
+                    force_rollback: bool = False) -> Iterator[Any]:
+        try:
+            with super().transaction(savepoint_name, force_rollback) as tx:
+                yield tx
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+
+_FACTORIES = {"cursor_factory": Cursor, "server_cursor_factory": ServerCursor}
+
+
+def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> Connection:
+    """A connection returning rows as dicts; a failure to connect is DatabaseUnavailable."""
     try:
-        return psycopg.connect(
+        conn = Connection.connect(
             url, autocommit=autocommit, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT,
             application_name="renderer", **kwargs
         )
@@ -83,28 +233,50 @@ def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Con
         raise DatabaseError(
             f"invalid database URL: {exc}", "fix RENDERER_DATABASE_URL"
         ) from exc
+    _configure(conn)
+    return conn
 
 
-def connection_error(url: str, exc: BaseException) -> DatabaseError:
+def connection_error(url: str, exc: BaseException) -> DatabaseUnavailable:
     """One line naming the server (password masked) and the driver's first line."""
     text = str(exc).strip()
     reason = text.splitlines()[0] if text else type(exc).__name__
-    return DatabaseError(
+    return DatabaseUnavailable(
         f"cannot connect to {config.mask_url(url)}: {reason}",
         "check RENDERER_DATABASE_URL, or unset it to use the embedded database",
     )
 
 
-def pool(url: str, *, name: str, max_size: int = 8) -> ConnectionPool:
+def _configure(conn: Connection) -> None:
+    conn.cursor_factory = Cursor
+    conn.server_cursor_factory = ServerCursor
+
+
+def pool(url: str, *, name: str, max_size: int = 8) -> ConnectionPool[Connection]:
     """A connection pool (closed until opened) whose connections are made as :func:`connect`
     makes them, for long-running services that serve many short requests."""
     return ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,
+                          connection_class=Connection, configure=_configure,
                           kwargs={"row_factory": dict_row, "application_name": name,
                                   "connect_timeout": CONNECT_TIMEOUT})
 
 
+def one(conn: Connection, ref: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The single row of a named statement that always returns one (an aggregate, an
+    upsert ... RETURNING); a missing row is a DatabaseError, not a TypeError later."""
+    row = conn.execute(query(ref), params or {}).fetchone()
+    if row is None:
+        raise DatabaseError(f"statement {ref} returned no row")
+    return dict(row)
+
+
+def scalar(conn: Connection, ref: str, params: dict[str, Any] | None = None) -> Any:
+    """The first column of the single row of a named statement (see :func:`one`)."""
+    return next(iter(one(conn, ref, params).values()))
+
+
 @contextmanager
-def transaction(url: str) -> Iterator[psycopg.Connection[Any]]:
+def transaction(url: str) -> Iterator[Connection]:
     """A connection inside one transaction, committed on success and closed after."""
     with connect(url) as conn, conn.transaction():
         yield conn
@@ -134,7 +306,7 @@ class Database:
         schema.ensure_current(self.url)
         self._checked = True
 
-    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+    def connect(self, **kwargs: Any) -> Connection:
         return connect(self.url, **kwargs)
 
     def execute(self, ref: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

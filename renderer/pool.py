@@ -17,11 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-
 from renderer import config
 from renderer import queue as q
-from renderer.db import connect
+from renderer.db import Connection, connect
 from renderer.errors import DatabaseError, QueueError
 from renderer.worker import _is_main_thread, _Shared, make_owner, resolve_kinds, run_worker
 
@@ -91,7 +89,7 @@ class Pool:
         self.slots = [_Slot(i) for i in range(self.processes)]
         self.stats = PoolStats(processes=self.processes)
         self.signals = 0
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: Connection | None = None
         self._orphans: list[tuple[str, bool, float]] = []
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -118,7 +116,7 @@ class Pool:
             if main is not None:
                 sys.modules["__main__"] = main
 
-    def _db(self) -> psycopg.Connection[Any] | None:
+    def _db(self) -> Connection | None:
         try:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = connect(self.url, autocommit=True)
@@ -143,7 +141,7 @@ class Pool:
                           outcome="timeout" if timeout else "crashed")
                 if q.held_by(conn, owner) and time.time() < until:
                     kept.append((owner, timeout, until))
-            except psycopg.Error:
+            except DatabaseError:
                 self._conn = None
                 kept.append((owner, timeout, until))
         self._orphans = kept
@@ -231,7 +229,7 @@ class Pool:
         if conn is not None:
             try:
                 remaining = q.remaining(conn, self.names)
-            except psycopg.Error:
+            except DatabaseError:
                 self._conn = None
         self.progress(self.shared.done.value, remaining)
 

@@ -31,7 +31,7 @@ from croniter import croniter
 from psycopg.types.json import Jsonb
 
 from renderer import db
-from renderer.errors import InputError, RendererError
+from renderer.errors import ConstraintViolation, InputError, RendererError
 from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_many, register
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def add(conn: psycopg.Connection[Any], name: str, cron: str, kind: str, key: str
     try:
         with conn.transaction():
             row = conn.execute(db.query("schedules.upsert"), params).fetchone()
-    except psycopg.errors.CheckViolation as exc:
+    except ConstraintViolation as exc:
         raise InputError(f"invalid schedule name {name!r}",
                          "use letters, digits, '.', '_' and '-' (at most 63)") from exc
     if row is None:
@@ -223,7 +223,7 @@ def run_scheduler(url: str, *, stop: threading.Event | None = None, once: bool =
                 until = seconds_until_next(conn)
             if until is not None:
                 wait = min(max_sleep, max(until + 0.05, 0.2))
-        except (RendererError, psycopg.Error) as exc:
+        except RendererError as exc:
             if once:
                 raise
             log.warning("scheduler: %s; retrying in %.0f s", " ".join(str(exc).split()), wait)

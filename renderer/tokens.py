@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from renderer.db import query
-from renderer.errors import InputError
+from renderer.errors import AlreadyExists, InputError
 
 TOKEN_MARK = "rdr_"
 PREFIX_CHARS = 12  # "rdr_" + 8 random characters: enough to tell tokens apart
@@ -69,8 +69,8 @@ def create(conn: psycopg.Connection[Any], name: str) -> tuple[str, Token]:
                 "name": name, "token_hash": hash_token(plaintext),
                 "prefix": plaintext[:PREFIX_CHARS],
             }).fetchone()
-    except psycopg.errors.UniqueViolation as exc:
-        if exc.diag.constraint_name != "api_tokens_active_name":
+    except AlreadyExists as exc:
+        if exc.constraint != "api_tokens_active_name":
             raise
         raise InputError(f"an active token named {name!r} exists",
                          f"revoke it first (`renderer tokens revoke {name}`) or pick another "

@@ -25,12 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
 from renderer import config, pipelines
 from renderer import queue as q
-from renderer.db import connect
-from renderer.errors import DatabaseError, QueueError
+from renderer.db import Connection, connect
+from renderer.errors import DatabaseError, DatabaseUnavailable, QueueError
 
 log = logging.getLogger("renderer.worker")
 
@@ -103,14 +101,14 @@ class _Heartbeat(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
+        conn: Connection | None = None
         while True:
             try:
                 if conn is None or conn.closed:
                     conn = connect(self.url, autocommit=True, **KEEPALIVE)
                 q.heartbeat(conn, self.owner, self.lease, self.info())
                 q.maintain(conn)
-            except (psycopg.Error, DatabaseError) as exc:
+            except DatabaseError as exc:
                 log.debug("heartbeat of %s failed: %s", self.owner, exc)
                 if conn is not None:
                     conn.close()
@@ -146,7 +144,7 @@ class Worker:
         self.stats = WorkerStats(owner=self.owner)
         self.stopping = False
         self.aborting = False
-        self.conn: psycopg.Connection[Any] | None = None
+        self.conn: Connection | None = None
         self._claims = 0
         self._in_handler = False
         self._waiting = False
@@ -204,7 +202,7 @@ class Worker:
                     self.stats.released += q.release(conn, self.owner)
                 self.conn = conn
                 return
-            except (DatabaseError, psycopg.OperationalError) as exc:
+            except DatabaseError as exc:
                 if self.stopping or time.monotonic() - started > self.reconnect_seconds:
                     raise DatabaseError(f"lost the database and could not reconnect: {exc}",
                                         "check that PostgreSQL is running") from exc
@@ -268,7 +266,7 @@ class Worker:
                 self.conn = connect(self.url, autocommit=True)
             self.stats.released += q.release(self.conn, self.owner)
             q.sign_off(self.conn, self.owner)
-        except (DatabaseError, psycopg.Error) as exc:
+        except DatabaseError as exc:
             log.debug("could not sign off worker %s: %s", self.owner, exc)
         finally:
             if self.conn is not None:
@@ -289,7 +287,7 @@ class Worker:
                 limits=[min(k.batch_size, take) for k in self.kinds],
                 leases=[k.lease(self.lease_default) for k in self.kinds],
                 batch_turn=self._claims % BATCH_TURN_EVERY == 0)
-        except psycopg.OperationalError as exc:
+        except DatabaseUnavailable as exc:
             self._give_back(take)
             self._reconnect(exc)
             return True
@@ -303,7 +301,7 @@ class Worker:
         assert self.conn is not None
         try:
             row = q.idle_state(self.conn, self.names)
-        except psycopg.OperationalError as exc:
+        except DatabaseUnavailable as exc:
             self._reconnect(exc)
             return True
         if row["claimable"]:
@@ -327,7 +325,7 @@ class Worker:
                 time.sleep(seconds)
         except _WakeUp:
             pass
-        except psycopg.OperationalError as exc:
+        except DatabaseUnavailable as exc:
             self._waiting = False
             self._reconnect(exc)
         finally:
@@ -352,13 +350,13 @@ class Worker:
         except q.Shutdown:
             self._give_back_items(items)
             return
-        except psycopg.OperationalError as exc:
+        except DatabaseUnavailable as exc:
             if self.conn is None or self.conn.closed or self.conn.broken:
                 self._reconnect(exc)
                 return
             self._fail_all(run, exc)
             return
-        except psycopg.Error as exc:
+        except DatabaseError as exc:
             self._fail_all(run, exc)
             return
         finally:
@@ -410,7 +408,7 @@ class Worker:
                 with self.shared.failed.get_lock():
                     self.shared.failed.value += failed
 
-    def _run_one(self, conn: psycopg.Connection[Any], kind: q.Kind,
+    def _run_one(self, conn: Connection, kind: q.Kind,
                  item: q.Item) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
         job = q.Job(item, conn, time.monotonic() + kind.time_limit)
         self._current = (kind, item)
@@ -430,7 +428,7 @@ class Worker:
             self._in_handler = False
             self._disarm()
             tb = traceback.format_exc()
-            if isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken):
+            if isinstance(exc, DatabaseUnavailable) and (conn.closed or conn.broken):
                 raise
             outcome = "timeout" if isinstance(exc, q.TimeLimitExceeded) else "failed"
             log.warning("%s %s failed (attempt %d): %s: %s", kind.name, item.key, item.attempt,
@@ -455,7 +453,7 @@ class Worker:
                 self._connect(first=False)
             else:
                 self.stats.released += q.release(self.conn, self.owner, [i.id for i in items])
-        except (DatabaseError, psycopg.Error) as exc:
+        except DatabaseError as exc:
             log.warning("could not release %d item(s): %s (their leases will expire)",
                         len(items), exc)
         self.stopping = True
@@ -471,7 +469,7 @@ class Worker:
                 q.finish(self.conn, items[0].token, [],
                          [(i.id, exc, tb, "failed") for i in items])
             self.stats.failed += len(items)
-        except psycopg.OperationalError as again:
+        except DatabaseUnavailable as again:
             self._reconnect(again)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from renderer.config import Settings
 from renderer.db import Database
+from renderer.errors import DatabaseError
 from renderer.sensors.day import ExportSpec, default_export, plan_etl
 from renderer.sensors.enrich import enrich_day
 from renderer.web import runs
@@ -51,7 +52,7 @@ class _InThread:
         try:
             self.result = enrich_day(self.conn, day)
             self.conn.commit()
-        except psycopg.Error as exc:
+        except DatabaseError as exc:
             self.result = exc
         finally:
             self.conn.close()

@@ -29,6 +29,7 @@ from typing import Any
 import psycopg
 
 from renderer.db import Database, query
+from renderer.errors import AlreadyExists
 from renderer.sensors.files import FileUnreadable, SourceFile, discover
 from renderer.sensors.staging import BadHeader, stage
 
@@ -116,7 +117,7 @@ def _apply(conn: psycopg.Connection[Any], source: SourceFile,
         try:
             with conn.transaction():
                 conn.execute(_q("insert_raw"), params)
-        except psycopg.errors.UniqueViolation:  # rows seen before, or twice in this file
+        except AlreadyExists:  # rows seen before, or twice in this file
             conn.execute(_q("reject_duplicates"), {})
             counts = conn.execute(_q("recount"), params).fetchone()
             conn.execute(_q("upsert_raw"), params)

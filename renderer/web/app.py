@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
-from renderer.errors import DatabaseError, InputError, ObjectNotFound, RendererError
+from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
 from renderer.web.auth import AuthFailure, split_secrets
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RendererError)
     async def renderer_error(request: Request, exc: RendererError) -> Response:
-        status = 503 if isinstance(exc, DatabaseError) else 500
+        status = 503 if isinstance(exc, DatabaseUnavailable) else 500
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return error_response(request, status, str(exc))
 
@@ -209,11 +209,6 @@ def _install_errors(app: FastAPI) -> None:
     async def pool_timeout(request: Request, exc: PoolTimeout) -> Response:
         return error_response(request, 503, "database unavailable: no connection within "
                                             "10 s (check that PostgreSQL is running)")
-
-    @app.exception_handler(psycopg.OperationalError)
-    async def db_down(request: Request, exc: psycopg.OperationalError) -> Response:
-        line = (str(exc).strip().splitlines() or ["operational error"])[0]
-        return error_response(request, 503, f"database unavailable: {line}")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
