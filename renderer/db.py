@@ -172,15 +172,27 @@ class ServerCursor(psycopg.ServerCursor[Any]):
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
     def fetchmany(self, size: int = 0) -> list[Any]:
         try:
             return super().fetchmany(size)
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    def __iter__(self) -> Iterator[Any]:
+    def fetchall(self) -> list[Any]:
         try:
-            yield from super().__iter__()
+            return super().fetchall()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
