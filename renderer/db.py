@@ -93,6 +93,8 @@ CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails a command, not hang
 
 _BY_STATE: dict[str, type[DatabaseError]] = {
     "23505": AlreadyExists,
+    "42P07": AlreadyExists,        # duplicate table (e.g. a partition made concurrently)
+    "42710": AlreadyExists,        # duplicate object
     "55P03": LockNotAvailable,
     "57014": StatementCanceled,
     "57P01": DatabaseUnavailable,  # admin shutdown
