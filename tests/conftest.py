@@ -10,6 +10,8 @@ processes. No database is a failure, never a skip.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,17 +45,23 @@ def _admin(url: str) -> psycopg.Connection:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """A URL on the test server (its database is replaced by each fixture)."""
     external = os.environ.get("RENDERER_TEST_DATABASE_URL")
     if external:
         yield external
         return
-    home = tmp_path_factory.mktemp("pghome")
+    # Not under pytest's temporary root: every new pytest session resets that root to mode
+    # 0700, which would lock this cluster's unprivileged server out of its data directory
+    # when two sessions run at once (e.g. two checkouts on one machine).
+    home = Path(tempfile.mkdtemp(prefix="renderer-test-pg-"))
     cluster = Cluster(home, extra_settings={"fsync": "off", "full_page_writes": "off"})
-    url = cluster.ensure_started()
-    yield url
-    cluster.stop()
+    try:
+        url = cluster.ensure_started()
+        yield url
+    finally:
+        cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
