@@ -1,12 +1,12 @@
 -- Traffic histograms: counts per (mode, segment, next segment, epoch hour, duration code,
--- queue code). Append-only (migration 0007): a bin is one row per item that saw it, so
+-- queue code). Append-only (sql/schema/traffic.sql): a bin is one row per item that saw it, so
 -- every reader sums count over the bin's rows. Written by renderer/traffic/histogram.py,
 -- read by the `renderer traffic histogram` and `export-histograms` commands.
 
 -- name: copy_bins
 -- The bins of one (tile, hour), summed within the item, straight into the hour's week
 -- partition ({partition}, from traffic_ingest.record_files). Append-only: late data for a
--- (tile, hour) adds rows beside the earlier ones and readers sum them (migration 0007); the
+-- (tile, hour) adds rows beside the earlier ones and readers sum them; the
 -- ledger, written first in the same transaction, is what keeps a file from counting twice.
 COPY {partition} (mode, segment_id, next_segment_id, hour, duration_code, queue_code, count)
 FROM STDIN (FORMAT binary);

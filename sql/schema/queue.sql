@@ -18,8 +18,8 @@
 -- from it are estimates within a factor of two at worst, interpolated inside the bucket as
 -- Prometheus' histogram_quantile does, so a set page reads a few rows whatever its size.
 --
--- Migrations run this text through SQLAlchemy's text(): no colon-words (``:name``) outside
--- string literals and casts. Functions whose behaviour changes get a new name (README.md).
+-- A function whose behaviour changes gets a new name (queue_claim_v2), so workers of the
+-- previous release keep working during a rolling deploy (README.md).
 
 -- name: work_queue
 CREATE TABLE work_queue (
