@@ -16,8 +16,8 @@ from alembic import op
 
 from renderer import schema
 
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
+revision = "${up_revision}"
+down_revision = ${'"%s"' % down_revision if down_revision else None}
 branch_labels = None
 depends_on = None
 
@@ -27,7 +27,9 @@ NAMES: list[str] = []
 
 def upgrade() -> None:
     schema.apply(op, NAMES, as_of=revision)
-    ${upgrades if upgrades else ""}
+% if upgrades:
+    ${upgrades}
+% endif
 
 
 def downgrade() -> None:
