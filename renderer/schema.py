@@ -30,9 +30,9 @@ from sqlalchemy.pool import NullPool
 
 from renderer.config import mask_url
 from renderer.errors import DatabaseError, DatabaseUnavailable, MissingDependency
-from renderer.resources import MIGRATIONS_DIR, SCHEMA_DIR, named_sections
+from renderer.resources import MIGRATIONS_DIR as MIGRATIONS
+from renderer.resources import SCHEMA_DIR, named_sections
 
-MIGRATIONS = MIGRATIONS_DIR
 MIGRATION_LOCK = 7_301_734_221  # pg_advisory_lock key held while migrating
 
 # The areas in build order: a definition may use what an earlier area or an earlier
@@ -106,11 +106,6 @@ def relations(names: Iterable[str], as_of: str) -> list[tuple[str, str]]:
     """(``TABLE`` or ``VIEW``, name) of the relations among ``names``, for a downgrade."""
     found = (_RELATION.search(definition(name, as_of)) for name in names)
     return [(m.group(1), m.group(2)) for m in found if m]
-
-
-def canonical_script(areas: Iterable[str] = AREAS) -> str:
-    """The whole current schema as one SQL script, in build order."""
-    return "\n\n".join(f"-- {name}\n{definition(name)};" for name in names(areas)) + "\n"
 
 
 # -- migrations ------------------------------------------------------------------------------
