@@ -2,9 +2,11 @@
 
 Two measurements on one embedded cluster in a temporary home, side by side:
 
-1. Server CPU per no-op item claimed and completed (500 per claim), with the schema at 0009
-   (no timings) and at head (claim waits and run times appended per batch), read from
-   ``/proc/<backend pid>/stat``, so other load on the machine barely moves it.
+1. Server CPU per no-op item claimed and completed (500 per claim), with the claim,
+   completion and maintenance functions as they were at 0009 (no timings, their retired
+   definitions in sql/schema/retired/) and at head (claim waits and run times appended per
+   batch), read from ``/proc/<backend pid>/stat``, so other load on the machine barely
+   moves it.
 2. A set page's data with N done items in the set and N in another: the durations query
    the page used before (percentiles over the set's rows) against ``set_data`` now.
 
@@ -46,12 +48,19 @@ SELECT kind, count(*)::bigint AS done,
 """
 
 
-def database(server: str, name: str, revision: str) -> str:
+def database(server: str, name: str, as_of: str | None = None) -> str:
+    """A database at head; with ``as_of``, the queue verbs that 0010 changed put back as
+    they were at that revision."""
     drop_database(server, name)
     with psycopg.connect(with_database(server, "postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = with_database(server, name)
-    schema.upgrade(url, revision)
+    schema.upgrade(url)
+    if as_of is not None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for verb in ("queue_claim", "queue_complete", "queue_maintain"):
+                conn.execute(schema.definition(verb, as_of).replace(
+                    "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
     return url
 
 
@@ -117,8 +126,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="renderer-bench-"))
     cluster = Cluster(home)
     server = cluster.ensure_started()
-    before = database(server, "bench_timings_0009", "0009")
-    after = database(server, "bench_timings_head", "head")
+    before = database(server, "bench_timings_0009", as_of="0009")
+    after = database(server, "bench_timings_head")
     cpu: dict[str, list[float]] = {"before": [], "after": []}
     for _ in range(args.rounds):  # alternate, so drifting load hits both alike
         cpu["before"].append(cpu_per_item(before, args.items, with_timings=False))

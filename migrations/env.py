@@ -11,7 +11,9 @@ url = config.attributes.get("url")
 
 
 def run_offline() -> None:
-    context.configure(url=url, literal_binds=True, transaction_per_migration=True)
+    # named paramstyle: a percent sign of the SQL is printed as it is, not doubled for a driver
+    context.configure(url=url, literal_binds=True, transaction_per_migration=True,
+                      dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
         context.run_migrations()
 

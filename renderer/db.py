@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -43,6 +41,7 @@ from renderer.errors import (
     StatementCanceled,
     TransactionConflict,
 )
+from renderer.resources import SQL_DIR, named_sections
 
 __all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "PoolTimeout", "connect",
            "connection_error", "dict_row", "one", "pool", "query", "resolve_url", "scalar",
@@ -50,22 +49,10 @@ __all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "PoolTimeout", 
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-SQL_DIR = ROOT / "sql"
-_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
-
 
 @functools.cache
 def _queries(area: str) -> dict[str, str]:
-    path = SQL_DIR / f"{area}.sql"
-    text = path.read_text()
-    parts = _NAME.split(text)
-    statements: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in statements:
-            raise ValueError(f"{path}: statement {name!r} defined twice")
-        statements[name] = body.strip()
-    return statements
+    return named_sections(SQL_DIR / f"{area}.sql")
 
 
 def query(ref: str) -> str:
@@ -315,6 +302,7 @@ class Database:
         """Apply pending migrations (first use of a new database)."""
         if self._checked:
             return
+        # Alembic and SQLAlchemy are heavy: loaded only when a command migrates.
         from renderer import schema
 
         schema.ensure_current(self.url)

@@ -1,14 +1,24 @@
-"""Alembic migrations: apply them, check them, print their DDL for a DBA.
+"""The schema: its canonical definitions, the migrations that apply them, their DDL for a DBA.
 
-Every table comes through a migration in ``migrations/versions``; nothing is created at run
-time except partitions made on demand. Migrations run under an advisory lock, so two
-processes starting on a new database at once apply them once.
+The current definition of every table, index, view, trigger and function lives once, in
+``sql/schema/<area>.sql``, under a ``-- name: x`` header (the same parser as the named
+statements of ``sql/``). Migrations in ``migrations/versions`` build and change the schema by
+loading those definitions by name (:func:`apply`), never by copying them; a test holds a
+database migrated to head equal, catalog for catalog, to one built from the files
+(:func:`create_all`). ``sql/schema/README.md`` has the rules for changing a definition.
+
+Migrations run under an advisory lock, so two processes starting on a new database at once
+apply them once. Nothing is created at run time except partitions made on demand.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -18,11 +28,87 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from renderer.db import ROOT, connection_error
-from renderer.errors import DatabaseError, MissingDependency
+from renderer.config import mask_url
+from renderer.errors import DatabaseError, DatabaseUnavailable, MissingDependency
+from renderer.resources import MIGRATIONS_DIR as MIGRATIONS
+from renderer.resources import SCHEMA_DIR, named_sections
 
-MIGRATIONS = ROOT / "migrations"
 MIGRATION_LOCK = 7_301_734_221  # pg_advisory_lock key held while migrating
+
+# The areas in build order: a definition may use what an earlier area or an earlier
+# definition of its own area defines.
+AREAS = ("base", "queue", "schedules", "traffic", "sensors", "web")
+RETIRED_DIR = SCHEMA_DIR / "retired"
+
+# -- the canonical definitions ---------------------------------------------------------------
+
+
+@functools.cache
+def canonical(area: str) -> dict[str, str]:
+    """The definitions of ``sql/schema/<area>.sql`` by name, in file order."""
+    return named_sections(SCHEMA_DIR / f"{area}.sql")
+
+
+@functools.cache
+def _retired() -> dict[str, dict[str, str]]:
+    """Retired definitions by name, then by the last revision they were current at."""
+    found: dict[str, dict[str, str]] = {}
+    for path in sorted(RETIRED_DIR.glob("*.sql")):
+        for label, sql in named_sections(path).items():
+            name, _, upto = label.partition("@")
+            if not upto:
+                raise ValueError(f"{path}: retired {name!r} needs @<revision>")
+            found.setdefault(name, {})[upto] = sql
+    return found
+
+
+def names(areas: Iterable[str] = AREAS) -> list[str]:
+    """Every canonical name of the given areas, in build order."""
+    return [name for area in areas for name in canonical(area)]
+
+
+def definition(name: str, as_of: str | None = None) -> str:
+    """The text of ``name`` as it was at revision ``as_of`` (None: as it is now).
+
+    A definition replaced or dropped by a migration moves to ``sql/schema/retired/`` as
+    ``name@R``, R the last revision it was current at; the text for ``as_of`` is the retired
+    one with the smallest R >= ``as_of``, else the canonical one. Revisions are 4-digit
+    numbers, so they compare as strings.
+    """
+    if as_of is not None:
+        older = sorted(r for r in _retired().get(name, {}) if r >= as_of)
+        if older:
+            return _retired()[name][older[0]]
+    for area in AREAS:
+        if name in canonical(area):
+            return canonical(area)[name]
+    raise KeyError(f"no schema definition {name!r} in sql/schema/")
+
+
+_COLON_WORD = re.compile(r"(?<![:\w\\]):(?=\w)")
+
+
+def apply(op: Any, names: Iterable[str], as_of: str) -> None:
+    """Run the definitions ``names`` as they were at revision ``as_of`` (a migration passes
+    its own ``revision``), in the order given, through Alembic's ``op``.
+
+    Alembic hands SQL to SQLAlchemy's ``text()``, which reads ``:word`` as a parameter;
+    those colons are escaped here so that definitions are plain PostgreSQL.
+    """
+    for name in names:
+        op.execute(text(_COLON_WORD.sub(r"\\:", definition(name, as_of))))
+
+
+_RELATION = re.compile(r"^CREATE (TABLE|VIEW) (\w+)", re.MULTILINE)
+
+
+def relations(names: Iterable[str], as_of: str) -> list[tuple[str, str]]:
+    """(``TABLE`` or ``VIEW``, name) of the relations among ``names``, for a downgrade."""
+    found = (_RELATION.search(definition(name, as_of)) for name in names)
+    return [(m.group(1), m.group(2)) for m in found if m]
+
+
+# -- migrations ------------------------------------------------------------------------------
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -32,6 +118,16 @@ def sqlalchemy_url(url: str) -> str:
             return "postgresql+psycopg://" + url[len(scheme):]
     raise DatabaseError(f"not a PostgreSQL URL: {url.split(':')[0]}://...",
                         "use postgresql://user:password@host/database")
+
+
+def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """One line naming the server (password masked) and the driver's first line."""
+    detail = str(exc).strip()
+    reason = detail.splitlines()[0] if detail else type(exc).__name__
+    return DatabaseUnavailable(
+        f"cannot connect to {mask_url(url)}: {reason}",
+        "check RENDERER_DATABASE_URL, or unset it to use the embedded database",
+    )
 
 
 def alembic_config(url: str | None = None, output: io.StringIO | None = None) -> Config:
@@ -55,7 +151,7 @@ def current(url: str) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
-        raise connection_error(url, exc.orig or exc) from exc
+        raise _unavailable(url, exc.orig or exc) from exc
     finally:
         engine.dispose()
 
@@ -93,6 +189,20 @@ def ensure_current(url: str) -> None:
     """Migrate when the database is behind; cheap when it is current."""
     if current(url) != head():
         upgrade(url)
+
+
+def create_all(url: str) -> None:
+    """Build the whole current schema from the canonical files, without migrations (what a
+    test compares a migrated database with; such a database has no ``alembic_version``)."""
+    check_postgis(url)
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            raw = conn.execution_options(no_parameters=True)  # percent signs are SQL's
+            for name in names():
+                raw.exec_driver_sql(definition(name))
+    finally:
+        engine.dispose()
 
 
 def sql_script(from_revision: str | None = None) -> str:

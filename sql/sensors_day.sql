@@ -1,6 +1,6 @@
 -- Sensor days: which days need enriching, making their partitions, enriching one.
 -- Used by renderer/sensors/enrich.py and renderer/sensors/day.py. The enrichment itself is
--- the SQL function renderer.sensors_enrich_day (migrations 0005, 0009), so psql can run it too.
+-- the SQL function renderer.sensors_enrich_day (sql/schema/sensors.sql), so psql can run it too.
 
 -- name: pending_days
 -- Days whose raw rows changed since they were last enriched (or never were), oldest first.

@@ -85,7 +85,8 @@ SELECT count(*) AS rows_read,
 FROM sensors_checked;
 
 -- name: ensure_partitions
--- Make the raw day partitions of some days (own short transaction: see the migration).
+-- Make the raw day partitions of some days (own short transaction: see
+-- renderer.sensors_partition in sql/schema/sensors.sql).
 SELECT renderer.sensors_raw_partition(d) AS partition FROM unnest(%(days)s::date[]) AS d;
 
 -- name: record_file

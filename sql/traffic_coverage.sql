@@ -1,5 +1,6 @@
 -- The coverage GeoJSON (renderer/traffic/coverage.py); the document itself is built by the
--- SQL function renderer.traffic_coverage_geojson() of migration 0004, so psql can make it.
+-- SQL function renderer.traffic_coverage_geojson() (sql/schema/traffic.sql), so psql can
+-- make it.
 
 -- name: geojson
 -- The whole FeatureCollection as text, with its feature count.

@@ -12,7 +12,7 @@ SELECT pg_advisory_xact_lock(hashtext('traffic_reftile/' || %(mode)s || '/'
 -- The latest week with speeds among the given tiles (first hour), NULL when none.
 SELECT max(first_hour) AS end_hour
   FROM traffic_speed_tiles
- WHERE mode = %(mode)s AND ((tile_index << 3) | level) = ANY(%(tile_ids)s) AND segments > 0;
+ WHERE mode = %(mode)s AND renderer.tile_id(level, tile_index) = ANY(%(tile_ids)s) AND segments > 0;
 
 -- name: delete_reference
 -- Forget the reference speeds of the given tiles before they are built again.
@@ -65,31 +65,30 @@ SELECT %(mode)s, p.segment_id,
 -- now have none; one row per given tile that has or had a reference tile.
 WITH built AS (
     SELECT tile_id, count(*)::integer AS segments, sum(observations)::bigint AS observations,
-           max(segment_id >> 25)::integer AS max_index
+           max(renderer.segment_index(segment_id)) AS max_index
       FROM traffic_reference
      WHERE mode = %(mode)s AND tile_id = ANY(%(tile_ids)s)
      GROUP BY tile_id
 ), used AS (
-    SELECT ((tile_index << 3) | level) AS tile_id, count(*)::integer AS weeks,
+    SELECT renderer.tile_id(level, tile_index) AS tile_id, count(*)::integer AS weeks,
            min(first_hour) AS first_hour, max(first_hour) AS last_hour
       FROM traffic_speed_tiles
-     WHERE mode = %(mode)s AND ((tile_index << 3) | level) = ANY(%(tile_ids)s) AND segments > 0
+     WHERE mode = %(mode)s AND renderer.tile_id(level, tile_index) = ANY(%(tile_ids)s)
+       AND segments > 0
        AND first_hour > %(end_hour)s - %(weeks)s * 168 AND first_hour <= %(end_hour)s
      GROUP BY 1
 ), known AS (
-    SELECT (segment_id & 33554431)::integer AS tile_id, max(segment_id >> 25)::integer AS max_index
-      FROM traffic_segments
-     WHERE (segment_id & 33554431)::integer = ANY(%(tile_ids)s)
-     GROUP BY 1
+    SELECT tile_id, max_index FROM traffic_known_segments WHERE tile_id = ANY(%(tile_ids)s)
 ), gone AS (
     DELETE FROM traffic_reference_tiles t
-     WHERE t.mode = %(mode)s AND ((t.tile_index << 3) | t.level) = ANY(%(tile_ids)s)
-       AND ((t.tile_index << 3) | t.level) NOT IN (SELECT tile_id FROM built)
+     WHERE t.mode = %(mode)s AND renderer.tile_id(t.level, t.tile_index) = ANY(%(tile_ids)s)
+       AND renderer.tile_id(t.level, t.tile_index) NOT IN (SELECT tile_id FROM built)
     RETURNING t.level, t.tile_index
 ), new AS (
     INSERT INTO traffic_reference_tiles AS t (mode, level, tile_index, range_start, range_end,
                                               weeks, total_segments, segments, observations)
-    SELECT %(mode)s, b.tile_id & 7, b.tile_id >> 3, u.first_hour::bigint * 3600,
+    SELECT %(mode)s, renderer.tile_level(b.tile_id), renderer.tile_index(b.tile_id),
+           u.first_hour::bigint * 3600,
            (u.last_hour::bigint + 168) * 3600, u.weeks,
            greatest(b.max_index, k.max_index) + 1, b.segments, b.observations
       FROM built b
@@ -113,16 +112,17 @@ SELECT gone.level::integer, gone.tile_index, 0, 0, 0, 0, 0, 0, false
 
 -- name: tile_reference
 -- The reference speeds of one tile, by segment index, for the export.
-SELECT (segment_id >> 25)::integer AS segment_index, ref20, ref40, ref60, ref80
+SELECT renderer.segment_index(segment_id) AS segment_index, ref20, ref40, ref60, ref80
   FROM traffic_reference
  WHERE mode = %(mode)s AND tile_id = %(tile_id)s
- ORDER BY segment_id >> 25;
+ ORDER BY renderer.segment_index(segment_id);
 
 -- name: segment_reference
 -- One segment's reference speeds in every mode (renderer traffic reference).
 SELECT r.*, t.range_start, t.range_end, t.weeks AS tile_weeks
   FROM traffic_reference r
   LEFT JOIN traffic_reference_tiles t
-    ON t.mode = r.mode AND t.level = (r.tile_id & 7) AND t.tile_index = (r.tile_id >> 3)
+    ON t.mode = r.mode AND t.level = renderer.tile_level(r.tile_id)
+   AND t.tile_index = renderer.tile_index(r.tile_id)
  WHERE r.segment_id = %(segment_id)s
  ORDER BY r.mode;

@@ -62,18 +62,18 @@ WITH bins AS (
               FROM traffic_histograms
              WHERE mode = %(mode)s
                AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
-               AND (segment_id & 33554431)::integer = ANY(%(tile_ids)s)) h
+               AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)) h
      GROUP BY h.segment_id, h.hour, h.next_segment_id
 ), lengths AS (
     -- the segments table when one is loaded, else the most common reported length
     SELECT DISTINCT ON (segment_id) segment_id, length::float8 AS length
       FROM (SELECT segment_id, length, 0 AS rank, 0::bigint AS observations
               FROM traffic_segments
-             WHERE (segment_id & 33554431)::integer = ANY(%(tile_ids)s)
+             WHERE renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
             UNION ALL
             SELECT segment_id, length, 1, observations
               FROM traffic_segment_lengths
-             WHERE (segment_id & 33554431)::integer = ANY(%(tile_ids)s)) x
+             WHERE renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)) x
      ORDER BY segment_id, rank, observations DESC, length
 ), nexts AS (
     -- the bins with their hour's total and shortest mean duration; on the hour's first row
@@ -139,30 +139,28 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
 WITH built AS (
     SELECT s.tile_id, count(*)::integer AS segments,
            sum((SELECT sum(o) FROM unnest(s.observations) o))::bigint AS observations,
-           max(s.segment_id >> 25)::integer AS max_index
+           max(renderer.segment_index(s.segment_id)) AS max_index
       FROM traffic_speeds s
      WHERE s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.tile_id = ANY(%(tile_ids)s)
      GROUP BY s.tile_id
 ), known AS (
-    SELECT (segment_id & 33554431)::integer AS tile_id, max(segment_id >> 25)::integer AS max_index
-      FROM traffic_segments
-     WHERE (segment_id & 33554431)::integer = ANY(%(tile_ids)s)
-     GROUP BY 1
+    SELECT tile_id, max_index FROM traffic_known_segments WHERE tile_id = ANY(%(tile_ids)s)
 ), old AS (
     SELECT level, tile_index, total_segments
       FROM traffic_speed_tiles
      WHERE mode = %(mode)s AND first_hour = %(first_hour)s
-       AND ((tile_index << 3) | level) = ANY(%(tile_ids)s)
+       AND renderer.tile_id(level, tile_index) = ANY(%(tile_ids)s)
 ), gone AS (
     DELETE FROM traffic_speed_tiles t
      WHERE t.mode = %(mode)s AND t.first_hour = %(first_hour)s
-       AND ((t.tile_index << 3) | t.level) = ANY(%(tile_ids)s)
-       AND ((t.tile_index << 3) | t.level) NOT IN (SELECT tile_id FROM built)
+       AND renderer.tile_id(t.level, t.tile_index) = ANY(%(tile_ids)s)
+       AND renderer.tile_id(t.level, t.tile_index) NOT IN (SELECT tile_id FROM built)
     RETURNING t.level, t.tile_index
 ), new AS (
     INSERT INTO traffic_speed_tiles AS t (mode, level, tile_index, first_hour, week,
                                           total_segments, segments, observations, min_count)
-    SELECT %(mode)s, b.tile_id & 7, b.tile_id >> 3, %(first_hour)s, %(week)s,
+    SELECT %(mode)s, renderer.tile_level(b.tile_id), renderer.tile_index(b.tile_id),
+           %(first_hour)s, %(week)s,
            greatest(b.max_index, k.max_index) + 1, b.segments, b.observations, %(min_count)s
       FROM built b
       LEFT JOIN known k USING (tile_id)
@@ -185,12 +183,12 @@ SELECT coalesce(new.level, old.level)::integer AS level,
 
 -- name: tile_speeds
 -- The week's speed rows of one tile, by segment index, for the export.
-SELECT (segment_id >> 25)::integer AS segment_index, hours, speeds, speed_variances,
+SELECT renderer.segment_index(segment_id) AS segment_index, hours, speeds, speed_variances,
        prevalences, next_hours, next_ids, delays, delay_variances, queue_lengths,
        queue_length_variances
   FROM traffic_speeds
  WHERE mode = %(mode)s AND first_hour = %(first_hour)s AND tile_id = %(tile_id)s
- ORDER BY segment_id >> 25;
+ ORDER BY renderer.segment_index(segment_id);
 
 -- name: latest_week
 -- The latest built week of a tile (first hour), NULL when none.
@@ -204,7 +202,7 @@ SELECT s.*, t.week, t.min_count
   FROM traffic_speeds s
   LEFT JOIN traffic_speed_tiles t
     ON t.mode = s.mode AND t.first_hour = s.first_hour
-   AND t.level = (s.tile_id & 7) AND t.tile_index = (s.tile_id >> 3)
+   AND t.level = renderer.tile_level(s.tile_id) AND t.tile_index = renderer.tile_index(s.tile_id)
  WHERE s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.segment_id = %(segment_id)s;
 
 -- name: segment_weeks
@@ -230,7 +228,7 @@ SELECT max(first_hour) AS first_hour FROM traffic_speed_tiles;
 
 -- name: week_tiles
 -- The (mode, tile id) pairs that have histograms in a week.
-SELECT DISTINCT mode, (segment_id & 33554431)::integer AS tile_id
+SELECT DISTINCT mode, renderer.segment_tile_id(segment_id) AS tile_id
   FROM traffic_histograms
  WHERE hour >= %(first_hour)s AND hour < %(first_hour)s + 168
  ORDER BY 1, 2;
@@ -256,7 +254,8 @@ WITH files AS (
       FROM traffic_speeds s
       JOIN traffic_speed_tiles t
         ON t.mode = s.mode AND t.first_hour = s.first_hour
-       AND t.level = (s.tile_id & 7) AND t.tile_index = (s.tile_id >> 3)
+       AND t.level = renderer.tile_level(s.tile_id)
+       AND t.tile_index = renderer.tile_index(s.tile_id)
      WHERE t.built_at >= %(since)s
 ), ref AS (
     SELECT count(*) AS reference_tiles
@@ -269,7 +268,8 @@ WITH files AS (
       FROM traffic_speeds s
       JOIN traffic_speed_tiles t
         ON t.mode = s.mode AND t.first_hour = s.first_hour
-       AND t.level = (s.tile_id & 7) AND t.tile_index = (s.tile_id >> 3)
+       AND t.level = renderer.tile_level(s.tile_id)
+       AND t.tile_index = renderer.tile_index(s.tile_id)
      WHERE t.built_at >= %(since)s
      ORDER BY cardinality(s.hours) DESC, s.segment_id
      LIMIT 1

@@ -430,14 +430,14 @@ def test_migration_downgrades_and_upgrades_again(server_url: str) -> None:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = with_database(server_url, name)
     try:
-        schema.upgrade(url, "0002")
-        schema.downgrade(url, "0001")
+        schema.upgrade(url, "0010")
+        schema.downgrade(url, "base")
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT to_regclass('work_queue')").fetchone()[0] is None
             assert conn.execute("SELECT count(*) FROM pg_proc p JOIN pg_namespace n"
                                 " ON n.oid = p.pronamespace WHERE n.nspname = 'renderer'"
                                 " AND p.proname LIKE 'queue%'").fetchone()[0] == 0
-        schema.upgrade(url, "0002")
+        schema.upgrade(url, "0010")
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute("SELECT renderer.queue_enqueue('k', 'v')").fetchone()[0] == (
                 "inserted")

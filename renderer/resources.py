@@ -1,0 +1,32 @@
+"""Where the package's non-Python files are, and the one parser of named-SQL files.
+
+Both the connector (named statements in ``sql/<area>.sql``) and the schema module (canonical
+definitions in ``sql/schema/<area>.sql``) read files made of sections headed
+``-- name: x``; :func:`named_sections` is that parser. This module imports nothing of the
+package, so either side can use it without importing the other.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = ROOT / "sql"
+SCHEMA_DIR = SQL_DIR / "schema"
+MIGRATIONS_DIR = ROOT / "migrations"
+
+_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*(?:@[0-9a-z_]+)?)\s*$", re.MULTILINE)
+
+
+def named_sections(path: Path) -> dict[str, str]:
+    """The sections of a named-SQL file by name, in file order, each stripped; the text
+    before the first header (the file's preamble) is dropped. A name defined twice is an
+    error. A name may carry a revision suffix (``work_queue@0010``, retired definitions)."""
+    parts = _NAME.split(path.read_text())
+    sections: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in sections:
+            raise ValueError(f"{path}: {name!r} defined twice")
+        sections[name] = body.strip()
+    return sections

@@ -1,0 +1,92 @@
+-- Retired definitions: text a migration or benchmark can still load by name as it was.
+-- `-- name: x@R` is x as it was up to revision R (the last revision it was current at);
+-- schema.definition(x, as_of=Q) picks the smallest R >= Q, else the current text in
+-- sql/schema/<area>.sql. See ../README.md.
+
+-- name: queue_claim@0009
+-- Claim up to p_limit pending items of one kind. p_reserve of them come first from batch
+-- priority (<= 0), so on-demand work cannot starve the batch. Asynchronous commit: a
+-- claim lost in a crash only makes its items claimable again.
+CREATE FUNCTION renderer.queue_claim(
+    p_kind text, p_limit integer DEFAULT 1, p_owner text DEFAULT 'psql',
+    p_lease_seconds double precision DEFAULT 60, p_reserve integer DEFAULT 0)
+RETURNS SETOF work_queue
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_token uuid := gen_random_uuid();
+    v_ids bigint[] := '{}';
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    IF p_reserve > 0 THEN
+        SELECT coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
+            SELECT q.id FROM work_queue q
+            WHERE q.state = 'pending' AND q.kind = p_kind AND q.priority <= 0
+              AND q.run_after <= now()
+            ORDER BY q.priority DESC, q.run_after, q.id
+            LIMIT least(p_reserve, p_limit) FOR UPDATE SKIP LOCKED) c;
+    END IF;
+    IF cardinality(v_ids) < p_limit THEN
+        SELECT v_ids || coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
+            SELECT q.id FROM work_queue q
+            WHERE q.state = 'pending' AND q.kind = p_kind AND q.run_after <= now()
+              AND q.id <> ALL (v_ids)
+            ORDER BY q.priority DESC, q.run_after, q.id
+            LIMIT p_limit - cardinality(v_ids) FOR UPDATE SKIP LOCKED) c;
+    END IF;
+    RETURN QUERY
+    UPDATE work_queue w
+    SET state = 'running', attempt = w.attempt + 1, lease_owner = p_owner,
+        lease_token = v_token, lease_expires = now() + make_interval(secs => p_lease_seconds),
+        started_at = now()
+    WHERE w.id = ANY (v_ids)
+    RETURNING w.*;
+END
+$$;;
+
+-- name: queue_complete@0009
+-- Complete items whose lease token is still current; returns the ids refused (fencing:
+-- their lease was taken over), which are also recorded and logged as a warning.
+CREATE FUNCTION renderer.queue_complete(p_ids bigint[], p_token uuid) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_done bigint[];
+    v_rejected bigint[];
+BEGIN
+    WITH u AS (
+        UPDATE work_queue w SET
+            state = CASE WHEN w.rerun THEN renderer.queue_target_state(w.set_id)
+                         ELSE 'done' END,
+            attempt = CASE WHEN w.rerun THEN 0 ELSE w.attempt END,
+            run_after = CASE WHEN w.rerun THEN now() ELSE w.run_after END,
+            rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
+            finished_at = now(), last_error = NULL
+        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token AND w.state = 'running'
+        RETURNING w.id)
+    SELECT coalesce(array_agg(u.id), '{}') INTO v_done FROM u;
+    IF cardinality(v_done) = cardinality(p_ids) THEN
+        RETURN '{}';
+    END IF;
+    v_rejected := ARRAY(SELECT unnest(p_ids) EXCEPT SELECT unnest(v_done));
+    PERFORM renderer.queue_reject(v_rejected, 'completion');
+    RETURN v_rejected;
+END
+$$;;
+
+-- name: queue_maintain@0009
+-- What workers run every few seconds: reap expired leases; one of them at a time also
+-- rolls up the counters and forgets workers silent for an hour.
+CREATE FUNCTION renderer.queue_maintain() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_reaped integer;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    v_reaped := renderer.queue_reap();
+    IF pg_try_advisory_xact_lock(7301734222) THEN
+        PERFORM renderer.queue_rollup();
+        DELETE FROM queue_workers WHERE seen_at < now() - interval '1 hour';
+        DELETE FROM queue_rates WHERE minute < now() - interval '1 day';
+    END IF;
+    RETURN v_reaped;
+END
+$$;;

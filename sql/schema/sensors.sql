@@ -1,0 +1,263 @@
+-- Sensors: loop-detector files, raw events, the day-partitioned enriched table, ETL runs.
+
+-- name: sensors_files
+-- The consumed-files ledger: a file is new while its (key, size, checksum) is not here. A
+-- new version of a key (other size or checksum) supersedes the old one: the rows the old
+-- version still owns are removed from sensors_raw in the same transaction.
+CREATE TABLE sensors_files (
+    id            bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key           text        NOT NULL,
+    size          bigint      NOT NULL,
+    checksum      text        NOT NULL,
+    status        text        NOT NULL
+                  CHECK (status IN ('consumed', 'rejected', 'superseded')),
+    reason        text,
+    rows_read     integer     NOT NULL DEFAULT 0,
+    rows_accepted integer     NOT NULL DEFAULT 0,
+    rows_rejected integer     NOT NULL DEFAULT 0,
+    first_record  timestamptz,
+    last_record   timestamptz,
+    ingested_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT sensors_files_version UNIQUE (key, size, checksum),
+    CHECK (rows_read = rows_accepted + rows_rejected)
+);
+
+-- name: sensors_files_key
+CREATE INDEX sensors_files_key ON sensors_files (key);
+
+-- name: sensors_rejects
+CREATE TABLE sensors_rejects (
+    id      bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    file_id bigint  NOT NULL REFERENCES sensors_files ON DELETE CASCADE,
+    line    integer NOT NULL,
+    raw     text    NOT NULL,
+    reason  text    NOT NULL
+);
+
+-- name: sensors_rejects_file
+CREATE INDEX sensors_rejects_file ON sensors_rejects (file_id, line);
+
+-- name: sensors_raw
+-- Raw events, one per (detector, instant): a later file's row replaces an earlier one.
+-- currentspeed NULL = no measurement (empty or negative in the file). Partitioned by UTC
+-- day, partitions made on demand (renderer.sensors_raw_partition).
+CREATE TABLE sensors_raw (
+    uniqueid               integer     NOT NULL,
+    recordtimestamp        timestamptz NOT NULL,
+    currentspeed           smallint    CHECK (currentspeed >= 0),
+    bezettingsgraad        real,
+    trafficintensityclass1 integer,
+    trafficintensityclass2 integer,
+    trafficintensityclass3 integer,
+    trafficintensityclass4 integer,
+    trafficintensityclass5 integer,
+    file_id                bigint      NOT NULL,
+    PRIMARY KEY (uniqueid, recordtimestamp)
+) PARTITION BY RANGE (recordtimestamp);
+
+-- name: sensors_enriched
+-- The enriched events, one partition per UTC day, each replaced whole when its day is
+-- enriched again (renderer.sensors_enrich_day).
+CREATE TABLE sensors_enriched (
+    uniqueid               integer          NOT NULL,
+    recordtimestamp        timestamptz      NOT NULL,
+    currentspeed           smallint,
+    bezettingsgraad        real,
+    previousspeed          smallint,
+    trafficjamindicator    smallint         NOT NULL CHECK (trafficjamindicator IN (-1, 0, 1)),
+    trafficintensityclass1 integer,
+    trafficintensityclass2 integer,
+    trafficintensityclass3 integer,
+    trafficintensityclass4 integer,
+    trafficintensityclass5 integer,
+    speeddiffindicator     smallint         NOT NULL CHECK (speeddiffindicator IN (-1, 0, 1)),
+    avgspeed2minutes       double precision,
+    avgspeed10minutes      double precision,
+    PRIMARY KEY (uniqueid, recordtimestamp)
+) PARTITION BY RANGE (recordtimestamp);
+
+-- name: sensors_days
+-- Which days changed since they were last enriched: ingest bumps raw_version, the day
+-- handler stores the version it read (before computing) in enriched_version.
+CREATE TABLE sensors_days (
+    day              date        PRIMARY KEY,
+    raw_version      bigint      NOT NULL DEFAULT 1,  -- 0: never had raw rows
+    raw_changed_at   timestamptz NOT NULL DEFAULT now(),
+    enriched_version bigint,
+    enriched_rows    bigint,
+    enriched_at      timestamptz
+);
+
+-- name: sensors_runs
+-- ETL runs and their export: the days a run enqueued, each with the raw version it saw;
+-- the export fan-in writes a run once every day was enriched from at least that version.
+CREATE TABLE sensors_runs (
+    id            text        PRIMARY KEY,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    days          date[]      NOT NULL,
+    versions      bigint[]    NOT NULL,
+    export_out    text,
+    export_format text        CHECK (export_format IN ('parquet', 'csv')),
+    export_prefix text        NOT NULL DEFAULT '',
+    exported_at   timestamptz,
+    exported_rows bigint,
+    CHECK (cardinality(days) = cardinality(versions))
+);
+
+-- name: sensors_runs_unexported
+CREATE INDEX sensors_runs_unexported ON sensors_runs (created_at)
+    WHERE exported_at IS NULL AND export_out IS NOT NULL;
+
+-- name: sensors_partition
+-- A UTC day partition of either table, made on demand. CREATE TABLE ... PARTITION OF would
+-- hold ACCESS EXCLUSIVE on the parent until commit (blocking every reader and writer of
+-- other days); a new empty table ATTACHed takes only SHARE UPDATE EXCLUSIVE.
+CREATE FUNCTION renderer.sensors_partition(p_parent text, p_day date) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    name text := p_parent || '_' || to_char(p_day, 'YYYYMMDD');
+    lo   timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    IF p_parent NOT IN ('sensors_raw', 'sensors_enriched') THEN
+        RAISE EXCEPTION 'not a sensors table: %', p_parent;
+    END IF;
+    IF to_regclass(name) IS NULL THEN
+        -- concurrent creators: the second waits here, then finds the partition
+        PERFORM pg_advisory_xact_lock(hashtext(name));
+        IF to_regclass(name) IS NULL THEN
+            EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                           name, p_parent);
+            EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                           p_parent, name, lo, lo + interval '24 hours');
+        END IF;
+    END IF;
+    RETURN name;
+END $$;
+
+-- name: sensors_day_partition
+CREATE FUNCTION renderer.sensors_day_partition(p_day date) RETURNS text
+LANGUAGE sql AS $$ SELECT renderer.sensors_partition('sensors_enriched', p_day) $$;
+
+-- name: sensors_raw_partition
+CREATE FUNCTION renderer.sensors_raw_partition(p_day date) RETURNS text
+LANGUAGE sql AS $$ SELECT renderer.sensors_partition('sensors_raw', p_day) $$;
+
+-- name: sensors_enriched_ddl
+-- The CREATE TABLE of a table shaped as sensors_enriched: its columns, NOT NULLs and
+-- CHECKs, read from the catalog. CREATE TABLE ... (LIKE) would hold ACCESS SHARE on the
+-- parent until commit, and two reruns ending together would then deadlock on each other's
+-- DROP of their old partition.
+CREATE FUNCTION renderer.sensors_enriched_ddl(p_name text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('CREATE TABLE %I (%s)', p_name, string_agg(d, ', ' ORDER BY k, n))
+    FROM (SELECT 1, attnum::int, format('%I %s%s', attname,
+                 format_type(atttypid, atttypmod),
+                 CASE WHEN attnotnull THEN ' NOT NULL' ELSE '' END)
+          FROM pg_attribute
+          WHERE attrelid = 'sensors_enriched'::regclass AND attnum > 0
+            AND NOT attisdropped
+          UNION ALL
+          SELECT 2, 0, format('CONSTRAINT %I %s', conname, pg_get_constraintdef(oid))
+          FROM pg_constraint
+          WHERE conrelid = 'sensors_enriched'::regclass AND contype = 'c') AS c(k, n, d)
+$$;
+
+-- name: sensors_enrich_day
+-- The enrichment of one UTC day, callable from psql: one INSERT ... SELECT over the day and
+-- the 600 s before it. Windows over time (RANGE), not rows: a missing minute shortens a
+-- window instead of stretching it. sum/count in integers make the 40 and 250 km/h tests
+-- exact. The detector's first record of the day whose previous record is older than the
+-- context gets previousspeed from an index probe (the latest record before the context).
+-- Ordering the windows by an integer epoch instead of the timestamp was measured: its
+-- cheaper in_range saves about 2 % of the day, less than the sort it would need, since the
+-- key index orders by the timestamp.
+--
+-- The day goes into a table made in this transaction (with wal_level=minimal neither its
+-- rows nor its index are WAL-logged), its key is built once the rows are in (a sorted build
+-- of rows already in key order: a fifth of the cost of inserting into the index row by
+-- row), and it replaces the day's partition at the very end: DROP of the old one (a rerun;
+-- ACCESS EXCLUSIVE on sensors_enriched until commit) and ATTACH (SHARE UPDATE EXCLUSIVE,
+-- which the bounds CHECK spares the validation scan). The locks on the parent come last, so
+-- days compute in parallel and only their last instants queue; the lock order (day, then
+-- parent, then the queue rows of the caller) is the same everywhere, so days never
+-- deadlock. Readers see the old day or the new one, never a part.
+CREATE FUNCTION renderer.sensors_enrich_day(p_day date) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    part    text := 'sensors_enriched_' || to_char(p_day, 'YYYYMMDD');
+    fresh   text := part || '_new';
+    lo      timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+    version bigint;
+    n       bigint;
+BEGIN
+    -- one writer per day: a second waits here, then replaces the first one's day
+    PERFORM pg_advisory_xact_lock(hashtext(fresh));
+    -- read before computing: a change committed meanwhile leaves the day marked
+    SELECT raw_version INTO version FROM sensors_days WHERE day = p_day;
+    -- a day is sorted and windowed in memory; give it room. Its key is built by this
+    -- process alone: the worker pool already keeps every core busy, and parallel
+    -- builders cost 8 % more CPU for a day's index
+    PERFORM set_config('work_mem', '256MB', true);
+    PERFORM set_config('max_parallel_maintenance_workers', '0', true);
+    EXECUTE renderer.sensors_enriched_ddl(fresh);
+    EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK (recordtimestamp >= %L'
+                   ' AND recordtimestamp < %L)', fresh, part || '_bounds',
+                   lo, lo + interval '24 hours');
+    EXECUTE format($q$
+        INSERT INTO %I (uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
+                        previousspeed, trafficjamindicator, trafficintensityclass1,
+                        trafficintensityclass2, trafficintensityclass3,
+                        trafficintensityclass4, trafficintensityclass5,
+                        speeddiffindicator, avgspeed2minutes, avgspeed10minutes)
+        SELECT uniqueid, recordtimestamp, currentspeed, bezettingsgraad, previousspeed,
+               CASE WHEN n2 = 0 THEN -1          -- no speed in the window
+                    WHEN s2 <= 40 * n2 THEN 1    -- mean <= 40
+                    WHEN s2 <= 250 * n2 THEN 0   -- 40 < mean <= 250
+                    ELSE -1 END,                 -- implausible
+               trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
+               trafficintensityclass4, trafficintensityclass5,
+               CASE WHEN currentspeed - previousspeed >= 20 THEN 1
+                    WHEN currentspeed - previousspeed <= -20 THEN -1
+                    ELSE 0 END,                  -- also when either is missing
+               s2::float8 / nullif(n2, 0), s10::float8 / nullif(n10, 0)
+        FROM (
+            SELECT w.*,
+                   CASE WHEN prev_at IS NOT NULL THEN prev ELSE (
+                       SELECT r.currentspeed FROM sensors_raw r
+                       WHERE r.uniqueid = w.uniqueid
+                         AND r.recordtimestamp < $1 - interval '600 seconds'
+                       ORDER BY r.recordtimestamp DESC LIMIT 1) END AS previousspeed
+            FROM (
+                SELECT r.*,
+                       lag(currentspeed) OVER w10 AS prev,
+                       lag(recordtimestamp) OVER w10 AS prev_at,
+                       sum(currentspeed) OVER w2 AS s2, count(currentspeed) OVER w2 AS n2,
+                       sum(currentspeed) OVER w10 AS s10, count(currentspeed) OVER w10 AS n10
+                FROM sensors_raw r
+                WHERE r.recordtimestamp >= $1 - interval '600 seconds'
+                  AND r.recordtimestamp < $1 + interval '24 hours'
+                WINDOW w AS (PARTITION BY uniqueid ORDER BY recordtimestamp),
+                       w2 AS (w RANGE BETWEEN '120 seconds' PRECEDING AND CURRENT ROW),
+                       w10 AS (w RANGE BETWEEN '600 seconds' PRECEDING AND CURRENT ROW)
+            ) w
+            WHERE w.recordtimestamp >= $1
+            OFFSET 0  -- compute previousspeed once, not once per use below
+        ) e
+    $q$, fresh) USING lo;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I PRIMARY KEY'
+                   ' (uniqueid, recordtimestamp)', fresh, fresh || '_pkey');
+    INSERT INTO sensors_days AS s (day, raw_version, enriched_version, enriched_rows,
+                                   enriched_at)
+    VALUES (p_day, 0, coalesce(version, 0), n, now())
+    ON CONFLICT (day) DO UPDATE
+    SET enriched_version = coalesce(version, 0), enriched_rows = n, enriched_at = now();
+    IF to_regclass(part) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE %I', part);
+    END IF;
+    EXECUTE format('ALTER TABLE %I RENAME TO %I', fresh, part);
+    EXECUTE format('ALTER INDEX %I RENAME TO %I', fresh || '_pkey', part || '_pkey');
+    EXECUTE format('ALTER TABLE sensors_enriched ATTACH PARTITION %I'
+                   ' FOR VALUES FROM (%L) TO (%L)', part, lo, lo + interval '24 hours');
+    RETURN n;
+END $fn$;
