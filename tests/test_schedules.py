@@ -159,6 +159,7 @@ def test_several_schedulers_fire_each_tick_exactly_once(fresh_database_url: str)
     assert _ticks(db) == expected
 
 
+@pytest.mark.acceptance
 def test_concurrent_scheduler_processes_fire_one_tick(fresh_database_url: str,
                                                       tmp_path: Any) -> None:
     db = Database(fresh_database_url)

@@ -53,6 +53,7 @@ def invoke(*args: str) -> Any:
 # --- the main job -------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.acceptance
 def test_run_on_the_sample(renderer_env: dict[str, str], database_url: str,
                            tmp_path: Path) -> None:
     made = sample.generate(tmp_path / "sample", tiles=2, days=2, seed=3)
