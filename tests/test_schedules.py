@@ -23,6 +23,7 @@ from renderer.db import Database, connect
 from renderer.errors import InputError
 from renderer.queue import Job
 from renderer.worker import run_worker
+from tests.factories import add_schedule
 from tests.test_cli import run
 
 RUNS: list[str] = []
@@ -68,8 +69,7 @@ def test_invalid_cron_expressions_are_refused(cron: str) -> None:
 def _add(db: Database, name: str, cron: str, *, created: datetime, key: str = "k",
          **kwargs: Any) -> None:
     with db.connect() as conn:
-        schedules.add(conn, name, cron, "sched_test", key, **kwargs)
-        conn.execute("UPDATE schedules SET created_at = %s WHERE name = %s", [created, name])
+        add_schedule(conn, name, cron, "sched_test", key, created=created, **kwargs)
         conn.commit()
 
 

@@ -21,13 +21,12 @@ from renderer.traffic import run as traffic_run
 from renderer.traffic import sample, schedule
 from renderer.traffic.speedtile import TileWeek
 from renderer.worker import run_worker
+from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
     CHILD,
     FIRST,
     TILE,
     WEEK,
-    add_histograms,
-    add_lengths,
     build,
     code,
     seg,

@@ -22,13 +22,12 @@ from renderer.formats.speedtiles import (
 from renderer.storage import Store, open_store
 from renderer.tiles import Tile
 from renderer.traffic import export
+from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
     CHILD,
     FIRST,
     TILE,
     WEEK,
-    add_histograms,
-    add_lengths,
     build,
     code,
     seg,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from renderer.traffic.sample import generate
 from renderer.web import auth
 from renderer.web.hooks import created_objects
 from renderer.worker import run_worker
+from tests.factories import add_sensor_days
 from tests.test_web_server import Live, live
 
 __all__ = ["live"]
@@ -111,7 +113,7 @@ def test_a_sensors_run_enqueues_its_days(live: Callable[..., Live], db: Database
     assert nothing.status_code == 201, nothing.text
     assert nothing.json()["set_id"] is None
     with db.connect() as conn:
-        conn.execute("INSERT INTO sensors_days (day, raw_version) VALUES ('2026-01-05', 1)")
+        add_sensor_days(conn, {date(2026, 1, 5): 1})
         conn.commit()
     response = _post(server, "/api/runs", {"pipeline": "sensors", "stage": "etl",
                                            "from": "2026-01-01", "to": "2026-01-31",
