@@ -41,6 +41,8 @@ $(STAMPS)/bench-deps: $(STAMPS)/install | $(STAMPS)
 run: $(STAMPS)/system $(STAMPS)/install
 	scripts/run-sample
 
+# One pytest run; its last lines count passed/failed/skipped per tier (unit, db, acceptance;
+# tests/README.md). One tier alone: make test PYTEST_ARGS='-m unit'.
 test: $(STAMPS)/system-test $(STAMPS)/install
 	$(VENV)/bin/ruff check renderer tests benchmarks scripts
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

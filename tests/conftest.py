@@ -1,10 +1,30 @@
-"""Test harness: a real PostgreSQL with PostGIS, never a stand-in.
+"""Test harness: a real PostgreSQL with PostGIS, never a stand-in, and the three test tiers.
 
 One server per session (the embedded cluster in a temporary RENDERER_HOME, or the server of
 ``RENDERER_TEST_DATABASE_URL``), one template database migrated to head, and from it one
 database for the session. ``db`` empties every table after each test, so tests are
 isolated; ``fresh_database_url`` gives a test a whole new database when it runs several
 processes. No database is a failure, never a skip.
+
+Tiers
+-----
+Every test gets exactly one tier marker, and the end of every run prints passed, failed and
+skipped per tier (``pytest -m unit`` runs one tier):
+
+unit
+    No database: pure functions, formats, the C loop and its twin, the store.
+db
+    A real PostGIS: the test uses ``db``, ``database_url``, ``fresh_database_url``,
+    ``renderer_env`` or another fixture built on them (found through its fixtures), or is
+    marked ``db`` because it starts a cluster of its own.
+acceptance
+    The system as it is run: several ``renderer work`` processes or a pool on one queue, the
+    HTTP server (the ``live`` fixture), the browser (``browser``), a whole pipeline through
+    the command line. Marked ``acceptance`` by hand, except the ``live`` and ``browser`` tests.
+
+A skip in the db or acceptance tier is a failure: a test that needs the database must not
+pass quietly without one. Rows in a given state come from the factories in
+``tests/factories.py``, not from INSERTs written in each test file.
 """
 
 from __future__ import annotations
@@ -13,8 +33,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -44,6 +66,21 @@ def _admin(url: str) -> psycopg.Connection:
     return psycopg.connect(with_database(url, "postgres"), autocommit=True)
 
 
+def _cluster_folder() -> Path:
+    """A folder for a PostgreSQL cluster, outside pytest's temporary root: a pytest session
+    that starts later (another checkout, another CI job of the same user) resets that root to
+    mode 0700, and the service user running PostgreSQL could no longer reach its data."""
+    return Path(tempfile.mkdtemp(prefix="renderer-test-pg-"))
+
+
+@pytest.fixture
+def cluster_home() -> Iterator[Path]:
+    """A folder for a test's own cluster (outside pytest's temporary root); removed after."""
+    home = _cluster_folder()
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A URL on the test server (its database is replaced by each fixture)."""
@@ -51,14 +88,10 @@ def server_url() -> Iterator[str]:
     if external:
         yield external
         return
-    # Not under pytest's temporary root: every new pytest session resets that root to mode
-    # 0700, which would lock this cluster's unprivileged server out of its data directory
-    # when two sessions run at once (e.g. two checkouts on one machine).
-    home = Path(tempfile.mkdtemp(prefix="renderer-test-pg-"))
+    home = _cluster_folder()
     cluster = Cluster(home, extra_settings={"fsync": "off", "full_page_writes": "off"})
     try:
-        url = cluster.ensure_started()
-        yield url
+        yield cluster.ensure_started()
     finally:
         cluster.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -145,3 +178,87 @@ def renderer_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     monkeypatch.delenv("RENDERER_CONFIG", raising=False)
     yield env
     truncate_all(database_url)
+
+
+# -- tiers -----------------------------------------------------------------------------------
+
+TIERS = ("unit", "db", "acceptance")
+_DATABASE_FIXTURE = "server_url"  # every database fixture is built on it
+_ACCEPTANCE_FIXTURES = {"live"}  # a real HTTP server
+_TIER_OF = pytest.StashKey[dict[str, str]]()
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier of a collected test: its own tier marker, else what its fixtures need."""
+    marked = [name for name in TIERS if item.get_closest_marker(name) is not None]
+    if len(marked) > 1:
+        raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(marked)}: one tier only")
+    if marked:
+        return marked[0]
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if item.get_closest_marker("browser") is not None or fixtures & _ACCEPTANCE_FIXTURES:
+        return "acceptance"
+    if _DATABASE_FIXTURE in fixtures:
+        return "db"
+    return "unit"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tiers = {}
+    for item in items:
+        tier = tier_of(item)
+        item.add_marker(tier)
+        tiers[item.nodeid] = tier
+    # Unit tests first, acceptance last: the quick answers come first (stable within a tier).
+    order = {name: n for n, name in enumerate(TIERS)}
+    items.sort(key=lambda item: order[tiers[item.nodeid]])
+    config.stash[_TIER_OF] = tiers
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+        item: pytest.Item,
+        call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    tier = item.config.stash.get(_TIER_OF, {}).get(item.nodeid)
+    if report.skipped and tier in ("db", "acceptance") and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"a {tier} test may not skip (a test that needs the database fails "
+                           f"without it): {reason}")
+    return report
+
+
+def _outcomes(stats: dict[str, list[Any]]) -> dict[str, tuple[str, float]]:
+    """nodeid -> (outcome, seconds of setup, call and teardown), from the reporter's stats."""
+    rank = {"passed": 0, "xpassed": 1, "xfailed": 1, "skipped": 2, "failed": 3, "error": 3}
+    found: dict[str, tuple[str, float]] = {}
+    for category, reports in stats.items():
+        for report in reports:
+            if not isinstance(report, pytest.TestReport):
+                continue
+            outcome, seconds = found.get(report.nodeid, ("passed", 0.0))
+            if category in rank and rank[category] > rank[outcome]:
+                outcome = category
+            found[report.nodeid] = (outcome, seconds + report.duration)
+    return found
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    tiers = config.stash.get(_TIER_OF, {})
+    results = _outcomes(terminalreporter.stats)
+    if not results:
+        return
+    terminalreporter.write_sep("=", "tiers")
+    for tier in TIERS:
+        mine = [results[node] for node in results if tiers.get(node) == tier]
+        counts = Counter(outcome for outcome, _ in mine)
+        shown = ", ".join(f"{counts[o]} {o}" for o in
+                          ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+                          if counts[o]) or "none run"
+        seconds = sum(s for _, s in mine)
+        bad = counts["failed"] + counts["error"]
+        terminalreporter.write_line(f"{tier:<11} {shown:<40} {seconds:7.1f} s",
+                                    red=bool(bad), green=not bad and bool(mine))

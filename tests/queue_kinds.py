@@ -19,6 +19,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from renderer import queue
 from renderer.queue import Job
+from tests.factories import backdate
 
 PLUGIN = "tests.queue_kinds"
 
@@ -181,5 +182,4 @@ def item(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str, Any]:
 
 
 def expire_leases(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("UPDATE work_queue SET lease_expires = now() - interval '1 second'"
-                 " WHERE state = 'running'")
+    backdate(conn, state="running", lease_expires=1)

@@ -23,6 +23,7 @@ def mktemp_home() -> Path:
     return Path(tempfile.mkdtemp(prefix="renderer-home-"))
 
 
+@pytest.mark.db
 def test_starts_in_a_mktemp_folder_and_reuses(mktemp_home: Path) -> None:
     cluster = Cluster(mktemp_home)
     try:
@@ -47,6 +48,7 @@ def test_starts_in_a_mktemp_folder_and_reuses(mktemp_home: Path) -> None:
     assert not cluster.is_running()
 
 
+@pytest.mark.db
 def test_concurrent_starts_make_one_cluster(mktemp_home: Path) -> None:
     cluster = Cluster(mktemp_home)
     code = (

@@ -12,6 +12,7 @@ from renderer import queue
 from renderer.errors import QueueError
 from renderer.queue import NewItem
 from renderer.worker import run_worker
+from tests.factories import backdate
 from tests.queue_kinds import expire_leases, fresh, item, outputs, plugin_env, qconn, states
 
 __all__ = ["fresh", "plugin_env", "qconn"]  # fixtures used by this module
@@ -140,7 +141,7 @@ def test_zombie_completion_is_rejected_and_logged(qconn: Conn, caplog: Any) -> N
     assert queue.reap(qconn) == 1
     row = item(qconn, "t_record", "z")
     assert row["state"] == "pending" and row["attempt"] == 1
-    qconn.execute("UPDATE work_queue SET run_after = now()")  # skip the backoff
+    backdate(qconn, run_after=0)  # skip the backoff
     [fresh_claim] = queue.claim(qconn, "t_record", owner="successor")
     assert fresh_claim.attempt == 2 and fresh_claim.token != zombie.token
 
@@ -159,7 +160,7 @@ def test_lock_skips_items_taken_over(qconn: Conn) -> None:
     [old] = queue.claim(qconn, "t_record", owner="old")
     expire_leases(qconn)
     queue.reap(qconn)
-    qconn.execute("UPDATE work_queue SET run_after = now()")
+    backdate(qconn, run_after=0)
     [new] = queue.claim(qconn, "t_record", owner="new")
     with qconn.transaction():
         assert queue.lock(qconn, [old]) == set()
@@ -191,7 +192,7 @@ def test_failures_back_off_then_fail_and_retry(qconn: Conn) -> None:
     row = item(qconn, "t_fail", "f")
     assert row["run_after"] > datetime.now(UTC) - timedelta(seconds=1)
     assert row["last_error"] == "ValueError broken input"
-    qconn.execute("UPDATE work_queue SET run_after = now()")
+    backdate(qconn, run_after=0)
     [second] = queue.claim(qconn, "t_fail")
     assert queue.fail(qconn, second, "still broken") == "failed"
     failed = queue.list_failed(qconn)
@@ -332,8 +333,7 @@ def test_a_failed_item_keeps_its_group_open(qconn: Conn) -> None:
 def test_prune_deletes_old_done_items_only(qconn: Conn) -> None:
     queue.enqueue_many(qconn, [NewItem("t_record", f"p{i}") for i in range(5)])
     queue.complete(qconn, queue.claim(qconn, "t_record", limit=3))
-    qconn.execute("UPDATE work_queue SET finished_at = now() - interval '10 days'"
-                  " WHERE key IN ('p0', 'p1')")
+    backdate(qconn, finished_at=timedelta(days=10), keys=["p0", "p1"])
     assert queue.prune(qconn, timedelta(days=7)) == 2
     assert states(qconn) == {"done": 1, "pending": 2}
     assert counters(qconn) == {"done": 1, "pending": 2}

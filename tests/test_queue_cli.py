@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 from tests.queue_kinds import OUTPUT_DDL, PLUGIN
@@ -25,6 +26,7 @@ def one_line_error(result: subprocess.CompletedProcess[str], needle: str) -> Non
     assert len(lines) == 1 and needle in lines[0], result.stderr
 
 
+@pytest.mark.acceptance
 def test_enqueue_work_status_history(renderer_env: dict[str, str]) -> None:
     with psycopg.connect(renderer_env["RENDERER_DATABASE_URL"], autocommit=True) as conn:
         conn.execute(OUTPUT_DDL)
@@ -52,6 +54,7 @@ def test_enqueue_work_status_history(renderer_env: dict[str, str]) -> None:
     assert "pruned 0" in run(["queue", "prune"]).stdout
 
 
+@pytest.mark.acceptance
 def test_work_with_notify_off_and_max_items(renderer_env: dict[str, str]) -> None:
     url = renderer_env["RENDERER_DATABASE_URL"]
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:

@@ -138,6 +138,7 @@ def test_rule_added_while_the_last_item_completes_fires_once(
 
 # -- crashes, zombies, limits ----------------------------------------------------------------
 
+@pytest.mark.acceptance
 def test_kill_9_mid_item_is_completed_once_by_another_worker_after_the_lease(
         fresh: str, plugin_env: None) -> None:
     with connect(fresh) as conn:
@@ -165,6 +166,7 @@ def test_kill_9_mid_item_is_completed_once_by_another_worker_after_the_lease(
         assert outcomes == ["expired"]
 
 
+@pytest.mark.acceptance
 def test_crashed_child_is_replaced_and_its_item_retried(fresh: str, plugin_env: None) -> None:
     with connect(fresh) as conn:
         queue.enqueue(conn, "t_crash", "boom")
@@ -178,6 +180,7 @@ def test_crashed_child_is_replaced_and_its_item_retried(fresh: str, plugin_env: 
         assert [a["outcome"] for a in history] in (["crashed"], ["expired"])
 
 
+@pytest.mark.acceptance
 def test_stuck_handler_is_killed_past_its_time_limit(fresh: str, plugin_env: None) -> None:
     with connect(fresh) as conn:
         queue.enqueue(conn, "t_stubborn", "stuck")
@@ -190,6 +193,7 @@ def test_stuck_handler_is_killed_past_its_time_limit(fresh: str, plugin_env: Non
         assert outputs(conn, "t_record_one") == {"fine": 1}
 
 
+@pytest.mark.acceptance
 def test_raising_handler_fails_alone_in_a_pool(fresh: str, plugin_env: None) -> None:
     with connect(fresh) as conn:
         queue.enqueue_many(conn, [NewItem("t_record", f"k{i}") for i in range(500)])
@@ -204,6 +208,7 @@ def test_raising_handler_fails_alone_in_a_pool(fresh: str, plugin_env: None) -> 
         assert st["kinds"]["t_fail"]["failed"] == 5 and st["kinds"]["t_record"]["done"] == 500
 
 
+@pytest.mark.acceptance
 def test_sigterm_stops_the_pool_cleanly(fresh: str, plugin_env: None) -> None:
     with connect(fresh) as conn:
         queue.enqueue_many(conn, [NewItem("t_slow_record", f"s{i}", {"seconds": 0.1})
@@ -226,6 +231,7 @@ def test_sigterm_stops_the_pool_cleanly(fresh: str, plugin_env: None) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance
 def test_eight_processes_twenty_thousand_items_each_exactly_once(
         fresh: str, plugin_env: None) -> None:
     total = 8 * 20_000
@@ -241,8 +247,9 @@ def test_eight_processes_twenty_thousand_items_each_exactly_once(
 
 
 @pytest.mark.slow
-def test_postgres_restart_mid_run(tmp_path: Path, plugin_env: None) -> None:
-    cluster = Cluster(tmp_path / "pg", extra_settings={"fsync": "off"})
+@pytest.mark.acceptance
+def test_postgres_restart_mid_run(cluster_home: Path, plugin_env: None) -> None:
+    cluster = Cluster(cluster_home, extra_settings={"fsync": "off"})
     url = cluster.ensure_started()
     try:
         schema.upgrade(url)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from renderer import queue
 from renderer.queue._timings import bucket_of, quantile
+from tests.factories import backdate
 from tests.queue_kinds import fresh, plugin_env, qconn
 
 __all__ = ["fresh", "plugin_env", "qconn"]  # fixtures used by this module
@@ -59,19 +60,13 @@ def test_sql_buckets_agree_with_python(qconn: Conn) -> None:
     assert [r["b"] for r in rows] == [bucket_of(v) for v in values]
 
 
-def _age(conn: Conn, kind: str, column: str, seconds: float) -> None:
-    conn.execute(f"UPDATE work_queue SET {column} = now() - make_interval(secs => %s)"
-                 " WHERE kind = %s", (seconds, kind))
-
-
 def test_a_set_records_its_claim_waits_and_run_times(qconn: Conn) -> None:
     for key in ("a", "b"):
         queue.enqueue(qconn, "t_record", key, set_id="timed")
     queue.enqueue(qconn, "t_noop", "other")  # no set: counted for the kind, not for "timed"
-    _age(qconn, "t_record", "enqueued_at", 3)
-    _age(qconn, "t_record", "run_after", 3)
+    backdate(qconn, kind="t_record", enqueued_at=3, run_after=3)
     claimed = queue.claim(qconn, "t_record", limit=2)
-    _age(qconn, "t_record", "started_at", 10)
+    backdate(qconn, kind="t_record", started_at=10)
     assert queue.complete(qconn, claimed) == []
 
     def check() -> None:

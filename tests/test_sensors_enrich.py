@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from renderer.db import Database
 from renderer.sensors.enrich import pending_days
+from tests.factories import add_sensor_days, add_sensor_rows
 from tests.test_sensors_fixtures import at, enrich, enriched, epoch, reference, sql
 
 DAY = date(2026, 1, 5)
@@ -18,17 +19,11 @@ MIDNIGHT = epoch(at(NEXT))
 
 
 def put(db: Database, rows: list[tuple[int, float, int | None]]) -> None:
-    """Raw rows (detector, epoch seconds, speed) straight into sensors_raw."""
-    days = sorted({datetime.fromtimestamp(t, UTC).date() for _, t, _ in rows} | {DAY})
-    sql(db, "SELECT renderer.sensors_raw_partition(d) FROM unnest(%(days)s::date[]) d",
-        {"days": days})
-    sql(db, """
-        INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
-                                 trafficintensityclass1, file_id)
-        SELECT u, to_timestamp(t), s, 1, 2, 0
-        FROM unnest(%(u)s::int[], %(t)s::float8[], %(s)s::int[]) AS r(u, t, s)
-        ON CONFLICT (uniqueid, recordtimestamp) DO UPDATE SET currentspeed = excluded.currentspeed
-    """, {"u": [r[0] for r in rows], "t": [r[1] for r in rows], "s": [r[2] for r in rows]})
+    """Raw rows (detector, epoch seconds, speed) straight into sensors_raw (DAY's partition
+    made even without rows)."""
+    with db.connect() as conn:
+        add_sensor_rows(conn, rows, days=[DAY])
+        conn.commit()
 
 
 def _clear(db: Database) -> None:
@@ -124,8 +119,9 @@ def test_rerunning_a_day_replaces_it(db: Database) -> None:
 
 
 def test_pending_days_follow_ingested_versions(db: Database) -> None:
-    sql(db, "INSERT INTO sensors_days (day, raw_version) VALUES (%(a)s, 1), (%(b)s, 3)",
-        {"a": DAY, "b": NEXT})
+    with db.connect() as conn:
+        add_sensor_days(conn, {DAY: 1, NEXT: 3})
+        conn.commit()
     with db.connect() as conn:
         assert pending_days(conn) == [(DAY, 1), (NEXT, 3)]
     enrich(db, DAY)

@@ -140,6 +140,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance
 def test_the_command_line(renderer_env: dict[str, str], tmp_path: Path) -> None:
     files = _files(tmp_path, detectors=2)
     bad = write_csv(tmp_path / "in" / "bad.csv", [(1, "soon", 50, 1, 1, 1, 1, 1, 1)])

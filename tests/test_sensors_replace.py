@@ -20,6 +20,7 @@ from renderer.errors import DatabaseError
 from renderer.sensors.day import ExportSpec, default_export, plan_etl
 from renderer.sensors.enrich import enrich_day
 from renderer.web import runs
+from tests.factories import add_sensor_days
 from tests.test_sensors_enrich import put
 from tests.test_sensors_fixtures import at, enrich, epoch, sql
 
@@ -195,7 +196,9 @@ def test_the_web_run_and_the_cli_export_to_the_setting(db: Database, tmp_path: P
 
     from renderer.cli import main
 
-    sql(db, "INSERT INTO sensors_days (day) VALUES (%(d)s)", {"d": DAY})
+    with db.connect() as conn:
+        add_sensor_days(conn, {DAY: 1})
+        conn.commit()
     lake = str(tmp_path / "lake")
     ctx = runs.Context(Settings(home=tmp_path, sensors_export=lake), None)
     with db.connect() as conn:

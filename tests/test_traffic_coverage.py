@@ -15,7 +15,8 @@ from renderer.cli import main
 from renderer.db import Database
 from renderer.storage import Store, open_store
 from renderer.traffic import coverage
-from tests.test_traffic_reftile import WEEK, add_speeds, build
+from tests.factories import add_speeds
+from tests.test_traffic_reftile import WEEK, build
 from tests.test_traffic_speedtile import CHILD, FIRST, TILE, seg
 
 

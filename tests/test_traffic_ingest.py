@@ -151,6 +151,7 @@ def _ok(args: list[str], env: dict[str, str] | None = None) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance
 def test_commands_end_to_end_with_the_python_twin(renderer_env: dict[str, str],
                                                   tmp_path: Path) -> None:
     """sample -> submit -> work (2 processes, RENDERER_NO_EXT=1) -> histogram, rejects,

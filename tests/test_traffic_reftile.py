@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from renderer import tiles
@@ -13,37 +12,12 @@ from renderer.db import Database
 from renderer.formats.speedtiles import decode_speed_tile, gzip_decompress
 from renderer.storage import Store, open_store
 from renderer.tiles import Tile
-from renderer.traffic import export, reftile, weeks
+from renderer.traffic import export, reftile
 from renderer.traffic.reftile import TileRef
+from tests.factories import add_speeds
 from tests.test_traffic_speedtile import CHILD, FIRST, TILE, seg
 
 WEEK = 168
-
-
-def add_speeds(conn: psycopg.Connection[Any], first_hour: int,
-               by_segment: dict[int, dict[int, int]], mode: str = "AUTO",
-               observations: int = 3) -> None:
-    """Speed rows of one week ({segment: {hour of week: speed}}) and their tile summaries,
-    as the speed tile stage writes them."""
-    for segment_id, hours in by_segment.items():
-        hs = sorted(hours)
-        conn.execute(
-            "INSERT INTO traffic_speeds (mode, first_hour, segment_id, length, hours,"
-            " observations, speeds, mean_speeds, speed_variances, prevalences, next_hours,"
-            " next_ids, next_counts, delays, delay_variances, queue_lengths,"
-            " queue_length_variances) VALUES (%s, %s, %s, 100, %s, %s, %s, %s, %s, %s,"
-            " '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
-            [mode, first_hour, segment_id, hs, [observations] * len(hs),
-             [hours[h] for h in hs], [hours[h] for h in hs], [0] * len(hs), [5] * len(hs)])
-    conn.execute(
-        "INSERT INTO traffic_speed_tiles (mode, level, tile_index, first_hour, week,"
-        " total_segments, segments, observations, min_count)"
-        " SELECT %s, tile_id & 7, tile_id >> 3, %s, %s, max(segment_id >> 25) + 1, count(*),"
-        " sum(cardinality(observations)) * %s, 1 FROM traffic_speeds"
-        " WHERE mode = %s AND first_hour = %s GROUP BY tile_id"
-        " ON CONFLICT (mode, level, tile_index, first_hour) DO UPDATE"
-        " SET segments = excluded.segments, total_segments = excluded.total_segments",
-        [mode, first_hour, weeks.week_of_hour(first_hour), observations, mode, first_hour])
 
 
 def build(db: Database, tile: Tile = TILE, mode: str = "AUTO", **options: Any) -> reftile.RefBuild:

@@ -21,13 +21,12 @@ from renderer.traffic import run as traffic_run
 from renderer.traffic import sample, schedule
 from renderer.traffic.speedtile import TileWeek
 from renderer.worker import run_worker
+from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
     CHILD,
     FIRST,
     TILE,
     WEEK,
-    add_histograms,
-    add_lengths,
     build,
     code,
     seg,
@@ -53,6 +52,7 @@ def invoke(*args: str) -> Any:
 # --- the main job -------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.acceptance
 def test_run_on_the_sample(renderer_env: dict[str, str], database_url: str,
                            tmp_path: Path) -> None:
     made = sample.generate(tmp_path / "sample", tiles=2, days=2, seed=3)

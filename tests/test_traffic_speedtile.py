@@ -1,13 +1,12 @@
 """Speed tiles: the bulk SQL against OpenTraffic's rules and against its Python twin.
 
-Histogram rows are inserted directly (the histogram stage is tested elsewhere); helpers
-here are reused by the other traffic product tests.
+Histogram rows come from the factories (the histogram stage is tested elsewhere); the
+constants and helpers here are reused by the other traffic product tests.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -20,6 +19,7 @@ from renderer.db import Database
 from renderer.tiles import Tile
 from renderer.traffic import speedtile
 from renderer.traffic.speedtile import SegmentWeek, TileWeek, jitter, prevalence
+from tests.factories import add_histograms, add_lengths
 
 WEEK = "2016-W44"
 FIRST = 410520  # 2016-10-31 00:00 UTC, Monday
@@ -36,27 +36,6 @@ def seg(index: int, tile: Tile = TILE) -> int:
 
 def code(seconds: int) -> int:
     return binning.duration_code(seconds)
-
-
-def add_histograms(conn: psycopg.Connection[Any], rows: Iterable[Row], mode: str = "AUTO") -> None:
-    """Append histogram bins, in one statement (readers sum rows of the same bin)."""
-    rows = list(rows)
-    conn.execute("SELECT renderer.traffic_histogram_partition(h)"
-                 " FROM unnest(%s::integer[]) AS h", [sorted({r[2] for r in rows})])
-    columns = list(zip(*rows, strict=True))
-    conn.execute(
-        "INSERT INTO traffic_histograms AS t (mode, segment_id, next_segment_id, hour,"
-        " duration_code, queue_code, count)"
-        " SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::smallint[],"
-        "                          %s::smallint[], %s::bigint[])",
-        [mode, *[list(c) for c in columns]])
-
-
-def add_lengths(conn: psycopg.Connection[Any], lengths: dict[int, int],
-                observations: int = 10) -> None:
-    conn.execute("INSERT INTO traffic_segment_lengths (segment_id, length, observations)"
-                 " SELECT s, l, %s FROM unnest(%s::bigint[], %s::integer[]) AS u(s, l)",
-                 [observations, list(lengths), list(lengths.values())])
 
 
 def build(db: Database, tile: Tile = TILE, week: str = WEEK, mode: str = "AUTO",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,12 @@ from renderer.formats.speedtiles import (
 from renderer.storage import Store, open_store
 from renderer.tiles import Tile
 from renderer.traffic import export
+from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
     CHILD,
     FIRST,
     TILE,
     WEEK,
-    add_histograms,
-    add_lengths,
     build,
     code,
     seg,
@@ -106,11 +106,14 @@ def test_arrays_hold_the_speeds(db: Database, store: Store) -> None:
     assert nex["next_segment_queue_lengths"] == [20, 0, 0]
 
 
-def test_a_rerun_writes_the_same_bytes(db: Database, store: Store) -> None:
+def test_a_rerun_writes_the_same_bytes(db: Database, store: Store,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     _week_data(db)
-    export_week(db, store)
+    first = export_week(db, store)
     before = {info.key: store.get(info.key) for info in store.list()}
-    export_week(db, store)
+    clock = time.time
+    monkeypatch.setattr(time, "time", lambda: clock() + 3600)  # an hour later: same bytes
+    assert export_week(db, store).files == first.files  # written again, not skipped
     assert {info.key: store.get(info.key) for info in store.list()} == before
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from renderer.traffic.sample import generate
 from renderer.web import auth
 from renderer.web.hooks import created_objects
 from renderer.worker import run_worker
+from tests.factories import add_sensor_days
 from tests.test_web_server import Live, live
 
 __all__ = ["live"]
@@ -60,14 +62,18 @@ def test_the_s3_hook_enqueues_histograms_at_on_demand_priority(live: Callable[..
                    ("s3:ObjectCreated:CompleteMultipartUpload", "any", chosen[1]),
                    ("s3:ObjectRemoved:Delete", "any", keys[-1]),
                    ("s3:ObjectCreated:Put", "any", "notes/readme.txt"))
-    response = _post(server, "/hooks/s3", event)
+    signed_at = int(time.time())
+    response = _post(server, "/hooks/s3", event, timestamp=signed_at)
     assert response.status_code == 202, response.text
     assert response.json() == {"records": 4, "objects": 3, "enqueued": 2}
     with db.connect() as conn:
         rows = conn.execute("SELECT kind, priority FROM work_queue ORDER BY key").fetchall()
     assert [(r["kind"], r["priority"]) for r in rows] == [("histogram", PRIORITY_ON_DEMAND)] * 2
-    # The same files again (signed anew, a second earlier, or it would be a replay): nothing.
-    again = _post(server, "/hooks/s3", event, timestamp=int(time.time()) - 1)
+    # The same request again, byte for byte: a replay, refused.
+    replay = _post(server, "/hooks/s3", event, timestamp=signed_at)
+    assert replay.status_code == 401 and "replayed request" in replay.text, replay.text
+    # The same files signed anew (another time stamp inside the window): accepted, nothing new.
+    again = _post(server, "/hooks/s3", event, timestamp=signed_at - 1)
     assert again.status_code == 202, again.text
     assert again.json()["enqueued"] == 0
 
@@ -107,11 +113,11 @@ def test_a_sensors_run_enqueues_its_days(live: Callable[..., Live], db: Database
     assert nothing.status_code == 201, nothing.text
     assert nothing.json()["set_id"] is None
     with db.connect() as conn:
-        conn.execute("INSERT INTO sensors_days (day, raw_version) VALUES ('2026-01-05', 1)")
+        add_sensor_days(conn, {date(2026, 1, 5): 1})
         conn.commit()
     response = _post(server, "/api/runs", {"pipeline": "sensors", "stage": "etl",
                                            "from": "2026-01-01", "to": "2026-01-31",
-                                           "format": "csv"}, timestamp=int(time.time()) - 1)
+                                           "format": "csv"})  # another body: no replay
     assert response.status_code == 201, response.text
     set_id = response.json()["set_id"]
     twin = server.get(f"/api/sets/{quote(set_id)}").json()

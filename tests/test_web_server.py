@@ -21,6 +21,7 @@ from renderer import queue, schema
 from renderer.config import Settings
 from renderer.db import Database
 from renderer.web.app import create_app
+from tests.factories import add_schedule, backdate
 
 
 @dataclass
@@ -165,8 +166,7 @@ def test_metrics_histograms_of_claim_waits_and_run_times(live: Callable[..., Liv
         conn.autocommit = True
         for key in ("a", "b", "c"):
             queue.enqueue(conn, "timed", key)
-        conn.execute("UPDATE work_queue SET enqueued_at = now() - interval '5 s',"
-                     " run_after = now() - interval '5 s'")
+        backdate(conn, enqueued_at=5, run_after=5)
         claimed = queue.claim(conn, "timed", limit=2)
         queue.complete(conn, claimed)
     lines = live().get("/metrics").text.splitlines()
@@ -195,11 +195,8 @@ def test_every_error_has_the_one_json_shape(live: Callable[..., Live]) -> None:
 
 
 def test_serve_fires_schedules(live: Callable[..., Live], db: Database) -> None:
-    from renderer import schedules
-
     with db.connect() as conn:
-        schedules.add(conn, "minutely", "* * * * *", "metrics-test", "m")
-        conn.execute("UPDATE schedules SET created_at = now() - interval '2 minutes'")
+        add_schedule(conn, "minutely", "* * * * *", "metrics-test", "m")  # due now
         conn.commit()
     live(run_scheduler=True)
     deadline = time.monotonic() + 30
