@@ -33,8 +33,11 @@ SUFFIXES = (".csv", ".csv.gz")
 CHUNK = 1 << 20
 
 
-class FileUnreadable(Exception):
-    """The file cannot be read as text (bad gzip stream, I/O error): rejected whole."""
+class FileUnreadable(InputError):
+    """The file cannot be read as text (bad gzip stream, I/O error): rejected whole.
+
+    Ingest records it as the file's reason; an InputError, so that a caller that lets it
+    through shows one line."""
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from urllib.parse import unquote_plus, urlsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from renderer import db, tokens
-from renderer.db import query
+from renderer import tokens
+from renderer.db import Connection, query
 from renderer.queue import PRIORITY_ON_DEMAND
 from renderer.traffic import ingest
 from renderer.web import auth, runs
@@ -54,7 +54,7 @@ async def limited_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def authorize(web: WebState, conn: db.Connection, request: Request,
+def authorize(web: WebState, conn: Connection, request: Request,
               body: bytes) -> str:
     """Who is calling (``token:<name>`` or ``signature``), or raise AuthFailure.
 
