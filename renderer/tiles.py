@@ -84,7 +84,7 @@ class Tile(NamedTuple):
     """A tile of the hierarchy: its level (0, 1 or 2) and its index in that level's grid."""
 
     level: int
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose
 
 
 def _check_level(level: int) -> float:

@@ -51,7 +51,7 @@ class HistogramRow(NamedTuple):
     next_segment_id: int | None
     duration_code: int
     queue_code: int
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count on purpose
 
 
 @dataclass(frozen=True)

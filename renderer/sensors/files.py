@@ -114,7 +114,8 @@ def discover(sources: Iterable[str]) -> list[SourceFile]:
 def _raw_chunks(stream: BinaryIO) -> Iterator[bytes]:
     head = stream.read(2)
     stream.seek(0)
-    body: BinaryIO = gzip.GzipFile(fileobj=stream) if head == b"\x1f\x8b" else stream
+    body: gzip.GzipFile | BinaryIO = (gzip.GzipFile(fileobj=stream) if head == b"\x1f\x8b"
+                                      else stream)
     try:
         while block := body.read(CHUNK):
             yield block

@@ -150,7 +150,8 @@ class S3Store(Store):
         full = self._key(key)
         with self._errors("read", key):
             response = self.client.get_object(Bucket=self.bucket, Key=full)
-            return response["Body"].read()
+            data: bytes = response["Body"].read()
+        return data
 
     def head(self, key: str) -> ObjectInfo | None:
         full = self._key(key)
