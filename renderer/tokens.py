@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from renderer.db import Connection, query
+from renderer.db import Connection, one, query
 from renderer.errors import AlreadyExists, InputError
 
 TOKEN_MARK = "rdr_"
@@ -63,17 +63,16 @@ def create(conn: Connection, name: str) -> tuple[str, Token]:
     plaintext = new_token()
     try:
         with conn.transaction():
-            row = conn.execute(query("web.token_create"), {
+            row = one(conn, "web.token_create", {
                 "name": name, "token_hash": hash_token(plaintext),
                 "prefix": plaintext[:PREFIX_CHARS],
-            }).fetchone()
+            })
     except AlreadyExists as exc:
         if exc.constraint != "api_tokens_active_name":
             raise
         raise InputError(f"an active token named {name!r} exists",
                          f"revoke it first (`renderer tokens revoke {name}`) or pick another "
                          "name") from exc
-    assert row is not None
     return plaintext, Token.from_row(row)
 
 
