@@ -1,6 +1,7 @@
 # make run   - install what is missing, start the embedded database, run the main job on the sample
 # make test  - the same set-up, then the whole test suite
-# Both are idempotent: stamps in .stamps/ skip steps whose inputs did not change.
+# make mypy  - the type check (not yet part of make test)
+# run and test are idempotent: stamps in .stamps/ skip steps whose inputs did not change.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,7 +11,7 @@ RENDERER := $(VENV)/bin/renderer
 STAMPS := .stamps
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-queue bench-binning bench-traffic bench-sensors clean-stamps
+.PHONY: run test lint mypy bench bench-queue bench-binning bench-traffic bench-sensors clean-stamps
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -49,6 +50,10 @@ test: $(STAMPS)/system-test $(STAMPS)/install
 
 lint: $(STAMPS)/install
 	$(VENV)/bin/ruff check renderer tests benchmarks scripts
+
+# Type check (settings in pyproject.toml: strict on the engine and the connector).
+mypy: $(STAMPS)/install
+	$(VENV)/bin/mypy
 
 bench: bench-binning bench-queue bench-traffic bench-sensors
 

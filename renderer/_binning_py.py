@@ -15,6 +15,8 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from renderer.tiles import LEVEL_BITS, MAX_SEGMENT_ID, NO_NEXT, TILE_ID_MASK
+
 HEADER = (
     b"segment_id,next_segment_id,duration,count,length,queue_length,"
     b"minimum_timestamp,maximum_timestamp,source,vehicle_type"
@@ -25,9 +27,8 @@ BOM = b"\xef\xbb\xbf"
 HEADER_QUOTE_BYTES = 200
 
 FIELDS = 10
-ID_LIMIT = 1 << 46  # segment ids use bits 0-45
-NO_NEXT = frozenset({(1 << 46) - 1, (1 << 42) - 1})  # "no next segment" spellings
-TILE_MASK = 0x1FFFFFF  # bits 0-24: level and tile index, i.e. the tile_id
+ID_LIMIT = MAX_SEGMENT_ID + 1  # segment ids use bits 0-45
+TILE_MASK = TILE_ID_MASK  # bits 0-24: level and tile index, i.e. the tile_id
 U64_MAX = (1 << 64) - 1
 DURATION_MAX = 1142  # lower bound of the last duration bucket; longer ones clamp to it
 MODE_MAX = 32
@@ -216,7 +217,7 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
         quoted = header[:HEADER_QUOTE_BYTES].decode("utf-8", "replace")
         return _file_error(f"not a reporter CSV: header is {quoted!r}")
 
-    tile_id = (tile_index << 3) | level
+    tile_id = tile_index << LEVEL_BITS | level
     first = hour * 3600
     last = first + 3599
     rows_read = rows_accepted = observations = 0

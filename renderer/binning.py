@@ -44,7 +44,7 @@ DURATION_MAX = _binning_py.DURATION_MAX
 
 
 def _load_c() -> tuple[BinFile, BinPrefix] | None:
-    try:
+    try:  # the C extension is optional (not built, or forced off): the twin stands in
         from renderer import _binning
     except ImportError:
         return None

@@ -43,9 +43,9 @@ from renderer.errors import (
 )
 from renderer.resources import SQL_DIR, named_sections
 
-__all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "PoolTimeout", "connect",
-           "connection_error", "dict_row", "one", "pool", "query", "resolve_url", "scalar",
-           "sql", "transaction", "translate", "tuple_row"]
+__all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "Pool", "PoolTimeout",
+           "connect", "connection_error", "dict_row", "one", "pool", "query", "resolve_url",
+           "scalar", "sql", "transaction", "translate", "tuple_row"]
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,11 @@ def _configure(conn: Connection) -> None:
     conn.server_cursor_factory = ServerCursor
 
 
-def pool(url: str, *, name: str, max_size: int = 8) -> ConnectionPool[Connection]:
+Pool = ConnectionPool[Connection]
+"""What :func:`pool` returns, for annotations elsewhere (they do not import the driver)."""
+
+
+def pool(url: str, *, name: str, max_size: int = 8) -> Pool:
     """A connection pool (closed until opened) whose connections are made as :func:`connect`
     makes them, for long-running services that serve many short requests."""
     return ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,

@@ -12,8 +12,10 @@ import os
 import time
 from dataclasses import dataclass
 
-from renderer import config
+from renderer import config, schema
+from renderer.db import Database
 from renderer.errors import RendererError
+from renderer.storage import open_store
 
 REQUIRED = ["psycopg", "psycopg_pool", "sqlalchemy", "alembic", "shapely", "flatbuffers",
             "google.protobuf", "boto3", "mercantile", "click", "rich", "croniter", "fastapi",
@@ -41,7 +43,7 @@ def check_python() -> list[Check]:
 
 
 def check_extension() -> Check:
-    try:
+    try:  # here, not at the top: a broken build is this check's finding, not doctor's crash
         from renderer import binning
     except ImportError as exc:
         return Check("C extension", False, f"cannot import renderer.binning: {exc}")
@@ -54,16 +56,14 @@ def check_extension() -> Check:
 
 
 def check_database(settings: config.Settings) -> list[Check]:
-    from renderer import schema
-    from renderer.db import Database
-
     try:
         db = Database.from_settings(settings)
     except RendererError as exc:
         return [Check("PostgreSQL", False, str(exc))]
     checks = []
     with db.connect() as conn:
-        version = conn.execute("SHOW server_version").fetchone()["server_version"]
+        shown = conn.execute("SHOW server_version").fetchone()
+        version = shown["server_version"] if shown else "unknown version"
         checks.append(Check("PostgreSQL", True, f"{version} at {config.mask_url(db.url)}"))
         row = conn.execute(
             "SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
@@ -71,9 +71,10 @@ def check_database(settings: config.Settings) -> list[Check]:
                             row["extversion"] if row else "extension not created"))
         if row:
             # A round trip through PostGIS: a tile polygon in, its GeoJSON out.
-            point = conn.execute(
+            found = conn.execute(
                 "SELECT ST_AsGeoJSON(ST_Centroid(ST_MakeEnvelope(%s, %s, %s, %s, 4326))) AS g",
-                (0, 0, 4, 4)).fetchone()["g"]
+                (0, 0, 4, 4)).fetchone()
+            point = found["g"] if found else "no row"
             checks.append(Check("database round trip", '"coordinates":[2,2]' in point, point))
     revision, head = schema.current(db.url), schema.head()
     checks.append(Check("migrations", revision == head, f"at {revision}, head {head}"))
@@ -81,8 +82,6 @@ def check_database(settings: config.Settings) -> list[Check]:
 
 
 def check_store(settings: config.Settings) -> Check:
-    from renderer.storage import open_store
-
     url = config.mask_url(settings.store_url)
     try:
         store = open_store(settings.store_url)

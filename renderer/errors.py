@@ -100,6 +100,10 @@ class InvalidKey(StorageError, ValueError):
     """An object key or prefix is malformed or would lead outside the store's root."""
 
 
+class InvalidMetadata(StorageError, ValueError):
+    """Object metadata that S3 could not carry: a bad name, a non-ASCII value, too large."""
+
+
 # -- the queue -----------------------------------------------------------------------------
 
 class QueueError(RendererError):

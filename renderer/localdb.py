@@ -146,13 +146,12 @@ class Cluster:
 
     def _run(self, args: list[str], user: pwd.struct_passwd | None, check: bool = True,
              timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        kwargs: dict[str, object] = {}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
-        if user is not None:
-            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        result = subprocess.run(
+        result = subprocess.run(  # as the service user when we are root (None: as ourselves)
             args, capture_output=True, text=True, cwd=self.root, env=env, timeout=timeout,
-            **kwargs,  # type: ignore[arg-type]
+            user=None if user is None else user.pw_uid,
+            group=None if user is None else user.pw_gid,
+            extra_groups=None if user is None else [],
         )
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()

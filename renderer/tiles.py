@@ -31,9 +31,19 @@ from typing import Final, NamedTuple
 import mercantile
 
 __all__ = [
+    "INVALID_NEXT_SEGMENT_ID",
+    "LEVEL_BITS",
+    "LEVEL_MASK",
     "LEVEL_SIZES",
+    "MAX_SEGMENT_ID",
     "MAX_SEGMENT_INDEX",
     "NO_NEXT",
+    "SEGMENT_ID_BITS",
+    "SEGMENT_INDEX_BITS",
+    "SEGMENT_INDEX_SHIFT",
+    "TILE_ID_BITS",
+    "TILE_ID_MASK",
+    "TILE_INDEX_BITS",
     "Tile",
     "bounds",
     "children",
@@ -60,19 +70,32 @@ __all__ = [
 LEVEL_SIZES: Final = MappingProxyType({0: 4.0, 1: 1.0, 2: 0.25})
 """Tile edge in degrees, by level."""
 
-_LEVEL_BITS: Final = 3
-_INDEX_BITS: Final = 22
-_TILE_ID_BITS: Final = _LEVEL_BITS + _INDEX_BITS  # 25
-_SEGMENT_INDEX_BITS: Final = 21
-_SEGMENT_ID_BITS: Final = _TILE_ID_BITS + _SEGMENT_INDEX_BITS  # 46
+# Bit fields of the ids (the same numbers are spelled in sql/ and ext/binning.c).
+LEVEL_BITS: Final = 3
+LEVEL_MASK: Final = (1 << LEVEL_BITS) - 1
+"""``tile_id & LEVEL_MASK`` is the tile's level (0x7); ``tile_id >> LEVEL_BITS`` its index."""
 
-TILE_ID_MASK: Final = (1 << _TILE_ID_BITS) - 1
-"""``segment_id & TILE_ID_MASK`` is the tile id of the segment's tile (0x1FFFFFF)."""
+TILE_INDEX_BITS: Final = 22
+TILE_ID_BITS: Final = LEVEL_BITS + TILE_INDEX_BITS  # 25
+TILE_ID_MASK: Final = (1 << TILE_ID_BITS) - 1
+"""``segment_id & TILE_ID_MASK`` is the tile id of the segment's tile (0x1FFFFFF, 33554431)."""
 
-MAX_SEGMENT_INDEX: Final = (1 << _SEGMENT_INDEX_BITS) - 1
+SEGMENT_INDEX_SHIFT: Final = TILE_ID_BITS
+"""``segment_id >> SEGMENT_INDEX_SHIFT`` is the segment's index within its tile (25)."""
+
+SEGMENT_INDEX_BITS: Final = 21
+SEGMENT_ID_BITS: Final = TILE_ID_BITS + SEGMENT_INDEX_BITS  # 46
+
+MAX_SEGMENT_INDEX: Final = (1 << SEGMENT_INDEX_BITS) - 1
 """Largest segment index a segment id can carry (2**21 - 1)."""
 
-NO_NEXT: Final = frozenset({(1 << 46) - 1, (1 << 42) - 1})
+MAX_SEGMENT_ID: Final = (1 << SEGMENT_ID_BITS) - 1
+"""Largest value of a segment id field (2**46 - 1, every bit set: also a "none" spelling)."""
+
+INVALID_NEXT_SEGMENT_ID: Final = (1 << 42) - 1
+"""OpenTraffic's ``INVALID_NEXT_SEGMENT_ID`` (2**42 - 1, 4398046511103)."""
+
+NO_NEXT: Final = frozenset({MAX_SEGMENT_ID, INVALID_NEXT_SEGMENT_ID})
 """Sentinels that reporters write for "no next segment" (2**46 - 1 and 2**42 - 1)."""
 
 # Padded width of the index in a path suffix, by level.
@@ -84,7 +107,7 @@ class Tile(NamedTuple):
     """A tile of the hierarchy: its level (0, 1 or 2) and its index in that level's grid."""
 
     level: int
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose
 
 
 def _check_level(level: int) -> float:
@@ -245,7 +268,7 @@ def tile_id(t: Tile) -> int:
     17120
     """
     level, index = _check_tile(t)
-    return index << _LEVEL_BITS | level
+    return index << LEVEL_BITS | level
 
 
 def from_tile_id(value: int) -> Tile:
@@ -258,10 +281,10 @@ def from_tile_id(value: int) -> Tile:
     """
     if type(value) is not int or not 0 <= value <= TILE_ID_MASK:
         raise ValueError(f"tile id must be an integer in 0..{TILE_ID_MASK}, not {value!r}")
-    level = value & ((1 << _LEVEL_BITS) - 1)
+    level = value & LEVEL_MASK
     if level not in LEVEL_SIZES:
         raise ValueError(f"tile id {value} has level bits {level}; levels are 0, 1 and 2")
-    return _check_tile(Tile(level, value >> _LEVEL_BITS))
+    return _check_tile(Tile(level, value >> LEVEL_BITS))
 
 
 def segment_id(t: Tile, segment_index: int) -> int:
@@ -276,11 +299,11 @@ def segment_id(t: Tile, segment_index: int) -> int:
         raise ValueError(
             f"segment index must be an integer in 0..{MAX_SEGMENT_INDEX}, not {segment_index!r}"
         )
-    return segment_index << _TILE_ID_BITS | tile_id(t)
+    return segment_index << SEGMENT_INDEX_SHIFT | tile_id(t)
 
 
 def _check_segment_id(value: int) -> int:
-    if type(value) is not int or not 0 <= value < 1 << _SEGMENT_ID_BITS:
+    if type(value) is not int or not 0 <= value <= MAX_SEGMENT_ID:
         raise ValueError(f"segment id must be an integer in 0..2**46-1, not {value!r}")
     return value
 
@@ -304,7 +327,7 @@ def segment_index(value: int) -> int:
     >>> segment_index(100680416)
     3
     """
-    return _check_segment_id(value) >> _TILE_ID_BITS
+    return _check_segment_id(value) >> SEGMENT_INDEX_SHIFT
 
 
 def normalize_next(value: int | str | None) -> int | None:

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
-from renderer.db import query
+from renderer.db import Connection, one, query
 from renderer.errors import AlreadyExists, InputError
 
 TOKEN_MARK = "rdr_"
@@ -57,7 +55,7 @@ def new_token() -> str:
     return TOKEN_MARK + secrets.token_urlsafe(32)
 
 
-def create(conn: psycopg.Connection[Any], name: str) -> tuple[str, Token]:
+def create(conn: Connection, name: str) -> tuple[str, Token]:
     """Create a token named ``name``; return its plaintext (shown once) and its record."""
     name = name.strip()
     if not name:
@@ -65,21 +63,20 @@ def create(conn: psycopg.Connection[Any], name: str) -> tuple[str, Token]:
     plaintext = new_token()
     try:
         with conn.transaction():
-            row = conn.execute(query("web.token_create"), {
+            row = one(conn, "web.token_create", {
                 "name": name, "token_hash": hash_token(plaintext),
                 "prefix": plaintext[:PREFIX_CHARS],
-            }).fetchone()
+            })
     except AlreadyExists as exc:
         if exc.constraint != "api_tokens_active_name":
             raise
         raise InputError(f"an active token named {name!r} exists",
                          f"revoke it first (`renderer tokens revoke {name}`) or pick another "
                          "name") from exc
-    assert row is not None
     return plaintext, Token.from_row(row)
 
 
-def verify(conn: psycopg.Connection[Any], presented: str) -> Token | None:
+def verify(conn: Connection, presented: str) -> Token | None:
     """The active token ``presented`` authenticates as, or None; marks it used."""
     if not presented.startswith(TOKEN_MARK):
         return None
@@ -88,12 +85,12 @@ def verify(conn: psycopg.Connection[Any], presented: str) -> Token | None:
     return Token.from_row(row) if row else None
 
 
-def list_tokens(conn: psycopg.Connection[Any], *, include_revoked: bool = False) -> list[Token]:
+def list_tokens(conn: Connection, *, include_revoked: bool = False) -> list[Token]:
     rows = conn.execute(query("web.token_list"), {"all": include_revoked}).fetchall()
     return [Token.from_row(r) for r in rows]
 
 
-def revoke(conn: psycopg.Connection[Any], ref: str) -> list[Token]:
+def revoke(conn: Connection, ref: str) -> list[Token]:
     """Revoke the active token named ``ref`` (or with that id or prefix)."""
     rows = conn.execute(query("web.token_revoke"), {"ref": ref}).fetchall()
     if not rows:
@@ -101,6 +98,6 @@ def revoke(conn: psycopg.Connection[Any], ref: str) -> list[Token]:
     return [Token.from_row(r) for r in rows]
 
 
-def any_active(conn: psycopg.Connection[Any]) -> bool:
+def any_active(conn: Connection) -> bool:
     row = conn.execute(query("web.token_any_active")).fetchone()
     return bool(row and row["any"])

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from renderer.errors import ObjectNotFound, StorageError
+from renderer.errors import InvalidKey, InvalidMetadata, ObjectNotFound, StorageError
 from renderer.storage import DEFAULT_CONTENT_TYPE, FileStore, S3Store, Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,17 +162,24 @@ def test_unicode_and_empty_objects(store: Store) -> None:
 
 @pytest.mark.parametrize("key", ["", "/abs", "a/../b", "..", "a//b", "a/", "./a", "a\\b"])
 def test_bad_keys(store: Store, key: str) -> None:
-    with pytest.raises(ValueError, match="key"):
+    with pytest.raises(InvalidKey, match="key"):
         store.put(key, b"x")
-    with pytest.raises(ValueError, match="key"):
+    with pytest.raises(InvalidKey, match="key"):
         store.get(key)
+    assert issubclass(InvalidKey, StorageError) and issubclass(InvalidKey, ValueError)
+
+
+@pytest.mark.parametrize("prefix", ["/abs", "a/../b", "a\\b"])
+def test_bad_prefixes(store: Store, prefix: str) -> None:
+    with pytest.raises(InvalidKey, match="prefix"):
+        store.list(prefix)
 
 
 @pytest.mark.parametrize(
     "metadata", [{"ü": "1"}, {"a": "ü"}, {"a b": "1"}, {"a": "line\nbreak"}, {"A": "1", "a": "2"}]
 )
 def test_bad_metadata(store: Store, metadata: dict[str, str]) -> None:
-    with pytest.raises(ValueError, match="metadata"):
+    with pytest.raises(InvalidMetadata, match="metadata"):
         store.put("k", b"x", metadata)
     assert not store.exists("k")
 
@@ -231,7 +238,7 @@ def test_folder_files_dropped_in_by_hand(tmp_path: Path) -> None:
 
 
 def test_folder_rejects_hidden_key_parts(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="sidecars"):
+    with pytest.raises(InvalidKey, match="sidecars"):
         FileStore(tmp_path).put("a/.b", b"x")
 
 

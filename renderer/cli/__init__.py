@@ -11,7 +11,9 @@ import sys
 from typing import Any
 
 import click
+from rich.logging import RichHandler
 
+from renderer.cli import db, doctor, ops, queue, sensors, store, traffic
 from renderer.errors import RendererError
 
 
@@ -29,8 +31,6 @@ class _Group(click.Group):
 def _configure_logging(debug: bool, quiet: bool) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
         handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=debug)
         fmt = "%(message)s"
     else:
@@ -59,12 +59,6 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     _configure_logging(debug, quiet)
 
 
-def _register() -> None:
-    from renderer.cli import db, doctor, ops, queue, sensors, store, traffic
-
-    for module in (db, doctor, store, queue, traffic, sensors, ops):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()
+for _module in (db, doctor, store, queue, traffic, sensors, ops):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from renderer.cli._common import print_table, settings
+from renderer.storage import open_store
 
 
 @click.group("store")
@@ -28,8 +29,6 @@ def ls(prefix: str) -> None:
     Example:
         renderer store ls 0/002/
     """
-    from renderer.storage import open_store
-
     s = open_store(settings().store_url)
     rows = [{"key": o.key, "size": o.size} for o in s.list(prefix)]
     print_table(rows, title=s.url)
@@ -44,8 +43,6 @@ def cat(key: str) -> None:
     Example:
         renderer store cat coverage.geojson | head
     """
-    from renderer.storage import open_store
-
     sys.stdout.buffer.write(open_store(settings().store_url).get(key))
 
 

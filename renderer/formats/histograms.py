@@ -39,7 +39,6 @@ __all__ = [
 FILE_IDENTIFIER = b"RHST"
 """The four bytes after the root offset of every histogram (``file_identifier`` in the schema)."""
 
-_MAX_SEGMENT_ID = (1 << 46) - 1
 _MAX_UINT32 = (1 << 32) - 1
 
 
@@ -51,7 +50,7 @@ class HistogramRow(NamedTuple):
     next_segment_id: int | None
     duration_code: int
     queue_code: int
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count on purpose
 
 
 @dataclass(frozen=True)
@@ -96,8 +95,9 @@ def _check_row(row: Iterable[object]) -> HistogramRow:
         raise ValueError(f"mode must be a non-empty string, not {mode!r}")
     return HistogramRow(
         mode,
-        _check_int("segment_id", segment_id, 0, _MAX_SEGMENT_ID),
-        None if next_id is None else _check_int("next_segment_id", next_id, 0, _MAX_SEGMENT_ID),
+        _check_int("segment_id", segment_id, 0, tiles.MAX_SEGMENT_ID),
+        None if next_id is None
+        else _check_int("next_segment_id", next_id, 0, tiles.MAX_SEGMENT_ID),
         _check_int("duration_code", duration, 0, 255),
         _check_int("queue_code", queue, 0, 255),
         _check_int("count", count, 1, _MAX_UINT32),

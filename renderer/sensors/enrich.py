@@ -14,11 +14,8 @@ partition is made then too, so no day needs one beforehand).
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-import psycopg
-
-from renderer.db import query
+from renderer.db import Connection, query, scalar
 
 __all__ = ["day_key", "enrich_day", "parse_day", "pending_days"]
 
@@ -33,7 +30,7 @@ def parse_day(key: str) -> date:
     return date.fromisoformat(key)
 
 
-def pending_days(conn: psycopg.Connection[Any], start: date | None = None,
+def pending_days(conn: Connection, start: date | None = None,
                  end: date | None = None, *, every: bool = False) -> list[tuple[date, int]]:
     """(day, raw version) of the days to enrich: those changed since they were last enriched,
     or with ``every`` all days with raw rows; optionally within [start, end]."""
@@ -42,11 +39,10 @@ def pending_days(conn: psycopg.Connection[Any], start: date | None = None,
     return [(r["day"], int(r["raw_version"])) for r in rows]
 
 
-def enrich_day(conn: psycopg.Connection[Any], day: date) -> int:
+def enrich_day(conn: Connection, day: date) -> int:
     """Replace ``day`` in sensors_enriched inside the caller's transaction; rows written.
 
     The transaction ends holding a lock on sensors_enriched (SHARE UPDATE EXCLUSIVE, or ACCESS
     EXCLUSIVE when the day had rows before): commit soon after.
     """
-    row = conn.execute(query("sensors_day.enrich_day"), {"day": day}).fetchone()
-    return int(row["rows"])
+    return int(scalar(conn, "sensors_day.enrich_day", {"day": day}))

@@ -20,14 +20,12 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
-import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from renderer.db import query
+from renderer.db import Connection, query
 from renderer.errors import InputError
 from renderer.storage import Store, open_store
 
@@ -68,7 +66,7 @@ def day_key(day: date, fmt: str, prefix: str = "") -> str:
     return f"{prefix.strip('/')}/{key}" if prefix.strip("/") else key
 
 
-def _day_csv(conn: psycopg.Connection[Any], day: date) -> bytes:
+def _day_csv(conn: Connection, day: date) -> bytes:
     lo = datetime.combine(day, time(), UTC)
     out = io.BytesIO()
     with conn.cursor() as cur, cur.copy(query("sensors_export.day_csv"),
@@ -88,7 +86,7 @@ def _parquet(text: bytes) -> tuple[bytes, int]:
     return out.getvalue(), table.num_rows
 
 
-def export_day(conn: psycopg.Connection[Any], store: Store, day: date, fmt: str,
+def export_day(conn: Connection, store: Store, day: date, fmt: str,
                prefix: str = "") -> ExportedDay:
     """Write one day's object (or remove it when the day has no rows)."""
     key = day_key(day, check_format(fmt), prefix)
@@ -105,7 +103,7 @@ def export_day(conn: psycopg.Connection[Any], store: Store, day: date, fmt: str,
     return ExportedDay(day, key, rows, len(data))
 
 
-def export_days(conn: psycopg.Connection[Any], days: Iterable[date], out: str, fmt: str,
+def export_days(conn: Connection, days: Iterable[date], out: str, fmt: str,
                 prefix: str = "") -> list[ExportedDay]:
     """Export some days to ``out`` (a folder, ``file://`` or ``s3://`` URL)."""
     check_format(fmt)
@@ -113,7 +111,7 @@ def export_days(conn: psycopg.Connection[Any], days: Iterable[date], out: str, f
     return [export_day(conn, store, day, fmt, prefix) for day in days]
 
 
-def exportable_days(conn: psycopg.Connection[Any], start: date | None = None,
+def exportable_days(conn: Connection, start: date | None = None,
                     end: date | None = None) -> list[date]:
     """The enriched days within [start, end] (open ends when None)."""
     rows = conn.execute(query("sensors_export.enriched_days"),

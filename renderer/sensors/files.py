@@ -33,8 +33,11 @@ SUFFIXES = (".csv", ".csv.gz")
 CHUNK = 1 << 20
 
 
-class FileUnreadable(Exception):
-    """The file cannot be read as text (bad gzip stream, I/O error): rejected whole."""
+class FileUnreadable(InputError):
+    """The file cannot be read as text (bad gzip stream, I/O error): rejected whole.
+
+    Ingest records it as the file's reason; an InputError, so that a caller that lets it
+    through shows one line."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ def discover(sources: Iterable[str]) -> list[SourceFile]:
 def _raw_chunks(stream: BinaryIO) -> Iterator[bytes]:
     head = stream.read(2)
     stream.seek(0)
-    body: BinaryIO = gzip.GzipFile(fileobj=stream) if head == b"\x1f\x8b" else stream
+    body: gzip.GzipFile | BinaryIO = (gzip.GzipFile(fileobj=stream) if head == b"\x1f\x8b"
+                                      else stream)
     try:
         while block := body.read(CHUNK):
             yield block

@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import psycopg
-
-from renderer.db import Database, query
+from renderer.db import Connection, Database, one, query
 from renderer.errors import AlreadyExists
 from renderer.sensors.files import FileUnreadable, SourceFile, discover
 from renderer.sensors.staging import BadHeader, stage
@@ -77,7 +75,7 @@ def _q(name: str) -> str:
     return query(f"sensors_ingest.{name}")
 
 
-def _record(conn: psycopg.Connection[Any], source: SourceFile, status: str,
+def _record(conn: Connection, source: SourceFile, status: str,
             reason: str | None = None, summary: dict[str, Any] | None = None) -> int | None:
     summary = summary or {"rows_read": 0, "rows_accepted": 0, "rows_rejected": 0,
                           "first_record": None, "last_record": None}
@@ -89,14 +87,14 @@ def _record(conn: psycopg.Connection[Any], source: SourceFile, status: str,
     return None if row is None else int(row["id"])
 
 
-def _reject_file(conn: psycopg.Connection[Any], source: SourceFile, reason: str) -> FileResult:
+def _reject_file(conn: Connection, source: SourceFile, reason: str) -> FileResult:
     with conn.transaction():
         file_id = _record(conn, source, "rejected", reason)
     log.warning("%s: rejected: %s", source.key, reason)
     return FileResult(source.key, "rejected" if file_id else "raced", reason=reason)
 
 
-def _apply(conn: psycopg.Connection[Any], source: SourceFile,
+def _apply(conn: Connection, source: SourceFile,
            summary: dict[str, Any]) -> FileResult:
     """Ledger, supersede, upsert, rejects and day marks: one transaction."""
     with conn.transaction():
@@ -119,7 +117,7 @@ def _apply(conn: psycopg.Connection[Any], source: SourceFile,
                 conn.execute(_q("insert_raw"), params)
         except AlreadyExists:  # rows seen before, or twice in this file
             conn.execute(_q("reject_duplicates"), {})
-            counts = conn.execute(_q("recount"), params).fetchone()
+            counts = one(conn, "sensors_ingest.recount", params)
             conn.execute(_q("upsert_raw"), params)
         conn.execute(_q("record_rejects"), params)
         days = [r["day"] for r in conn.execute(_q("mark_days"), {}).fetchall()]
@@ -127,7 +125,7 @@ def _apply(conn: psycopg.Connection[Any], source: SourceFile,
                       counts["rows_rejected"], days=tuple(sorted(days)))
 
 
-def ingest_file(conn: psycopg.Connection[Any], source: SourceFile) -> FileResult:
+def ingest_file(conn: Connection, source: SourceFile) -> FileResult:
     """Ingest one file; ``conn`` must be in autocommit mode (transactions are made here)."""
     if conn.execute(_q("known_file"), {"key": source.key, "size": source.size,
                                        "checksum": source.checksum}).fetchone():
@@ -138,7 +136,7 @@ def ingest_file(conn: psycopg.Connection[Any], source: SourceFile) -> FileResult
         with conn.transaction():
             conn.execute(_q("create_checked"), {})
             stage(conn, source)
-            summary = conn.execute(_q("checked_summary"), {}).fetchone()
+            summary = one(conn, "sensors_ingest.checked_summary")
     except (BadHeader, FileUnreadable) as exc:
         return _reject_file(conn, source, str(exc))
     if summary["days"]:
@@ -171,13 +169,13 @@ def ingest(db: Database, paths: Iterable[str],
     return ingest_sources(db, discover(paths), progress)
 
 
-def rejects(conn: psycopg.Connection[Any], like: str | None = None,
+def rejects(conn: Connection, like: str | None = None,
             limit: int = 100) -> list[dict[str, Any]]:
     """Rejected rows (line > 0) and wholly rejected files (line 0) of files matching ``like``."""
     return conn.execute(_q("rejects"), {"like": like, "limit": limit}).fetchall()
 
 
-def files(conn: psycopg.Connection[Any], like: str | None = None,
+def files(conn: Connection, like: str | None = None,
           limit: int = 100) -> list[dict[str, Any]]:
     """The ledger, newest first."""
     return conn.execute(_q("files"), {"like": like, "limit": limit}).fetchall()

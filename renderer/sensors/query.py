@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-
+from renderer.db import Connection
 from renderer.db import query as named
 from renderer.errors import InputError
 from renderer.sensors.validate import parse_timestamp
@@ -54,7 +53,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def rows(conn: psycopg.Connection[Any], detector: int, start: datetime,
+def rows(conn: Connection, detector: int, start: datetime,
          end: datetime) -> list[dict[str, Any]]:
     """The detector's rows with start <= recordtimestamp <= end, oldest first; the time as
     epoch seconds."""

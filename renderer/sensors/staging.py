@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from psycopg import sql
 
+from renderer import db
+from renderer.errors import InputError
 from renderer.sensors.files import SourceFile, text_chunks
 from renderer.sensors.validate import FIELDS, SCHEMA, check
 
@@ -45,8 +45,9 @@ RAW_LIMIT = 1000
 _Batch = tuple[pa.RecordBatch, np.ndarray]  # text columns and their line numbers
 
 
-class BadHeader(Exception):
-    """The header lacks a required column or names one twice: the file is rejected whole."""
+class BadHeader(InputError):
+    """The header lacks a required column or names one twice: the file is rejected whole
+    (ingest records it as the file's reason)."""
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,9 @@ def _exact_batches(header: Header, body: Iterator[str],
         yield pa.record_batch(columns, names=header.columns), np.array(lines)
 
 
-_COPY_ROWS = sql.SQL("COPY sensors_checked ({}) FROM STDIN (FORMAT csv)").format(
-    sql.SQL(", ").join(sql.Identifier(n) for n in SCHEMA.names))
-_COPY_REJECTS = sql.SQL("COPY sensors_checked (line, reason, raw) FROM STDIN")
+_COPY_ROWS = db.sql.SQL("COPY sensors_checked ({}) FROM STDIN (FORMAT csv)").format(
+    db.sql.SQL(", ").join(db.sql.Identifier(n) for n in SCHEMA.names))
+_COPY_REJECTS = db.sql.SQL("COPY sensors_checked (line, reason, raw) FROM STDIN")
 
 
 def _naive(table: pa.Table) -> pa.Table:
@@ -200,7 +201,7 @@ def _naive(table: pa.Table) -> pa.Table:
     return table.set_column(i, "recordtimestamp", table.column(i).cast(pa.timestamp("us")))
 
 
-def _load(conn: psycopg.Connection[Any], header: Header,
+def _load(conn: db.Connection, header: Header,
           batches: Iterator[_Batch],
           ragged: list[tuple[int, str, str]] | None = None) -> None:
     """Check the batches; COPY accepted rows, then the rejects (``ragged`` is filled by the
@@ -222,7 +223,7 @@ def _load(conn: psycopg.Connection[Any], header: Header,
                 copy.write_row(row)
 
 
-def stage(conn: psycopg.Connection[Any], source: SourceFile) -> Header:
+def stage(conn: db.Connection, source: SourceFile) -> Header:
     """Fill the session's ``sensors_checked`` table with the file's rows, inside the caller's
     transaction. Raises :class:`BadHeader` for a file without a usable header and
     :class:`~renderer.sensors.files.FileUnreadable` for one that cannot be read."""

@@ -184,11 +184,11 @@ def check(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
     other = np.flatnonzero(~epoch.to_numpy(zero_copy_only=False)
                            & (pc.not_equal(ts, "").to_numpy(zero_copy_only=False)))
     if other.size:  # ISO 8601: rare enough, and varied enough, for the scalar parser
-        for i, text in zip(other, ts.take(pa.array(other)).to_pylist(), strict=True):
+        for row, text in zip(other, ts.take(pa.array(other)).to_pylist(), strict=True):
             value, why = parse_timestamp(text)
             if why is None and value is not None:
-                ts_ok[i] = True
-                micros_np[i] = (value - datetime(1970, 1, 1, tzinfo=UTC)) // _MICRO
+                ts_ok[row] = True
+                micros_np[row] = (value - datetime(1970, 1, 1, tzinfo=UTC)) // _MICRO
 
     sp = t["currentspeed"]
     sp_null = pc.or_(pc.equal(sp, ""), _match(sp, NEGATIVE))

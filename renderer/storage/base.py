@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from renderer.errors import InvalidKey, InvalidMetadata
+
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 """Content type of objects put without one."""
 
@@ -30,7 +32,7 @@ class ObjectInfo:
 
 
 def check_key(key: str) -> str:
-    """Return ``key`` if it is a valid object key, else raise ``ValueError``.
+    """Return ``key`` if it is a valid object key, else raise :class:`~renderer.errors.InvalidKey`.
 
     Examples
     --------
@@ -38,32 +40,33 @@ def check_key(key: str) -> str:
     '2026/47/0/002/140.spd.0.gz'
     """
     if not isinstance(key, str) or not key:
-        raise ValueError(f"an object key must be a non-empty string, not {key!r}")
+        raise InvalidKey(f"an object key must be a non-empty string, not {key!r}")
     if key.startswith("/") or "\\" in key or "\0" in key:
-        raise ValueError(f"an object key is a relative path with / separators, not {key!r}")
+        raise InvalidKey(f"an object key is a relative path with / separators, not {key!r}")
     if any(part in ("", ".", "..") for part in key.split("/")):
-        raise ValueError(f"an object key has no empty, '.' or '..' part: {key!r}")
+        raise InvalidKey(f"an object key has no empty, '.' or '..' part: {key!r}")
     if len(key.encode("utf-8")) > 1024:
-        raise ValueError(f"an object key is at most 1024 bytes: {key[:40]!r}...")
+        raise InvalidKey(f"an object key is at most 1024 bytes: {key[:40]!r}...")
     return key
 
 
 def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    """The metadata with lowercased keys, or ``ValueError`` if S3 could not carry it."""
+    """The metadata with lowercased keys, or :class:`~renderer.errors.InvalidMetadata` if S3
+    could not carry it."""
     if not metadata:
         return {}
     result: dict[str, str] = {}
     for name, value in metadata.items():
         key = str(name).lower()
         if not _METADATA_KEY.fullmatch(key):
-            raise ValueError(f"metadata key {name!r}: use letters, digits, '-' and '_'")
+            raise InvalidMetadata(f"metadata key {name!r}: use letters, digits, '-' and '_'")
         if not isinstance(value, str) or not _METADATA_VALUE.fullmatch(value):
-            raise ValueError(f"metadata value of {name!r} must be printable ASCII: {value!r}")
+            raise InvalidMetadata(f"metadata value of {name!r} must be printable ASCII: {value!r}")
         if key in result:
-            raise ValueError(f"metadata key {name!r} given twice (keys are case-insensitive)")
+            raise InvalidMetadata(f"metadata key {name!r} given twice (keys are case-insensitive)")
         result[key] = value
     if sum(len(k) + len(v) for k, v in result.items()) > _METADATA_LIMIT:
-        raise ValueError(f"metadata is larger than {_METADATA_LIMIT} bytes")
+        raise InvalidMetadata(f"metadata is larger than {_METADATA_LIMIT} bytes")
     return result
 
 
@@ -104,7 +107,7 @@ class Store(ABC):
         the file whole) list an empty etag instead, for callers that read the object anyway.
         """
         if prefix.startswith("/") or "\\" in prefix or ".." in prefix.split("/"):
-            raise ValueError(f"a key prefix is a relative path with / separators: {prefix!r}")
+            raise InvalidKey(f"a key prefix is a relative path with / separators: {prefix!r}")
         return self._list(prefix, checksums)
 
     @abstractmethod

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from renderer.errors import ObjectNotFound, StorageError
+from renderer.errors import InvalidKey, ObjectNotFound, StorageError
 from renderer.storage.base import (
     DEFAULT_CONTENT_TYPE,
     ObjectInfo,
@@ -67,7 +67,11 @@ class FileStore(Store):
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser().absolute()
+        try:
+            self.root = Path(root).expanduser().absolute()
+        except RuntimeError as error:  # "~name" of an unknown user, or no home at all
+            raise StorageError(f"cannot find the folder {root}: {error}",
+                               "write an absolute path in RENDERER_STORAGE") from error
 
     @property
     def url(self) -> str:
@@ -76,7 +80,7 @@ class FileStore(Store):
     def _path(self, key: str) -> Path:
         parts = check_key(key).split("/")
         if any(part.startswith(".") for part in parts):
-            raise ValueError(
+            raise InvalidKey(
                 f"a folder store key has no part starting with '.' (kept for sidecars): {key!r}"
             )
         return self.root.joinpath(*parts)

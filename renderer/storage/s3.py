@@ -9,6 +9,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from botocore import exceptions as bx
+
 from renderer.errors import ObjectNotFound, StorageError
 from renderer.storage.base import (
     DEFAULT_CONTENT_TYPE,
@@ -60,9 +62,10 @@ class S3Store(Store):
             return self._client
 
     def _make_client(self) -> BaseClient:
+        # boto3 and botocore.config take ~0.15 s to import: only a store that talks to S3
+        # pays for them, not every command that opens a folder store.
         import boto3
         from botocore.config import Config
-        from botocore.exceptions import BotoCoreError
 
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         config = Config(
@@ -74,7 +77,7 @@ class S3Store(Store):
             return boto3.session.Session().client(
                 "s3", endpoint_url=endpoint or None, config=config
             )
-        except (BotoCoreError, ValueError) as error:
+        except (bx.BotoCoreError, ValueError) as error:
             raise StorageError(f"cannot set up the S3 client: {error}", _FIX_ENDPOINT) from error
 
     def _key(self, key: str) -> str:
@@ -82,17 +85,13 @@ class S3Store(Store):
 
     @contextlib.contextmanager
     def _errors(self, action: str, key: str = "") -> Iterator[None]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             yield
-        except (ClientError, BotoCoreError) as error:
+        except (bx.ClientError, bx.BotoCoreError) as error:
             raise self._error(error, action, key) from error
 
     def _error(self, error: Exception, action: str, key: str) -> StorageError:
         """A one-line StorageError naming the cause and the fix for a boto3 error."""
-        from botocore import exceptions as bx
-
         where = f"{self.url}{key}"
         if isinstance(error, bx.NoCredentialsError | bx.PartialCredentialsError):
             return StorageError(f"no AWS credentials to {action} {where}", _FIX_CREDENTIALS)
@@ -151,7 +150,8 @@ class S3Store(Store):
         full = self._key(key)
         with self._errors("read", key):
             response = self.client.get_object(Bucket=self.bucket, Key=full)
-            return response["Body"].read()
+            data: bytes = response["Body"].read()
+        return data
 
     def head(self, key: str) -> ObjectInfo | None:
         full = self._key(key)

@@ -1,9 +1,12 @@
-"""The HTTP service: the FastAPI application, its state and its one error shape.
+"""The HTTP service: the FastAPI application, assembled from its routers, and its one
+error shape.
 
 ``create_app(settings)`` builds the application; ``renderer serve`` runs it under uvicorn.
 Every error answers ``{"error": {"status": 4xx, "message": "..."}}`` (an HTML page with the
 same message when a browser asks for a page). Route handlers are plain ``def`` functions:
-FastAPI runs them in its thread pool, each with a pooled psycopg connection.
+FastAPI runs them in its thread pool, each with a pooled connection. The routers
+(:mod:`.hooks`, :mod:`.pages`, :mod:`.metrics`) share :mod:`.deps` (state, connections,
+``WebError``); this module only assembles them and answers errors.
 
 Example
 -------
@@ -15,24 +18,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
 from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
+from renderer.web import filters, hooks, metrics, pages
 from renderer.web.auth import AuthFailure, split_secrets
+from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
+
+__all__ = ["create_app", "error_response", "make_templates"]
 
 log = logging.getLogger(__name__)
 
@@ -42,40 +46,6 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-class WebError(Exception):
-    """An error answered with ``status`` and ``message`` in the one error shape."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class WebState:
-    """What the routes share: settings, the database pool, templates."""
-
-    settings: config.Settings
-    url: str
-    pool: ConnectionPool
-    templates: jinja2.Environment
-    traffic_source: str | None
-    secrets: list[str] = field(repr=False)  # never logged, never shown
-    run_scheduler: bool = False
-    scheduler_stop: threading.Event = field(default_factory=threading.Event)
-    scheduler_thread: threading.Thread | None = None
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection; committed when the block succeeds, rolled back otherwise."""
-        with self.pool.connection(timeout=10) as conn:
-            yield conn
-
-
-def state(request: Request) -> WebState:
-    return request.app.state.web  # type: ignore[no-any-return]
-
-
 def make_templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -83,8 +53,6 @@ def make_templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
     )
-    from renderer.web import filters
-
     env.filters.update(filters.FILTERS)
     return env
 
@@ -131,8 +99,6 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
         if response.headers.get("content-type", "").startswith("text/html"):
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
-
-    from renderer.web import hooks, metrics, pages
 
     app.include_router(hooks.router)
     app.include_router(metrics.router)
@@ -205,10 +171,11 @@ def _install_errors(app: FastAPI) -> None:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return error_response(request, status, str(exc))
 
-    @app.exception_handler(PoolTimeout)
-    async def pool_timeout(request: Request, exc: PoolTimeout) -> Response:
+    @app.exception_handler(db.PoolTimeout)
+    async def pool_timeout(request: Request, exc: db.PoolTimeout) -> Response:
         return error_response(request, 503, "database unavailable: no connection within "
-                                            "10 s (check that PostgreSQL is running)")
+                                            f"{POOL_WAIT_SECONDS} s (check that PostgreSQL "
+                                            "is running)")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

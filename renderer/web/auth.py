@@ -23,6 +23,8 @@ import re
 import time
 from collections.abc import Sequence
 
+from renderer.web.deps import WebError
+
 SIGNATURE_HEADER = "X-Signature-256"
 TIMESTAMP_HEADER = "X-Renderer-Timestamp"
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
@@ -34,13 +36,9 @@ NOT_CONFIGURED = ("write endpoints are disabled: no secret or token is configure
                   "`renderer tokens create NAME`)")
 
 
-class AuthFailure(Exception):
-    """A request that may not write; ``status`` is 400, 401 or 403."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class AuthFailure(WebError):
+    """A request that may not write; ``status`` is 400, 401 or 403 (a 401 answer names the
+    Bearer scheme in ``WWW-Authenticate``)."""
 
 
 def split_secrets(value: str) -> list[str]:

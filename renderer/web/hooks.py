@@ -21,14 +21,15 @@ import logging
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from renderer import tokens
-from renderer.db import query
+from renderer.db import Connection, query
+from renderer.queue import PRIORITY_ON_DEMAND
+from renderer.traffic import ingest
 from renderer.web import auth, runs
-from renderer.web.app import WebError, WebState, state
+from renderer.web.deps import WebError, WebState, state
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -53,7 +54,7 @@ async def limited_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def authorize(web: WebState, conn: psycopg.Connection[Any], request: Request,
+def authorize(web: WebState, conn: Connection, request: Request,
               body: bytes) -> str:
     """Who is calling (``token:<name>`` or ``signature``), or raise AuthFailure.
 
@@ -139,9 +140,6 @@ def s3_hook(request: Request, body: bytes = Depends(limited_body)) -> JSONRespon
         keys = created_objects(event, source.netloc if source.scheme == "s3" else None)
         enqueued = 0
         if keys:
-            from renderer.queue import PRIORITY_ON_DEMAND
-            from renderer.traffic import ingest
-
             enqueued = ingest.enqueue_objects(conn, web.traffic_source, keys,
                                               priority=PRIORITY_ON_DEMAND)
     log.info("s3 hook from %s: %d records, %d keys, %d items enqueued", caller,

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from renderer import db, queue, schema
 from renderer.errors import RendererError
-from renderer.web.app import state
+from renderer.web.deps import state
 from renderer.web.prom import CONTENT_TYPE, Family, format_value, render
 
 router = APIRouter()

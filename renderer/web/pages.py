@@ -14,16 +14,15 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from renderer import queue
-from renderer.db import query
+from renderer.db import Connection, query
 from renderer.errors import ObjectNotFound
 from renderer.storage import open_store
-from renderer.web.app import WebError, WebState, state
 from renderer.web.coverage import CoverageView, coverage_view
+from renderer.web.deps import WebError, WebState, state
 
 router = APIRouter()
 HOURS = 12  # the queue keeps a day of per-minute rates; half a day reads well as bars
@@ -47,7 +46,7 @@ def _set_row(info: dict[str, Any], counts: dict[str, Any] | None) -> dict[str, A
             "oldest_pending_s": c["oldest_pending_s"]}
 
 
-def home_data(conn: psycopg.Connection[Any], *, hours: int = HOURS) -> dict[str, Any]:
+def home_data(conn: Connection, *, hours: int = HOURS) -> dict[str, Any]:
     st = queue.status(conn)
     kinds = [{"kind": name, **counts} for name, counts in sorted(st["kinds"].items())]
     throughput = conn.execute(query("web.throughput_hours"), {"hours": hours}).fetchall()
@@ -57,12 +56,12 @@ def home_data(conn: psycopg.Connection[Any], *, hours: int = HOURS) -> dict[str,
             "workers_alive": st["workers_alive"], "sets": sets}
 
 
-def sets_data(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+def sets_data(conn: Connection) -> dict[str, Any]:
     st = queue.status(conn)
     return {"sets": [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn)]}
 
 
-def set_data(conn: psycopg.Connection[Any], set_id: str) -> dict[str, Any]:
+def set_data(conn: Connection, set_id: str) -> dict[str, Any]:
     found = queue.list_sets(conn, set_id=set_id)
     if not found:
         raise WebError(404, f"no set {set_id!r}")
@@ -96,7 +95,7 @@ def _run_stats(run: queue.Timing | None) -> dict[str, Any]:
             "max_seconds": run.max_seconds}
 
 
-def item_data(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str, Any]:
+def item_data(conn: Connection, kind: str, key: str) -> dict[str, Any]:
     item = queue.item_history(conn, kind, key)
     if item is None:
         raise WebError(404, f"no item {kind} {key}")
