@@ -125,26 +125,26 @@ def translate(exc: psycopg.Error) -> DatabaseError:
 class Cursor(psycopg.Cursor[Any]):
     """A client cursor whose driver errors come out translated (:func:`translate`)."""
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:  # type: ignore[override]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
         try:
             return super().execute(query, params, **kwargs)
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
         try:
             super().executemany(query, params_seq, **kwargs)
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+    def stream(self, query: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
         try:
             yield from super().stream(query, params, **kwargs)
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
     @contextmanager
-    def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+    def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Iterator[Any]:
         try:
             with super().copy(statement, params, **kwargs) as copy:
                 yield copy
@@ -155,7 +155,7 @@ class Cursor(psycopg.Cursor[Any]):
 class ServerCursor(psycopg.ServerCursor[Any]):
     """A named (server-side) cursor whose driver errors come out translated."""
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> ServerCursor:  # type: ignore[override]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> ServerCursor:
         try:
             return super().execute(query, params, **kwargs)
         except psycopg.Error as exc:
@@ -209,7 +209,7 @@ class Connection(psycopg.Connection[Any]):
             raise translate(exc) from exc
 
     @contextmanager
-    def transaction(self, savepoint_name: str | None = None,  # type: ignore[override]
+    def transaction(self, savepoint_name: str | None = None,
                     force_rollback: bool = False) -> Iterator[Any]:
         try:
             with super().transaction(savepoint_name, force_rollback) as tx:
