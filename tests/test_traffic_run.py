@@ -17,8 +17,8 @@ from renderer.cli import main
 from renderer.db import Database
 from renderer.queue import PRIORITY_BATCH, PRIORITY_ON_DEMAND, enqueue, item_history
 from renderer.storage import open_store
-from renderer.traffic import run as traffic_run
 from renderer.traffic import sample, schedule
+from renderer.traffic.profile import PROFILE
 from renderer.traffic.speedtile import TileWeek
 from renderer.worker import run_worker
 from tests.test_traffic_speedtile import (
@@ -42,7 +42,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def work(url: str) -> None:
-    stats = run_worker(url, kinds=traffic_run.KINDS, until_empty=True)
+    stats = run_worker(url, kinds=list(PROFILE.run_kinds), until_empty=True)
     assert stats.failed == 0
 
 

@@ -28,7 +28,7 @@ from renderer.web.coverage import CoverageView, coverage_view
 router = APIRouter()
 HOURS = 12  # the queue keeps a day of per-minute rates; half a day reads well as bars
 COVERAGE_KEY = "coverage.geojson"
-STATES = ("pending", "held", "running", "done", "failed", "cancelled")
+STATES = queue.STATES
 
 
 def _zero() -> dict[str, Any]:
