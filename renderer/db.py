@@ -178,9 +178,10 @@ class ServerCursor(psycopg.ServerCursor[Any]):
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    def __iter__(self) -> Iterator[Any]:
+    def __next__(self) -> Any:
+        # psycopg's __iter__ returns the cursor itself: the rows come from __next__.
         try:
-            yield from super().__iter__()
+            return super().__next__()
         except psycopg.Error as exc:
             raise translate(exc) from exc
 

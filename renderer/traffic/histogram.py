@@ -35,10 +35,13 @@ from renderer.queue import Job
 from renderer.storage import ObjectInfo, Store
 from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
 
-__all__ = ["ConsumeResult", "archive_after", "archive_prefix", "consume_prefix",
-           "handle_archive", "handle_histogram"]
+__all__ = ["ARCHIVE_KIND", "KIND", "ConsumeResult", "archive_after", "archive_prefix",
+           "consume_prefix", "handle_archive", "handle_histogram"]
 
 log = logging.getLogger(__name__)
+
+KIND = "histogram"
+ARCHIVE_KIND = "histogram-archive"
 
 _MD5_HEX = frozenset("0123456789abcdef")
 

@@ -18,6 +18,7 @@ from renderer.db import Connection, dict_row, query
 from renderer.errors import InputError
 from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_many
 from renderer.storage import ObjectInfo, Store
+from renderer.traffic import histogram
 from renderer.traffic.layout import (
     AFTER_CHOICES,
     Prefix,
@@ -99,7 +100,7 @@ def _enqueue(conn: Connection, store: Store, new: Iterable[tuple[Prefix, ObjectI
     # are mostly of different tiles (no waiting on the same segment-length rows), and weeks
     # complete, and fan in to speed tiles, in time order.
     items = [
-        NewItem(kind="histogram", key=prefix.key, payload=payload,
+        NewItem(kind=histogram.KIND, key=prefix.key, payload=payload,
                 fingerprint=fingerprint((i.key, i.size, i.etag) for i in infos),
                 set_id=set_id, priority=priority, group=prefix.group)
         for prefix, infos in sorted(by_prefix.items(),

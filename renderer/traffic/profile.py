@@ -26,6 +26,9 @@ from renderer.traffic.layout import Prefix
 
 __all__ = ["PROFILE"]
 
+SUBMIT = "traffic-submit"
+SCHEDULE = "traffic-schedule"
+
 
 # -- the runs offered to POST /api/runs: fields checked here, errors one line ---------------
 
@@ -79,13 +82,13 @@ def start_submit(conn: Connection, spec: dict[str, Any], settings: Settings) -> 
 PROFILE = Profile(
     "traffic",
     stages=(
-        Stage("histogram", histogram.handle_histogram, time_limit=900, max_attempts=5,
+        Stage(histogram.KIND, histogram.handle_histogram, time_limit=900, max_attempts=5,
               batch_size=32, key=Prefix, then=(
                   Then(speedtile.KIND, speedtile.for_histogram, fan_in=True,
                        when="every hour of its (level-0 tile, week) is done"),
-                  Then("histogram-archive", histogram.archive_after, force=True,
+                  Then(histogram.ARCHIVE_KIND, histogram.archive_after, force=True,
                        when="files were consumed and are not kept"))),
-        Stage("histogram-archive", histogram.handle_archive, time_limit=600, max_attempts=10,
+        Stage(histogram.ARCHIVE_KIND, histogram.handle_archive, time_limit=600, max_attempts=10,
               key=Prefix, progress=False),
         Stage(speedtile.KIND, speedtile.handle, time_limit=1800, max_attempts=5,
               key=speedtile.TileWeek, then=(
@@ -95,15 +98,14 @@ PROFILE = Profile(
               key=reftile.TileRef, then=(
                   Then(coverage.KIND, coverage.for_reference, force=True),)),
         Stage(coverage.KIND, coverage.handle, time_limit=600, max_attempts=5),
-        Stage("traffic-submit", ingest.submit_tick, time_limit=600, max_attempts=3,
+        Stage(SUBMIT, ingest.submit_tick, time_limit=600, max_attempts=3,
               until_idle=False),
-        Stage("traffic-schedule", schedule.schedule_tick, time_limit=600, max_attempts=3,
+        Stage(SCHEDULE, schedule.schedule_tick, time_limit=600, max_attempts=3,
               until_idle=False),
     ),
     schedules=(
-        DefaultSchedule("traffic-submit", "*/5 * * * *", "traffic-submit", "traffic-submit"),
-        DefaultSchedule("traffic-speedtiles", "0 2 * * 1", "traffic-schedule",
-                        "traffic-schedule"),
+        DefaultSchedule("traffic-submit", "*/5 * * * *", SUBMIT, SUBMIT),
+        DefaultSchedule("traffic-speedtiles", "0 2 * * 1", SCHEDULE, SCHEDULE),
     ),
     runs=(
         Offer("speedtiles", frozenset({"week", "bbox", "level", "modes"}), start_speedtiles),
