@@ -104,6 +104,7 @@ def summarize(conn: Connection, finished: Finished) -> RunSummary:
         weeks=tuple(row["weeks"]), segments=row["segments"],
         reference_tiles=row["reference_tiles"], coverage_features=row["coverage_features"],
         files_written=(row["speed_files"] + row["reference_tiles"] + row["coverage_files"]),
-        items_done=stats.done, items_failed=stats.failed, processes=stats.processes,
+        items_done=stats.done, items_failed=stats.failed,
+        processes=getattr(stats, "processes", 1),  # one in-process worker: WorkerStats
         seconds=finished.seconds, example_segment=row["example_segment"],
         example_mode=row["example_mode"], example_week=example_week)
