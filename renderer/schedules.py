@@ -145,8 +145,9 @@ def add(conn: Connection, name: str, cron: str, kind: str, key: str,
         with conn.transaction():
             row = conn.execute(db.query("schedules.upsert"), params).fetchone()
             if row is None and _find(conn, name, removed=True) is not None:
-                row = conn.execute(db.query("schedules.upsert"),
-                                   {**params, "replace": True}).fetchone()
+                # the marker of a removed default: the new schedule takes its place afresh
+                conn.execute(db.query("schedules.remove"), {"name": name})
+                row = conn.execute(db.query("schedules.upsert"), params).fetchone()
     except ConstraintViolation as exc:
         raise InputError(f"invalid schedule name {name!r}",
                          "use letters, digits, '.', '_' and '-' (at most 63)") from exc
@@ -182,12 +183,9 @@ def ensure_defaults(conn: Connection) -> list[Schedule]:
 def restore_defaults(conn: Connection) -> list[Schedule]:
     """Add the default schedules that are missing, removed ones included; return them."""
     defaults = pipelines.default_schedules()
-    revived = []
     for marker in [s for s in _all(conn) if s.removed]:
-        spec = next((d for d in defaults if d.name == marker.name), None)
-        if spec is not None:
-            revived.append(add(conn, spec.name, spec.cron, spec.kind, spec.key, replace=True))
-    return [*revived, *_add_missing(conn, defaults)]
+        conn.execute(db.query("schedules.remove"), {"name": marker.name})
+    return _add_missing(conn, defaults)  # added afresh: each waits for its next tick
 
 
 def list_schedules(conn: Connection) -> list[Schedule]:
