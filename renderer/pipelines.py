@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 import os
 
-from renderer.profile import DefaultSchedule, Offer, Profile
+from renderer.errors import InputError
+from renderer.profile import DefaultSchedule, Offer, Profile, Stage
 
 MODULES = [
     "renderer.schedules",  # the engine's own stages: schedule ticks, queue pruning
@@ -21,7 +22,8 @@ MODULES = [
 
 PROFILES: dict[str, Profile] = {}
 """The profiles loaded so far, by name."""
-_LOADED: set[str] = set()
+_LOADED: dict[str, Profile | None] = {}
+"""Modules imported so far, with their profile (a plugin may have none)."""
 
 
 def add(profile: Profile) -> Profile:
@@ -38,6 +40,9 @@ def load_all() -> list[str]:
     extra = [m for m in os.environ.get("RENDERER_PLUGINS", "").split(",") if m]
     for name in [*MODULES, *extra]:
         if name in _LOADED:
+            known = _LOADED[name]
+            if known is not None:
+                PROFILES.setdefault(known.name, known)
             loaded.append(name)
             continue
         try:
@@ -47,9 +52,11 @@ def load_all() -> list[str]:
                 raise
             continue
         profile = getattr(module, "PROFILE", None)
-        if isinstance(profile, Profile):
+        if not isinstance(profile, Profile):
+            profile = None
+        else:
             add(profile)
-        _LOADED.add(name)
+        _LOADED[name] = profile
         loaded.append(name)
     return loaded
 
@@ -75,6 +82,24 @@ def plan(kinds: list[str] | None = None) -> list[str]:
         if wanted is None or wanted & set(profile.kinds):
             lines.extend(profile.plan())
     return lines
+
+
+def stage(kind: str) -> Stage | None:
+    """The stage of a kind in the installed profiles (None: a plugin's bare kind, or none)."""
+    load_all()
+    return next((s for p in PROFILES.values() for s in p.stages if s.kind == kind), None)
+
+
+def check_key(kind: str, key: str) -> None:
+    """Refuse a key its stage's key type cannot parse (InputError naming the format)."""
+    found = stage(kind)
+    if found is None or found.key is None:
+        return
+    try:
+        found.key.parse(key)
+    except ValueError as exc:  # key types that raise InputError already say why
+        raise InputError(f"bad {kind} key {key!r}: {exc}",
+                         f"write it as a {found.key.__name__} key") from exc
 
 
 def default_schedules() -> list[DefaultSchedule]:

@@ -18,7 +18,7 @@ import pytest
 from renderer import pipelines, queue, runner
 from renderer.config import Settings
 from renderer.db import Connection, Database
-from renderer.errors import QueueError
+from renderer.errors import InputError, QueueError
 from renderer.profile import (
     Batch,
     DefaultSchedule,
@@ -105,11 +105,9 @@ EXTENDED = dataclasses.replace(BASE, stages=(
 
 @pytest.fixture
 def extended() -> Iterator[Profile]:
-    before = dict(pipelines.PROFILES)
     pipelines.load_all()
     yield pipelines.add(EXTENDED)
-    pipelines.PROFILES.clear()
-    pipelines.PROFILES.update(before)
+    pipelines.PROFILES.pop(EXTENDED.name)
 
 
 def test_a_profile_runs_until_idle_with_its_added_stage(
@@ -146,3 +144,12 @@ def test_a_handler_without_a_worker_has_no_context() -> None:
     job = queue.Job(item, None, 0.0)  # type: ignore[arg-type]
     with pytest.raises(QueueError, match="without a context"):
         _ = job.settings
+
+
+def test_a_stages_key_type_refuses_malformed_keys() -> None:
+    pipelines.check_key("speedtile", "AUTO/0/2140/2016-W44")
+    pipelines.check_key("t_record_unknown_kind", "anything")  # no stage: no key type
+    with pytest.raises(InputError, match="bad speed tile key"):
+        pipelines.check_key("speedtile", "AUTO/0/2140")
+    with pytest.raises(InputError, match="bad histogram key"):
+        pipelines.check_key("histogram", "0/2140")

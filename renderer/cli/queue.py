@@ -189,6 +189,10 @@ def enqueue_command(kind: str, keys: tuple[str, ...], payload: str, set_id: str 
         raise InputError("--payload must be a JSON object", "wrap it in {...}")
     if priority is None:
         priority = q.PRIORITY_ON_DEMAND if on_demand else q.PRIORITY_BATCH
+    from renderer import pipelines
+
+    for key in keys:
+        pipelines.check_key(kind, key)  # a stage's key type refuses malformed keys
     db = database()
     with db.connect() as conn:
         for key in keys:
