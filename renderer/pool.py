@@ -73,15 +73,16 @@ class Pool:
                  settings: config.Settings, lease_seconds: float | None,
                  poll_seconds: float | None, notify: bool | None) -> None:
         self.url = url
-        self.kind_objects = resolve_kinds(kinds)
+        self.kind_objects = resolve_kinds(kinds, log_plan=True)
         self.names = [k.name for k in self.kind_objects]
         self.processes = max(1, processes)
         self.until_empty = until_empty
         self.progress = progress
         self.lease = lease_seconds or settings.lease_seconds
+        # The children work with the settings the pool was started with (not re-read).
         self.options = {"kinds": self.names, "until_empty": until_empty,
                         "lease_seconds": lease_seconds, "poll_seconds": poll_seconds,
-                        "notify": notify}
+                        "notify": notify, "settings": settings}
         self.ctx = multiprocessing.get_context("spawn")
         self.shared = _Shared(done=self.ctx.Value("q", 0), failed=self.ctx.Value("q", 0),
                               budget=self.ctx.Value("q", max_items) if max_items else None,

@@ -11,6 +11,11 @@ Missed ticks (no scheduler running) coalesce into the latest one: a periodic tas
 once is what an operator wants, not a burst of catch-up runs. A new schedule first fires at
 its first tick after it was added.
 
+The default schedules come from the profiles (:func:`renderer.pipelines.default_schedules`,
+the engine's own ``queue-prune`` included) and are added when a scheduler starts and when
+schedules are listed. Removing a default leaves a disabled marker row in its place
+(hidden from every listing), so it is not added back until ``restore_defaults``.
+
 Example
 -------
 >>> add(conn, "coverage-nightly", "0 4 * * *", "coverage", "coverage")
@@ -26,17 +31,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from croniter import croniter
-from psycopg.types.json import Jsonb
 
-from renderer import db
+from renderer import db, pipelines
+from renderer import queue as q
+from renderer.db import Connection, Jsonb
 from renderer.errors import ConstraintViolation, InputError, RendererError
-from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_many, register
+from renderer.profile import DefaultSchedule, Profile, Stage
+from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_many
 
 log = logging.getLogger(__name__)
 
 TICK_KIND = "schedule-tick"
+PRUNE_KIND = "queue-prune"
+REMOVED = "removed_default"
+"""Payload flag of the disabled row left in place of a removed default schedule."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,11 @@ class Schedule:
     def from_row(cls, row: dict[str, Any]) -> Schedule:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
 
+    @property
+    def removed(self) -> bool:
+        """A marker of a removed default schedule, not a schedule."""
+        return not self.enabled and self.payload.get(REMOVED) is True
+
     def next_tick(self, now: datetime | None = None) -> datetime:
         return next_tick(self.cron, now or utcnow())
 
@@ -74,14 +88,6 @@ class Fired:
     schedule: str
     tick: datetime
     key: str
-
-
-# name, cron, kind, key: also written literally by migration 0006 (a test keeps them equal).
-DEFAULTS: list[tuple[str, str, str, str]] = [
-    ("traffic-submit", "*/5 * * * *", "traffic-submit", "traffic-submit"),
-    ("traffic-speedtiles", "0 2 * * 1", "traffic-schedule", "traffic-schedule"),
-    ("queue-prune", "30 3 * * *", "queue-prune", "queue-prune"),
-]
 
 
 def utcnow() -> datetime:
@@ -126,7 +132,7 @@ def tick_key(name: str, tick: datetime) -> str:
     return f"{name}/{tick.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 
-def add(conn: psycopg.Connection[Any], name: str, cron: str, kind: str, key: str,
+def add(conn: Connection, name: str, cron: str, kind: str, key: str,
         payload: dict[str, Any] | None = None, *, priority: int | None = None,
         enabled: bool = True, replace: bool = False) -> Schedule:
     """Store a schedule; an existing name is an error unless ``replace``."""
@@ -138,6 +144,10 @@ def add(conn: psycopg.Connection[Any], name: str, cron: str, kind: str, key: str
     try:
         with conn.transaction():
             row = conn.execute(db.query("schedules.upsert"), params).fetchone()
+            if row is None and _find(conn, name, removed=True) is not None:
+                # the marker of a removed default: the new schedule takes its place afresh
+                conn.execute(db.query("schedules.remove"), {"name": name})
+                row = conn.execute(db.query("schedules.upsert"), params).fetchone()
     except ConstraintViolation as exc:
         raise InputError(f"invalid schedule name {name!r}",
                          "use letters, digits, '.', '_' and '-' (at most 63)") from exc
@@ -147,26 +157,58 @@ def add(conn: psycopg.Connection[Any], name: str, cron: str, kind: str, key: str
     return Schedule.from_row(row)
 
 
-def restore_defaults(conn: psycopg.Connection[Any]) -> list[Schedule]:
-    """Add the default schedules that are missing; return those added."""
-    names, crons, kinds, keys = (list(col) for col in zip(*DEFAULTS, strict=True))
-    rows = conn.execute(db.query("schedules.add_missing"),
-                        {"names": names, "crons": crons, "kinds": kinds, "keys": keys})
-    return [Schedule.from_row(r) for r in rows.fetchall()]
-
-
-def list_schedules(conn: psycopg.Connection[Any]) -> list[Schedule]:
+def _all(conn: Connection) -> list[Schedule]:
     return [Schedule.from_row(r) for r in conn.execute(db.query("schedules.list")).fetchall()]
 
 
-def remove(conn: psycopg.Connection[Any], name: str) -> Schedule:
+def _find(conn: Connection, name: str, *, removed: bool) -> Schedule | None:
+    return next((s for s in _all(conn) if s.name == name and s.removed == removed), None)
+
+
+def _add_missing(conn: Connection, defaults: list[DefaultSchedule]) -> list[Schedule]:
+    if not defaults:
+        return []
+    rows = conn.execute(db.query("schedules.add_missing"), {
+        "names": [d.name for d in defaults], "crons": [d.cron for d in defaults],
+        "kinds": [d.kind for d in defaults], "keys": [d.key for d in defaults]})
+    return [Schedule.from_row(r) for r in rows.fetchall()]
+
+
+def ensure_defaults(conn: Connection) -> list[Schedule]:
+    """Add the profiles' default schedules that are missing, except those an operator
+    removed; return those added (called when a scheduler starts and by listings)."""
+    return _add_missing(conn, pipelines.default_schedules())
+
+
+def restore_defaults(conn: Connection) -> list[Schedule]:
+    """Add the default schedules that are missing, removed ones included; return them."""
+    defaults = pipelines.default_schedules()
+    for marker in [s for s in _all(conn) if s.removed]:
+        conn.execute(db.query("schedules.remove"), {"name": marker.name})
+    return _add_missing(conn, defaults)  # added afresh: each waits for its next tick
+
+
+def list_schedules(conn: Connection) -> list[Schedule]:
+    """Every schedule, by name (markers of removed defaults left out)."""
+    return [s for s in _all(conn) if not s.removed]
+
+
+def remove(conn: Connection, name: str) -> Schedule:
+    """Remove a schedule; a default one leaves a disabled marker so that it stays removed."""
+    found = _find(conn, name, removed=False)
+    if found is None:
+        raise InputError(f"no schedule named {name!r}", "see `renderer schedule list`")
+    if any(d.name == name for d in pipelines.default_schedules()):
+        add(conn, name, found.cron, found.kind, found.key, {REMOVED: True}, enabled=False,
+            replace=True)
+        return found
     row = conn.execute(db.query("schedules.remove"), {"name": name}).fetchone()
     if row is None:
         raise InputError(f"no schedule named {name!r}", "see `renderer schedule list`")
     return Schedule.from_row(row)
 
 
-def fire_due(conn: psycopg.Connection[Any], now: datetime | None = None) -> list[Fired]:
+def fire_due(conn: Connection, now: datetime | None = None) -> list[Fired]:
     """Fire every due tick in one transaction; return the ticks this call fired."""
     now = now or utcnow()
     with conn.transaction():
@@ -193,7 +235,7 @@ def _tick_item(schedule: Schedule) -> NewItem:
                    priority=priority)
 
 
-def seconds_until_next(conn: psycopg.Connection[Any], now: datetime | None = None) -> float | None:
+def seconds_until_next(conn: Connection, now: datetime | None = None) -> float | None:
     """Seconds until the earliest next tick of the enabled schedules (None: none enabled)."""
     now = now or utcnow()
     ticks = [s.next_tick(now) for s in list_schedules(conn) if s.enabled]
@@ -210,10 +252,20 @@ def run_scheduler(url: str, *, stop: threading.Event | None = None, once: bool =
     """
     stop = stop or threading.Event()
     total = 0
+    started = False
     while not stop.is_set():
         wait = max_sleep
         try:
             with db.connect(url) as conn:
+                if not started:
+                    for line in pipelines.plan():
+                        log.info("plan: %s", line)
+                    added = ensure_defaults(conn)
+                    conn.commit()
+                    if added:
+                        log.info("added the default schedules %s",
+                                 ", ".join(s.name for s in added))
+                    started = True
                 fired = fire_due(conn)
                 total += len(fired)
                 if fired:
@@ -233,51 +285,26 @@ def run_scheduler(url: str, *, stop: threading.Event | None = None, once: bool =
     return total
 
 
-# Handlers. The tick enqueues the schedule's item in the tick's own transaction.
+# The engine's own stages: the tick enqueues the schedule's item in the tick's transaction.
 
-@register(TICK_KIND, time_limit=60, max_attempts=5)
-def _fire_tick(job: Job) -> None:
+def fire_tick(job: Job) -> None:
+    """Enqueue the schedule's item (forced, so that a done item runs again)."""
     p = job.item.payload
     job.enqueue(p["kind"], p["key"], p.get("payload") or None,
                 priority=p.get("priority"), force=True)
 
 
-def traffic_source(settings: Any) -> str | None:
-    """The traffic source root URL (``traffic_source``: ``[traffic] source`` or
-    ``$RENDERER_TRAFFIC_SOURCE``), or None when it is not set."""
-    return settings.traffic_source or None
-
-
-@register("traffic-submit", time_limit=600, max_attempts=3)
-def _traffic_submit(job: Job) -> None:
-    """List the traffic source and enqueue histogram items for new files."""
-    from renderer import config
-    from renderer.traffic import ingest
-
-    source = job.item.payload.get("source") or traffic_source(config.load())
-    if source is None:
-        # No source configured: nothing to list. Logged, not failed, so that the default
-        # schedule does not fill the failure list every five minutes on a fresh install.
-        log.warning("traffic-submit: no traffic source configured (set RENDERER_TRAFFIC_SOURCE)")
-        return
-    after = job.item.payload.get("after") or config.load().traffic_after
-    ingest.submit(job.conn, source, after=after, set_id=job.item.set_id)
-
-
-@register("traffic-schedule", time_limit=600, max_attempts=3)
-def _traffic_schedule(job: Job) -> None:
-    """Enqueue the next week's speed tiles, as OpenTraffic's weekly service did."""
-    from renderer.traffic import schedule
-
-    p = job.item.payload
-    schedule.enqueue_weeks(job.conn, week=p.get("week"), bbox=p.get("bbox"),
-                           level=p.get("level"), priority=PRIORITY_BATCH)
-
-
-@register("queue-prune", time_limit=3600, max_attempts=3)
-def _queue_prune(job: Job) -> None:
+def prune_queue(job: Job) -> None:
     """Delete finished queue items older than the retention."""
-    from renderer import config, queue
+    days = job.item.payload.get("days") or job.settings.queue_retention_days
+    q.prune(job.conn, older_than=timedelta(days=days))
 
-    days = job.item.payload.get("days") or config.load().queue_retention_days
-    queue.prune(job.conn, older_than=timedelta(days=days))
+
+PROFILE = Profile(
+    "engine",
+    stages=(
+        Stage(TICK_KIND, fire_tick, time_limit=60, max_attempts=5, progress=False),
+        Stage(PRUNE_KIND, prune_queue, time_limit=3600, max_attempts=3, progress=False),
+    ),
+    schedules=(DefaultSchedule("queue-prune", "30 3 * * *", PRUNE_KIND, PRUNE_KIND),),
+)

@@ -489,3 +489,18 @@ def mercator_tiles(t: Tile, zoom: int) -> Iterator[mercantile.Tile]:
     """
     west, south, east, north = bounds(t)
     return mercantile.tiles(west, south, east, north, zoom, truncate=True)
+
+
+def ancestor(t: Tile, level: int = 0) -> Tile:
+    """The tile of a coarser (or the same) level that contains a tile.
+
+    Examples
+    --------
+    >>> ancestor(Tile(2, 0)), ancestor(Tile(1, 361), 1)
+    (Tile(level=0, index=0), Tile(level=1, index=361))
+    """
+    if level > t[0]:
+        raise ValueError(f"a level {t[0]} tile has no ancestor at the finer level {level}")
+    while t[0] > level:
+        t = parent(t)
+    return t

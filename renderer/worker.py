@@ -76,15 +76,21 @@ def make_owner(label: str | None = None) -> str:
     return f"{socket.gethostname()}/{label or os.getpid()}/{secrets.token_hex(3)}"
 
 
-def resolve_kinds(names: list[str] | None) -> list[q.Kind]:
-    """Import the pipelines and plugins, then the kinds to work (all registered by default)."""
+def resolve_kinds(names: list[str] | None, *, log_plan: bool = False) -> list[q.Kind]:
+    """Import the pipelines and plugins, then the kinds to work (all registered by default);
+    ``log_plan`` logs the plan of every profile with a stage among them, before any claim."""
     pipelines.load_all()
     if names:
-        return [q.get_kind(n) for n in names]
-    if not q.KINDS:
+        kinds = [q.get_kind(n) for n in names]
+    elif not q.KINDS:
         raise QueueError("no work-queue kinds are registered",
                          "install a pipeline, or list plugin modules in RENDERER_PLUGINS")
-    return [q.KINDS[n] for n in sorted(q.KINDS)]
+    else:
+        kinds = [q.KINDS[n] for n in sorted(q.KINDS)]
+    if log_plan:
+        for line in pipelines.plan([k.name for k in kinds]):
+            log.info("plan: %s", line)
+    return kinds
 
 
 def _is_main_thread() -> bool:
@@ -129,9 +135,11 @@ class Worker:
     def __init__(self, url: str, kinds: list[q.Kind], *, until_empty: bool = False,
                  max_items: int | None = None, owner: str | None = None,
                  lease_seconds: float = 60, poll_seconds: float = 2.0, notify: bool = True,
-                 reconnect_seconds: float = 300, shared: _Shared | None = None) -> None:
+                 reconnect_seconds: float = 300, shared: _Shared | None = None,
+                 context: q.Context | None = None) -> None:
         self.url = url
         self.kinds = kinds
+        self.context = context
         self.names = [k.name for k in kinds]
         self.until_empty = until_empty
         self.max_items = max_items
@@ -410,14 +418,14 @@ class Worker:
 
     def _run_one(self, conn: Connection, kind: q.Kind,
                  item: q.Item) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
-        job = q.Job(item, conn, time.monotonic() + kind.time_limit)
+        job = q.Job(item, conn, time.monotonic() + kind.time_limit, self.context)
         self._current = (kind, item)
         self._publish_deadline(time.time() + kind.time_limit + max(2.0, 0.1 * kind.time_limit))
         try:
             if self._main:
                 signal.setitimer(signal.ITIMER_REAL, kind.time_limit)
             self._in_handler = True
-            kind.handler(job)
+            kind.run(job)
             self._in_handler = False
             self._disarm()
             return None, job
@@ -479,7 +487,8 @@ def run_worker(url: str, *, kinds: list[str] | None = None, until_empty: bool = 
                poll_seconds: float | None = None, notify: bool | None = None,
                _shared: _Shared | None = None) -> WorkerStats:
     """Run one worker loop in this process until stopped (SIGTERM/SIGINT), until nothing of
-    its kinds is pending or running (``until_empty``), or after ``max_items``.
+    its kinds is pending or running (``until_empty``), or after ``max_items``. Its handlers
+    get ``settings`` (default: loaded once now) and the store they name through the job.
 
     Example
     -------
@@ -488,8 +497,10 @@ def run_worker(url: str, *, kinds: list[str] | None = None, until_empty: bool = 
     """
     settings = settings or config.load()
     worker = Worker(
-        url, resolve_kinds(kinds), until_empty=until_empty, max_items=max_items, owner=owner,
+        url, resolve_kinds(kinds, log_plan=_shared is None), until_empty=until_empty,
+        max_items=max_items, owner=owner,
         lease_seconds=lease_seconds or settings.lease_seconds,
         poll_seconds=poll_seconds if poll_seconds is not None else settings.poll_seconds,
-        notify=settings.notify if notify is None else notify, shared=_shared)
+        notify=settings.notify if notify is None else notify, shared=_shared,
+        context=q.Context(settings))
     return worker.run()

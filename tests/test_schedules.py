@@ -18,7 +18,7 @@ from croniter import croniter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from renderer import queue, schedules
+from renderer import pipelines, queue, schedules
 from renderer.db import Database, connect
 from renderer.errors import InputError
 from renderer.queue import Job
@@ -198,13 +198,34 @@ def test_the_scheduler_loop_fires_and_stops(db: Database) -> None:
     assert [f.schedule for f in seen] == ["loop"]
 
 
-def test_the_migration_creates_the_defaults(fresh_database_url: str) -> None:
+def _defaults() -> list[tuple[str, str, str, str]]:
+    return sorted((d.name, d.cron, d.kind, d.key) for d in pipelines.default_schedules())
+
+
+def test_the_profiles_defaults_are_added_once_and_stay_removed(fresh_database_url: str) -> None:
     with connect(fresh_database_url) as conn:
+        conn.execute("DELETE FROM schedules")  # a database made without them
+        assert sorted(s.name for s in schedules.ensure_defaults(conn)) == [
+            "queue-prune", "traffic-speedtiles", "traffic-submit"]
         found = [(s.name, s.cron, s.kind, s.key) for s in schedules.list_schedules(conn)]
-        assert sorted(found) == sorted(schedules.DEFAULTS)
+        assert sorted(found) == _defaults()
+        assert schedules.ensure_defaults(conn) == []
         assert schedules.restore_defaults(conn) == []
         schedules.remove(conn, "queue-prune")
+        # a removed default is not added back when a scheduler starts ...
+        assert schedules.ensure_defaults(conn) == []
+        assert "queue-prune" not in [s.name for s in schedules.list_schedules(conn)]
+        assert [f.schedule for f in schedules.fire_due(conn, T0 + timedelta(days=400))
+                if f.schedule == "queue-prune"] == []
+        with pytest.raises(InputError, match="no schedule named"):
+            schedules.remove(conn, "queue-prune")
+        # ... only by restore_defaults (or by adding it again)
         assert [s.name for s in schedules.restore_defaults(conn)] == ["queue-prune"]
+        restored = {s.name: s for s in schedules.list_schedules(conn)}["queue-prune"]
+        assert restored.enabled and restored.payload == {} and restored.cron == "30 3 * * *"
+        schedules.remove(conn, "traffic-submit")
+        again = schedules.add(conn, "traffic-submit", "* * * * *", "traffic-submit", "mine")
+        assert again.key == "mine" and again.enabled
 
 
 def test_default_handlers_run(db: Database, tmp_path: Any,

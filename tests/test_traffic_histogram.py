@@ -359,7 +359,7 @@ def test_a_concurrent_second_attempt_fails_instead_of_counting_twice(
         assert thread.is_alive()  # blocked on the first attempt's ledger rows
         first.commit()
     thread.join(timeout=30)
-    assert outcome["second"] == "AlreadyExists"
+    assert outcome["second"] == "AlreadyExists"  # the ledger's primary key, translated
     with db.connect() as conn:
         files = conn.execute("SELECT count(*) AS n, sum(observations) AS o FROM traffic_files"
                              ).fetchone()

@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from renderer import config
 from renderer.cli import main
 from renderer.db import Database
 from renderer.queue import PRIORITY_BATCH, PRIORITY_ON_DEMAND, enqueue, item_history
+from renderer.runner import run_until_idle
 from renderer.storage import open_store
-from renderer.traffic import run as traffic_run
 from renderer.traffic import sample, schedule
+from renderer.traffic.profile import PROFILE
 from renderer.traffic.speedtile import TileWeek
 from renderer.worker import run_worker
 from tests.factories import add_histograms, add_lengths
@@ -41,7 +43,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def work(url: str) -> None:
-    stats = run_worker(url, kinds=traffic_run.KINDS, until_empty=True)
+    stats = run_worker(url, kinds=list(PROFILE.run_kinds), until_empty=True)
     assert stats.failed == 0
 
 
@@ -281,3 +283,20 @@ def test_access_errors_are_one_line(renderer_env: dict[str, str], db: Database) 
         result = invoke("traffic", *args)
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+# --- a run's options travel in payloads, not in the environment ------------------------------
+
+def test_a_runs_min_count_reaches_its_speed_tiles_through_the_payloads(
+        renderer_env: dict[str, str], db: Database, tmp_path: Path) -> None:
+    made = sample.generate(tmp_path / "sample", tiles=1, days=1, seed=7)
+    summary = run_until_idle(db.url, PROFILE, {"source": str(made.root), "after": "keep",
+                                               "min_count": 3},
+                             settings=config.load(), processes=None)
+    assert summary.items_failed == 0 and summary.speed_tiles >= 1
+    assert "RENDERER_TRAFFIC_MIN_COUNT" not in os.environ
+    with db.connect() as conn:
+        built = conn.execute("SELECT DISTINCT min_count FROM traffic_speed_tiles").fetchall()
+        items = conn.execute("SELECT payload FROM work_queue WHERE kind = 'speedtile'").fetchall()
+    assert [r["min_count"] for r in built] == [3]
+    assert items and all(r["payload"]["min_count"] == 3 for r in items)

@@ -13,6 +13,9 @@ import click
 from renderer.cli._common import console, database, print_json, print_table, settings
 from renderer.errors import ConfigError, InputError
 
+# Commands import their library modules when they run, so that every other command (and
+# `renderer --help`) starts without loading uvicorn, the pipelines or their dependencies.
+
 log = logging.getLogger(__name__)
 
 
@@ -168,6 +171,8 @@ def schedule_list(as_json: bool) -> None:
     from renderer import schedules
 
     with database().connect() as conn:
+        schedules.ensure_defaults(conn)  # as a starting scheduler would: none missing
+        conn.commit()
         rows = [s.as_dict() for s in schedules.list_schedules(conn)]
     if as_json:
         print_json(rows)

@@ -14,6 +14,9 @@ from renderer import queue as q
 from renderer.cli._common import console, database, is_terminal, print_json, print_table, settings
 from renderer.errors import InputError, QueueError
 
+# Commands import their library modules when they run, so that every other command (and
+# `renderer --help`) starts without loading the pipelines or their dependencies.
+
 log = logging.getLogger("renderer.cli")
 
 
@@ -105,11 +108,10 @@ def queue_group() -> None:
 
 
 def _status_tables(st: dict[str, Any]) -> None:
-    columns = ["name", "pending", "held", "running", "done", "failed", "cancelled",
-               "throughput_per_s", "eta_s", "oldest_pending_s"]
+    columns = ["name", *q.STATES, "throughput_per_s", "eta_s", "oldest_pending_s"]
     total = st["total"] or {}
     console.print(f"[bold]queue[/bold] at {st['at']}: "
-                  + ", ".join(f"{k} {total.get(k, 0)}" for k in q._status.COUNT_FIELDS)
+                  + ", ".join(f"{k} {total.get(k, 0)}" for k in q.STATES)
                   + f"; {st['workers_alive']} worker(s) alive")
     print_table([{"name": k, **v} for k, v in st["kinds"].items()], "kinds", columns)
     if st["sets"]:
@@ -187,6 +189,10 @@ def enqueue_command(kind: str, keys: tuple[str, ...], payload: str, set_id: str 
         raise InputError("--payload must be a JSON object", "wrap it in {...}")
     if priority is None:
         priority = q.PRIORITY_ON_DEMAND if on_demand else q.PRIORITY_BATCH
+    from renderer import pipelines
+
+    for key in keys:
+        pipelines.check_key(kind, key)  # a stage's key type refuses malformed keys
     db = database()
     with db.connect() as conn:
         for key in keys:

@@ -11,9 +11,11 @@ import click
 from renderer.cli._common import console, database, is_terminal, print_json, print_table, settings
 from renderer.errors import InputError
 
-if TYPE_CHECKING:
-    from renderer.db import Database
+if TYPE_CHECKING:  # annotations only: commands import their library modules when they run
     from renderer.sensors.day import EtlRun
+
+# Commands import their library modules when they run, so that every other command (and
+# `renderer --help`) starts without loading pyarrow, duckdb or the pipelines.
 
 FORMATS = ("parquet", "csv")
 
@@ -69,8 +71,7 @@ def ingest(paths: tuple[str, ...], then_etl: bool, as_json: bool) -> None:
             report = ingest_sources(db, sources, lambda _: bar.advance(task))
     else:
         report = ingest_sources(db, sources)
-    run = _etl(db, None, None, export_out=None, no_export=False, fmt="parquet") \
-        if then_etl else None
+    run = _etl(db.url, {}) if then_etl else None
     if as_json:
         print_json({"files": [f.__dict__ for f in report.files], "rows": report.rows,
                     "days": report.days, "etl": run.__dict__ if run else None})
@@ -91,19 +92,13 @@ def ingest(paths: tuple[str, ...], then_etl: bool, as_json: bool) -> None:
         click.echo("next: renderer sensors etl")
 
 
-def _etl(db: Database, start: date | None, end: date | None, *, export_out: str | None,
-         no_export: bool, fmt: str, force: bool = False) -> EtlRun:
-    from renderer.sensors.day import ExportSpec, default_export, plan_etl
-    from renderer.sensors.enrich import pending_days
+def _etl(url: str, options: dict[str, object]) -> EtlRun:
+    """Plan the run's days (the sensors profile's submit), committed; no work."""
+    from renderer.runner import submit
+    from renderer.sensors.profile import PROFILE
 
-    explicit = start is not None or end is not None
-    export = None
-    if not no_export:
-        export = ExportSpec(export_out, fmt) if export_out else default_export(settings(), fmt)
-    with db.connect() as conn:
-        days = pending_days(conn, start, end, every=explicit or force)
-        run = plan_etl(conn, days, export=export, force=explicit or force)
-        conn.commit()
+    submitted = submit(url, PROFILE, options, settings())
+    run: EtlRun = submitted.detail
     return run
 
 
@@ -133,15 +128,18 @@ def etl(start: str | None, end: str | None, export_out: str | None, fmt: str,
         renderer sensors etl --wait
         renderer sensors etl --from 2026-01-01 --to 2026-01-31 --export s3://lake/sensors
     """
-    db = database()
-    run = _etl(db, _date(start, "--from"), _date(end, "--to"), export_out=export_out,
-               no_export=no_export, fmt=fmt)
-    stats = None
-    if wait and run.days:
-        from renderer.sensors.day import DAY_KIND, EXPORT_KIND
-        from renderer.worker import run_worker
+    from renderer.runner import run_until_idle
+    from renderer.sensors.profile import PROFILE
 
-        stats = run_worker(db.url, kinds=[DAY_KIND, EXPORT_KIND], until_empty=True)
+    db = database()
+    options = {"from": _date(start, "--from"), "to": _date(end, "--to"), "export": export_out,
+               "no_export": no_export, "format": fmt}
+    stats = None
+    if wait:  # one worker in this process, until the run's items are done
+        run, stats = run_until_idle(db.url, PROFILE, options, settings=settings(),
+                                    processes=None)
+    else:
+        run = _etl(db.url, options)
     if as_json:
         print_json({**run.__dict__, "worker": getattr(stats, "__dict__", None)})
         return

@@ -24,6 +24,8 @@ from renderer.cli._common import (
 from renderer.errors import InputError
 from renderer.traffic.layout import AFTER_CHOICES
 
+# Commands import their library modules when they run, so that every other command (and
+# `renderer --help`) starts without loading the pipelines or their dependencies.
 
 def _tile(text: str) -> tiles.Tile:
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,9 @@ import click
 
 from renderer.cli._common import console, database, is_terminal, print_json, print_table, settings
 from renderer.errors import InputError
+
+# Commands import their library modules when they run, so that every other command (and
+# `renderer --help`) starts without loading the pipelines or their dependencies.
 
 log = logging.getLogger("renderer.cli")
 
@@ -47,10 +49,11 @@ def schedule(week: str | None, bbox: str | None, level: int | None, modes: tuple
         renderer traffic schedule
         renderer traffic schedule --week 2016-W44 --bbox 100,0,108,8 --level 1
     """
+    from renderer.bbox import parse_bbox
     from renderer.queue import PRIORITY_BATCH, PRIORITY_ON_DEMAND
     from renderer.traffic import schedule as sched
 
-    parsed = sched.parse_bbox(bbox) if bbox else None
+    parsed = parse_bbox(bbox) if bbox else None
     with database().connect() as conn:
         plan = sched.plan(conn, week=week, bbox=parsed, level=level, modes=list(modes) or None)
         set_id = None
@@ -246,16 +249,15 @@ def run(source: str, processes: int | None, after: str | None, min_count: int | 
         renderer traffic run --source ./sample --processes 4
         renderer traffic run --source s3://reporters/traffic --after keep
     """
-    from renderer.traffic import run as traffic_run
+    from renderer.runner import run_until_idle
+    from renderer.traffic.profile import PROFILE
 
-    if min_count is not None:
-        os.environ["RENDERER_TRAFFIC_MIN_COUNT"] = str(min_count)  # the workers read it
     conf = settings()
     db = database()
+    options = {"source": source, "after": after, "min_count": min_count}
     with _Bars() as bars:
-        summary = traffic_run.run(db.url, source, processes=processes or conf.worker_processes,
-                                  after=after or conf.traffic_after, progress=bars,
-                                  settings=conf)
+        summary = run_until_idle(db.url, PROFILE, options, settings=conf, progress=bars,
+                                 processes=processes or conf.worker_processes)
     if as_json:
         print_json(summary.as_dict())
         sys.exit(1 if summary.items_failed else 0)

@@ -6,7 +6,8 @@ JSON payload, a priority, a ``run_after`` time, an optional input fingerprint, a
 with ``FOR UPDATE SKIP LOCKED`` ordered by priority, run_after, id; completions present the
 lease token, so a late completion from a worker whose lease was taken over is refused.
 
-A pipeline stage plugs in by registering a handler::
+A pipeline declares its stages in its profile (:mod:`renderer.profile`), which registers
+each handler here; a plugin or a test may also register one directly::
 
     from renderer import queue
 
@@ -22,16 +23,19 @@ Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_e
 The worker loop and pool live in :mod:`renderer.worker`.
 """
 
-from renderer.queue._job import Job
+from renderer.queue._job import Context, Job
 from renderer.queue._registry import (
     KINDS,
+    OPEN_STATES,
     PRIORITY_BATCH,
     PRIORITY_ON_DEMAND,
+    STATES,
     Handler,
     Item,
     Kind,
     NewItem,
     Shutdown,
+    Successor,
     TimeLimitExceeded,
     get_kind,
     register,
@@ -68,14 +72,18 @@ from renderer.queue._verbs import (
 
 __all__ = [
     "KINDS",
+    "OPEN_STATES",
     "PRIORITY_BATCH",
     "PRIORITY_ON_DEMAND",
+    "STATES",
+    "Context",
     "Handler",
     "Item",
     "Job",
     "Kind",
     "NewItem",
     "Shutdown",
+    "Successor",
     "TimeLimitExceeded",
     "Timing",
     "add_rule",

@@ -1,16 +1,32 @@
-"""What a handler receives: the item, a connection in the item's transaction, and verbs to
-declare downstream work in that same transaction."""
+"""What a handler receives: the item, a connection in the item's transaction, the worker's
+context (settings, store), and verbs to declare downstream work in that same transaction."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import psycopg
-
+from renderer.config import Settings
+from renderer.db import Connection
 from renderer.errors import QueueError
 from renderer.queue import _verbs
 from renderer.queue._registry import Item
+from renderer.storage import Store, open_store
+
+
+class Context:
+    """What every job of one worker process shares: the settings the worker was started
+    with and the object store they name, opened on first use and then reused."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.settings.store_url)
+        return self._store
 
 
 class Job:
@@ -25,17 +41,36 @@ class Job:
     idempotent, as retries already require.
     """
 
-    def __init__(self, item: Item, conn: psycopg.Connection[Any], deadline: float) -> None:
+    def __init__(self, item: Item, conn: Connection, deadline: float,
+                 context: Context | None = None) -> None:
         self.item = item
         self._conn = conn
+        self._context = context
         self.touched = False
         self.deadline = deadline
         self.rules: list[tuple[str, str, str, str, dict[str, Any] | None, str | None]] = []
 
     @property
-    def conn(self) -> psycopg.Connection[Any]:
+    def conn(self) -> Connection:
         self.touched = True
         return self._conn
+
+    @property
+    def context(self) -> Context:
+        if self._context is None:
+            raise QueueError(f"item {self.item.kind}/{self.item.key} runs without a context",
+                             "run it under a worker (renderer work), which provides one")
+        return self._context
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the worker was started with (never re-read per item)."""
+        return self.context.settings
+
+    @property
+    def store(self) -> Store:
+        """The configured object store, opened once per worker process."""
+        return self.context.store
 
     # -- conveniences --------------------------------------------------------------------
 

@@ -5,17 +5,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from renderer.errors import QueueError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # _job imports this module: the annotation only
     from renderer.queue._job import Job
 
 PRIORITY_BATCH = 0
 PRIORITY_ON_DEMAND = 100
 
-Handler = Callable[["Job"], None]
+STATES = ("pending", "held", "running", "done", "failed", "cancelled")
+"""Every state an item can be in, in the order status tables show them."""
+OPEN_STATES = ("pending", "running", "held")
+"""The states of an item not finished yet (what "remaining" counts)."""
+
+Handler = Callable[["Job"], Any]
+"""A stage's handler: does the item's work with ``job.conn``; returns its outcome (for the
+stage's successors) or None."""
+
+
+class Successor(Protocol):
+    """What follows a successful item of a kind (see :class:`renderer.profile.Then`):
+    ``follow`` declares the downstream work in the item's transaction."""
+
+    def follow(self, job: Job, outcome: Any) -> None: ...
 
 
 class TimeLimitExceeded(KeyboardInterrupt):
@@ -79,6 +93,13 @@ class Kind:
     batch_size: int = 1
     lease_seconds: float | None = None
     backoff_seconds: float = 5.0
+    successors: tuple[Successor, ...] = field(default=(), compare=False)
+
+    def run(self, job: Job) -> None:
+        """The handler, then the successors its outcome asks for (same transaction)."""
+        outcome = self.handler(job)
+        for successor in self.successors:
+            successor.follow(job, outcome)
 
     def lease(self, default: float) -> float:
         """The lease of a claim: the kind's, or the setting, never shorter than needed to
@@ -94,14 +115,15 @@ def _origin(fn: Callable[..., Any]) -> str:
 
 
 def register(kind: str, *, time_limit: float = 600, max_attempts: int = 5, batch_size: int = 1,
-             lease_seconds: float | None = None,
-             backoff_seconds: float = 5.0) -> Callable[[Handler], Handler]:
+             lease_seconds: float | None = None, backoff_seconds: float = 5.0,
+             successors: tuple[Successor, ...] = ()) -> Callable[[Handler], Handler]:
     """Register the handler of a kind (a decorator).
 
     ``batch_size`` items are claimed at once and run one after the other in one transaction
     (use more than 1 for small, fast items); ``time_limit`` seconds bound each attempt;
     after ``max_attempts`` failed attempts the item is ``failed``; retries wait
-    ``backoff_seconds * 2**(attempt-1)``, with jitter.
+    ``backoff_seconds * 2**(attempt-1)``, with jitter. ``successors`` follow each
+    successful item with the handler's return value (a profile declares them).
 
     Example
     -------
@@ -122,7 +144,7 @@ def register(kind: str, *, time_limit: float = 600, max_attempts: int = 5, batch
                 f"kind {kind!r} is registered twice ({_origin(existing.handler)} and "
                 f"{_origin(handler)})", "give one of them another name")
         KINDS[kind] = Kind(kind, handler, float(time_limit), int(max_attempts), int(batch_size),
-                           lease_seconds, float(backoff_seconds))
+                           lease_seconds, float(backoff_seconds), tuple(successors))
         return handler
 
     return decorate

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-
+from renderer.db import Connection
+from renderer.queue._registry import STATES
 from renderer.queue._verbs import _rows
 
-COUNT_FIELDS = ("pending", "held", "running", "done", "failed", "cancelled")
+COUNT_FIELDS = STATES  # the counters have one column per state
 
 
 def _entry(row: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def status(conn: psycopg.Connection[Any], *, window_seconds: float = 300,
+def status(conn: Connection, *, window_seconds: float = 300,
            alive_seconds: float = 60) -> dict[str, Any]:
     """Counts per state, throughput (completions per second over ``window_seconds``), ETA and
     oldest pending age, per kind, per set and in total; and the workers alive (heartbeat
@@ -56,7 +56,7 @@ def status(conn: psycopg.Connection[Any], *, window_seconds: float = 300,
     return result
 
 
-def item_history(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str, Any] | None:
+def item_history(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:
     """The item (kind, key) as it is now, with its recorded attempts (failures with type,
     message and traceback; lease expiries; refused late completions); None if unknown."""
     rows = _rows(conn, "queue.item", {"kind": kind, "key": key})
@@ -67,19 +67,19 @@ def item_history(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str
     return item
 
 
-def list_failed(conn: psycopg.Connection[Any], kind: str | None = None,
+def list_failed(conn: Connection, kind: str | None = None,
                 set_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """Failed items (newest first), optionally of one kind and/or set."""
     return _rows(conn, "queue.list_failed", {"kind": kind, "set_id": set_id, "limit": limit})
 
 
-def remaining(conn: psycopg.Connection[Any], kinds: list[str]) -> int:
+def remaining(conn: Connection, kinds: list[str]) -> int:
     """Pending plus running items of ``kinds``, from the counters."""
     rows = _rows(conn, "queue.remaining", {"kinds": kinds})
     return int(rows[0]["n"]) if rows else 0
 
 
-def idle_state(conn: psycopg.Connection[Any], kinds: list[str]) -> dict[str, bool]:
+def idle_state(conn: Connection, kinds: list[str]) -> dict[str, bool]:
     """``claimable``: something of ``kinds`` can be claimed now; ``busy``: something is
     pending (now or later) or running."""
     return _rows(conn, "queue.idle", {"kinds": kinds})[0]

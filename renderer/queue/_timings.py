@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
+from renderer.db import Connection
 from renderer.queue._verbs import _rows
 
 BASE_SECONDS = 0.001  # upper bound of bucket 0
@@ -80,7 +79,7 @@ class Timing:
         return quantile(self.buckets, q, self.max_seconds)
 
 
-def timings(conn: psycopg.Connection[Any],
+def timings(conn: Connection,
             set_id: str | None = None) -> dict[str, dict[str, Timing]]:
     """Per item kind, its ``claim_wait`` and ``run`` timings, of one set or of everything."""
     parts: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -12,11 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
-
-from renderer.db import query
+from renderer.db import Connection, Jsonb, dict_row, query
 from renderer.errors import QueueError
 from renderer.queue._registry import KINDS, PRIORITY_BATCH, Item, NewItem
 
@@ -25,21 +21,21 @@ log = logging.getLogger("renderer.queue")
 CHUNK = 50_000  # items per enqueue_many statement: big enough to amortise, small enough to stream
 
 
-def _rows(conn: psycopg.Connection[Any], ref: str,
+def _rows(conn: Connection, ref: str,
           params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(ref), params or {})
         return cur.fetchall() if cur.description else []
 
 
-def _one(conn: psycopg.Connection[Any], ref: str, params: dict[str, Any] | None = None) -> Any:
+def _one(conn: Connection, ref: str, params: dict[str, Any] | None = None) -> Any:
     rows = _rows(conn, ref, params)
     return next(iter(rows[0].values())) if rows else None
 
 
 # -- enqueue ---------------------------------------------------------------------------------
 
-def enqueue(conn: psycopg.Connection[Any], kind: str, key: str,
+def enqueue(conn: Connection, kind: str, key: str,
             payload: dict[str, Any] | None = None, *, fingerprint: str | None = None,
             set_id: str | None = None, priority: int = PRIORITY_BATCH, group: str | None = None,
             run_after: datetime | None = None, force: bool = False) -> str:
@@ -62,7 +58,7 @@ def enqueue(conn: psycopg.Connection[Any], kind: str, key: str,
         "force": force}))
 
 
-def enqueue_many(conn: psycopg.Connection[Any], items: Iterable[NewItem]) -> int:
+def enqueue_many(conn: Connection, items: Iterable[NewItem]) -> int:
     """Enqueue many items, ``CHUNK`` per statement (arrays unnested server-side); returns how
     many rows were inserted or changed. Same semantics as :func:`enqueue`."""
     total = 0
@@ -88,7 +84,7 @@ def enqueue_many(conn: psycopg.Connection[Any], items: Iterable[NewItem]) -> int
     return total + flush(False) + flush(True)
 
 
-def add_rule(conn: psycopg.Connection[Any], when_kind: str, group: str, then_kind: str,
+def add_rule(conn: Connection, when_kind: str, group: str, then_kind: str,
              then_key: str, payload: dict[str, Any] | None = None, *,
              set_id: str | None = None) -> None:
     """When every item of ``when_kind`` in ``group`` is done and none is pending, held, running
@@ -97,7 +93,7 @@ def add_rule(conn: psycopg.Connection[Any], when_kind: str, group: str, then_kin
     add_rules(conn, [(when_kind, group, then_kind, then_key, payload, set_id)])
 
 
-def add_rules(conn: psycopg.Connection[Any],
+def add_rules(conn: Connection,
               rules: Sequence[tuple[str, str, str, str, dict[str, Any] | None, str | None]]
               ) -> int:
     """Several :func:`add_rule` in one statement; returns how many fired at once."""
@@ -111,7 +107,7 @@ def add_rules(conn: psycopg.Connection[Any],
 
 # -- sets ------------------------------------------------------------------------------------
 
-def create_set(conn: psycopg.Connection[Any], name: str,
+def create_set(conn: Connection, name: str,
                info: dict[str, Any] | None = None) -> str:
     """Create (or find) the set ``name``, e.g. ``"speedtiles 2026-W47"``; returns its id (the
     name). Enqueueing into an unknown set id creates it too."""
@@ -120,7 +116,7 @@ def create_set(conn: psycopg.Connection[Any], name: str,
     return str(_one(conn, "queue.create_set", {"id": name, "info": Jsonb(info or {})}))
 
 
-def _set_verb(conn: psycopg.Connection[Any], verb: str, set_id: str) -> int:
+def _set_verb(conn: Connection, verb: str, set_id: str) -> int:
     n = _one(conn, f"queue.{verb}_set", {"id": set_id})
     if n is None:
         found = _rows(conn, "queue.get_set", {"id": set_id})
@@ -131,23 +127,23 @@ def _set_verb(conn: psycopg.Connection[Any], verb: str, set_id: str) -> int:
     return int(n)
 
 
-def pause_set(conn: psycopg.Connection[Any], set_id: str) -> int:
+def pause_set(conn: Connection, set_id: str) -> int:
     """Stop claiming the set's items (its pending items are held); returns how many."""
     return _set_verb(conn, "pause", set_id)
 
 
-def resume_set(conn: psycopg.Connection[Any], set_id: str) -> int:
+def resume_set(conn: Connection, set_id: str) -> int:
     """Make a paused set's held items pending again; returns how many."""
     return _set_verb(conn, "resume", set_id)
 
 
-def cancel_set(conn: psycopg.Connection[Any], set_id: str) -> int:
+def cancel_set(conn: Connection, set_id: str) -> int:
     """Cancel the set's pending, held and failed items (running ones finish); returns how
     many were cancelled."""
     return _set_verb(conn, "cancel", set_id)
 
 
-def list_sets(conn: psycopg.Connection[Any], *, set_id: str | None = None,
+def list_sets(conn: Connection, *, set_id: str | None = None,
               limit: int | None = None) -> list[dict[str, Any]]:
     """Sets, newest first: every one, the newest ``limit``, or just ``set_id``."""
     return _rows(conn, "queue.list_sets", {"id": set_id, "limit": limit})
@@ -155,7 +151,7 @@ def list_sets(conn: psycopg.Connection[Any], *, set_id: str | None = None,
 
 # -- claim, complete, fail -------------------------------------------------------------------
 
-def claim(conn: psycopg.Connection[Any], kind: str, *, limit: int = 1, owner: str = "python",
+def claim(conn: Connection, kind: str, *, limit: int = 1, owner: str = "python",
           lease_seconds: float = 60, reserve: int = 0) -> list[Item]:
     """Claim up to ``limit`` pending items of one kind (asynchronous commit when ``conn`` is
     in autocommit). ``reserve`` of them come first from batch priority."""
@@ -164,7 +160,7 @@ def claim(conn: psycopg.Connection[Any], kind: str, *, limit: int = 1, owner: st
     return [Item.from_row(r) for r in rows]
 
 
-def claim_batch(conn: psycopg.Connection[Any], kinds: Sequence[str], *, owner: str,
+def claim_batch(conn: Connection, kinds: Sequence[str], *, owner: str,
                 limits: Sequence[int], leases: Sequence[float],
                 batch_turn: bool = False) -> list[Item]:
     """Claim a batch of the kind at the head of the queue among ``kinds``."""
@@ -174,7 +170,7 @@ def claim_batch(conn: psycopg.Connection[Any], kinds: Sequence[str], *, owner: s
     return [Item.from_row(r) for r in rows]
 
 
-def lock(conn: psycopg.Connection[Any], items: Sequence[Item],
+def lock(conn: Connection, items: Sequence[Item],
          idle_seconds: float = 0) -> set[int]:
     """Inside the processing transaction: lock the items still leased to us; returns their
     ids. Items missing from the answer were taken over (their lease expired)."""
@@ -192,7 +188,7 @@ def _by_token(items: Iterable[Item]) -> dict[str, list[Item]]:
     return groups
 
 
-def complete(conn: psycopg.Connection[Any], items: Sequence[Item]) -> list[int]:
+def complete(conn: Connection, items: Sequence[Item]) -> list[int]:
     """Mark items done (or pending again when marked to re-run), presenting their lease
     tokens; returns the ids refused because their lease was taken over (fencing), which
     are also recorded and logged."""
@@ -206,7 +202,7 @@ def complete(conn: psycopg.Connection[Any], items: Sequence[Item]) -> list[int]:
     return rejected
 
 
-def fail(conn: psycopg.Connection[Any], item: Item, error: BaseException | str, *,
+def fail(conn: Connection, item: Item, error: BaseException | str, *,
          traceback: str | None = None, final: bool = False, outcome: str = "failed") -> str:
     """Record a failed attempt; returns the item's new state (``pending`` or ``held`` to be
     retried after a backoff, ``failed`` after its last attempt or when ``final``), or
@@ -227,7 +223,7 @@ def _describe(error: BaseException | str) -> tuple[str, str]:
     return "Error", str(error)
 
 
-def finish(conn: psycopg.Connection[Any], token: str, ok: Sequence[int],
+def finish(conn: Connection, token: str, ok: Sequence[int],
            failed: Sequence[tuple[int, BaseException | str, str | None, str]]) -> list[int]:
     """Complete ``ok`` and fail ``failed`` (id, error, traceback, outcome) of one claim in one
     statement; returns the refused ids."""
@@ -242,7 +238,7 @@ def finish(conn: psycopg.Connection[Any], token: str, ok: Sequence[int],
     return list(rejected or [])
 
 
-def release(conn: psycopg.Connection[Any], owner: str, ids: Sequence[int] | None = None, *,
+def release(conn: Connection, owner: str, ids: Sequence[int] | None = None, *,
             count: bool = False, error_type: str = "Released",
             message: str = "released by its worker", outcome: str = "released") -> int:
     """Put an owner's running items back. ``count`` makes it a failed attempt (after a crash
@@ -252,38 +248,38 @@ def release(conn: psycopg.Connection[Any], owner: str, ids: Sequence[int] | None
         "type": error_type, "message": message, "outcome": outcome}) or 0)
 
 
-def heartbeat(conn: psycopg.Connection[Any], owner: str, lease_seconds: float,
+def heartbeat(conn: Connection, owner: str, lease_seconds: float,
               info: dict[str, Any] | None = None) -> int:
     """Record the worker as alive and extend its unlocked items' leases."""
     return int(_one(conn, "queue.heartbeat", {"owner": owner, "lease_seconds": lease_seconds,
                                               "info": Jsonb(info or {})}) or 0)
 
 
-def sign_off(conn: psycopg.Connection[Any], owner: str) -> None:
+def sign_off(conn: Connection, owner: str) -> None:
     """Forget a worker at its clean exit (status stops listing it at once)."""
     _rows(conn, "queue.forget_worker", {"owner": owner})
 
 
-def held_by(conn: psycopg.Connection[Any], owner: str) -> int:
+def held_by(conn: Connection, owner: str) -> int:
     """How many running items an owner still holds."""
     return int(_one(conn, "queue.owner_running", {"owner": owner}) or 0)
 
 
-def reap(conn: psycopg.Connection[Any]) -> int:
+def reap(conn: Connection) -> int:
     """Items whose lease expired become claimable again, each a failed attempt."""
     return int(_one(conn, "queue.reap") or 0)
 
 
-def maintain(conn: psycopg.Connection[Any]) -> int:
+def maintain(conn: Connection) -> int:
     """Reap expired leases and roll up the counters; returns how many items were reaped."""
     return int(_one(conn, "queue.maintain") or 0)
 
 
-def rollup(conn: psycopg.Connection[Any]) -> int:
+def rollup(conn: Connection) -> int:
     return int(_one(conn, "queue.rollup") or 0)
 
 
-def sync_kinds(conn: psycopg.Connection[Any], names: Iterable[str] | None = None) -> None:
+def sync_kinds(conn: Connection, names: Iterable[str] | None = None) -> None:
     """Record the registered kinds' limits in ``queue_kinds`` (read by the SQL verbs)."""
     kinds = [KINDS[n] for n in (names if names is not None else sorted(KINDS))]
     if not kinds:
@@ -295,13 +291,13 @@ def sync_kinds(conn: psycopg.Connection[Any], names: Iterable[str] | None = None
         "leases": [k.lease_seconds for k in kinds], "batch_sizes": [k.batch_size for k in kinds]})
 
 
-def retry_failed(conn: psycopg.Connection[Any], kind: str | None = None,
+def retry_failed(conn: Connection, kind: str | None = None,
                  set_id: str | None = None) -> int:
     """Make failed items pending again with fresh attempts; returns how many."""
     return int(_one(conn, "queue.retry_failed", {"kind": kind, "set_id": set_id}) or 0)
 
 
-def prune(conn: psycopg.Connection[Any], older_than: timedelta) -> int:
+def prune(conn: Connection, older_than: timedelta) -> int:
     """Delete done items finished more than ``older_than`` ago (and old attempt records);
     returns how many items were deleted."""
     if older_than < timedelta(0):

@@ -13,5 +13,6 @@ Stages, one module each:
 - :mod:`.export`: Hive-style ``year=/month=/day=`` Parquet or CSV to a folder or a store;
 - :mod:`.query`: one detector's enriched rows between two instants.
 
-Importing this package imports none of them (the worker imports :mod:`.day`).
+:mod:`.profile` declares the pipeline on the engine (stages, fan-in, runs, batch).
+Importing this package imports none of them (the engine imports :mod:`.profile` by name).
 """

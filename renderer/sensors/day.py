@@ -26,26 +26,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
-
-import psycopg
 
 from renderer.config import Settings
-from renderer.db import query
-from renderer.queue import (
-    PRIORITY_BATCH,
-    Job,
-    NewItem,
-    add_rule,
-    create_set,
-    enqueue_many,
-    register,
-)
-from renderer.sensors.enrich import day_key, enrich_day, parse_day
+from renderer.db import Connection, query
+from renderer.profile import Next
+from renderer.queue import PRIORITY_BATCH, Job, NewItem, add_rule, create_set, enqueue_many
+from renderer.sensors.enrich import day_key, enrich_day, parse_day, pending_days
 from renderer.sensors.export import check_format, export_days
 
 __all__ = ["DAY_KIND", "EXPORT_KIND", "GROUP", "STORE_PREFIX", "EtlRun", "ExportSpec",
-           "default_export", "export_runs", "plan_etl"]
+           "default_export", "export_runs", "export_when_days_done", "handle_day",
+           "handle_export", "plan_days", "plan_etl"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +76,7 @@ class EtlRun:
     """Day items added or re-opened (a pending or running one is left to finish)."""
 
 
-def plan_etl(conn: psycopg.Connection[Any], days: Sequence[tuple[date, int]], *,
+def plan_etl(conn: Connection, days: Sequence[tuple[date, int]], *,
              export: ExportSpec | None, force: bool = False, name: str | None = None,
              priority: int = PRIORITY_BATCH) -> EtlRun:
     """Record a run of (day, raw version) pairs and enqueue its day items, all in the caller's
@@ -114,7 +105,18 @@ def plan_etl(conn: psycopg.Connection[Any], days: Sequence[tuple[date, int]], *,
     return EtlRun(run, [d for d, _ in ordered], enqueued)
 
 
-def export_runs(conn: psycopg.Connection[Any]) -> list[str]:
+def plan_days(conn: Connection, start: date | None, end: date | None, *,
+              export: ExportSpec | None, force: bool = False,
+              priority: int = PRIORITY_BATCH) -> EtlRun:
+    """The days to enrich, planned as :func:`plan_etl`: without ``start``/``end`` every day
+    whose raw rows changed since it was last enriched (every day with raw rows when
+    ``force``), with them every day in the range, recomputed."""
+    explicit = start is not None or end is not None
+    days = pending_days(conn, start, end, every=explicit or force)
+    return plan_etl(conn, days, export=export, force=explicit or force, priority=priority)
+
+
+def export_runs(conn: Connection) -> list[str]:
     """Export every recorded run whose days are all enriched (each (target, day) written
     once however many runs share it); returns the ids of the runs exported."""
     runs = conn.execute(query("sensors_day.exportable_runs"), {}).fetchall()
@@ -132,17 +134,19 @@ def export_runs(conn: psycopg.Connection[Any]) -> list[str]:
     return [r["id"] for r in runs]
 
 
-@register(DAY_KIND, time_limit=1800, max_attempts=3)
 def handle_day(job: Job) -> None:
     """Replace one day of sensors_enriched; the export fans in when the group is done."""
     day = parse_day(job.item.key)
     rows = enrich_day(job.conn, day)
     log.info("sensors day %s: %d rows", day, rows)
-    if job.item.group is not None:  # also for items enqueued by hand (psql)
-        job.when_group_done(EXPORT_KIND, job.item.group)
 
 
-@register(EXPORT_KIND, time_limit=3600, max_attempts=3)
+def export_when_days_done(job: Job, outcome: None) -> list[Next]:
+    """The export a day item's group fans into (items enqueued by hand, from psql, may have
+    no group: then none)."""
+    return [] if job.item.group is None else [Next(job.item.group)]
+
+
 def handle_export(job: Job) -> None:
     """Write the runs that are ready (objects replaced whole, so a retry is harmless)."""
     runs = export_runs(job.conn)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from renderer import tiles
-from renderer.db import query
+from renderer.db import Connection, query
 from renderer.errors import InputError
 from renderer.formats.speedtiles import HOURS_PER_WEEK
 from renderer.traffic import weeks
@@ -56,7 +54,7 @@ def _week(week: str) -> tuple[str, int]:
     return text, weeks.hour_range_of_week(text)[0]
 
 
-def segment_speeds(conn: psycopg.Connection[Any], segment_id: int, *, week: str,
+def segment_speeds(conn: Connection, segment_id: int, *, week: str,
                    mode: str = "AUTO") -> dict[str, Any]:
     """One segment's week: per hour of week (all 168; 0 = no data) the speeds, prevalence
     and next segments; InputError when the week has no speeds for it."""
@@ -95,7 +93,7 @@ def segment_speeds(conn: psycopg.Connection[Any], segment_id: int, *, week: str,
             "observations": sum(row["observations"]), "hours": hours}
 
 
-def segment_reference(conn: psycopg.Connection[Any], segment_id: int, *,
+def segment_reference(conn: Connection, segment_id: int, *,
                       mode: str | None = None) -> list[dict[str, Any]]:
     """One segment's reference speeds, one entry per mode (or just ``mode``): percentiles,
     the mean speed per hour of week (168 values, 0 = no data) and the range they cover;

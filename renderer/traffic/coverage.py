@@ -26,15 +26,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
-from renderer import config
-from renderer.db import query
-from renderer.queue import Job, register
+from renderer.db import Connection, query
+from renderer.profile import Next
+from renderer.queue import Job
 from renderer.storage import Store
 
-__all__ = ["CONTENT_TYPE", "KEY", "KIND", "OBJECT_KEY", "Refresh", "after_reference",
-           "geojson", "refresh"]
+__all__ = ["CONTENT_TYPE", "KEY", "KIND", "OBJECT_KEY", "Refresh", "for_reference", "geojson",
+           "handle", "refresh"]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +53,13 @@ class Refresh:
     bytes: int
 
 
-def geojson(conn: psycopg.Connection[Any]) -> tuple[str, int]:
+def geojson(conn: Connection) -> tuple[str, int]:
     """The coverage FeatureCollection as GeoJSON text, and its number of features."""
     row = conn.execute(query("traffic_coverage.geojson")).fetchone()
     return row["geojson"], row["features"]
 
 
-def refresh(conn: psycopg.Connection[Any], store: Store, *, force: bool = False) -> Refresh:
+def refresh(conn: Connection, store: Store, *, force: bool = False) -> Refresh:
     """Build the coverage GeoJSON and write it to the store unless it is unchanged."""
     params: dict[str, Any] = {"key": OBJECT_KEY}
     conn.execute(query("traffic_coverage.lock"), params)
@@ -79,22 +77,20 @@ def refresh(conn: psycopg.Connection[Any], store: Store, *, force: bool = False)
     return Refresh(OBJECT_KEY, True, features, etag, len(data))
 
 
-def after_reference(job: Job) -> None:
-    """Ask for a coverage refresh after a reference tile changed.
+def for_reference(job: Job, built: object) -> list[Next]:
+    """The coverage refresh a changed reference tile asks for (always the one item).
 
-    A plain enqueue, not a group rule: while a refresh is pending every further request
-    merges into it (the queue's upsert), and one running is re-run once after. A rule over
-    all reference tiles would let a single failed tile hold back the coverage of the world.
+    A plain enqueue (forced, in the profile: a done refresh runs again), not a group rule:
+    while a refresh is pending every further request merges into it (the queue's upsert),
+    and one running is re-run once after. A rule over all reference tiles would let a
+    single failed tile hold back the coverage of the world.
     """
-    job.enqueue(KIND, KEY, force=True)  # forced: a done refresh runs again
+    return [Next(KEY)]
 
 
-@register(KIND, time_limit=600, max_attempts=5)
-def handle(job: Job) -> None:
+def handle(job: Job) -> Refresh:
     """Refresh ``coverage.geojson`` in the configured store."""
-    from renderer.storage import open_store
-
-    result = refresh(job.conn, open_store(config.load().store_url),
-                     force=bool(job.item.payload.get("force")))
+    result = refresh(job.conn, job.store, force=bool(job.item.payload.get("force")))
     log.info("coverage: %d tiles, %s", result.features,
              "written" if result.written else "unchanged")
+    return result

@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-
 from renderer import tiles
-from renderer.db import query
+from renderer.db import Connection, query
 from renderer.formats.speedtiles import (
     HOURS_PER_WEEK,
     SEGMENTS_PER_SUBTILE,
@@ -98,7 +96,7 @@ def _u32(value: int) -> int:
     return value if value <= _UINT32 else _UINT32
 
 
-def speed_objects(conn: psycopg.Connection[Any], mode: str, week: str, tile: tiles.Tile,
+def speed_objects(conn: Connection, mode: str, week: str, tile: tiles.Tile,
                   total_segments: int) -> Iterator[tuple[int, bytes, bytes]]:
     """``(N, spd_body, nex_body)`` of every subtile of a built tile-week, gzipped."""
     first_hour, _ = weeks.hour_range_of_week(week)
@@ -223,7 +221,7 @@ def _subtiles(total_segments: int) -> int:
     return len(subtile_ranges(total_segments))
 
 
-def export_speed_tile(conn: psycopg.Connection[Any], store: Store, mode: str, week: str,
+def export_speed_tile(conn: Connection, store: Store, mode: str, week: str,
                       tile: tiles.Tile, total_segments: int,
                       old_total_segments: int) -> Exported:
     """Write a tile-week's ``.spd``/``.nex`` files and delete subtiles no longer produced."""
@@ -240,7 +238,7 @@ def export_speed_tile(conn: psycopg.Connection[Any], store: Store, mode: str, we
     return Exported(files, size, removed)
 
 
-def export_speed_week(conn: psycopg.Connection[Any], store: Store, build: Any) -> Exported:
+def export_speed_week(conn: Connection, store: Store, build: Any) -> Exported:
     """Export every tile of a :class:`~renderer.traffic.speedtile.WeekBuild`."""
     total = Exported()
     for built in build.tiles:
@@ -249,7 +247,7 @@ def export_speed_week(conn: psycopg.Connection[Any], store: Store, build: Any) -
     return total
 
 
-def reference_objects(conn: psycopg.Connection[Any], mode: str, tile: tiles.Tile,
+def reference_objects(conn: Connection, mode: str, tile: tiles.Tile,
                       total_segments: int, range_start: int, range_end: int,
                       weeks_used: int) -> bytes:
     """The gzipped ``.ref`` body of a tile: one subtile per 10,000 segments."""
@@ -277,7 +275,7 @@ def reference_objects(conn: psycopg.Connection[Any], mode: str, tile: tiles.Tile
     return gzip_compress(encode_speed_tile(subtiles, Kind.REFERENCE))
 
 
-def export_reference_tile(conn: psycopg.Connection[Any], store: Store, mode: str,
+def export_reference_tile(conn: Connection, store: Store, mode: str,
                           tile: tiles.Tile, summary: dict[str, Any] | None) -> Exported:
     """Write a tile's ``.ref`` file with its range as metadata, or delete it when the tile
     has no reference data (``summary`` None)."""

@@ -11,9 +11,10 @@ adds rows that readers sum. Archiving or deleting the inputs is a separate
 ``histogram-archive`` item enqueued in that transaction: it runs only after the commit, and
 moves only files that the ledger holds.
 
-Kinds registered here: ``histogram`` (key ``{level}/{tile_index}/{hour}``, group
-``{level0_index}/{iso_week}``) and ``histogram-archive`` (same key). The periodic submit is
-``traffic-submit`` in renderer/schedules.py, which calls :func:`renderer.traffic.ingest.submit`.
+Handlers here (declared in :mod:`renderer.traffic.profile`): ``histogram`` (key
+``{level}/{tile_index}/{hour}``, group ``{level0_index}/{iso_week}``) and
+``histogram-archive`` (same key). The periodic submit is the ``traffic-submit`` stage,
+:func:`renderer.traffic.ingest.submit_tick`.
 """
 
 from __future__ import annotations
@@ -26,25 +27,26 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg import sql
-from psycopg.rows import dict_row, tuple_row
-
 from renderer import binning
-from renderer.db import query
+from renderer.db import Connection, dict_row, query, sql, tuple_row
 from renderer.errors import ObjectNotFound
-from renderer.queue import Job, register
+from renderer.profile import Next
+from renderer.queue import Job
 from renderer.storage import ObjectInfo, Store
 from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
 
-__all__ = ["ConsumeResult", "archive_prefix", "consume_prefix"]
+__all__ = ["ARCHIVE_KIND", "KIND", "ConsumeResult", "archive_after", "archive_prefix",
+           "consume_prefix", "handle_archive", "handle_histogram"]
 
 log = logging.getLogger(__name__)
+
+KIND = "histogram"
+ARCHIVE_KIND = "histogram-archive"
 
 _MD5_HEX = frozenset("0123456789abcdef")
 
 
-def _rows(conn: psycopg.Connection[Any], ref: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(conn: Connection, ref: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of a named statement as dicts, whatever the connection's row factory."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(ref), params)
@@ -113,7 +115,7 @@ def _error_result(reason: str) -> binning.BinResult:
     return binning.BinResult(0, 0, 0, [], [], reason, [])
 
 
-def _consumed(conn: psycopg.Connection[Any], prefix: Prefix) -> set[tuple[str, int, str]]:
+def _consumed(conn: Connection, prefix: Prefix) -> set[tuple[str, int, str]]:
     """(key, size, checksum) of the prefix's files in the ledger."""
     return {(r["key"], r["size"], r["checksum"]) for r in _rows(
         conn, "traffic_ingest.files_of_prefix",
@@ -126,7 +128,7 @@ def _listed(store: Store, prefix: Prefix) -> list[ObjectInfo]:
     return [i for i in store.list(prefix.folder, checksums=False) if parse_key(i.key) == prefix]
 
 
-def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) -> ConsumeResult:
+def consume_prefix(conn: Connection, store: Store, prefix: Prefix) -> ConsumeResult:
     """Bin the new files of one (tile, hour) and write everything in ``conn``'s transaction.
 
     Nothing is committed here: the caller (the queue's worker) commits, together with the
@@ -171,7 +173,7 @@ def consume_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix) 
     return result
 
 
-def _write(conn: psycopg.Connection[Any], prefix: Prefix, files: _Files,
+def _write(conn: Connection, prefix: Prefix, files: _Files,
            binned: binning.PrefixResult) -> None:
     """Ledger, bins, rejects and lengths of one prefix, in ``conn``'s transaction.
 
@@ -198,7 +200,7 @@ def _write(conn: psycopg.Connection[Any], prefix: Prefix, files: _Files,
             cur.execute(query("traffic_ingest.record_rejects"), files.rejects)
 
 
-def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
+def archive_prefix(conn: Connection, store: Store, prefix: Prefix,
                    after: str) -> int:
     """Move (``archive``) or delete (``delete``) the files of a prefix that the ledger holds;
     return how many. Idempotent: files already gone are skipped."""
@@ -222,31 +224,32 @@ def archive_prefix(conn: psycopg.Connection[Any], store: Store, prefix: Prefix,
 
 # --- queue handlers ----------------------------------------------------------------------------
 
-@register("histogram", time_limit=900, max_attempts=5, batch_size=32)
-def handle_histogram(job: Job) -> None:
-    """Consume a prefix; declare the weekly speed tiles; schedule archiving after commit."""
-    prefix = Prefix.from_item_key(job.item.key)
+def handle_histogram(job: Job) -> ConsumeResult:
+    """Consume a prefix; the profile then declares the weekly speed tiles (fan-in) and the
+    archiving after commit (:func:`archive_after`)."""
+    prefix = Prefix.parse(job.item.key)
     payload = job.item.payload or {}
     store = source_store(payload["source"])
     result = consume_prefix(job.conn, store, prefix)
     log.debug("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
-             result.files, result.observations, result.rows_rejected)
-    for mode in result.modes:
-        job.when_group_done("speedtile", f"{mode}/0/{prefix.level0}/{prefix.week}",
-                            {"mode": mode, "tile": prefix.level0, "week": prefix.week})
+              result.files, result.observations, result.rows_rejected)
+    return result
+
+
+def archive_after(job: Job, result: ConsumeResult) -> list[Next]:
+    """The ``histogram-archive`` item of a prefix that consumed files (none with
+    ``after == "keep"``); it runs only after the histogram's commit."""
+    payload = job.item.payload or {}
     after = payload.get("after", "archive")
-    if result.files and after != "keep":
-        job.enqueue("histogram-archive", job.item.key,
-                    {"source": payload["source"], "after": after},
-                    set_id=job.item.set_id, priority=job.item.priority, force=True)
+    if not result.files or after == "keep":
+        return []
+    return [Next(job.item.key, {"source": payload["source"], "after": after})]
 
 
-@register("histogram-archive", time_limit=600, max_attempts=10, batch_size=1)
 def handle_archive(job: Job) -> None:
     """Archive or delete a prefix's consumed files (runs after the histogram commit)."""
     payload = job.item.payload or {}
     moved = archive_prefix(job.conn, source_store(payload["source"]),
-                           Prefix.from_item_key(job.item.key), payload.get("after", "archive"))
+                           Prefix.parse(job.item.key), payload.get("after", "archive"))
     log.debug("histogram-archive %s: %d files %sd", job.item.key, moved,
-             payload.get("after", "archive"))
-
+              payload.get("after", "archive"))

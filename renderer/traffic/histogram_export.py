@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
 from renderer import tiles
 from renderer.binning import duration_seconds, duration_step
-from renderer.db import query
+from renderer.db import Connection, dict_row, query
 from renderer.formats.histograms import encode_histogram
 from renderer.storage import Store
 from renderer.traffic.weeks import format_hour, hour_start
@@ -30,7 +27,7 @@ log = logging.getLogger(__name__)
 _ALL_HOURS = (0, 2**31 - 1)
 
 
-def hour_histogram(conn: psycopg.Connection[Any], tile: tiles.Tile, hour: int,
+def hour_histogram(conn: Connection, tile: tiles.Tile, hour: int,
                    mode: str | None = None) -> dict[str, Any]:
     """The histogram of one tile and hour as a dict for JSON.
 
@@ -87,7 +84,7 @@ class ExportResult:
     bytes: int
 
 
-def _stream(conn: psycopg.Connection[Any], params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _stream(conn: Connection, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
     # A server-side cursor: the export streams any number of rows in constant memory.
     with conn.cursor(name="export_histograms", row_factory=dict_row) as cur:
         cur.itersize = 20_000
@@ -95,7 +92,7 @@ def _stream(conn: psycopg.Connection[Any], params: dict[str, Any]) -> Iterator[d
         yield from cur
 
 
-def export_histograms(conn: psycopg.Connection[Any], store: Store, *,
+def export_histograms(conn: Connection, store: Store, *,
                       tile: tiles.Tile | None = None, first_hour: int | None = None,
                       end_hour: int | None = None,
                       progress: Callable[[str], None] | None = None) -> ExportResult:

@@ -14,14 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
-from renderer import config
-from renderer.db import query
+from renderer.db import Connection, dict_row, query
 from renderer.errors import InputError
-from renderer.queue import PRIORITY_BATCH, NewItem, enqueue_many
+from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_many
 from renderer.storage import ObjectInfo, Store
+from renderer.traffic import histogram
 from renderer.traffic.layout import (
     AFTER_CHOICES,
     Prefix,
@@ -32,12 +29,12 @@ from renderer.traffic.layout import (
     source_store,
 )
 
-__all__ = ["SubmitResult", "enqueue_objects", "rejects", "submit"]
+__all__ = ["SubmitResult", "enqueue_objects", "rejects", "submit", "submit_tick"]
 
 log = logging.getLogger(__name__)
 
 
-def _rows(conn: psycopg.Connection[Any], ref: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _rows(conn: Connection, ref: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of a named statement as dicts, whatever the connection's row factory."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(ref), params)
@@ -71,7 +68,7 @@ def _check_after(after: str) -> str:
     return after
 
 
-def _new(conn: psycopg.Connection[Any],
+def _new(conn: Connection,
          listed: list[tuple[Prefix, ObjectInfo]]) -> list[tuple[Prefix, ObjectInfo]]:
     """The listed files that the ledger does not hold: one anti-join over all of them."""
     if not listed:
@@ -83,8 +80,9 @@ def _new(conn: psycopg.Connection[Any],
     return [(p, i) for p, i in listed if (i.key, i.size, i.etag) in fresh]
 
 
-def _enqueue(conn: psycopg.Connection[Any], store: Store, new: Iterable[tuple[Prefix, ObjectInfo]],
-             *, after: str, priority: int, set_id: str | None) -> tuple[int, int, list[str]]:
+def _enqueue(conn: Connection, store: Store, new: Iterable[tuple[Prefix, ObjectInfo]],
+             *, after: str, priority: int, set_id: str | None,
+             options: dict[str, Any] | None = None) -> tuple[int, int, list[str]]:
     """Enqueue one item per prefix of ``new``; return (prefixes, enqueued, weeks)."""
     by_prefix: dict[Prefix, list[ObjectInfo]] = defaultdict(list)
     for prefix, info in new:
@@ -97,12 +95,12 @@ def _enqueue(conn: psycopg.Connection[Any], store: Store, new: Iterable[tuple[Pr
     # Partitions now, in the submitter's short transaction, so that concurrent histogram
     # items rarely have to create one (which locks the parent table until they commit).
     conn.execute(query("traffic_ingest.ensure_partitions"), {"hours": list(weeks.values())})
-    payload = {"source": store.url, "after": after}
+    payload = {"source": store.url, "after": after, **(options or {})}
     # Hour by hour, tiles side by side: workers claim in enqueue order, so concurrent items
     # are mostly of different tiles (no waiting on the same segment-length rows), and weeks
     # complete, and fan in to speed tiles, in time order.
     items = [
-        NewItem(kind="histogram", key=prefix.key, payload=payload,
+        NewItem(kind=histogram.KIND, key=prefix.key, payload=payload,
                 fingerprint=fingerprint((i.key, i.size, i.etag) for i in infos),
                 set_id=set_id, priority=priority, group=prefix.group)
         for prefix, infos in sorted(by_prefix.items(),
@@ -112,8 +110,9 @@ def _enqueue(conn: psycopg.Connection[Any], store: Store, new: Iterable[tuple[Pr
     return len(items), enqueued, sorted(weeks)
 
 
-def submit(conn: psycopg.Connection[Any], source_url: str, *, after: str = "archive",
-           priority: int = PRIORITY_BATCH, set_id: str | None = None) -> SubmitResult:
+def submit(conn: Connection, source_url: str, *, after: str = "archive",
+           priority: int = PRIORITY_BATCH, set_id: str | None = None,
+           options: dict[str, Any] | None = None) -> SubmitResult:
     """List a source root and enqueue a ``histogram`` item per prefix with new files.
 
     Runs in ``conn``'s transaction (the items appear when the caller commits).
@@ -125,6 +124,9 @@ def submit(conn: psycopg.Connection[Any], source_url: str, *, after: str = "arch
     after
         What the histogram stage does with consumed files once committed: ``archive`` (move
         under ``_archive/``), ``delete`` or ``keep``.
+    options
+        A run's options for the stages downstream (``{"min_count": 3}``), carried in the
+        items' payloads.
     """
     _check_after(after)
     store = source_store(source_url)
@@ -137,7 +139,7 @@ def submit(conn: psycopg.Connection[Any], source_url: str, *, after: str = "arch
             listed.append((prefix, info))
     new = _new(conn, listed)
     prefixes, enqueued, weeks = _enqueue(conn, store, new, after=after, priority=priority,
-                                         set_id=set_id)
+                                         set_id=set_id, options=options)
     result = SubmitResult(store.url, len(listed), ignored, len(new),
                           sum(i.size for _, i in new), prefixes, enqueued, weeks)
     log.info("submit %s: %d files, %d new in %d prefixes, %d items enqueued", store.url,
@@ -145,16 +147,16 @@ def submit(conn: psycopg.Connection[Any], source_url: str, *, after: str = "arch
     return result
 
 
-def enqueue_objects(conn: psycopg.Connection[Any], source_url: str, keys: list[str], *,
-                    priority: int, after: str | None = None) -> int:
+def enqueue_objects(conn: Connection, source_url: str, keys: list[str], *,
+                    priority: int, after: str = "archive") -> int:
     """Enqueue the histogram items of newly created objects (S3 ObjectCreated notifications).
 
     ``keys`` are object keys as the notification names them (the bucket key, or relative to
     the source root); keys outside the layout or under ``_archive/`` are ignored. Only the
-    named (tile, hour) prefixes are listed. ``after`` defaults to the ``traffic_after``
-    setting. Returns how many items were added or re-opened.
+    named (tile, hour) prefixes are listed; the web hook passes the ``traffic_after``
+    setting as ``after``. Returns how many items were added or re-opened.
     """
-    after = _check_after(after or config.load().traffic_after)
+    after = _check_after(after)
     store = source_store(source_url)
     prefixes = {p for p in (parse_key(relative_key(store, k)) for k in keys) if p is not None}
     listed = [(p, i) for p in sorted(prefixes) for i in store.list(p.folder)
@@ -164,8 +166,21 @@ def enqueue_objects(conn: psycopg.Connection[Any], source_url: str, keys: list[s
     return enqueued
 
 
-def rejects(conn: psycopg.Connection[Any], *, file: str | None = None,
+def rejects(conn: Connection, *, file: str | None = None,
             limit: int = 1000) -> list[dict[str, Any]]:
     """Rejected rows (file_key, line, reason, raw, created_at), newest first; a file rejected
     whole has line None and raw None."""
     return _rows(conn, "traffic_ingest.rejects", {"file": file, "limit": limit})
+
+
+def submit_tick(job: Job) -> None:
+    """The ``traffic-submit`` stage (fired by its default schedule): list the traffic source
+    (the payload's ``source``, else the setting) and enqueue histogram items for new files."""
+    source = job.item.payload.get("source") or job.settings.traffic_source or None
+    if source is None:
+        # No source configured: nothing to list. Logged, not failed, so that the default
+        # schedule does not fill the failure list every five minutes on a fresh install.
+        log.warning("traffic-submit: no traffic source configured (set RENDERER_TRAFFIC_SOURCE)")
+        return
+    after = job.item.payload.get("after") or job.settings.traffic_after
+    submit(job.conn, source, after=after, set_id=job.item.set_id)

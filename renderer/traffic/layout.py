@@ -65,10 +65,7 @@ class Prefix:
     @property
     def level0(self) -> int:
         """Index of the level-0 tile that contains this tile."""
-        t = self.tile
-        while t.level > 0:
-            t = tiles.parent(t)
-        return t.index
+        return tiles.ancestor(self.tile).index
 
     @property
     def week(self) -> str:
@@ -94,6 +91,11 @@ class Prefix:
         level, index, hour = (int(p) for p in parts)
         tiles.bounds(tiles.Tile(level, index))  # validates the tile
         return cls(level, index, hour)
+
+    @classmethod
+    def parse(cls, key: str) -> Prefix:
+        """:meth:`from_item_key`, under the name every stage key type has."""
+        return cls.from_item_key(key)
 
 
 def parse_key(key: str) -> Prefix | None:

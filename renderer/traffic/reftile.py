@@ -6,11 +6,11 @@ the tile and its descendants down to ``traffic_max_level`` from the speeds of th
 them: per segment the 20/40/60/80th percentiles of every non-zero hourly speed (lower
 nearest rank, as OpenTraffic), per hour of week the mean, and per tile the range (earliest
 start, latest end of the weeks used). Bulk SQL in ``sql/traffic_reftile.sql``; the ``.ref``
-files go to the store (:mod:`renderer.traffic.export`); then a coverage refresh is asked
-for (:mod:`renderer.traffic.coverage`).
+files go to the store (:mod:`renderer.traffic.export`); the profile then asks for a
+coverage refresh (:mod:`renderer.traffic.coverage`).
 
 A finished speed tile asks for its reference tile only when its week is inside the
-tile's window (:func:`after_speed_week`), so late data for an old week re-triggers exactly
+tile's window (:func:`for_speed_week`), so late data for an old week re-triggers exactly
 the reference tiles whose window includes it.
 
 Example
@@ -25,16 +25,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
-from renderer import config, tiles
-from renderer.db import query
+from renderer import tiles
+from renderer.db import Connection, query
 from renderer.errors import InputError
-from renderer.queue import Job, register
+from renderer.profile import Next
+from renderer.queue import Job
 from renderer.tiles import Tile
+from renderer.traffic import export
 from renderer.traffic.speedtile import WeekBuild, family
 
-__all__ = ["KIND", "RefBuild", "RefTile", "TileRef", "after_speed_week", "build",
+__all__ = ["KIND", "RefBuild", "RefTile", "TileRef", "build", "for_speed_week", "handle",
            "in_window"]
 
 log = logging.getLogger(__name__)
@@ -107,20 +107,17 @@ def _params(spec: TileRef, weeks: int, max_level: int) -> dict[str, Any]:
     if weeks < 1:
         raise InputError(f"the reference window must be at least 1 week, not {weeks}",
                          "set RENDERER_TRAFFIC_REFERENCE_WEEKS to 52")
-    root = spec.tile
-    while root.level > 0:
-        root = tiles.parent(root)
-    return {"mode": spec.mode, "weeks": weeks, "root": root.index,
+    return {"mode": spec.mode, "weeks": weeks, "root": tiles.ancestor(spec.tile).index,
             "tile_ids": [tiles.tile_id(t) for t in family(spec.tile, max_level)]}
 
 
-def window_end(conn: psycopg.Connection[Any], spec: TileRef, *, max_level: int = 1) -> int | None:
+def window_end(conn: Connection, spec: TileRef, *, max_level: int = 1) -> int | None:
     """First hour of the latest week with speeds for the tile (or descendants), or None."""
     params = _params(spec, 1, max_level)
     return conn.execute(query("traffic_reftile.window_end"), params).fetchone()["end_hour"]
 
 
-def in_window(conn: psycopg.Connection[Any], spec: TileRef, first_hour: int, *,
+def in_window(conn: Connection, spec: TileRef, first_hour: int, *,
               weeks: int = 52, max_level: int = 1) -> bool:
     """Whether the week starting at ``first_hour`` is in the tile's reference window (or
     the tile has no speeds at all, so its reference tile must go)."""
@@ -128,7 +125,7 @@ def in_window(conn: psycopg.Connection[Any], spec: TileRef, first_hour: int, *,
     return end is None or first_hour > end - weeks * 168
 
 
-def build(conn: psycopg.Connection[Any], spec: TileRef, *, weeks: int = 52,
+def build(conn: Connection, spec: TileRef, *, weeks: int = 52,
           max_level: int = 1) -> RefBuild:
     """Build the reference speeds of a tile and its descendants in the caller's
     transaction, replacing the previous ones."""
@@ -152,40 +149,35 @@ def build(conn: psycopg.Connection[Any], spec: TileRef, *, weeks: int = 52,
     return RefBuild(spec, end, weeks, built)
 
 
-def after_speed_week(job: Job, week: WeekBuild) -> bool:
-    """Ask for the reference tile of a finished speed tile when its week is in the
-    reference window; True when asked."""
-    settings = config.load()
+def for_speed_week(job: Job, week: WeekBuild) -> list[Next]:
+    """The reference tile a finished speed tile asks for: its tile's, when its week is in
+    the reference window (else none)."""
+    settings = job.settings
     spec = TileRef(week.spec.mode, week.spec.tile)
     if not in_window(job.conn, spec, week.first_hour, weeks=settings.traffic_reference_weeks,
                      max_level=settings.traffic_max_level):
         log.info("speed tile %s is outside the reference window of %s", week.spec.key, spec.key)
-        return False
-    # An enqueue, not a group rule: a rule, once declared, fires whenever its group closes
-    # again, so every re-run of an old week would rebuild the reference tile, in its window
-    # or not. Forced, so a done reference tile runs again; the upsert merges requests while
-    # it is pending (it is claimed after the speed tiles enqueued before it, so a backfill
-    # of many weeks builds it about once) and re-runs it once if it is running.
-    job.enqueue(KIND, spec.key, {"mode": spec.mode, "level": spec.tile.level,
-                                 "tile": spec.tile.index}, force=True)
-    return True
+        return []
+    # An enqueue (forced, in the profile), not a group rule: a rule, once declared, fires
+    # whenever its group closes again, so every re-run of an old week would rebuild the
+    # reference tile, in its window or not. Forced, so a done reference tile runs again;
+    # the upsert merges requests while it is pending (it is claimed after the speed tiles
+    # enqueued before it, so a backfill of many weeks builds it about once) and re-runs it
+    # once if it is running.
+    return [Next(spec.key, {"mode": spec.mode, "level": spec.tile.level,
+                            "tile": spec.tile.index})]
 
 
-@register(KIND, time_limit=1800, max_attempts=5)
-def handle(job: Job) -> None:
-    """Build and export one reference tile, then ask for the coverage refresh."""
-    from renderer.storage import open_store
-    from renderer.traffic import coverage, export
-
+def handle(job: Job) -> RefBuild:
+    """Build and export one reference tile."""
     spec = TileRef.parse(job.item.key)
-    settings = config.load()
+    settings = job.settings
     result = build(job.conn, spec, weeks=settings.traffic_reference_weeks,
                    max_level=settings.traffic_max_level)
-    store = open_store(settings.store_url)
     written = export.Exported()
     for ref in result.tiles:
-        written += export.export_reference_tile(job.conn, store, spec.mode, ref.tile,
+        written += export.export_reference_tile(job.conn, job.store, spec.mode, ref.tile,
                                                 ref.summary())
     log.info("reference tile %s: %d segments, %d files", spec.key, result.segments,
              written.files)
-    coverage.after_reference(job)
+    return result

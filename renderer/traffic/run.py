@@ -1,43 +1,37 @@
-"""The main job, ``renderer traffic run``: submit a source, work every stage until the
-pipeline is idle, and say what was done.
+"""The main job, ``renderer traffic run``: the traffic profile's batch, run by the engine's
+generic "submit, work until idle, summarise" (:func:`renderer.runner.run_until_idle`).
 
-1. :func:`renderer.traffic.ingest.submit` lists the source and enqueues one ``histogram``
-   item per (tile, hour) with new files, all in a new set;
-2. a worker pool (:func:`renderer.pool.run_pool`, ``until_empty``) runs the traffic kinds:
-   histograms fan into speed tiles, speed tiles into reference tiles, reference tiles into
-   the coverage refresh, each through the queue;
-3. the summary is read back from the database: files, observations and rejected rows
-   consumed, speed and reference tiles built, files exported, time taken.
-
-``progress`` (for the CLI's bars) gets, twice a second, ``{stage: (done, remaining)}`` for
-the stages ``histogram``, ``speedtile``, ``reftile`` and ``coverage``, counted from the
-start of the run.
+1. :func:`submit` creates the run's set, lists the source and enqueues one ``histogram``
+   item per (tile, hour) with new files (a run's ``min_count`` rides in their payloads, and
+   from there in the speed tiles' payloads);
+2. the engine works the profile's stages until idle: histograms fan into speed tiles,
+   speed tiles into reference tiles, reference tiles into the coverage refresh, each
+   through the queue, with progress per stage;
+3. :func:`summarize` reads the summary back from the database: files, observations and
+   rejected rows consumed, speed and reference tiles built, files exported, time taken.
 
 Example
 -------
->>> run(url, "./sample", processes=4).observations  # doctest: +SKIP
+>>> run_until_idle(url, traffic.profile.PROFILE, {"source": "./sample"},
+...                processes=4, settings=settings).observations  # doctest: +SKIP
 1204331
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from renderer import config, db
-from renderer.db import query
-from renderer.queue import create_set, status
+from renderer import db
+from renderer.config import Settings
+from renderer.db import Connection
+from renderer.errors import InputError
+from renderer.profile import Finished, Submitted
+from renderer.queue import create_set
+from renderer.traffic import ingest, weeks
 
-__all__ = ["KINDS", "STAGES", "RunSummary", "run"]
-
-STAGES = ("histogram", "speedtile", "reftile", "coverage")
-KINDS = [*STAGES, "histogram-archive"]
-"""The queue kinds a traffic run works (nothing else in the queue is touched)."""
-
-Progress = Callable[[dict[str, tuple[int, int]]], None]
+__all__ = ["RunSummary", "submit", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -76,56 +70,41 @@ class RunSummary:
                 "observations_per_second": round(self.observations_per_second, 1)}
 
 
-def _counts(conn: Any) -> dict[str, tuple[int, int]]:
-    kinds = status(conn)["kinds"]
-    counts = {}
-    for stage in STAGES:
-        entry = kinds.get(stage, {})
-        counts[stage] = (int(entry.get("done", 0)),
-                         sum(int(entry.get(s, 0)) for s in ("pending", "running", "held")))
-    return counts
+def submit(conn: Connection, options: dict[str, Any], settings: Settings) -> Submitted:
+    """Create the run's set and enqueue the source's new files (``options``: ``source``,
+    ``after`` (default: the setting), ``min_count``)."""
+    source = options.get("source")
+    if not source:
+        raise InputError("a traffic run needs a source", "pass --source ROOT")
+    min_count = options.get("min_count")
+    if min_count is not None and (not isinstance(min_count, int) or min_count < 1):
+        raise InputError(f"min count must be at least 1, not {min_count}", "use --min-count 1")
+    since = db.scalar(conn, "traffic_speedtile.now")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    set_id = create_set(conn, f"traffic run {stamp}", {"source": source})
+    submitted = ingest.submit(conn, source, after=options.get("after") or settings.traffic_after,
+                              set_id=set_id,
+                              options=None if min_count is None else {"min_count": min_count})
+    return Submitted(set_id, True, (since, submitted))
 
 
-def run(url: str, source: str, *, processes: int, after: str = "archive",
-        progress: Progress | None = None, settings: config.Settings | None = None) -> RunSummary:
-    """Submit ``source`` and work the traffic pipeline until idle (see the module docstring)."""
-    from renderer.pool import run_pool
-    from renderer.traffic import ingest
-
-    settings = settings or config.load()
-    started = time.monotonic()
-    with db.transaction(url) as conn:
-        since = conn.execute(query("traffic_speedtile.now")).fetchone()["now"]
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        set_id = create_set(conn, f"traffic run {stamp}", {"source": source})
-        submitted = ingest.submit(conn, source, after=after, set_id=set_id)
-    watcher = db.connect(url, autocommit=True)
-    try:
-        base = _counts(watcher)
-
-        def report(done: int, remaining: int | None) -> None:
-            if progress is None:
-                return
-            now = _counts(watcher)
-            progress({s: (max(0, now[s][0] - base[s][0]), now[s][1]) for s in STAGES})
-
-        stats = run_pool(url, processes=processes, kinds=KINDS, until_empty=True,
-                         progress=report if progress is not None else None, settings=settings)
-        row = watcher.execute(query("traffic_speedtile.run_summary"), {"since": since}).fetchone()
-    finally:
-        watcher.close()
-    from renderer.traffic import weeks
-
+def summarize(conn: Connection, finished: Finished) -> RunSummary:
+    """What the run did, read back from the database (see the module docstring)."""
+    since, submitted = finished.submitted.detail
+    row = db.one(conn, "traffic_speedtile.run_summary", {"since": since})
+    stats = finished.stats
     example_week = (weeks.week_of_hour(row["example_first_hour"])
                     if row["example_first_hour"] is not None else None)
     return RunSummary(
-        source=submitted.source, set_id=set_id, store_url=settings.store_url,
+        source=submitted.source, set_id=finished.submitted.set_id or "",
+        store_url=finished.settings.store_url,
         files_new=submitted.files_new, files_consumed=row["consumed"],
         files_rejected=row["rejected_files"], rows_rejected=row["rejected_rows"],
         observations=row["observations"], speed_tiles=row["speed_tiles"], tiles=row["tiles"],
         weeks=tuple(row["weeks"]), segments=row["segments"],
         reference_tiles=row["reference_tiles"], coverage_features=row["coverage_features"],
         files_written=(row["speed_files"] + row["reference_tiles"] + row["coverage_files"]),
-        items_done=stats.done, items_failed=stats.failed, processes=stats.processes,
-        seconds=time.monotonic() - started, example_segment=row["example_segment"],
+        items_done=stats.done, items_failed=stats.failed,
+        processes=getattr(stats, "processes", 1),  # one in-process worker: WorkerStats
+        seconds=finished.seconds, example_segment=row["example_segment"],
         example_mode=row["example_mode"], example_week=example_week)

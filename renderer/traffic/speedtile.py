@@ -4,10 +4,11 @@ One ``speedtile`` item per (mode, tile, ISO week), key ``AUTO/0/2140/2016-W44`` 
 level-0 tile; ``renderer traffic schedule --level 1`` makes level-1 items), builds the tile
 and its descendants down to ``traffic_max_level`` in bulk SQL
 (``sql/traffic_speedtile.sql``: delete, build, summarize), exports them to the store as
-OpenTraffic ``.spd``/``.nex`` files (:mod:`renderer.traffic.export`) and asks for the
-tile's reference tile (:mod:`renderer.traffic.reftile`). Everything it writes to the
-database commits with the item's completion; the exported files are written before the
-commit and are byte-identical when a retry writes them again.
+OpenTraffic ``.spd``/``.nex`` files (:mod:`renderer.traffic.export`) and returns the
+:class:`WeekBuild`, from which the profile asks for the tile's reference tile
+(:func:`renderer.traffic.reftile.for_speed_week`). Everything it writes to the database
+commits with the item's completion; the exported files are written before the commit and
+are byte-identical when a retry writes them again.
 
 The arithmetic is documented on :func:`speeds_from_histograms`, its plain-Python twin, which
 tests hold equal to the SQL and the benchmark races against it.
@@ -25,20 +26,21 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-import psycopg
-
-from renderer import config, tiles
+from renderer import tiles
 from renderer.binning import duration_seconds
-from renderer.db import query
+from renderer.db import Connection, query
 from renderer.errors import InputError
-from renderer.queue import Job, register
+from renderer.profile import Next
+from renderer.queue import Job
 from renderer.tiles import Tile
-from renderer.traffic import weeks
+from renderer.traffic import export, weeks
+from renderer.traffic.histogram import ConsumeResult
+from renderer.traffic.layout import Prefix
 
 __all__ = ["KIND", "MAX_SPEED", "BuiltTile", "SegmentWeek", "TileWeek", "WeekBuild", "build",
-           "family", "jitter", "prevalence", "speeds_from_histograms"]
+           "family", "for_histogram", "handle", "jitter", "prevalence",
+           "speeds_from_histograms"]
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ class WeekBuild:
         return sum(t.observations for t in self.tiles)
 
 
-def build(conn: psycopg.Connection[Any], spec: TileWeek, *, min_count: int = 1,
+def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
           max_level: int = 1) -> WeekBuild:
     """Build the speeds of a tile-week and its descendants, inside the caller's transaction.
 
@@ -137,7 +139,7 @@ def build(conn: psycopg.Connection[Any], spec: TileWeek, *, min_count: int = 1,
         raise InputError(f"min count must be at least 1, not {min_count}", "use --min-count 1")
     first_hour, _ = weeks.hour_range_of_week(spec.week)
     members = family(spec.tile, max_level)
-    root = spec.tile if spec.tile.level == 0 else _level0(spec.tile)
+    root = tiles.ancestor(spec.tile)
     params = {"mode": spec.mode, "first_hour": first_hour, "week": spec.week,
               "tile_ids": [tiles.tile_id(t) for t in members], "min_count": min_count,
               "max_speed": MAX_SPEED, "root": root.index}
@@ -155,26 +157,28 @@ def build(conn: psycopg.Connection[Any], spec: TileWeek, *, min_count: int = 1,
     return WeekBuild(spec, first_hour, min_count, built)
 
 
-def _level0(tile: Tile) -> Tile:
-    while tile.level > 0:
-        tile = tiles.parent(tile)
-    return tile
-
-
-@register(KIND, time_limit=1800, max_attempts=5)
-def handle(job: Job) -> None:
-    """Build, export and pass on one tile-week (see the module docstring)."""
-    from renderer.storage import open_store
-    from renderer.traffic import export, reftile
-
+def handle(job: Job) -> WeekBuild:
+    """Build and export one tile-week (see the module docstring); ``min_count`` comes from
+    the item's payload (a run's option), else the setting."""
     spec = TileWeek.parse(job.item.key)
-    settings = config.load()
+    settings = job.settings
     min_count = int(job.item.payload.get("min_count") or settings.traffic_min_count)
     result = build(job.conn, spec, min_count=min_count, max_level=settings.traffic_max_level)
-    written = export.export_speed_week(job.conn, open_store(settings.store_url), result)
+    written = export.export_speed_week(job.conn, job.store, result)
     log.info("speed tile %s: %d segments, %d observations, %d files", spec.key,
              result.segments, result.observations, written.files)
-    reftile.after_speed_week(job, result)
+    return result
+
+
+def for_histogram(job: Job, result: ConsumeResult) -> list[Next]:
+    """The speed tiles a binned (tile, hour) fans into: one per mode, of its level-0 tile
+    and week (a group rule: built once every hour of the group is done). A run's
+    ``min_count`` rides along in the payload."""
+    prefix = Prefix.parse(job.item.key)
+    extra = {k: job.item.payload[k] for k in ("min_count",) if k in job.item.payload}
+    return [Next(TileWeek(mode, tiles.Tile(0, prefix.level0), prefix.week).key,
+                 {"mode": mode, "tile": prefix.level0, "week": prefix.week, **extra})
+            for mode in result.modes]
 
 
 # --- the plain-Python twin of sql/traffic_speedtile.sql ----------------------------------

@@ -19,6 +19,7 @@ __all__ = [
     "monday_of_week",
     "parse_hour",
     "parse_week",
+    "week_name",
     "week_of_date",
     "week_of_hour",
 ]
@@ -84,6 +85,18 @@ def parse_week(week: str) -> tuple[int, int]:
     except ValueError as exc:
         raise ValueError(f"{year} has no ISO week {number}") from exc
     return year, number
+
+
+def week_name(week: str) -> str:
+    """The canonical name of a week written as :func:`parse_week` reads it.
+
+    Examples
+    --------
+    >>> week_name(" 2016W44")
+    '2016-W44'
+    """
+    year, number = parse_week(week)
+    return f"{year:04d}-W{number:02d}"
 
 
 def monday_of_week(week: str) -> date:

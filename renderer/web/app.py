@@ -64,7 +64,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
     url = url or db.resolve_url(settings)
     pool = db.pool(url, name="renderer-web")
     web = WebState(settings=settings, url=url, pool=pool, templates=make_templates(),
-                   traffic_source=traffic_source or schedules.traffic_source(settings),
+                   traffic_source=traffic_source or settings.traffic_source or None,
                    secrets=split_secrets(settings.web_secrets), run_scheduler=run_scheduler)
 
     @asynccontextmanager

@@ -141,7 +141,8 @@ def s3_hook(request: Request, body: bytes = Depends(limited_body)) -> JSONRespon
         enqueued = 0
         if keys:
             enqueued = ingest.enqueue_objects(conn, web.traffic_source, keys,
-                                              priority=PRIORITY_ON_DEMAND)
+                                              priority=PRIORITY_ON_DEMAND,
+                                              after=web.settings.traffic_after)
     log.info("s3 hook from %s: %d records, %d keys, %d items enqueued", caller,
              len(event.get("Records") or []), len(keys), enqueued)
     return JSONResponse({"records": len(event.get("Records") or []), "objects": len(keys),

@@ -22,7 +22,7 @@ from renderer.web.prom import CONTENT_TYPE, Family, format_value, render
 
 router = APIRouter()
 
-STATES = ("pending", "held", "running", "done", "failed", "cancelled")
+STATES = queue.STATES
 
 
 HISTOGRAM_BUCKETS = 25  # le = 1 ms .. 2^24 ms (4.7 h), then +Inf: the same series every scrape

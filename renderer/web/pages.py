@@ -27,7 +27,7 @@ from renderer.web.deps import WebError, WebState, state
 router = APIRouter()
 HOURS = 12  # the queue keeps a day of per-minute rates; half a day reads well as bars
 COVERAGE_KEY = "coverage.geojson"
-STATES = ("pending", "held", "running", "done", "failed", "cancelled")
+STATES = queue.STATES
 
 
 def _zero() -> dict[str, Any]:
