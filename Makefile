@@ -1,6 +1,6 @@
 # make run   - install what is missing, start the embedded database, run the main job on the sample
-# make test  - the same set-up, then the whole test suite
-# make mypy  - the type check (not yet part of make test)
+# make test  - the same set-up, then ruff, mypy and the whole test suite
+# make mypy  - the type check alone
 # run and test are idempotent: stamps in .stamps/ skip steps whose inputs did not change.
 
 SHELL := /bin/bash
@@ -46,6 +46,7 @@ run: $(STAMPS)/system $(STAMPS)/install
 # tests/README.md). One tier alone: make test PYTEST_ARGS='-m unit'.
 test: $(STAMPS)/system-test $(STAMPS)/install
 	$(VENV)/bin/ruff check renderer tests benchmarks scripts
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMPS)/install

@@ -77,7 +77,7 @@ def parse_bbox(value: str | Sequence[object] | BBox) -> BBox:
     """
     if isinstance(value, BBox):
         return value
-    parts: list[object] = value.split(",") if isinstance(value, str) else list(value)
+    parts: list[object] = list(value.split(",")) if isinstance(value, str) else list(value)
     if len(parts) != 4 or any(isinstance(p, bool) or not isinstance(p, str | int | float)
                               for p in parts):
         raise InputError(f"invalid bbox {value!r}: four numbers needed", _HINT)

@@ -77,7 +77,7 @@ def run_until_idle(url: str, profile: Profile, options: dict[str, Any], *,
         stats: Any = None
         if submitted.work and processes is None:
             stats = run_worker(url, kinds=kinds, until_empty=True, settings=settings)
-        elif submitted.work:
+        elif submitted.work and processes is not None:
             base = stage_counts(watcher, stages) if progress is not None else {}
 
             def report(done: int, remaining: int | None) -> None:

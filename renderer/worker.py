@@ -183,8 +183,8 @@ class Worker:
     def _install_signals(self) -> list[tuple[int, Any]]:
         if not self._main:
             return []
-        previous = [(s, signal.getsignal(s)) for s in (signal.SIGTERM, signal.SIGINT,
-                                                        signal.SIGALRM)]
+        previous: list[tuple[int, Any]] = [
+            (s, signal.getsignal(s)) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)]
         signal.signal(signal.SIGTERM, self.request_stop)
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signal.signal(signal.SIGINT, self.request_stop)
@@ -229,7 +229,7 @@ class Worker:
     def _take(self, want: int) -> int:
         if self.shared is not None and self.shared.budget is not None:
             with self.shared.budget.get_lock():
-                take = min(want, self.shared.budget.value)
+                take = int(min(want, self.shared.budget.value))
                 self.shared.budget.value -= take
             return take
         if self.max_items is not None:

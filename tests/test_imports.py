@@ -16,8 +16,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "renderer"
 DRIVER = {"psycopg", "psycopg_pool"}
@@ -175,19 +173,11 @@ def test_checkers_find_what_they_look_for(tmp_path: Path) -> None:
 
 # -- the package ---------------------------------------------------------------------------
 
-UNTIL_MERGED = pytest.mark.xfail(
-    strict=False,
-    reason="until issue 11 branches merge: modules of other branches still import psycopg "
-           "or close a cycle (db <-> schema, traffic.speedtile <-> traffic.reftile)")
-
-
-@UNTIL_MERGED
 def test_no_import_cycles() -> None:
     found = cycles(import_graph(ROOT / PACKAGE))
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
-@UNTIL_MERGED
 def test_only_the_connector_imports_the_driver() -> None:
     others = [m for m in driver_importers(ROOT / PACKAGE) if m != CONNECTOR]
     assert not others, ("import psycopg only in renderer/db.py (use db.Connection, db.Jsonb, "

@@ -126,7 +126,7 @@ def schedule_add(name: str | None, cron: str | None, kind: str | None, key: str 
             raise InputError(f"schedule add needs NAME, --cron, --kind and --key "
                              f"(missing: {', '.join(missing)})",
                              "see `renderer schedule add --help`")
-        assert cron and kind and key
+        assert name and cron and kind and key
         _check_kind(kind)
         body = _payload(payload)
         s = schedules.add(conn, name, cron, kind, key, body, priority=priority,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -92,7 +92,7 @@ def ingest(paths: tuple[str, ...], then_etl: bool, as_json: bool) -> None:
         click.echo("next: renderer sensors etl")
 
 
-def _etl(url: str, options: dict[str, object]) -> EtlRun:
+def _etl(url: str, options: dict[str, Any]) -> EtlRun:
     """Plan the run's days (the sensors profile's submit), committed; no work."""
     from renderer.runner import submit
     from renderer.sensors.profile import PROFILE

@@ -199,11 +199,11 @@ class _Bars:
         self.last = 0.0
         self.progress = None
         if is_terminal():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
             self.progress = Progress(TextColumn("{task.description:<10}"), BarColumn(),
                                      MofNCompleteColumn(), console=console)
-            self.tasks = {}
+            self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> _Bars:
         if self.progress is not None:

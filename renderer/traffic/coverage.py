@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from renderer.db import Connection, query
+from renderer.db import Connection, one, query
 from renderer.profile import Next
 from renderer.queue import Job
 from renderer.storage import Store
@@ -55,7 +55,7 @@ class Refresh:
 
 def geojson(conn: Connection) -> tuple[str, int]:
     """The coverage FeatureCollection as GeoJSON text, and its number of features."""
-    row = conn.execute(query("traffic_coverage.geojson")).fetchone()
+    row = one(conn, "traffic_coverage.geojson")
     return row["geojson"], row["features"]
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from renderer import tiles
-from renderer.db import Connection, query
+from renderer.db import Connection, query, scalar
 from renderer.errors import InputError
 from renderer.profile import Next
 from renderer.queue import Job
@@ -114,7 +114,8 @@ def _params(spec: TileRef, weeks: int, max_level: int) -> dict[str, Any]:
 def window_end(conn: Connection, spec: TileRef, *, max_level: int = 1) -> int | None:
     """First hour of the latest week with speeds for the tile (or descendants), or None."""
     params = _params(spec, 1, max_level)
-    return conn.execute(query("traffic_reftile.window_end"), params).fetchone()["end_hour"]
+    end: int | None = scalar(conn, "traffic_reftile.window_end", params)
+    return end
 
 
 def in_window(conn: Connection, spec: TileRef, first_hour: int, *,
@@ -131,8 +132,7 @@ def build(conn: Connection, spec: TileRef, *, weeks: int = 52,
     transaction, replacing the previous ones."""
     params = _params(spec, weeks, max_level)
     conn.execute(query("traffic_reftile.lock_tile"), params)
-    params["end_hour"] = conn.execute(query("traffic_reftile.window_end"),
-                                      params).fetchone()["end_hour"]
+    params["end_hour"] = scalar(conn, "traffic_reftile.window_end", params)
     conn.execute(query("traffic_reftile.delete_reference"), params)
     if params["end_hour"] is not None:
         conn.execute(query("traffic_reftile.build_reference"), params)

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 from renderer import tiles
 from renderer.bbox import BBox, parse_bbox
-from renderer.db import Connection, query
+from renderer.db import Connection, query, scalar
 from renderer.errors import InputError
 from renderer.queue import PRIORITY_BATCH, Job, NewItem, create_set, enqueue_many
 from renderer.traffic import weeks
@@ -52,7 +52,7 @@ def next_week(conn: Connection, *, now: float | None = None) -> tuple[str | None
     """The week the weekly schedule builds next, and why (or None and why not)."""
     now = time.time() if now is None else now
     with_data = [r["first_hour"] for r in conn.execute(query("traffic_speedtile.histogram_weeks"))]
-    latest = conn.execute(query("traffic_speedtile.latest_built_week")).fetchone()["first_hour"]
+    latest = scalar(conn, "traffic_speedtile.latest_built_week")
     if latest is None:
         if not with_data:
             return None, "there are no histograms yet"
