@@ -13,6 +13,8 @@
 #include "binning.h"
 
 #define HEADER_QUOTE_BYTES 200
+#define BINARY_SNIFF_BYTES 8000 /* a bad header with a NUL this early: binary data */
+#define BINARY_DATA "not a reporter CSV: binary data"
 #define MAX_HOUR ((UINT64_MAX - 3599) / 3600)
 
 static const char HEADER[] =
@@ -48,15 +50,43 @@ prefix_arg(PyObject *obj, const char *name, unsigned long long max, const char *
     return 0;
 }
 
+/* A file starting with one of these is binary whatever follows: see BINARY_MAGIC in
+ * renderer/_binning_py.py, which says what a binary file is. */
+static const struct {
+    const char *bytes;
+    size_t len;
+} BINARY_MAGIC[] = {
+    {"\x1f\x8b", 2},                     /* gzip */
+    {"PK\x03\x04", 4}, {"PK\x05\x06", 4}, /* zip */
+    {"BZh", 3},                          /* bzip2 */
+    {"\xfd" "7zXZ\0", 6},                /* xz */
+    {"\x28\xb5\x2f\xfd", 4},             /* zstd */
+    {"\x89PNG\r\n\x1a\n", 8},            /* png */
+    {"\xff\xd8\xff", 3},                 /* jpeg */
+    {"%PDF-", 5},
+};
+
+static int
+starts_binary(const char *text, size_t len)
+{
+    for (size_t i = 0; i < sizeof(BINARY_MAGIC) / sizeof(BINARY_MAGIC[0]); i++) {
+        size_t n = BINARY_MAGIC[i].len;
+        if (len >= n && memcmp(text, BINARY_MAGIC[i].bytes, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* 0: a reporter CSV whose rows start at *start; 1: not one, *reason says why (new
- * reference); -1: an exception is set. */
+ * reference); -1: an exception is set. A NUL after the header is left to bin_rows, which
+ * rejects its line only. */
 static int
 check_header(const char *text, size_t len, size_t *start, PyObject **reason)
 {
     if (len == 0)
         *reason = PyUnicode_FromString("empty file");
-    else if (memchr(text, '\0', len) != NULL)
-        *reason = PyUnicode_FromString("not a reporter CSV: binary data");
+    else if (starts_binary(text, len))
+        *reason = PyUnicode_FromString(BINARY_DATA);
     else {
         size_t h0 = len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
         const char *nl = memchr(text, '\n', len);
@@ -68,6 +98,10 @@ check_header(const char *text, size_t len, size_t *start, PyObject **reason)
             h1--;
         if (h1 - h0 == sizeof(HEADER) - 1 && memcmp(text + h0, HEADER, h1 - h0) == 0)
             return 0;
+        if (memchr(text, '\0', len < BINARY_SNIFF_BYTES ? len : BINARY_SNIFF_BYTES) != NULL) {
+            *reason = PyUnicode_FromString(BINARY_DATA);
+            return *reason == NULL ? -1 : 1;
+        }
         size_t n = h1 - h0 < HEADER_QUOTE_BYTES ? h1 - h0 : HEADER_QUOTE_BYTES;
         PyObject *quoted = PyUnicode_DecodeUTF8(text + h0, (Py_ssize_t)n, "replace");
         if (quoted == NULL)

@@ -28,7 +28,11 @@
 #define TILE_MASK UINT64_C(0x1FFFFFF)
 #define DURATION_MAX 1142
 #define MODE_MAX 32
-#define LENGTH_MAX 2147483647.0 /* reported lengths are capped to fit an integer column */
+/* What the histogram stores (see renderer/_binning_py.py): a count up to the histogram
+ * file's uint32, so that a bigint bin holds 2^31 rows at the limit; a length in whole metres
+ * in an int4 column. Larger values reject their row. */
+#define COUNT_MAX UINT64_C(4294967295)
+#define LENGTH_MAX 2147483647.0
 
 /* Why a row is rejected; the texts are REASON_TEXT in binning_emit.c. */
 enum reason {
@@ -46,6 +50,9 @@ enum reason {
     WHY_MODE,
     WHY_TILE,
     WHY_HOUR,
+    WHY_NUL,
+    WHY_COUNT_RANGE,
+    WHY_LENGTH_RANGE,
     WHY_COUNT_OF_REASONS
 };
 

@@ -21,6 +21,9 @@ static const char *const REASON_TEXT[WHY_COUNT_OF_REASONS] = {
     "bad vehicle_type",
     "segment outside tile",
     "time outside hour",
+    "NUL byte",
+    "count too large (max 4294967295)",
+    "length too large (max 2147483647 m)",
 };
 
 /* ------------------------------------------------------------------------------------- */
@@ -310,17 +313,32 @@ build_lengths(Job *job)
     return list;
 }
 
+/* The raw text of a rejected line: UTF-8 with undecodable bytes replaced, and NULs too, as
+ * PostgreSQL text cannot hold one (only WHY_NUL lines have any). */
+static PyObject *
+raw_text(const Job *job, const Reject *x, PyObject *nul, PyObject *replacement)
+{
+    PyObject *text = PyUnicode_DecodeUTF8(job->text + x->offset, x->length, "replace");
+    if (text != NULL && x->reason == WHY_NUL)
+        Py_SETREF(text, PyUnicode_Replace(text, nul, replacement, -1));
+    return text;
+}
+
 PyObject *
 build_rejects(Job *job)
 {
     PyObject *list = PyList_New((Py_ssize_t)job->rejects.n);
     PyObject *reasons[WHY_COUNT_OF_REASONS] = {NULL};
+    PyObject *nul = NULL, *replacement = NULL;
     if (list == NULL)
         return NULL;
     for (int i = WHY_SEGMENT; i < WHY_COUNT_OF_REASONS; i++) {
         if (!(reasons[i] = PyUnicode_InternFromString(REASON_TEXT[i])))
             goto fail;
     }
+    if (!(nul = PyUnicode_FromStringAndSize("\0", 1))
+        || !(replacement = PyUnicode_FromOrdinal(0xFFFD)))
+        goto fail;
     for (size_t i = 0; i < job->rejects.n; i++) {
         Reject *x = &job->rejects.items[i];
         PyObject *reason;
@@ -331,7 +349,7 @@ build_rejects(Job *job)
             Py_INCREF(reason);
         }
         PyObject *item = NULL, *text = NULL, *line = NULL;
-        if (reason && (text = PyUnicode_DecodeUTF8(job->text + x->offset, x->length, "replace"))
+        if (reason && (text = raw_text(job, x, nul, replacement))
             && (line = PyLong_FromUnsignedLongLong(x->line)))
             item = PyTuple_Pack(3, line, text, reason);
         Py_XDECREF(line);
@@ -341,14 +359,15 @@ build_rejects(Job *job)
             goto fail;
         PyList_SET_ITEM(list, (Py_ssize_t)i, item);
     }
-    for (int i = 0; i < WHY_COUNT_OF_REASONS; i++)
-        Py_XDECREF(reasons[i]);
-    return list;
+    goto done;
 fail:
+    Py_CLEAR(list);
+done:
     for (int i = 0; i < WHY_COUNT_OF_REASONS; i++)
         Py_XDECREF(reasons[i]);
-    Py_DECREF(list);
-    return NULL;
+    Py_XDECREF(nul);
+    Py_XDECREF(replacement);
+    return list;
 }
 
 /* ------------------------------------------------------------------------------------- */

@@ -25,6 +25,23 @@ BOM = b"\xef\xbb\xbf"
 # Bytes of a bad header quoted in file_error; a binary blob without newlines would
 # otherwise be quoted whole.
 HEADER_QUOTE_BYTES = 200
+# A file is binary, rather than a reporter CSV with a damaged row, when it starts with the magic
+# bytes of a compressed, archive or image format (a gzip here is one inside the gzip the stage
+# opened), or when it does not start with the header and its first block holds a NUL (UTF-16
+# text, images, any compressed data). After the header a NUL rejects its row only: a file that
+# begins with the exact header is a reporter CSV, and a NUL in it is damage to a row, such as the
+# zero-filled block a crash leaves at the end of a file. The block is git's 8000 bytes.
+BINARY_SNIFF_BYTES = 8000
+BINARY_MAGIC = (
+    b"\x1f\x8b",  # gzip
+    b"PK\x03\x04", b"PK\x05\x06",  # zip
+    b"BZh",  # bzip2
+    b"\xfd7zXZ\x00",  # xz
+    b"\x28\xb5\x2f\xfd",  # zstd
+    b"\x89PNG\r\n\x1a\n",  # png
+    b"\xff\xd8\xff",  # jpeg
+    b"%PDF-",
+)
 
 FIELDS = 10
 ID_LIMIT = MAX_SEGMENT_ID + 1  # segment ids use bits 0-45
@@ -32,8 +49,16 @@ TILE_MASK = TILE_ID_MASK  # bits 0-24: level and tile index, i.e. the tile_id
 U64_MAX = (1 << 64) - 1
 DURATION_MAX = 1142  # lower bound of the last duration bucket; longer ones clamp to it
 MODE_MAX = 32
+# What the histogram stores. A count at most the histogram file's uint32 (formats/histogram.fbs,
+# OpenTraffic's counts too): a bigint bin then holds 2^31 rows at the limit, more than a prefix
+# held in memory can have, so no accepted row can make the emission fail. A length in whole
+# metres, ``floor(length + 0.5)``, in the int4 column of traffic_segment_length_reports.
+# Durations are stored as their bucket code, whose last bucket is open-ended (OpenTraffic's
+# clamp): every finite duration fits.
+COUNT_MAX = (1 << 32) - 1
+LENGTH_MAX = (1 << 31) - 1
 
-# Reject reasons: short fixed strings, identical in ext/binning.c.
+# Reject reasons: short fixed strings, identical in ext/binning_emit.c.
 BAD_SEGMENT = "bad segment_id"
 BAD_NEXT = "bad next_segment_id"
 BAD_DURATION = "bad duration"
@@ -47,6 +72,10 @@ BAD_MODE = "bad vehicle_type"
 OUTSIDE_TILE = "segment outside tile"
 OUTSIDE_HOUR = "time outside hour"
 FIELD_COUNT = "expected 10 fields, got {}"
+NUL_BYTE = "NUL byte"
+COUNT_TOO_LARGE = f"count too large (max {COUNT_MAX})"
+LENGTH_TOO_LARGE = f"length too large (max {LENGTH_MAX} m)"
+BINARY_DATA = "not a reporter CSV: binary data"
 
 # The number grammar, the same in C: no sign, no spaces, no exponent, no inf/nan, no "_".
 _INTEGER = re.compile(rb"[0-9]{1,20}")  # then it must fit in uint64
@@ -73,7 +102,7 @@ class BinResult(NamedTuple):
     file_error: str | None
     lengths: list[tuple[int, int, int]]
     """``(segment_id, length_m, count_sum)`` sorted: the reported lengths (whole metres,
-    ``floor(length + 0.5)`` capped at ``LENGTH_MAX``) of accepted rows, weighted by count;
+    ``floor(length + 0.5)``, at most ``LENGTH_MAX``) of accepted rows, weighted by count;
     the speed-tile stage takes each segment's most common one."""
 
 
@@ -92,9 +121,6 @@ def check_prefix(level: int, tile_index: int, hour: int) -> tuple[int, int, int]
     if not 0 <= hour <= (U64_MAX - 3599) // 3600:
         raise ValueError(f"hour must be in 0..5124095576030430, got {hour}")
     return level, tile_index, hour
-
-
-LENGTH_MAX = 2_147_483_647  # fits the integer column of traffic_segment_lengths
 
 
 def _file_error(reason: str) -> BinResult:
@@ -152,13 +178,19 @@ def _parse_row(
         return TS_ORDER
     if _MODE.fullmatch(fields[9]) is None:
         return BAD_MODE
+    # Well-formed from here on; what the histogram cannot store is rejected, never capped.
+    if count > COUNT_MAX:
+        return COUNT_TOO_LARGE
+    length_m = math.floor(length + 0.5)
+    if length_m > LENGTH_MAX:
+        return LENGTH_TOO_LARGE
     if segment & TILE_MASK != tile_id:
         return OUTSIDE_TILE
     if minimum > last or maximum < first:
         return OUTSIDE_HOUR
     mode = fields[9].upper().decode("ascii")
     key = (mode, segment, next_segment, _duration_code(duration), _queue_code(queue, length))
-    return key, count, min(math.floor(length + 0.5), LENGTH_MAX)
+    return key, count, length_m
 
 
 def _duration_code(seconds: float) -> int:
@@ -209,11 +241,13 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
     data = bytes(data)
     if not data:
         return _file_error("empty file")
-    if b"\0" in data:
-        return _file_error("not a reporter CSV: binary data")
+    if data.startswith(BINARY_MAGIC):
+        return _file_error(BINARY_DATA)
     lines = data.split(b"\n")
     header = lines[0].removeprefix(BOM).removesuffix(b"\r")
     if header != HEADER:
+        if b"\0" in data[:BINARY_SNIFF_BYTES]:
+            return _file_error(BINARY_DATA)
         quoted = header[:HEADER_QUOTE_BYTES].decode("utf-8", "replace")
         return _file_error(f"not a reporter CSV: header is {quoted!r}")
 
@@ -230,7 +264,9 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
             continue
         rows_read += 1
         fields = line.split(b",")
-        if len(fields) != FIELDS:
+        if b"\0" in line:
+            reason = NUL_BYTE
+        elif len(fields) != FIELDS:
             reason = FIELD_COUNT.format(len(fields))
         else:
             parsed = _parse_row(fields, tile_id, first, last)
@@ -243,7 +279,8 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
                 sums[key] = sums.get(key, 0) + count
                 lengths[key[1], length_m] = lengths.get((key[1], length_m), 0) + count
                 continue
-        rejects.append((number, line.decode("utf-8", "replace"), reason))
+        # PostgreSQL text cannot hold a NUL: it is kept as U+FFFD, like an undecodable byte.
+        rejects.append((number, line.decode("utf-8", "replace").replace("\0", "\ufffd"), reason))
 
     bins = [(*key, total) for key, total in sorted(sums.items(), key=_sort_key)]
     length_list = [(*key, total) for key, total in sorted(lengths.items())]

@@ -5,15 +5,28 @@ It lives under ``$RENDERER_HOME/postgres`` and listens on a Unix socket in that 
 are root the server runs as the unprivileged system user ``renderer-pg``, which gets the data
 folder and search (not read) permission on its ancestors. A file lock serialises initdb and
 start between concurrent ``renderer`` processes.
+
+Who may connect: over the socket, anyone who can reach it, without a password; its folder and
+the socket itself are 0700, so that is the cluster's OS user and root. Over TCP, which any
+local account can reach, only with the superuser's password (``scram-sha-256``): a random one
+kept in ``$RENDERER_HOME/db-password`` (0600, the invoking user's), which
+:meth:`Cluster.tcp_url` (``renderer db url``) puts in the URL. ``pg_hba.conf`` is rewritten and
+the password set at every start, which also closes a cluster made by an older version with
+``initdb --auth=trust`` (trust over TCP: any local account was superuser); one found running
+is fixed in place (reload) by :meth:`Cluster.ensure_started`. To change the password, delete
+the file and restart the cluster.
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import glob
 import hashlib
+import hmac
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
@@ -22,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from renderer.errors import DatabaseError, MissingDependency
 
@@ -48,6 +62,38 @@ BATCH_SETTINGS = {
     "log_min_messages": "warning",
     "log_min_error_statement": "panic",
 }
+
+PASSWORD_FILE = "db-password"
+# The whole pg_hba.conf, written at every start. Socket: the folder's and socket's 0700 are the
+# guard (trust for those who can reach it). TCP: any local account can reach 127.0.0.1, so the
+# superuser's password is needed. No replication lines: wal_level is minimal.
+HBA = """\
+# written by renderer at every start (renderer/localdb.py): edits are lost
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  trust
+host    all       all   127.0.0.1/32   scram-sha-256
+host    all       all   ::1/128        scram-sha-256
+"""
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
+
+
+def scram_verifier(password: str, salt: bytes | None = None,
+                   iterations: int = SCRAM_ITERATIONS) -> str:
+    """The ``SCRAM-SHA-256`` verifier PostgreSQL stores for ``password`` (RFC 5802, 7677), so
+    that the password itself never reaches the server, its logs or a process list.
+
+    Examples
+    --------
+    >>> scram_verifier("pencil", b"0123456789abcdef").split("$")[:2]
+    ['SCRAM-SHA-256', '4096:MDEyMzQ1Njc4OWFiY2RlZg==']
+    """
+    salt = secrets.token_bytes(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = base64.b64encode
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+            f"${b64(hashlib.sha256(client_key).digest()).decode()}:{b64(server_key).decode()}")
 
 
 def find_bindir() -> Path:
@@ -95,8 +141,65 @@ class Cluster:
     def socket_port(self) -> int:
         return self.port or 5432
 
+    @property
+    def password_file(self) -> Path:
+        return self.home / PASSWORD_FILE
+
     def url(self, database: str = DATABASE) -> str:
+        """The socket URL (no password: the socket is for the cluster's OS user and root)."""
         return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}&port={self.socket_port}"
+
+    def tcp_url(self, database: str = DATABASE) -> str:
+        """The TCP URL with the superuser's password; needs a port and a started cluster."""
+        if not self.port:
+            raise DatabaseError("the embedded cluster listens on no TCP port",
+                                "set RENDERER_DB_PORT, then restart it: renderer db stop")
+        password = quote(self._password(create=False), safe="")
+        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{database}"
+
+    # -- the superuser's password -----------------------------------------------------------
+
+    def _password(self, create: bool) -> str:
+        """The password in :attr:`password_file`, made (under the lock) when missing and
+        ``create``. The file must be ours, a regular file, not a link; its mode is put back to
+        0600 if something widened it."""
+        try:
+            fd = os.open(self.password_file, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            if not create:
+                raise DatabaseError(f"{self.password_file} is missing",
+                                    "start the cluster to make it: renderer db start") from None
+            return self._new_password()
+        except OSError as exc:
+            raise DatabaseError(f"cannot read {self.password_file}: {exc.strerror}",
+                                "remove it and restart the cluster") from exc
+        with os.fdopen(fd) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                raise DatabaseError(f"{self.password_file} is not a file of this user",
+                                    "remove it and restart the cluster")
+            if stat.S_IMODE(info.st_mode) != 0o600:
+                os.fchmod(handle.fileno(), 0o600)
+            password = handle.read().strip()
+        if not password:
+            raise DatabaseError(f"{self.password_file} is empty",
+                                "remove it and restart the cluster")
+        return password
+
+    def _new_password(self) -> str:
+        password = secrets.token_urlsafe(32)
+        partial = self.password_file.with_name(f".{PASSWORD_FILE}.{os.getpid()}")
+        partial.unlink(missing_ok=True)  # left by a crash
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(password + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(partial, self.password_file)  # never replaces one: readers see it whole
+        finally:
+            partial.unlink(missing_ok=True)
+        return password
 
     # -- running as another user ------------------------------------------------------------
 
@@ -131,7 +234,17 @@ class Cluster:
                     f"cannot create {folder}: {exc.strerror}",
                     "set RENDERER_HOME to a writable folder",
                 ) from exc
+        # The socket folder may be in /tmp, where another account could have made it first.
+        info = self.socket_dir.lstat()
+        owners = {os.geteuid()} | ({user.pw_uid} if user else set())
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners:
+            raise DatabaseError(
+                f"the socket folder {self.socket_dir} is not a folder of this user",
+                "remove it, or set a shorter RENDERER_HOME",
+            )
         if user is None:
+            for folder in (self.root, self.socket_dir):
+                folder.chmod(0o700)
             return
         for folder in (self.root, self.socket_dir):
             for path in [folder, *folder.rglob("*")] if folder == self.root else [folder]:
@@ -145,11 +258,11 @@ class Cluster:
                 ancestor.chmod(mode | stat.S_IXOTH)
 
     def _run(self, args: list[str], user: pwd.struct_passwd | None, check: bool = True,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+             timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
         result = subprocess.run(  # as the service user when we are root (None: as ourselves)
             args, capture_output=True, text=True, cwd=self.root, env=env, timeout=timeout,
-            user=None if user is None else user.pw_uid,
+            input=stdin, user=None if user is None else user.pw_uid,
             group=None if user is None else user.pw_gid,
             extra_groups=None if user is None else [],
         )
@@ -194,6 +307,7 @@ class Cluster:
             "listen_addresses": "'127.0.0.1'" if self.port else "''",
             "port": str(self.socket_port),
             "unix_socket_directories": f"'{self.socket_dir}'",
+            "unix_socket_permissions": "0700",
             **(self.extra_settings or {}),
         }
         conf = self.data / "renderer.conf"
@@ -207,6 +321,32 @@ class Cluster:
             main.write_text(text + "\ninclude_if_exists = 'renderer.conf'\n")
         if user is not None:
             os.chown(conf, user.pw_uid, user.pw_gid)
+
+    def _write_hba(self, user: pwd.struct_passwd | None) -> bool:
+        """Write :data:`HBA` as pg_hba.conf unless it is there already; True if written."""
+        hba = self.data / "pg_hba.conf"
+        if hba.read_text() == HBA:
+            return False
+        partial = self.data / "pg_hba.conf.renderer"
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(HBA)
+        if user is not None:
+            os.chown(partial, user.pw_uid, user.pw_gid)
+        partial.replace(hba)  # whole or not at all, for a server reading it at reload
+        return True
+
+    def _set_password(self, bindir: Path, user: pwd.struct_passwd | None) -> None:
+        """Give the superuser the password of :attr:`password_file` (made if missing); the
+        statement goes through stdin, and holds only the SCRAM verifier."""
+        verifier = scram_verifier(self._password(create=True))
+        self._run([*self._psql(bindir), "-v", "ON_ERROR_STOP=1", "-f", "-"], user,
+                  stdin=f"ALTER ROLE \"{SUPERUSER}\" PASSWORD '{verifier}';\n")
+
+    def _psql(self, bindir: Path, database: str = "postgres") -> list[str]:
+        return [str(bindir / "psql"), "-h", str(self.socket_dir), "-p", str(self.socket_port),
+                "-U", SUPERUSER, "-d", database, "-XAtq"]
 
     def start(self) -> bool:
         """Start the cluster (initdb on first use). Returns False if it was running already."""
@@ -223,14 +363,30 @@ class Cluster:
                            "--auth=trust", "-E", "UTF8", "--no-locale", "--no-instructions"],
                           user)
             self._write_settings(user)
+            self._write_hba(user)
             self._run([str(bindir / "pg_ctl"), "start", "-D", str(self.data), "-w", "-t", "60",
                        "-l", str(self.logfile)], user)
             self._create_database(bindir, user)
+            self._set_password(bindir, user)
             return True
 
+    def _secure_running(self) -> None:
+        """Close a running cluster that an older version started with trust over TCP: rewrite
+        pg_hba.conf, reload, set the password. Costs one file read when there is nothing to
+        do."""
+        if (self.data / "pg_hba.conf").read_text() == HBA and self.password_file.exists():
+            return
+        bindir = find_bindir()
+        with self._lock():
+            user = self._service_user()
+            if not self.is_running():
+                return  # stopped meanwhile: the next start does it
+            self._set_password(bindir, user)  # before TCP needs it
+            if self._write_hba(user):
+                self._run([str(bindir / "pg_ctl"), "reload", "-D", str(self.data)], user)
+
     def _create_database(self, bindir: Path, user: pwd.struct_passwd | None) -> None:
-        psql = [str(bindir / "psql"), "-h", str(self.socket_dir), "-p", str(self.socket_port),
-                "-U", SUPERUSER, "-d", "postgres", "-XAtq"]
+        psql = self._psql(bindir)
         exists = self._run([*psql, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
                            user).stdout.strip()
         if not exists:
@@ -247,11 +403,13 @@ class Cluster:
             return True
 
     def ensure_started(self) -> str:
-        """Start the cluster unless it runs; return the URL of its database."""
+        """Start the cluster unless it runs; return the (socket) URL of its database."""
         if not self.is_running():
             self.start()
             for _ in range(50):  # pg_ctl -w returned; the socket is normally there already
                 if (self.socket_dir / f".s.PGSQL.{self.socket_port}").exists():
                     break
                 time.sleep(0.1)
+        else:
+            self._secure_running()
         return self.url()

@@ -103,8 +103,15 @@ def test_empty_file(bin_file: BinFile) -> None:
 
 
 def test_binary_data(bin_file: BinFile) -> None:
-    result = bin_file(csv(row()) + b"\x00\x01", LEVEL, TILE_INDEX, HOUR)
+    result = bin_file(b"\x00\x01" + csv(row()), LEVEL, TILE_INDEX, HOUR)
     assert result == BinResult(0, 0, 0, [], [], "not a reporter CSV: binary data", [])
+
+
+def test_a_nul_after_the_header_rejects_its_row_only(bin_file: BinFile) -> None:
+    # more cases, and what a binary file is, in tests/test_binning_limits.py
+    result = bin_file(csv(row()) + b"\x00\x01", LEVEL, TILE_INDEX, HOUR)
+    assert (result.file_error, result.rows_read, result.rows_accepted) == (None, 2, 1)
+    assert result.rejects == [(3, "\ufffd\x01", "NUL byte")]
 
 
 @pytest.mark.parametrize(
@@ -183,11 +190,14 @@ def test_lengths_are_whole_metres_weighted_by_count(bin_file: BinFile) -> None:
         row(segment=other, length=7, count=4),
         row(length=-1),
         row(length=1e12),
+        row(length=2_147_483_647),
     )
     result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
-    # 99.5 and 100.49 both round to 100; the reject (length -1) adds nothing; a huge length
-    # is capped to fit the database column.
+    # 99.5 and 100.49 both round to 100; the rejects (length -1, and 1e12, which the int4
+    # column cannot hold) add nothing.
     assert result.lengths == [(SEG, 100, 5), (SEG, 101, 1), (SEG, 2_147_483_647, 1), (other, 7, 4)]
+    assert [reason for _, _, reason in result.rejects] == [
+        "bad length", "length too large (max 2147483647 m)"]
     assert sum(n for _, _, n in result.lengths) == result.observations
 
 
@@ -299,7 +309,7 @@ def test_reject_reasons(bin_file: BinFile, line: str, reason: str | None) -> Non
         row(segment=TILE_ID | ((1 << 21) - 1) << 25),  # the largest segment index
         row(source=""),
         row(source=' weird "source" ;\t'),
-        row(count=(1 << 64) - 1),
+        row(count=(1 << 32) - 1),
     ],
 )
 def test_accepted_edge_cases(bin_file: BinFile, line: str) -> None:
@@ -455,8 +465,8 @@ def test_counts_add_up(bin_file: BinFile) -> None:
     assert result.observations == sum(range(1, 40)) == sum(b[5] for b in result.bins)
 
 
-def test_counts_beyond_64_bits(bin_file: BinFile) -> None:
-    big = (1 << 64) - 1
+def test_counts_at_the_limit_sum_beyond_32_bits(bin_file: BinFile) -> None:
+    big = (1 << 32) - 1
     result = bin_file(csv(*[row(count=big)] * 3, row(count=1, mode="B")), LEVEL, TILE_INDEX, HOUR)
     assert result.bins == [("AUTO", SEG, None, 30, 0, 3 * big), ("B", SEG, None, 30, 0, 1)]
     assert result.observations == 3 * big + 1

@@ -95,11 +95,20 @@ def _show(info: dict[str, object], as_json: bool) -> None:
 def url() -> None:
     """Print the database URL (starting the embedded cluster if needed).
 
+    With RENDERER_DB_PORT set, the embedded cluster's TCP URL, with its password (kept in
+    $RENDERER_HOME/db-password); otherwise its Unix-socket URL, or RENDERER_DATABASE_URL.
+
     \b
     Example:
         psql "$(renderer db url)"
     """
-    click.echo(resolve_url(settings()))
+    s = settings()
+    if s.database_url or not s.db_port:
+        click.echo(resolve_url(s))
+        return
+    cluster = Cluster(s.home, s.db_port)
+    cluster.ensure_started()
+    click.echo(cluster.tcp_url())
 
 
 @db.command(context_settings={"ignore_unknown_options": True})
