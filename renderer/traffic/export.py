@@ -2,17 +2,21 @@
 
 Speed tiles: ``{YYYY}/{WW}/{level}/{ddd}/{ddd}.spd.{N}.gz`` and ``.nex.{N}.gz`` (ISO year
 and week; subtile N holds segments ``N * 10000`` up to ``N * 10000 + 9999``). Reference
-tiles: ``{level}/{ddd}/{ddd}.ref.gz`` (every subtile in one file) with object metadata
-``rangeStart`` and ``rangeEnd`` (epoch seconds; the end is exclusive). Mode AUTO is at the
-root of the store, as OpenTraffic published it; any other mode under ``{MODE}/``.
+tiles: ``{level}/{ddd}/{ddd}.ref.gz`` with object metadata ``rangeStart`` and ``rangeEnd``
+(epoch seconds; the end is exclusive): as OpenTraffic's ``createRefSpeedTile`` wrote it, ONE
+subtile holding every segment of the tile, unitSize 604800 and entrySize 3600, ``speeds``
+the 168 hourly mean speeds of each segment and ``referenceSpeeds20..80`` one value per
+segment. Mode AUTO is at the root of the store, as OpenTraffic published it; any other mode
+under ``{MODE}/``.
 
 Files are byte-identical when rebuilt from the same data: rows are read in segment order,
 next segments in (hour, id) order, and gzip writes no name and no time stamp. A rebuild that
 produces fewer subtiles (or none) deletes the files it no longer produces.
 
 Per (segment, hour) OpenTraffic's arrays hold 0 for no data. ``.nex`` entries of the "no
-next segment" group carry id 2^46 - 1, the reporter's spelling of none, as OpenTraffic's
-did.
+next segment" group carry id 2^42 - 1 (0x3ffffffffff), OpenTraffic's
+``INVALID_NEXT_SEGMENT_ID``: its datastore mapped every spelling of "no next segment" on
+input (an empty field, 2^42 - 1, 2^46 - 1) to that id, and its ``.nex`` tiles hold it.
 """
 
 from __future__ import annotations
@@ -24,10 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-
 from renderer import tiles
-from renderer.db import query
+from renderer.db import Connection, query
 from renderer.formats.speedtiles import (
     HOURS_PER_WEEK,
     SEGMENTS_PER_SUBTILE,
@@ -46,8 +48,9 @@ __all__ = ["CONTENT_TYPE", "NO_NEXT_ID", "Exported", "mode_prefix", "reference_k
            "reference_objects", "speed_keys", "speed_objects"]
 
 CONTENT_TYPE = "application/gzip"
-NO_NEXT_ID = (1 << 46) - 1
-"""The id written in ``.nex`` files for the "no next segment" group."""
+NO_NEXT_ID = (1 << 42) - 1
+"""The id written in ``.nex`` files for the "no next segment" group: OpenTraffic's
+``INVALID_NEXT_SEGMENT_ID``, 0x3ffffffffff."""
 _UINT32 = (1 << 32) - 1
 
 
@@ -98,7 +101,7 @@ def _u32(value: int) -> int:
     return value if value <= _UINT32 else _UINT32
 
 
-def speed_objects(conn: psycopg.Connection[Any], mode: str, week: str, tile: tiles.Tile,
+def speed_objects(conn: Connection, mode: str, week: str, tile: tiles.Tile,
                   total_segments: int) -> Iterator[tuple[int, bytes, bytes]]:
     """``(N, spd_body, nex_body)`` of every subtile of a built tile-week, gzipped."""
     first_hour, _ = weeks.hour_range_of_week(week)
@@ -223,7 +226,7 @@ def _subtiles(total_segments: int) -> int:
     return len(subtile_ranges(total_segments))
 
 
-def export_speed_tile(conn: psycopg.Connection[Any], store: Store, mode: str, week: str,
+def export_speed_tile(conn: Connection, store: Store, mode: str, week: str,
                       tile: tiles.Tile, total_segments: int,
                       old_total_segments: int) -> Exported:
     """Write a tile-week's ``.spd``/``.nex`` files and delete subtiles no longer produced."""
@@ -240,7 +243,7 @@ def export_speed_tile(conn: psycopg.Connection[Any], store: Store, mode: str, we
     return Exported(files, size, removed)
 
 
-def export_speed_week(conn: psycopg.Connection[Any], store: Store, build: Any) -> Exported:
+def export_speed_week(conn: Connection, store: Store, build: Any) -> Exported:
     """Export every tile of a :class:`~renderer.traffic.speedtile.WeekBuild`."""
     total = Exported()
     for built in build.tiles:
@@ -249,7 +252,7 @@ def export_speed_week(conn: psycopg.Connection[Any], store: Store, build: Any) -
     return total
 
 
-def reference_objects(conn: psycopg.Connection[Any], mode: str, tile: tiles.Tile,
+def reference_objects(conn: Connection, mode: str, tile: tiles.Tile,
                       total_segments: int, range_start: int, range_end: int,
                       weeks_used: int) -> bytes:
     """The gzipped ``.ref`` body of a tile: one subtile per 10,000 segments."""
@@ -277,7 +280,7 @@ def reference_objects(conn: psycopg.Connection[Any], mode: str, tile: tiles.Tile
     return gzip_compress(encode_speed_tile(subtiles, Kind.REFERENCE))
 
 
-def export_reference_tile(conn: psycopg.Connection[Any], store: Store, mode: str,
+def export_reference_tile(conn: Connection, store: Store, mode: str,
                           tile: tiles.Tile, summary: dict[str, Any] | None) -> Exported:
     """Write a tile's ``.ref`` file with its range as metadata, or delete it when the tile
     has no reference data (``summary`` None)."""
