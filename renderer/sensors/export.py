@@ -1,9 +1,16 @@
 """Export of enriched days as Hive-style partitions that DuckDB, Athena and pyarrow read.
 
-One object per UTC day, ``year=YYYY/month=MM/day=DD/sensors-YYYY-MM-DD.parquet`` (or
+One object per UTC day, ``year=2026/month=1/day=5/sensors-2026-01-05.parquet`` (or
 ``.csv``), under a folder or a store URL (``s3://bucket/prefix``). The name is fixed, so
 exporting a day again replaces its object; a day left without rows loses it. Partition
 columns live in the path only, as Hive expects. Rows are sorted by detector and time.
+
+Partition values are written without leading zeros, so that DuckDB, pyarrow and Athena all
+infer integers for ``year``, ``month`` and ``day`` (DuckDB reads ``month=01`` as VARCHAR, and
+``WHERE month = 1`` then compares text). An object of the earlier zero-padded layout
+(``month=01/day=05``) is removed when its day is exported again, so a day is never read
+twice. A local folder gets the data files only: no metadata sidecars beside them
+(:meth:`renderer.storage.FileStore.put_plain`).
 
 Columns: uniqueid, recordtimestamp (UTC; Parquet ``timestamp[us, UTC]``, CSV zone-less UTC
 text ``2026-01-05 07:30:00``), currentspeed, bezettingsgraad, previousspeed,
@@ -20,16 +27,14 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
-import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from renderer.db import query
+from renderer.db import Connection, query
 from renderer.errors import InputError
-from renderer.storage import Store, open_store
+from renderer.storage import FileStore, Store, open_store
 
 __all__ = ["FORMATS", "SCHEMA", "ExportedDay", "day_key", "export_days", "exportable_days"]
 
@@ -63,12 +68,36 @@ def check_format(fmt: str) -> str:
 
 
 def day_key(day: date, fmt: str, prefix: str = "") -> str:
-    """``[prefix/]year=YYYY/month=MM/day=DD/sensors-YYYY-MM-DD.<fmt>``."""
-    key = f"year={day:%Y}/month={day:%m}/day={day:%d}/sensors-{day.isoformat()}.{fmt}"
+    """``[prefix/]year=Y/month=M/day=D/sensors-YYYY-MM-DD.<fmt>``, partition values without
+    leading zeros (read as integers by DuckDB, pyarrow and Athena).
+
+    Examples
+    --------
+    >>> day_key(date(2026, 1, 5), "parquet")
+    'year=2026/month=1/day=5/sensors-2026-01-05.parquet'
+    """
+    key = f"year={day.year}/month={day.month}/day={day.day}/sensors-{day.isoformat()}.{fmt}"
+    return _prefixed(key, prefix)
+
+
+def _prefixed(key: str, prefix: str) -> str:
     return f"{prefix.strip('/')}/{key}" if prefix.strip("/") else key
 
 
-def _day_csv(conn: psycopg.Connection[Any], day: date) -> bytes:
+def _padded_key(day: date, fmt: str, prefix: str = "") -> str:
+    """The key of the earlier layout, ``month=01/day=05``, that DuckDB typed as text."""
+    return _prefixed(f"year={day:%Y}/month={day:%m}/day={day:%d}/sensors-{day.isoformat()}"
+                     f".{fmt}", prefix)
+
+
+def _put(store: Store, key: str, data: bytes, fmt: str) -> None:
+    if isinstance(store, FileStore):
+        store.put_plain(key, data)  # the folder is the data lake: no sidecars in it
+    else:
+        store.put(key, data, content_type=CONTENT_TYPES[fmt])
+
+
+def _day_csv(conn: Connection, day: date) -> bytes:
     lo = datetime.combine(day, time(), UTC)
     out = io.BytesIO()
     with conn.cursor() as cur, cur.copy(query("sensors_export.day_csv"),
@@ -88,12 +117,15 @@ def _parquet(text: bytes) -> tuple[bytes, int]:
     return out.getvalue(), table.num_rows
 
 
-def export_day(conn: psycopg.Connection[Any], store: Store, day: date, fmt: str,
+def export_day(conn: Connection, store: Store, day: date, fmt: str,
                prefix: str = "") -> ExportedDay:
     """Write one day's object (or remove it when the day has no rows)."""
     key = day_key(day, check_format(fmt), prefix)
+    padded = _padded_key(day, fmt, prefix)
     text = _day_csv(conn, day)
     rows = max(text.count(b"\n") - 1, 0)
+    if padded != key:
+        store.delete(padded)
     if rows == 0:
         store.delete(key)
         return ExportedDay(day, "", 0, 0)
@@ -101,11 +133,11 @@ def export_day(conn: psycopg.Connection[Any], store: Store, day: date, fmt: str,
         data, rows = _parquet(text)
     else:
         data = text
-    store.put(key, data, content_type=CONTENT_TYPES[fmt])
+    _put(store, key, data, fmt)
     return ExportedDay(day, key, rows, len(data))
 
 
-def export_days(conn: psycopg.Connection[Any], days: Iterable[date], out: str, fmt: str,
+def export_days(conn: Connection, days: Iterable[date], out: str, fmt: str,
                 prefix: str = "") -> list[ExportedDay]:
     """Export some days to ``out`` (a folder, ``file://`` or ``s3://`` URL)."""
     check_format(fmt)
@@ -113,7 +145,7 @@ def export_days(conn: psycopg.Connection[Any], days: Iterable[date], out: str, f
     return [export_day(conn, store, day, fmt, prefix) for day in days]
 
 
-def exportable_days(conn: psycopg.Connection[Any], start: date | None = None,
+def exportable_days(conn: Connection, start: date | None = None,
                     end: date | None = None) -> list[date]:
     """The enriched days within [start, end] (open ends when None)."""
     rows = conn.execute(query("sensors_export.enriched_days"),
