@@ -95,7 +95,8 @@ EXPECTED = {
     B: {"hours": [1],
         "speeds": [23],  # min duration 4 s: 22.5
         "mean_speeds": [18],  # (2 * 22.5 + 2 * 25 / 6.5 * 3.6) / 4 = 18.17
-        # speeds 22.5 and 13.85 km/h: ((22.5 - 13.85) / 2)^2 = 18.72
+        # speeds 22.5 and 13.85 km/h: ((22.5 - 13.85) / 2)^2 = 18.72; OpenTraffic took the
+        # variance of the rounded speeds, 23 and 14: 20.25 -> 20 (docs/opentraffic.md)
         "speed_variances": [_speed_variance(25, [Fraction(4), Fraction(13, 2)])],
         "next_ids": [X, Z], "next_counts": [2, 2],
         "delays": [0, 3],  # Z: 6.5 - 4 = 2.5; half to even wrote 2
@@ -148,6 +149,8 @@ def test_the_exported_tiles_hold_the_rounded_values(db: Database, tmp_path: Path
         (sub,) = decode_speed_tile(gzip.decompress(store.get(key)))
         return sub
 
+    info = store.head("2016/44/0/002/140.spd.0.gz")
+    assert info is not None and info.content_type == export.CONTENT_TYPE == "application/gzip"
     spd = read("2016/44/0/002/140.spd.0.gz").arrays
     nex = read("2016/44/0/002/140.nex.0.gz").arrays
     slot = {s: (s >> 25) * HOURS_PER_WEEK + EXPECTED[s]["hours"][0] for s in EXPECTED}
