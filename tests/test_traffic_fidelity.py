@@ -9,6 +9,7 @@ queue code / 255 * length, each int(round(x)) under Python 2).
 from __future__ import annotations
 
 import gzip
+import math
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -58,6 +59,31 @@ def test_postgresql_rounds_float8_halves_to_even_and_numeric_away(db: Database) 
                            " floor(0.49999999999999994::float8 + 0.5) AS naive").fetchone()
     assert row is not None
     assert (row["f"], row["n"], row["naive"]) == (22, 23, 1)
+
+
+def _halves_and_neighbours() -> st.SearchStrategy[float]:
+    def around(x: float, steps: int) -> float:
+        for _ in range(abs(steps)):
+            x = math.nextafter(x, math.inf if steps > 0 else 0.0)
+        return x
+
+    halves = st.builds(around, st.integers(0, 2**53).map(lambda k: k + 0.5 if k < 2**52 else k),
+                       st.integers(-3, 3))
+    return st.one_of(halves, st.floats(0, 2**60, allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(_halves_and_neighbours(), min_size=1, max_size=200))
+def test_the_sql_rounding_expression_is_round_half_away(db: Database,
+                                                        values: list[float]) -> None:
+    # the form sql/traffic_speedtile.sql writes for every rounded value
+    with db.connect() as conn:
+        rows = conn.execute("SELECT floor(x + 0.49999999999999994::float8)::bigint AS r"
+                            " FROM unnest(%s::float8[]) WITH ORDINALITY AS u(x, i) ORDER BY i",
+                            [values]).fetchall()
+    assert [int(r["r"]) for r in rows] == [round_half_away(x) for x in values]
+    assert 0.49999999999999994 == 0.5 - 2**-54  # the double just below 0.5
 
 
 # --- hand-computed week with exact halves -------------------------------------------------

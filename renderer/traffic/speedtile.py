@@ -186,8 +186,10 @@ def round_half_away(x: float) -> int:
     even, as PostgreSQL's ``round(float8)`` does).
 
     Decided on the float's exact value, as Python 2 did: ``floor(x + 0.5)`` would round
-    0.49999999999999994 up, because the sum itself rounds to 1.0. The SQL writes the same
-    as ``floor(x) + (x - floor(x) >= 0.5)::integer`` (its values are never negative).
+    0.49999999999999994 up, because the sum itself rounds to 1.0. The SQL, whose values are
+    never negative, writes ``floor(x + 0.49999999999999994)`` (the double just below 0.5):
+    one evaluation of ``x``, and equal to this for every non-negative double (tests hold
+    the two equal, halves and their neighbours included).
 
     Examples
     --------
