@@ -15,8 +15,10 @@ produces fewer subtiles (or none) deletes the files it no longer produces.
 
 Per (segment, hour) OpenTraffic's arrays hold 0 for no data. ``.nex`` entries of the "no
 next segment" group carry id 2^42 - 1 (0x3ffffffffff), OpenTraffic's
-``INVALID_NEXT_SEGMENT_ID``: its datastore mapped every spelling of "no next segment" on
-input (an empty field, 2^42 - 1, 2^46 - 1) to that id, and its ``.nex`` tiles hold it.
+``INVALID_NEXT_SEGMENT_ID``, the id its datastore gave a row without a readable next segment
+and that its ``.nex`` tiles hold. Every reporter spelling of none (an empty field, 2^42 - 1,
+2^46 - 1) is that group here; OpenTraffic kept a numeric 2^46 - 1 as an id of its own
+(docs/opentraffic.md).
 """
 
 from __future__ import annotations
