@@ -67,7 +67,8 @@ def _halves_and_neighbours() -> st.SearchStrategy[float]:
             x = math.nextafter(x, math.inf if steps > 0 else 0.0)
         return x
 
-    halves = st.builds(around, st.integers(0, 2**53).map(lambda k: k + 0.5 if k < 2**52 else k),
+    halves = st.builds(around,
+                       st.integers(0, 2**53).map(lambda k: k + 0.5 if k < 2**52 else float(k)),
                        st.integers(-3, 3))
     return st.one_of(halves, st.floats(0, 2**60, allow_nan=False, allow_infinity=False))
 
