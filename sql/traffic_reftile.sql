@@ -21,7 +21,9 @@ DELETE FROM traffic_reference WHERE mode = %(mode)s AND tile_id = ANY(%(tile_ids
 -- name: build_reference
 -- Per segment with non-zero hourly speeds in the window: the 20/40/60/80th percentiles of
 -- those speeds, lower nearest rank as OpenTraffic (sorted[floor(n * p)], 0-based), and per
--- hour of week the mean of its non-zero speeds, rounded.
+-- hour of week the mean of its non-zero speeds, rounded halves away from zero as
+-- OpenTraffic's Python 2 round() did: avg() of integers is numeric, whose round() does that
+-- (round(float8) would round halves to even).
 INSERT INTO traffic_reference (mode, segment_id, ref20, ref40, ref60, ref80, hours, hourly,
                                samples, weeks, observations, first_hour, last_hour)
 WITH samples AS (
@@ -111,8 +113,9 @@ SELECT gone.level::integer, gone.tile_index, 0, 0, 0, 0, 0, 0, false
  ORDER BY 1, 2;
 
 -- name: tile_reference
--- The reference speeds of one tile, by segment index, for the export.
-SELECT renderer.segment_index(segment_id) AS segment_index, ref20, ref40, ref60, ref80
+-- The reference speeds and hourly means of one tile, by segment index, for the export.
+SELECT renderer.segment_index(segment_id) AS segment_index, ref20, ref40, ref60, ref80,
+       hours, hourly
   FROM traffic_reference
  WHERE mode = %(mode)s AND tile_id = %(tile_id)s
  ORDER BY renderer.segment_index(segment_id);

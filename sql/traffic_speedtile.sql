@@ -3,6 +3,11 @@
 -- %(tile_ids)s (tile ids, index << 3 | level, of the tiles built), %(min_count)s,
 -- %(max_speed)s (km/h; faster is published as 0 = no data), %(week)s ('2016-W44').
 -- Sums are float8: exact for integers below 2^53, and much faster than numeric.
+-- Rounding is OpenTraffic's, Python 2's round(): halves away from zero, on the float's exact
+-- value. For the non-negative values here floor(x + 0.49999999999999994) is exactly that
+-- (the addend is the double just below 0.5; floor(x + 0.5) would round 0.49999999999999994
+-- up, round(float8) rounds halves to even, a cast to numeric keeps only 15 digits);
+-- renderer.traffic.speedtile.round_half_away is the twin, and tests hold them equal.
 
 -- name: delete_speeds
 -- Forget the week's speeds of the given tiles before they are built again.
@@ -23,7 +28,7 @@ SELECT set_config('enable_hashagg', 'on', true), set_config('enable_hashjoin', '
 
 -- name: build_speeds
 -- One row per segment of the given tiles with observations in the week: per hour of week
--- OpenTraffic's speed (length / shortest mean duration over next segments), our
+-- OpenTraffic's speed (length / shortest mean duration over next segments * 3.6), our
 -- count-weighted mean speed, the variance of the per-next-segment speeds, the prevalence;
 -- per (hour, next segment) the delay, queue length and their variances. Hours under the
 -- minimum count publish no data.
@@ -50,10 +55,10 @@ WITH bins AS (
     SELECT h.segment_id, h.hour, h.next_segment_id,
            sum(h.count::float8) AS n,
            sum(h.count::float8 * h.d) / sum(h.count::float8) AS mean_d,
-           round(greatest(sum(h.count::float8 * h.d * h.d) / sum(h.count::float8)
+           floor(greatest(sum(h.count::float8 * h.d * h.d) / sum(h.count::float8)
                           - (sum(h.count::float8 * h.d) / sum(h.count::float8))
                             * (sum(h.count::float8 * h.d) / sum(h.count::float8)),
-                          0))::bigint AS delay_variance,
+                          0) + 0.49999999999999994::float8)::bigint AS delay_variance,
            sum(h.count::float8 * h.queue_code) / sum(h.count::float8) AS mean_q,
            sum(h.count::float8 * h.queue_code * h.queue_code) / sum(h.count::float8) AS mean_qq,
            sum(h.count::float8) / nullif(sum(h.count::float8 * h.d), 0) AS v
@@ -87,14 +92,15 @@ WITH bins AS (
            sum(b.n) OVER w >= %(min_count)s AS published,
            row_number() OVER w AS rn,
            CASE WHEN row_number() OVER w = 1 AND sum(b.n) OVER w >= %(min_count)s
-                THEN coalesce(nullif(least(round(3.6::float8 * l.length
-                                                 / nullif(min(b.mean_d) OVER w, 0)),
+                THEN coalesce(nullif(least(floor(l.length / nullif(min(b.mean_d) OVER w, 0)
+                                                 * 3.6::float8 + 0.49999999999999994::float8),
                                            %(max_speed)s + 1), %(max_speed)s + 1), 0)
                 ELSE 0 END AS speed,
            CASE WHEN row_number() OVER w = 1 AND sum(b.n) OVER w >= %(min_count)s
-                THEN coalesce(nullif(least(round(3.6::float8 * l.length
+                THEN coalesce(nullif(least(floor(3.6::float8 * l.length
                                                  * sum(b.n * b.v) OVER w
-                                                 / sum(b.n) FILTER (WHERE b.v IS NOT NULL) OVER w),
+                                                 / sum(b.n) FILTER (WHERE b.v IS NOT NULL) OVER w
+                                                 + 0.49999999999999994::float8),
                                            %(max_speed)s + 1), %(max_speed)s + 1), 0)
                 ELSE 0 END AS mean_speed,
            CASE WHEN row_number() OVER w = 1
@@ -110,7 +116,8 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
        array_agg(total::bigint) FILTER (WHERE rn = 1),
        array_agg(speed::smallint) FILTER (WHERE rn = 1),
        array_agg(mean_speed::smallint) FILTER (WHERE rn = 1),
-       array_agg(CASE WHEN speed > 0 THEN round(speed_variance) ELSE 0 END::integer)
+       array_agg(CASE WHEN speed > 0 THEN floor(speed_variance + 0.49999999999999994::float8)
+                      ELSE 0 END::integer)
            FILTER (WHERE rn = 1),
        array_agg(CASE WHEN published
                       THEN renderer.traffic_prevalence(total::bigint, segment_id, how,
@@ -119,15 +126,18 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
        coalesce(array_agg(how) FILTER (WHERE published), '{}'),
        coalesce(array_agg(next_segment_id) FILTER (WHERE published), '{}'),
        coalesce(array_agg(n::bigint) FILTER (WHERE published), '{}'),
-       coalesce(array_agg(round(mean_d - min_d)::integer) FILTER (WHERE published), '{}'),
+       coalesce(array_agg(floor(mean_d - min_d + 0.49999999999999994::float8)::integer)
+                FILTER (WHERE published), '{}'),
        coalesce(array_agg(delay_variance) FILTER (WHERE published), '{}'),
        -- queues are rare: skip the arithmetic of the zeros
        coalesce(array_agg(CASE WHEN mean_q > 0
-                               THEN coalesce(round(mean_q * length / 255), 0)
+                               THEN coalesce(floor(mean_q * length / 255
+                                                   + 0.49999999999999994::float8), 0)
                                ELSE 0 END::integer) FILTER (WHERE published), '{}'),
        coalesce(array_agg(CASE WHEN mean_q > 0
-                               THEN coalesce(round(greatest(mean_qq - mean_q * mean_q, 0)
-                                                   * (length / 255) * (length / 255)), 0)
+                               THEN coalesce(floor(greatest(mean_qq - mean_q * mean_q, 0)
+                                                   * (length / 255) * (length / 255)
+                                                   + 0.49999999999999994::float8), 0)
                                ELSE 0 END::bigint) FILTER (WHERE published), '{}')
   FROM nexts
  GROUP BY segment_id;

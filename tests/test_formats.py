@@ -164,14 +164,16 @@ def subtile_strategy(draw: st.DrawFn, kind: Kind) -> SubTile:
     tile = draw(tile_strategy())
     segments = draw(st.integers(0, 4))
     start = draw(st.integers(0, 50_000))
-    length = {
-        Kind.SPEED: segments * speedtiles.HOURS_PER_WEEK,
-        Kind.NEXT: draw(st.integers(0, 20)),
-        Kind.REFERENCE: segments,
-    }[kind]
+    nex_length = draw(st.integers(0, 20))
     names = draw(st.sets(st.sampled_from(speedtiles.ARRAYS[kind]), min_size=1))
     arrays = {}
     for name in names:
+        if kind is Kind.NEXT:
+            length = nex_length
+        elif kind is Kind.SPEED or name == "speeds":  # .ref: 168 hourly means per segment
+            length = segments * speedtiles.HOURS_PER_WEEK
+        else:
+            length = segments
         # whole arrays drawn as bytes: st.lists of 672 integers is too slow to generate
         code = "Q" if name == "next_segment_ids" else "I"
         width = array.array(code).itemsize
@@ -235,6 +237,8 @@ def header(**arrays: list[int]) -> SubTile:
     [
         (header(speeds=[1] * 168, next_segment_ids=[1]), None, "mixes"),
         (header(speeds=[1] * 168), "nex", "cannot carry"),
+        (header(speeds=[1] * 168, reference_speeds_20=[1]), "spd", "cannot carry"),
+        (header(speeds=[1], reference_speeds_20=[1]), "ref", "168 values"),
         (header(speeds=[1] * 167), "spd", "168 values"),
         (header(reference_speeds_20=[1, 2]), "ref", "1 values"),
         (header(next_segment_ids=[1, 2], next_segment_delays=[1]), "nex", "2 values"),
@@ -383,13 +387,13 @@ def packed(payload: bytes) -> list[int]:
     [
         (Kind.SPEED, [*range(1, 11), 12, 13, 14, 15, 16]),
         (Kind.NEXT, [*range(1, 11), 17, 18, 19, 20, 21]),
-        (Kind.REFERENCE, [*range(1, 11), 22, 23, 24, 25]),
+        (Kind.REFERENCE, [*range(1, 11), 12, 22, 23, 24, 25]),
     ],
 )
 def test_wire_field_numbers(kind: Kind, numbers: list[int]) -> None:
     n = {Kind.SPEED: 168, Kind.NEXT: 3, Kind.REFERENCE: 1}[kind]
     arrays = {
-        name: [(i + 1) * 1000 + j for j in range(n)]
+        name: [(i + 1) * 1000 + j for j in range(168 if name == "speeds" else n)]
         for i, name in enumerate(speedtiles.ARRAYS[kind])
     }
     if kind is Kind.NEXT:
@@ -419,3 +423,14 @@ def test_wire_field_numbers(kind: Kind, numbers: list[int]) -> None:
             assert wire == 2, number  # packed: one length-delimited run per array
             name = next(k for k, v in speedtiles._PROTO_NAME.items() if v == TABLE[number][0])
             assert packed(value) == list(arrays[name])  # type: ignore[arg-type]
+
+
+def test_a_reference_subtile_carries_hourly_speeds() -> None:
+    # OpenTraffic's createRefSpeedTile: speeds (field 12) are the 168 hourly means of each
+    # segment, referenceSpeeds20..80 one value per segment, in one subtile
+    sub = SubTile(0, 2140, 0, 2, 2, 0, 604800,
+                  {"speeds": [7] * 336, "reference_speeds_20": [1, 2]})
+    assert sub.kind is Kind.REFERENCE
+    [back] = decode_speed_tile(encode_speed_tile([sub], "ref"))
+    assert back.arrays == {"speeds": [7] * 336, "reference_speeds_20": [1, 2]}
+    assert header(speeds=[1] * 168).kind is Kind.SPEED  # speeds alone: a .spd subtile

@@ -9,7 +9,12 @@ import pytest
 
 from renderer import tiles
 from renderer.db import Database
-from renderer.formats.speedtiles import decode_speed_tile, gzip_decompress
+from renderer.formats.speedtiles import (
+    SubTile,
+    decode_speed_tile,
+    encode_subtile,
+    gzip_decompress,
+)
 from renderer.storage import Store, open_store
 from renderer.tiles import Tile
 from renderer.traffic import export, reftile
@@ -115,17 +120,61 @@ def test_ref_file_has_the_range_as_metadata(db: Database, tmp_path: Path) -> Non
     assert info is not None
     assert info.metadata == {"rangestart": str(FIRST * 3600),
                              "rangeend": str((FIRST + WEEK) * 3600)}
-    first, second = decode_speed_tile(gzip_decompress(store.get(key)))
-    assert (first.start_segment_index, first.subtile_segments, first.total_segments) == (
-        0, 10_000, 10_005)
-    assert (second.start_segment_index, second.subtile_segments) == (10_000, 5)
-    assert first.arrays["reference_speeds_20"][3] == 30
-    assert first.arrays["reference_speeds_80"][3] == 40
-    assert second.arrays["reference_speeds_60"] == [0, 0, 0, 0, 70]
-    assert first.unit_size == first.entry_size == WEEK * 3600
+    # OpenTraffic's createRefSpeedTile: ONE subtile with every segment of the tile
+    (ref,) = decode_speed_tile(gzip_decompress(store.get(key)))
+    assert (ref.level, ref.index) == (0, 2140)
+    assert (ref.start_segment_index, ref.subtile_segments, ref.total_segments) == (
+        0, 10_005, 10_005)
+    assert (ref.range_start, ref.range_end) == (FIRST * 3600, (FIRST + WEEK) * 3600)
+    assert (ref.unit_size, ref.entry_size) == (604_800, 3600)
+    assert len(ref.arrays["reference_speeds_20"]) == 10_005
+    assert ref.arrays["reference_speeds_20"][3] == 30
+    assert ref.arrays["reference_speeds_80"][3] == 40
+    assert ref.arrays["reference_speeds_60"][10_000:] == [0, 0, 0, 0, 70]
+    # speeds (field 12): the 168 hourly means of each segment, 0 for no data
+    speeds = ref.arrays["speeds"]
+    assert len(speeds) == 10_005 * 168
+    assert speeds[3 * 168:3 * 168 + 3] == [30, 40, 0]
+    assert speeds[10_004 * 168 + 2] == 70
+    assert sum(speeds) == 30 + 40 + 70
     before = store.get(key)
     _export(db, store, build(db))
     assert store.get(key) == before  # byte-identical rerun
+
+
+def test_hourly_means_round_halves_away_from_zero(db: Database, tmp_path: Path) -> None:
+    # OpenTraffic wrote int(round(total / count)) under Python 2: 22.5 -> 23, 24.5 -> 25
+    # (round half to even would write 22 and 24)
+    s = seg(1)
+    with db.connect() as conn:
+        add_speeds(conn, FIRST, {s: {0: 22, 1: 24, 2: 10, 3: 20}})
+        add_speeds(conn, FIRST + WEEK, {s: {0: 23, 1: 25, 2: 11, 3: 21}})
+        add_speeds(conn, FIRST + 2 * WEEK, {s: {3: 21}})
+        conn.commit()
+    result = build(db)
+    row = reference(db, s)
+    assert row is not None
+    assert row["hours"] == [0, 1, 2, 3] and row["hourly"] == [23, 25, 11, 21]
+    store = open_store(str(tmp_path))
+    _export(db, store, result)
+    (ref,) = decode_speed_tile(gzip_decompress(store.get("0/002/140.ref.gz")))
+    assert ref.arrays["speeds"][168:172] == [23, 25, 11, 21]
+
+
+def test_reference_encoder_equals_the_formats_module() -> None:
+    head = SubTile(1, 37740, 0, 4, 4, 1_000, 2_000, description="d")
+    rows = [{"segment_index": 1, "ref20": 10, "ref40": 20, "ref60": 30, "ref80": 40,
+             "hours": [0, 5, 167], "hourly": [11, 12, 13]},
+            {"segment_index": 3, "ref20": 1, "ref40": 2, "ref60": 3, "ref80": 4,
+             "hours": [7], "hourly": [9]}]
+    speeds = [0] * 4 * 168
+    for row in rows:
+        for how, mean in zip(row["hours"], row["hourly"], strict=True):
+            speeds[row["segment_index"] * 168 + how] = mean
+    arrays = {"speeds": speeds, **{f"reference_speeds_{p}": [0, 10 * p // 20, 0, p // 20]
+                                   for p in (20, 40, 60, 80)}}
+    expected = encode_subtile(SubTile(**{**head.__dict__, "arrays": arrays}), "ref")
+    assert export._reference_subtile(head, rows) == expected
 
 
 def test_keys_and_errors() -> None:

@@ -72,7 +72,7 @@ def test_speeds_follow_the_opentraffic_rules(db: Database) -> None:
     assert week.length == 100
     assert week.hours == [18] and week.observations == [4]
     assert week.speeds == [36]  # 3.6 * 100 m / 10 s, the shortest mean duration
-    assert week.mean_speeds == [26]  # (2 * 36 + 18 + 12) / 4 = 25.5, half to even
+    assert week.mean_speeds == [26]  # (2 * 36 + 18 + 12) / 4 = 25.5, halves away from zero
     assert week.speed_variances == [104]  # of 36, 18 and 12 km/h
     assert week.prevalences == [prevalence(4, s, 18, FIRST)]
     assert week.prevalences[0] in (1, 2, 3)  # bin 2 (<= 6), moved by at most one
@@ -94,8 +94,8 @@ def test_within_next_variances(db: Database) -> None:
     week = speeds(db)[s]
     assert week.delays == [0]
     assert week.delay_variances == [25]  # durations 10 and 20 s
-    assert week.queue_lengths == [128]  # mean code 127.5 -> 127.5 m, half to even
-    assert week.queue_length_variances == [16256]  # 0 and 255 m: 127.5^2, half to even
+    assert week.queue_lengths == [128]  # mean code 127.5 -> 127.5 m, halves away from zero
+    assert week.queue_length_variances == [16256]  # 0 and 255 m: 127.5^2 = 16256.25
 
 
 def test_too_fast_is_no_data_and_few_observations_are_hidden(db: Database) -> None:

@@ -102,6 +102,7 @@ def test_arrays_hold_the_speeds(db: Database, store: Store) -> None:
     assert spd["next_segment_indices"][slot + 1] == 2 and spd["next_segment_counts"][slot + 1] == 1
     assert spd["next_segment_indices"][-1] == 3
     assert nex["next_segment_ids"] == [seg(4), export.NO_NEXT_ID, seg(4)]
+    assert export.NO_NEXT_ID == 0x3FFFFFFFFFF == 2**42 - 1  # OpenTraffic's INVALID_NEXT_SEGMENT_ID
     assert nex["next_segment_delays"] == [0, 20, 0]
     assert nex["next_segment_queue_lengths"] == [20, 0, 0]
 

@@ -190,7 +190,7 @@ def query(detector: int, start: str, end: str, fmt: str) -> None:
 @click.option("--to", "end", metavar="DATE", help="Last UTC day, inclusive.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def export(out: str, fmt: str, start: str | None, end: str | None, as_json: bool) -> None:
-    """Write enriched days as Hive partitions: ROOT/year=YYYY/month=MM/day=DD/.
+    """Write enriched days as Hive partitions: ROOT/year=2026/month=1/day=5/ (no zero padding).
 
     One object per day, replaced when exported again. DuckDB, Athena and pyarrow read the
     tree as one table with year, month and day columns.

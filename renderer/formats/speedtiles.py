@@ -12,9 +12,14 @@ kind      arrays (proto fields)                                           length
           (12-16)
 ``nex``   next segment ids, delays and queue lengths with variances       number of next entries
           (17-21)
-``ref``   reference speeds at the 20th, 40th, 60th, 80th percentile       segments
+``ref``   speeds: the mean speed per hour of week (12)                    segments x 168
+          reference speeds at the 20th, 40th, 60th, 80th percentile       segments
           (22-25)
 ========  ==============================================================  ======================
+
+A ``.ref`` file is one subtile holding every segment of its tile, as OpenTraffic's
+``createRefSpeedTile`` wrote it (unitSize 604800, entrySize 3600); ``.spd``/``.nex`` files
+hold one subtile of at most :data:`SEGMENTS_PER_SUBTILE` segments each.
 
 Malformed input raises ``ValueError``; callers that read a user's file wrap it with the file's
 name into :class:`renderer.errors.InputError`.
@@ -90,6 +95,7 @@ _PROTO_FIELDS: Final = MappingProxyType(
             "next_segment_queue_length_variances": "nextSegmentQueueLengthVariances",
         },
         Kind.REFERENCE: {
+            "speeds": "speeds",
             "reference_speeds_20": "referenceSpeeds20",
             "reference_speeds_40": "referenceSpeeds40",
             "reference_speeds_60": "referenceSpeeds60",
@@ -101,7 +107,12 @@ _PROTO_FIELDS: Final = MappingProxyType(
 ARRAYS: Final = MappingProxyType({kind: tuple(names) for kind, names in _PROTO_FIELDS.items()})
 """The array names each kind of file carries."""
 
-_KIND_OF_ARRAY: Final = {name: kind for kind, names in ARRAYS.items() for name in names}
+_HOURLY: Final = frozenset(ARRAYS[Kind.SPEED])
+"""Arrays with one value per (segment, hour of week); ``speeds`` is also a ``.ref`` array."""
+_KINDS_OF_ARRAY: Final = {
+    name: tuple(kind for kind in Kind if name in ARRAYS[kind]) for names in ARRAYS.values()
+    for name in names
+}
 _PROTO_NAME: Final = {
     ours: theirs for names in _PROTO_FIELDS.values() for ours, theirs in names.items()
 }
@@ -134,10 +145,15 @@ class SubTile:
     @property
     def kind(self) -> Kind | None:
         """The kind of file whose arrays this subtile has; None if it has no array."""
-        kinds = {_KIND_OF_ARRAY.get(name) for name, values in self.arrays.items() if len(values)}
-        if len(kinds) > 1:
-            raise ValueError(f"subtile mixes arrays of {sorted(map(str, kinds))} files")
-        return kinds.pop() if kinds else None
+        present = {name for name, values in self.arrays.items()
+                   if len(values) and name in _KINDS_OF_ARRAY}
+        if not present:
+            return None
+        fitting = [kind for kind in Kind if present <= set(ARRAYS[kind])]
+        if not fitting:
+            kinds = {str(kind) for name in present for kind in _KINDS_OF_ARRAY[name]}
+            raise ValueError(f"subtile mixes arrays of {sorted(kinds)} files")
+        return fitting[0]  # only ``speeds``: a .spd subtile (a .ref one may carry it too)
 
 
 def subtile_ranges(total_segments: int) -> list[tuple[int, int]]:
@@ -174,16 +190,16 @@ def hour_slot(segment_index: int, start_segment_index: int, hour_of_week: int) -
     return offset * HOURS_PER_WEEK + hour_of_week
 
 
-def _expected_length(subtile: SubTile, kind: Kind) -> int | None:
-    if kind is Kind.SPEED:
+def _expected_length(subtile: SubTile, name: str) -> int | None:
+    if name in _HOURLY:
         return subtile.subtile_segments * (subtile.unit_size // subtile.entry_size)
-    if kind is Kind.REFERENCE:
+    if name in ARRAYS[Kind.REFERENCE]:
         return subtile.subtile_segments
     return None  # .nex arrays are as long as there are next entries
 
 
 def _check_subtile(subtile: SubTile, kind: Kind | None) -> None:
-    unknown = set(subtile.arrays) - set(_KIND_OF_ARRAY)
+    unknown = set(subtile.arrays) - set(_KINDS_OF_ARRAY)
     if unknown:
         raise ValueError(f"unknown speed tile arrays {sorted(unknown)}; known: {list(_PROTO_NAME)}")
     if subtile.entry_size <= 0 or subtile.unit_size <= 0:
@@ -191,17 +207,24 @@ def _check_subtile(subtile: SubTile, kind: Kind | None) -> None:
             f"unit and entry sizes must be > 0, not {subtile.unit_size}, {subtile.entry_size}"
         )
     actual = subtile.kind
-    if kind is not None and actual not in (None, kind):
-        raise ValueError(f"a .{kind} file cannot carry the arrays of a .{actual} file")
     if actual is None:
         return
+    if kind is not None and actual is not kind:
+        present = {name for name, values in subtile.arrays.items() if len(values)}
+        if not present <= set(ARRAYS[kind]):
+            raise ValueError(f"a .{kind} file cannot carry the arrays of a .{actual} file")
+        actual = kind
     lengths = {name: len(subtile.arrays.get(name, ())) for name in ARRAYS[actual]}
-    expected = _expected_length(subtile, actual)
-    if expected is None:
-        expected = max(lengths.values())
-    wrong = {name: n for name, n in lengths.items() if n not in (0, expected)}
+    common = max(lengths.values())
+    wrong = {}
+    for name, n in lengths.items():
+        expected = _expected_length(subtile, name)
+        if n not in (0, common if expected is None else expected):
+            wrong[name] = (n, common if expected is None else expected)
     if wrong:
-        raise ValueError(f".{actual} arrays must each hold {expected} values, not {wrong}")
+        detail = ", ".join(f"{name} must hold {want} values, not {n}"
+                           for name, (n, want) in wrong.items())
+        raise ValueError(f".{actual} arrays: {detail}")
     if not 0 <= subtile.start_segment_index <= subtile.total_segments:
         raise ValueError(
             f"start_segment_index {subtile.start_segment_index} is beyond total_segments "

@@ -1,9 +1,16 @@
 """Export of enriched days as Hive-style partitions that DuckDB, Athena and pyarrow read.
 
-One object per UTC day, ``year=YYYY/month=MM/day=DD/sensors-YYYY-MM-DD.parquet`` (or
+One object per UTC day, ``year=2026/month=1/day=5/sensors-2026-01-05.parquet`` (or
 ``.csv``), under a folder or a store URL (``s3://bucket/prefix``). The name is fixed, so
 exporting a day again replaces its object; a day left without rows loses it. Partition
 columns live in the path only, as Hive expects. Rows are sorted by detector and time.
+
+Partition values are written without leading zeros, so that DuckDB, pyarrow and Athena all
+infer integers for ``year``, ``month`` and ``day`` (DuckDB reads ``month=01`` as VARCHAR, and
+``WHERE month = 1`` then compares text). An object of the earlier zero-padded layout
+(``month=01/day=05``) is removed when its day is exported again, so a day is never read
+twice. A local folder gets the data files only: no metadata sidecars beside them
+(:meth:`renderer.storage.FileStore.put_plain`).
 
 Columns: uniqueid, recordtimestamp (UTC; Parquet ``timestamp[us, UTC]``, CSV zone-less UTC
 text ``2026-01-05 07:30:00``), currentspeed, bezettingsgraad, previousspeed,
@@ -27,7 +34,7 @@ import pyarrow.parquet as pq
 
 from renderer.db import Connection, query
 from renderer.errors import InputError
-from renderer.storage import Store, open_store
+from renderer.storage import FileStore, Store, open_store
 
 __all__ = ["FORMATS", "SCHEMA", "ExportedDay", "day_key", "export_days", "exportable_days"]
 
@@ -61,9 +68,33 @@ def check_format(fmt: str) -> str:
 
 
 def day_key(day: date, fmt: str, prefix: str = "") -> str:
-    """``[prefix/]year=YYYY/month=MM/day=DD/sensors-YYYY-MM-DD.<fmt>``."""
-    key = f"year={day:%Y}/month={day:%m}/day={day:%d}/sensors-{day.isoformat()}.{fmt}"
+    """``[prefix/]year=Y/month=M/day=D/sensors-YYYY-MM-DD.<fmt>``, partition values without
+    leading zeros (read as integers by DuckDB, pyarrow and Athena).
+
+    Examples
+    --------
+    >>> day_key(date(2026, 1, 5), "parquet")
+    'year=2026/month=1/day=5/sensors-2026-01-05.parquet'
+    """
+    key = f"year={day.year}/month={day.month}/day={day.day}/sensors-{day.isoformat()}.{fmt}"
+    return _prefixed(key, prefix)
+
+
+def _prefixed(key: str, prefix: str) -> str:
     return f"{prefix.strip('/')}/{key}" if prefix.strip("/") else key
+
+
+def _padded_key(day: date, fmt: str, prefix: str = "") -> str:
+    """The key of the earlier layout, ``month=01/day=05``, that DuckDB typed as text."""
+    return _prefixed(f"year={day:%Y}/month={day:%m}/day={day:%d}/sensors-{day.isoformat()}"
+                     f".{fmt}", prefix)
+
+
+def _put(store: Store, key: str, data: bytes, fmt: str) -> None:
+    if isinstance(store, FileStore):
+        store.put_plain(key, data)  # the folder is the data lake: no sidecars in it
+    else:
+        store.put(key, data, content_type=CONTENT_TYPES[fmt])
 
 
 def _day_csv(conn: Connection, day: date) -> bytes:
@@ -90,8 +121,11 @@ def export_day(conn: Connection, store: Store, day: date, fmt: str,
                prefix: str = "") -> ExportedDay:
     """Write one day's object (or remove it when the day has no rows)."""
     key = day_key(day, check_format(fmt), prefix)
+    padded = _padded_key(day, fmt, prefix)
     text = _day_csv(conn, day)
     rows = max(text.count(b"\n") - 1, 0)
+    if padded != key:
+        store.delete(padded)
     if rows == 0:
         store.delete(key)
         return ExportedDay(day, "", 0, 0)
@@ -99,7 +133,7 @@ def export_day(conn: Connection, store: Store, day: date, fmt: str,
         data, rows = _parquet(text)
     else:
         data = text
-    store.put(key, data, content_type=CONTENT_TYPES[fmt])
+    _put(store, key, data, fmt)
     return ExportedDay(day, key, rows, len(data))
 
 

@@ -139,6 +139,24 @@ class FileStore(Store):
             raise _os_error(error, "write", path) from error
         return ObjectInfo(key, st.st_size, etag, meta, content_type, st.st_mtime_ns / 1e9)
 
+    def put_plain(self, key: str, data: bytes) -> None:
+        """Write an object atomically with no sidecar, removing a previous one: for folders
+        that other tools read as they are (a Hive-partitioned export), where a hidden
+        ``.NAME.meta.json`` beside every data file is clutter. Reads back with no metadata."""
+        path = self._path(key)
+        temp: Path | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self._write_temp(path, data)
+            os.replace(temp, path)
+            temp = None
+            self._sidecar(path).unlink(missing_ok=True)
+        except OSError as error:
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    temp.unlink(missing_ok=True)
+            raise _os_error(error, "write", path) from error
+
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:

@@ -2,24 +2,30 @@
 
 Speed tiles: ``{YYYY}/{WW}/{level}/{ddd}/{ddd}.spd.{N}.gz`` and ``.nex.{N}.gz`` (ISO year
 and week; subtile N holds segments ``N * 10000`` up to ``N * 10000 + 9999``). Reference
-tiles: ``{level}/{ddd}/{ddd}.ref.gz`` (every subtile in one file) with object metadata
-``rangeStart`` and ``rangeEnd`` (epoch seconds; the end is exclusive). Mode AUTO is at the
-root of the store, as OpenTraffic published it; any other mode under ``{MODE}/``.
+tiles: ``{level}/{ddd}/{ddd}.ref.gz`` with object metadata ``rangeStart`` and ``rangeEnd``
+(epoch seconds; the end is exclusive): as OpenTraffic's ``createRefSpeedTile`` wrote it, ONE
+subtile holding every segment of the tile, unitSize 604800 and entrySize 3600, ``speeds``
+the 168 hourly mean speeds of each segment and ``referenceSpeeds20..80`` one value per
+segment. Mode AUTO is at the root of the store, as OpenTraffic published it; any other mode
+under ``{MODE}/``.
 
 Files are byte-identical when rebuilt from the same data: rows are read in segment order,
 next segments in (hour, id) order, and gzip writes no name and no time stamp. A rebuild that
 produces fewer subtiles (or none) deletes the files it no longer produces.
 
 Per (segment, hour) OpenTraffic's arrays hold 0 for no data. ``.nex`` entries of the "no
-next segment" group carry id 2^46 - 1, the reporter's spelling of none, as OpenTraffic's
-did.
+next segment" group carry id 2^42 - 1 (0x3ffffffffff), OpenTraffic's
+``INVALID_NEXT_SEGMENT_ID``, the id its datastore gave a row without a readable next segment
+and that its ``.nex`` tiles hold. Every reporter spelling of none (an empty field, 2^42 - 1,
+2^46 - 1) is that group here; OpenTraffic kept a numeric 2^46 - 1 as an id of its own
+(docs/opentraffic.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +37,6 @@ from renderer.formats.speedtiles import (
     SEGMENTS_PER_SUBTILE,
     Kind,
     SubTile,
-    encode_speed_tile,
     gzip_compress,
     reference_tile_key,
     speed_tile_key,
@@ -44,8 +49,9 @@ __all__ = ["CONTENT_TYPE", "NO_NEXT_ID", "Exported", "mode_prefix", "reference_k
            "reference_objects", "speed_keys", "speed_objects"]
 
 CONTENT_TYPE = "application/gzip"
-NO_NEXT_ID = (1 << 46) - 1
-"""The id written in ``.nex`` files for the "no next segment" group."""
+NO_NEXT_ID = (1 << 42) - 1
+"""The id written in ``.nex`` files for the "no next segment" group: OpenTraffic's
+``INVALID_NEXT_SEGMENT_ID``, 0x3ffffffffff."""
 _UINT32 = (1 << 32) - 1
 
 
@@ -250,29 +256,45 @@ def export_speed_week(conn: Connection, store: Store, build: Any) -> Exported:
 def reference_objects(conn: Connection, mode: str, tile: tiles.Tile,
                       total_segments: int, range_start: int, range_end: int,
                       weeks_used: int) -> bytes:
-    """The gzipped ``.ref`` body of a tile: one subtile per 10,000 segments."""
+    """The gzipped ``.ref`` body of a tile: OpenTraffic's layout (``createRefSpeedTile``),
+    ONE subtile holding all ``total_segments`` segments, unitSize 604800 and entrySize 3600,
+    ``speeds`` the 168 hourly mean speeds of each segment (0: no data) and
+    ``referenceSpeeds20..80`` one value per segment."""
     rows = conn.execute(query("traffic_reftile.tile_reference"),
                         {"mode": mode, "tile_id": tiles.tile_id(tile)}).fetchall()
-    by_index = {r["segment_index"]: r for r in rows}
-    span = max(range_end - range_start, 1)
     start_day = datetime.fromtimestamp(range_start, UTC).strftime("%Y-%m-%d")
     end_day = datetime.fromtimestamp(range_end, UTC).strftime("%Y-%m-%d")
-    subtiles = []
-    for start, count in subtile_ranges(total_segments):
-        arrays: dict[str, list[int]] = {f"reference_speeds_{p}": [0] * count
-                                        for p in (20, 40, 60, 80)}
-        for offset in range(count):
-            row = by_index.get(start + offset)
-            if row is not None:
-                for p in (20, 40, 60, 80):
-                    arrays[f"reference_speeds_{p}"][offset] = row[f"ref{p}"]
-        # unit and entry span the whole range, as OpenTraffic's reference tiles did
-        subtiles.append(SubTile(
-            tile.level, tile.index, start, total_segments, count, range_start, range_end,
-            arrays, unit_size=span, entry_size=span,
-            description=f"{mode} reference speeds over {weeks_used} weeks, "
-                        f"{start_day} to {end_day}"))
-    return gzip_compress(encode_speed_tile(subtiles, Kind.REFERENCE))
+    head = SubTile(tile.level, tile.index, 0, total_segments, total_segments, range_start,
+                   range_end, description=f"{mode} reference speeds over {weeks_used} weeks, "
+                                          f"{start_day} to {end_day}")
+    return gzip_compress(_reference_subtile(head, rows))
+
+
+def _reference_subtile(head: SubTile, rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """Protobuf bytes (SpeedTile of one subtile) of a ``.ref`` file. The hourly speeds are
+    written sparse, as the ``.spd`` arrays are: a tile of 100,000 segments has 16.8 million
+    slots. Tests hold the bytes equal to :func:`encode_subtile`'s."""
+    size = head.subtile_segments * HOURS_PER_WEEK
+    slots: list[int] = []
+    means: list[int] = []
+    refs: dict[int, tuple[list[int], list[int]]] = {p: ([], []) for p in (20, 40, 60, 80)}
+    for row in rows:
+        index = row["segment_index"]
+        base = index * HOURS_PER_WEEK
+        for how, mean in zip(row["hours"], row["hourly"], strict=True):
+            if mean:
+                slots.append(base + how)
+                means.append(mean)
+        for p, (at, values) in refs.items():
+            if row[f"ref{p}"]:
+                at.append(index)
+                values.append(row[f"ref{p}"])
+    body = _header(head)
+    if head.subtile_segments:
+        body += _field(12, _sparse(size, slots, means)) + b"".join(
+            _field(field, _sparse(head.subtile_segments, at, values))
+            for field, (at, values) in zip((22, 23, 24, 25), refs.values(), strict=True))
+    return _field(1, body)
 
 
 def export_reference_tile(conn: Connection, store: Store, mode: str,

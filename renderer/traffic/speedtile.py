@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from renderer.traffic.histogram import ConsumeResult
 from renderer.traffic.layout import Prefix
 
 __all__ = ["KIND", "MAX_SPEED", "BuiltTile", "SegmentWeek", "TileWeek", "WeekBuild", "build",
-           "family", "for_histogram", "handle", "jitter", "prevalence",
+           "family", "for_histogram", "handle", "jitter", "prevalence", "round_half_away",
            "speeds_from_histograms"]
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,30 @@ def for_histogram(job: Job, result: ConsumeResult) -> list[Next]:
 
 # --- the plain-Python twin of sql/traffic_speedtile.sql ----------------------------------
 
+def round_half_away(x: float) -> int:
+    """``x`` rounded to the nearest integer, halves away from zero: Python 2's ``round()``,
+    which OpenTraffic's speed and reference tile builders used (Python 3's rounds halves to
+    even, as PostgreSQL's ``round(float8)`` does).
+
+    Decided on the float's exact value, as Python 2 did: ``floor(x + 0.5)`` would round
+    0.49999999999999994 up, because the sum itself rounds to 1.0. The SQL, whose values are
+    never negative, writes ``floor(x + 0.49999999999999994)`` (the double just below 0.5):
+    one evaluation of ``x``, and equal to this for every non-negative double (tests hold
+    the two equal, halves and their neighbours included).
+
+    Examples
+    --------
+    >>> round_half_away(22.5), round_half_away(23.5), round_half_away(-2.5)
+    (23, 24, -3)
+    >>> round_half_away(0.49999999999999994), round_half_away(2.4999999999999996)
+    (0, 2)
+    """
+    a = abs(x)
+    whole = math.floor(a)
+    rounded = whole + 1 if a - whole >= 0.5 else whole  # a - whole is exact in binary
+    return rounded if x >= 0 else -rounded
+
+
 PREVALENCE_BOUNDS = (2, 6, 12, 20, 30, 42, 56, 72, 90)
 """Upper bounds of prevalence bins 1..9; a count above 90 is bin 10, none is bin 0."""
 
@@ -265,19 +290,19 @@ def _hour(segment_id: int, how: int, nexts: dict[int | None, _Sums], length: int
     speed = mean_speed = variance = 0
     if published and length is not None:
         if min_d > 0:
-            speed = round(3.6 * length / min_d)
+            speed = round_half_away(length / min_d * 3.6)  # OpenTraffic's order of operations
             speed = 0 if speed > max_speed else speed
         n_pos = sum(s[0] for s in nexts.values() if s[1] > 0)
         if n_pos > 0:
             inv = sum(s[0] * s[0] / s[1] for s in nexts.values() if s[1] > 0)
-            mean_speed = round(3.6 * length * inv / n_pos)
+            mean_speed = round_half_away(3.6 * length * inv / n_pos)
             mean_speed = 0 if mean_speed > max_speed else mean_speed
         if speed > 0:
             timed = [s for s in nexts.values() if s[1] > 0]
             nv = len(timed)
             sv = sum(s[0] / s[1] for s in timed)
             svv = sum(s[0] * s[0] / s[1] / s[1] for s in timed)
-            variance = round((3.6 * length) * (3.6 * length)
+            variance = round_half_away((3.6 * length) * (3.6 * length)
                              * max(svv / nv - (sv / nv) * (sv / nv), 0))
     out.hours.append(how)
     out.observations.append(int(total))
@@ -294,14 +319,14 @@ def _hour(segment_id: int, how: int, nexts: dict[int | None, _Sums], length: int
         out.next_hours.append(how)
         out.next_ids.append(nid)
         out.next_counts.append(int(n))
-        out.delays.append(round(mean_d - min_d))
-        out.delay_variances.append(round(max(sdd / n - mean_d * mean_d, 0)))
+        out.delays.append(round_half_away(mean_d - min_d))
+        out.delay_variances.append(round_half_away(max(sdd / n - mean_d * mean_d, 0)))
         if length is None:
             out.queue_lengths.append(0)
             out.queue_length_variances.append(0)
         else:
-            out.queue_lengths.append(round(sq / n * length / 255))
-            out.queue_length_variances.append(round(
+            out.queue_lengths.append(round_half_away(sq / n * length / 255))
+            out.queue_length_variances.append(round_half_away(
                 max(sqq / n - (sq / n) * (sq / n), 0) * (length / 255) * (length / 255)))
 
 
@@ -322,9 +347,10 @@ def speeds_from_histograms(
 
     - a bin's duration is the lower bound of its bucket (:func:`duration_seconds`); per
       (segment, hour, next segment) the count-weighted mean duration and queue code;
-    - speed = 3.6 * length / the shortest mean duration among the next segments (the "no
-      next segment" group included), rounded half to even; above ``max_speed`` it is 0 = no
-      data. ``mean_speed`` (ours) is the count-weighted mean of the per-next-segment speeds;
+    - speed = length / the shortest mean duration among the next segments (the "no next
+      segment" group included) * 3.6, in that order as OpenTraffic computed it; above
+      ``max_speed`` it is 0 = no data. ``mean_speed`` (ours) is the count-weighted mean of
+      the per-next-segment speeds;
     - speed variance = the variance of the per-next-segment speeds (3.6 * length / mean
       duration; population variance, km^2/h^2) as OpenTraffic's, which rounded each speed
       first; 0 when the speed is 0;
@@ -333,7 +359,9 @@ def speeds_from_histograms(
       mean queue code / 255 * length (m), and the count-weighted variances of both (within
       that next segment; OpenTraffic wrote the variance across next segments instead);
     - an hour with fewer than ``min_count`` observations publishes no data: zeros and no
-      next segments.
+      next segments;
+    - every published integer is rounded halves away from zero (:func:`round_half_away`),
+      as OpenTraffic's Python 2 ``round()`` did: 25 m in 4 s is 22.5 km/h, written 23.
 
     The float arithmetic follows the SQL's order of operations, so the results are equal,
     except that speed variance and mean speed sum floats in an order the database picks
