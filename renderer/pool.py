@@ -147,6 +147,20 @@ class Pool:
                 kept.append((owner, timeout, until))
         self._orphans = kept
 
+    def _holds(self, owner: str) -> bool:
+        """Whether a child that exited still holds items: a clean exit releases them, so
+        it did not finish cleanly (``os._exit(0)`` in a handler, a library calling exit)
+        and is treated as a crash. Unknown (no database) counts as a clean finish, as
+        before: the leases of anything held expire and the reaper has them."""
+        conn = self._db()
+        if conn is None:
+            return False
+        try:
+            return q.held_by(conn, owner) > 0
+        except DatabaseError:
+            self._conn = None
+            return False
+
     def _check(self, slot: _Slot) -> None:
         process = slot.process
         if process is None or slot.finished:
@@ -162,7 +176,7 @@ class Pool:
         process.join()
         code = process.exitcode
         self.stats.exit_codes.append(code)
-        if code == 0 and not slot.killed_for_time:
+        if code == 0 and not slot.killed_for_time and not self._holds(slot.owner):
             slot.finished = True
             return
         self._orphans.append((slot.owner, slot.killed_for_time, time.time() + self.lease + 5))

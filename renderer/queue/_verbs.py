@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from renderer.clip import clip
 from renderer.db import Connection, Jsonb, dict_row, query
 from renderer.errors import QueueError
 from renderer.queue._registry import KINDS, PRIORITY_BATCH, Item, NewItem
@@ -210,7 +211,7 @@ def fail(conn: Connection, item: Item, error: BaseException | str, *,
     etype, message = _describe(error)
     rows = _rows(conn, "queue.fail", {
         "ids": [item.id], "token": item.token, "types": [etype], "messages": [message],
-        "tracebacks": [traceback], "final": final, "outcome": outcome})
+        "tracebacks": [_clip(traceback)], "final": final, "outcome": outcome})
     if not rows:
         log.warning("refused the late failure of item %d: its lease was taken over", item.id)
         return "rejected"
@@ -218,9 +219,15 @@ def fail(conn: Connection, item: Item, error: BaseException | str, *,
 
 
 def _describe(error: BaseException | str) -> tuple[str, str]:
+    """Type and message of an error, storable whatever the handler raised (no NUL, bounded:
+    one bad message must not fail the statement that records a whole batch)."""
     if isinstance(error, BaseException):
-        return type(error).__name__, str(error) or type(error).__name__
-    return "Error", str(error)
+        return type(error).__name__, clip(str(error) or type(error).__name__)
+    return "Error", clip(str(error))
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else clip(text)
 
 
 def finish(conn: Connection, token: str, ok: Sequence[int],
@@ -231,7 +238,7 @@ def finish(conn: Connection, token: str, ok: Sequence[int],
     rejected = _one(conn, "queue.finish", {
         "token": token, "ok": list(ok), "failed": [f[0] for f in failed],
         "types": [d[0][0] for d in described], "messages": [d[0][1] for d in described],
-        "tracebacks": [d[1] for d in described], "outcomes": [d[2] for d in described]})
+        "tracebacks": [_clip(d[1]) for d in described], "outcomes": [d[2] for d in described]})
     if rejected:
         log.warning("refused the late end of %d item(s) %s: their lease was taken over",
                     len(rejected), rejected)
@@ -245,7 +252,7 @@ def release(conn: Connection, owner: str, ids: Sequence[int] | None = None, *,
     or a kill), otherwise the attempt is given back (a clean shutdown)."""
     return int(_one(conn, "queue.release", {
         "owner": owner, "ids": list(ids) if ids is not None else None, "count": count,
-        "type": error_type, "message": message, "outcome": outcome}) or 0)
+        "type": error_type, "message": clip(message), "outcome": outcome}) or 0)
 
 
 def heartbeat(conn: Connection, owner: str, lease_seconds: float,
