@@ -199,3 +199,12 @@ def exit_zero(job: Job) -> None:
     if job.item.attempt == 1:
         os._exit(0)
     record(job)
+
+
+@queue.register("t_usurp", batch_size=10, max_attempts=1, lease_seconds=2)
+def usurp(job: Job) -> None:
+    """Records; with payload['usurp'], its lease is taken over before the batch completes."""
+    record(job)
+    if job.payload.get("usurp"):
+        job.conn.execute("UPDATE work_queue SET lease_token = gen_random_uuid() WHERE id = %s",
+                         [job.item.id])
