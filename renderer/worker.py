@@ -9,6 +9,11 @@ in the main thread under a SIGALRM timer for their kind's time limit; the pool k
 whose handler ignores the alarm past a grace period. A heartbeat thread with its own
 connection keeps the worker's row alive, extends leases, reaps expired ones and rolls up the
 counters. Workers wake on NOTIFY, or poll every ``poll_seconds`` (NOTIFY off behind PgBouncer).
+
+A worker that freezes (SIGSTOP, a paused machine) stops heartbeating: the reaper of another
+worker ends its processing session once it has been silent for a lease, which rolls the batch
+back and frees the rows for takeover. A completion refused by fencing raises ``LeaseLost``: the
+transaction rolls back, so nothing the refused items' handlers wrote commits.
 """
 
 from __future__ import annotations
