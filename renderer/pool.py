@@ -167,7 +167,8 @@ class Pool:
             return
         deadline = self.shared.deadlines[slot.index]
         if process.is_alive():
-            if deadline and time.time() > deadline:
+            # killed already: a SIGKILLed child may still look alive for a moment
+            if deadline and time.time() > deadline and not slot.killed_for_time:
                 log.warning("worker %s is past its item's time limit: killing it", slot.owner)
                 slot.killed_for_time = True
                 self.stats.killed += 1
