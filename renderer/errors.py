@@ -112,3 +112,7 @@ class QueueError(RendererError):
 
 class LeaseLost(QueueError):
     """A completion presented a lease token that is no longer current (fencing)."""
+
+    def __init__(self, message: str, fix: str | None = None, ids: list[int] | None = None):
+        super().__init__(message, fix)
+        self.ids = ids or []

@@ -147,13 +147,28 @@ class Pool:
                 kept.append((owner, timeout, until))
         self._orphans = kept
 
+    def _holds(self, owner: str) -> bool:
+        """Whether a child that exited still holds items: a clean exit releases them, so
+        it did not finish cleanly (``os._exit(0)`` in a handler, a library calling exit)
+        and is treated as a crash. Unknown (no database) counts as a clean finish, as
+        before: the leases of anything held expire and the reaper has them."""
+        conn = self._db()
+        if conn is None:
+            return False
+        try:
+            return q.held_by(conn, owner) > 0
+        except DatabaseError:
+            self._conn = None
+            return False
+
     def _check(self, slot: _Slot) -> None:
         process = slot.process
         if process is None or slot.finished:
             return
         deadline = self.shared.deadlines[slot.index]
         if process.is_alive():
-            if deadline and time.time() > deadline:
+            # killed already: a SIGKILLed child may still look alive for a moment
+            if deadline and time.time() > deadline and not slot.killed_for_time:
                 log.warning("worker %s is past its item's time limit: killing it", slot.owner)
                 slot.killed_for_time = True
                 self.stats.killed += 1
@@ -162,7 +177,7 @@ class Pool:
         process.join()
         code = process.exitcode
         self.stats.exit_codes.append(code)
-        if code == 0 and not slot.killed_for_time:
+        if code == 0 and not slot.killed_for_time and not self._holds(slot.owner):
             slot.finished = True
             return
         self._orphans.append((slot.owner, slot.killed_for_time, time.time() + self.lease + 5))

@@ -9,6 +9,11 @@ in the main thread under a SIGALRM timer for their kind's time limit; the pool k
 whose handler ignores the alarm past a grace period. A heartbeat thread with its own
 connection keeps the worker's row alive, extends leases, reaps expired ones and rolls up the
 counters. Workers wake on NOTIFY, or poll every ``poll_seconds`` (NOTIFY off behind PgBouncer).
+
+A worker that freezes (SIGSTOP, a paused machine) stops heartbeating: the reaper of another
+worker ends its processing session once it has been silent for a lease, which rolls the batch
+back and frees the rows for takeover. A completion refused by fencing raises ``LeaseLost``: the
+transaction rolls back, so nothing the refused items' handlers wrote commits.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 from renderer import config, pipelines
 from renderer import queue as q
 from renderer.db import Connection, connect
-from renderer.errors import DatabaseError, DatabaseUnavailable, QueueError
+from renderer.errors import DatabaseError, DatabaseUnavailable, LeaseLost, QueueError
 
 log = logging.getLogger("renderer.worker")
 
@@ -351,10 +356,18 @@ class Worker:
         try:
             while True:
                 try:
-                    ok, rejected = self._pass(kind, run, failed)
+                    ok = self._pass(kind, run, failed)
                     break
                 except _Redo:
                     continue
+                except LeaseLost as lost:
+                    # Rolled back: the refused items belong to whoever took them over, and
+                    # nothing their handlers wrote commits; the rest run again without them.
+                    log.warning("%s", lost.message)
+                    self.stats.rejected += len(lost.ids)
+                    run[:] = [i for i in run if i.id not in lost.ids]
+                    if not run:
+                        return
         except q.Shutdown:
             self._give_back_items(items)
             return
@@ -369,10 +382,10 @@ class Worker:
             return
         finally:
             self._current = None
-        self._count(ok, rejected, len([i for i in run if i.id in failed]))
+        self._count(ok, len([i for i in run if i.id in failed]))
 
     def _pass(self, kind: q.Kind, run: list[q.Item],
-              failed: dict[int, tuple[BaseException, str, str]]) -> tuple[list[int], list[int]]:
+              failed: dict[int, tuple[BaseException, str, str]]) -> list[int]:
         """One transaction over the batch; ``run`` shrinks to the items still leased to us."""
         conn = self.conn
         assert conn is not None and run
@@ -399,14 +412,12 @@ class Worker:
                     raise _Redo()  # rolls the transaction back
             if rules:
                 q.add_rules(conn, rules)
-            rejected = q.finish(conn, token, ok,
-                                [(i.id, *failed[i.id]) for i in run if i.id in failed])
-        return ok, rejected
+            q.finish(conn, token, ok, [(i.id, *failed[i.id]) for i in run if i.id in failed])
+        return ok
 
-    def _count(self, ok: list[int], rejected: list[int], failed: int) -> None:
+    def _count(self, ok: list[int], failed: int) -> None:
         self.stats.batches += 1
-        self.stats.rejected += len(rejected)
-        done = len([i for i in ok if i not in rejected])
+        done = len(ok)
         self.stats.done += done
         self.stats.failed += failed
         if self.shared is not None:
@@ -473,10 +484,18 @@ class Worker:
         tb = "".join(traceback.format_exception(exc))
         try:
             assert self.conn is not None
-            with self.conn.transaction():
-                q.finish(self.conn, items[0].token, [],
-                         [(i.id, exc, tb, "failed") for i in items])
-            self.stats.failed += len(items)
+            for _ in range(2):
+                try:
+                    with self.conn.transaction():
+                        q.finish(self.conn, items[0].token, [],
+                                 [(i.id, exc, tb, "failed") for i in items])
+                    self.stats.failed += len(items)
+                    return
+                except LeaseLost as lost:  # rolled back: record the others' failure alone
+                    self.stats.rejected += len(lost.ids)
+                    items = [i for i in items if i.id not in lost.ids]
+                    if not items:
+                        return
         except DatabaseUnavailable as again:
             self._reconnect(again)
 

@@ -2,13 +2,13 @@
 -- (defined in sql/schema/queue.sql), the same an operator runs from psql.
 
 -- name: enqueue
--- Enqueue one item (upsert); returns what happened to it.
-SELECT renderer.queue_enqueue(%(kind)s, %(key)s, %(payload)s, %(fingerprint)s, %(set_id)s,
+-- Enqueue one item (upsert, never waiting on a worker); returns what happened to it.
+SELECT renderer.queue_enqueue_v2(%(kind)s, %(key)s, %(payload)s, %(fingerprint)s, %(set_id)s,
                               %(priority)s, %(group)s, %(run_after)s, %(force)s) AS action;
 
 -- name: enqueue_many
 -- Enqueue a chunk of items given as parallel arrays; returns the rows inserted or changed.
-SELECT renderer.queue_enqueue_many(%(kinds)s, %(keys)s, %(payloads)s::jsonb[],
+SELECT renderer.queue_enqueue_many_v2(%(kinds)s, %(keys)s, %(payloads)s::jsonb[],
                                    %(fingerprints)s, %(set_ids)s, %(priorities)s, %(groups)s,
                                    %(run_afters)s, %(force)s) AS n;
 
@@ -24,11 +24,11 @@ FROM renderer.queue_claim_next(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, %(b
 
 -- name: lock
 -- Lock the claimed items still leased with %(token)s for the processing transaction.
-SELECT renderer.queue_lock(%(ids)s, %(token)s, %(idle_seconds)s) AS id;
+SELECT renderer.queue_lock_v2(%(ids)s, %(token)s, %(idle_seconds)s) AS id;
 
 -- name: complete
 -- Complete items leased with %(token)s; returns the ids refused (stale lease).
-SELECT renderer.queue_complete(%(ids)s::bigint[], %(token)s) AS rejected;
+SELECT renderer.queue_complete_v2(%(ids)s::bigint[], %(token)s) AS rejected;
 
 -- name: fail
 -- Record failed attempts of items leased with %(token)s; returns (item_id, new_state).
@@ -38,7 +38,7 @@ SELECT item_id, new_state FROM renderer.queue_fail(%(ids)s::bigint[], %(token)s,
 
 -- name: finish
 -- Complete %(ok)s and fail %(failed)s of one claim in one call; returns the refused ids.
-SELECT renderer.queue_finish(%(token)s, %(ok)s::bigint[], %(failed)s::bigint[], %(types)s,
+SELECT renderer.queue_finish_v2(%(token)s, %(ok)s::bigint[], %(failed)s::bigint[], %(types)s,
                              %(messages)s, %(tracebacks)s, %(outcomes)s) AS rejected;
 
 -- name: release
@@ -52,11 +52,11 @@ SELECT renderer.queue_heartbeat(%(owner)s, %(lease_seconds)s, %(info)s) AS n;
 
 -- name: maintain
 -- Reap expired leases; roll up counters (one caller at a time).
-SELECT renderer.queue_maintain() AS reaped;
+SELECT renderer.queue_maintain_v2() AS reaped;
 
 -- name: reap
 -- Make items whose lease expired claimable again (a failed attempt each).
-SELECT renderer.queue_reap() AS n;
+SELECT renderer.queue_reap_v2() AS n;
 
 -- name: rollup
 -- Fold counter deltas into the counters.

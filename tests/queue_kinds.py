@@ -183,3 +183,28 @@ def item(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str, Any]:
 
 def expire_leases(conn: psycopg.Connection[Any]) -> None:
     backdate(conn, state="running", lease_expires=1)
+
+
+@queue.register("t_nul", batch_size=10, max_attempts=1)
+def nul_message(job: Job) -> None:
+    """Records; fails when payload['fail'] with a NUL in a 5 MB message (nothing written)."""
+    if job.payload.get("fail"):
+        raise ValueError("bad\x00byte " + "x" * 5_000_000)
+    record(job)
+
+
+@queue.register("t_exit0", max_attempts=3, backoff_seconds=0.01)
+def exit_zero(job: Job) -> None:
+    """The process exits with status 0 in the middle of the first attempt."""
+    if job.item.attempt == 1:
+        os._exit(0)
+    record(job)
+
+
+@queue.register("t_usurp", batch_size=10, max_attempts=1, lease_seconds=2)
+def usurp(job: Job) -> None:
+    """Records; with payload['usurp'], its lease is taken over before the batch completes."""
+    record(job)
+    if job.payload.get("usurp"):
+        job.conn.execute("UPDATE work_queue SET lease_token = gen_random_uuid() WHERE id = %s",
+                         [job.item.id])

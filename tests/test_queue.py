@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from renderer import queue
-from renderer.errors import QueueError
+from renderer.errors import LeaseLost, QueueError
 from renderer.queue import NewItem
 from renderer.worker import run_worker
 from tests.factories import backdate
@@ -43,7 +43,7 @@ def test_enqueue_upsert_actions(qconn: Conn) -> None:
     assert queue.enqueue(qconn, "t_record", "a", fingerprint="f2") == "rerun"
     assert queue.enqueue(qconn, "t_record", "a", fingerprint="f3") == "rerun"  # newest inputs
     assert queue.enqueue(qconn, "t_record", "a", fingerprint="f3") == "unchanged"
-    assert queue.complete(qconn, [claimed]) == []
+    queue.complete(qconn, [claimed])
     row = item(qconn, "t_record", "a")
     assert (row["state"], row["attempt"], row["rerun"], row["fingerprint"]) == (
         "pending", 0, False, "f3")
@@ -145,11 +145,12 @@ def test_zombie_completion_is_rejected_and_logged(qconn: Conn, caplog: Any) -> N
     [fresh_claim] = queue.claim(qconn, "t_record", owner="successor")
     assert fresh_claim.attempt == 2 and fresh_claim.token != zombie.token
 
-    assert queue.complete(qconn, [zombie]) == [zombie.id]
-    assert "taken over" in caplog.text
+    with pytest.raises(LeaseLost, match="taken over") as lost:
+        queue.complete(qconn, [zombie])
+    assert lost.value.ids == [zombie.id]
     assert queue.fail(qconn, zombie, ValueError("late")) == "rejected"
     assert item(qconn, "t_record", "z")["state"] == "running"  # untouched
-    assert queue.complete(qconn, [fresh_claim]) == []
+    queue.complete(qconn, [fresh_claim])
     assert item(qconn, "t_record", "z")["state"] == "done"
     outcomes = [a["outcome"] for a in queue.item_history(qconn, "t_record", "z")["attempts"]]
     assert outcomes == ["expired", "rejected", "rejected"]
@@ -175,7 +176,7 @@ def test_heartbeat_extends_leases_and_shows_workers(qconn: Conn) -> None:
     assert item(qconn, "t_record", "h")["lease_expires"] > before + timedelta(seconds=60)
     st = queue.status(qconn)
     assert st["workers_alive"] == 1 and st["workers"][0]["owner"] == "hb"
-    assert queue.complete(qconn, [claimed]) == []
+    queue.complete(qconn, [claimed])
 
 
 # -- failures --------------------------------------------------------------------------------

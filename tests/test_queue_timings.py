@@ -7,10 +7,12 @@ import math
 from typing import Any
 
 import psycopg
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from renderer import queue
+from renderer.errors import LeaseLost
 from renderer.queue._timings import bucket_of, quantile
 from tests.factories import backdate
 from tests.queue_kinds import fresh, plugin_env, qconn
@@ -67,7 +69,7 @@ def test_a_set_records_its_claim_waits_and_run_times(qconn: Conn) -> None:
     backdate(qconn, kind="t_record", enqueued_at=3, run_after=3)
     claimed = queue.claim(qconn, "t_record", limit=2)
     backdate(qconn, kind="t_record", started_at=10)
-    assert queue.complete(qconn, claimed) == []
+    queue.complete(qconn, claimed)
 
     def check() -> None:
         mine = queue.timings(qconn, "timed")
@@ -89,5 +91,6 @@ def test_a_refused_completion_records_no_run(qconn: Conn) -> None:
     queue.enqueue(qconn, "t_record", "z", set_id="fenced")
     [claimed] = queue.claim(qconn, "t_record")
     qconn.execute("UPDATE work_queue SET lease_token = gen_random_uuid() WHERE key = 'z'")
-    assert queue.complete(qconn, [claimed]) == [claimed.id]
+    with pytest.raises(LeaseLost):
+        queue.complete(qconn, [claimed])
     assert "run" not in queue.timings(qconn, "fenced")["t_record"]

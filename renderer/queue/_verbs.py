@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from renderer.clip import clip
 from renderer.db import Connection, Jsonb, dict_row, query
-from renderer.errors import QueueError
+from renderer.errors import LeaseLost, QueueError
 from renderer.queue._registry import KINDS, PRIORITY_BATCH, Item, NewItem
 
 log = logging.getLogger("renderer.queue")
@@ -188,18 +189,23 @@ def _by_token(items: Iterable[Item]) -> dict[str, list[Item]]:
     return groups
 
 
-def complete(conn: Connection, items: Sequence[Item]) -> list[int]:
-    """Mark items done (or pending again when marked to re-run), presenting their lease
-    tokens; returns the ids refused because their lease was taken over (fencing), which
-    are also recorded and logged."""
+def _lost(verb: str, rejected: list[int]) -> LeaseLost:
+    return LeaseLost(f"refused the late {verb} of {len(rejected)} item(s) {rejected}: their "
+                     "lease was taken over", "roll the transaction back: its writes must not "
+                     "commit", ids=rejected)
+
+
+def complete(conn: Connection, items: Sequence[Item]) -> None:
+    """Mark items done (or pending again when a rerun was asked), presenting their lease
+    tokens. Raises :class:`LeaseLost` (its ``ids``) when a lease was taken over (fencing):
+    the caller rolls back, so nothing the handler wrote commits with a refused completion
+    (the items accepted in the same call are rolled back with it)."""
     rejected: list[int] = []
     for token, group in _by_token(items).items():
         rejected += _one(conn, "queue.complete",
                          {"ids": [i.id for i in group], "token": token}) or []
     if rejected:
-        log.warning("refused the late completion of %d item(s) %s: their lease was taken over",
-                    len(rejected), rejected)
-    return rejected
+        raise _lost("completion", rejected)
 
 
 def fail(conn: Connection, item: Item, error: BaseException | str, *,
@@ -210,7 +216,7 @@ def fail(conn: Connection, item: Item, error: BaseException | str, *,
     etype, message = _describe(error)
     rows = _rows(conn, "queue.fail", {
         "ids": [item.id], "token": item.token, "types": [etype], "messages": [message],
-        "tracebacks": [traceback], "final": final, "outcome": outcome})
+        "tracebacks": [_clip(traceback)], "final": final, "outcome": outcome})
     if not rows:
         log.warning("refused the late failure of item %d: its lease was taken over", item.id)
         return "rejected"
@@ -218,24 +224,28 @@ def fail(conn: Connection, item: Item, error: BaseException | str, *,
 
 
 def _describe(error: BaseException | str) -> tuple[str, str]:
+    """Type and message of an error, storable whatever the handler raised (no NUL, bounded:
+    one bad message must not fail the statement that records a whole batch)."""
     if isinstance(error, BaseException):
-        return type(error).__name__, str(error) or type(error).__name__
-    return "Error", str(error)
+        return type(error).__name__, clip(str(error) or type(error).__name__)
+    return "Error", clip(str(error))
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else clip(text)
 
 
 def finish(conn: Connection, token: str, ok: Sequence[int],
-           failed: Sequence[tuple[int, BaseException | str, str | None, str]]) -> list[int]:
+           failed: Sequence[tuple[int, BaseException | str, str | None, str]]) -> None:
     """Complete ``ok`` and fail ``failed`` (id, error, traceback, outcome) of one claim in one
-    statement; returns the refused ids."""
+    statement. Raises :class:`LeaseLost` with the refused ids (as :func:`complete`)."""
     described = [(_describe(err), tb, outcome) for _, err, tb, outcome in failed]
     rejected = _one(conn, "queue.finish", {
         "token": token, "ok": list(ok), "failed": [f[0] for f in failed],
         "types": [d[0][0] for d in described], "messages": [d[0][1] for d in described],
-        "tracebacks": [d[1] for d in described], "outcomes": [d[2] for d in described]})
+        "tracebacks": [_clip(d[1]) for d in described], "outcomes": [d[2] for d in described]})
     if rejected:
-        log.warning("refused the late end of %d item(s) %s: their lease was taken over",
-                    len(rejected), rejected)
-    return list(rejected or [])
+        raise _lost("end", list(rejected))
 
 
 def release(conn: Connection, owner: str, ids: Sequence[int] | None = None, *,
@@ -245,7 +255,7 @@ def release(conn: Connection, owner: str, ids: Sequence[int] | None = None, *,
     or a kill), otherwise the attempt is given back (a clean shutdown)."""
     return int(_one(conn, "queue.release", {
         "owner": owner, "ids": list(ids) if ids is not None else None, "count": count,
-        "type": error_type, "message": message, "outcome": outcome}) or 0)
+        "type": error_type, "message": clip(message), "outcome": outcome}) or 0)
 
 
 def heartbeat(conn: Connection, owner: str, lease_seconds: float,

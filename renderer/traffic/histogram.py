@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renderer import binning
+from renderer.clip import clip
 from renderer.db import Connection, dict_row, query, sql, tuple_row
 from renderer.errors import ObjectNotFound
 from renderer.profile import Next
@@ -86,7 +87,7 @@ class _Files:
         for line, raw, reason in result.rejects:
             self.rejects["keys"].append(key)
             self.rejects["lines"].append(line)
-            self.rejects["raws"].append(raw)
+            self.rejects["raws"].append(clip(raw))  # a 10 MB line is kept as 8 KB
             self.rejects["reasons"].append(reason)
 
 

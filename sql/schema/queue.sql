@@ -190,6 +190,20 @@ CREATE TABLE queue_timings (
     PRIMARY KEY (kind, set_id, what, bucket)
 );
 
+-- name: queue_reruns
+-- "Run it again after the current attempt", asked while a worker holds the item's row lock
+-- (an enqueue never waits on a running item). The completion of that attempt consumes the
+-- request in its own transaction; what a completion could not see (asked while it
+-- committed) the maintenance pass applies. A request is satisfied by any attempt that
+-- starts after it, so two requests during one attempt make one rerun.
+CREATE TABLE queue_reruns (
+    kind text NOT NULL,
+    key text NOT NULL,
+    fingerprint text,
+    requested_at timestamptz NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
 -- name: queue_target_state
 -- Where an item goes when it is put back: held in a paused set, cancelled in a cancelled one.
 CREATE FUNCTION renderer.queue_target_state(p_set_id text) RETURNS text
@@ -298,6 +312,110 @@ BEGIN
 END
 $$;
 
+-- name: queue_enqueue_many_v2
+-- The one upsert behind every enqueue. A pending item is left as it is (its priority may
+-- rise, its fingerprint follows the newest inputs); a running item is marked to run once
+-- more unless the same inputs are already running; a done or failed item is requeued
+-- only when forced or its fingerprint changed; a cancelled one is requeued.
+-- Unlike queue_enqueue_many it never waits on a worker: a running item whose row a worker
+-- holds locked for its batch gets a rerun request (queue_reruns) instead of an update, so
+-- an enqueue returns at once whatever the workers are doing.
+CREATE FUNCTION renderer.queue_enqueue_many_v2(
+    p_kinds text[], p_keys text[], p_payloads jsonb[], p_fingerprints text[],
+    p_set_ids text[], p_priorities integer[], p_groups text[], p_run_afters timestamptz[],
+    p_force boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint;
+    v_asked bigint := 0;
+    v_busy_kinds text[];
+    v_busy_keys text[];
+BEGIN
+    INSERT INTO queue_sets (id)
+    SELECT DISTINCT s FROM unnest(p_set_ids) AS s WHERE s IS NOT NULL
+    ON CONFLICT (id) DO NOTHING;
+
+    -- Running items locked by someone else (a worker's batch): left out of the upsert.
+    -- Those we could lock are now ours, and the upsert below marks them as before.
+    SELECT coalesce(array_agg(w.kind), '{}'), coalesce(array_agg(w.key), '{}')
+    INTO v_busy_kinds, v_busy_keys
+    FROM (SELECT DISTINCT i.kind, i.key FROM unnest(p_kinds, p_keys) AS i(kind, key)) i
+    JOIN work_queue w ON w.kind = i.kind AND w.key = i.key
+    WHERE w.state = 'running'
+      AND NOT EXISTS (SELECT 1 FROM work_queue l WHERE l.id = w.id FOR UPDATE SKIP LOCKED);
+
+    IF cardinality(v_busy_kinds) > 0 THEN
+        WITH r AS (
+            INSERT INTO queue_reruns AS r (kind, key, fingerprint, requested_at)
+            SELECT DISTINCT ON (i.kind, i.key) i.kind, i.key, i.fingerprint, clock_timestamp()
+            FROM unnest(p_kinds, p_keys, p_fingerprints) AS i(kind, key, fingerprint)
+            JOIN unnest(v_busy_kinds, v_busy_keys) AS b(kind, key)
+                 ON b.kind = i.kind AND b.key = i.key
+            JOIN work_queue w ON w.kind = i.kind AND w.key = i.key
+            WHERE p_force OR i.fingerprint IS NULL
+               OR i.fingerprint IS DISTINCT FROM w.fingerprint
+            ORDER BY i.kind, i.key
+            ON CONFLICT (kind, key) DO UPDATE SET requested_at = excluded.requested_at,
+                fingerprint = coalesce(excluded.fingerprint, r.fingerprint)
+            RETURNING 1)
+        SELECT count(*) INTO v_asked FROM r;
+    END IF;
+
+    INSERT INTO work_queue AS w
+        (kind, key, payload, fingerprint, set_id, priority, grp, run_after, state)
+    SELECT DISTINCT ON (i.kind, i.key)
+           i.kind, i.key, coalesce(i.payload, '{}'), i.fingerprint, i.set_id,
+           coalesce(i.priority, 0), i.grp, coalesce(i.run_after, now()),
+           CASE s.state WHEN 'paused' THEN 'held' WHEN 'cancelled' THEN 'cancelled'
+                        ELSE 'pending' END
+    FROM unnest(p_kinds, p_keys, p_payloads, p_fingerprints, p_set_ids, p_priorities,
+                p_groups, p_run_afters)
+         AS i(kind, key, payload, fingerprint, set_id, priority, grp, run_after)
+    LEFT JOIN queue_sets s ON s.id = i.set_id
+    WHERE cardinality(v_busy_kinds) = 0
+       OR NOT EXISTS (SELECT 1 FROM unnest(v_busy_kinds, v_busy_keys) AS b(kind, key)
+                      WHERE b.kind = i.kind AND b.key = i.key)
+    ORDER BY i.kind, i.key, i.priority DESC
+    ON CONFLICT (kind, key) DO UPDATE SET
+        state = CASE WHEN w.state = 'cancelled'
+                          OR (w.state IN ('done', 'failed') AND (p_force
+                              OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+                                 AND excluded.fingerprint IS NOT NULL))
+                     THEN excluded.state ELSE w.state END,
+        rerun = w.rerun OR (w.state = 'running' AND (p_force OR excluded.fingerprint IS NULL
+                             OR excluded.fingerprint IS DISTINCT FROM w.fingerprint)),
+        attempt = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN 0
+                       ELSE w.attempt END,
+        priority = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN excluded.priority
+                        ELSE greatest(w.priority, excluded.priority) END,
+        payload = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN excluded.payload
+                       ELSE w.payload END,
+        fingerprint = coalesce(excluded.fingerprint, w.fingerprint),
+        set_id = CASE WHEN w.state IN ('done', 'failed', 'cancelled')
+                      THEN coalesce(excluded.set_id, w.set_id) ELSE w.set_id END,
+        grp = coalesce(w.grp, excluded.grp),
+        run_after = CASE WHEN w.state IN ('done', 'failed', 'cancelled')
+                         THEN excluded.run_after ELSE w.run_after END,
+        last_error = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN NULL
+                          ELSE w.last_error END,
+        enqueued_at = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN now()
+                           ELSE w.enqueued_at END,
+        finished_at = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN NULL
+                           ELSE w.finished_at END
+    WHERE (w.state = 'cancelled' AND excluded.state <> 'cancelled')
+       OR (w.state IN ('done', 'failed') AND (p_force
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+              AND excluded.fingerprint IS NOT NULL))
+       OR (w.state = 'running' AND NOT w.rerun AND (p_force OR excluded.fingerprint IS NULL
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint))
+       OR (w.state IN ('pending', 'held', 'running') AND (excluded.priority > w.priority
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+              AND excluded.fingerprint IS NOT NULL));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n + v_asked;
+END
+$$;
+
 -- name: queue_enqueue
 -- One item; returns what happened: inserted, requeued, rerun, updated, unchanged, cancelled.
 CREATE FUNCTION renderer.queue_enqueue(
@@ -315,6 +433,37 @@ BEGIN
                                        ARRAY[p_fingerprint], ARRAY[p_set_id],
                                        ARRAY[p_priority], ARRAY[p_group],
                                        ARRAY[p_run_after], p_force);
+    IF v_n = 0 THEN
+        RETURN 'unchanged';
+    END IF;
+    SELECT state INTO v_new FROM work_queue WHERE kind = p_kind AND key = p_key;
+    RETURN CASE
+        WHEN v_new = 'cancelled' THEN 'cancelled'
+        WHEN v_old IS NULL THEN 'inserted'
+        WHEN v_new = 'running' AND v_old = 'running' THEN 'rerun'
+        WHEN v_old IN ('done', 'failed', 'cancelled') THEN 'requeued'
+        ELSE 'updated' END;
+END
+$$;
+
+-- name: queue_enqueue_v2
+-- One item; returns what happened: inserted, requeued, rerun, updated, unchanged, cancelled.
+-- Never waits on a worker running the item (queue_enqueue_many_v2).
+CREATE FUNCTION renderer.queue_enqueue_v2(
+    p_kind text, p_key text, p_payload jsonb DEFAULT '{}', p_fingerprint text DEFAULT NULL,
+    p_set_id text DEFAULT NULL, p_priority integer DEFAULT 0, p_group text DEFAULT NULL,
+    p_run_after timestamptz DEFAULT NULL, p_force boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_old text;
+    v_new text;
+    v_n bigint;
+BEGIN
+    SELECT state INTO v_old FROM work_queue WHERE kind = p_kind AND key = p_key;
+    v_n := renderer.queue_enqueue_many_v2(ARRAY[p_kind], ARRAY[p_key], ARRAY[p_payload],
+                                          ARRAY[p_fingerprint], ARRAY[p_set_id],
+                                          ARRAY[p_priority], ARRAY[p_group],
+                                          ARRAY[p_run_after], p_force);
     IF v_n = 0 THEN
         RETURN 'unchanged';
     END IF;
@@ -449,6 +598,28 @@ BEGIN
 END
 $$;
 
+-- name: queue_lock_v2
+-- Start processing claimed items: lock those whose lease is still ours for the rest of
+-- the transaction (nobody can take them over now) and return their ids. The transaction
+-- may idle while handlers run; past p_idle_seconds the server ends it. The session is
+-- named after the lease token for the transaction, so that the reaper can end it when its
+-- owner froze (queue_reap_v2).
+CREATE FUNCTION renderer.queue_lock_v2(p_ids bigint[], p_token uuid,
+                                    p_idle_seconds double precision DEFAULT 0)
+RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('application_name', 'renderer lease ' || p_token, true);
+    IF p_idle_seconds > 0 THEN
+        PERFORM set_config('idle_in_transaction_session_timeout',
+                           (ceil(p_idle_seconds * 1000))::bigint::text, true);
+    END IF;
+    RETURN QUERY SELECT q.id FROM work_queue q
+        WHERE q.id = ANY (p_ids) AND q.lease_token = p_token AND q.state = 'running'
+        ORDER BY q.id FOR UPDATE;
+END
+$$;
+
 -- name: queue_heartbeat
 -- Extend the leases of an owner's unlocked items and record the worker as alive.
 CREATE FUNCTION renderer.queue_heartbeat(p_owner text,
@@ -488,6 +659,61 @@ BEGIN
                          ELSE 'done' END,
             attempt = CASE WHEN w.rerun THEN 0 ELSE w.attempt END,
             run_after = CASE WHEN w.rerun THEN now() ELSE w.run_after END,
+            rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
+            finished_at = now(), last_error = NULL
+        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token AND w.state = 'running'
+        RETURNING w.id, w.kind, w.set_id, w.state, w.started_at, w.finished_at),
+    t AS (
+        INSERT INTO queue_timing_deltas
+        SELECT r.kind, r.set_id, 'run', renderer.queue_timing_bucket(r.s), count(*),
+               sum(r.s), max(r.s), min(r.started_at), max(r.finished_at)
+        FROM (SELECT u.kind, coalesce(u.set_id, '') AS set_id, u.started_at, u.finished_at,
+                     greatest(0, extract(epoch FROM u.finished_at - u.started_at))::float8 AS s
+              FROM u WHERE u.started_at IS NOT NULL) r
+        GROUP BY 1, 2, 3, 4)
+    SELECT coalesce(array_agg(u.id), '{}') INTO v_done FROM u;
+    IF cardinality(v_done) = cardinality(p_ids) THEN
+        RETURN '{}';
+    END IF;
+    v_rejected := ARRAY(SELECT unnest(p_ids) EXCEPT SELECT unnest(v_done));
+    PERFORM renderer.queue_reject(v_rejected, 'completion');
+    RETURN v_rejected;
+END
+$$;
+
+-- name: queue_complete_v2
+-- Complete items whose lease token is still current; returns the ids refused (fencing:
+-- their lease was taken over), which are also recorded and logged as a warning. Each item
+-- that ends done adds a run timing (claim to completion). A rerun requested during the
+-- attempt (queue_reruns) is consumed here, in the completion's transaction.
+CREATE FUNCTION renderer.queue_complete_v2(p_ids bigint[], p_token uuid)
+RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_done bigint[];
+    v_rejected bigint[];
+    v_again bigint[] := '{}';
+    v_prints text[] := '{}';
+BEGIN
+    IF EXISTS (SELECT 1 FROM queue_reruns) THEN
+        WITH r AS (
+            DELETE FROM queue_reruns x USING work_queue q
+            WHERE q.id = ANY (p_ids) AND q.lease_token = p_token AND q.state = 'running'
+              AND x.kind = q.kind AND x.key = q.key
+            RETURNING q.id, x.fingerprint, x.requested_at >= q.started_at AS again)
+        SELECT coalesce(array_agg(r.id), '{}'), coalesce(array_agg(r.fingerprint), '{}')
+        INTO v_again, v_prints FROM r WHERE r.again;
+    END IF;
+    WITH u AS (
+        UPDATE work_queue w SET
+            state = CASE WHEN w.rerun OR w.id = ANY (v_again)
+                         THEN renderer.queue_target_state(w.set_id) ELSE 'done' END,
+            attempt = CASE WHEN w.rerun OR w.id = ANY (v_again) THEN 0 ELSE w.attempt END,
+            run_after = CASE WHEN w.rerun OR w.id = ANY (v_again) THEN now()
+                             ELSE w.run_after END,
+            fingerprint = CASE WHEN w.id = ANY (v_again) THEN coalesce(
+                                   v_prints[array_position(v_again, w.id)], w.fingerprint)
+                               ELSE w.fingerprint END,
             rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
             finished_at = now(), last_error = NULL
         WHERE w.id = ANY (p_ids) AND w.lease_token = p_token AND w.state = 'running'
@@ -632,6 +858,41 @@ BEGIN
 END
 $$;
 
+-- name: queue_finish_v2
+-- A worker's end of a batch in one call: complete the good items, fail the bad ones
+-- (p_outcomes says failed or timeout for each). Returns the ids refused by fencing.
+-- Completes through queue_complete_v2 (rerun requests).
+CREATE FUNCTION renderer.queue_finish_v2(
+    p_token uuid, p_ok bigint[], p_failed bigint[], p_types text[], p_messages text[],
+    p_tracebacks text[], p_outcomes text[]) RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_rejected bigint[] := '{}';
+    v_outcome text;
+    v_sel integer[];
+    v_ids bigint[];
+    v_accepted bigint[];
+BEGIN
+    IF cardinality(p_ok) > 0 THEN
+        v_rejected := renderer.queue_complete_v2(p_ok, p_token);
+    END IF;
+    FOR v_outcome IN SELECT DISTINCT o FROM unnest(p_outcomes) AS o LOOP
+        v_sel := ARRAY(SELECT i FROM generate_subscripts(p_failed, 1) AS i
+                       WHERE p_outcomes[i] = v_outcome);
+        v_ids := ARRAY(SELECT p_failed[i] FROM unnest(v_sel) AS i);
+        v_accepted := ARRAY(SELECT f.item_id FROM renderer.queue_fail(
+            v_ids, p_token,
+            ARRAY(SELECT p_types[i] FROM unnest(v_sel) AS i),
+            ARRAY(SELECT p_messages[i] FROM unnest(v_sel) AS i),
+            ARRAY(SELECT p_tracebacks[i] FROM unnest(v_sel) AS i),
+            false, v_outcome) f);
+        v_rejected := v_rejected
+            || ARRAY(SELECT unnest(v_ids) EXCEPT SELECT unnest(v_accepted));
+    END LOOP;
+    RETURN v_rejected;
+END
+$$;
+
 -- name: queue_release
 -- Put an owner's running items back: after a shutdown or reconnect (p_count false: the
 -- attempt is given back), or after a crash or a kill (p_count true: the attempt counts,
@@ -702,6 +963,32 @@ BEGIN
         FROM u JOIN x ON x.id = u.id)
     SELECT count(*) INTO v_n FROM u;
     RETURN v_n;
+END
+$$;
+
+-- name: queue_reap_v2
+-- queue_reap, after ending the sessions of frozen owners: an item whose lease expired is
+-- still locked by its owner's processing transaction (queue_lock_v2 names that session
+-- after the lease token), and the owner has not heartbeated for a whole lease (stopped,
+-- paused, cut off). A live owner heartbeats from its own thread whatever its handler does;
+-- one stuck in a handler is its supervisor's to kill. Ending the session rolls the batch
+-- back and frees the rows, which are then reaped here, within about a lease of the freeze.
+CREATE FUNCTION renderer.queue_reap_v2() RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
+        WHERE w.state = 'running' AND w.lease_expires < now()
+          AND qw.seen_at < now() - (w.lease_expires - w.started_at)) THEN
+        PERFORM pg_terminate_backend(a.pid, 5000)
+        FROM pg_stat_activity a
+        WHERE a.pid <> pg_backend_pid() AND a.application_name IN (
+            SELECT 'renderer lease ' || w.lease_token
+            FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
+            WHERE w.state = 'running' AND w.lease_expires < now()
+              AND qw.seen_at < now() - (w.lease_expires - w.started_at));
+    END IF;
+    RETURN renderer.queue_reap();
 END
 $$;
 
@@ -941,6 +1228,64 @@ BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     v_reaped := renderer.queue_reap();
     IF pg_try_advisory_xact_lock(7301734222) THEN
+        PERFORM renderer.queue_rollup();
+        PERFORM renderer.queue_rollup_timings();
+        DELETE FROM queue_workers WHERE seen_at < now() - interval '1 hour';
+        DELETE FROM queue_rates WHERE minute < now() - interval '1 day';
+    END IF;
+    RETURN v_reaped;
+END
+$$;
+
+-- name: queue_apply_reruns
+-- Settle the rerun requests no completion consumed: a request is satisfied by an attempt
+-- that started after it, or by one to come (the item is pending or held); an item that
+-- finished (done or failed) an attempt begun before the request is queued again. Items
+-- locked by a worker are left to their completion.
+CREATE FUNCTION renderer.queue_apply_reruns() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM queue_reruns) THEN
+        RETURN 0;
+    END IF;
+    WITH x AS (
+        SELECT r.kind, r.key, r.fingerprint, r.requested_at, w.id, w.state, w.started_at
+        FROM queue_reruns r JOIN work_queue w ON w.kind = r.kind AND w.key = r.key
+        FOR UPDATE OF r, w SKIP LOCKED),
+    d AS (
+        DELETE FROM queue_reruns r USING x
+        WHERE r.kind = x.kind AND r.key = x.key
+          AND (x.state <> 'running' OR x.started_at > x.requested_at)
+        RETURNING x.id, x.state, x.fingerprint, x.started_at, x.requested_at),
+    u AS (
+        UPDATE work_queue w SET state = renderer.queue_target_state(w.set_id), attempt = 0,
+            run_after = now(), finished_at = NULL,
+            fingerprint = coalesce(d.fingerprint, w.fingerprint)
+        FROM d
+        WHERE w.id = d.id AND d.state IN ('done', 'failed')
+          AND (d.started_at IS NULL OR d.started_at <= d.requested_at)
+        RETURNING 1)
+    SELECT count(*) INTO v_n FROM u;
+    DELETE FROM queue_reruns r  -- their item was deleted (pruned)
+    WHERE NOT EXISTS (SELECT 1 FROM work_queue w WHERE w.kind = r.kind AND w.key = r.key);
+    RETURN v_n;
+END
+$$;
+
+-- name: queue_maintain_v2
+-- queue_maintain with queue_reap_v2 (frozen owners) and, one caller at a time, the rerun
+-- requests no completion consumed.
+CREATE FUNCTION renderer.queue_maintain_v2() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_reaped integer;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    v_reaped := renderer.queue_reap_v2();
+    IF pg_try_advisory_xact_lock(7301734222) THEN
+        PERFORM renderer.queue_apply_reruns();
         PERFORM renderer.queue_rollup();
         PERFORM renderer.queue_rollup_timings();
         DELETE FROM queue_workers WHERE seen_at < now() - interval '1 hour';

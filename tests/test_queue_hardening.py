@@ -1,0 +1,196 @@
+"""Faults found by attacking the queue (issue 12): error text that PostgreSQL refuses, enqueues
+waiting on a worker's row locks, frozen workers holding their rows, children exiting 0
+mid-item. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from renderer import queue
+from renderer.clip import LIMIT
+from renderer.pool import run_pool
+from renderer.queue import NewItem
+from renderer.traffic.histogram import _Files
+from renderer.worker import Worker, run_worker
+from tests.queue_kinds import fresh, item, outputs, plugin_env, qconn, states
+from tests.test_queue_reliability import connect, wait_for, worker_process
+
+__all__ = ["fresh", "plugin_env", "qconn"]  # fixtures used by this module
+
+Conn = psycopg.Connection[Any]
+
+
+# -- 6: error text PostgreSQL refuses, and unbounded text ------------------------------------
+
+def test_a_nul_in_one_message_fails_only_its_item_and_is_stored_bounded(
+        database_url: str, qconn: Conn, plugin_env: None) -> None:
+    queue.enqueue_many(qconn, [NewItem("t_nul", f"n{i}", {"fail": i == 3}) for i in range(6)])
+    stats = run_worker(database_url, kinds=["t_nul"], until_empty=True)
+    assert (stats.done, stats.failed) == (5, 1)
+    assert outputs(qconn, "t_nul") == {f"n{i}": 1 for i in range(6) if i != 3}
+    assert states(qconn, "t_nul") == {"done": 5, "failed": 1}
+    attempt = queue.item_history(qconn, "t_nul", "n3")["attempts"][0]
+    assert attempt["message"].startswith("bad\ufffdbyte xxx")
+    assert "characters cut" in attempt["message"]
+    assert len(attempt["message"]) <= LIMIT and len(attempt["traceback"]) <= LIMIT
+    assert "raise ValueError" in attempt["traceback"]
+
+
+def test_rejected_raw_lines_are_stored_bounded() -> None:
+    class Result:
+        file_error = None
+        rows_read = rows_accepted = observations = 0
+        rejects = [(2, "1,2," + "9" * 10_000_000, "too many fields")]
+
+    files = _Files()
+    files.add("a.csv", 1, "c", Result())  # type: ignore[arg-type]
+    [raw] = files.rejects["raws"]
+    assert len(raw) <= LIMIT and raw.startswith("1,2,999") and raw.endswith("999")
+
+
+# -- 7: enqueue never waits on a worker's row lock ------------------------------------------
+
+def _enqueue_within(url: str, out: list[Any], **kwargs: Any) -> threading.Thread:
+    """Enqueue in a thread whose connection gives up waiting on a lock after 5 s: an
+    enqueue that waits on the worker fails with LockNotAvailable (no timing asserts)."""
+    def run() -> None:
+        try:
+            with connect(url) as conn:
+                conn.execute("SET lock_timeout = '5s'")
+                conn.execute("SET statement_timeout = '10s'")
+                out.append(queue.enqueue(conn, "t_record_one", "busy", **kwargs))
+        except BaseException as exc:
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _run_as_a_worker(url: str, claimed: queue.Item, during: Any) -> None:
+    """Lock the claimed item, write its output, call ``during()``, complete and commit: what
+    a worker does with a batch (``complete`` as given, so old verbs can be tried too)."""
+    with connect(url) as worker, worker.transaction():
+        assert queue.lock(worker, [claimed]) == {claimed.id}
+        worker.execute("INSERT INTO queue_test_output (kind, key) VALUES (%s, %s)",
+                       [claimed.kind, claimed.key])
+        during(worker)
+
+
+def test_forced_enqueue_of_a_running_item_returns_at_once_and_reruns_it_once(
+        database_url: str, qconn: Conn, plugin_env: None) -> None:
+    queue.enqueue(qconn, "t_record_one", "busy")
+    [claimed] = queue.claim(qconn, "t_record_one", owner="w")
+    actions: list[Any] = []
+
+    def force_twice(worker: Conn) -> None:
+        for _ in range(2):
+            _enqueue_within(database_url, actions, force=True).join(60)
+        queue.complete(worker, [claimed])
+
+    _run_as_a_worker(database_url, claimed, force_twice)
+    assert actions == ["rerun", "rerun"]  # neither waited, both answered what they did
+    assert item(qconn, "t_record_one", "busy")["state"] == "pending"  # two forces, one rerun
+    run_worker(database_url, kinds=["t_record_one"], until_empty=True)
+    assert outputs(qconn, "t_record_one") == {"busy": 2}
+    queue.maintain(qconn)
+    assert states(qconn, "t_record_one") == {"done": 1}
+    assert qconn.execute("SELECT count(*) AS n FROM queue_reruns").fetchone()["n"] == 0
+
+
+def test_a_rerun_asked_while_the_completion_commits_is_applied_once(
+        database_url: str, qconn: Conn) -> None:
+    queue.enqueue(qconn, "t_record_one", "busy")
+    [claimed] = queue.claim(qconn, "t_record_one", owner="w")
+    actions: list[Any] = []
+
+    def complete_unaware(worker: Conn) -> None:
+        # a completion that does not see the request (it committed in between)
+        _enqueue_within(database_url, actions, force=True).join(60)
+        worker.execute("SELECT renderer.queue_complete(%s::bigint[], %s)",
+                       [[claimed.id], claimed.token])
+
+    _run_as_a_worker(database_url, claimed, complete_unaware)
+    assert actions == ["rerun"]
+    assert item(qconn, "t_record_one", "busy")["state"] == "done"
+    queue.maintain(qconn)
+    assert item(qconn, "t_record_one", "busy")["state"] == "pending"
+    queue.maintain(qconn)  # settled: no second rerun
+    assert item(qconn, "t_record_one", "busy")["attempt"] == 0
+    assert qconn.execute("SELECT count(*) AS n FROM queue_reruns").fetchone()["n"] == 0
+
+
+# -- 8: a frozen worker, and late completions ------------------------------------------------
+
+@pytest.mark.acceptance
+def test_a_frozen_worker_loses_its_items_within_about_a_lease(
+        fresh: str, plugin_env: None) -> None:
+    with connect(fresh) as conn:
+        queue.enqueue(conn, "t_slow_record", "frozen", {"seconds": 5, "slow_attempts": 1})
+        victim = worker_process(fresh, "work", "--processes", "1", "--kinds", "t_slow_record")
+        taker = None
+        try:
+            wait_for(lambda: item(conn, "t_slow_record", "frozen")["state"] == "running",
+                     what="the item to be claimed")
+            time.sleep(0.5)  # inside the handler, its transaction open
+            children = subprocess.run(["pgrep", "-P", str(victim.pid)], capture_output=True,
+                                      text=True).stdout.split()
+            frozen = [victim.pid, *map(int, children)]
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            # its lease is 2 s; before, its rows stayed locked for time_limit + 60 s
+            taker = worker_process(fresh, "work", "--processes", "1", "--kinds",
+                                   "t_slow_record", "--until-empty")
+            wait_for(lambda: outputs(conn, "t_slow_record") == {"frozen": 1}, timeout=45,
+                     what="another worker to take the frozen worker's item over")
+            _, err = taker.communicate(timeout=60)
+            assert taker.returncode == 0, err
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+            victim.terminate()
+            victim.communicate(timeout=60)
+            if taker is not None and taker.poll() is None:
+                taker.kill()
+        # the frozen handler woke up and finished: its session was ended, nothing committed
+        assert outputs(conn, "t_slow_record") == {"frozen": 1}
+        row = item(conn, "t_slow_record", "frozen")
+        assert (row["state"], row["attempt"]) == ("done", 2)
+
+
+def test_a_refused_completion_rolls_back_and_counts_as_rejected(
+        database_url: str, qconn: Conn, plugin_env: None) -> None:
+    queue.enqueue_many(qconn, [NewItem("t_usurp", f"u{i}", {"usurp": i == 4})
+                               for i in range(6)])
+    worker = Worker(database_url, [queue.get_kind("t_usurp")])
+    worker._connect(first=True)
+    try:
+        assert worker._step()
+    finally:
+        worker._close()
+    assert (worker.stats.done, worker.stats.rejected) == (5, 1)
+    # the handler's writes of the refused item did not commit (before: they did)
+    assert outputs(qconn, "t_usurp") == {f"u{i}": 1 for i in range(6) if i != 4}
+
+
+# -- 9: a child exiting with status 0 mid-item -----------------------------------------------
+
+@pytest.mark.acceptance
+def test_a_child_exiting_0_mid_item_releases_it_and_is_restarted(
+        fresh: str, plugin_env: None) -> None:
+    with connect(fresh) as conn:
+        queue.enqueue(conn, "t_exit0", "quits")
+        stats = run_pool(fresh, processes=1, kinds=["t_exit0"], until_empty=True)
+        assert stats.restarts >= 1
+        assert outputs(conn, "t_exit0") == {"quits": 1}
+        assert states(conn) == {"done": 1}
+        history = queue.item_history(conn, "t_exit0", "quits")["attempts"]
+        assert [a["outcome"] for a in history] == ["crashed"]
