@@ -54,6 +54,7 @@ def test_a_wheel_installs_and_runs_from_another_folder(tmp_path: Path,
     wheels = list(dist.glob("renderer-*.whl"))
     assert len(wheels) == 1
     timings["build the wheel"] = time.monotonic() - start
+    print(f"build the wheel: {timings['build the wheel']:.0f} s")
 
     start = time.monotonic()
     venv = tmp_path / "venv"
@@ -61,6 +62,7 @@ def test_a_wheel_installs_and_runs_from_another_folder(tmp_path: Path,
     python = venv / "bin" / "python"
     _run([str(python), "-m", "pip", "install", "-q", str(wheels[0])])
     timings["install into a fresh venv"] = time.monotonic() - start
+    print(f"install into a fresh venv: {timings['install into a fresh venv']:.0f} s")
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
