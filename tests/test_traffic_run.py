@@ -278,6 +278,10 @@ def test_access_errors_are_one_line(renderer_env: dict[str, str], db: Database) 
     result = invoke("traffic", "speeds", str(seg(1)), "--week", NEXT_WEEK)
     assert result.exit_code == 2
     assert "no AUTO speeds for segment" in result.stderr and "2016-W44 (AUTO)" in result.stderr
+    # A segment no file named is not a week to build (the old advice): the error says which.
+    result = invoke("traffic", "speeds", str(seg(77)), "--week", WEEK)
+    assert result.exit_code == 2 and "no reporter file ingested" in result.stderr, result.stderr
+    assert "schedule" not in result.stderr
     for args in (["speeds", "12x", "--week", WEEK], ["speeds", str(2**50), "--week", WEEK],
                  ["reference", str(seg(1))], ["speeds", str(seg(1)), "--week", "W44"]):
         result = invoke("traffic", *args)
