@@ -259,7 +259,9 @@ def test_speeds_and_reference_commands(renderer_env: dict[str, str], db: Databas
     assert lines[0] == ("hour_of_week,start,observations,speed,mean_speed,speed_variance,"
                         "prevalence,next_segments")
     assert len(lines) == 169 and lines[9].startswith("8,2016-10-31T08:00:00Z,3,36,36,0,")
-    result = invoke("traffic", "speeds", segment, "--week", WEEK)
+    result = invoke("traffic", "speeds", segment, "--week", WEEK)  # a pipe: tab-separated
+    assert result.exit_code == 0 and result.output.splitlines()[9].startswith("8\t")
+    result = invoke("traffic", "speeds", segment, "--week", WEEK, "--format", "table")
     assert result.exit_code == 0 and "3 observations" in result.output
     result = invoke("traffic", "reference", segment, "--json")
     assert result.exit_code == 0, result.output

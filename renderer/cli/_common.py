@@ -171,8 +171,8 @@ class Progress:
     def _count(self) -> str:
         return f"{self.done}/{self.total}" if self.total is not None else str(self.done)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
-        else:
+        elif kind is None:  # on an error the error's one line says it all
             log.info("%s: %s done", self.description, self._count())

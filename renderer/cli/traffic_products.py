@@ -121,8 +121,8 @@ def speeds(segment_id: str, week: str, mode: str, fmt: str) -> None:
         click.echo(f"segment {result['segment_id']} ({result['mode']}, tile {result['tile']}, "
                    f"length {result['length']} m), {result['week']}: "
                    f"{result['observations']} observations")
-        print_table([h for h in result["hours"] if h["observations"]],
-                    columns=list(HOUR_FIELDS), title="hours with observations")
+        show([h for h in result["hours"] if h["observations"]], "table",
+             columns=list(HOUR_FIELDS), title="hours with observations")
 
 
 @click.command("reference")
