@@ -12,12 +12,12 @@ and this module loads a command module only when one of its commands runs (``_La
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from typing import Any
 
 import click
 
+from renderer.cli import _logs
 from renderer.errors import ConfigError, InputError, RendererError
 
 # Errors that are the caller's to fix in the command line or the settings: exit 2 like
@@ -90,30 +90,18 @@ _SUMMARIES = {
 }
 
 
-def _configure_logging(debug: bool, quiet: bool) -> None:
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    if sys.stderr.isatty():
-        # rich only on a terminal: it is not needed, and not imported, otherwise.
-        from rich.logging import RichHandler
-
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=debug)
-        fmt = "%(message)s"
-    else:
-        handler = logging.StreamHandler()
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
-    for noisy in ("botocore", "boto3", "urllib3", "alembic", "s3transfer"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Exit status: 0 success, 1 runtime failure (database, store, a failed "
                     "check), 2 usage error (bad flag, argument or setting).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors.")
+@click.option("--log-format", type=click.Choice(_logs.FORMATS), default="text",
+              envvar="RENDERER_LOG_FORMAT", show_default=True,
+              help="Log lines on stderr: text, or json (one object a line) for log "
+                   "collectors; the same for uvicorn's lines under serve.")
 @click.version_option(package_name="renderer")
 @click.pass_context
-def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+def main(ctx: click.Context, debug: bool, quiet: bool, log_format: str) -> None:
     """Batch renderer for time-tiled geodata on PostgreSQL/PostGIS.
 
     \b
@@ -123,4 +111,4 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    _configure_logging(debug, quiet)
+    _logs.configure(debug, quiet, log_format)

@@ -47,7 +47,8 @@ def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
                     "reach it (write endpoints still need a signature or token)", host)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=True,
-                    proxy_headers=False, server_header=False)
+                    proxy_headers=False, server_header=False,
+                    log_config=None)  # uvicorn's lines in our format (renderer/cli/_logs.py)
     except OSError as exc:  # port in use, address not available
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                           "pick another --port or stop what uses it") from exc
