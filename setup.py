@@ -1,8 +1,44 @@
-"""Builds the C extension; all metadata lives in pyproject.toml."""
+"""Builds the C extension and copies the SQL and the migrations into the package; all
+metadata lives in pyproject.toml."""
+
+from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
+# -- package data: sql/ and migrations/ ------------------------------------------------------
+# Both stay at the top of the checkout (an editable install and the tests read them there);
+# a built package gets a copy under renderer/_data/, which renderer/resources.py prefers.
+DATA_FOLDERS = ("sql", "migrations")
+
+
+class BuildPyWithData(build_py):
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads the checkout
+        here = Path(__file__).resolve().parent
+        target = Path(self.build_lib) / "renderer" / "_data"
+        for folder in DATA_FOLDERS:
+            for path in sorted((here / folder).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                    dest = target / path.relative_to(here)
+                    self.mkpath(str(dest.parent))
+                    self.copy_file(str(path), str(dest), preserve_mode=False)
+
+    def get_outputs(self, include_bytecode: bool = True) -> list[str]:
+        outputs = list(super().get_outputs(include_bytecode))
+        here = Path(__file__).resolve().parent
+        target = Path(self.build_lib) / "renderer" / "_data"
+        for folder in DATA_FOLDERS:
+            outputs += [str(target / p.relative_to(here)) for p in (here / folder).rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+        return outputs
+
+
+# -- the C extension -------------------------------------------------------------------------
 setup(
+    cmdclass={"build_py": BuildPyWithData},
     ext_modules=[
         Extension(
             "renderer._binning",
@@ -20,5 +56,5 @@ setup(
                 "-fvisibility=hidden",
             ],
         )
-    ]
+    ],
 )

@@ -4,6 +4,12 @@ A setting ``traffic_min_count`` is ``min_count`` under ``[traffic]`` in the TOML
 ``RENDERER_TRAFFIC_MIN_COUNT`` in the environment; the environment wins. Settings are read
 once per process into a frozen :class:`Settings`; nothing else reads the environment for
 them.
+
+Every value is checked as it is read: its type from the field's annotation (a bool is one of
+``1 0 true false yes no on off``, anything else is an error, not false), then the field's
+rule in ``RULES`` if it has one. A bad value is a :class:`ConfigError` of one line naming the
+setting, the value and where it came from. A new setting is one line in :class:`Settings`
+(plus one in ``RULES`` when its type alone does not say what is valid).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +82,61 @@ class Settings:
         shown["store_url"] = mask_url(self.store_url)
         return shown
 
+    def effective(self) -> dict[str, Any]:
+        """:meth:`masked` with the values in force where a setting means "work it out":
+        ``processes`` the worker count, ``storage`` the store URL (also ``store_url``)."""
+        shown = self.masked()
+        shown["processes"] = self.worker_processes
+        shown["storage"] = shown["store_url"]
+        return shown
+
+
+# -- rules beyond the type: name -> (test, what a valid value is) -------------------------------
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _between(lo: float, hi: float | None = None) -> Rule:
+    if hi is None:
+        return (lambda v: v >= lo), f"a number >= {lo:g}"
+    return (lambda v: lo <= v <= hi), f"a number from {lo:g} to {hi:g}"
+
+
+def _one_of(*choices: str) -> Rule:
+    return (lambda v: v in choices), "one of " + ", ".join(choices)
+
+
+def _url(*schemes: str) -> Rule:
+    return ((lambda v: not v or "://" not in v or urlsplit(v).scheme.lower() in schemes),
+            "a path or a " + " / ".join(f"{s}://" for s in schemes) + " URL")
+
+
+def _postgres_url(v: str | None) -> bool:
+    return v is None or urlsplit(v).scheme in ("postgresql", "postgres")
+
+
+# The traffic pipeline's choices (renderer.traffic.layout.AFTER_CHOICES; the engine imports
+# no pipeline, a test holds the two equal).
+TRAFFIC_AFTER = ("archive", "delete", "keep")
+
+RULES: dict[str, Rule] = {
+    "database_url": (_postgres_url, "a postgresql://user@host/db URL"),
+    "storage": _url("file", "s3"),
+    "db_port": _between(0, 65535),
+    "processes": _between(0),
+    "lease_seconds": _between(1),
+    "poll_seconds": ((lambda v: v > 0), "a number > 0"),
+    "queue_retention_days": _between(0),
+    "traffic_source": _url("file", "s3"),
+    "traffic_after": _one_of(*TRAFFIC_AFTER),
+    "traffic_min_count": _between(1),
+    "traffic_max_level": _between(0, 2),
+    "traffic_reference_weeks": _between(1),
+    "sensors_export": _url("file", "s3"),
+    "web_port": _between(1, 65535),
+    "web_replay_seconds": _between(1),
+    "web_max_body": _between(1),
+}
+
 
 def mask_url(url: str) -> str:
     """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
@@ -104,24 +166,51 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _coerce(name: str, kind: Any, value: Any) -> Any:
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """``value`` as the annotation ``kind`` says; ValueError when it is not one."""
+    if "Path" in kind:
+        return Path(os.path.expanduser(str(value)))
+    if value in ("", None) and "None" in kind:
+        return None
+    if kind.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise ValueError("not a boolean")
+        return text in _TRUE
+    if kind.startswith("int"):
+        if isinstance(value, (bool, float)):
+            raise ValueError("not an integer")
+        return int(value)
+    if kind.startswith("float"):
+        if isinstance(value, bool):
+            raise ValueError("not a number")
+        return float(value)
+    return str(value)
+
+
+_KIND_NAMES = {"bool": "boolean (true/false, 1/0, yes/no, on/off)", "int": "whole number",
+               "float": "number"}
+
+
+def _coerce(name: str, kind: Any, value: Any, source: str = "default") -> Any:
     kind = str(kind)
     try:
-        if "Path" in kind:
-            return Path(os.path.expanduser(str(value)))
-        if kind.startswith("bool"):
-            if isinstance(value, bool):
-                return value
-            return str(value).strip().lower() in {"1", "true", "yes", "on"}
-        if kind.startswith("int"):
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
+        typed = _typed(kind, value)
     except ValueError as exc:
-        raise ConfigError(
-            f"setting {name} = {value!r} is not a valid {kind}", "fix the value"
-        ) from exc
-    return None if value in ("", None) and "None" in kind else str(value)
+        what = _KIND_NAMES.get(kind.split(" ")[0], kind)
+        raise ConfigError(f"setting {name} = {value!r} (from {source}) is not a valid {what}",
+                          f"fix {source}") from exc
+    rule = RULES.get(name)
+    if rule is not None and typed is not None and not rule[0](typed):
+        raise ConfigError(f"setting {name} = {value!r} (from {source}) must be {rule[1]}",
+                          f"fix {source}")
+    return typed
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -146,5 +235,5 @@ def load(env: dict[str, str] | None = None) -> Settings:
         if var in env:
             values[name] = env[var]
             sources[name] = var
-    coerced = {k: _coerce(k, fields[k].type, v) for k, v in values.items()}
+    coerced = {k: _coerce(k, fields[k].type, v, sources[k]) for k, v in values.items()}
     return Settings(**coerced, sources=sources)

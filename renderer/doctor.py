@@ -17,10 +17,11 @@ from renderer.db import Database
 from renderer.errors import RendererError
 from renderer.storage import open_store
 
-REQUIRED = ["psycopg", "psycopg_pool", "sqlalchemy", "alembic", "shapely", "flatbuffers",
+REQUIRED = ["psycopg", "psycopg_pool", "sqlalchemy", "alembic", "numpy", "flatbuffers",
             "google.protobuf", "boto3", "mercantile", "click", "rich", "croniter", "fastapi",
-            "uvicorn", "jinja2", "pyarrow"]
-DISTRIBUTIONS = {"google.protobuf": "protobuf", "psycopg_pool": "psycopg-pool"}
+            "uvicorn", "jinja2", "pyarrow", "prometheus_client"]
+DISTRIBUTIONS = {"google.protobuf": "protobuf", "psycopg_pool": "psycopg-pool",
+                 "prometheus_client": "prometheus-client"}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,10 @@
 """Where the package's non-Python files are, and the one parser of named-SQL files.
 
+``sql/`` and ``migrations/`` live at the top of the checkout (other work adds files there,
+so they stay put). A wheel carries a copy of both under ``renderer/_data/``, made by the
+``build_py`` step of ``setup.py``; an installed package reads that copy, an editable install
+(which has no copy) reads the checkout.
+
 Both the connector (named statements in ``sql/<area>.sql``) and the schema module (canonical
 definitions in ``sql/schema/<area>.sql``) read files made of sections headed
 ``-- name: x``; :func:`named_sections` is that parser. This module imports nothing of the
@@ -11,10 +16,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+PACKAGE_DATA = Path(__file__).resolve().parent / "_data"
 ROOT = Path(__file__).resolve().parent.parent
-SQL_DIR = ROOT / "sql"
+
+
+def _data_root() -> Path:
+    """The installed copy when there is one, else the checkout."""
+    return PACKAGE_DATA if (PACKAGE_DATA / "sql").is_dir() else ROOT
+
+
+DATA_ROOT = _data_root()
+SQL_DIR = DATA_ROOT / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
-MIGRATIONS_DIR = ROOT / "migrations"
+MIGRATIONS_DIR = DATA_ROOT / "migrations"
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*(?:@[0-9a-z_]+)?)\s*$", re.MULTILINE)
 

@@ -293,3 +293,14 @@ SELECT files.*, speed.*, segs.*, ref.*, cov.*,
 -- name: now
 -- The database's clock (the summary compares it with built_at and consumed_at).
 SELECT now() AS now;
+
+-- name: segment_histogram_hours
+-- Whether a segment has histograms: in the given week, and at all (the BRIN on the tile id
+-- narrows the scan to its tile's rows).
+SELECT EXISTS (SELECT 1 FROM traffic_histograms
+                WHERE (segment_id & 33554431)::integer = (%(segment_id)s::bigint & 33554431)::integer
+                  AND segment_id = %(segment_id)s
+                  AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168) AS in_week,
+       EXISTS (SELECT 1 FROM traffic_histograms
+                WHERE (segment_id & 33554431)::integer = (%(segment_id)s::bigint & 33554431)::integer
+                  AND segment_id = %(segment_id)s) AS at_all;

@@ -58,3 +58,8 @@ SELECT h.hour, coalesce(sum(x.done), 0)::bigint AS done
   ) x ON date_trunc('hour', x.at) = h.hour
  GROUP BY h.hour
  ORDER BY h.hour;
+
+-- name: outcome_totals
+-- Attempts by kind and outcome since the counters began (queue_outcome_totals), for the
+-- Prometheus counters of /metrics.
+SELECT kind, outcome, n FROM queue_outcome_totals ORDER BY kind, outcome;

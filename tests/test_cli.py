@@ -1,4 +1,5 @@
-"""The command line: help everywhere, one-line errors with exit status 2."""
+"""The command line: help everywhere, one-line errors with exit status 2 for usage errors
+and 1 for runtime failures."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def run(args: list[str], env: dict[str, str] | None = None,
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         found.append((f"{prefix}{name}", command))
         if isinstance(command, click.Group):
             found.extend(_commands(command, f"{prefix}{name} "))
@@ -42,8 +46,9 @@ def test_every_command_has_help_with_an_example(name: str, command: click.Comman
     assert "Example" in command.help, f"renderer {name} help has no example"
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
+def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str,
+                    code: int = 1) -> None:
+    assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -91,7 +96,7 @@ def test_unreachable_s3_endpoint(tmp_path: Path) -> None:
            "AWS_DEFAULT_REGION": "us-east-1",
            "RENDERER_HOME": str(tmp_path)}
     result = run(["store", "ls"], env)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -103,3 +108,83 @@ def test_doctor_passes_and_config_masks(renderer_env: dict[str, str]) -> None:
     shown = run(["config", "--json"], {"RENDERER_WEB_SECRETS": "topsecret"})
     assert shown.returncode == 0
     assert "topsecret" not in shown.stdout
+
+
+# --- exit status: 2 usage, 1 runtime --------------------------------------------------------
+
+def test_help_documents_the_exit_status() -> None:
+    result = run(["--help"])
+    assert "Exit status: 0 success, 1 runtime failure" in " ".join(result.stdout.split())
+
+
+def test_click_usage_errors_exit_2() -> None:
+    assert run(["no-such-command"]).returncode == 2
+    assert run(["store", "ls", "--format", "xml"]).returncode == 2
+    assert run(["store", "ls", "--json", "--csv"]).returncode == 2
+
+
+def test_exit_status_by_error_class() -> None:
+    from renderer import cli, errors
+
+    assert cli.exit_code(errors.InputError("x")) == 2
+    assert cli.exit_code(errors.ConfigError("x")) == 2
+    for runtime in (errors.DatabaseUnavailable("x"), errors.StorageError("x"),
+                    errors.ObjectNotFound("x"), errors.MissingDependency("x"),
+                    errors.QueueError("x"), errors.AlreadyExists("x")):
+        assert cli.exit_code(runtime) == 1, type(runtime).__name__
+
+
+@pytest.mark.parametrize("var,value,needle", [
+    ("RENDERER_NOTIFY", "ture", "notify = 'ture' (from RENDERER_NOTIFY)"),
+    ("RENDERER_TRAFFIC_AFTER", "bogus", "traffic_after = 'bogus' (from RENDERER_TRAFFIC_AFTER)"),
+    ("RENDERER_PROCESSES", "-3", "processes = '-3' (from RENDERER_PROCESSES) must be"),
+    ("RENDERER_WEB_PORT", "99999", "web_port = '99999' (from RENDERER_WEB_PORT) must be"),
+])
+def test_a_bad_setting_is_a_one_line_usage_error(tmp_path: Path, var: str, value: str,
+                                                 needle: str) -> None:
+    result = run(["config"], {var: value, "RENDERER_HOME": str(tmp_path)})
+    _one_line_error(result, needle, code=2)
+
+
+# --- start-up: --help and --version load no heavy library -----------------------------------
+
+HEAVY = ("alembic", "sqlalchemy", "pyarrow", "boto3", "fastapi", "psycopg", "numpy", "rich",
+         "uvicorn", "jinja2")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"]])
+def test_version_and_help_import_no_heavy_module(args: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "renderer", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0]
+                for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "click" in imported  # the parse read what it should
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_help_summaries_match_the_commands() -> None:
+    from renderer.cli import _SUMMARIES, COMMAND_MODULES
+
+    assert set(_SUMMARIES) == set(COMMAND_MODULES)
+    for name, command in _commands(main):
+        if " " not in name:
+            assert command.help is not None
+            assert " ".join(command.help.split("\n\n")[0].split()) == _SUMMARIES[name], name
+
+
+# --- help examples work on the sample (`make run`: seed 1, from 2016-10-31 = 2016-W44) ---------
+
+def test_the_segment_of_the_help_examples_is_the_samples_busiest() -> None:
+    from renderer.traffic.sample import _TileStream, sample_tiles
+
+    stream = _TileStream(sample_tiles(1)[0], 0, 1, 1.0, 0, 1)
+    weights = [b - a for a, b in zip([0.0, *stream.cum], stream.cum, strict=False)]
+    busiest = stream.segments[weights.index(max(weights))].id
+    ctx = click.Context(main)
+    traffic = main.get_command(ctx, "traffic")
+    assert isinstance(traffic, click.Group)
+    for name in ("speeds", "reference"):
+        command = traffic.get_command(ctx, name)
+        assert command is not None and command.help is not None
+        assert f"renderer traffic {name} {busiest}" in command.help

@@ -5,6 +5,7 @@ blank. Missing Chromium fails these tests: run ``scripts/install-system-deps --t
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from renderer import queue
+from renderer.db import Database
 from tests.test_web_api import EVIL_ERROR, EVIL_KEY, worked
 from tests.test_web_server import Live, live
 
@@ -154,3 +157,45 @@ def decode_png(data: bytes) -> tuple[int, int, bytes]:
         else:
             out += line
     return width, height, bytes(out)
+
+
+def _shot(target: Page, name: str, tmp_path: Path) -> Path:
+    """A screenshot in tmp_path, or in $RENDERER_TEST_SHOTS when set (to look at them)."""
+    folder = Path(os.environ.get("RENDERER_TEST_SHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / name
+    target.screenshot(path=str(shot), full_page=True)
+    return shot
+
+
+def test_api_docs_render_without_a_cdn(live: Callable[..., Live], tmp_path: Path,
+                                       page: Page) -> None:
+    server = live()
+    page.goto(server.url + "/api/docs")
+    assert page.locator("h1").inner_text() == "HTTP API"
+    paths = page.locator("#endpoints").inner_text()
+    assert "/api/sets/{set_id}" in paths and "/hooks/" in paths
+    assert page.console_errors == []  # type: ignore[attr-defined]
+    assert page.hosts == {server.url.split("/")[2]}  # type: ignore[attr-defined]
+    _shot(page, "api-docs.png", tmp_path)
+
+
+def test_a_finished_set_says_done(live: Callable[..., Live], db: Database, tmp_path: Path,
+                                  page: Page) -> None:
+    with db.connect() as conn:
+        conn.autocommit = True
+        for key in ("a", "b", "c"):
+            queue.enqueue(conn, "page_done", key, set_id="finished <set>")
+        queue.complete(conn, queue.claim(conn, "page_done", limit=3))
+        queue.enqueue(conn, "page_waiting", "x")  # pending, and no worker alive
+        queue.rollup(conn)
+    server = live()
+    page.goto(server.url + "/")
+    assert "Nothing is working: 1 items pending" in page.locator("#nothing-working").inner_text()
+    _shot(page, "home-nothing-working.png", tmp_path)
+    page.locator("a.set-link", has_text="finished <set>").first.click()
+    page.wait_for_url("**/sets/**")
+    status = page.locator("#set-status").inner_text()
+    assert status.startswith("done in "), status
+    assert "ETA" not in page.locator("p.meta").first.inner_text()
+    _shot(page, "set-done.png", tmp_path)

@@ -20,8 +20,10 @@ def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[st
                           text=True, env=env, timeout=timeout)
 
 
-def one_line_error(result: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert result.returncode == 2, result.stderr
+def one_line_error(result: subprocess.CompletedProcess[str], needle: str,
+                   code: int = 1) -> None:
+    """Exit 1 for a QueueError (a runtime failure), 2 for an InputError (a usage error)."""
+    assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
 
@@ -33,7 +35,12 @@ def test_enqueue_work_status_history(renderer_env: dict[str, str]) -> None:
     result = run(["queue", "enqueue", "t_record", "a", "b", "--set", "cli set",
                   "--payload", '{"x": 1}'])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["t_record a: inserted", "t_record b: inserted"]
+    # In a pipe: tab-separated rows with a header; --json for programs.
+    assert result.stdout.splitlines() == ["kind\tkey\taction", "t_record\ta\tinserted",
+                                          "t_record\tb\tinserted"]
+    again = json.loads(run(["queue", "enqueue", "t_record", "a", "--json"]).stdout)
+    assert [(r["kind"], r["key"]) for r in again] == [("t_record", "a")], again
+    assert isinstance(again[0]["action"], str)
     assert run(["queue", "enqueue", "t_fail", "bad", "--on-demand"]).returncode == 0
 
     status = json.loads(run(["queue", "status", "--json"]).stdout)
@@ -74,7 +81,8 @@ def test_work_with_notify_off_and_max_items(renderer_env: dict[str, str]) -> Non
 def test_user_errors_are_one_line(renderer_env: dict[str, str]) -> None:
     one_line_error(run(["queue", "pause", "no such set"]), "no set 'no such set'")
     one_line_error(run(["work", "--kinds", "nope", "--until-empty"]), "unknown work-queue kind")
-    one_line_error(run(["queue", "enqueue", "t_record", "k", "--payload", "[1"]), "not JSON")
+    one_line_error(run(["queue", "enqueue", "t_record", "k", "--payload", "[1"]), "not JSON",
+                   code=2)
     one_line_error(run(["queue", "history", "t_record", "missing"]), "no item")
 
 
@@ -85,5 +93,8 @@ def test_sets_from_the_command_line(renderer_env: dict[str, str]) -> None:
     assert status["sets"]["w47"]["state"] == "paused" and status["sets"]["w47"]["held"] == 2
     assert run(["queue", "resume", "w47"]).stdout.strip() == "resumed set 'w47': 2 item(s)"
     assert run(["queue", "cancel", "w47"]).stdout.strip() == "cancelled set 'w47': 2 item(s)"
+    assert run(["queue", "enqueue", "t_record", "z", "--set", "w48"]).returncode == 0
+    paused = json.loads(run(["queue", "pause", "w48", "--json"]).stdout)
+    assert paused == {"set": "w48", "action": "paused", "items": 1}, paused
     kinds = json.loads(run(["queue", "kinds", "--json"]).stdout)
     assert {"t_record", "t_noop"} <= {k["kind"] for k in kinds}

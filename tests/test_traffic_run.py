@@ -259,7 +259,9 @@ def test_speeds_and_reference_commands(renderer_env: dict[str, str], db: Databas
     assert lines[0] == ("hour_of_week,start,observations,speed,mean_speed,speed_variance,"
                         "prevalence,next_segments")
     assert len(lines) == 169 and lines[9].startswith("8,2016-10-31T08:00:00Z,3,36,36,0,")
-    result = invoke("traffic", "speeds", segment, "--week", WEEK)
+    result = invoke("traffic", "speeds", segment, "--week", WEEK)  # a pipe: tab-separated
+    assert result.exit_code == 0 and result.output.splitlines()[9].startswith("8\t")
+    result = invoke("traffic", "speeds", segment, "--week", WEEK, "--format", "table")
     assert result.exit_code == 0 and "3 observations" in result.output
     result = invoke("traffic", "reference", segment, "--json")
     assert result.exit_code == 0, result.output
@@ -278,6 +280,10 @@ def test_access_errors_are_one_line(renderer_env: dict[str, str], db: Database) 
     result = invoke("traffic", "speeds", str(seg(1)), "--week", NEXT_WEEK)
     assert result.exit_code == 2
     assert "no AUTO speeds for segment" in result.stderr and "2016-W44 (AUTO)" in result.stderr
+    # A segment no file named is not a week to build (the old advice): the error says which.
+    result = invoke("traffic", "speeds", str(seg(77)), "--week", WEEK)
+    assert result.exit_code == 2 and "no reporter file ingested" in result.stderr, result.stderr
+    assert "schedule" not in result.stderr
     for args in (["speeds", "12x", "--week", WEEK], ["speeds", str(2**50), "--week", WEEK],
                  ["reference", str(seg(1))], ["speeds", str(seg(1)), "--week", "W44"]):
         result = invoke("traffic", *args)

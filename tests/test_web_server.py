@@ -152,12 +152,12 @@ def test_metrics_in_prometheus_text_format(live: Callable[..., Live], db: Databa
     for line in lines:
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or METRIC_LINE.match(
             line), line
-    assert 'renderer_queue_items{kind="metrics-test",state="pending"} 2' in lines
-    assert 'renderer_queue_items{kind="odd\\"kind\\\\",state="pending"} 1' in lines
-    assert "renderer_workers_alive 0" in lines
+    assert 'renderer_queue_items{kind="metrics-test",state="pending"} 2.0' in lines
+    assert 'renderer_queue_items{kind="odd\\"kind\\\\",state="pending"} 1.0' in lines
+    assert "renderer_workers_alive 0.0" in lines
     assert any(line.startswith('renderer_queue_oldest_pending_seconds{kind="metrics-test"}')
                for line in lines)
-    assert "renderer_queue_pending_total 3" in lines
+    assert "renderer_queue_pending 3.0" in lines  # a gauge: no _total suffix
 
 
 def test_metrics_histograms_of_claim_waits_and_run_times(live: Callable[..., Live],
@@ -171,12 +171,12 @@ def test_metrics_histograms_of_claim_waits_and_run_times(live: Callable[..., Liv
         queue.complete(conn, claimed)
     lines = live().get("/metrics").text.splitlines()
     assert "# TYPE renderer_queue_claim_wait_seconds histogram" in lines
-    assert 'renderer_queue_claim_wait_seconds_count{kind="timed"} 2' in lines
-    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="+Inf"} 2' in lines
+    assert 'renderer_queue_claim_wait_seconds_count{kind="timed"} 2.0' in lines
+    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="+Inf"} 2.0' in lines
     # 5 s waits: none up to 4.096 s, both by 8.192 s; buckets are cumulative
-    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="4.096"} 0' in lines
-    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="8.192"} 2' in lines
-    assert 'renderer_queue_run_seconds_count{kind="timed"} 2' in lines
+    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="4.096"} 0.0' in lines
+    assert 'renderer_queue_claim_wait_seconds_bucket{kind="timed",le="8.192"} 2.0' in lines
+    assert 'renderer_queue_run_seconds_count{kind="timed"} 2.0' in lines
     waited = next(line for line in lines
                   if line.startswith('renderer_queue_claim_wait_seconds_sum{kind="timed"}'))
     assert 10 <= float(waited.split()[-1]) < 12

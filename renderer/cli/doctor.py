@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.table import Table
 
 from renderer import doctor as checks
-from renderer.cli._common import console, print_json, settings
+from renderer.cli._common import output_options, settings, show
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def doctor(as_json: bool) -> None:
+@output_options
+def doctor(fmt: str) -> None:
     """Check dependencies, the C extension, PostgreSQL, PostGIS and the store.
 
     Exits 1 when anything is wrong.
@@ -23,39 +22,30 @@ def doctor(as_json: bool) -> None:
         renderer doctor
     """
     results = checks.run(settings())
-    if as_json:
-        print_json([r.__dict__ for r in results])
-    else:
-        table = Table(title="renderer doctor")
-        for column in ("check", "ok", "detail"):
-            table.add_column(column)
-        for r in results:
-            table.add_row(r.name, "[green]ok[/green]" if r.ok else "[red]FAIL[/red]", r.detail)
-        console.print(table)
+    rows = [{"check": r.name, "ok": "ok" if r.ok else "FAIL", "detail": r.detail}
+            for r in results]
+    show(rows, fmt, title="renderer doctor", value=[r.__dict__ for r in results])
     if not all(r.ok for r in results):
         sys.exit(1)
 
 
 @click.command("config")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_config(as_json: bool) -> None:
+@output_options
+def show_config(fmt: str) -> None:
     """Print the effective settings, secrets masked, and where each came from.
+
+    Values are the ones in force: the worker count when processes is 0 (twice the cores),
+    the store URL when storage is empty (the home's store folder).
 
     \b
     Example:
         RENDERER_STORAGE=s3://bucket/prefix renderer config
     """
     s = settings()
-    shown = s.masked()
-    if as_json:
-        print_json(shown)
-        return
-    table = Table(title="renderer config")
-    for column in ("setting", "value", "from"):
-        table.add_column(column)
-    for key, value in shown.items():
-        table.add_row(key, str(value), s.sources.get(key, "default"))
-    console.print(table)
+    shown = s.effective()
+    rows = [{"setting": key, "value": value, "from": s.sources.get(key, "default")}
+            for key, value in shown.items()]
+    show(rows, fmt, title="renderer config", value=shown)
 
 
 COMMANDS = [doctor, show_config]

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from renderer.cli._common import console, database, print_json, print_table, settings
+from renderer.cli._common import console, database, output_options, print_json, settings, show
 from renderer.errors import ConfigError, InputError
 
 # Commands import their library modules when they run, so that every other command (and
@@ -47,7 +47,8 @@ def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
                     "reach it (write endpoints still need a signature or token)", host)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=True,
-                    proxy_headers=False, server_header=False)
+                    proxy_headers=False, server_header=False,
+                    log_config=None)  # uvicorn's lines in our format (renderer/cli/_logs.py)
     except OSError as exc:  # port in use, address not available
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                           "pick another --port or stop what uses it") from exc
@@ -160,8 +161,8 @@ def _check_kind(kind: str) -> None:
 
 
 @schedule.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def schedule_list(as_json: bool) -> None:
+@output_options
+def schedule_list(fmt: str) -> None:
     """List schedules with their last and next ticks.
 
     \b
@@ -174,14 +175,11 @@ def schedule_list(as_json: bool) -> None:
         schedules.ensure_defaults(conn)  # as a starting scheduler would: none missing
         conn.commit()
         rows = [s.as_dict() for s in schedules.list_schedules(conn)]
-    if as_json:
-        print_json(rows)
-        return
     # The payload is in --json; the table keeps to what fits a terminal.
-    print_table([{**r, "enabled": "yes" if r["enabled"] else "no",
+    show([{**r, "enabled": "yes" if r["enabled"] else "no",
                   "last_tick": _t(r["last_tick"]), "next_tick": _t(r["next_tick"])}
-                 for r in rows], title="schedules (UTC)",
-                columns=["name", "cron", "kind", "key", "enabled", "last_tick", "next_tick"])
+          for r in rows], fmt, title="schedules (UTC)",
+         columns=["name", "cron", "kind", "key", "enabled", "last_tick", "next_tick"], value=rows)
 
 
 def _t(value: Any) -> str:
@@ -240,8 +238,8 @@ def tokens_create(name: str, as_json: bool) -> None:
 
 @tokens_group.command("list")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def tokens_list(include_revoked: bool, as_json: bool) -> None:
+@output_options
+def tokens_list(include_revoked: bool, fmt: str) -> None:
     """List tokens (names and prefixes only; tokens are stored hashed).
 
     \b
@@ -252,13 +250,12 @@ def tokens_list(include_revoked: bool, as_json: bool) -> None:
 
     with database().connect() as conn:
         rows = [t.as_dict() for t in tokens.list_tokens(conn, include_revoked=include_revoked)]
-    if as_json:
-        print_json(rows)
-        return
-    print_table([{**r, "prefix": r["prefix"] + "...", "created_at": _t(r["created_at"]),
+    show([{**r, "prefix": r["prefix"] + "...", "created_at": _t(r["created_at"]),
                   "last_used_at": _t(r["last_used_at"]), "revoked_at": _t(r["revoked_at"])}
-                 for r in rows], title="API tokens",
-                columns=["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"])
+          for r in rows],
+         fmt, title="API tokens",
+         columns=["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"],
+         value=rows)
 
 
 @tokens_group.command("revoke")

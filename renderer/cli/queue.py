@@ -11,7 +11,16 @@ from typing import Any
 import click
 
 from renderer import queue as q
-from renderer.cli._common import console, database, is_terminal, print_json, print_table, settings
+from renderer.cli._common import (
+    console,
+    database,
+    is_terminal,
+    output_options,
+    print_json,
+    print_table,
+    settings,
+    show,
+)
 from renderer.errors import InputError, QueueError
 
 # Commands import their library modules when they run, so that every other command (and
@@ -172,9 +181,10 @@ def status_command(watch: bool, interval: float, as_json: bool) -> None:
 @click.option("--on-demand", is_flag=True, help="On-demand priority (ahead of batch work).")
 @click.option("--priority", type=int, help="Explicit priority (higher runs first).")
 @click.option("--force", is_flag=True, help="Re-run done items even if unchanged.")
+@output_options
 def enqueue_command(kind: str, keys: tuple[str, ...], payload: str, set_id: str | None,
                     group: str | None, fingerprint: str | None, on_demand: bool,
-                    priority: int | None, force: bool) -> None:
+                    priority: int | None, force: bool, fmt: str) -> None:
     """Enqueue items of KIND by key and print what happened to each.
 
     \b
@@ -194,18 +204,21 @@ def enqueue_command(kind: str, keys: tuple[str, ...], payload: str, set_id: str 
     for key in keys:
         pipelines.check_key(kind, key)  # a stage's key type refuses malformed keys
     db = database()
+    rows = []
     with db.connect() as conn:
         for key in keys:
             action = q.enqueue(conn, kind, key, body, fingerprint=fingerprint, set_id=set_id,
                                priority=priority, group=group, force=force)
-            click.echo(f"{kind} {key}: {action}")
+            rows.append({"kind": kind, "key": key, "action": action})
         conn.commit()
+    show(rows, fmt, title="enqueued")
 
 
 @queue_group.command("retry")
 @click.option("--kind", help="Only items of this kind.")
 @click.option("--set", "set_id", help="Only items of this set.")
-def retry_command(kind: str | None, set_id: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {\"retried\": N}.")
+def retry_command(kind: str | None, set_id: str | None, as_json: bool) -> None:
     """Make failed items pending again, with fresh attempts.
 
     \b
@@ -214,15 +227,19 @@ def retry_command(kind: str | None, set_id: str | None) -> None:
     """
     db = database()
     with db.connect(autocommit=True) as conn:
-        click.echo(f"{q.retry_failed(conn, kind=kind, set_id=set_id)} item(s) queued again")
+        n = q.retry_failed(conn, kind=kind, set_id=set_id)
+    if as_json:
+        print_json({"retried": n})
+    else:
+        click.echo(f"{n} item(s) queued again")
 
 
 @queue_group.command("failed")
 @click.option("--kind", help="Only items of this kind.")
 @click.option("--set", "set_id", help="Only items of this set.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def failed_command(kind: str | None, set_id: str | None, limit: int, as_json: bool) -> None:
+@output_options
+def failed_command(kind: str | None, set_id: str | None, limit: int, fmt: str) -> None:
     """List failed items with their last error.
 
     \b
@@ -232,11 +249,8 @@ def failed_command(kind: str | None, set_id: str | None, limit: int, as_json: bo
     db = database()
     with db.connect(autocommit=True) as conn:
         rows = q.list_failed(conn, kind=kind, set_id=set_id, limit=limit)
-    if as_json:
-        print_json(rows)
-    else:
-        print_table(rows, "failed items",
-                    ["kind", "key", "set_id", "attempt", "last_error", "finished_at"])
+    show(rows, fmt, "failed items",
+         ["kind", "key", "set_id", "attempt", "last_error", "finished_at"])
 
 
 @queue_group.command("history")
@@ -289,12 +303,16 @@ def _set_command(verb: str, doc: str) -> click.Command:
     fn = {"pause": q.pause_set, "resume": q.resume_set, "cancel": q.cancel_set}[verb]
 
     @click.argument("set_id", metavar="SET")
-    def command(set_id: str) -> None:
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def command(set_id: str, as_json: bool) -> None:
         db = database()
         with db.connect(autocommit=True) as conn:
             n = fn(conn, set_id)
         done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[verb]
-        click.echo(f"{done} set {set_id!r}: {n} item(s)")
+        if as_json:
+            print_json({"set": set_id, "action": done, "items": n})
+        else:
+            click.echo(f"{done} set {set_id!r}: {n} item(s)")
 
     command.__doc__ = doc
     return click.command(verb, help=doc)(command)
@@ -322,8 +340,8 @@ queue_group.add_command(_set_command("cancel", """Cancel a set's items that are 
 
 
 @queue_group.command("kinds")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def kinds_command(as_json: bool) -> None:
+@output_options
+def kinds_command(fmt: str) -> None:
     """List the registered kinds with their limits.
 
     \b
@@ -337,7 +355,7 @@ def kinds_command(as_json: bool) -> None:
              "batch_size": k.batch_size, "lease_seconds": k.lease_seconds,
              "backoff_seconds": k.backoff_seconds, "handler": q._registry._origin(k.handler)}
             for k in (q.KINDS[n] for n in sorted(q.KINDS))]
-    print_json(rows) if as_json else print_table(rows, "kinds")
+    show(rows, fmt, "kinds")
 
 
 COMMANDS: list[click.Command] = [work, queue_group]

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from renderer.cli._common import console, database, is_terminal, print_json, print_table, settings
+from renderer.cli._common import (
+    Progress,
+    console,
+    database,
+    is_terminal,
+    output_options,
+    print_json,
+    print_table,
+    settings,
+    show,
+)
 from renderer.errors import InputError
 
 if TYPE_CHECKING:  # annotations only: commands import their library modules when they run
@@ -160,8 +171,7 @@ def etl(start: str | None, end: str | None, export_out: str | None, fmt: str,
               help="Epoch seconds or ISO 8601 (zone-less = UTC); inclusive.")
 @click.option("--to", "end", required=True, metavar="T",
               help="Epoch seconds or ISO 8601; inclusive (a date alone: the whole day).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
-              show_default=True)
+@output_options(default="csv")
 def query(detector: int, start: str, end: str, fmt: str) -> None:
     """Print one detector's enriched rows between two instants (both inclusive).
 
@@ -179,7 +189,10 @@ def query(detector: int, start: str, end: str, fmt: str) -> None:
     lo, hi = q.parse_time(start), q.parse_time(end, end=True)
     with database().connect() as conn:
         found = q.rows(conn, detector, lo, hi)
-    sys.stdout.write(q.to_csv(found) if fmt == "csv" else q.to_json(found) + "\n")
+    if fmt in ("csv", "json"):  # the library's own writers: the formats other tools read
+        sys.stdout.write(q.to_csv(found) if fmt == "csv" else q.to_json(found) + "\n")
+    else:
+        show(found, fmt, columns=list(q.COLUMNS))
 
 
 @sensors.command("export")
@@ -200,11 +213,18 @@ def export(out: str, fmt: str, start: str | None, end: str | None, as_json: bool
         renderer sensors export --out ./lake/sensors --format parquet
         renderer sensors export --out s3://lake/sensors --format csv --from 2026-01-01
     """
-    from renderer.sensors.export import export_days, exportable_days
+    from renderer.sensors.export import check_format, export_day, exportable_days
+    from renderer.storage import open_store
 
+    check_format(fmt)
+    store = open_store(out)
     with database().connect() as conn:
         days = exportable_days(conn, _date(start, "--from"), _date(end, "--to"))
-        written = export_days(conn, days, out, fmt)
+        written = []
+        with Progress("exporting days", len(days)) as step:
+            for day in days:  # a day at a time, for the progress (as export_days does)
+                written.append(export_day(conn, store, day, fmt))
+                step()
     if as_json:
         print_json([d.__dict__ for d in written])
         return
@@ -215,8 +235,8 @@ def export(out: str, fmt: str, start: str | None, end: str | None, as_json: bool
 @sensors.command("rejects")
 @click.option("--file", "like", metavar="TEXT", help="Only files whose key contains TEXT.")
 @click.option("--limit", type=int, default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def rejects(like: str | None, limit: int, as_json: bool) -> None:
+@output_options
+def rejects(like: str | None, limit: int, fmt: str) -> None:
     """Show rejected rows (file, line, reason, fields) and wholly rejected files (line 0).
 
     \b
@@ -227,10 +247,40 @@ def rejects(like: str | None, limit: int, as_json: bool) -> None:
 
     with database().connect() as conn:
         found = find(conn, like, limit)
+    show(found, fmt, title="rejected rows")
+
+
+@sensors.command("sample")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the detector files into.")
+@click.option("--detectors", default=3, show_default=True, type=click.IntRange(1, 10_000),
+              help="Number of detectors (ids from 1053).")
+@click.option("--days", default=2, show_default=True, type=click.IntRange(1, 366),
+              help="Number of days from 2026-01-05.")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same files.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def sample(out: Path, detectors: int, days: int, seed: int, as_json: bool) -> None:
+    """Write sample loop-detector files (one gzip CSV a day, a row a minute per detector,
+    peaks at 08:00 and 17:30, a few rows the validation rejects) to try the pipeline.
+
+    \b
+    Example:
+        renderer sensors sample --out ./detectors --detectors 3 --days 2
+        renderer sensors ingest ./detectors --etl
+        renderer sensors query --detector 1053 --from 2026-01-05 --to 2026-01-05
+    """
+    from renderer.sensors.sample import generate
+
+    try:
+        stats = generate(out, detectors=detectors, days=days, seed=seed)
+    except ValueError as exc:
+        raise InputError(str(exc), "see renderer sensors sample --help") from exc
     if as_json:
-        print_json(found)
-    else:
-        print_table(found, title="rejected rows")
+        print_json({"files": [str(p) for p in stats.files], "rows": stats.rows,
+                    "bad_rows": stats.bad_rows, "detectors": stats.detectors})
+        return
+    click.echo(f"wrote {len(stats.files)} files, {stats.rows} rows ({stats.bad_rows} "
+               f"malformed) for detectors {stats.detectors[0]}..{stats.detectors[-1]} to {out}")
 
 
 COMMANDS: list[click.Command] = [sensors]

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from renderer.cli._common import print_table, settings
+from renderer.cli._common import output_options, settings, show
 from renderer.storage import open_store
 
 
@@ -22,16 +22,18 @@ def store() -> None:
 
 @store.command("ls")
 @click.argument("prefix", default="")
-def ls(prefix: str) -> None:
+@output_options
+def ls(prefix: str, fmt: str) -> None:
     """List objects under PREFIX with their sizes.
 
     \b
     Example:
         renderer store ls 0/002/
+        renderer store ls --json | jq '.[].key'
     """
     s = open_store(settings().store_url)
     rows = [{"key": o.key, "size": o.size} for o in s.list(prefix)]
-    print_table(rows, title=s.url)
+    show(rows, fmt, title=s.url, columns=["key", "size"])
 
 
 @store.command("cat")

@@ -14,12 +14,15 @@ import click
 
 from renderer import tiles
 from renderer.cli._common import (
+    Progress,
     console,
     database,
     is_terminal,
+    output_options,
     print_json,
     print_table,
     settings,
+    show,
 )
 from renderer.errors import InputError
 from renderer.traffic.layout import AFTER_CHOICES
@@ -82,8 +85,8 @@ def submit(source: str, after: str | None, set_name: str | None, now: bool,
 @click.command("rejects")
 @click.option("--file", "file_key", metavar="KEY", help="Only this file (key under the source).")
 @click.option("--limit", default=1000, show_default=True, help="At most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def rejects(file_key: str | None, limit: int, as_json: bool) -> None:
+@output_options
+def rejects(file_key: str | None, limit: int, fmt: str) -> None:
     """List rejected rows (file, line, reason, text) and files rejected whole.
 
     \b
@@ -94,10 +97,7 @@ def rejects(file_key: str | None, limit: int, as_json: bool) -> None:
 
     with database().connect() as conn:
         rows = list_rejects(conn, file=file_key, limit=limit)
-    if as_json:
-        print_json(rows)
-    else:
-        print_table(rows, title="rejected rows", columns=["file_key", "line", "reason", "raw"])
+    show(rows, fmt, title="rejected rows", columns=["file_key", "line", "reason", "raw"])
 
 
 @click.command("histogram")
@@ -202,8 +202,10 @@ def sample(out: Path, tile_count: int, days: int, seed: int, start: date, scale:
     from renderer.traffic.sample import generate
 
     try:
-        stats = generate(out, tiles=tile_count, days=days, seed=seed,
-                         start=start.date() if hasattr(start, "date") else start, scale=scale)
+        with Progress("writing tile hours", tile_count * days * 24) as step:
+            stats = generate(out, tiles=tile_count, days=days, seed=seed,
+                             start=start.date() if hasattr(start, "date") else start,
+                             scale=scale, progress=step)
     except ValueError as exc:
         raise InputError(str(exc), "see renderer traffic sample --help") from exc
     tiles_text = ", ".join(f"{t.level}/{t.index}" for t in stats.tiles)

@@ -5,7 +5,6 @@ schedule, speeds, reference, coverage, run.
 
 from __future__ import annotations
 
-import csv
 import logging
 import sys
 import time
@@ -13,7 +12,16 @@ from pathlib import Path
 
 import click
 
-from renderer.cli._common import console, database, is_terminal, print_json, print_table, settings
+from renderer.cli._common import (
+    console,
+    database,
+    is_terminal,
+    output_options,
+    print_json,
+    print_table,
+    settings,
+    show,
+)
 from renderer.errors import InputError
 
 # Commands import their library modules when they run, so that every other command (and
@@ -90,38 +98,31 @@ def _segment(value: str) -> int:
 @click.argument("segment_id")
 @click.option("--week", required=True, metavar="YYYY-Www", help="The ISO week.")
 @click.option("--mode", default="AUTO", show_default=True, help="Vehicle mode.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: every hour, next segments.")
-@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one line per hour of week.")
-def speeds(segment_id: str, week: str, mode: str, as_json: bool, as_csv: bool) -> None:
+@output_options
+def speeds(segment_id: str, week: str, mode: str, fmt: str) -> None:
     """Print a segment's speeds for a week, per hour of week (0 = Monday 00:00 UTC).
 
     speed is OpenTraffic's (length over the shortest mean duration among next segments),
-    mean_speed the count-weighted mean over next segments (km/h; 0 = no data).
+    mean_speed the count-weighted mean over next segments (km/h; 0 = no data). json holds
+    every hour and the next segments; csv and tsv one line per hour of week.
 
     \b
     Example:
-        renderer traffic speeds 100680416 --week 2016-W44
-        renderer traffic speeds 100680416 --week 2016-W44 --csv > speeds.csv
+        renderer traffic speeds 291755811080 --week 2016-W44
+        renderer traffic speeds 291755811080 --week 2016-W44 --csv > speeds.csv
     """
     from renderer.traffic.access import HOUR_FIELDS, segment_speeds
 
-    if as_json and as_csv:
-        raise InputError("--json and --csv exclude each other", "pick one")
     with database().connect() as conn:
         result = segment_speeds(conn, _segment(segment_id), week=week, mode=mode)
-    if as_json:
-        print_json(result)
-    elif as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=HOUR_FIELDS, extrasaction="ignore",
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(result["hours"])
+    if fmt != "table":
+        show(result["hours"], fmt, columns=list(HOUR_FIELDS), value=result)
     else:
         click.echo(f"segment {result['segment_id']} ({result['mode']}, tile {result['tile']}, "
                    f"length {result['length']} m), {result['week']}: "
                    f"{result['observations']} observations")
-        print_table([h for h in result["hours"] if h["observations"]],
-                    columns=list(HOUR_FIELDS), title="hours with observations")
+        show([h for h in result["hours"] if h["observations"]], "table",
+             columns=list(HOUR_FIELDS), title="hours with observations")
 
 
 @click.command("reference")
@@ -133,8 +134,8 @@ def reference(segment_id: str, mode: str | None, as_json: bool) -> None:
 
     \b
     Example:
-        renderer traffic reference 100680416
-        renderer traffic reference 100680416 --mode AUTO --json
+        renderer traffic reference 291755811080
+        renderer traffic reference 291755811080 --mode AUTO --json
     """
     from renderer.traffic.access import segment_reference
 
@@ -160,7 +161,9 @@ def reference(segment_id: str, mode: str | None, as_json: bool) -> None:
               help="Write the GeoJSON here ('-' for stdout) instead of refreshing the store's "
                    "coverage.geojson.")
 @click.option("--force", is_flag=True, help="Rewrite the store's copy even if unchanged.")
-def coverage(out: str | None, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome as JSON (the GeoJSON itself: --out -).")
+def coverage(out: str | None, force: bool, as_json: bool) -> None:
     """Write the coverage GeoJSON: one polygon per tile with reference data, every level.
 
     \b
@@ -180,7 +183,11 @@ def coverage(out: str | None, force: bool) -> None:
             conn.commit()
     if out is None:
         state = "written" if result.written else "unchanged"
-        click.echo(f"{store.url.rstrip('/')}/{result.key}: {result.features} tiles, {state}")
+        where = f"{store.url.rstrip('/')}/{result.key}"
+        if as_json:
+            print_json({"url": where, "tiles": result.features, "state": state})
+        else:
+            click.echo(f"{where}: {result.features} tiles, {state}")
     elif out == "-":
         click.echo(text)
     else:
@@ -189,7 +196,10 @@ def coverage(out: str | None, force: bool) -> None:
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror}",
                              "give a writable path") from exc
-        click.echo(f"{out}: {features} tiles")
+        if as_json:
+            print_json({"path": out, "tiles": features, "state": "written"})
+        else:
+            click.echo(f"{out}: {features} tiles")
 
 
 class _Bars:

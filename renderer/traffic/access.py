@@ -66,8 +66,20 @@ def segment_speeds(conn: Connection, segment_id: int, *, week: str,
     if row is None:
         built = [f"{weeks.week_of_hour(r['first_hour'])} ({r['mode']})" for r in conn.execute(
             query("traffic_speedtile.segment_weeks"), {"segment_id": segment_id})]
-        fix = (f"weeks with speeds for it: {', '.join(built[:8])}" if built
-               else "build the week with `renderer traffic schedule --week` first")
+        if built:
+            fix = f"weeks with speeds for it: {', '.join(built[:8])}"
+        else:
+            # Say which it is: a week not built yet, or a segment no reporter file named.
+            seen = conn.execute(query("traffic_speedtile.segment_histogram_hours"),
+                                {"segment_id": segment_id, "first_hour": first_hour}).fetchone()
+            if seen is not None and seen["in_week"]:
+                fix = f"build the week with `renderer traffic schedule --week {week}` first"
+            elif seen is not None and seen["at_all"]:
+                fix = "it has observations in other weeks only; build one with " \
+                      "`renderer traffic schedule --week`"
+            else:
+                fix = ("no reporter file ingested so far mentions this segment; check the id "
+                       "(`renderer traffic histogram --tile T --hour H` lists a tile's segments)")
         raise InputError(f"no {mode} speeds for segment {segment_id} in {week}", fix)
     hours = [{"hour_of_week": h, "start": _iso(first_hour + h), "observations": 0, "speed": 0,
               "mean_speed": 0, "speed_variance": 0, "prevalence": 0, "next_segments": 0,

@@ -18,6 +18,7 @@ import gzip
 import itertools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -242,7 +243,8 @@ class _TileStream:
 
 
 def generate(root: Path, *, tiles: int, days: int, seed: int,
-             start: date | None = None, scale: float = 1.0) -> SampleStats:
+             start: date | None = None, scale: float = 1.0,
+             progress: Callable[[], None] | None = None) -> SampleStats:
     """Write ``days`` days of reporter files for ``tiles`` tiles under ``root``.
 
     Parameters
@@ -257,6 +259,8 @@ def generate(root: Path, *, tiles: int, days: int, seed: int,
         The same seed writes the same files.
     scale
         Multiplies the number of traversals (1.0: a few hundred per tile in a busy hour).
+    progress
+        Called after each tile hour written (``tiles * days * 24`` calls).
 
     Examples
     --------
@@ -289,6 +293,8 @@ def generate(root: Path, *, tiles: int, days: int, seed: int,
             for reporter, lines in enumerate(out):
                 rows += len(lines)
                 writer.write(t, hour, reporter, lines)
+            if progress is not None:
+                progress()
         modes |= stream.modes
     return SampleStats(root, chosen, first, end, writer.files, writer.gzip_files,
                        rows, bad, observations, segments, sorted(modes))

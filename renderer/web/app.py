@@ -80,7 +80,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
                 web.scheduler_thread.join(timeout=10)
             pool.close()
 
-    app = FastAPI(title="renderer", lifespan=lifespan, docs_url="/api/docs",
+    app = FastAPI(title="renderer", lifespan=lifespan, docs_url=None,  # pages.api_docs
                   redoc_url=None, openapi_url="/api/openapi.json")
     app.state.web = web
     _install_errors(app)

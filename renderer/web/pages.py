@@ -38,8 +38,14 @@ def _zero() -> dict[str, Any]:
 def _set_row(info: dict[str, Any], counts: dict[str, Any] | None) -> dict[str, Any]:
     c = {**_zero(), **(counts or {})}
     total = sum(int(c[s]) for s in STATES)
+    # An active set with nothing left to run is done (its items done, failed or cancelled):
+    # say so instead of "active" with an ETA of 0 ms.
+    finished = total > 0 and not any(int(c[s]) for s in ("pending", "running", "held"))
+    status = "done" if finished and info.get("state") == "active" else info.get("state")
+    if finished:
+        c["eta_s"] = None
     return {"id": info["id"], "name": (info.get("info") or {}).get("name") or info["id"],
-            "state": info.get("state"), "info": info.get("info") or {},
+            "state": info.get("state"), "status": status, "info": info.get("info") or {},
             "created_at": info.get("created_at"), "changed_at": info.get("changed_at"),
             "total": total, **{s: int(c[s]) for s in STATES},
             "throughput_per_s": c["throughput_per_s"], "eta_s": c["eta_s"],
@@ -51,9 +57,13 @@ def home_data(conn: Connection, *, hours: int = HOURS) -> dict[str, Any]:
     kinds = [{"kind": name, **counts} for name, counts in sorted(st["kinds"].items())]
     throughput = conn.execute(query("web.throughput_hours"), {"hours": hours}).fetchall()
     sets = [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn, limit=10)]
-    return {"at": st["at"], "total": {**_zero(), **st["total"]}, "kinds": kinds,
+    total = {**_zero(), **st["total"]}
+    # Work waiting and no worker alive: nothing will happen until one starts (a schedule's
+    # tick under `renderer serve` alone waits forever); the page says so.
+    idle = bool(total["pending"]) and not st["workers_alive"]
+    return {"at": st["at"], "total": total, "kinds": kinds,
             "hours": hours, "throughput": throughput, "workers": st["workers"],
-            "workers_alive": st["workers_alive"], "sets": sets}
+            "workers_alive": st["workers_alive"], "nothing_working": idle, "sets": sets}
 
 
 def sets_data(conn: Connection) -> dict[str, Any]:
@@ -178,6 +188,24 @@ def coverage_page(request: Request) -> HTMLResponse:
     levels = sorted({t.level for t in view.tiles if t.level is not None}) if view else []
     return _page(request, "coverage.html", "Coverage", "/api/coverage", view=view,
                  levels=levels)
+
+
+@router.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+def api_docs(request: Request) -> HTMLResponse:
+    """The HTTP API from its OpenAPI document, rendered here: FastAPI's Swagger page loads
+    its scripts from a CDN, which our Content-Security-Policy (rightly) blocks."""
+    spec = request.app.openapi()
+    endpoints = [{"method": method.upper(), "path": path, "summary": op.get("summary", ""),
+                  "description": op.get("description", ""),
+                  "parameters": [{"name": p["name"], "in": p["in"],
+                                  "required": p.get("required", False),
+                                  "description": p.get("description", "")}
+                                 for p in op.get("parameters", [])],
+                  "body": "requestBody" in op}
+                 for path, ops in sorted(spec.get("paths", {}).items())
+                 for method, op in ops.items() if isinstance(op, dict)]
+    return _page(request, "api_docs.html", "HTTP API", "/api/openapi.json",
+                 endpoints=endpoints, version=spec.get("info", {}).get("version", ""))
 
 
 # -- JSON twins ------------------------------------------------------------------------------

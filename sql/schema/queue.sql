@@ -1513,3 +1513,31 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- name: queue_outcome_totals
+-- Attempts by kind and outcome (failed, timeout, rejected, ...) since the table was made:
+-- never pruned (queue_attempts is), so /metrics can expose them as Prometheus counters that
+-- only go up. Completions are counted by queue_timings ('run'), which pruning leaves alone.
+CREATE TABLE queue_outcome_totals (
+    kind text NOT NULL,
+    outcome text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (kind, outcome)
+);
+
+-- name: queue_outcome_totals_add
+-- One upsert per statement and (kind, outcome), from the statement's transition table.
+CREATE FUNCTION renderer.queue_outcome_totals_add() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO queue_outcome_totals AS t (kind, outcome, n)
+    SELECT kind, outcome, count(*) FROM new_attempts GROUP BY 1, 2
+    ON CONFLICT (kind, outcome) DO UPDATE SET n = t.n + excluded.n;
+    RETURN NULL;
+END
+$$;
+
+-- name: queue_attempts_totals
+CREATE TRIGGER queue_attempts_totals AFTER INSERT ON queue_attempts
+    REFERENCING NEW TABLE AS new_attempts
+    FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_outcome_totals_add();
