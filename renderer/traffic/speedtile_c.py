@@ -1,0 +1,55 @@
+"""The speed-tile build's C engine: binary COPY out, a C loop, binary COPY back.
+
+``build_speeds_c`` does what the named statement ``traffic_speedtile.build_speeds`` does
+(insert the week's ``traffic_speeds`` rows of the given tiles) inside the caller's
+transaction: it streams the week's histogram rows out of PostgreSQL as binary COPY in key
+order (segment, hour, next segment), computes every (segment, hour) in ``ext/speedtile.c``
+(``renderer._speedtile.Builder``, whose arithmetic is that of the Python twin
+:func:`renderer.traffic.speedtile.speeds_from_histograms`, tested equal) and streams the rows
+back into ``traffic_speeds`` by binary COPY. PostgreSQL's executor then does one sort and
+one scan instead of three passes of aggregation and windows (BENCHMARKS.md).
+
+Rounding happens in one place in C: ``st_round`` in ext/speedtile.c (half to even, as the
+twin's ``round``).
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+from renderer import _speedtile  # type: ignore[attr-defined]
+from renderer.db import Connection, query, tuple_row
+
+__all__ = ["build_speeds_c"]
+
+_OUT_CHUNK = 1 << 20
+
+
+def build_speeds_c(conn: Connection, params: dict[str, Any]) -> int:
+    """Insert the speed rows of ``params`` (those of build_speeds); the number of rows."""
+    ids, values = array("q"), array("q")
+    with conn.cursor(row_factory=tuple_row) as cur:
+        for segment_id, length in cur.execute(query("traffic_speedtile.segment_lengths"),
+                                              params).fetchall():
+            ids.append(segment_id)
+            values.append(length)
+    builder = _speedtile.Builder(params["mode"], params["first_hour"], params["min_count"],
+                                 params["max_speed"], ids.tobytes(), values.tobytes())
+    chunks: list[bytes] = []
+    pending = 0
+    with conn.cursor() as cur:
+        with cur.copy(query("traffic_speedtile.histogram_rows_copy"), params) as copy:
+            feed, take = builder.feed, builder.take
+            for data in copy:
+                feed(data)
+                pending += 1
+                if pending >= 65536:  # hand the output over now and then: fewer big copies
+                    pending = 0
+                    chunks.append(take())
+        chunks.append(builder.finish())
+        with cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
+            for chunk in chunks:
+                for at in range(0, len(chunk), _OUT_CHUNK):
+                    copy.write(chunk[at:at + _OUT_CHUNK])
+    return int(builder.segments)
