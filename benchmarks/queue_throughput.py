@@ -145,7 +145,171 @@ def _pgq_child(dsn: str, ready: Any, managers: int, batch: int) -> None:
     from pgqueuer.qm import QueueManager
     from pgqueuer.queries import Queries
 
-    async def pgqueuer_own_tool() -> Path | None:
+    async def main() -> None:
+        # As PgQueuer's own benchmark does: several queue managers (dequeue loops), each
+        # with its own connection, in one process.
+        qms = []
+        for _ in range(managers):
+            conn = await asyncpg.connect(dsn)
+            qm = QueueManager(Queries.from_asyncpg_connection(conn))
+
+            @qm.entrypoint("noop")
+            async def noop(job: Any) -> None:
+                pass
+
+            qms.append(qm)
+        loop = asyncio.get_running_loop()
+        for qm in qms:
+            loop.add_signal_handler(signal.SIGTERM, qm.shutdown.set)
+        with ready.get_lock():
+            ready.value += 1
+        await asyncio.gather(*(qm.run(batch_size=batch, dequeue_timeout=timedelta(seconds=1))
+                               for qm in qms))
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+
+
+def _dsn(url: str) -> str:
+    """libpq URL with host= in the query -> an asyncpg DSN (socket path as host)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    return (f"postgresql://{parts.username}@/{parts.path.lstrip('/')}"
+            f"?host={query['host'][0]}&port={query.get('port', ['5432'])[0]}")
+
+
+def bench_pgqueuer(server_url: str, n: int, processes: int, managers: int,
+                   batch: int) -> float:
+    import asyncpg
+    from pgqueuer.queries import Queries
+
+    url = _database(server_url, "bench_pgqueuer")
+    dsn = _dsn(url)
+
+    async def install() -> None:
+        conn = await asyncpg.connect(dsn)
+        await Queries.from_asyncpg_connection(conn).install()
+        await conn.close()
+
+    asyncio.run(install())
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Value("i", 0)
+    procs = [ctx.Process(target=_pgq_child, args=(dsn, ready, managers, batch))
+             for _ in range(processes)]
+    for p in procs:
+        p.start()
+
+    def enqueue() -> None:
+        async def go() -> None:
+            conn = await asyncpg.connect(dsn)
+            await Queries.from_asyncpg_connection(conn).enqueue(["noop"] * n, [None] * n,
+                                                                 [0] * n)
+            await conn.close()
+
+        asyncio.run(go())
+
+    try:
+        return _drain(url, "SELECT EXISTS (SELECT 1 FROM pgqueuer)", n, ready, processes,
+                      enqueue)
+    finally:
+        _stop(procs)
+
+
+# -- procrastinate ---------------------------------------------------------------------------
+
+def _proc_app(url: str) -> Any:
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+
+    @app.task(name="noop")
+    def noop() -> None:
+        pass
+
+    return app
+
+
+def _proc_child(url: str, ready: Any) -> None:
+    app = _proc_app(url)
+
+    async def main() -> None:
+        async with app.open_async():
+            with ready.get_lock():
+                ready.value += 1
+            await app.run_worker_async(concurrency=1, wait=True)
+
+    asyncio.run(main())
+
+
+def bench_procrastinate(server_url: str, n: int, processes: int) -> float:
+    url = _database(server_url, "bench_procrastinate")
+    app = _proc_app(url)
+    with app.open():
+        app.schema_manager.apply_schema()
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Value("i", 0)
+    procs = [ctx.Process(target=_proc_child, args=(url, ready)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+
+    def enqueue() -> None:
+        async def go() -> None:
+            async with app.open_async():
+                await app.tasks["noop"].batch_defer_async(*([{}] * n))
+
+        asyncio.run(go())
+
+    try:
+        return _drain(url, "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs"
+                      " WHERE status IN ('todo', 'doing'))", n, ready, processes, enqueue)
+    finally:
+        _stop(procs)
+
+
+# -- claim latency against history -----------------------------------------------------------
+
+def _claim_latency(conn: psycopg.Connection[Any], rounds: int) -> float:
+    queue.enqueue_many(conn, (queue.NewItem("bench_lat", f"p{time.time_ns()}-{i}")
+                              for i in range(rounds)))
+    conn.execute("VACUUM ANALYZE work_queue")
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        items = queue.claim_batch(conn, ["bench_lat"], owner="bench", limits=[1], leases=[60])
+        samples.append(time.perf_counter() - started)
+        queue.complete(conn, items)
+    return statistics.median(samples) * 1000
+
+
+def _history(conn: psycopg.Connection[Any], start: int, stop: int) -> None:
+    step = 1_000_000
+    for lo in range(start, stop, step):
+        conn.execute("INSERT INTO work_queue (kind, key, state, attempt, started_at, finished_at)"
+                     " SELECT 'bench_history', 'h' || g, 'done', 1, now(), now()"
+                     " FROM generate_series(%s::bigint, %s::bigint) g",
+                     [lo, min(stop, lo + step) - 1])
+
+
+def bench_latency(server_url: str, small: int, large: int, rounds: int) -> tuple[float, float]:
+    from renderer import schema
+
+    url = _database(server_url, "bench_latency")
+    schema.upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        _history(conn, 0, small)
+        low = _claim_latency(conn, rounds)
+        _history(conn, small, large)
+        high = _claim_latency(conn, rounds)
+    return low, high
+
+
+def pgqueuer_own_tool() -> Path | None:
     """PgQueuer's own benchmark script, if the installed distribution ships one."""
     from importlib import metadata
 

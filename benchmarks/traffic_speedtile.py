@@ -307,15 +307,17 @@ SELECT per_hour.*, COLUMNS(per_next.* EXCLUDE (segment_id))
 
 
 def run_duckdb(hist: str, lens: str, first_hour: int, min_count: int = 1
-               ) -> tuple[float, dict[int, dict[str, Any]]]:
+               ) -> tuple[tuple[float, float], dict[int, dict[str, Any]]]:
+    """(wall s, CPU s of this process, all threads), the rows."""
     con = duckdb.connect()
     con.execute("SET threads = 2")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     con.execute(DUCKDB_QUERY, {"hist": hist, "lens": lens, "first": first_hour,
                                "min_count": min_count, "max_speed": speedtile.MAX_SPEED})
-    seconds = time.perf_counter() - started
+    seconds = (time.perf_counter() - started, time.process_time() - cpu)
     names = [d[0] for d in con.execute("SELECT * FROM speeds LIMIT 0").description]
-    rows = {r[0]: dict(zip(names, r, strict=True)) for r in con.execute("SELECT * FROM speeds").fetchall()}
+    rows = {r[0]: dict(zip(names, r, strict=True))
+            for r in con.execute("SELECT * FROM speeds").fetchall()}
     return seconds, rows
 
 
@@ -402,10 +404,11 @@ def polars_query(hist: str, lens: str, first_hour: int, min_count: int) -> pl.La
 
 
 def run_polars(hist: str, lens: str, first_hour: int, min_count: int = 1
-               ) -> tuple[float, dict[int, dict[str, Any]]]:
-    started = time.perf_counter()
+               ) -> tuple[tuple[float, float], dict[int, dict[str, Any]]]:
+    """(wall s, CPU s of this process, all threads), the rows."""
+    started, cpu = time.perf_counter(), time.process_time()
     frame = polars_query(hist, lens, first_hour, min_count).collect()
-    seconds = time.perf_counter() - started
+    seconds = (time.perf_counter() - started, time.process_time() - cpu)
     return seconds, {r["segment_id"]: r for r in frame.iter_rows(named=True)}
 
 
@@ -490,11 +493,11 @@ def main() -> None:
             print(f"c:      {c_s:7.2f} s  {_cpu(c_cpu)}  PostgreSQL in and out, binary COPY + C"
                   f"; {result.segments:,} segments, {result.observations:,} observations")
             print(f"        sql rows differ from c in {compare(c_rows, sql_rows)} segments")
-            duck_s, duck_rows = run_duckdb(hist, lens, first_hour)
-            print(f"duckdb: {duck_s:7.2f} s  (2 threads) Parquet in, table out; "
+            (duck_s, duck_cpu), duck_rows = run_duckdb(hist, lens, first_hour)
+            print(f"duckdb: {duck_s:7.2f} s  {_cpu(duck_cpu)}  2 threads, Parquet in, table out; "
                   f"{compare(c_rows, duck_rows)} segments differ from c")
-            polars_s, polars_rows = run_polars(hist, lens, first_hour)
-            print(f"polars: {polars_s:7.2f} s  Parquet in, DataFrame out; "
+            (polars_s, polars_cpu), polars_rows = run_polars(hist, lens, first_hour)
+            print(f"polars: {polars_s:7.2f} s  {_cpu(polars_cpu)}  Parquet in, DataFrame out; "
                   f"{compare(c_rows, polars_rows)} segments differ from c")
             if args.python:
                 python_s, python_cpu = run_python(url)
@@ -502,7 +505,10 @@ def main() -> None:
                 print(f"python: {python_s:7.2f} s  {_cpu(python_cpu)}  (fetch, loop, COPY back)"
                       f"; {compared:,} segments compared, {differ} differ")
         print(f"load average: {os.getloadavg()[0]:.1f}")
-        print(f"ratios: c vs sql {sql_s / c_s:.2f}x, c vs polars {polars_s / c_s:.2f}x")
+        print(f"ratios (wall): c vs sql {sql_s / c_s:.2f}x, c vs polars {polars_s / c_s:.2f}x")
+        if c_cpu and sql_cpu:
+            print(f"ratios (CPU s): c vs sql {sql_cpu / c_cpu:.2f}x, "
+                  f"c vs duckdb {duck_cpu / c_cpu:.2f}x, c vs polars {polars_cpu / c_cpu:.2f}x")
         print(f"ratio_vs_duckdb={duck_s / c_s:.2f}")
     finally:
         if not args.keep:
