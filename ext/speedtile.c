@@ -14,9 +14,18 @@
  * feed(buffer) any number of times (chunks of the COPY stream; a chunk may end anywhere),
  * take() -> bytes (the output so far, handed over), finish() -> bytes (the rest and the
  * trailer). Attributes rows, segments.
+ *
+ * drain(pgconn_address) reads a COPY TO STDOUT in progress on that libpq connection (the
+ * address psycopg gives as ``pgconn.pgconn_ptr``) straight from libpq, up to and including
+ * the binary trailer, and leaves the end of the COPY (its result) to the driver: a Python
+ * loop over millions of one-row messages costs more than the arithmetic. It calls the libpq
+ * already loaded in the process (found by name, there must be exactly one), never another.
  */
+#define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -443,6 +452,94 @@ fail:
     return NULL;
 }
 
+/* ---- reading a COPY straight from the driver's libpq ---------------------------------- */
+
+typedef int (*get_copy_data_fn)(void *conn, char **buffer, int async);
+typedef void (*free_mem_fn)(void *ptr);
+typedef char *(*error_message_fn)(const void *conn);
+
+static get_copy_data_fn pq_get_copy_data;
+static free_mem_fn pq_free_mem;
+static error_message_fn pq_error_message;
+
+typedef struct {
+    char path[4096];
+    int found;
+    int ambiguous;
+} LibpqSearch;
+
+static int find_libpq(struct dl_phdr_info *info, size_t size, void *data) {
+    LibpqSearch *search = data;
+    const char *name = info->dlpi_name;
+    const char *base = name ? strrchr(name, '/') : NULL;
+    base = base ? base + 1 : name;
+    if (!base || strncmp(base, "libpq", 5) != 0 || (base[5] != '.' && base[5] != '-'))
+        return 0;
+    if (search->found && strcmp(search->path, name) != 0) search->ambiguous = 1;
+    if (!search->found && strlen(name) < sizeof search->path) {
+        strcpy(search->path, name);
+        search->found = 1;
+    }
+    return 0;
+}
+
+static int load_libpq(void) {
+    if (pq_get_copy_data) return 0;
+    LibpqSearch search = {{0}, 0, 0};
+    dl_iterate_phdr(find_libpq, &search);
+    if (!search.found || search.ambiguous) {
+        PyErr_SetString(PyExc_RuntimeError, search.found ? "more than one libpq is loaded"
+                                                         : "no libpq is loaded");
+        return -1;
+    }
+    void *handle = dlopen(search.path, RTLD_LAZY | RTLD_NOLOAD);
+    if (!handle) {
+        PyErr_Format(PyExc_RuntimeError, "cannot open the loaded libpq %s", search.path);
+        return -1;
+    }
+    get_copy_data_fn get = (get_copy_data_fn)dlsym(handle, "PQgetCopyData");
+    free_mem_fn free_mem = (free_mem_fn)dlsym(handle, "PQfreemem");
+    error_message_fn message = (error_message_fn)dlsym(handle, "PQerrorMessage");
+    if (!get || !free_mem || !message) {
+        PyErr_SetString(PyExc_RuntimeError, "libpq without PQgetCopyData");
+        return -1;
+    }
+    pq_free_mem = free_mem;
+    pq_error_message = message;
+    pq_get_copy_data = get;
+    return 0;
+}
+
+static PyObject *Builder_feed(Builder *b, PyObject *arg);
+
+static PyObject *Builder_drain(Builder *b, PyObject *arg) {
+    void *conn = PyLong_AsVoidPtr(arg);
+    if (!conn) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no connection");
+        return NULL;
+    }
+    if (load_libpq()) return NULL;
+    while (!b->trailer_seen) {
+        char *data = NULL;
+        int n;
+        Py_BEGIN_ALLOW_THREADS
+        n = pq_get_copy_data(conn, &data, 0);
+        Py_END_ALLOW_THREADS
+        if (n == -1) break; /* ended without a trailer: finish() says so */
+        if (n < 0) {
+            PyErr_Format(PyExc_RuntimeError, "COPY read failed: %s", pq_error_message(conn));
+            return NULL;
+        }
+        PyObject *view = PyMemoryView_FromMemory(data, n, PyBUF_READ);
+        PyObject *r = view ? Builder_feed(b, view) : NULL;
+        Py_XDECREF(view);
+        pq_free_mem(data);
+        if (!r) return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *take_out(Builder *b) {
     PyObject *r = PyBytes_FromStringAndSize(b->out.data, (Py_ssize_t)b->out.len);
     if (r) b->out.len = 0;
@@ -527,6 +624,8 @@ static PyObject *Builder_segments(Builder *b, void *unused) {
 static PyMethodDef Builder_methods[] = {
     {"feed", (PyCFunction)Builder_feed, METH_O, "Parse a chunk of the binary COPY input."},
     {"take", (PyCFunction)Builder_take, METH_NOARGS, "The output so far (binary COPY)."},
+    {"drain", (PyCFunction)Builder_drain, METH_O,
+     "Feed a COPY in progress, read straight from the libpq connection at this address."},
     {"finish", (PyCFunction)Builder_finish, METH_NOARGS, "The rest of the output."},
     {NULL, NULL, 0, NULL},
 };
@@ -549,10 +648,24 @@ static PyTypeObject BuilderType = {
     .tp_getset = Builder_getset,
 };
 
+static PyObject *has_libpq(PyObject *self, PyObject *unused) {
+    if (load_libpq()) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"has_libpq", has_libpq, METH_NOARGS,
+     "Whether exactly one libpq is loaded, so that Builder.drain can read from it."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_speedtile",
     "The speed-tile build's per-(segment, hour) loop (twin: renderer.traffic.speedtile).",
-    -1, NULL, NULL, NULL, NULL, NULL,
+    -1, module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__speedtile(void) {

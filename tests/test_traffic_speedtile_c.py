@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from renderer import _speedtile  # type: ignore[attr-defined]
 from renderer.db import Database
 from renderer.errors import ConfigError
-from renderer.traffic import speedtile
+from renderer.traffic import speedtile, speedtile_c
 from renderer.traffic.speedtile import SegmentWeek
 from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import FIRST, Row, _random_week, build, speeds
@@ -188,6 +188,20 @@ def test_c_reruns_are_byte_identical(db: Database) -> None:
             dumps.append(conn.execute(
                 "SELECT segment_id, (t.*)::text FROM traffic_speeds t ORDER BY 1").fetchall())
     assert dumps[0] == dumps[1] and dumps[0]
+
+
+def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows, lengths = _random_week(random.Random(8))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    build(db)
+    direct = speeds(db)
+    monkeypatch.setattr(speedtile_c._speedtile, "has_libpq", lambda: False)
+    build(db)
+    assert speeds(db) == direct
 
 
 def test_an_unknown_engine_is_a_config_error(db: Database) -> None:

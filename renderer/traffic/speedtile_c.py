@@ -36,20 +36,16 @@ def build_speeds_c(conn: Connection, params: dict[str, Any]) -> int:
             values.append(length)
     builder = _speedtile.Builder(params["mode"], params["first_hour"], params["min_count"],
                                  params["max_speed"], ids.tobytes(), values.tobytes())
-    chunks: list[bytes] = []
-    pending = 0
     with conn.cursor() as cur:
         with cur.copy(query("traffic_speedtile.histogram_rows_copy"), params) as copy:
-            feed, take = builder.feed, builder.take
-            for data in copy:
-                feed(data)
-                pending += 1
-                if pending >= 65536:  # hand the output over now and then: fewer big copies
-                    pending = 0
-                    chunks.append(take())
-        chunks.append(builder.finish())
+            if _speedtile.has_libpq():
+                # read by C from the driver's own libpq: a Python loop over millions of
+                # one-row messages would cost more than the whole computation
+                builder.drain(conn.pgconn.pgconn_ptr)
+            for data in copy:  # after a drain: only the end of the COPY, its result
+                builder.feed(data)
+        rows = memoryview(builder.finish())
         with cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
-            for chunk in chunks:
-                for at in range(0, len(chunk), _OUT_CHUNK):
-                    copy.write(chunk[at:at + _OUT_CHUNK])
+            for at in range(0, len(rows), _OUT_CHUNK):
+                copy.write(rows[at:at + _OUT_CHUNK])
     return int(builder.segments)
