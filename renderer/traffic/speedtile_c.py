@@ -16,7 +16,7 @@ twin's ``round``).
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Any, cast
 
 from renderer import _speedtile  # type: ignore[attr-defined]
 from renderer.db import Connection, query, tuple_row
@@ -41,7 +41,7 @@ def build_speeds_c(conn: Connection, params: dict[str, Any]) -> int:
             if _speedtile.has_libpq():
                 # read by C from the driver's own libpq: a Python loop over millions of
                 # one-row messages would cost more than the whole computation
-                builder.drain(conn.pgconn.pgconn_ptr)
+                builder.drain(cast(Any, conn.pgconn).pgconn_ptr)  # libpq's PGconn *
             for data in copy:  # after a drain: only the end of the COPY, its result
                 builder.feed(data)
         rows = memoryview(builder.finish())
