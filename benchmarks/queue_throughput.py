@@ -1,17 +1,27 @@
-"""Work-queue throughput: ours vs PgQueuer vs procrastinate, side by side in one run.
+"""Work-queue throughput: ours vs PgQueuer (vs procrastinate), a fair race in one run.
 
 No-op items, claim + complete per second, on the same PostgreSQL (an embedded cluster in a
-temporary home, default renderer settings, fsync on) with the same number of worker
-processes for each system. Each system's workers start on an empty queue and report ready;
-then the items are inserted in one transaction and the clock runs from its commit until the
-queue is drained (polled every 20 ms). PgQueuer runs at its best settings (asyncpg, dequeue
-batch 100), procrastinate at its defaults (one job at a time per worker).
+temporary home, default renderer settings, fsync on), each system in its own database with
+the same number of worker processes. Each system's workers start on an empty queue and
+report ready; then the items are inserted in one transaction and the clock runs from its
+commit until the queue is drained. Fair means:
+
+- the same number of items for every contender (``--items``);
+- the same drain check for every contender: ``SELECT EXISTS (unfinished item)`` every 20 ms;
+- each contender at its best settings, found by a small sweep that is printed (ours: claim
+  batch; PgQueuer: dequeue batch and queue managers per process), at ``--sweep-items``
+  items each; the final race then runs both at their best with ``--items``.
+
+PgQueuer's own benchmark tool is run too when the installed package ships it (it is not in
+the wheel of pgqueuer 0.x: then the line says so). procrastinate (one job at a time per
+worker) is opt-in (``--procrastinate``): it is not a goal.
 
 Then claim latency (one-item claims, median) with 10k and with 5M rows of history.
 
-    python benchmarks/queue_throughput.py [--processes N] [--items N] [--history N]
+    python benchmarks/queue_throughput.py [--processes N] [--items N] [--sweep-items N]
+    python benchmarks/queue_throughput.py --items 20000 --sweep-items 5000 --history 100000
 
-The last line is ``ours=<n>/s pgqueuer=<n>/s procrastinate=<n>/s ratio_vs_pgqueuer=<r>``.
+The last line is ``ours=<n>/s pgqueuer=<n>/s ratio_vs_pgqueuer=<r>``.
 """
 
 from __future__ import annotations
@@ -41,7 +51,8 @@ KIND = "bench_noop"
 
 if __name__ == "queue_throughput":
     # Imported by our worker processes (RENDERER_PLUGINS=queue_throughput).
-    @queue.register(KIND, batch_size=500, time_limit=60)
+    @queue.register(KIND, batch_size=int(os.environ.get("BENCH_BATCH", "500")),
+                    time_limit=60)
     def _noop(job: queue.Job) -> None:
         """Nothing: the benchmark measures the queue."""
 
@@ -103,12 +114,13 @@ def _ours_child(url: str, ready: Any) -> None:
     worker.run_worker(url, kinds=[KIND], poll_seconds=1.0, notify=True)
 
 
-def bench_ours(server_url: str, n: int, processes: int) -> float:
+def bench_ours(server_url: str, n: int, processes: int, batch: int = 500) -> float:
     from renderer import schema
 
     url = _database(server_url, "bench_ours")
     schema.upgrade(url)
     os.environ["RENDERER_PLUGINS"] = "queue_throughput"
+    os.environ["BENCH_BATCH"] = str(batch)
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Value("i", 0)
     procs = [ctx.Process(target=_ours_child, args=(url, ready)) for _ in range(processes)]
@@ -128,7 +140,7 @@ def bench_ours(server_url: str, n: int, processes: int) -> float:
 
 # -- PgQueuer --------------------------------------------------------------------------------
 
-def _pgq_child(dsn: str, ready: Any, managers: int) -> None:
+def _pgq_child(dsn: str, ready: Any, managers: int, batch: int) -> None:
     import asyncpg
     from pgqueuer.qm import QueueManager
     from pgqueuer.queries import Queries
@@ -151,7 +163,7 @@ def _pgq_child(dsn: str, ready: Any, managers: int) -> None:
             loop.add_signal_handler(signal.SIGTERM, qm.shutdown.set)
         with ready.get_lock():
             ready.value += 1
-        await asyncio.gather(*(qm.run(batch_size=100, dequeue_timeout=timedelta(seconds=1))
+        await asyncio.gather(*(qm.run(batch_size=batch, dequeue_timeout=timedelta(seconds=1))
                                for qm in qms))
 
     try:
@@ -172,7 +184,8 @@ def _dsn(url: str) -> str:
             f"?host={query['host'][0]}&port={query.get('port', ['5432'])[0]}")
 
 
-def bench_pgqueuer(server_url: str, n: int, processes: int, managers: int) -> float:
+def bench_pgqueuer(server_url: str, n: int, processes: int, managers: int,
+                   batch: int) -> float:
     import asyncpg
     from pgqueuer.queries import Queries
 
@@ -187,7 +200,7 @@ def bench_pgqueuer(server_url: str, n: int, processes: int, managers: int) -> fl
     asyncio.run(install())
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Value("i", 0)
-    procs = [ctx.Process(target=_pgq_child, args=(dsn, ready, managers))
+    procs = [ctx.Process(target=_pgq_child, args=(dsn, ready, managers, batch))
              for _ in range(processes)]
     for p in procs:
         p.start()
@@ -202,7 +215,8 @@ def bench_pgqueuer(server_url: str, n: int, processes: int, managers: int) -> fl
         asyncio.run(go())
 
     try:
-        return _drain(url, "SELECT count(*) FROM pgqueuer", n, ready, processes, enqueue)
+        return _drain(url, "SELECT EXISTS (SELECT 1 FROM pgqueuer)", n, ready, processes,
+                      enqueue)
     finally:
         _stop(procs)
 
@@ -252,8 +266,8 @@ def bench_procrastinate(server_url: str, n: int, processes: int) -> float:
         asyncio.run(go())
 
     try:
-        return _drain(url, "SELECT count(*) FROM procrastinate_jobs"
-                      " WHERE status IN ('todo', 'doing')", n, ready, processes, enqueue)
+        return _drain(url, "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs"
+                      " WHERE status IN ('todo', 'doing'))", n, ready, processes, enqueue)
     finally:
         _stop(procs)
 
@@ -295,14 +309,41 @@ def bench_latency(server_url: str, small: int, large: int, rounds: int) -> tuple
     return low, high
 
 
+def pgqueuer_own_tool() -> Path | None:
+    """PgQueuer's own benchmark script, if the installed distribution ships one."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("pgqueuer") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name == "benchmark.py":
+            return Path(str(f.locate()))
+    return None
+
+
+def sweep(label: str, run: Callable[..., float], grid: list[dict[str, int]]) -> dict[str, int]:
+    """Run each setting of the grid once; print and return the fastest."""
+    best, best_rate = grid[0], 0.0
+    for setting in grid:
+        rate = run(**setting)
+        print(f"  sweep {label} {setting}: {rate:.0f}/s", flush=True)
+        if rate > best_rate:
+            best, best_rate = setting, rate
+    print(f"  best {label}: {best}", flush=True)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1))
-    parser.add_argument("--items", type=int, default=200_000, help="no-op items for ours")
-    parser.add_argument("--pgqueuer-items", type=int, default=100_000)
-    parser.add_argument("--pgqueuer-managers", type=int, default=5,
-                        help="queue managers per PgQueuer process (its benchmark's default)")
-    parser.add_argument("--procrastinate-items", type=int, default=3_000)
+    parser.add_argument("--items", type=int, default=100_000,
+                        help="no-op items, the same for every contender")
+    parser.add_argument("--sweep-items", type=int, default=20_000,
+                        help="items per sweep setting (0: no sweep, defaults)")
+    parser.add_argument("--procrastinate", action="store_true",
+                        help="also race procrastinate (slow: one job at a time per worker)")
     parser.add_argument("--history", type=int, default=5_000_000)
     parser.add_argument("--rounds", type=int, default=500, help="claims per latency sample")
     parser.add_argument("--only", choices=["ours", "pgqueuer", "procrastinate", "latency"])
@@ -313,23 +354,40 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="renderer-bench-"))
     cluster = Cluster(home)
     server_url = cluster.ensure_started()
-    print(f"PostgreSQL in {home}; {args.processes} worker processes per system", flush=True)
+    print(f"PostgreSQL in {home}; {args.processes} worker processes per system; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     results: dict[str, float] = {}
+    ours_best: dict[str, int] = {"batch": 500}
+    pgq_best: dict[str, int] = {"batch": 500, "managers": 1}
     try:
+        if args.sweep_items:
+            if args.only in (None, "ours"):
+                ours_best = sweep("ours", lambda batch: bench_ours(
+                    server_url, args.sweep_items, args.processes, batch),
+                    [{"batch": b} for b in (100, 500, 1000)])
+            if args.only in (None, "pgqueuer"):
+                pgq_best = sweep("pgqueuer", lambda batch, managers: bench_pgqueuer(
+                    server_url, args.sweep_items, args.processes, managers, batch),
+                    [{"batch": b, "managers": m} for b in (100, 500) for m in (1, 5)])
         if args.only in (None, "ours"):
-            results["ours"] = bench_ours(server_url, args.items, args.processes)
-            print(f"ours: {args.items} items, {results['ours']:.0f}/s", flush=True)
-        if args.only in (None, "pgqueuer"):
-            results["pgqueuer"] = bench_pgqueuer(server_url, args.pgqueuer_items,
-                                                 args.processes, args.pgqueuer_managers)
-            print(f"pgqueuer: {args.pgqueuer_items} jobs, {results['pgqueuer']:.0f}/s",
+            results["ours"] = bench_ours(server_url, args.items, args.processes,
+                                         ours_best["batch"])
+            print(f"ours: {args.items} items at {ours_best}, {results['ours']:.0f}/s",
                   flush=True)
-        if args.only in (None, "procrastinate"):
-            results["procrastinate"] = bench_procrastinate(server_url,
-                                                           args.procrastinate_items,
+        if args.only in (None, "pgqueuer"):
+            results["pgqueuer"] = bench_pgqueuer(server_url, args.items, args.processes,
+                                                 pgq_best["managers"], pgq_best["batch"])
+            print(f"pgqueuer: {args.items} jobs at {pgq_best}, {results['pgqueuer']:.0f}/s",
+                  flush=True)
+            tool = pgqueuer_own_tool()
+            print(f"pgqueuer's own benchmark tool: {tool}" if tool else
+                  "pgqueuer's own benchmark tool: not shipped in the installed package "
+                  "(pip show -f pgqueuer); not run", flush=True)
+        if args.procrastinate or args.only == "procrastinate":
+            results["procrastinate"] = bench_procrastinate(server_url, args.items,
                                                            args.processes)
-            print(f"procrastinate: {args.procrastinate_items} jobs, "
-                  f"{results['procrastinate']:.0f}/s", flush=True)
+            print(f"procrastinate: {args.items} jobs, {results['procrastinate']:.0f}/s",
+                  flush=True)
         if args.only in (None, "latency"):
             low, high = bench_latency(server_url, 10_000, args.history, args.rounds)
             print(f"claim latency (median of {args.rounds}): {low:.3f} ms with 10k rows, "
@@ -338,8 +396,8 @@ def main() -> None:
     finally:
         cluster.stop()
     ours, pgq = results.get("ours", 0.0), results.get("pgqueuer", 0.0)
+    print(f"load average: {os.getloadavg()[0]:.1f}")
     print(f"ours={ours:.0f}/s pgqueuer={pgq:.0f}/s "
-          f"procrastinate={results.get('procrastinate', 0.0):.0f}/s "
           f"ratio_vs_pgqueuer={ours / pgq if pgq else 0:.2f}")
 
 

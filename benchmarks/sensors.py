@@ -50,11 +50,14 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
+import polars as pl
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from scratch import drop_database, scratch_database
 
 from renderer.db import connect, resolve_url
@@ -255,6 +258,117 @@ def run_pandas(url: str, day: date,
     return elapsed, cpu, compute, len(out), int(mismatches)
 
 
+# --- DuckDB and Polars: the same day (with its context) as Parquet -------------------------
+
+def write_day_parquet(url: str, day: date, path: str) -> None:
+    """The rows READ gives (the day, 600 s before, each detector's previous record)."""
+    lo = datetime.combine(day, datetime.min.time(), UTC)
+    buf = io.BytesIO()
+    with psycopg.connect(url) as conn, conn.cursor().copy(READ, {"lo": lo}) as copy:
+        for block in copy:
+            buf.write(block)
+    buf.seek(0)
+    pq.write_table(pacsv.read_csv(buf), path)
+
+
+# The fastest DuckDB query we found: one window definition per frame over (uniqueid, t),
+# lag for the previous speed, RANGE frames in seconds; materialized as a table.
+DUCKDB_DAY = """
+CREATE OR REPLACE TABLE enriched AS
+SELECT uniqueid, t, currentspeed, previousspeed, avgspeed2minutes, avgspeed10minutes,
+       CASE WHEN currentspeed - previousspeed >= 20 THEN 1
+            WHEN currentspeed - previousspeed <= -20 THEN -1 ELSE 0 END AS speeddiffindicator,
+       CASE WHEN avgspeed2minutes <= 40 THEN 1 WHEN avgspeed2minutes <= 250 THEN 0
+            ELSE -1 END AS trafficjamindicator
+  FROM (SELECT uniqueid, t, currentspeed,
+               lag(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t) AS previousspeed,
+               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
+                                       RANGE BETWEEN 120 PRECEDING AND CURRENT ROW)
+                   AS avgspeed2minutes,
+               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
+                                       RANGE BETWEEN 600 PRECEDING AND CURRENT ROW)
+                   AS avgspeed10minutes
+          FROM read_parquet($path)) w
+ WHERE t >= $lo
+"""
+
+
+def run_duckdb(path: str, lo: int) -> tuple[float, float, pl.DataFrame]:
+    """(wall s, CPU s of this process), the enriched day."""
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    t0, c0 = time.perf_counter(), time.process_time()
+    con.execute(DUCKDB_DAY, {"path": path, "lo": lo})
+    took = (time.perf_counter() - t0, time.process_time() - c0)
+    frame = pl.from_arrow(con.execute("SELECT * FROM enriched").to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return (*took, frame)
+
+
+def polars_day(path: str, lo: int) -> pl.LazyFrame:
+    """The same in Polars' lazy API: sorted once, rolling means by time over detectors."""
+    speed = pl.col("currentspeed").cast(pl.Float64)
+    ts = pl.from_epoch(pl.col("t"), time_unit="s").alias("ts")
+    a2 = pl.col("avgspeed2minutes")
+    diff = pl.col("currentspeed") - pl.col("previousspeed")
+    return (pl.scan_parquet(path)
+            .sort("uniqueid", "t")
+            .with_columns(ts)
+            .with_columns(
+                previousspeed=pl.col("currentspeed").shift(1).over("uniqueid"),
+                avgspeed2minutes=speed.rolling_mean_by("ts", "120s", closed="both")
+                .over("uniqueid"),
+                avgspeed10minutes=speed.rolling_mean_by("ts", "600s", closed="both")
+                .over("uniqueid"))
+            .filter(pl.col("t") >= lo)
+            .with_columns(
+                speeddiffindicator=pl.when(diff >= 20).then(1).when(diff <= -20).then(-1)
+                .otherwise(0),
+                trafficjamindicator=pl.when(a2 <= 40).then(1).when(a2 <= 250).then(0)
+                .otherwise(-1))
+            .select("uniqueid", "t", "currentspeed", "previousspeed", "avgspeed2minutes",
+                    "avgspeed10minutes", "speeddiffindicator", "trafficjamindicator"))
+
+
+def run_polars(path: str, lo: int) -> tuple[float, float, pl.DataFrame]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    frame = polars_day(path, lo).collect()
+    return time.perf_counter() - t0, time.process_time() - c0, frame
+
+
+def ours_day(url: str, day: date) -> pl.DataFrame:
+    lo = datetime.combine(day, datetime.min.time(), UTC)
+    buf = io.BytesIO()
+    with psycopg.connect(url) as conn, conn.cursor().copy(
+            "COPY (SELECT uniqueid, extract(epoch FROM recordtimestamp)::bigint AS t,"
+            " previousspeed, avgspeed2minutes, avgspeed10minutes, speeddiffindicator,"
+            " trafficjamindicator FROM sensors_enriched WHERE recordtimestamp >= %(lo)s"
+            " AND recordtimestamp < %(lo)s + interval '1 day') TO STDOUT (FORMAT csv, HEADER)",
+            {"lo": lo}) as copy:
+        for block in copy:
+            buf.write(block)
+    buf.seek(0)
+    return pl.read_csv(buf)
+
+
+def differ(ours: pl.DataFrame, theirs: pl.DataFrame) -> int:
+    """Rows of either side without an equal row on the other (averages within 1e-9)."""
+    both = ours.join(theirs, on=["uniqueid", "t"], how="full", suffix="_x", coalesce=True)
+
+    def unequal(c: str, tolerance: float | None = None) -> pl.Expr:
+        a, b = pl.col(c).cast(pl.Float64), pl.col(c + "_x").cast(pl.Float64)
+        close = (a - b).abs() <= tolerance if tolerance else a == b
+        return (a.is_null() != b.is_null()) | (a.is_not_null() & b.is_not_null() & ~close)
+
+    bad = both.filter(
+        pl.col("speeddiffindicator").is_null()  # a row on one side only (never NULL else)
+        | pl.col("speeddiffindicator_x").is_null()
+        | unequal("previousspeed") | unequal("speeddiffindicator")
+        | unequal("trafficjamindicator") | unequal("avgspeed2minutes", 1e-9)
+        | unequal("avgspeed10minutes", 1e-9))
+    return bad.height
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
@@ -291,6 +405,19 @@ def main() -> None:
               f" {pd_compute:.1f} s compute; {bad} rows differ from ours", flush=True)
         if bad:
             raise SystemExit("pandas and SQL disagree: the comparison is void")
+        with tempfile.TemporaryDirectory(prefix="bench-sensors-") as folder:
+            path = os.path.join(folder, "day.parquet")
+            write_day_parquet(url, day, path)
+            lo = int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
+            ours = ours_day(url, day)
+            duck_s, duck_cpu, duck = run_duckdb(path, lo)
+            print(f"duckdb: {duck.height} rows in {duck_s:.2f} s ({duck_cpu:.2f} CPU s, "
+                  f"2 threads), Parquet in, table out; {differ(ours, duck)} rows differ "
+                  "from ours", flush=True)
+            pl_s, pl_cpu, polars_out = run_polars(path, lo)
+            print(f"polars: {polars_out.height} rows in {pl_s:.2f} s ({pl_cpu:.2f} CPU s), "
+                  f"Parquet in, DataFrame out; {differ(ours, polars_out)} rows differ "
+                  "from ours", flush=True)
         sql_rate, one_rate = sql_rows / sql_s, one_rows / one_s
         pd_rate, pd_compute_rate = pd_rows / pd_s, pd_rows / pd_compute
         if sql_cpu and pd_cpu and one_cpu:
@@ -301,6 +428,9 @@ def main() -> None:
             cpu = "sql_cpu=? pandas_cpu=? per_row_ratio=? one_day_ratio=?"
         print(f"sql={sql_rate:.0f}/s sql_one_day={one_rate:.0f}/s pandas={pd_rate:.0f}/s "
               f"pandas_compute={pd_compute_rate:.0f}/s {cpu} wall_ratio={sql_rate / pd_rate:.2f}")
+        print(f"load average: {os.getloadavg()[0]:.1f}; one day: ours {one_s:.2f} s, "
+              f"duckdb {duck_s:.2f} s, polars {pl_s:.2f} s; ratio_vs_polars={pl_s / one_s:.2f}")
+        print(f"ratio_vs_duckdb={duck_s / one_s:.2f}")
     finally:
         if not args.keep:
             drop_database(server, BENCH_DB)

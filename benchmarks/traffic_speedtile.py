@@ -1,39 +1,50 @@
-"""Benchmark (a) of issue 5: the speed tiles of one level-0 tile-week, bulk SQL vs a loop.
+"""Speed tiles of one level-0 tile-week: ours (PostgreSQL in and out) vs DuckDB and Polars.
 
 Generates (not timed) the histograms of one level-0 tile and its 16 level-1 children for
 one ISO week: 50,000 segments and 5,000,000 observations by default, with daily waves,
 a heavy-tailed volume per segment, 1-4 next segments each, congestion at rush hours and a
-few queues; binned as the histogram stage bins them. Then, in one run against the same
-database and the same rows:
+few queues; binned as the histogram stage bins them, loaded into PostgreSQL and written as
+Parquet. Then, in one run, each contender in turn:
 
-- sql: :func:`renderer.traffic.speedtile.build`, the speed-tile stage (delete, one bulk
-  INSERT ... SELECT over the week's histograms, summarize), committed;
-- python: a straightforward loop: fetch the same histogram rows and lengths, compute every
-  segment-hour in Python (:func:`renderer.traffic.speedtile.speeds_from_histograms`, the
-  tested twin of the SQL), write the rows back with COPY, committed.
+- c: :func:`renderer.traffic.speedtile.build` with the C engine (binary COPY out in key
+  order, ext/speedtile.c, binary COPY back into traffic_speeds), committed;
+- sql: the same with the SQL engine (one INSERT ... SELECT of aggregates and windows);
+- duckdb: the fastest query we found for DuckDB (2 threads, as the machine has 2 cores):
+  Parquet in, one GROUP BY per (segment, hour, next), one GROUP BY per (segment, hour)
+  joined back, lists per segment; materialized as a table (``DUCKDB_QUERY``);
+- polars: the same plan with Polars' lazy API (group_by, join, group_by into lists;
+  ``polars_query``), Parquet in, a collected DataFrame out;
+- python (``--python``): the plain-Python twin
+  (:func:`renderer.traffic.speedtile.speeds_from_histograms`), fetch + loop + COPY back: a
+  correctness twin, not the bar.
 
-Both must give the same speeds (checked); the last line is the ratio python / sql time
-(goal >= 10). Each side is also timed in CPU seconds: this process's plus its database
-backend's (``/proc/<pid>/stat``; parallel query off in both sessions, so the backend does all
-of the server's work), which other load on the machine barely moves; the ratio of those is
-printed too.
+Every output is compared with the C engine's rows (mean speed and speed variance may differ
+by one: float sums in another order). Times are wall seconds; ours also in CPU seconds
+(this process plus its database backend). The last line is ``ratio_vs_duckdb=R``: DuckDB's
+time over ours (the goal: >= 1.0).
 
     .venv/bin/python benchmarks/traffic_speedtile.py [--segments 50000 --observations 5000000]
+    .venv/bin/python benchmarks/traffic_speedtile.py --segments 2000 --observations 200000
 
 Uses the configured database server (RENDERER_DATABASE_URL or the embedded cluster) with a
-scratch database ``renderer_bench_speedtile`` that it drops afterwards. Needs numpy (the
-``bench`` extra) for the generator.
+scratch database ``renderer_bench_speedtile`` that it drops afterwards. Needs the ``bench``
+extra (numpy, pyarrow, duckdb, polars).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from typing import Any
 
+import duckdb
 import numpy as np
+import polars as pl
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 from psycopg.rows import dict_row
 from scratch import drop_database, scratch_database
 
@@ -149,12 +160,17 @@ class Clock:
                 None if cpu is None or self.cpu is None else cpu - self.cpu)
 
 
-def run_sql(url: str) -> tuple[tuple[float, float | None], speedtile.WeekBuild]:
+def run_ours(url: str, engine: str
+             ) -> tuple[tuple[float, float | None], speedtile.WeekBuild,
+                        dict[int, dict[str, Any]]]:
+    """One build with the given engine, committed; its time, result and rows."""
     with psycopg.connect(url, row_factory=dict_row) as conn:
         clock = Clock(conn)
-        result = speedtile.build(conn, speedtile.TileWeek("AUTO", TILE, WEEK))
+        result = speedtile.build(conn, speedtile.TileWeek("AUTO", TILE, WEEK), engine=engine)
         conn.commit()
-        return clock.stop(), result
+        took = clock.stop()
+        rows = {r["segment_id"]: r for r in conn.execute("SELECT * FROM traffic_speeds")}
+        return took, result, rows
 
 
 def run_python(url: str) -> tuple[float, float | None]:
@@ -185,6 +201,247 @@ def run_python(url: str) -> tuple[float, float | None]:
                                 *(getattr(week, c) for c in COLUMNS[3:])))
         conn.commit()
         return clock.stop()
+
+
+# --- DuckDB and Polars on the same rows as Parquet ------------------------------------------
+
+PER_HOUR = ("hours", "observations", "speeds", "mean_speeds", "speed_variances", "prevalences")
+PER_NEXT = ("next_hours", "next_ids", "next_counts", "delays", "delay_variances",
+            "queue_lengths", "queue_length_variances")
+
+
+def write_parquet(folder: str, bins: np.ndarray, lengths: dict[int, int]) -> tuple[str, str]:
+    nxt = bins[:, 1]
+    table = pa.table({
+        "segment_id": pa.array(bins[:, 0]),
+        "next_segment_id": pa.array(nxt, mask=nxt < 0),
+        "hour": pa.array(bins[:, 2].astype(np.int32)),
+        "duration_code": pa.array(bins[:, 3].astype(np.int16)),
+        "queue_code": pa.array(bins[:, 4].astype(np.int16)),
+        "count": pa.array(bins[:, 5]),
+    })
+    hist = os.path.join(folder, "histograms.parquet")
+    pq.write_table(table, hist)
+    lens = os.path.join(folder, "lengths.parquet")
+    pq.write_table(pa.table({"segment_id": pa.array(list(lengths), pa.int64()),
+                             "length": pa.array(list(lengths.values()), pa.int64())}), lens)
+    return hist, lens
+
+
+# The fastest DuckDB query we found: sums per (segment, hour, next) in one hash GROUP BY, the
+# hour's figures in a second GROUP BY over those (not a window: DuckDB's windows sort), the
+# per-next values from a join back; per segment ONE ordered list of structs per group (one
+# sort per group, not one per column: 13 list(... ORDER BY) were slower), split into the
+# columns by list_transform. Rounding half to even (round_even), as ours.
+DUCKDB_QUERY = """
+CREATE OR REPLACE TABLE speeds AS
+WITH h AS (
+  SELECT segment_id, next_segment_id, hour, count::DOUBLE AS c, queue_code::DOUBLE AS q,
+         (CASE WHEN duration_code < 64 THEN duration_code
+               WHEN duration_code < 128 THEN 64 + (duration_code - 64) * 2
+               WHEN duration_code < 192 THEN 192 + (duration_code - 128) * 5
+               ELSE 512 + (duration_code - 192) * 10 END)::DOUBLE AS d
+    FROM read_parquet($hist)
+), bins AS (
+  SELECT segment_id, hour, next_segment_id, sum(c) AS n, sum(c * d) AS sd,
+         sum(c * d * d) AS sdd, sum(c * q) AS sq, sum(c * q * q) AS sqq
+    FROM h GROUP BY ALL
+), hours AS (
+  SELECT segment_id, hour, min(sd / n) AS min_d, sum(n) AS total,
+         sum(n) FILTER (WHERE sd > 0) AS n_pos, sum(n * n / sd) FILTER (WHERE sd > 0) AS inv,
+         count(*) FILTER (WHERE sd > 0) AS nv, sum(n / sd) FILTER (WHERE sd > 0) AS sv,
+         sum(n * n / sd / sd) FILTER (WHERE sd > 0) AS svv
+    FROM bins GROUP BY ALL
+), hl AS (
+  SELECT hours.*, l.length::DOUBLE AS length, (hour - $first)::SMALLINT AS how,
+         total >= $min_count AS published,
+         (((((segment_id % 2147483647) * 48271 + (hour - $first)) % 2147483647) * 48271
+           + $first) % 2147483647) * 48271 % 2147483647 % 100 AS r
+    FROM hours LEFT JOIN read_parquet($lens) l USING (segment_id)
+), hv AS (
+  SELECT *, CASE WHEN published AND length IS NOT NULL AND min_d > 0
+                      AND round_even(3.6 * length / min_d, 0) <= $max_speed
+                 THEN round_even(3.6 * length / min_d, 0) ELSE 0 END AS speed
+    FROM hl
+), per_hour AS (
+  SELECT segment_id, min(length)::INTEGER AS length,
+         list({'how': how, 'total': total::BIGINT, 'speed': speed::SMALLINT,
+               'mean': (CASE WHEN published AND length IS NOT NULL AND n_pos > 0
+                              AND round_even(3.6 * length * inv / n_pos, 0) <= $max_speed
+                             THEN round_even(3.6 * length * inv / n_pos, 0)
+                             ELSE 0 END)::SMALLINT,
+               'var': (CASE WHEN speed > 0
+                            THEN round_even((3.6 * length) * (3.6 * length)
+                                            * greatest(svv / nv - (sv / nv) * (sv / nv), 0), 0)
+                            ELSE 0 END)::INTEGER,
+               'prev': (CASE WHEN NOT published OR total <= 0 THEN 0
+                             WHEN total > 90 THEN 10
+                             ELSE greatest(1, 1 + (total > 2)::INT + (total > 6)::INT
+                                           + (total > 12)::INT + (total > 20)::INT
+                                           + (total > 30)::INT + (total > 42)::INT
+                                           + (total > 56)::INT + (total > 72)::INT
+                                           + CASE WHEN r < 15 THEN -1 WHEN r >= 85 THEN 1
+                                                  ELSE 0 END)
+                        END)::SMALLINT} ORDER BY how) AS h
+    FROM hv GROUP BY segment_id
+), per_next AS (
+  SELECT b.segment_id,
+         list({'how': hv.how, 'id': b.next_segment_id, 'n': b.n::BIGINT,
+               'delay': round_even(b.sd / b.n - hv.min_d, 0)::INTEGER,
+               'dvar': round_even(greatest(b.sdd / b.n - (b.sd / b.n) * (b.sd / b.n), 0),
+                                  0)::BIGINT,
+               'ql': coalesce(round_even(b.sq / b.n * hv.length / 255, 0), 0)::INTEGER,
+               'qv': coalesce(round_even(greatest(b.sqq / b.n - (b.sq / b.n) * (b.sq / b.n), 0)
+                                         * (hv.length / 255) * (hv.length / 255), 0),
+                              0)::BIGINT}
+              ORDER BY b.hour, b.next_segment_id NULLS LAST) AS x
+    FROM bins b JOIN hv USING (segment_id, hour)
+   WHERE hv.published
+   GROUP BY b.segment_id
+)
+SELECT segment_id, length,
+       list_transform(h, lambda e: e.how) AS hours,
+       list_transform(h, lambda e: e.total) AS observations,
+       list_transform(h, lambda e: e.speed) AS speeds,
+       list_transform(h, lambda e: e.mean) AS mean_speeds,
+       list_transform(h, lambda e: e.var) AS speed_variances,
+       list_transform(h, lambda e: e.prev) AS prevalences,
+       list_transform(x, lambda e: e.how) AS next_hours,
+       list_transform(x, lambda e: e.id) AS next_ids,
+       list_transform(x, lambda e: e.n) AS next_counts,
+       list_transform(x, lambda e: e.delay) AS delays,
+       list_transform(x, lambda e: e.dvar) AS delay_variances,
+       list_transform(x, lambda e: e.ql) AS queue_lengths,
+       list_transform(x, lambda e: e.qv) AS queue_length_variances
+  FROM per_hour LEFT JOIN per_next USING (segment_id)
+"""
+
+
+def run_duckdb(hist: str, lens: str, first_hour: int, min_count: int = 1
+               ) -> tuple[tuple[float, float], dict[int, dict[str, Any]]]:
+    """(wall s, CPU s of this process, all threads), the rows."""
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    started, cpu = time.perf_counter(), time.process_time()
+    con.execute(DUCKDB_QUERY, {"hist": hist, "lens": lens, "first": first_hour,
+                               "min_count": min_count, "max_speed": speedtile.MAX_SPEED})
+    seconds = (time.perf_counter() - started, time.process_time() - cpu)
+    names = [d[0] for d in con.execute("SELECT * FROM speeds LIMIT 0").description]
+    rows = {r[0]: dict(zip(names, r, strict=True))
+            for r in con.execute("SELECT * FROM speeds").fetchall()}
+    return seconds, rows
+
+
+def polars_query(hist: str, lens: str, first_hour: int, min_count: int) -> pl.LazyFrame:
+    """The DuckDB plan in Polars' lazy API."""
+    code = pl.col("duration_code").cast(pl.Int64)
+    d = (pl.when(code < 64).then(code)
+         .when(code < 128).then(64 + (code - 64) * 2)
+         .when(code < 192).then(192 + (code - 128) * 5)
+         .otherwise(512 + (code - 192) * 10)).cast(pl.Float64)
+    c = pl.col("count").cast(pl.Float64)
+    q = pl.col("queue_code").cast(pl.Float64)
+    bins = (pl.scan_parquet(hist)
+            .with_columns(d=d, c=c, q=q)
+            .group_by("segment_id", "hour", "next_segment_id")
+            .agg(n=pl.col("c").sum(), sd=(pl.col("c") * pl.col("d")).sum(),
+                 sdd=(pl.col("c") * pl.col("d") * pl.col("d")).sum(),
+                 sq=(pl.col("c") * pl.col("q")).sum(),
+                 sqq=(pl.col("c") * pl.col("q") * pl.col("q")).sum()))
+    timed = pl.col("sd") > 0
+    n, sd = pl.col("n"), pl.col("sd")
+    hours = (bins.group_by("segment_id", "hour")
+             .agg(min_d=(sd / n).min(), total=n.sum(),
+                  n_pos=n.filter(timed).sum(), inv=(n * n / sd).filter(timed).sum(),
+                  nv=timed.sum().cast(pl.Float64), sv=(n / sd).filter(timed).sum(),
+                  svv=(n * n / sd / sd).filter(timed).sum())
+             .join(pl.scan_parquet(lens), on="segment_id", how="left")
+             .with_columns(length=pl.col("length").cast(pl.Float64),
+                           how=(pl.col("hour") - first_hour).cast(pl.Int16),
+                           published=pl.col("total") >= min_count))
+    length, total = pl.col("length"), pl.col("total")
+    top = speedtile.MAX_SPEED
+
+    def capped(x: pl.Expr, when: pl.Expr) -> pl.Expr:
+        r = x.round(0, mode="half_to_even")
+        return pl.when(when & length.is_not_null() & (r <= top)).then(r).otherwise(0)
+
+    h1 = ((pl.col("segment_id") % 2147483647) * 48271 + pl.col("how").cast(pl.Int64)) \
+        % 2147483647
+    r = ((h1 * 48271 + first_hour) % 2147483647) * 48271 % 2147483647 % 100
+    base = sum(((total > b).cast(pl.Int64) for b in speedtile.PREVALENCE_BOUNDS[:-1]),
+               pl.lit(1, pl.Int64))
+    jit = pl.when(r < 15).then(-1).when(r >= 85).then(1).otherwise(0)
+    hv = hours.with_columns(
+        speed=capped(3.6 * length / pl.col("min_d"),
+                     pl.col("published") & (pl.col("min_d") > 0)))
+    per_hour = (hv.with_columns(
+        mean_speed=capped(3.6 * length * pl.col("inv") / pl.col("n_pos"),
+                          pl.col("published") & (pl.col("n_pos") > 0)).cast(pl.Int16),
+        variance=pl.when(pl.col("speed") > 0).then(
+            ((3.6 * length) * (3.6 * length)
+             * pl.max_horizontal(pl.col("svv") / pl.col("nv")
+                                 - (pl.col("sv") / pl.col("nv")) ** 2, 0))
+            .round(0, mode="half_to_even")).otherwise(0).cast(pl.Int32),
+        prevalence=pl.when(~pl.col("published") | (total <= 0)).then(0)
+        .when(total > 90).then(10)
+        .otherwise(pl.max_horizontal(1, base + jit)).cast(pl.Int16))
+        .sort("segment_id", "how")
+        .group_by("segment_id", maintain_order=True)
+        .agg(length=length.first().cast(pl.Int32), hours=pl.col("how"),
+             observations=total.cast(pl.Int64), speeds=pl.col("speed").cast(pl.Int16),
+             mean_speeds=pl.col("mean_speed"), speed_variances=pl.col("variance"),
+             prevalences=pl.col("prevalence")))
+    mean_d = sd / n
+    mq = pl.col("sq") / n
+    per_next = (bins.join(hv.filter(pl.col("published"))
+                          .select("segment_id", "hour", "how", "min_d", "length"),
+                          on=["segment_id", "hour"])
+                .sort("segment_id", "hour", "next_segment_id", nulls_last=True)
+                .group_by("segment_id", maintain_order=True)
+                .agg(next_hours=pl.col("how"), next_ids=pl.col("next_segment_id"),
+                     next_counts=n.cast(pl.Int64),
+                     delays=(mean_d - pl.col("min_d")).round(0, mode="half_to_even")
+                     .cast(pl.Int32),
+                     delay_variances=pl.max_horizontal(pl.col("sdd") / n - mean_d * mean_d, 0)
+                     .round(0, mode="half_to_even").cast(pl.Int64),
+                     queue_lengths=(mq * length / 255).round(0, mode="half_to_even")
+                     .fill_null(0).cast(pl.Int32),
+                     queue_length_variances=(
+                         pl.max_horizontal(pl.col("sqq") / n - mq * mq, 0)
+                         * (length / 255) * (length / 255))
+                     .round(0, mode="half_to_even").fill_null(0).cast(pl.Int64)))
+    return per_hour.join(per_next, on="segment_id", how="left")
+
+
+def run_polars(hist: str, lens: str, first_hour: int, min_count: int = 1
+               ) -> tuple[tuple[float, float], dict[int, dict[str, Any]]]:
+    """(wall s, CPU s of this process, all threads), the rows."""
+    started, cpu = time.perf_counter(), time.process_time()
+    frame = polars_query(hist, lens, first_hour, min_count).collect()
+    seconds = (time.perf_counter() - started, time.process_time() - cpu)
+    return seconds, {r["segment_id"]: r for r in frame.iter_rows(named=True)}
+
+
+def compare(ours: dict[int, dict[str, Any]], theirs: dict[int, dict[str, Any]]) -> int:
+    """Segments whose rows differ (mean speed and speed variance within one)."""
+    differ = len(set(ours) ^ set(theirs))
+    for segment_id, row in theirs.items():
+        mine = ours.get(segment_id)
+        if mine is None:
+            continue
+        for column in ("length", *PER_HOUR, *PER_NEXT):
+            a, b = mine[column], row[column]
+            if b is None and column in PER_NEXT:
+                b = []
+            if column in ("mean_speeds", "speed_variances"):
+                ok = len(a) == len(b) and all(abs(x - y) <= 1 for x, y in zip(a, b, strict=True))
+            else:
+                ok = list(a) == list(b) if isinstance(a, list) else a == b
+            if not ok:
+                differ += 1
+                break
+    return differ
 
 
 def same(url: str) -> tuple[int, int]:
@@ -220,31 +477,50 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=50_000)
     parser.add_argument("--observations", type=int, default=5_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--python", action="store_true",
+                        help="Also run the plain-Python twin (slow; a correctness twin).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
     args = parser.parse_args()
 
     server = resolve_url(config.load())
     url = scratch_database(server, BENCH_DB)
+    first_hour, _ = weeks.hour_range_of_week(WEEK)
     try:
-        started = time.perf_counter()
-        bins, lengths = generate(args.segments, args.observations, args.seed)
-        load(url, bins, lengths)
-        with psycopg.connect(url) as conn:
-            conn.execute("CREATE TABLE bench_python (LIKE traffic_speeds INCLUDING GENERATED)")
-        print(f"data: {len(lengths):,} segments, {int(bins[:, 5].sum()):,} observations in "
-              f"{len(bins):,} histogram rows, tile {TILE.level}/{TILE.index} + 16 children, "
-              f"{WEEK} (generated in {time.perf_counter() - started:.1f} s)")
-        (sql_s, sql_cpu), result = run_sql(url)
-        print(f"sql:    {sql_s:7.2f} s  {_cpu(sql_cpu)}  {result.segments:,} segments, "
-              f"{result.observations:,} observations, {len(result.tiles)} tiles")
-        python_s, python_cpu = run_python(url)
-        print(f"python: {python_s:7.2f} s  {_cpu(python_cpu)}  (fetch, loop, COPY back)")
-        compared, differ = same(url)
-        print(f"check:  {compared:,} segments compared, {differ} differ")
+        with tempfile.TemporaryDirectory(prefix="bench-speedtile-") as folder:
+            started = time.perf_counter()
+            bins, lengths = generate(args.segments, args.observations, args.seed)
+            load(url, bins, lengths)
+            hist, lens = write_parquet(folder, bins, lengths)
+            with psycopg.connect(url) as conn:
+                conn.execute("CREATE TABLE bench_python (LIKE traffic_speeds INCLUDING GENERATED)")
+            print(f"data: {len(lengths):,} segments, {int(bins[:, 5].sum()):,} observations in "
+                  f"{len(bins):,} histogram rows, tile {TILE.level}/{TILE.index} + 16 children, "
+                  f"{WEEK} (generated in {time.perf_counter() - started:.1f} s); "
+                  f"load average {os.getloadavg()[0]:.1f}")
+            (sql_s, sql_cpu), _, sql_rows = run_ours(url, "sql")
+            print(f"sql:    {sql_s:7.2f} s  {_cpu(sql_cpu)}  PostgreSQL in and out, "
+                  "aggregates and windows")
+            (c_s, c_cpu), result, c_rows = run_ours(url, "c")
+            print(f"c:      {c_s:7.2f} s  {_cpu(c_cpu)}  PostgreSQL in and out, binary COPY + C"
+                  f"; {result.segments:,} segments, {result.observations:,} observations")
+            print(f"        sql rows differ from c in {compare(c_rows, sql_rows)} segments")
+            (duck_s, duck_cpu), duck_rows = run_duckdb(hist, lens, first_hour)
+            print(f"duckdb: {duck_s:7.2f} s  {_cpu(duck_cpu)}  2 threads, Parquet in, table out; "
+                  f"{compare(c_rows, duck_rows)} segments differ from c")
+            (polars_s, polars_cpu), polars_rows = run_polars(hist, lens, first_hour)
+            print(f"polars: {polars_s:7.2f} s  {_cpu(polars_cpu)}  Parquet in, DataFrame out; "
+                  f"{compare(c_rows, polars_rows)} segments differ from c")
+            if args.python:
+                python_s, python_cpu = run_python(url)
+                compared, differ = same(url)
+                print(f"python: {python_s:7.2f} s  {_cpu(python_cpu)}  (fetch, loop, COPY back)"
+                      f"; {compared:,} segments compared, {differ} differ")
         print(f"load average: {os.getloadavg()[0]:.1f}")
-        if sql_cpu and python_cpu:
-            print(f"ratio python/sql in CPU seconds: {python_cpu / sql_cpu:.1f}x")
-        print(f"ratio python/sql: {python_s / sql_s:.1f}x (goal >= 10)")
+        print(f"ratios (wall): c vs sql {sql_s / c_s:.2f}x, c vs polars {polars_s / c_s:.2f}x")
+        if c_cpu and sql_cpu:
+            print(f"ratios (CPU s): c vs sql {sql_cpu / c_cpu:.2f}x, "
+                  f"c vs duckdb {duck_cpu / c_cpu:.2f}x, c vs polars {polars_cpu / c_cpu:.2f}x")
+        print(f"ratio_vs_duckdb={duck_s / c_s:.2f}")
     finally:
         if not args.keep:
             drop_database(server, BENCH_DB)

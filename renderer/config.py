@@ -50,6 +50,7 @@ class Settings:
     traffic_after: str = "archive"
     traffic_min_count: int = 1
     traffic_max_level: int = 1
+    traffic_speedtile_engine: str = "c"  # the speed-tile build: "c" (binary COPY + C) or "sql"
     traffic_reference_weeks: int = 52
     sensors_export: str = ""  # sensor export root; empty means the store, under sensors/
     web_host: str = "127.0.0.1"

@@ -304,3 +304,36 @@ SELECT EXISTS (SELECT 1 FROM traffic_histograms
        EXISTS (SELECT 1 FROM traffic_histograms
                 WHERE (segment_id & 33554431)::integer = (%(segment_id)s::bigint & 33554431)::integer
                   AND segment_id = %(segment_id)s) AS at_all;
+
+-- name: histogram_rows_copy
+-- The speed-tile build's C engine (renderer/traffic/speedtile_c.py): the week's histogram
+-- rows of the given tiles in key order (segment, hour, next segment NULLS LAST), as binary
+-- COPY, for ext/speedtile.c to compute what build_speeds computes.
+COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
+        FROM traffic_histograms
+       WHERE mode = %(mode)s
+         AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
+         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
+       ORDER BY segment_id, hour, next_segment_id)
+  TO STDOUT (FORMAT binary);
+
+-- name: segment_lengths
+-- The lengths build_speeds uses (its `lengths`), by segment id: the segments table when one
+-- is loaded, else the most common reported length.
+SELECT DISTINCT ON (segment_id) segment_id, length::bigint AS length
+  FROM (SELECT segment_id, length, 0 AS rank, 0::bigint AS observations
+          FROM traffic_segments
+         WHERE renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
+        UNION ALL
+        SELECT segment_id, length, 1, observations
+          FROM traffic_segment_lengths
+         WHERE renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)) x
+ ORDER BY segment_id, rank, observations DESC, length;
+
+-- name: speeds_copy
+-- The C engine's rows, binary COPY, in the column order of ext/speedtile.c.
+COPY traffic_speeds (mode, first_hour, segment_id, length, hours, observations, speeds,
+                     mean_speeds, speed_variances, prevalences, next_hours, next_ids,
+                     next_counts, delays, delay_variances, queue_lengths,
+                     queue_length_variances)
+  FROM STDIN (FORMAT binary);

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from renderer import tiles
 from renderer.binning import duration_seconds
 from renderer.db import Connection, query
-from renderer.errors import InputError
+from renderer.errors import ConfigError, InputError
 from renderer.profile import Next
 from renderer.queue import Job
 from renderer.tiles import Tile
-from renderer.traffic import export, weeks
+from renderer.traffic import export, speedtile_c, weeks
 from renderer.traffic.histogram import ConsumeResult
 from renderer.traffic.layout import Prefix
 
@@ -130,11 +130,14 @@ class WeekBuild:
 
 
 def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
-          max_level: int = 1) -> WeekBuild:
+          max_level: int = 1, engine: str = "c") -> WeekBuild:
     """Build the speeds of a tile-week and its descendants, inside the caller's transaction.
 
     Replaces the week's rows of those tiles, so a rebuild (late data, another
-    ``min_count``) leaves no trace of the previous one.
+    ``min_count``) leaves no trace of the previous one. ``engine`` (the setting
+    ``traffic_speedtile_engine``): ``c`` computes in ext/speedtile.c over binary COPY
+    (:mod:`renderer.traffic.speedtile_c`), ``sql`` in the bulk statement build_speeds; the
+    rows are the same.
     """
     if min_count < 1:
         raise InputError(f"min count must be at least 1, not {min_count}", "use --min-count 1")
@@ -146,9 +149,15 @@ def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
               "max_speed": MAX_SPEED, "root": root.index}
     conn.execute(query("traffic_speedtile.lock_week"), params)
     conn.execute(query("traffic_speedtile.delete_speeds"), params)
-    conn.execute(query("traffic_speedtile.streaming_plan"))  # transaction-local settings
-    conn.execute(query("traffic_speedtile.build_speeds"), params)
-    conn.execute(query("traffic_speedtile.default_plan"))
+    if engine == "c":
+        speedtile_c.build_speeds_c(conn, params)
+    elif engine == "sql":
+        conn.execute(query("traffic_speedtile.streaming_plan"))  # transaction-local settings
+        conn.execute(query("traffic_speedtile.build_speeds"), params)
+        conn.execute(query("traffic_speedtile.default_plan"))
+    else:
+        raise ConfigError(f"unknown speed-tile engine {engine!r}",
+                          "set traffic speedtile_engine to c or sql")
     rows = conn.execute(query("traffic_speedtile.summarize_tiles"), params).fetchall()
     built = tuple(
         BuiltTile(Tile(r["level"], r["tile_index"]), r["total_segments"],
@@ -164,7 +173,8 @@ def handle(job: Job) -> WeekBuild:
     spec = TileWeek.parse(job.item.key)
     settings = job.settings
     min_count = int(job.item.payload.get("min_count") or settings.traffic_min_count)
-    result = build(job.conn, spec, min_count=min_count, max_level=settings.traffic_max_level)
+    result = build(job.conn, spec, min_count=min_count, max_level=settings.traffic_max_level,
+                   engine=settings.traffic_speedtile_engine)
     written = export.export_speed_week(job.conn, job.store, result)
     log.info("speed tile %s: %d segments, %d observations, %d files", spec.key,
              result.segments, result.observations, written.files)

@@ -1,0 +1,155 @@
+"""Where the server's time goes per no-op queue item (issue 16, item 3): a measurement.
+
+Starts an embedded cluster with pg_stat_statements loaded, runs our real workers (as
+benchmarks/queue_throughput.py does) over ``--items`` no-op items, and prints per item:
+
+- server CPU: all PostgreSQL processes of the cluster (backends, WAL writer, checkpointer,
+  autovacuum that were alive at both ends), from /proc;
+- per statement (pg_stat_statements): calls, execution time, rows, buffers dirtied and WAL
+  written, per item;
+- per table (pg_stat_user_tables): inserts, updates, HOT updates, deletes, per item; index
+  entries written follow: a non-HOT update writes one entry to every index whose predicate
+  the new row version meets;
+- WAL (pg_stat_wal): records, full-page images, bytes per item.
+
+    .venv/bin/python benchmarks/queue_cost.py [--items 50000 --processes 4]
+
+The last line is ``server_cpu_us_per_item=R``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import queue_throughput as qt
+
+from renderer import queue, schema
+from renderer.localdb import Cluster
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cluster_cpu(postmaster: int) -> dict[int, float]:
+    """CPU seconds of the postmaster's children (and itself), by pid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        if pid == postmaster or ppid == postmaster:
+            found[pid] = (int(fields[11]) + int(fields[12])) / TICK
+    return found
+
+
+def snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    statements = {r[0]: r[1:] for r in conn.execute(
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 70), calls, total_exec_time,"
+        " rows, shared_blks_dirtied, wal_records, wal_bytes FROM pg_stat_statements"
+        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())")}
+    tables = {r[0]: r[1:] for r in conn.execute(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del"
+        " FROM pg_stat_user_tables")}
+    wal = conn.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal").fetchone()
+    return {"statements": statements, "tables": tables, "wal": wal}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="renderer-bench-cost-"))
+    cluster = Cluster(home, extra_settings={"shared_preload_libraries": "'pg_stat_statements'",
+                                            "pg_stat_statements.track": "all",
+                                            "track_io_timing": "on"})
+    server_url = cluster.ensure_started()
+    try:
+        url = qt._database(server_url, "bench_cost")
+        schema.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            indexes = [r[0] for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'work_queue'")]
+        postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+        os.environ["RENDERER_PLUGINS"] = "queue_throughput"
+        os.environ["BENCH_BATCH"] = str(args.batch)
+        with psycopg.connect(url) as conn:  # the items first: the drain alone is measured
+            queue.enqueue_many(conn, (queue.NewItem(qt.KIND, f"k{i}")
+                                      for i in range(args.items)))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE work_queue")
+            conn.execute("SELECT pg_stat_statements_reset()")
+            conn.execute("SELECT pg_stat_reset()")
+            conn.execute("SELECT pg_stat_reset_shared('wal')")
+            time.sleep(1.1)  # stats reach the shared view at most every second
+            before = snapshot(conn)
+        cpu_before = cluster_cpu(postmaster)
+        started = time.perf_counter()
+        ctx = multiprocessing.get_context("spawn")
+        ready = ctx.Value("i", 0)
+        procs = [ctx.Process(target=qt._ours_child, args=(url, ready))
+                 for _ in range(args.processes)]
+        for p in procs:
+            p.start()
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                while conn.execute("SELECT EXISTS (SELECT 1 FROM work_queue WHERE state IN"
+                                   " ('pending', 'running'))").fetchone()[0]:
+                    time.sleep(0.02)
+            wall = time.perf_counter() - started
+            cpu_after = cluster_cpu(postmaster)
+        finally:
+            qt._stop(procs)
+        time.sleep(1.0)
+        with psycopg.connect(url, autocommit=True) as conn:
+            after = snapshot(conn)
+    finally:
+        cluster.stop()
+    n = args.items
+    # processes born during the drain (the workers' backends) count from zero
+    server = sum(c - cpu_before.get(p, 0.0) for p, c in cpu_after.items())
+    print(f"{n} items, {args.processes} processes, batch {args.batch}: {n / wall:.0f}/s "
+          "(from the workers' start); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"server CPU: {server:.2f} s = {server / n * 1e6:.1f} us per item")
+    print("statements (per item): calls, exec us, rows, blocks dirtied, WAL records, WAL bytes")
+    rows = []
+    for q, a in after["statements"].items():
+        b = before["statements"].get(q, (0,) * 6)
+        d = [x - y for x, y in zip(a, b, strict=True)]
+        if d[0]:
+            rows.append((d[1], q, d))
+    for _, q, d in sorted(rows, reverse=True)[:12]:
+        print(f"  {d[0] / n:7.4f} {d[1] * 1000 / n:8.2f} {d[2] / n:6.2f} {d[3] / n:6.3f} "
+              f"{d[4] / n:6.2f} {float(d[5]) / n:8.1f}  {q}")
+    print("tables (per item): inserts, updates, HOT updates, deletes")
+    for t, a in sorted(after["tables"].items()):
+        b = before["tables"].get(t, (0,) * 4)
+        d = [x - y for x, y in zip(a, b, strict=True)]
+        if any(d):
+            print(f"  {t:24} {d[0] / n:6.3f} {d[1] / n:6.3f} {d[2] / n:6.3f} {d[3] / n:6.3f}")
+    w = [x - y for x, y in zip(after["wal"], before["wal"], strict=True)]
+    print(f"WAL per item: {w[0] / n:.2f} records, {w[1] / n:.3f} full-page images, "
+          f"{float(w[2]) / n:.0f} bytes")
+    print("work_queue indexes:")
+    for definition in indexes:
+        print(f"  {definition}")
+    print(f"server_cpu_us_per_item={server / n * 1e6:.1f}")
+
+
+if __name__ == "__main__":
+    main()

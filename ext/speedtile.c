@@ -1,0 +1,683 @@
+/* renderer._speedtile: the per-(segment, hour) loop of the speed-tile build, in C.
+ *
+ * Input: the week's histogram rows as PostgreSQL binary COPY, in key order (segment, hour,
+ * next segment NULLS LAST), columns (segment_id int8, next_segment_id int8 or NULL,
+ * hour int4, duration_code int2, queue_code int2, count int8). Output: traffic_speeds rows
+ * as binary COPY, columns in SPEEDTILE_COLUMNS order (renderer/traffic/speedtile_c.py).
+ *
+ * The arithmetic is that of the Python twin, renderer.traffic.speedtile._hour (tests hold
+ * the two equal, float for float): the same operations in the same order, doubles, no fused
+ * multiply-add (setup.py: -ffp-contract=off). Every rounding goes through st_round().
+ *
+ * Builder(mode, first_hour, min_count, max_speed, length_ids, length_values): length_ids a
+ * sorted buffer of int64 segment ids, length_values their lengths (int64). Then
+ * feed(buffer) any number of times (chunks of the COPY stream; a chunk may end anywhere),
+ * take() -> bytes (the output so far, handed over), finish() -> bytes (the rest and the
+ * trailer). Attributes rows, segments.
+ *
+ * drain(pgconn_address) reads a COPY TO STDOUT in progress on that libpq connection (the
+ * address psycopg gives as ``pgconn.pgconn_ptr``) straight from libpq, up to and including
+ * the binary trailer, and leaves the end of the COPY (its result) to the driver: a Python
+ * loop over millions of one-row messages costs more than the arithmetic. It calls the libpq
+ * already loaded in the process (found by name, there must be exactly one), never another.
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <link.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_INT8 20
+
+/* The one place where a value is rounded to an integer (Python's round(): half to even,
+ * as nearbyint in the default rounding mode). */
+/* Halves away from zero, as Python 2's round() that OpenTraffic used (the twin: round_half_away). */
+static inline double st_round(double x) { return round(x); }
+
+static const int prevalence_bounds[9] = {2, 6, 12, 20, 30, 42, 56, 72, 90};
+static const int step_offsets[4] = {0, 64, 192, 512};
+static const int step_sizes[4] = {1, 2, 5, 10};
+
+/* ---- growable byte buffer ------------------------------------------------------------ */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->len + extra) cap *= 2;
+    char *d = PyMem_Realloc(b->data, cap);
+    if (!d) { PyErr_NoMemory(); return -1; }
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+static inline void put16(Buf *b, int16_t v) {
+    uint16_t u = (uint16_t)v;
+    b->data[b->len++] = (char)(u >> 8);
+    b->data[b->len++] = (char)u;
+}
+static inline void put32(Buf *b, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    for (int s = 24; s >= 0; s -= 8) b->data[b->len++] = (char)(u >> s);
+}
+static inline void put64(Buf *b, int64_t v) {
+    uint64_t u = (uint64_t)v;
+    for (int s = 56; s >= 0; s -= 8) b->data[b->len++] = (char)(u >> s);
+}
+static inline int64_t get64(const unsigned char *p) {
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++) u = u << 8 | p[i];
+    return (int64_t)u;
+}
+static inline int32_t get32(const unsigned char *p) {
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}
+static inline int16_t get16(const unsigned char *p) {
+    return (int16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+/* ---- one segment's week: per-hour and per-(hour, next) columns ----------------------- */
+
+typedef struct {
+    int64_t *v;
+    size_t len, cap;
+} Vec;
+
+static int vec_push(Vec *x, int64_t v) {
+    if (x->len == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 256;
+        int64_t *d = PyMem_Realloc(x->v, cap * sizeof *d);
+        if (!d) { PyErr_NoMemory(); return -1; }
+        x->v = d;
+        x->cap = cap;
+    }
+    x->v[x->len++] = v;
+    return 0;
+}
+
+enum { H_HOURS, H_OBS, H_SPEEDS, H_MEAN, H_VAR, H_PREV, N_HOUR_COLS };
+enum { X_HOURS, X_IDS, X_COUNTS, X_DELAYS, X_DVAR, X_QLEN, X_QVAR, N_NEXT_COLS };
+static const int hour_oids[N_HOUR_COLS] = {OID_INT2, OID_INT8, OID_INT2, OID_INT2, OID_INT4,
+                                           OID_INT2};
+static const int next_oids[N_NEXT_COLS] = {OID_INT2, OID_INT8, OID_INT8, OID_INT4, OID_INT8,
+                                           OID_INT4, OID_INT8};
+#define NULL_ID INT64_MIN /* a NULL next segment id in X_IDS */
+
+typedef struct {
+    int has_next; /* 0: the "no next segment" group (sorts last) */
+    int64_t next;
+    double n, sd, sdd, sq, sqq;
+} Sums;
+
+typedef struct {
+    PyObject_HEAD
+    /* settings */
+    char *mode;
+    Py_ssize_t mode_len;
+    int64_t first_hour, min_count, max_speed;
+    int64_t *length_ids, *length_values;
+    Py_ssize_t n_lengths, length_pos;
+    /* input parsing */
+    Buf pending; /* an incomplete row carried over between feeds */
+    int header_done, trailer_seen;
+    /* current keys */
+    int have_segment, have_hour;
+    int64_t segment, hour;
+    int64_t length; /* -1: none */
+    Sums *nexts;
+    size_t n_nexts, cap_nexts;
+    Vec hour_cols[N_HOUR_COLS];
+    Vec next_cols[N_NEXT_COLS];
+    Buf out;
+    int64_t rows, segments;
+} Builder;
+
+static int range_error(const char *what, double v) {
+    PyErr_Format(PyExc_ValueError, "%s out of range: %.17g", what, v);
+    return -1;
+}
+
+static int64_t jitter(int64_t segment_id, int64_t how, int64_t first_hour) {
+    const int64_t P = 2147483647, A = 48271;
+    int64_t h = ((segment_id % P + P) % P * A + how) % P;
+    h = ((h * A + (first_hour % P + P) % P) % P) * A % P;
+    int64_t r = h % 100;
+    return r < 15 ? -1 : r >= 85 ? 1 : 0;
+}
+
+static int64_t prevalence(int64_t total, int64_t segment_id, int64_t how, int64_t first_hour) {
+    if (total <= 0) return 0;
+    if (total > prevalence_bounds[8]) return 10;
+    int64_t base = 0;
+    while (base < 9 && prevalence_bounds[base] < total) base++;
+    base += 1 + jitter(segment_id, how, first_hour);
+    return base < 1 ? 1 : base;
+}
+
+/* The hour's values from its next-segment sums: renderer.traffic.speedtile._hour. */
+static int close_hour(Builder *b) {
+    if (!b->have_hour) return 0;
+    b->have_hour = 0;
+    size_t k = b->n_nexts;
+    Sums *s = b->nexts;
+    int64_t how = b->hour - b->first_hour;
+    double min_d = s[0].sd / s[0].n, total = 0;
+    for (size_t i = 0; i < k; i++) {
+        double m = s[i].sd / s[i].n;
+        if (m < min_d) min_d = m;
+        total += s[i].n;
+    }
+    int published = total >= (double)b->min_count;
+    double speed = 0, mean_speed = 0, variance = 0;
+    int has_length = b->length >= 0;
+    double length = (double)b->length;
+    if (published && has_length) {
+        if (min_d > 0) {
+            speed = st_round(length / min_d * 3.6);  /* OpenTraffic's order of operations */
+            if (speed > (double)b->max_speed) speed = 0;
+        }
+        double n_pos = 0, inv = 0;
+        for (size_t i = 0; i < k; i++)
+            if (s[i].sd > 0) { n_pos += s[i].n; inv += s[i].n * s[i].n / s[i].sd; }
+        if (n_pos > 0) {
+            mean_speed = st_round(3.6 * length * inv / n_pos);
+            if (mean_speed > (double)b->max_speed) mean_speed = 0;
+        }
+        if (speed > 0) {
+            double nv = 0, sv = 0, svv = 0;
+            for (size_t i = 0; i < k; i++)
+                if (s[i].sd > 0) {
+                    nv += 1;
+                    sv += s[i].n / s[i].sd;
+                    svv += s[i].n * s[i].n / s[i].sd / s[i].sd;
+                }
+            double spread = svv / nv - (sv / nv) * (sv / nv);
+            if (spread < 0) spread = 0;
+            variance = st_round((3.6 * length) * (3.6 * length) * spread);
+        }
+    }
+    if (variance > 2147483647.0) return range_error("speed variance", variance);
+    if (total > 9.2e18) return range_error("observations", total);
+    int64_t itotal = (int64_t)total;
+    if (vec_push(&b->hour_cols[H_HOURS], how) || vec_push(&b->hour_cols[H_OBS], itotal)
+        || vec_push(&b->hour_cols[H_SPEEDS], (int64_t)speed)
+        || vec_push(&b->hour_cols[H_MEAN], (int64_t)mean_speed)
+        || vec_push(&b->hour_cols[H_VAR], (int64_t)variance)
+        || vec_push(&b->hour_cols[H_PREV],
+                    published ? prevalence(itotal, b->segment, how, b->first_hour) : 0))
+        return -1;
+    if (!published) return 0;
+    for (size_t i = 0; i < k; i++) {
+        double n = s[i].n, mean_d = s[i].sd / n;
+        double delay = st_round(mean_d - min_d);
+        double dvar = s[i].sdd / n - mean_d * mean_d;
+        dvar = st_round(dvar < 0 ? 0 : dvar);
+        double qlen = 0, qvar = 0;
+        if (has_length) {
+            qlen = st_round(s[i].sq / n * length / 255);
+            double spread = s[i].sqq / n - (s[i].sq / n) * (s[i].sq / n);
+            qvar = st_round((spread < 0 ? 0 : spread) * (length / 255) * (length / 255));
+        }
+        if (fabs(delay) > 2147483647.0) return range_error("delay", delay);
+        if (fabs(qlen) > 2147483647.0) return range_error("queue length", qlen);
+        if (dvar > 9.2e18 || qvar > 9.2e18) return range_error("variance", dvar + qvar);
+        if (vec_push(&b->next_cols[X_HOURS], how)
+            || vec_push(&b->next_cols[X_IDS], s[i].has_next ? s[i].next : NULL_ID)
+            || vec_push(&b->next_cols[X_COUNTS], (int64_t)n)
+            || vec_push(&b->next_cols[X_DELAYS], (int64_t)delay)
+            || vec_push(&b->next_cols[X_DVAR], (int64_t)dvar)
+            || vec_push(&b->next_cols[X_QLEN], (int64_t)qlen)
+            || vec_push(&b->next_cols[X_QVAR], (int64_t)qvar))
+            return -1;
+    }
+    return 0;
+}
+
+static inline int elem_size(int oid) { return oid == OID_INT2 ? 2 : oid == OID_INT4 ? 4 : 8; }
+
+static int put_array(Buf *o, const Vec *x, int oid, int nullable) {
+    int size = elem_size(oid);
+    size_t body = x->len ? 20 + x->len * (size_t)(4 + size) : 12;
+    if (body > INT32_MAX) { PyErr_SetString(PyExc_ValueError, "array too large"); return -1; }
+    if (buf_reserve(o, 4 + body)) return -1;
+    put32(o, (int32_t)body);
+    int has_null = 0;
+    if (nullable)
+        for (size_t i = 0; i < x->len; i++) has_null |= x->v[i] == NULL_ID;
+    put32(o, x->len ? 1 : 0);
+    put32(o, has_null);
+    put32(o, oid);
+    if (!x->len) return 0;
+    put32(o, (int32_t)x->len);
+    put32(o, 1);
+    for (size_t i = 0; i < x->len; i++) {
+        int64_t v = x->v[i];
+        if (nullable && v == NULL_ID) { put32(o, -1); continue; }
+        put32(o, size);
+        if (size == 2) put16(o, (int16_t)v);
+        else if (size == 4) put32(o, (int32_t)v);
+        else put64(o, v);
+    }
+    if (has_null) {
+        /* NULL elements took 4 bytes, not 4 + size: fix the length word */
+        size_t nulls = 0;
+        for (size_t i = 0; i < x->len; i++) nulls += x->v[i] == NULL_ID;
+        size_t real = body - nulls * (size_t)size;
+        size_t start = o->len - real - 4;
+        uint32_t u = (uint32_t)real;
+        for (int j = 0; j < 4; j++) o->data[start + j] = (char)(u >> (24 - 8 * j));
+    }
+    return 0;
+}
+
+static int close_segment(Builder *b) {
+    if (close_hour(b)) return -1;
+    if (!b->have_segment) return 0;
+    b->have_segment = 0;
+    Buf *o = &b->out;
+    if (buf_reserve(o, 2 + 4 + (size_t)b->mode_len + 8 + 12 + 8)) return -1;
+    put16(o, 17);
+    put32(o, (int32_t)b->mode_len);
+    memcpy(o->data + o->len, b->mode, (size_t)b->mode_len);
+    o->len += (size_t)b->mode_len;
+    put32(o, 4);
+    put32(o, (int32_t)b->first_hour);
+    put32(o, 8);
+    put64(o, b->segment);
+    if (b->length >= 0) {
+        put32(o, 4);
+        put32(o, (int32_t)b->length);
+    } else {
+        put32(o, -1);
+    }
+    for (int c = 0; c < N_HOUR_COLS; c++) {
+        if (put_array(o, &b->hour_cols[c], hour_oids[c], 0)) return -1;
+        b->hour_cols[c].len = 0;
+    }
+    for (int c = 0; c < N_NEXT_COLS; c++) {
+        if (put_array(o, &b->next_cols[c], next_oids[c], c == X_IDS)) return -1;
+        b->next_cols[c].len = 0;
+    }
+    b->segments++;
+    return 0;
+}
+
+static int64_t length_of(Builder *b, int64_t segment) {
+    while (b->length_pos < b->n_lengths && b->length_ids[b->length_pos] < segment)
+        b->length_pos++;
+    if (b->length_pos < b->n_lengths && b->length_ids[b->length_pos] == segment)
+        return b->length_values[b->length_pos];
+    return -1;
+}
+
+static int add_row(Builder *b, int64_t segment, int has_next, int64_t next, int64_t hour,
+                   int code, int queue, int64_t count) {
+    if (code < 0 || code > 255) {
+        PyErr_Format(PyExc_ValueError, "duration code must be in 0..255, got %d", code);
+        return -1;
+    }
+    if (b->have_segment && (segment < b->segment
+                            || (segment == b->segment && hour < b->hour))) {
+        PyErr_SetString(PyExc_ValueError, "histogram rows are not in (segment, hour) order");
+        return -1;
+    }
+    if (!b->have_segment || segment != b->segment) {
+        if (close_segment(b)) return -1;
+        b->have_segment = 1;
+        b->segment = segment;
+        b->length = length_of(b, segment);
+    }
+    if (!b->have_hour || hour != b->hour) {
+        if (close_hour(b)) return -1;
+        b->have_hour = 1;
+        b->hour = hour;
+        b->n_nexts = 0;
+    }
+    Sums *s = b->n_nexts ? &b->nexts[b->n_nexts - 1] : NULL;
+    if (!s || s->has_next != has_next || (has_next && s->next != next)) {
+        if (s && (!s->has_next || (has_next && next < s->next))) {
+            PyErr_SetString(PyExc_ValueError,
+                            "histogram rows are not in (segment, hour, next) order");
+            return -1;
+        }
+        if (b->n_nexts == b->cap_nexts) {
+            size_t cap = b->cap_nexts ? b->cap_nexts * 2 : 16;
+            Sums *d = PyMem_Realloc(b->nexts, cap * sizeof *d);
+            if (!d) { PyErr_NoMemory(); return -1; }
+            b->nexts = d;
+            b->cap_nexts = cap;
+        }
+        s = &b->nexts[b->n_nexts++];
+        memset(s, 0, sizeof *s);
+        s->has_next = has_next;
+        s->next = next;
+    }
+    double d = step_offsets[code >> 6] + (code & 63) * step_sizes[code >> 6];
+    double c = (double)count, q = queue;
+    s->n += c;
+    s->sd += c * d;
+    s->sdd += c * d * d;
+    s->sq += c * q;
+    s->sqq += c * q * q;
+    b->rows++;
+    return 0;
+}
+
+static const unsigned char copy_signature[11] = "PGCOPY\n\377\r\n";
+
+static int bad_input(const char *why) {
+    PyErr_Format(PyExc_ValueError, "bad histogram COPY stream: %s", why);
+    return -1;
+}
+
+/* Parse as many whole rows of [p, p + n) as there are; return bytes used, or -1. */
+static Py_ssize_t parse(Builder *b, const unsigned char *p, Py_ssize_t n) {
+    Py_ssize_t at = 0;
+    if (!b->header_done) {
+        if (n < 19) return 0;
+        if (memcmp(p, copy_signature, 11)) return bad_input("no PGCOPY signature");
+        int32_t ext = get32(p + 15);
+        if (ext < 0) return bad_input("bad header extension");
+        if (n < 19 + ext) return 0;
+        at = 19 + ext;
+        b->header_done = 1;
+    }
+    while (at + 2 <= n) {
+        if (b->trailer_seen) return bad_input("data after the trailer");
+        int16_t fields = get16(p + at);
+        if (fields == -1) { b->trailer_seen = 1; at += 2; continue; }
+        if (fields != 6) return bad_input("expected 6 columns");
+        /* widths: 8, 8 or NULL, 4, 2, 2, 8 */
+        Py_ssize_t r = at + 2;
+        int64_t v[6] = {0};
+        int isnull[6] = {0};
+        static const int widths[6] = {8, 8, 4, 2, 2, 8};
+        int complete = 1;
+        for (int f = 0; f < 6; f++) {
+            if (r + 4 > n) { complete = 0; break; }
+            int32_t len = get32(p + r);
+            r += 4;
+            if (len == -1) {
+                if (f != 1) return bad_input("NULL in a NOT NULL column");
+                isnull[f] = 1;
+                continue;
+            }
+            if (len != widths[f]) return bad_input("unexpected column width");
+            if (r + len > n) { complete = 0; break; }
+            v[f] = len == 8 ? get64(p + r) : len == 4 ? get32(p + r) : get16(p + r);
+            r += len;
+        }
+        if (!complete) break;
+        if (add_row(b, v[0], !isnull[1], v[1], v[2], (int)v[3], (int)v[4], v[5])) return -1;
+        at = r;
+    }
+    return at;
+}
+
+static PyObject *Builder_feed(Builder *b, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
+    const unsigned char *p = view.buf;
+    Py_ssize_t n = view.len, used;
+    if (b->pending.len) {
+        if (buf_reserve(&b->pending, (size_t)n)) goto fail;
+        memcpy(b->pending.data + b->pending.len, p, (size_t)n);
+        b->pending.len += (size_t)n;
+        used = parse(b, (const unsigned char *)b->pending.data, (Py_ssize_t)b->pending.len);
+        if (used < 0) goto fail;
+        memmove(b->pending.data, b->pending.data + used, b->pending.len - (size_t)used);
+        b->pending.len -= (size_t)used;
+    } else {
+        used = parse(b, p, n);
+        if (used < 0) goto fail;
+        if (used < n) {
+            if (buf_reserve(&b->pending, (size_t)(n - used))) goto fail;
+            memcpy(b->pending.data, p + used, (size_t)(n - used));
+            b->pending.len = (size_t)(n - used);
+        }
+    }
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* ---- reading a COPY straight from the driver's libpq ---------------------------------- */
+
+typedef int (*get_copy_data_fn)(void *conn, char **buffer, int async);
+typedef void (*free_mem_fn)(void *ptr);
+typedef char *(*error_message_fn)(const void *conn);
+
+static get_copy_data_fn pq_get_copy_data;
+static free_mem_fn pq_free_mem;
+static error_message_fn pq_error_message;
+
+typedef struct {
+    char path[4096];
+    int found;
+    int ambiguous;
+} LibpqSearch;
+
+static int find_libpq(struct dl_phdr_info *info, size_t size, void *data) {
+    LibpqSearch *search = data;
+    const char *name = info->dlpi_name;
+    const char *base = name ? strrchr(name, '/') : NULL;
+    base = base ? base + 1 : name;
+    if (!base || strncmp(base, "libpq", 5) != 0 || (base[5] != '.' && base[5] != '-'))
+        return 0;
+    if (search->found && strcmp(search->path, name) != 0) search->ambiguous = 1;
+    if (!search->found && strlen(name) < sizeof search->path) {
+        strcpy(search->path, name);
+        search->found = 1;
+    }
+    return 0;
+}
+
+static int load_libpq(void) {
+    if (pq_get_copy_data) return 0;
+    LibpqSearch search = {{0}, 0, 0};
+    dl_iterate_phdr(find_libpq, &search);
+    if (!search.found || search.ambiguous) {
+        PyErr_SetString(PyExc_RuntimeError, search.found ? "more than one libpq is loaded"
+                                                         : "no libpq is loaded");
+        return -1;
+    }
+    void *handle = dlopen(search.path, RTLD_LAZY | RTLD_NOLOAD);
+    if (!handle) {
+        PyErr_Format(PyExc_RuntimeError, "cannot open the loaded libpq %s", search.path);
+        return -1;
+    }
+    get_copy_data_fn get = (get_copy_data_fn)dlsym(handle, "PQgetCopyData");
+    free_mem_fn free_mem = (free_mem_fn)dlsym(handle, "PQfreemem");
+    error_message_fn message = (error_message_fn)dlsym(handle, "PQerrorMessage");
+    if (!get || !free_mem || !message) {
+        PyErr_SetString(PyExc_RuntimeError, "libpq without PQgetCopyData");
+        return -1;
+    }
+    pq_free_mem = free_mem;
+    pq_error_message = message;
+    pq_get_copy_data = get;
+    return 0;
+}
+
+static PyObject *Builder_feed(Builder *b, PyObject *arg);
+
+static PyObject *Builder_drain(Builder *b, PyObject *arg) {
+    void *conn = PyLong_AsVoidPtr(arg);
+    if (!conn) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no connection");
+        return NULL;
+    }
+    if (load_libpq()) return NULL;
+    while (!b->trailer_seen) {
+        char *data = NULL;
+        int n;
+        Py_BEGIN_ALLOW_THREADS
+        n = pq_get_copy_data(conn, &data, 0);
+        Py_END_ALLOW_THREADS
+        if (n == -1) break; /* ended without a trailer: finish() says so */
+        if (n < 0) {
+            PyErr_Format(PyExc_RuntimeError, "COPY read failed: %s", pq_error_message(conn));
+            return NULL;
+        }
+        PyObject *view = PyMemoryView_FromMemory(data, n, PyBUF_READ);
+        PyObject *r = view ? Builder_feed(b, view) : NULL;
+        Py_XDECREF(view);
+        pq_free_mem(data);
+        if (!r) return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *take_out(Builder *b) {
+    PyObject *r = PyBytes_FromStringAndSize(b->out.data, (Py_ssize_t)b->out.len);
+    if (r) b->out.len = 0;
+    return r;
+}
+
+static PyObject *Builder_take(Builder *b, PyObject *unused) { return take_out(b); }
+
+static PyObject *Builder_finish(Builder *b, PyObject *unused) {
+    if (b->pending.len || (b->header_done && !b->trailer_seen))
+    {
+        bad_input("the stream ended inside a row");
+        return NULL;
+    }
+    if (close_segment(b)) return NULL;
+    if (buf_reserve(&b->out, 2)) return NULL;
+    put16(&b->out, -1);
+    return take_out(b);
+}
+
+static int Builder_init(Builder *b, PyObject *args, PyObject *kw) {
+    static char *names[] = {"mode", "first_hour", "min_count", "max_speed", "length_ids",
+                            "length_values", NULL};
+    const char *mode;
+    Py_ssize_t mode_len;
+    long long first_hour, min_count, max_speed;
+    Py_buffer ids, values;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#LLLy*y*", names, &mode, &mode_len,
+                                     &first_hour, &min_count, &max_speed, &ids, &values))
+        return -1;
+    int rc = -1;
+    if (ids.len != values.len || ids.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "length ids and values: int64 buffers of one size");
+        goto done;
+    }
+    b->mode = PyMem_Malloc((size_t)mode_len + 1);
+    b->n_lengths = ids.len / 8;
+    b->length_ids = PyMem_Malloc((size_t)ids.len + 8);
+    b->length_values = PyMem_Malloc((size_t)values.len + 8);
+    if (!b->mode || !b->length_ids || !b->length_values) { PyErr_NoMemory(); goto done; }
+    memcpy(b->mode, mode, (size_t)mode_len);
+    b->mode_len = mode_len;
+    memcpy(b->length_ids, ids.buf, (size_t)ids.len);
+    memcpy(b->length_values, values.buf, (size_t)values.len);
+    for (Py_ssize_t i = 1; i < b->n_lengths; i++)
+        if (b->length_ids[i] <= b->length_ids[i - 1]) {
+            PyErr_SetString(PyExc_ValueError, "length ids must be strictly ascending");
+            goto done;
+        }
+    b->first_hour = first_hour;
+    b->min_count = min_count;
+    b->max_speed = max_speed;
+    if (buf_reserve(&b->out, 19)) goto done;
+    memcpy(b->out.data, copy_signature, 11);
+    b->out.len = 11;
+    put32(&b->out, 0);
+    put32(&b->out, 0);
+    rc = 0;
+done:
+    PyBuffer_Release(&ids);
+    PyBuffer_Release(&values);
+    return rc;
+}
+
+static void Builder_dealloc(Builder *b) {
+    PyMem_Free(b->mode);
+    PyMem_Free(b->length_ids);
+    PyMem_Free(b->length_values);
+    PyMem_Free(b->pending.data);
+    PyMem_Free(b->nexts);
+    PyMem_Free(b->out.data);
+    for (int c = 0; c < N_HOUR_COLS; c++) PyMem_Free(b->hour_cols[c].v);
+    for (int c = 0; c < N_NEXT_COLS; c++) PyMem_Free(b->next_cols[c].v);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyObject *Builder_rows(Builder *b, void *unused) { return PyLong_FromLongLong(b->rows); }
+static PyObject *Builder_segments(Builder *b, void *unused) {
+    return PyLong_FromLongLong(b->segments);
+}
+
+static PyMethodDef Builder_methods[] = {
+    {"feed", (PyCFunction)Builder_feed, METH_O, "Parse a chunk of the binary COPY input."},
+    {"take", (PyCFunction)Builder_take, METH_NOARGS, "The output so far (binary COPY)."},
+    {"drain", (PyCFunction)Builder_drain, METH_O,
+     "Feed a COPY in progress, read straight from the libpq connection at this address."},
+    {"finish", (PyCFunction)Builder_finish, METH_NOARGS, "The rest of the output."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Builder_getset[] = {
+    {"rows", (getter)Builder_rows, NULL, "Histogram rows read.", NULL},
+    {"segments", (getter)Builder_segments, NULL, "Segment rows written.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "renderer._speedtile.Builder",
+    .tp_basicsize = sizeof(Builder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Speed-tile rows from sorted histogram rows, binary COPY in and out.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Builder_init,
+    .tp_dealloc = (destructor)Builder_dealloc,
+    .tp_methods = Builder_methods,
+    .tp_getset = Builder_getset,
+};
+
+static PyObject *has_libpq(PyObject *self, PyObject *unused) {
+    if (load_libpq()) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"has_libpq", has_libpq, METH_NOARGS,
+     "Whether exactly one libpq is loaded, so that Builder.drain can read from it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_speedtile",
+    "The speed-tile build's per-(segment, hour) loop (twin: renderer.traffic.speedtile).",
+    -1, module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedtile(void) {
+    if (PyType_Ready(&BuilderType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&BuilderType);
+    if (PyModule_AddObject(m, "Builder", (PyObject *)&BuilderType) < 0) {
+        Py_DECREF(&BuilderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

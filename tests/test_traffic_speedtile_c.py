@@ -1,0 +1,209 @@
+"""The speed-tile build's C engine (ext/speedtile.c over binary COPY) against its Python
+twin (exact: same float operations in the same order) and against the SQL engine."""
+
+from __future__ import annotations
+
+import random
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from renderer import _speedtile  # type: ignore[attr-defined]
+from renderer.db import Database
+from renderer.errors import ConfigError
+from renderer.traffic import speedtile, speedtile_c
+from renderer.traffic.speedtile import SegmentWeek
+from tests.factories import add_histograms, add_lengths
+from tests.test_traffic_speedtile import FIRST, Row, _random_week, build, speeds
+
+HEADER = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
+COLUMNS = ("length", "hours", "observations", "speeds", "mean_speeds", "speed_variances",
+           "prevalences", "next_hours", "next_ids", "next_counts", "delays",
+           "delay_variances", "queue_lengths", "queue_length_variances")
+
+
+def key_order(rows: list[Row]) -> list[Row]:
+    """The COPY's ORDER BY segment_id, hour, next_segment_id (NULLS LAST)."""
+    return sorted(rows, key=lambda r: (r[0], r[2], r[1] is None, r[1] or 0))
+
+
+def encode(rows: list[Row]) -> bytes:
+    out = [HEADER]
+    for segment, nxt, hour, code, queue, count in rows:
+        out.append(struct.pack("!hiq", 6, 8, segment))
+        out.append(struct.pack("!i", -1) if nxt is None else struct.pack("!iq", 8, nxt))
+        out.append(struct.pack("!iiihihiq", 4, hour, 2, code, 2, queue, 8, count))
+    out.append(struct.pack("!h", -1))
+    return b"".join(out)
+
+
+def _array(data: bytes, at: int) -> tuple[list[int | None], int]:
+    ndim, _, oid = struct.unpack_from("!iii", data, at)
+    at += 12
+    if ndim == 0:
+        return [], at
+    (size, _lb) = struct.unpack_from("!ii", data, at)
+    at += 8
+    fmt = {21: "!h", 23: "!i", 20: "!q"}[oid]
+    values: list[int | None] = []
+    for _ in range(size):
+        (n,) = struct.unpack_from("!i", data, at)
+        at += 4
+        if n == -1:
+            values.append(None)
+        else:
+            values.append(struct.unpack_from(fmt, data, at)[0])
+            at += n
+    return values, at
+
+
+def decode(data: bytes) -> dict[int, SegmentWeek]:
+    """traffic_speeds rows from the C engine's binary COPY."""
+    assert data.startswith(HEADER)
+    at, found = len(HEADER), {}
+    while True:
+        (fields,) = struct.unpack_from("!h", data, at)
+        at += 2
+        if fields == -1:
+            assert at == len(data)
+            return found
+        assert fields == 17
+        values: list[Any] = []
+        for _ in range(fields):
+            (n,) = struct.unpack_from("!i", data, at)
+            at += 4
+            if n == -1:
+                values.append(None)
+            elif len(values) == 0:
+                values.append(data[at:at + n].decode())
+                at += n
+            elif len(values) < 4:
+                values.append(struct.unpack_from({4: "!i", 8: "!q"}[n], data, at)[0])
+                at += n
+            else:
+                end = at + n
+                array, at = _array(data, at)
+                assert at == end
+                values.append(array)
+        found[values[2]] = SegmentWeek(**dict(zip(COLUMNS, values[3:], strict=True)))
+
+
+def run_c(rows: list[Row], lengths: dict[int, int], first_hour: int, min_count: int = 1,
+          cuts: list[int] | None = None, max_speed: int = speedtile.MAX_SPEED) -> bytes:
+    ids = sorted(lengths)
+    builder = _speedtile.Builder("AUTO", first_hour, min_count, max_speed,
+                                 struct.pack(f"={len(ids)}q", *ids),
+                                 struct.pack(f"={len(ids)}q", *(lengths[i] for i in ids)))
+    data = encode(key_order(rows))
+    out = []
+    at = 0
+    for cut in sorted(cuts or []):  # chunks that end anywhere, even inside a row
+        cut = min(cut, len(data))
+        builder.feed(data[at:cut])
+        out.append(builder.take())
+        at = max(at, cut)
+    builder.feed(data[at:])
+    out.append(builder.finish())
+    return b"".join(out)
+
+
+segment_ids = st.sampled_from([(i << 25) | (2140 << 3) for i in (1, 2, 3, 77, 4000)])
+rows_strategy = st.dictionaries(
+    st.tuples(segment_ids, st.one_of(st.none(), segment_ids),
+              st.integers(FIRST, FIRST + 167), st.integers(0, 255),
+              st.sampled_from([0, 0, 1, 17, 128, 255])),
+    st.integers(1, 50), min_size=1, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bins=rows_strategy,
+       lengths=st.dictionaries(segment_ids, st.integers(1, 5000)),
+       min_count=st.integers(1, 6), max_speed=st.sampled_from([160, 40]),
+       cuts=st.lists(st.integers(0, 3000), max_size=6))
+def test_c_equals_the_python_twin_exactly(bins: dict[tuple[int, int | None, int, int, int],
+                                                     int],
+                                          lengths: dict[int, int], min_count: int,
+                                          max_speed: int, cuts: list[int]) -> None:
+    rows = key_order([(*k, c) for k, c in bins.items()])
+    want = speedtile.speeds_from_histograms(rows, lengths, FIRST, min_count=min_count,
+                                            max_speed=max_speed)
+    got = decode(run_c(rows, lengths, FIRST, min_count, cuts, max_speed))
+    assert got == want
+
+
+def test_rows_out_of_key_order_are_refused() -> None:
+    rows: list[Row] = [(8 << 25, None, FIRST + 1, 10, 0, 1), (8 << 25, None, FIRST, 10, 0, 1)]
+    builder = _speedtile.Builder("AUTO", FIRST, 1, 160, b"", b"")
+    with pytest.raises(ValueError, match="order"):
+        builder.feed(encode(rows))
+
+
+def test_a_truncated_stream_is_refused() -> None:
+    builder = _speedtile.Builder("AUTO", FIRST, 1, 160, b"", b"")
+    builder.feed(encode([(8 << 25, None, FIRST, 10, 0, 1)])[:-5])
+    with pytest.raises(ValueError, match="ended inside a row"):
+        builder.finish()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_c_engine_equals_the_sql_engine(db: Database, seed: int) -> None:
+    rng = random.Random(seed)
+    rows, lengths = _random_week(rng)
+    min_count = rng.choice([1, 2, 4])
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    sql_build = build(db, min_count=min_count, engine="sql")
+    by_sql = speeds(db)
+    c_build = build(db, min_count=min_count, engine="c")
+    by_c = speeds(db)
+    assert ([(t.tile, t.total_segments, t.segments, t.observations) for t in c_build.tiles]
+            == [(t.tile, t.total_segments, t.segments, t.observations) for t in sql_build.tiles])
+    assert by_c == speedtile.speeds_from_histograms(key_order(rows), lengths, FIRST,
+                                                    min_count=min_count)
+    assert set(by_c) == set(by_sql)
+    for segment_id, expected in by_sql.items():
+        for name in SegmentWeek.__dataclass_fields__:
+            a, b = getattr(by_c[segment_id], name), getattr(expected, name)
+            if name in ("mean_speeds", "speed_variances"):  # the SQL sums in its own order
+                assert len(a) == len(b) and all(abs(x - y) <= 1 for x, y in zip(a, b, strict=True))
+            else:
+                assert a == b, (segment_id, name)
+
+
+def test_c_reruns_are_byte_identical(db: Database) -> None:
+    rows, lengths = _random_week(random.Random(7))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    dumps = []
+    for _ in range(2):
+        build(db)
+        with db.connect() as conn:
+            dumps.append(conn.execute(
+                "SELECT segment_id, (t.*)::text FROM traffic_speeds t ORDER BY 1").fetchall())
+    assert dumps[0] == dumps[1] and dumps[0]
+
+
+def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows, lengths = _random_week(random.Random(8))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    build(db)
+    direct = speeds(db)
+    monkeypatch.setattr(speedtile_c._speedtile, "has_libpq", lambda: False)
+    build(db)
+    assert speeds(db) == direct
+
+
+def test_an_unknown_engine_is_a_config_error(db: Database) -> None:
+    with pytest.raises(ConfigError):
+        build(db, engine="gpu")
