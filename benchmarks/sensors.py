@@ -2,9 +2,9 @@
 
 Generates raw loop-detector rows with ``generate_series`` in SQL (not timed): ``--days`` days
 x ``--detectors`` detectors x 1,440 minutes (default 30 x 1,000 = 43.2M rows), about 5 %
-without a speed, each day stored in key order (detector, time) as ``sensors ingest`` stores a
-day file. Then, in one run against the same
-PostgreSQL:
+without a speed, speeds in quarters of km/h (means over four lanes; since 0014), each day
+stored in key order (detector, time) as ``sensors ingest`` stores a day file. Then, in one run
+against the same PostgreSQL:
 
 - sql: ``plan_etl`` + a pool of ``--processes`` workers running every ``sensors-day`` item
   until the queue is empty: per day one INSERT ... SELECT with RANGE windows over time,
@@ -84,9 +84,10 @@ def generate(url: str, days: int, detectors: int) -> int:
             conn.execute("""
                 INSERT INTO sensors_raw
                 SELECT u, %(day)s::timestamp AT TIME ZONE 'UTC' + m * interval '1 minute',
+                       -- hundredths of km/h: means over 4 lanes, so quarters
                        CASE WHEN h %% 20 = 0 THEN NULL  -- no measurement
-                            WHEN h %% 97 < 9 THEN 5 + h %% 36   -- congested
-                            ELSE 45 + h %% 80 END,
+                            WHEN h %% 97 < 9 THEN (5 + h %% 36) * 100 + h %% 4 * 25  -- congested
+                            ELSE (45 + h %% 80) * 100 + h %% 4 * 25 END,
                        (h %% 1000) / 10.0, h %% 30, h %% 7, h %% 3, h %% 2, h %% 2, 0
                 FROM generate_series(0, 1439) m, generate_series(1, %(n)s) u,
                      LATERAL (SELECT abs(hashint4(u * 7919 + m + %(seed)s)) AS h) x
@@ -171,13 +172,15 @@ def run_sql_one_day(url: str, day: date, clock: CpuClock) -> tuple[float, float 
 
 READ = """
 COPY (
-    SELECT uniqueid, extract(epoch FROM recordtimestamp)::bigint AS t, currentspeed,
+    SELECT uniqueid, extract(epoch FROM recordtimestamp)::bigint AS t,
+           currentspeed_hundredths::float8 / 100 AS currentspeed,
            bezettingsgraad, trafficintensityclass1, trafficintensityclass2,
            trafficintensityclass3, trafficintensityclass4, trafficintensityclass5
     FROM sensors_raw WHERE recordtimestamp >= %(lo)s - interval '600 seconds'
       AND recordtimestamp < %(lo)s + interval '24 hours'
     UNION ALL  -- previousspeed of a detector's first record, when the context has none
-    SELECT p.uniqueid, extract(epoch FROM p.recordtimestamp)::bigint, p.currentspeed,
+    SELECT p.uniqueid, extract(epoch FROM p.recordtimestamp)::bigint,
+           p.currentspeed_hundredths::float8 / 100,
            NULL, NULL, NULL, NULL, NULL, NULL
     FROM (SELECT DISTINCT uniqueid FROM sensors_raw WHERE recordtimestamp >= %(lo)s
             AND recordtimestamp < %(lo)s + interval '24 hours') d
@@ -206,7 +209,6 @@ def pandas_enrich(frame: pd.DataFrame, lo: int) -> pd.DataFrame:
     a2 = out["avgspeed2minutes"]
     out["trafficjamindicator"] = np.select([a2 <= 40, (a2 > 40) & (a2 <= 250)], [1, 0], -1)
     out["recordtimestamp"] = out["ts"]
-    out["previousspeed"] = out["previousspeed"].astype("Int16")
     return out
 
 

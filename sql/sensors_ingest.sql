@@ -38,7 +38,7 @@ CREATE TEMP TABLE sensors_checked (
     raw                    text,
     uniqueid               integer,
     recordtimestamp        timestamptz,
-    currentspeed           smallint,
+    currentspeed_hundredths integer,
     bezettingsgraad        real,
     trafficintensityclass1 integer,
     trafficintensityclass2 integer,
@@ -52,7 +52,8 @@ CREATE TEMP TABLE sensors_checked (
 -- its fields are written back from the typed values (accepted rows keep no text).
 UPDATE sensors_checked c
 SET reason = format('duplicate of line %%s (same uniqueid and recordtimestamp)', d.first_line),
-    raw = concat_ws(',', c.uniqueid, extract(epoch FROM c.recordtimestamp), c.currentspeed,
+    raw = concat_ws(',', c.uniqueid, extract(epoch FROM c.recordtimestamp),
+                    trim_scale(c.currentspeed_hundredths / 100.0),
                     c.bezettingsgraad, c.trafficintensityclass1, c.trafficintensityclass2,
                     c.trafficintensityclass3, c.trafficintensityclass4, c.trafficintensityclass5)
 FROM (
@@ -128,10 +129,10 @@ INSERT INTO sensors_changed SELECT uniqueid, recordtimestamp FROM gone;
 -- cost of the upsert below; run under a savepoint, a unique violation sends us there).
 -- Sorted by the key: index inserts stay local, and a day's rows lie in key order, which the
 -- day enrichment then reads sequentially.
-INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
+INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
                          trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
                          trafficintensityclass4, trafficintensityclass5, file_id)
-SELECT uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
+SELECT uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
        trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
        trafficintensityclass4, trafficintensityclass5, %(file_id)s
 FROM sensors_checked WHERE reason IS NULL
@@ -140,16 +141,16 @@ ORDER BY uniqueid, recordtimestamp;
 -- name: upsert_raw
 -- The accepted rows into sensors_raw; a row of the same detector and instant from an earlier
 -- file is replaced (the latest file wins). Needs the file's own duplicates rejected first.
-INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
+INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
                          trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
                          trafficintensityclass4, trafficintensityclass5, file_id)
-SELECT uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
+SELECT uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
        trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
        trafficintensityclass4, trafficintensityclass5, %(file_id)s
 FROM sensors_checked WHERE reason IS NULL
 ORDER BY uniqueid, recordtimestamp
 ON CONFLICT (uniqueid, recordtimestamp) DO UPDATE SET
-    currentspeed = excluded.currentspeed,
+    currentspeed_hundredths = excluded.currentspeed_hundredths,
     bezettingsgraad = excluded.bezettingsgraad,
     trafficintensityclass1 = excluded.trafficintensityclass1,
     trafficintensityclass2 = excluded.trafficintensityclass2,

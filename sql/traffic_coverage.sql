@@ -1,11 +1,13 @@
 -- The coverage GeoJSON (renderer/traffic/coverage.py); the document itself is built by the
--- SQL function renderer.traffic_coverage_geojson() (sql/schema/traffic.sql), so psql can
+-- SQL function renderer.traffic_coverage_geojson_v2() (sql/schema/traffic.sql), so psql can
 -- make it.
 
 -- name: geojson
--- The whole FeatureCollection as text, with its feature count.
+-- The whole FeatureCollection as text, with its feature count: the tiles of some levels
+-- (NULL: every level), with OpenTraffic's styling properties or without.
 SELECT g::text AS geojson, json_array_length(g -> 'features') AS features
-  FROM renderer.traffic_coverage_geojson() AS g;
+  FROM renderer.traffic_coverage_geojson_v2(%(levels)s::integer[],
+                                            %(opentraffic_style)s) AS g;
 
 -- name: state
 -- What the last refresh wrote under a key, locked so two refreshes write one after the other.

@@ -124,22 +124,25 @@ def add_speeds(conn: Conn, first_hour: int, by_segment: Mapping[int, Mapping[int
 
 # -- sensors ---------------------------------------------------------------------------------
 
-def add_sensor_rows(conn: Conn, rows: Iterable[tuple[int, float, int | None]], *,
+def add_sensor_rows(conn: Conn, rows: Iterable[tuple[int, float, Any]], *,
                     days: Iterable[date] = ()) -> None:
-    """Raw records (detector, epoch seconds, speed) straight into sensors_raw, a later one
-    replacing the speed of the same (detector, time); the partitions of their days and of
-    ``days`` are made first."""
+    """Raw records (detector, epoch seconds, speed in km/h: int, float or Decimal with at
+    most two decimals, or None) straight into sensors_raw, a later one replacing the speed
+    of the same (detector, time); the partitions of their days and of ``days`` are made
+    first."""
     rows = list(rows)
     wanted = {datetime.fromtimestamp(t, UTC).date() for _, t, _ in rows} | set(days)
     conn.execute("SELECT renderer.sensors_raw_partition(d) FROM unnest(%(days)s::date[]) d",
                  {"days": sorted(wanted)})
     conn.execute("""
-        INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
-                                 trafficintensityclass1, file_id)
-        SELECT u, to_timestamp(t), s, 1, 2, 0
-        FROM unnest(%(u)s::int[], %(t)s::float8[], %(s)s::int[]) AS r(u, t, s)
-        ON CONFLICT (uniqueid, recordtimestamp) DO UPDATE SET currentspeed = excluded.currentspeed
-    """, {"u": [r[0] for r in rows], "t": [r[1] for r in rows], "s": [r[2] for r in rows]})
+        INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed_hundredths,
+                                 bezettingsgraad, trafficintensityclass1, file_id)
+        SELECT u, to_timestamp(t), (s * 100)::integer, 1, 2, 0
+        FROM unnest(%(u)s::int[], %(t)s::float8[], %(s)s::numeric[]) AS r(u, t, s)
+        ON CONFLICT (uniqueid, recordtimestamp)
+        DO UPDATE SET currentspeed_hundredths = excluded.currentspeed_hundredths
+    """, {"u": [r[0] for r in rows], "t": [r[1] for r in rows],
+          "s": [None if r[2] is None else str(r[2]) for r in rows]})
 
 
 def add_sensor_days(conn: Conn, versions: Mapping[date, int]) -> None:

@@ -7,6 +7,8 @@ import gzip
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -52,29 +54,40 @@ def write_csv(path: Path, rows: Sequence[Sequence[Any]], header: Sequence[str] =
 
 @dataclass(frozen=True)
 class Expected:
-    previousspeed: int | None
+    previousspeed: float | None
     speeddiffindicator: int
     avgspeed2minutes: float | None
     avgspeed10minutes: float | None
     trafficjamindicator: int
 
 
-def reference(records: Sequence[tuple[float, int | None]]) -> list[Expected]:
-    """The definitions applied to one detector's records (epoch seconds, speed), in time order."""
-    out = []
-    for i, (t, speed) in enumerate(records):
-        previous = records[i - 1][1] if i else None
+def _exact(speed: Any) -> Fraction | None:
+    """A speed as the exact decimal it was written as (81.25, 33.5, Decimal, int)."""
+    return None if speed is None else Fraction(Decimal(str(speed)))
 
-        def mean(seconds: int, t: float = t) -> float | None:
-            speeds = [s for u, s in records if t - seconds <= u <= t and s is not None]
-            return sum(speeds) / len(speeds) if speeds else None
+
+def reference(records: Sequence[tuple[float, Any]]) -> list[Expected]:
+    """The definitions applied to one detector's records (epoch seconds, speed in km/h), in
+    time order, in exact arithmetic: the thresholds compare exact values, and each mean is
+    the double nearest the exact mean (what the reference pipeline prints, as a double's
+    shortest repr, e.g. 75.58333333333333 for 80.25, 75.5 and 71.0)."""
+    out = []
+    for i, (t, raw) in enumerate(records):
+        speed = _exact(raw)
+        previous = _exact(records[i - 1][1]) if i else None
+
+        def mean(seconds: int, t: float = t) -> Fraction | None:
+            speeds = [_exact(s) for u, s in records if t - seconds <= u <= t and s is not None]
+            return sum(speeds, Fraction(0)) / len(speeds) if speeds else None
 
         a2, a10 = mean(120), mean(600)
         diff = 0
         if speed is not None and previous is not None:
             diff = 1 if speed - previous >= 20 else -1 if speed - previous <= -20 else 0
         jam = -1 if a2 is None else 1 if a2 <= 40 else 0 if a2 <= 250 else -1
-        out.append(Expected(previous, diff, a2, a10, jam))
+        out.append(Expected(None if previous is None else float(previous), diff,
+                            None if a2 is None else float(a2),
+                            None if a10 is None else float(a10), jam))
     return out
 
 

@@ -35,7 +35,7 @@ def test_rows_are_checked_counted_and_rejects_kept(db: Database, tmp_path: Path)
     path = write_csv(tmp_path / "mixed.csv", [
         (1, t, 50, 3, 1, 2, 3, 4, 5),
         (1, t + 60, -1, 3, 1, 2, 3, 4, 5),          # negative speed: no measurement
-        (1, t + 120, 87.5, 3, 1, 2, 3, 4, 5),       # line 4: not whole km/h
+        (1, t + 120, "87.555", 3, 1, 2, 3, 4, 5),   # line 4: three decimals
         ("x", t, 50, 3, 1, 2, 3, 4, 5),             # line 5: bad id
         (2, "2026-01-05T07:00:00+01:00", "", 4, "", "", "", "", ""),
         (2, "yesterday", 50, 3, 1, 2, 3, 4, 5),     # line 7: bad time
@@ -54,11 +54,32 @@ def test_rows_are_checked_counted_and_rejects_kept(db: Database, tmp_path: Path)
     assert "line 2" in rejects[3][1]
     assert rejects[1][2] == f"x,{t},50,3,1,2,3,4,5"
     stored = sql(db, "SELECT uniqueid, extract(epoch FROM recordtimestamp)::bigint AS t,"
-                     " currentspeed, trafficintensityclass1 AS c1 FROM sensors_raw"
+                     " currentspeed_hundredths, trafficintensityclass1 AS c1 FROM sensors_raw"
                      " ORDER BY uniqueid, recordtimestamp")
     assert [tuple(r.values()) for r in stored] == [
-        (1, t, 50, 1), (1, t + 60, None, 1), (2, t - 3600, None, None)]  # +01:00 -> UTC
+        (1, t, 5000, 1), (1, t + 60, None, 1), (2, t - 3600, None, None)]  # +01:00 -> UTC
     assert report.days == [DAY]
+
+
+def test_fractional_speeds_are_kept_exactly(db: Database, tmp_path: Path) -> None:
+    """Loop detectors report the mean over lanes: 81.25, 33,5 (a decimal comma) were
+    rejected as "not a whole number of km/h" before; now stored exactly, in hundredths."""
+    t = epoch(at(DAY, 7))
+    path = write_csv(tmp_path / "lanes.csv", [
+        (1, t, "81.25", "3,5", 1, 2, 3, 4, 5),
+        (1, t + 60, "33,5", 3, 1, 2, 3, 4, 5),
+        (1, t + 120, "0.01", 3, 1, 2, 3, 4, 5),
+        (1, t + 180, "32767.00", 3, 1, 2, 3, 4, 5),
+        (1, t + 180, "12.5", 3, 1, 2, 3, 4, 5),        # line 6: duplicate of line 5
+    ], delimiter=";")
+    report = ingest(db, [str(path)])
+    assert (report.files[0].rows_accepted, report.files[0].rows_rejected) == (4, 1)
+    stored = sql(db, "SELECT currentspeed_hundredths AS s FROM sensors_raw"
+                     " ORDER BY recordtimestamp")
+    assert [r["s"] for r in stored] == [8125, 3350, 1, 3276700]
+    (reject,) = _rejects(db)
+    assert reject[0] == 6
+    assert reject[2].split(",")[2:] == ["12.5", "3", "1", "2", "3", "4", "5"]
 
 
 def test_the_same_file_twice_is_a_no_op(db: Database, tmp_path: Path) -> None:
@@ -134,13 +155,14 @@ def test_a_new_version_of_a_file_replaces_the_old_one(db: Database, tmp_path: Pa
     write_csv(path, minute_rows(1, at(DAY), 5, speed=lambda m: 70))  # shorter, other speeds
     report = ingest(db, [str(path)])
     assert report.files[0].status == "consumed"
-    speeds = [r["s"] for r in sql(db, "SELECT currentspeed AS s FROM sensors_raw"
+    speeds = [r["s"] for r in sql(db, "SELECT currentspeed_hundredths / 100 AS s FROM sensors_raw"
                                       " ORDER BY recordtimestamp")]
     assert speeds == [70] * 5
     assert [r["status"] for r in _ledger(db)] == ["superseded", "consumed"]
     write_csv(path, minute_rows(1, at(DAY), 10, speed=lambda m: 50))  # the first one, back
     assert ingest(db, [str(path)]).files[0].status == "consumed"
-    assert [r["s"] for r in sql(db, "SELECT currentspeed AS s FROM sensors_raw")] == [50] * 10
+    stored = sql(db, "SELECT currentspeed_hundredths / 100 AS s FROM sensors_raw")
+    assert [r["s"] for r in stored] == [50] * 10
     assert [r["status"] for r in _ledger(db)] == ["superseded", "consumed"]
 
 
@@ -149,7 +171,7 @@ def test_a_later_file_wins_for_the_same_record(db: Database, tmp_path: Path) -> 
                                                               speed=lambda m: 50)))])
     ingest(db, [str(write_csv(tmp_path / "b.csv", minute_rows(1, at(DAY, 0, 1), 1,
                                                               speed=lambda m: 99)))])
-    speeds = [r["s"] for r in sql(db, "SELECT currentspeed AS s FROM sensors_raw"
+    speeds = [r["s"] for r in sql(db, "SELECT currentspeed_hundredths / 100 AS s FROM sensors_raw"
                                       " ORDER BY recordtimestamp")]
     assert speeds == [50, 99, 50]
 

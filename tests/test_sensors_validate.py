@@ -29,7 +29,9 @@ def _row(**fields: str) -> dict[str, str]:
 
 # Texts near every rule's edges, mixed with random ones.
 _EDGES = ["", " ", "0", "7", "-1", "-0", "+5", "40", "41", "250", "32767", "32768", "87.0",
-          "87.5", "87,0", "12,5", ".5", "1.", "abc", "1e3", "NaN", "2147483647", "2147483648",
+          "87.5", "87,0", "12,5", "81.25", "33,5", "81.255", "81.250", "32767.00",
+          "32767.01", "0.001", "99999", "0099.99", ".5", "1.", "abc", "1e3", "NaN",
+          "2147483647", "2147483648",
           "0012", "1767225600", "1767225600.5", "1767225600123", "4102444800", "4102444799",
           "2026-01-05T07:30:00Z", "2026-01-05 07:30:00+01:00", "2026-01-05T07:30",
           "2026-02-30T00:00", "2026-01-05", "1969-12-31T23:59:59Z", "2100-01-01T00:00:00",
@@ -64,7 +66,9 @@ def test_batch_path_agrees_with_the_scalar_rules(rows: list[dict[str, str]]) -> 
     ({"recordtimestamp": "1767225600123"}, "looks like epoch milliseconds"),
     ({"recordtimestamp": "2026-02-30T00:00:00"}, "neither epoch seconds nor ISO 8601"),
     ({"recordtimestamp": "4102444800"}, "after 2099"),
-    ({"currentspeed": "87.5"}, "not a whole number of km/h"),
+    ({"currentspeed": "81.255"}, "currentspeed '81.255' has more than two decimals"),
+    ({"currentspeed": "32767.01"}, "currentspeed '32767.01' is over 32767 km/h"),
+    ({"currentspeed": "123456"}, "currentspeed '123456' is over 32767 km/h"),
     ({"currentspeed": "fast"}, "currentspeed 'fast' is not a number"),
     ({"bezettingsgraad": "x"}, "bezettingsgraad 'x' is not a number"),
     ({"trafficintensityclass3": "2.5"}, "trafficintensityclass3 '2.5' is not a whole number"),
@@ -74,10 +78,17 @@ def test_reasons_name_the_field_and_value(fields: dict[str, str], why: str) -> N
 
 
 @pytest.mark.parametrize("speed,value", [("", None), ("-1", None), ("-12.5", None), ("0", 0),
-                                         ("87", 87), ("+87", 87), ("87.00", 87), ("087,0", 87)])
-def test_speeds_empty_or_negative_mean_no_measurement(speed: str, value: int | None) -> None:
+                                         ("87", 8700), ("+87", 8700), ("87.00", 8700),
+                                         ("087,0", 8700), ("81.25", 8125), ("33.5", 3350),
+                                         ("33,5", 3350), ("81.2500", 8125), ("0.01", 1),
+                                         ("87.", 8700), ("32767.00", 3276700)])
+def test_speeds_are_exact_hundredths_and_empty_or_negative_is_none(speed: str,
+                                                                   value: int | None) -> None:
+    """Loop detectors report means over lanes (81.25, 33.5): kept exactly, in hundredths."""
     assert reason(_row(currentspeed=speed)) is None
-    assert parse(_row(currentspeed=speed))["currentspeed"] == value
+    assert parse(_row(currentspeed=speed))["currentspeed_hundredths"] == value
+    checked = check(_batch([_row(currentspeed=speed)]), NAMES, np.array([2]), ",")
+    assert checked.accepted.column("currentspeed_hundredths").to_pylist() == [value]
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -105,5 +116,5 @@ def test_missing_optional_columns_read_as_null() -> None:
              "currentspeed": "50", "extra": "ignored"}]
     checked = check(_batch(rows, names), names, np.array([2]), ";")
     (got,) = checked.accepted.to_pylist()
-    assert got["uniqueid"] == 5 and got["currentspeed"] == 50
+    assert got["uniqueid"] == 5 and got["currentspeed_hundredths"] == 5000
     assert got["bezettingsgraad"] is None and got["trafficintensityclass1"] is None

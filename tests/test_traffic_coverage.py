@@ -98,11 +98,15 @@ def test_refresh_writes_only_when_the_document_changed(db: Database, store: Stor
 
 def test_psql_can_build_it(db: Database) -> None:
     _references(db)
-    rows = db.execute("traffic_coverage.geojson")
+    rows = db.execute("traffic_coverage.geojson", {"levels": None, "opentraffic_style": False})
     assert rows[0]["features"] == 2
     with db.connect() as conn:
-        direct = conn.execute("SELECT renderer.traffic_coverage_geojson()::text AS g").fetchone()
+        direct = conn.execute("SELECT renderer.traffic_coverage_geojson_v2()::text AS g"
+                              ).fetchone()
+        opentraffic = conn.execute("SELECT renderer.traffic_coverage_geojson_v2('{1}', true)"
+                                   " AS g").fetchone()["g"]
     assert direct["g"] == rows[0]["geojson"]
+    assert [f["properties"]["fill"] for f in opentraffic["features"]] == ["#50bf40"]
 
 
 def test_cli_writes_the_file(renderer_env: dict[str, str], db: Database, tmp_path: Path) -> None:
@@ -115,3 +119,68 @@ def test_cli_writes_the_file(renderer_env: dict[str, str], db: Database, tmp_pat
     result = CliRunner().invoke(main, ["traffic", "coverage"])
     assert result.exit_code == 0, result.output
     assert "coverage.geojson: 2 tiles, written" in result.output
+
+
+def test_levels_pick_tiles_of_those_levels_only(db: Database) -> None:
+    _references(db)
+    with db.connect() as conn:
+        for levels, expected in (([1], {(1, CHILD.index)}), ([0], {(0, TILE.index)}),
+                                 ([0, 1], {(0, TILE.index), (1, CHILD.index)}), ([2], set())):
+            text, features = coverage.geojson(conn, levels)
+            found = {(f["properties"]["level"], f["properties"]["tileid"])
+                     for f in json.loads(text)["features"]}
+            assert found == expected and features == len(expected), levels
+
+
+def test_opentraffic_style_puts_its_properties_first_on_every_feature(db: Database) -> None:
+    _references(db)
+    with db.connect() as conn:
+        plain = json.loads(coverage.geojson(conn)[0])
+        styled = json.loads(coverage.geojson(conn, opentraffic_style=True)[0])
+    assert len(styled["features"]) == 2
+    for with_style, without in zip(styled["features"], plain["features"], strict=True):
+        props = with_style["properties"]
+        # names and values of OpenTraffic's make_coverage_map.py, in its order
+        assert list(props.items())[:7] == [
+            ("fillOpacity", 0.33), ("color", "#50bf40"), ("fill", "#50bf40"),
+            ("fillColor", "#50bf40"), ("contour", 15), ("opacity", 0.33),
+            ("fill-opacity", 0.33)]
+        assert {k: v for k, v in props.items() if k not in coverage.STYLE} == \
+            without["properties"]
+        assert with_style["geometry"] == without["geometry"]
+    assert geojson.loads(json.dumps(styled)).is_valid
+
+
+def test_the_default_document_is_unchanged(db: Database) -> None:
+    """What the store's coverage.geojson and /coverage show: every level, no styling, the
+    same bytes as the function of before 0014 (so no refresh rewrites it)."""
+    _references(db)
+    with db.connect() as conn:
+        old = conn.execute("SELECT renderer.traffic_coverage_geojson()::text AS g").fetchone()
+        text, _ = coverage.geojson(conn)
+        assert text == old["g"] == coverage.geojson(conn, None, False)[0]
+    assert "fillOpacity" not in text
+
+
+def test_cli_levels_and_style(renderer_env: dict[str, str], db: Database,
+                              tmp_path: Path) -> None:
+    _references(db)
+    out = tmp_path / "ot.geojson"
+    result = CliRunner().invoke(main, ["traffic", "coverage", "--levels", "1",
+                                       "--opentraffic-style", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 tiles" in result.output
+    (feature,) = json.loads(out.read_text())["features"]
+    assert feature["properties"]["level"] == 1 and feature["properties"]["fill"] == "#50bf40"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--levels", "3", "--out", "x.geojson"], "'3' is not a tile level"),
+    (["--levels", "1,x", "--out", "x.geojson"], "'x' is not a tile level"),
+    (["--levels", "1"], "need --out"),
+    (["--opentraffic-style"], "need --out"),
+])
+def test_cli_rejects_bad_levels(renderer_env: dict[str, str], args: list[str],
+                                message: str) -> None:
+    result = CliRunner().invoke(main, ["traffic", "coverage", *args])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -12,7 +12,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

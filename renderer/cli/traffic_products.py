@@ -163,20 +163,31 @@ def reference(segment_id: str, mode: str | None, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Rewrite the store's copy even if unchanged.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome as JSON (the GeoJSON itself: --out -).")
-def coverage(out: str | None, force: bool, as_json: bool) -> None:
+@click.option("--levels", metavar="LIST",
+              help="Only tiles of these levels, e.g. 1 (OpenTraffic's map) or 0,1 (needs --out).")
+@click.option("--opentraffic-style", is_flag=True,
+              help="Add OpenTraffic's styling properties (fill, fillOpacity, color, ...) to "
+                   "every feature (needs --out).")
+def coverage(out: str | None, force: bool, as_json: bool, levels: str | None,
+             opentraffic_style: bool) -> None:
     """Write the coverage GeoJSON: one polygon per tile with reference data, every level.
 
     \b
     Example:
         renderer traffic coverage --out coverage.geojson
         renderer traffic coverage          # refresh coverage.geojson in the store
+        renderer traffic coverage --levels 1 --opentraffic-style --out ot.geojson
     """
     from renderer.storage import open_store
     from renderer.traffic import coverage as cov
 
+    if out is None and (levels is not None or opentraffic_style):
+        raise click.UsageError("--levels and --opentraffic-style need --out: the store's "
+                               "coverage.geojson always lists every level, unstyled")
+    chosen = cov.parse_levels(levels) if levels is not None else None
     with database().connect() as conn:
         if out is not None:
-            text, features = cov.geojson(conn)
+            text, features = cov.geojson(conn, chosen, opentraffic_style)
         else:
             store = open_store(settings().store_url)
             result = cov.refresh(conn, store, force=force)

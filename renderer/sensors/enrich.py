@@ -1,11 +1,15 @@
 """The day computation, apart from the queue: which days to enrich, and enriching one.
 
-For each detector and record at time t, ``renderer.sensors_enrich_day`` (migrations 0005, 0009)
-writes ``previousspeed`` (the speed of the detector's previous record, however old),
+For each detector and record at time t, ``renderer.sensors_enrich_day`` (migrations 0005,
+0009, 0014) writes ``previousspeed`` (the speed of the detector's previous record, however old),
 ``speeddiffindicator`` (+1 / -1 for a change of at least 20 km/h, else 0),
 ``avgspeed2minutes`` and ``avgspeed10minutes`` (mean speed over the records in [t - 120 s, t]
 and [t - 600 s, t]: RANGE frames over time, records without speed left out) and
-``trafficjamindicator`` (1 if the 2-minute mean <= 40, 0 if 40 < mean <= 250, else -1). It
+``trafficjamindicator`` (1 if the 2-minute mean <= 40, 0 if 40 < mean <= 250, else -1).
+Speeds are decimals (means over lanes, 81.25 km/h), stored exactly as hundredths of km/h
+(migration 0014): the thresholds compare exact integer sums, and each mean is the double
+nearest the exact mean (75.58333333333333 for 80.25, 75.5 and 71.0), as the reference
+pipeline prints it; ``currentspeed`` and ``previousspeed`` come out as km/h doubles. It
 reads the previous day's last 600 s as context and writes only the day: into a table of its
 own, made in the caller's transaction, that replaces the day's partition at commit (the
 partition is made then too, so no day needs one beforehand).

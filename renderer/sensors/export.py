@@ -42,8 +42,8 @@ FORMATS = ("parquet", "csv")
 CLASSES = [(f"trafficintensityclass{i}", pa.int32()) for i in range(1, 6)]
 SCHEMA = pa.schema([
     ("uniqueid", pa.int32()), ("recordtimestamp", pa.timestamp("us", tz="UTC")),
-    ("currentspeed", pa.int16()), ("bezettingsgraad", pa.float32()),
-    ("previousspeed", pa.int16()), ("trafficjamindicator", pa.int8()), *CLASSES,
+    ("currentspeed", pa.float64()), ("bezettingsgraad", pa.float32()),
+    ("previousspeed", pa.float64()), ("trafficjamindicator", pa.int8()), *CLASSES,
     ("speeddiffindicator", pa.int8()), ("avgspeed2minutes", pa.float64()),
     ("avgspeed10minutes", pa.float64()),
 ])

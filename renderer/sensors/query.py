@@ -1,4 +1,8 @@
-"""``sensors query``: one detector's enriched rows between two instants, both inclusive."""
+"""``sensors query``: one detector's enriched rows between two instants, both inclusive.
+
+Speeds and means are doubles printed as their shortest repr, as the reference pipeline prints
+them: ``81.25``, ``71.0``, ``75.58333333333333`` (the mean of 80.25, 75.5 and 71.0).
+"""
 
 from __future__ import annotations
 

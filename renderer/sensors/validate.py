@@ -9,8 +9,11 @@ path with. Rules, after trimming spaces and tabs:
 - ``uniqueid``: a whole number 0 ... 2147483647;
 - ``recordtimestamp``: epoch seconds (up to 10 digits, up to 6 decimals) or ISO 8601 as
   :meth:`datetime.fromisoformat` reads it (zone-less means UTC); 1970 ... 2099;
-- ``currentspeed``: empty or negative = no measurement (NULL), else a whole number of km/h
-  (``87``, ``87.0``) up to 32767; ``87.5`` is rejected, not rounded;
+- ``currentspeed``: empty or negative = no measurement (NULL), else a decimal number of km/h
+  (``.`` or ``,``; ``87``, ``81.25``, ``33,5``) up to 32767 with at most two decimals
+  (trailing zeros aside): loop detectors report the mean over lanes, e.g. 81.25. It is typed
+  as an exact integer of hundredths of km/h (81.25 -> 8125; see ``sensors_raw`` in
+  sql/schema/sensors.sql for why); ``81.255`` is rejected, not rounded;
 - ``bezettingsgraad``: empty = NULL, else a decimal number (``,`` or ``.``), magnitude up to 1e9;
 - ``trafficintensityclass1..5``: empty or negative = NULL, else a whole number up to 9 digits.
 
@@ -40,7 +43,8 @@ UID = r"^[0-9]{1,10}$"
 EPOCH = r"^[0-9]{1,10}(\.[0-9]{0,6})?$"
 MILLIS = r"^[0-9]{11,13}(\.[0-9]*)?$"
 NEGATIVE = r"^-[0-9]+([.,][0-9]*)?$"
-WHOLE_SPEED = r"^\+?0*[0-9]{1,5}([.,]0*)?$"
+SPEED = r"^\+?0*[0-9]{1,5}([.,][0-9]{0,2}0*)?$"
+MAX_SPEED = 3276700  # hundredths of km/h
 NUMBER = r"^\+?[0-9]+([.,][0-9]*)?$"
 OCCUPANCY = r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)$"
 COUNT = r"^\+?[0-9]{1,9}$"
@@ -48,7 +52,7 @@ NEGATIVE_COUNT = r"^-[0-9]+$"
 
 SCHEMA = pa.schema([
     ("line", pa.int64()), ("uniqueid", pa.int32()),
-    ("recordtimestamp", pa.timestamp("us", tz="UTC")), ("currentspeed", pa.int16()),
+    ("recordtimestamp", pa.timestamp("us", tz="UTC")), ("currentspeed_hundredths", pa.int32()),
     ("bezettingsgraad", pa.float32()), *((c, pa.int32()) for c in CLASSES),
 ])
 
@@ -101,8 +105,11 @@ def reason(row: Mapping[str, str]) -> str | None:
     if sp and not _fm(NEGATIVE, sp):
         if not _fm(NUMBER, sp):
             return f"currentspeed {sp[:40]!r} is not a number"
-        if not _fm(WHOLE_SPEED, sp) or _whole(sp) > 32767:
-            return f"currentspeed {sp[:40]!r} is not a whole number of km/h up to 32767"
+        if len(sp.replace(",", ".").partition(".")[2].rstrip("0")) > 2:
+            return (f"currentspeed {sp[:40]!r} has more than two decimals"
+                    " (speeds are kept exactly, in hundredths of km/h)")
+        if not _fm(SPEED, sp) or _hundredths(sp) > MAX_SPEED:
+            return f"currentspeed {sp[:40]!r} is over 32767 km/h"
     occ = row["bezettingsgraad"]
     if occ and not _fm(OCCUPANCY, occ):
         return f"bezettingsgraad {occ[:40]!r} is not a number"
@@ -115,8 +122,10 @@ def reason(row: Mapping[str, str]) -> str | None:
     return None
 
 
-def _whole(text: str) -> int:
-    return int(text.lstrip("+").replace(",", ".").split(".")[0])
+def _hundredths(text: str) -> int:
+    """``"81.25"`` -> 8125, ``"33,5"`` -> 3350 (a text :data:`SPEED` matches)."""
+    whole, _, fraction = text.lstrip("+").replace(",", ".").partition(".")
+    return int(whole) * 100 + int(fraction[:2].ljust(2, "0"))
 
 
 def parse(row: Mapping[str, str]) -> dict[str, object]:
@@ -125,7 +134,7 @@ def parse(row: Mapping[str, str]) -> dict[str, object]:
     values: dict[str, object] = {
         "uniqueid": int(row["uniqueid"]),
         "recordtimestamp": parse_timestamp(row["recordtimestamp"])[0],
-        "currentspeed": None if sp == "" or _fm(NEGATIVE, sp) else _whole(sp),
+        "currentspeed_hundredths": None if sp == "" or _fm(NEGATIVE, sp) else _hundredths(sp),
         "bezettingsgraad": None if occ == "" else float(np.float32(float(occ.replace(",", ".")))),
     }
     for name in CLASSES:
@@ -192,10 +201,14 @@ def check(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
 
     sp = t["currentspeed"]
     sp_null = pc.or_(pc.equal(sp, ""), _match(sp, NEGATIVE))
-    sp_whole = _match(sp, WHOLE_SPEED)
-    speed = _cast(pc.utf8_ltrim(pc.replace_substring_regex(sp, r"[.,].*$", ""), characters="+"),
-                  sp_whole, "0", pa.int32())
-    sp_ok = pc.or_(sp_null, pc.and_(sp_whole, pc.less_equal(speed, 32767)))
+    sp_form = _match(sp, SPEED)
+    # hundredths = whole * 100 + the first two decimals, right-padded with zeros
+    whole = _cast(pc.utf8_ltrim(pc.replace_substring_regex(sp, r"[.,].*$", ""), characters="+"),
+                  sp_form, "0", pa.int32())
+    fraction = pc.utf8_slice_codeunits(
+        pc.utf8_rpad(pc.replace_substring_regex(sp, r"^[^.,]*[.,]?", ""), 2, "0"), 0, 2)
+    speed = pc.add(pc.multiply(whole, 100), _cast(fraction, sp_form, "0", pa.int32()))
+    sp_ok = pc.or_(sp_null, pc.and_(sp_form, pc.less_equal(speed, MAX_SPEED)))
 
     occ = t["bezettingsgraad"]
     occ_num = _match(occ, OCCUPANCY)
@@ -219,8 +232,7 @@ def check(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
         "line": line_arr,
         "uniqueid": pc.cast(uid, pa.int32(), safe=False),
         "recordtimestamp": pa.array(micros_np, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "currentspeed": pc.if_else(sp_null, pa.scalar(None, pa.int16()),
-                                   pc.cast(speed, pa.int16(), safe=False)),
+        "currentspeed_hundredths": pc.if_else(sp_null, pa.scalar(None, pa.int32()), speed),
         "bezettingsgraad": pc.if_else(pc.equal(occ, ""), pa.scalar(None, pa.float32()),
                                       pc.cast(occupancy, pa.float32(), safe=False)),
         **counts,

@@ -1,5 +1,10 @@
 """The coverage GeoJSON drawn as SVG, server-side, so the page works offline and without JS.
 
+The page draws the default document (every level, no styling properties: see
+:mod:`renderer.traffic.coverage`); its colours are the page's own. OpenTraffic's styling
+properties (``fill``, ``fillOpacity``, ...), present only in documents asked for with
+``--opentraffic-style``, are ignored here.
+
 Longitude and latitude map straight to SVG x and -y (plate carrée): tiles are lon/lat
 rectangles, so they stay rectangles, and the view is the data's extent with a margin. The
 template writes the shapes; everything here is a pure function of the GeoJSON.

@@ -410,9 +410,10 @@ CREATE TABLE traffic_coverage_state (
 
 -- name: traffic_coverage_geojson
 -- The coverage GeoJSON (RFC 7946): one polygon per tile, at every level, that has reference
--- data in any mode; counter-clockwise rings; properties as OpenTraffic's coverage map
--- (tileid, level, rangeStart, rangeEnd, rangeStartDate, rangeEndDate) plus segments and
--- observations (summed over modes) and the modes. From psql:
+-- data in any mode; counter-clockwise rings; properties tileid, rangeStart, rangeEnd,
+-- rangeStartDate, rangeEndDate as in OpenTraffic's coverage map, plus our own level,
+-- segments and observations (summed over modes) and the modes. Kept for workers older than
+-- 0014; current code calls traffic_coverage_geojson_v2. From psql:
 --     \copy (SELECT renderer.traffic_coverage_geojson()) TO 'coverage.geojson'
 CREATE FUNCTION renderer.traffic_coverage_geojson() RETURNS json
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -450,6 +451,63 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                      'segments', segments,
                      'observations', observations,
                      'modes', to_json(modes)))
+               ORDER BY level, tile_index), '[]'::json))
+      FROM boxes
+$$;
+
+-- name: traffic_coverage_geojson_v2
+-- The coverage GeoJSON of traffic_coverage_geojson, of some levels only (p_levels; NULL:
+-- every level, the default document, byte for byte the same as traffic_coverage_geojson())
+-- and, with p_opentraffic_style, OpenTraffic's styling properties first on every feature,
+-- with its names and values (fillOpacity 0.33, color, fill and fillColor #50bf40, contour
+-- 15, opacity 0.33, fill-opacity 0.33), as its make_coverage_map.py wrote them. OpenTraffic
+-- listed level 1 only and had no level, segments, observations or modes: those stay ours.
+-- From psql, OpenTraffic's map:
+--     \copy (SELECT renderer.traffic_coverage_geojson_v2('{1}', true)) TO 'coverage.geojson'
+CREATE FUNCTION renderer.traffic_coverage_geojson_v2(
+    p_levels integer[] DEFAULT NULL, p_opentraffic_style boolean DEFAULT false) RETURNS json
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH tiles AS (
+        SELECT level, tile_index,
+               min(range_start) AS range_start, max(range_end) AS range_end,
+               sum(segments)::bigint AS segments,
+               sum(observations)::bigint AS observations,
+               array_agg(mode ORDER BY mode) AS modes,
+               (ARRAY[4.0, 1.0, 0.25])[level + 1] AS size
+          FROM traffic_reference_tiles
+         WHERE segments > 0 AND (p_levels IS NULL OR level = ANY (p_levels))
+         GROUP BY level, tile_index
+    ), boxes AS (
+        SELECT t.*,
+               -180 + (tile_index % (360 / size)::integer) * size AS west,
+               -90 + (tile_index / (360 / size)::integer) * size AS south,
+               to_char(to_timestamp(range_start) AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD HH24:MI:SS') AS start_date,
+               to_char(to_timestamp(range_end) AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD HH24:MI:SS') AS end_date
+          FROM tiles t
+    )
+    SELECT json_build_object(
+             'type', 'FeatureCollection',
+             'features', coalesce(json_agg(json_build_object(
+                 'type', 'Feature',
+                 'geometry', ST_AsGeoJSON(ST_ForcePolygonCCW(ST_MakeEnvelope(
+                     west, south, west + size, south + size, 4326)))::json,
+                 'properties', CASE WHEN p_opentraffic_style THEN json_build_object(
+                     'fillOpacity', 0.33, 'color', '#50bf40', 'fill', '#50bf40',
+                     'fillColor', '#50bf40', 'contour', 15, 'opacity', 0.33,
+                     'fill-opacity', 0.33,
+                     'tileid', tile_index, 'level', level,
+                     'rangeStart', range_start, 'rangeEnd', range_end,
+                     'rangeStartDate', start_date, 'rangeEndDate', end_date,
+                     'segments', segments, 'observations', observations,
+                     'modes', to_json(modes))
+                 ELSE json_build_object(
+                     'tileid', tile_index, 'level', level,
+                     'rangeStart', range_start, 'rangeEnd', range_end,
+                     'rangeStartDate', start_date, 'rangeEndDate', end_date,
+                     'segments', segments, 'observations', observations,
+                     'modes', to_json(modes)) END)
                ORDER BY level, tile_index), '[]'::json))
       FROM boxes
 $$;
