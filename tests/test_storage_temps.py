@@ -1,0 +1,71 @@
+"""Temporary files of the folder store left by a writer killed mid-write (kill -9): removed
+by the next write to their folder once older than the grace period, shown by the doctor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from renderer import config, doctor
+from renderer.storage import FileStore
+
+# A writer that blocks for ever inside fsync-free writing: it writes the temporary file
+# through the store's own helper, then waits to be killed before renaming it into place.
+_WRITER = """
+import sys, time
+from pathlib import Path
+from renderer.storage.files import FileStore
+FileStore._write_temp(Path(sys.argv[1]) / "a" / "obj.bin", b"x" * 1000)
+print("written", flush=True)
+time.sleep(60)
+"""
+
+
+def _killed_writer(root: Path) -> Path:
+    (root / "a").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(root)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"written\n"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (temp,) = (p for p in (root / "a").iterdir() if p.name.endswith(".tmp"))
+    return temp
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    temp = _killed_writer(tmp_path)
+    store = FileStore(tmp_path)
+    assert [i.key for i in store.list("")] == []  # hidden from listings
+    _age(temp, 7200)
+    store.put("a/other.bin", b"y")
+    assert not temp.exists()
+    assert [i.key for i in store.list("")] == ["a/other.bin"]
+
+
+def test_a_young_temp_file_may_be_a_concurrent_writers_and_stays(tmp_path: Path) -> None:
+    temp = _killed_writer(tmp_path)
+    store = FileStore(tmp_path)
+    store.put("a/other.bin", b"y")
+    assert temp.exists()
+    assert store.stale_temps() == []
+
+
+def test_stale_temps_are_listed_cleaned_and_shown_by_the_doctor(tmp_path: Path) -> None:
+    temp = _killed_writer(tmp_path)
+    (tmp_path / "a" / "not-ours.tmp").write_bytes(b"a user's file, not a store temp")
+    _age(temp, 7200)
+    _age(tmp_path / "a" / "not-ours.tmp", 7200)
+    store = FileStore(tmp_path)
+    assert store.stale_temps() == [temp]
+    check = doctor.check_store_temps(config.Settings(storage=str(tmp_path)))
+    assert not check.ok and "1 temporary file(s)" in check.detail and str(temp) in check.detail
+    assert store.clean_temps() == 1 and not temp.exists()
+    assert doctor.check_store_temps(config.Settings(storage=str(tmp_path))).ok
