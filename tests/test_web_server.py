@@ -37,7 +37,9 @@ class Live:
         return self.client.get(path, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.client.post(path, **kwargs)
+        """POST, as JSON unless the caller's headers name another content type."""
+        headers = {"Content-Type": "application/json", **(kwargs.pop("headers", None) or {})}
+        return self.client.post(path, headers=headers, **kwargs)
 
 
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
