@@ -19,6 +19,8 @@ backends behave alike (the same test suite runs on both):
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -42,6 +44,7 @@ __all__ = [
     "check_key",
     "check_metadata",
     "open_store",
+    "within",
 ]
 
 
@@ -75,3 +78,29 @@ def open_store(url: str) -> Store:
     raise StorageError(
         f"unsupported store URL {url!r}", "use file:///path, a plain path or s3://bucket/prefix"
     )
+
+
+def _location(store: Store) -> tuple[str, str]:
+    """(scheme and bucket, path with a trailing /) of a store's root, symlinks resolved."""
+    if isinstance(store, FileStore):
+        return "file", os.path.realpath(store.root).rstrip("/") + "/"
+    assert isinstance(store, S3Store)
+    return f"s3:{store.bucket}", "/" + store.prefix
+
+
+def within(url: str, roots: Iterable[str]) -> bool:
+    """Whether the store at ``url`` is one of ``roots`` or lies under one (a folder inside
+    it, a longer S3 prefix of the same bucket). Local paths are compared with symlinks and
+    ``..`` resolved, so a link or ``a/../..`` inside a root cannot lead out of it.
+
+    Examples
+    --------
+    >>> within("/srv/traffic/2026", ["/srv/traffic"]), within("/etc", ["/srv/traffic"])
+    (True, False)
+    """
+    scheme, path = _location(open_store(url))
+    for root in roots:
+        root_scheme, root_path = _location(open_store(root))
+        if scheme == root_scheme and path.startswith(root_path):
+            return True
+    return False
