@@ -1,5 +1,6 @@
-"""Temporary files of the folder store left by a writer killed mid-write (kill -9): removed
-by the next write to their folder once older than the grace period, shown by the doctor."""
+"""The folder store under attack: temporary files left by a writer killed mid-write (kill -9),
+removed by the next write to their folder once older than the grace period and shown by the
+doctor; symbolic links out of the root, never read."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from renderer import config, doctor
+from renderer.errors import ObjectNotFound
 from renderer.storage import FileStore
 
 # A writer that blocks for ever inside fsync-free writing: it writes the temporary file
@@ -69,3 +73,27 @@ def test_stale_temps_are_listed_cleaned_and_shown_by_the_doctor(tmp_path: Path) 
     assert not check.ok and "1 temporary file(s)" in check.detail and str(temp) in check.detail
     assert store.clean_temps() == 1 and not temp.exists()
     assert doctor.check_store_temps(config.Settings(storage=str(tmp_path))).ok
+
+
+def test_links_are_not_followed_unless_allowed_inside_the_root(tmp_path: Path) -> None:
+    secret = tmp_path / "outside" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:$6$secrethash:19000:0:99999:7:::\n")
+    root = tmp_path / "source"
+    folder = root / "1477872000_1477875599" / "0" / "3105"
+    folder.mkdir(parents=True)
+    (folder / "real.csv").write_text("data\n")
+    os.symlink(secret, folder / "shadow.csv")
+    os.symlink(folder / "real.csv", folder / "alias.csv")
+    os.symlink(secret.parent, root / "linked-dir")
+    strict = FileStore(root)
+    assert [i.key for i in strict.list("")] == ["1477872000_1477875599/0/3105/real.csv"]
+    for key in ("1477872000_1477875599/0/3105/shadow.csv", "linked-dir/shadow"):
+        assert strict.head(key) is None
+        with pytest.raises(ObjectNotFound):
+            strict.get(key)
+    inside = FileStore(root, follow_symlinks=True)
+    assert [i.key.rsplit("/", 1)[1] for i in inside.list("")] == ["alias.csv", "real.csv"]
+    assert inside.get("1477872000_1477875599/0/3105/alias.csv") == b"data\n"
+    with pytest.raises(ObjectNotFound):
+        inside.get("1477872000_1477875599/0/3105/shadow.csv")

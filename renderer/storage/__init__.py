@@ -48,8 +48,11 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, follow_symlinks: bool = False) -> Store:
     """The store of a URL: ``file:///path``, a plain path, or ``s3://bucket/prefix``.
+
+    A folder store reads no file through a symbolic link, or with ``follow_symlinks`` only
+    through links that stay inside its root.
 
     Examples
     --------
@@ -61,7 +64,7 @@ def open_store(url: str) -> Store:
     if "://" not in url:
         if not url.strip():
             raise StorageError("the store URL is empty", "set RENDERER_STORAGE or leave it unset")
-        return FileStore(Path(url))
+        return FileStore(Path(url), follow_symlinks=follow_symlinks)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "file":
@@ -70,7 +73,7 @@ def open_store(url: str) -> Store:
                 f"file URL {url!r} names a host",
                 "write file:///absolute/path (three slashes) or a plain path",
             )
-        return FileStore(Path(unquote(parts.path)))
+        return FileStore(Path(unquote(parts.path)), follow_symlinks=follow_symlinks)
     if scheme == "s3":
         if not parts.netloc:
             raise StorageError(f"S3 URL {url!r} has no bucket", "write s3://bucket/prefix")

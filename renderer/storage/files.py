@@ -74,8 +74,10 @@ class FileStore(Store):
     """
 
     def __init__(self, root: str | os.PathLike[str],
-                 temp_grace: float = TEMP_GRACE_SECONDS) -> None:
+                 temp_grace: float = TEMP_GRACE_SECONDS, *,
+                 follow_symlinks: bool = False) -> None:
         self.temp_grace = temp_grace
+        self.follow_symlinks = follow_symlinks
         self._swept: dict[Path, float] = {}  # folder -> when this process last swept it
         try:
             self.root = Path(root).expanduser().absolute()
@@ -94,6 +96,16 @@ class FileStore(Store):
                 f"a folder store key has no part starting with '.' (kept for sidecars): {key!r}"
             )
         return self.root.joinpath(*parts)
+
+    def _inside(self, path: Path) -> bool:
+        """Whether reading ``path`` (under the root) goes through no symbolic link, or with
+        ``follow_symlinks`` only through links that stay inside the root: a link to
+        ``/etc/shadow`` dropped into a source folder is never read."""
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if not self.follow_symlinks:
+            return real == os.path.join(root, path.relative_to(self.root))
+        return real.startswith(root.rstrip("/") + "/")
 
     @staticmethod
     def _sidecar(path: Path) -> Path:
@@ -200,6 +212,8 @@ class FileStore(Store):
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:
+            if not self._inside(path):
+                raise FileNotFoundError(path)
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(f"no object {key!r} in {self.url}", "check the key") from None
@@ -246,7 +260,7 @@ class FileStore(Store):
         path = self._path(key)
         try:
             st = path.stat()
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) or not self._inside(path):
                 return None
             return self._info(key, path, st, metadata=True)
         except (FileNotFoundError, NotADirectoryError):
@@ -288,7 +302,8 @@ class FileStore(Store):
                     if not entry.is_symlink() and (sub.startswith(prefix)
                                                    or prefix.startswith(sub)):
                         pending.append((entry.path, sub))
-                elif key.startswith(prefix):
+                elif key.startswith(prefix) and (not entry.is_symlink()
+                                                 or self._inside(Path(entry.path))):
                     found.append((key, entry.path, _SIDECAR.format(name=name) in names))
         found.sort()
         for key, name, sidecar in found:

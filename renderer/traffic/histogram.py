@@ -229,7 +229,7 @@ def handle_histogram(job: Job) -> ConsumeResult:
     archiving after commit (:func:`archive_after`)."""
     prefix = Prefix.parse(job.item.key)
     payload = job.item.payload or {}
-    store = source_store(payload["source"])
+    store = source_store(payload["source"], job.settings.follow_symlinks)
     result = consume_prefix(job.conn, store, prefix)
     log.debug("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
               result.files, result.observations, result.rows_rejected)
@@ -249,7 +249,7 @@ def archive_after(job: Job, result: ConsumeResult) -> list[Next]:
 def handle_archive(job: Job) -> None:
     """Archive or delete a prefix's consumed files (runs after the histogram commit)."""
     payload = job.item.payload or {}
-    moved = archive_prefix(job.conn, source_store(payload["source"]),
+    moved = archive_prefix(job.conn, source_store(payload["source"], job.settings.follow_symlinks),
                            Prefix.parse(job.item.key), payload.get("after", "archive"))
     log.debug("histogram-archive %s: %d files %sd", job.item.key, moved,
               payload.get("after", "archive"))

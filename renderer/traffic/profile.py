@@ -83,7 +83,8 @@ def start_submit(conn: Connection, spec: dict[str, Any], settings: Settings) -> 
                          "submit it with `renderer traffic submit`, or add it to "
                          "RENDERER_TRAFFIC_ALLOWED_SOURCES")
     set_id = create_set(conn, f"traffic submit {source}")
-    ingest.submit(conn, source, priority=PRIORITY_ON_DEMAND, set_id=set_id)
+    ingest.submit(conn, source, priority=PRIORITY_ON_DEMAND, set_id=set_id,
+                  follow_symlinks=settings.follow_symlinks)
     return set_id
 
 
