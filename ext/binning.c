@@ -15,6 +15,7 @@
 #define HEADER_QUOTE_BYTES 200
 #define BINARY_SNIFF_BYTES 8000 /* a bad header with a NUL this early: binary data */
 #define BINARY_DATA "not a reporter CSV: binary data"
+#define NOT_A_HEADER "not a reporter CSV: its first line is not a CSV header (not shown)"
 #define MAX_HOUR ((UINT64_MAX - 3599) / 3600)
 
 static const char HEADER[] =
@@ -103,6 +104,16 @@ check_header(const char *text, size_t len, size_t *start, PyObject **reason)
             return *reason == NULL ? -1 : 1;
         }
         size_t n = h1 - h0 < HEADER_QUOTE_BYTES ? h1 - h0 : HEADER_QUOTE_BYTES;
+        /* quoted only when it could be column names: never a password file's first line */
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)text[h0 + i];
+            int like = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                       (c >= '0' && c <= '9') || (c != '\0' && strchr("_,;. \t-", c) != NULL);
+            if (!like) {
+                *reason = PyUnicode_FromString(NOT_A_HEADER);
+                return *reason == NULL ? -1 : 1;
+            }
+        }
         PyObject *quoted = PyUnicode_DecodeUTF8(text + h0, (Py_ssize_t)n, "replace");
         if (quoted == NULL)
             return -1;

@@ -25,6 +25,10 @@ BOM = b"\xef\xbb\xbf"
 # Bytes of a bad header quoted in file_error; a binary blob without newlines would
 # otherwise be quoted whole.
 HEADER_QUOTE_BYTES = 200
+# A bad header is quoted only when its quoted bytes could be column names: the first line of a
+# file that is not data (a password file reached through a link, a key) is never copied.
+HEADER_LIKE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_,;. \t-")
+NOT_A_HEADER = "not a reporter CSV: its first line is not a CSV header (not shown)"
 # A file is binary, rather than a reporter CSV with a damaged row, when it starts with the magic
 # bytes of a compressed, archive or image format (a gzip here is one inside the gzip the stage
 # opened), or when it does not start with the header and its first block holds a NUL (UTF-16
@@ -248,6 +252,8 @@ def bin_file(data: bytes, level: int, tile_index: int, hour: int) -> BinResult:
     if header != HEADER:
         if b"\0" in data[:BINARY_SNIFF_BYTES]:
             return _file_error(BINARY_DATA)
+        if not set(header[:HEADER_QUOTE_BYTES]) <= HEADER_LIKE:
+            return _file_error(NOT_A_HEADER)
         quoted = header[:HEADER_QUOTE_BYTES].decode("utf-8", "replace")
         return _file_error(f"not a reporter CSV: header is {quoted!r}")
 

@@ -48,6 +48,9 @@ class Settings:
     queue_retention_days: int = 7
     traffic_source: str = ""  # reporter files root (folder or s3:// URL) for hooks and schedules
     traffic_after: str = "archive"
+    traffic_allowed_sources: str = ""  # comma-separated roots POST /api/runs may also submit
+    traffic_dedupe_by_content: bool = False  # skip a file whose content the prefix has
+    follow_symlinks: bool = False  # follow links in local sources that stay inside the root
     traffic_min_count: int = 1
     traffic_max_level: int = 1
     traffic_speedtile_engine: str = "c"  # the speed-tile build: "c" (binary COPY + C) or "sql"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from renderer import config, schema
 from renderer.db import Database
 from renderer.errors import RendererError
-from renderer.storage import open_store
+from renderer.storage import FileStore, open_store
 
 REQUIRED = ["psycopg", "psycopg_pool", "sqlalchemy", "alembic", "numpy", "flatbuffers",
             "google.protobuf", "boto3", "mercantile", "click", "rich", "croniter", "fastapi",
@@ -96,6 +96,25 @@ def check_store(settings: config.Settings) -> Check:
         return Check("store round trip", False, str(exc))
 
 
+def check_store_temps(settings: config.Settings) -> Check:
+    """Temporary files that writers killed mid-write left in a folder store (``store ls``
+    hides them; the next write to their folder removes them)."""
+    try:
+        store = open_store(settings.store_url)
+    except RendererError as exc:
+        return Check("store temporary files", False, str(exc))
+    if not isinstance(store, FileStore):
+        return Check("store temporary files", True, "none (S3 writes are atomic)")
+    stale = store.stale_temps()
+    if not stale:
+        return Check("store temporary files", True, "none left by interrupted writes")
+    shown = ", ".join(str(p) for p in stale[:5]) + (", ..." if len(stale) > 5 else "")
+    return Check("store temporary files", False,
+                 f"{len(stale)} temporary file(s) of interrupted writes: {shown} "
+                 "(removed by the next write to their folder, or delete them)")
+
+
 def run(settings: config.Settings | None = None) -> list[Check]:
     settings = settings or config.load()
-    return [*check_python(), check_extension(), *check_database(settings), check_store(settings)]
+    return [*check_python(), check_extension(), *check_database(settings), check_store(settings),
+            check_store_temps(settings)]

@@ -122,12 +122,22 @@ def test_a_nul_after_the_header_rejects_its_row_only(bin_file: BinFile) -> None:
         (HEADER + b",extra\n", repr(HEAD + ",extra")),
         (HEADER.upper() + b"\n", repr(HEAD.upper())),
         (b" " + HEADER + b"\n", repr(" " + HEAD)),
-        (b"\xff\xfeab" + b"x" * 500, repr("\ufffd\ufffdab" + "x" * 196)),
+        (b"a;b\tc d.e-f_g", repr("a;b\tc d.e-f_g")),
     ],
 )
 def test_wrong_header(bin_file: BinFile, data: bytes, shown: str) -> None:
     result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
     assert result == BinResult(0, 0, 0, [], [], f"not a reporter CSV: header is {shown}", [])
+
+
+@pytest.mark.parametrize("data", [
+    b"root:$6$secrethash:19000:0:99999:7:::\n",
+    b"password=hunter2\n",
+    b"\xff\xfeab" + b"x" * 500,
+])
+def test_a_first_line_that_is_not_a_header_is_not_quoted(bin_file: BinFile, data: bytes) -> None:
+    result = bin_file(data, LEVEL, TILE_INDEX, HOUR)
+    assert result.file_error == "not a reporter CSV: its first line is not a CSV header (not shown)"
 
 
 def test_header_only(bin_file: BinFile) -> None:

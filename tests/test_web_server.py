@@ -32,12 +32,16 @@ class Live:
     settings: Settings
     source: Path
     client: httpx.Client
+    app_state: Any = None
+    """The application's WebState (pool, settings), for tests that look inside."""
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(path, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.client.post(path, **kwargs)
+        """POST, as JSON unless the caller's headers name another content type."""
+        headers = {"Content-Type": "application/json", **(kwargs.pop("headers", None) or {})}
+        return self.client.post(path, headers=headers, **kwargs)
 
 
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
@@ -78,7 +82,7 @@ def live(db: Database, tmp_path: Path) -> Iterator[Callable[..., Live]]:
         server, thread, port = _serve(app)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         running.append((server, thread, client))
-        return Live(f"http://127.0.0.1:{port}", settings, source, client)
+        return Live(f"http://127.0.0.1:{port}", settings, source, client, app.state.web)
 
     yield start
     for server, thread, client in running:
@@ -125,7 +129,10 @@ def test_readyz_reports_pending_migrations(live: Callable[..., Live], db: Databa
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
         conn.commit()
     try:
-        ready = server.get("/readyz")
+        deadline = time.monotonic() + 30  # answered from a check refreshed every 3 s
+        while (ready := server.get("/readyz")).status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         assert ready.status_code == 503
         assert "renderer db migrate" in ready.json()["error"]["message"]
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -23,15 +25,26 @@ log = logging.getLogger(__name__)
 @click.option("--host", default=None, help="Address to listen on [default: web_host, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [default: web_port, 8080].")
 @click.option("--no-scheduler", is_flag=True, help="Do not fire schedules in this process.")
-def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
+@click.option("--web-workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="HTTP server processes sharing the port (each with its own pool).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also run a pool of this many queue workers beside the service.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log every request.")
+def serve(host: str | None, port: int | None, no_scheduler: bool, web_workers: int,
+          workers: int, access_log: bool) -> None:
     """Run the HTTP service: hooks, run API, status pages, metrics, schedules.
 
     Write endpoints (POST /hooks/s3, POST /api/runs) need an HMAC secret
-    (RENDERER_WEB_SECRETS) or a token from `renderer tokens create`.
+    (RENDERER_WEB_SECRETS) or a token from `renderer tokens create`. With --web-workers N
+    the requests are spread over N processes (schedules still fire from this one); with
+    --workers N a `renderer work --processes N` pool runs beside the service and stops
+    with it.
 
     \b
     Example:
         RENDERER_WEB_SECRETS=$(openssl rand -hex 32) renderer serve --port 8080
+        renderer serve --web-workers 2 --workers 4
     """
     import uvicorn
 
@@ -39,19 +52,62 @@ def serve(host: str | None, port: int | None, no_scheduler: bool) -> None:
 
     s = settings()
     target = database()
-    app = create_app(s, url=target.url, run_scheduler=not no_scheduler)
     host = host or s.web_host
     port = s.web_port if port is None else port
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: pages and metrics are readable by anyone who can "
                     "reach it (write endpoints still need a signature or token)", host)
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info",
+                               "access_log": access_log, "proxy_headers": False,
+                               "server_header": False,
+                               "log_config": None}  # uvicorn's lines in our format (_logs.py)
+    pool = _start_workers(workers) if workers else None
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=True,
-                    proxy_headers=False, server_header=False,
-                    log_config=None)  # uvicorn's lines in our format (renderer/cli/_logs.py)
+        if web_workers == 1:
+            uvicorn.run(create_app(s, url=target.url, run_scheduler=not no_scheduler),
+                        **options)
+        else:
+            # Each process builds its own app (and pool) from the same settings; the
+            # scheduler runs once, here, rather than in every process.
+            if not no_scheduler:
+                _start_scheduler(target.url)
+            # A child imports the whole service before it answers the supervisor's ping: on a
+            # busy machine that takes longer than uvicorn's 5 s, which restarts it in a loop.
+            uvicorn.run("renderer.web.app:create_app", factory=True, workers=web_workers,
+                        timeout_worker_healthcheck=60, **options)
     except OSError as exc:  # port in use, address not available
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                           "pick another --port or stop what uses it") from exc
+    finally:
+        if pool is not None:
+            _stop_workers(pool)
+
+
+def _start_workers(count: int) -> subprocess.Popen[bytes]:
+    """A ``renderer work`` pool as a child process: the pool supervises its own children and
+    handles its own signals, which it can only do in a main thread of its own."""
+    log.info("starting a pool of %d worker(s) beside the service", count)
+    return subprocess.Popen([sys.executable, "-m", "renderer", "work",
+                             "--processes", str(count)])
+
+
+def _stop_workers(pool: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the workers finish their batch), then wait; killed only if it hangs."""
+    if pool.poll() is None:
+        pool.terminate()
+        try:
+            pool.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pool.kill()
+            pool.wait()
+
+
+def _start_scheduler(url: str) -> None:
+    from renderer import schedules
+
+    threading.Thread(target=schedules.run_scheduler, args=(url,),
+                     kwargs={"stop": threading.Event()}, name="renderer-scheduler",
+                     daemon=True).start()
 
 
 @click.command()

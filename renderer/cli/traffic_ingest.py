@@ -68,7 +68,7 @@ def submit(source: str, after: str | None, set_name: str | None, now: bool,
         set_id = create_set(conn, set_name) if set_name else None
         result = do_submit(conn, source, after=after or settings().traffic_after,
                            priority=PRIORITY_ON_DEMAND if now else PRIORITY_BATCH,
-                           set_id=set_id)
+                           set_id=set_id, follow_symlinks=settings().follow_symlinks)
         conn.commit()
     if as_json:
         print_json({**result.__dict__, "set_id": set_id})

@@ -79,11 +79,22 @@ def _wanted(name: str) -> bool:
     return not base.startswith(".") and base.lower().endswith(SUFFIXES)
 
 
-def discover(sources: Iterable[str]) -> list[SourceFile]:
+def _inside(path: Path, root: Path, follow_symlinks: bool) -> bool:
+    """Whether a file found under ``root`` may be read: not through any symbolic link, or
+    (``follow_symlinks``) through links that stay inside ``root``."""
+    real = path.resolve()
+    if not follow_symlinks:
+        return real == root / path.relative_to(root)
+    return real.is_relative_to(root)
+
+
+def discover(sources: Iterable[str], *, follow_symlinks: bool = False) -> list[SourceFile]:
     """The files of some sources, in a stable order (sorted by key within each source).
 
     A file named directly is taken whatever its suffix; folders and store prefixes contribute
-    their ``.csv`` and ``.csv.gz`` files.
+    their ``.csv`` and ``.csv.gz`` files. Symbolic links in a folder are skipped, or with
+    ``follow_symlinks`` followed when they lead to a file inside the folder: a link to
+    ``/etc/shadow`` dropped into a source is never read.
     """
     found: list[SourceFile] = []
     for source in sources:
@@ -99,11 +110,14 @@ def discover(sources: Iterable[str]) -> list[SourceFile]:
             continue
         path = Path(source).expanduser()
         if path.is_dir():
+            path = path.resolve()
             files = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p.name)
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                           and _inside(p, path, follow_symlinks))
             if not files:
                 raise InputError(f"no .csv or .csv.gz files in {path}", "check the folder")
-            found.extend(_local(p) for p in files)
+            local = {f.key: f for f in map(_local, files)}  # a link and its target: once
+            found.extend(local[k] for k in sorted(local))
         elif path.is_file():
             found.append(_local(path))
         else:

@@ -164,9 +164,10 @@ def ingest_sources(db: Database, sources: Iterable[SourceFile],
 
 
 def ingest(db: Database, paths: Iterable[str],
-           progress: Callable[[FileResult], None] | None = None) -> IngestReport:
+           progress: Callable[[FileResult], None] | None = None, *,
+           follow_symlinks: bool = False) -> IngestReport:
     """Ingest the files of local paths, folders or store URLs (see :func:`.files.discover`)."""
-    return ingest_sources(db, discover(paths), progress)
+    return ingest_sources(db, discover(paths, follow_symlinks=follow_symlinks), progress)
 
 
 def rejects(conn: Connection, like: str | None = None,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 REQUIRED = FIELDS[:4]
 BATCH_ROWS = 65536
 RAW_LIMIT = 1000
+_NAME = re.compile(r"[a-z0-9_ .-]{1,64}")  # what a column name can be quoted as in a reason
 _Batch = tuple[pa.RecordBatch, np.ndarray]  # text columns and their line numbers
 
 
@@ -66,14 +68,27 @@ def parse_header(line: str) -> Header:
     delimiter = ","
     if "," not in line:
         delimiter = ";" if ";" in line else "\t" if "\t" in line else ","
-    names = tuple(n.strip().lower() for n in next(csv.reader([line], delimiter=delimiter)))
+    try:
+        names = tuple(n.strip().lower()
+                      for n in next(csv.reader([line], delimiter=delimiter)))
+    except csv.Error as exc:  # a field over csv's limit (131,072 characters)
+        raise BadHeader(f"header unreadable: {exc}") from exc
     missing = [n for n in REQUIRED if n not in names]
     if missing:
-        raise BadHeader(f"header lacks {', '.join(missing)} (found: {', '.join(names)[:200]})")
+        raise BadHeader(f"header lacks {', '.join(missing)} ({_found(names)})")
     twice = sorted({n for n in FIELDS if names.count(n) > 1})
     if twice:
         raise BadHeader(f"header names {', '.join(twice)} more than once")
     return Header(names, delimiter)
+
+
+def _found(names: tuple[str, ...]) -> str:
+    """The header's names for a reason, quoting only those that look like column names: the
+    first line of a file that is not data (a key, a password file) is never copied."""
+    shown = [n for n in names if _NAME.fullmatch(n)]
+    hidden = len(names) - len(shown)
+    found = f"found: {', '.join(shown)[:200]}" if shown else "found no column names"
+    return found + (f" and {hidden} field(s) that are not column names" if hidden else "")
 
 
 def _split_header(chunks: Iterator[str]) -> tuple[str | None, Iterator[str]]:

@@ -19,6 +19,8 @@ backends behave alike (the same test suite runs on both):
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -42,11 +44,15 @@ __all__ = [
     "check_key",
     "check_metadata",
     "open_store",
+    "within",
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, follow_symlinks: bool = False) -> Store:
     """The store of a URL: ``file:///path``, a plain path, or ``s3://bucket/prefix``.
+
+    A folder store reads no file through a symbolic link, or with ``follow_symlinks`` only
+    through links that stay inside its root.
 
     Examples
     --------
@@ -58,7 +64,7 @@ def open_store(url: str) -> Store:
     if "://" not in url:
         if not url.strip():
             raise StorageError("the store URL is empty", "set RENDERER_STORAGE or leave it unset")
-        return FileStore(Path(url))
+        return FileStore(Path(url), follow_symlinks=follow_symlinks)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "file":
@@ -67,7 +73,7 @@ def open_store(url: str) -> Store:
                 f"file URL {url!r} names a host",
                 "write file:///absolute/path (three slashes) or a plain path",
             )
-        return FileStore(Path(unquote(parts.path)))
+        return FileStore(Path(unquote(parts.path)), follow_symlinks=follow_symlinks)
     if scheme == "s3":
         if not parts.netloc:
             raise StorageError(f"S3 URL {url!r} has no bucket", "write s3://bucket/prefix")
@@ -75,3 +81,29 @@ def open_store(url: str) -> Store:
     raise StorageError(
         f"unsupported store URL {url!r}", "use file:///path, a plain path or s3://bucket/prefix"
     )
+
+
+def _location(store: Store) -> tuple[str, str]:
+    """(scheme and bucket, path with a trailing /) of a store's root, symlinks resolved."""
+    if isinstance(store, FileStore):
+        return "file", os.path.realpath(store.root).rstrip("/") + "/"
+    assert isinstance(store, S3Store)
+    return f"s3:{store.bucket}", "/" + store.prefix
+
+
+def within(url: str, roots: Iterable[str]) -> bool:
+    """Whether the store at ``url`` is one of ``roots`` or lies under one (a folder inside
+    it, a longer S3 prefix of the same bucket). Local paths are compared with symlinks and
+    ``..`` resolved, so a link or ``a/../..`` inside a root cannot lead out of it.
+
+    Examples
+    --------
+    >>> within("/srv/traffic/2026", ["/srv/traffic"]), within("/etc", ["/srv/traffic"])
+    (True, False)
+    """
+    scheme, path = _location(open_store(url))
+    for root in roots:
+        root_scheme, root_path = _location(open_store(root))
+        if scheme == root_scheme and path.startswith(root_path):
+            return True
+    return False

@@ -8,9 +8,11 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,11 @@ from renderer.storage.base import (
 
 _SIDECAR = ".{name}.meta.json"  # hidden, beside the object; list() skips every dotfile
 _TEMP = ".{name}.{token}.tmp"
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+TEMP_GRACE_SECONDS = 3600.0
+"""A temporary file older than this is a crashed writer's (a write takes seconds, not an
+hour), and the next write to its folder removes it; a younger one may be a concurrent
+writer's and is left alone."""
 _FIX_FOLDER = "make the folder writable by this user, or set RENDERER_STORAGE to another store"
 
 
@@ -66,7 +73,12 @@ class FileStore(Store):
     and a folder (``a`` and ``a/b``). Emptied folders are left in place.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str],
+                 temp_grace: float = TEMP_GRACE_SECONDS, *,
+                 follow_symlinks: bool = False) -> None:
+        self.temp_grace = temp_grace
+        self.follow_symlinks = follow_symlinks
+        self._swept: dict[Path, float] = {}  # folder -> when this process last swept it
         try:
             self.root = Path(root).expanduser().absolute()
         except RuntimeError as error:  # "~name" of an unknown user, or no home at all
@@ -84,6 +96,16 @@ class FileStore(Store):
                 f"a folder store key has no part starting with '.' (kept for sidecars): {key!r}"
             )
         return self.root.joinpath(*parts)
+
+    def _inside(self, path: Path) -> bool:
+        """Whether reading ``path`` (under the root) goes through no symbolic link, or with
+        ``follow_symlinks`` only through links that stay inside the root: a link to
+        ``/etc/shadow`` dropped into a source folder is never read."""
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if not self.follow_symlinks:
+            return real == os.path.join(root, path.relative_to(self.root))
+        return real.startswith(root.rstrip("/") + "/")
 
     @staticmethod
     def _sidecar(path: Path) -> Path:
@@ -118,6 +140,7 @@ class FileStore(Store):
         temps: list[Path] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            self._sweep(path.parent)
             temps.append(self._write_temp(path, data))
             st = temps[0].stat()
             sidecar = {
@@ -157,9 +180,58 @@ class FileStore(Store):
                     temp.unlink(missing_ok=True)
             raise _os_error(error, "write", path) from error
 
+    def _sweep(self, folder: Path) -> None:
+        """Remove the stale temporary files of a folder (a writer killed mid-write leaves
+        one), at most once per grace period per folder and process: a put does not scan a
+        large folder every time."""
+        now = time.monotonic()
+        if now - self._swept.get(folder, -self.temp_grace) < self.temp_grace:
+            return
+        self._swept[folder] = now
+        for temp in self._stale_temps(folder, recursive=False):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+    def _stale_temps(self, folder: Path, recursive: bool) -> Iterator[Path]:
+        cutoff = time.time() - self.temp_grace
+        pending = [folder]
+        while pending:
+            try:
+                with os.scandir(pending.pop()) as it:
+                    entries = list(it)
+            except OSError:
+                continue  # gone, or unreadable: nothing to sweep there
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if recursive:
+                            pending.append(Path(entry.path))
+                    elif (_TEMP_NAME.fullmatch(entry.name)
+                          and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                        yield Path(entry.path)
+                except OSError:
+                    continue
+
+    def stale_temps(self) -> list[Path]:
+        """Temporary files left by writers that died mid-write (older than the grace
+        period), anywhere under the root; ``store ls`` hides them, ``renderer doctor``
+        shows them."""
+        return sorted(self._stale_temps(self.root, recursive=True))
+
+    def clean_temps(self) -> int:
+        """Remove :meth:`stale_temps`; return how many were removed."""
+        removed = 0
+        for temp in self.stale_temps():
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+                removed += 1
+        return removed
+
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:
+            if not self._inside(path):
+                raise FileNotFoundError(path)
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(f"no object {key!r} in {self.url}", "check the key") from None
@@ -206,7 +278,7 @@ class FileStore(Store):
         path = self._path(key)
         try:
             st = path.stat()
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) or not self._inside(path):
                 return None
             return self._info(key, path, st, metadata=True)
         except (FileNotFoundError, NotADirectoryError):
@@ -248,7 +320,8 @@ class FileStore(Store):
                     if not entry.is_symlink() and (sub.startswith(prefix)
                                                    or prefix.startswith(sub)):
                         pending.append((entry.path, sub))
-                elif key.startswith(prefix):
+                elif key.startswith(prefix) and (not entry.is_symlink()
+                                                 or self._inside(Path(entry.path))):
                     found.append((key, entry.path, _SIDECAR.format(name=name) in names))
         found.sort()
         for key, name, sidecar in found:

@@ -129,14 +129,20 @@ def _listed(store: Store, prefix: Prefix) -> list[ObjectInfo]:
     return [i for i in store.list(prefix.folder, checksums=False) if parse_key(i.key) == prefix]
 
 
-def consume_prefix(conn: Connection, store: Store, prefix: Prefix) -> ConsumeResult:
+def consume_prefix(conn: Connection, store: Store, prefix: Prefix, *,
+                   dedupe_by_content: bool = False) -> ConsumeResult:
     """Bin the new files of one (tile, hour) and write everything in ``conn``'s transaction.
 
     Nothing is committed here: the caller (the queue's worker) commits, together with the
     item's completion. Returns what was consumed; a prefix without new files writes nothing.
+    With ``dedupe_by_content`` a file whose size and checksum the prefix already consumed
+    under another name (or holds twice) is recorded as rejected, "duplicate of" the first,
+    and not binned; by default every name counts, as OpenTraffic counted them.
     """
     result = ConsumeResult()
     consumed = _consumed(conn, prefix)
+    # the first name in key order wins (reversed: a later entry overwrites an earlier one)
+    seen = {(size, checksum): key for key, size, checksum in sorted(consumed, reverse=True)}
     read: list[tuple[str, int, str, str | None]] = []  # key, size, checksum, gzip error
     texts: list[bytes] = []
     for info in _listed(store, prefix):
@@ -149,6 +155,10 @@ def consume_prefix(conn: Connection, store: Store, prefix: Prefix) -> ConsumeRes
         size, checksum = _checksum(info, raw)
         if (info.key, size, checksum) in consumed:
             continue  # listed without a checksum, and consumed already
+        first = seen.setdefault((size, checksum), info.key)
+        if dedupe_by_content and first != info.key:
+            read.append((info.key, size, checksum, f"duplicate of {first}"))
+            continue
         data, error = _decode(raw)
         read.append((info.key, size, checksum, error))
         if error is None:
@@ -230,8 +240,9 @@ def handle_histogram(job: Job) -> ConsumeResult:
     archiving after commit (:func:`archive_after`)."""
     prefix = Prefix.parse(job.item.key)
     payload = job.item.payload or {}
-    store = source_store(payload["source"])
-    result = consume_prefix(job.conn, store, prefix)
+    store = source_store(payload["source"], job.settings.follow_symlinks)
+    result = consume_prefix(job.conn, store, prefix,
+                            dedupe_by_content=job.settings.traffic_dedupe_by_content)
     log.debug("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
               result.files, result.observations, result.rows_rejected)
     return result
@@ -250,7 +261,7 @@ def archive_after(job: Job, result: ConsumeResult) -> list[Next]:
 def handle_archive(job: Job) -> None:
     """Archive or delete a prefix's consumed files (runs after the histogram commit)."""
     payload = job.item.payload or {}
-    moved = archive_prefix(job.conn, source_store(payload["source"]),
+    moved = archive_prefix(job.conn, source_store(payload["source"], job.settings.follow_symlinks),
                            Prefix.parse(job.item.key), payload.get("after", "archive"))
     log.debug("histogram-archive %s: %d files %sd", job.item.key, moved,
               payload.get("after", "archive"))

@@ -112,7 +112,8 @@ def _enqueue(conn: Connection, store: Store, new: Iterable[tuple[Prefix, ObjectI
 
 def submit(conn: Connection, source_url: str, *, after: str = "archive",
            priority: int = PRIORITY_BATCH, set_id: str | None = None,
-           options: dict[str, Any] | None = None) -> SubmitResult:
+           options: dict[str, Any] | None = None,
+           follow_symlinks: bool = False) -> SubmitResult:
     """List a source root and enqueue a ``histogram`` item per prefix with new files.
 
     Runs in ``conn``'s transaction (the items appear when the caller commits).
@@ -129,7 +130,7 @@ def submit(conn: Connection, source_url: str, *, after: str = "archive",
         items' payloads.
     """
     _check_after(after)
-    store = source_store(source_url)
+    store = source_store(source_url, follow_symlinks)
     listed: list[tuple[Prefix, ObjectInfo]] = []
     ignored = 0
     for prefix, info in list_source(store):
@@ -183,4 +184,5 @@ def submit_tick(job: Job) -> None:
         log.warning("traffic-submit: no traffic source configured (set RENDERER_TRAFFIC_SOURCE)")
         return
     after = job.item.payload.get("after") or job.settings.traffic_after
-    submit(job.conn, source, after=after, set_id=job.item.set_id)
+    submit(job.conn, source, after=after, set_id=job.item.set_id,
+           follow_symlinks=job.settings.follow_symlinks)

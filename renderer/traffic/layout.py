@@ -143,11 +143,11 @@ def fingerprint(files: Iterable[tuple[str, int, str]]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_store(url: str, pid: int) -> Store:
-    return open_store(url)
+def _cached_store(url: str, pid: int, follow_symlinks: bool) -> Store:
+    return open_store(url, follow_symlinks=follow_symlinks)
 
 
-def source_store(source_url: str) -> Store:
+def source_store(source_url: str, follow_symlinks: bool = False) -> Store:
     """The store of a source root, one per process (boto3 clients do not survive a fork).
 
     A plain path is made absolute, so the URL recorded in work items means the same folder to
@@ -156,7 +156,7 @@ def source_store(source_url: str) -> Store:
     url = source_url
     if "://" not in url:
         url = Path(url).expanduser().absolute().as_uri()
-    store = _cached_store(url, os.getpid())
+    store = _cached_store(url, os.getpid(), follow_symlinks)
     if isinstance(store, FileStore) and not store.root.is_dir():
         raise InputError(f"source folder {store.root} does not exist",
                          "check --source (a folder or s3://bucket/prefix)")

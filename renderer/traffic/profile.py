@@ -21,6 +21,7 @@ from renderer.db import Connection
 from renderer.errors import InputError
 from renderer.profile import Batch, DefaultSchedule, Offer, Profile, Stage, Then
 from renderer.queue import PRIORITY_ON_DEMAND, create_set
+from renderer.storage import within
 from renderer.traffic import coverage, histogram, ingest, reftile, run, schedule, speedtile, weeks
 from renderer.traffic.layout import Prefix
 
@@ -70,12 +71,20 @@ def start_speedtiles(conn: Connection, spec: dict[str, Any], settings: Settings)
 
 
 def start_submit(conn: Connection, spec: dict[str, Any], settings: Settings) -> str:
-    """Submit the traffic source (or ``source``), on demand."""
+    """Submit the traffic source (or ``source``, inside it or an allowed root), on demand:
+    a request must not make the service read, and archive, files anywhere it can reach."""
     source = spec.get("source") or settings.traffic_source
-    if not source:
+    if not source or not isinstance(source, str):
         raise InputError("no traffic source", "pass \"source\" or set RENDERER_TRAFFIC_SOURCE")
+    roots = [r for r in (settings.traffic_source, *settings.traffic_allowed_sources.split(","))
+             if r.strip()]
+    if not within(source, [r.strip() for r in roots]):
+        raise InputError(f"source {source!r} is not under the traffic source or an allowed root",
+                         "submit it with `renderer traffic submit`, or add it to "
+                         "RENDERER_TRAFFIC_ALLOWED_SOURCES")
     set_id = create_set(conn, f"traffic submit {source}")
-    ingest.submit(conn, source, priority=PRIORITY_ON_DEMAND, set_id=set_id)
+    ingest.submit(conn, source, priority=PRIORITY_ON_DEMAND, set_id=set_id,
+                  follow_symlinks=settings.follow_symlinks)
     return set_id
 
 

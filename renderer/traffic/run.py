@@ -83,7 +83,7 @@ def submit(conn: Connection, options: dict[str, Any], settings: Settings) -> Sub
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     set_id = create_set(conn, f"traffic run {stamp}", {"source": source})
     submitted = ingest.submit(conn, source, after=options.get("after") or settings.traffic_after,
-                              set_id=set_id,
+                              set_id=set_id, follow_symlinks=settings.follow_symlinks,
                               options=None if min_count is None else {"min_count": min_count})
     return Submitted(set_id, True, (since, submitted))
 

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
 from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
-from renderer.web import filters, hooks, metrics, pages
+from renderer.web import filters, health, hooks, metrics, pages
 from renderer.web.auth import AuthFailure, split_secrets
 from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
 
@@ -70,11 +70,13 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.open(wait=False)
+        web.ready.start()
         if web.run_scheduler:
             _start_scheduler(web)
         try:
             yield
         finally:
+            web.ready.close()
             web.scheduler_stop.set()
             if web.scheduler_thread is not None:
                 web.scheduler_thread.join(timeout=10)
@@ -100,6 +102,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
+    app.include_router(health.router)
     app.include_router(hooks.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)

@@ -1,17 +1,19 @@
 """Write endpoints: ``POST /hooks/s3`` (bucket notifications) and ``POST /api/runs``.
 
 Each request passes the same gate, in this order: body size (413, before the body is read
-whole), credentials (403 when none are configured, 401 when missing or wrong), then JSON
-(400). The replay record of a signed request and the work it enqueues commit in one
-transaction, so a refused or failed request leaves nothing behind.
+whole), credentials (403 when none are configured, 401 when missing or wrong), content type
+(415 unless ``application/json``, which MinIO's webhook sends too), then JSON (400, also when
+nested deeper than :data:`MAX_JSON_DEPTH`). The replay record of a signed
+request and the work it enqueues commit in one transaction, so a refused or failed request
+leaves nothing behind.
 
 Example
 -------
 $ body='{"pipeline": "traffic", "stage": "speedtiles", "week": "2026-W47"}'
 $ ts=$(date +%s); sig=$(printf '%s.%s' "$ts" "$body" |
       openssl dgst -sha256 -hmac "$SECRET" | cut -d' ' -f2)
-$ curl -H "X-Renderer-Timestamp: $ts" -H "X-Signature-256: sha256=$sig" \
-       -d "$body" http://127.0.0.1:8080/api/runs
+$ curl -H "Content-Type: application/json" -H "X-Renderer-Timestamp: $ts" \
+       -H "X-Signature-256: sha256=$sig" -d "$body" http://127.0.0.1:8080/api/runs
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ from renderer.web.deps import WebError, WebState, state
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+
+MAX_JSON_DEPTH = 32
+"""Nesting a request body may have: a run spec is flat and an S3 event four levels deep;
+a body nested 100,000 levels deep would exhaust the parser's recursion."""
+
+
+def _require_json(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise WebError(415, f"unsupported content type {media or 'none'!r}: "
+                            "send the body as application/json")
 
 
 async def limited_body(request: Request) -> bytes:
@@ -86,16 +99,38 @@ def authorize(web: WebState, conn: Connection, request: Request,
     return "signature"
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
+def parse_json(request: Request, body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: 415 unless sent as JSON, 400 when malformed or too deep."""
+    _require_json(request)
     if not body.strip():
         raise WebError(400, "empty body: expected a JSON object")
     try:
         value = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WebError(400, f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise WebError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise WebError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(value, dict):
         raise WebError(400, f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply containers nest in a parsed JSON value (without recursion)."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else None)
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_JSON_DEPTH:
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def created_objects(event: dict[str, Any], bucket: str | None) -> list[str]:
@@ -132,7 +167,7 @@ def s3_hook(request: Request, body: bytes = Depends(limited_body)) -> JSONRespon
     web = state(request)
     with web.connection() as conn, conn.transaction():
         caller = authorize(web, conn, request, body)
-        event = parse_json(body)
+        event = parse_json(request, body)
         if web.traffic_source is None:
             raise WebError(503, "no traffic source is configured "
                                 "(set RENDERER_TRAFFIC_SOURCE to the source root URL)")
@@ -156,7 +191,7 @@ def start_run(request: Request, body: bytes = Depends(limited_body)) -> JSONResp
     context = runs.Context(web.settings, web.traffic_source)
     with web.connection() as conn, conn.transaction():
         caller = authorize(web, conn, request, body)
-        spec = parse_json(body)
+        spec = parse_json(request, body)
         result = runs.start(conn, spec, context)  # with the replay record, or neither
     log.info("run %s/%s from %s: set %s", spec.get("pipeline"), spec.get("stage"), caller,
              result["set_id"])

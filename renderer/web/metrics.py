@@ -1,5 +1,4 @@
-"""``/metrics`` (Prometheus text), ``/healthz`` (process up), ``/readyz`` (database reachable,
-migrations current).
+"""``/metrics`` (Prometheus text); ``/healthz`` and ``/readyz`` are in :mod:`.health`.
 
 A scrape reads the queue's counters through :func:`renderer.queue.status` (no COUNT(*) over
 ``work_queue``), its timing histograms through :func:`renderer.queue.timings` and the attempt
@@ -12,13 +11,11 @@ wait, run time) and the service's process metrics.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from renderer import db, queue, schema
-from renderer.errors import RendererError
+from renderer import db, queue
 from renderer.web.deps import state
 from renderer.web.prom import CONTENT_TYPE, Snapshot, render
 
@@ -45,38 +42,3 @@ def metrics(request: Request) -> Response:
     with state(request).connection() as conn:
         snap = snapshot(conn, started)
     return Response(render(snap), media_type=CONTENT_TYPE)
-
-
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
-    web = state(request)
-    checks: dict[str, Any] = {}
-    ready = True
-    try:
-        # A fresh connection, not a pooled one: the probe must see what a new client sees,
-        # and the connector fails fast (refused) or within its timeout (unreachable).
-        with db.connect(web.url) as conn:
-            conn.execute("SELECT 1")
-        current = schema.current(web.url)
-        head = schema.head()
-        checks["database"] = "reachable"
-        checks["migrations"] = {"current": current, "head": head}
-        if current != head:
-            ready = False
-            checks["migrations"]["fix"] = "run `renderer db migrate`"
-    except RendererError as exc:
-        ready = False
-        checks["database"] = " ".join(str(exc).split())
-
-    if not ready:
-        problem = (checks["database"] if checks["database"] != "reachable"
-                   else f"database schema at {checks['migrations']['current']}, code expects "
-                        f"{checks['migrations']['head']} (run `renderer db migrate`)")
-        return JSONResponse({"error": {"status": 503, "message": f"not ready: {problem}"},
-                             "checks": checks}, status_code=503)
-    return JSONResponse({"status": "ready", "checks": checks})
