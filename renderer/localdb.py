@@ -325,7 +325,7 @@ class Cluster:
     def _write_hba(self, user: pwd.struct_passwd | None) -> bool:
         """Write :data:`HBA` as pg_hba.conf unless it is there already; True if written."""
         hba = self.data / "pg_hba.conf"
-        if hba.read_text() == HBA:
+        if _read(hba) == HBA:
             return False
         partial = self.data / "pg_hba.conf.renderer"
         partial.unlink(missing_ok=True)
@@ -374,7 +374,7 @@ class Cluster:
         """Close a running cluster that an older version started with trust over TCP: rewrite
         pg_hba.conf, reload, set the password. Costs one file read when there is nothing to
         do."""
-        if (self.data / "pg_hba.conf").read_text() == HBA and self.password_file.exists():
+        if _read(self.data / "pg_hba.conf") == HBA and self.password_file.exists():
             return
         bindir = find_bindir()
         with self._lock():
@@ -413,3 +413,12 @@ class Cluster:
         else:
             self._secure_running()
         return self.url()
+
+
+def _read(path: Path) -> str | None:
+    """A file's text, or None while it does not exist (another process may be making the
+    cluster at that moment: ``renderer`` commands started together)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
