@@ -305,3 +305,25 @@ ON CONFLICT (type, uid) DO UPDATE SET members = EXCLUDED.members, imported_at = 
 
 -- name: region_areas
 SELECT id, type, uid, area_m2 FROM regions ORDER BY id;
+
+-- name: export_batch
+-- Tiles in the order given: the GeoJSON with statistics merged, and the same regions as a
+-- Mapbox Vector Tile (layer "regions", extent 4096, a 64-unit buffer; statistics as
+-- attributes), larger regions first.
+SELECT k.z, k.x, k.y, renderer.maptiles_tile(k.z, k.x, k.y) AS body,
+       (SELECT ST_AsMVT(m, 'regions', 4096, 'geom') FROM (
+            SELECT ST_AsMVTGeom(coalesce(p.geom, ST_TileEnvelope(p.z, p.x, p.y,
+                                margin => %(margin)s)),
+                                ST_TileEnvelope(p.z, p.x, p.y), 4096, 64, true) AS geom,
+                   r.key, r.uid, r.type, r.name, array_to_string(r.parents, ',') AS parents,
+                   CASE WHEN s.members <> '' THEN ('{' || s.members || '}')::jsonb END AS stats
+            FROM tile_pieces p JOIN regions r ON r.id = p.region_id
+            LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
+            WHERE p.z = k.z AND p.x = k.x AND p.y = k.y
+            ORDER BY r.area_m2 DESC, r.id) m) AS mvt
+FROM unnest(%(zs)s::int[], %(xs)s::int[], %(ys)s::int[]) WITH ORDINALITY AS k(z, x, y, n)
+ORDER BY k.n;
+
+-- name: export_bounds
+SELECT ST_XMin(e) AS west, ST_YMin(e) AS south, ST_XMax(e) AS east, ST_YMax(e) AS north
+FROM (SELECT ST_Extent(geom) AS e FROM regions) b;

@@ -154,6 +154,33 @@ def stats(csv_file: Path, as_json: bool) -> None:
         click.echo(f"  line {line}: {reason}", err=True)
 
 
+@tiles.command("export")
+@click.argument("target")
+@click.option("--min-zoom", default=0, show_default=True, type=click.IntRange(0, 24))
+@click.option("--max-zoom", default=24, show_default=True, type=click.IntRange(0, 24))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def export(target: str, min_zoom: int, max_zoom: int, as_json: bool) -> None:
+    """Write the rendered tiles, statistics merged now, as GeoJSON and vector tiles.
+
+    TARGET is a folder ({z}/{x}/{y}.json and .mvt), an .mbtiles file (MVT in `tiles`,
+    GeoJSON in `geojson_tiles`) or a .pmtiles file (MVT; the GeoJSON beside it in
+    NAME.geojson.pmtiles). Run it again after `tiles stats` to republish.
+
+    \b
+    Example:
+        renderer tiles export ./regions.pmtiles
+        renderer tiles export ./tiles/ --max-zoom 8
+    """
+    from renderer.maptiles.export import export as write
+
+    with database().connect() as conn:
+        report = write(conn, target, min_zoom=min_zoom, max_zoom=max_zoom)
+    if as_json:
+        print_json(report.__dict__)
+        return
+    click.echo(f"{report.tiles} tiles written to {', '.join(report.files)}")
+
+
 @tiles.command("status")
 def status() -> None:
     """Regions per type with their zoom range, and tiles per zoom.
