@@ -77,8 +77,10 @@ SELECT count(*) FILTER (WHERE reason IS NULL) AS imported,
 FROM maptiles_checked;
 
 -- name: upsert_type
-INSERT INTO region_types (type, parent_types) VALUES (%(type)s, %(parent_types)s)
-ON CONFLICT (type) DO UPDATE SET parent_types = EXCLUDED.parent_types, imported_at = now();
+INSERT INTO region_types (type, parent_types, max_zoom)
+VALUES (%(type)s, %(parent_types)s, %(max_zoom)s)
+ON CONFLICT (type) DO UPDATE
+SET parent_types = EXCLUDED.parent_types, max_zoom = EXCLUDED.max_zoom, imported_at = now();
 
 -- name: type_graph
 SELECT type, parent_types FROM region_types ORDER BY type;
@@ -168,7 +170,10 @@ FROM parts WHERE nth = 1 OR ST_Area(geom) >= %(island)s
 GROUP BY region_id;
 
 -- name: visible_types
-SELECT DISTINCT type FROM regions WHERE min_zoom <= %(zoom)s::int ORDER BY type;
+-- The types drawn at a zoom: with a region from that zoom on, and not capped below it.
+SELECT DISTINCT r.type FROM regions r JOIN region_types t USING (type)
+WHERE r.min_zoom <= %(zoom)s::int AND (t.max_zoom IS NULL OR t.max_zoom >= %(zoom)s::int)
+ORDER BY r.type;
 
 -- name: blocks_at_zoom
 -- The blocks (tiles of zoom z - k) that a shape of zoom z touches, by the boxes of its

@@ -251,6 +251,6 @@ def test_cli_import_render_stats(renderer_env: dict[str, str], tmp_path: Path) -
     assert "0 failed" in result.stdout
     status = cli("tiles", "status")
     assert "Half" in status.stdout and status.returncode == 0
-    for command in ("import", "render", "stats", "rejects", "status"):
+    for command in ("import", "render", "stats", "rejects", "status", "sample", "export"):
         help_ = cli("tiles", command, "--help")
         assert "Example:" in help_.stdout, command

@@ -42,9 +42,11 @@ def _parents(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--name-field", help="Field holding its name (default: `name` if present).")
 @click.option("--parent-field", "parent_fields", multiple=True, metavar="TYPE=FIELD",
               help="Field holding the uid of its parent of TYPE (repeatable).")
+@click.option("--max-zoom", type=click.IntRange(0, 24),
+              help="Do not draw this type beyond this zoom (coarse data).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def import_(file: Path, region_type: str, uid_field: str | None, name_field: str | None,
-            parent_fields: tuple[str, ...], as_json: bool) -> None:
+            parent_fields: tuple[str, ...], max_zoom: int | None, as_json: bool) -> None:
     """Import the regions of one type from a GeoJSON, GeoPackage or Shapefile.
 
     Invalid polygons are repaired (ST_MakeValid); features without uid or polygon are
@@ -61,12 +63,50 @@ def import_(file: Path, region_type: str, uid_field: str | None, name_field: str
     db = database()
     with db.connect() as conn, conn.transaction():
         report = import_file(conn, file, region_type, uid_field=uid_field,
-                             name_field=name_field, parent_fields=_parents(parent_fields))
+                             name_field=name_field, parent_fields=_parents(parent_fields),
+                             max_zoom=max_zoom)
     if as_json:
         print_json(report.__dict__)
         return
     click.echo(f"{report.file}: {report.imported} {report.type} regions imported "
                f"({report.repaired} repaired), {report.rejected} rejected")
+
+
+@tiles.command("sample")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cols", default=64, show_default=True, type=click.IntRange(4, 1024),
+              help="Generated blocks west to east (multiple of 16 for whole provinces).")
+@click.option("--rows", default=48, show_default=True, type=click.IntRange(4, 1024),
+              help="Generated blocks south to north.")
+@click.option("--natural-earth/--no-natural-earth", default=True, show_default=True,
+              help="Also Natural Earth's continents and countries (drawn to zoom 6).")
+@click.option("--import", "then_import", is_flag=True, help="Then import the files.")
+def sample(folder: Path, cols: int, rows: int, natural_earth: bool, then_import: bool) -> None:
+    """Write sample regions (and statistics once imported) into FOLDER.
+
+    Real: Natural Earth's countries under their continents. Generated: Land > Province >
+    District > Block and Land > Province > Ward (3,325 regions at 64 x 48).
+
+    \b
+    Example:
+        renderer tiles sample ./regions --import
+    """
+    from renderer.maptiles.sample import import_sample, write_sample, write_stats
+
+    files = write_sample(folder, cols=cols, rows=rows, natural_earth=natural_earth)
+    if not then_import:
+        for f in files:
+            parents = "".join(f" --parent-field {t}={v}" for t, v in f.parent_fields.items())
+            cap = f" --max-zoom {f.max_zoom}" if f.max_zoom is not None else ""
+            click.echo(f"renderer tiles import {f.path} --type {f.type} --uid-field "
+                       f"{f.uid_field}{parents}{cap}")
+        return
+    with database().connect() as conn, conn.transaction():
+        reports = import_sample(conn, files)
+        stats_file = write_stats(folder / "stats.csv", conn)
+    for r in reports:
+        click.echo(f"{r.type}: {r.imported} regions ({r.rejected} rejected)")
+    click.echo(f"statistics for them in {stats_file}: renderer tiles stats {stats_file}")
 
 
 @tiles.command("rejects")

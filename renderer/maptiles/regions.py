@@ -161,8 +161,10 @@ def check_dag(graph: Mapping[str, Sequence[str]]) -> list[str]:
 
 def import_file(conn: db.Connection, path: str | Path, region_type: str, *,
                 uid_field: str | None = None, name_field: str | None = None,
-                parent_fields: Mapping[str, str] | None = None) -> ImportReport:
-    """Import the regions of one file as ``region_type``, in the caller's transaction."""
+                parent_fields: Mapping[str, str] | None = None,
+                max_zoom: int | None = None) -> ImportReport:
+    """Import the regions of one file as ``region_type``, in the caller's transaction;
+    ``max_zoom`` caps the zooms the type is drawn at (coarse data)."""
     check_type_name(region_type)
     parent_fields = dict(parent_fields or {})
     for parent in parent_fields:
@@ -173,7 +175,8 @@ def import_file(conn: db.Connection, path: str | Path, region_type: str, *,
     srid, features = read_features(path, uid_field=uid_field, name_field=name_field,
                                    parent_fields=parent_fields)
     conn.execute(db.query("maptiles.upsert_type"),
-                 {"type": region_type, "parent_types": list(parent_fields)})
+                 {"type": region_type, "parent_types": list(parent_fields),
+                  "max_zoom": max_zoom})
     conn.execute(db.query("maptiles.create_staging"))
     with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_staging")) as copy:
         for f in features:

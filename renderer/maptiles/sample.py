@@ -39,6 +39,7 @@ NATURAL_EARTH = (Path(pyogrio.__file__).parent / "tests" / "fixtures" / "natural
 ORIGIN = (-40.0, 38.0)   # lon, lat of the generated lattice's south-west corner
 STEP = 0.03125           # degrees between lattice points
 WIGGLE = 6               # intermediate points per edge
+NATURAL_EARTH_MAX_ZOOM = 6  # its 1:110m coasts are a blur beyond (and the world is big)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class SampleFile:
     uid_field: str | None = "uid"
     name_field: str | None = "name"
     parent_fields: dict[str, str] = field(default_factory=dict)
+    max_zoom: int | None = None
 
 
 def _noise(*values: float) -> float:
@@ -111,9 +113,11 @@ def write_sample(folder: str | Path, *, cols: int = 64, rows: int = 48,
             continents.setdefault(str(name), []).append(shape)
         files.append(SampleFile(_write(folder / "continents.geojson", (
             {"uid": name, "name": name, "geometry": shapely.union_all(parts)}
-            for name, parts in sorted(continents.items()))), "Continent"))
+            for name, parts in sorted(continents.items()))), "Continent",
+            max_zoom=NATURAL_EARTH_MAX_ZOOM))
         files.append(SampleFile(NATURAL_EARTH, "Country", uid_field="name",
-                                parent_fields={"Continent": "continent"}))
+                                parent_fields={"Continent": "continent"},
+                                max_zoom=NATURAL_EARTH_MAX_ZOOM))
     cells = {(i, j): _cell(i, j) for i in range(cols) for j in range(rows)}
 
     def groups(size: int) -> dict[tuple[int, int], list[Polygon]]:
@@ -166,4 +170,4 @@ def write_stats(path: str | Path, conn: db.Connection, *, seed: float = 1.0) -> 
 def import_sample(conn: db.Connection, files: list[SampleFile]) -> list[ImportReport]:
     """Import the sample's files in order, in the caller's transaction."""
     return [import_file(conn, f.path, f.type, uid_field=f.uid_field, name_field=f.name_field,
-                        parent_fields=f.parent_fields) for f in files]
+                        parent_fields=f.parent_fields, max_zoom=f.max_zoom) for f in files]

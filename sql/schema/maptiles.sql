@@ -8,6 +8,7 @@
 CREATE TABLE region_types (
     type         text PRIMARY KEY CHECK (type ~ '^[A-Za-z][A-Za-z0-9_]{0,62}$'),
     parent_types text[] NOT NULL DEFAULT '{}',
+    max_zoom     smallint,                -- not drawn beyond (coarse data); NULL: no limit
     imported_at  timestamptz NOT NULL DEFAULT now()
 );
 
