@@ -10,7 +10,7 @@ RENDERER := $(VENV)/bin/renderer
 STAMPS := .stamps
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-queue bench-binning bench-traffic bench-sensors clean-stamps
+.PHONY: run test lint bench bench-queue bench-binning bench-traffic bench-sensors bench-maptiles clean-stamps
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -48,7 +48,7 @@ test: $(STAMPS)/system-test $(STAMPS)/install
 lint: $(STAMPS)/install
 	$(VENV)/bin/ruff check renderer tests benchmarks scripts
 
-bench: bench-binning bench-queue bench-traffic bench-sensors
+bench: bench-binning bench-queue bench-traffic bench-sensors bench-maptiles
 
 bench-queue: $(STAMPS)/system $(STAMPS)/bench-deps
 	$(PY) benchmarks/queue_throughput.py
@@ -61,6 +61,9 @@ bench-traffic: $(STAMPS)/system $(STAMPS)/bench-deps
 
 bench-sensors: $(STAMPS)/system $(STAMPS)/bench-deps
 	$(PY) benchmarks/sensors.py
+
+bench-maptiles: $(STAMPS)/system $(STAMPS)/bench-deps
+	$(PY) benchmarks/maptiles.py
 
 clean-stamps:
 	rm -rf $(STAMPS)
