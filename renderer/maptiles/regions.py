@@ -35,7 +35,8 @@ from pyogrio.raw import read
 from renderer import db
 from renderer.errors import InputError
 
-__all__ = ["ImportReport", "check_dag", "import_file", "read_features", "type_graph"]
+__all__ = ["ImportReport", "check_dag", "check_type_name", "import_file", "read_features",
+           "rejects", "type_graph"]
 
 log = logging.getLogger(__name__)
 

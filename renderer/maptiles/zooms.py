@@ -12,8 +12,10 @@ zoom each arc is simplified once (half a pixel) and snapped to a quarter pixel, 
 type's arcs are noded again and polygonized into faces, which partition the plane: a face
 goes to the region it lies in. Neighbours therefore never overlap, and a gap can only be
 where there was no region. Islands under 6x6 px are dropped (each region keeps its largest
-part). PostGIS topology (``postgis_topology``) would do the same with more machinery and,
-on the sample, more time per zoom; the arcs are the part of it we need.
+part). PostGIS topology (``postgis_topology``, in Debian's package too) would keep borders
+shared as well, with a topology schema to build and maintain; it was not tried: the arcs are
+the part of it this needs. On the sample (3,500 regions, 7,000 arcs) the arcs take about 1 s
+and one zoom's shapes 1-2 s.
 """
 
 from __future__ import annotations
