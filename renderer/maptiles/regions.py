@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +34,13 @@ from pyogrio.raw import read
 
 from renderer import db
 from renderer.errors import InputError
+from renderer.maptiles.types import check_dag, check_type_name, type_graph
 
 __all__ = ["ImportReport", "check_dag", "check_type_name", "import_file", "read_features",
-           "rejects", "type_graph"]
+           "rejects", "type_graph"]  # the type helpers re-exported from .types
 
 log = logging.getLogger(__name__)
 
-TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _EPSG = re.compile(r"^EPSG:(\d+)$", re.IGNORECASE)
 
 
@@ -80,13 +80,6 @@ def _text(value: Any) -> str | None:
         return _text(value.item())
     text = str(value)
     return text if text.strip() else None
-
-
-def check_type_name(name: str) -> str:
-    if not TYPE_NAME.match(name):
-        raise InputError(f"region type {name!r} is not a plain name",
-                         "use letters, digits and _ (starting with a letter), as Province")
-    return name
 
 
 def read_features(path: str | Path, *, uid_field: str | None = None,
@@ -129,35 +122,6 @@ def _srid(path: str | Path, crs: str | None) -> int:
         raise InputError(f"{path}: its CRS has no EPSG code ({crs[:60]})",
                          "reproject it to EPSG:4326, e.g. ogr2ogr -t_srs EPSG:4326")
     return int(match.group(1))
-
-
-def type_graph(conn: db.Connection) -> dict[str, list[str]]:
-    """Each region type and its parent types."""
-    return {r["type"]: list(r["parent_types"])
-            for r in conn.execute(db.query("maptiles.type_graph"))}
-
-
-def check_dag(graph: Mapping[str, Sequence[str]]) -> list[str]:
-    """The types in an order where parents come first; InputError on a cycle."""
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(node: str, path: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            cycle = " > ".join([*path[path.index(node):], node])
-            raise InputError(f"region types would form a cycle: {cycle}",
-                             "a type's parent fields must name types above it")
-        state[node] = 1
-        for parent in graph.get(node, ()):
-            visit(parent, [*path, node])
-        state[node] = 2
-        order.append(node)
-
-    for node in sorted(graph):
-        visit(node, [])
-    return order
 
 
 def import_file(conn: db.Connection, path: str | Path, region_type: str, *,

@@ -28,7 +28,7 @@ from typing import Any
 
 from renderer import db
 from renderer.maptiles import utfgrid
-from renderer.maptiles.regions import type_graph
+from renderer.maptiles.types import type_graph
 from renderer.maptiles.zooms import WORLD, ZoomRules, build_arcs, digits, set_min_zooms
 
 __all__ = ["BLOCK_LEVELS", "Block", "RenderOptions", "blocks", "prepare", "render_block"]

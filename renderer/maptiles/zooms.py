@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 
 from renderer import db
-from renderer.maptiles.regions import check_dag, type_graph
+from renderer.maptiles.types import check_dag, type_graph
 
 __all__ = ["WORLD", "ZoomRules", "build_arcs", "build_shapes", "pixel_m", "set_min_zooms"]
 
