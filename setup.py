@@ -19,6 +19,14 @@ setup(
                 "-Wno-unused-parameter",
                 "-fvisibility=hidden",
             ],
-        )
+        ),
+        Extension(
+            "renderer._utfgrid",
+            # UTFGrid painting for the map tiles; twin: renderer/_utfgrid_py.py.
+            sources=["ext/utfgrid.c"],
+            # No FMA contraction: the twin computes the same crossings bit for bit.
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-ffp-contract=off",
+                                "-fvisibility=hidden"],
+        ),
     ]
 )

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from rich.logging import RichHandler
 
-from renderer.cli import db, doctor, ops, queue, sensors, store, traffic
+from renderer.cli import db, doctor, ops, queue, sensors, store, tiles, traffic
 from renderer.errors import RendererError
 
 
@@ -59,6 +59,6 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     _configure_logging(debug, quiet)
 
 
-for _module in (db, doctor, store, queue, traffic, sensors, ops):
+for _module in (db, doctor, store, queue, traffic, sensors, tiles, ops):
     for _command in _module.COMMANDS:
         main.add_command(_command)
