@@ -1,7 +1,7 @@
 -- The map-tiles pipeline's canonical schema: regions -> per-zoom shapes -> tile pieces ->
 -- feature text, with statistics kept apart and merged into a tile at the last instant.
--- Each block below is applied by name, in file order, by migration 0012 (downgrade drops
--- them in reverse order); edit a block here and in a new migration together.
+-- Created by migration 0012 by name (schema.apply); change a definition as
+-- sql/schema/README.md says (a new migration with it, the old text to retired/).
 
 -- name: region_types
 -- The region types and the DAG their parent fields make (a type's parents are types).
@@ -30,6 +30,9 @@ CREATE TABLE regions (
     min_zoom  smallint,                       -- NULL until `tiles render` computes it
     UNIQUE (type, uid)
 );
+
+-- name: regions_merc
+-- Regions by Web Mercator extent (the spatial joins of the shapes build).
 CREATE INDEX regions_merc ON regions USING gist (merc);
 
 -- name: region_rejects
@@ -63,6 +66,9 @@ CREATE TABLE region_shapes (
     geom      geometry(MultiPolygon, 3857) NOT NULL,
     PRIMARY KEY (zoom, region_id)
 );
+
+-- name: region_shapes_geom
+-- The shapes of one zoom a block of tiles touches.
 CREATE INDEX region_shapes_geom ON region_shapes USING gist (geom);
 
 -- name: tile_pieces
@@ -114,7 +120,7 @@ CREATE TABLE region_stats (
     PRIMARY KEY (type, uid)
 );
 
--- name: tile_function
+-- name: maptiles_tile
 -- A tile's GeoJSON with the statistics merged, by string concatenation (psql: SELECT
 -- renderer.maptiles_tile(3, 4, 2)); NULL for a tile never rendered.
 CREATE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer) RETURNS text
