@@ -15,11 +15,12 @@ import pytest
 from shapely.geometry import shape
 
 from renderer import db
+from renderer.config import Settings
 from renderer.db import Database
 from renderer.errors import InputError
 from renderer.maptiles import features, regions, slice, utfgrid, zooms
-from renderer.maptiles.profile import plan_render
-from renderer.worker import run_worker
+from renderer.maptiles.profile import PROFILE, RenderSummary
+from renderer.runner import run_until_idle
 from tests.maptiles_fixtures import connect, small_sample, world_sample
 
 __all__ = ["small_sample", "world_sample"]
@@ -151,12 +152,13 @@ def _tile(conn: db.Connection, z: int, x: int, y: int) -> dict[str, object]:
 LAND_8 = (8, *mercantile.tile(-39.75, 38.19, 8)[:2])
 
 
-def _render(url: str, lo: int, hi: int) -> None:
-    with db.transaction(url) as conn:
-        plan_render(conn, lo, hi)
-    stats = run_worker(url, kinds=["maptiles-shapes", "maptiles-block"], until_empty=True,
-                       poll_seconds=0.1)
-    assert stats.failed == 0
+def _render(url: str, lo: int, hi: int) -> RenderSummary:
+    """The profile's batch, as `renderer tiles render --wait` runs it."""
+    done: RenderSummary = run_until_idle(url, PROFILE, {"min_zoom": lo, "max_zoom": hi},
+                                         settings=Settings(database_url=url, poll_seconds=0.1),
+                                         processes=None)
+    assert done.items_failed == 0 and done.items_done > hi - lo + 1
+    return done
 
 
 def test_render_through_work_items_gives_rfc7946_tiles(db: Database, small_sample: object,

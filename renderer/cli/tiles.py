@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
-from renderer.cli._common import database, print_json, print_table
+from renderer.cli._common import database, print_json, print_table, settings
 from renderer.errors import InputError
+
+# Commands import their library modules when they run, so that every other command (and
+# `renderer --help`) starts without loading pyogrio (GDAL), shapely, pmtiles or the pipelines.
 
 
 @click.group("tiles")
@@ -140,32 +143,29 @@ def render(min_zoom: int, max_zoom: int, resolution: int, wait: bool, as_json: b
     Example:
         renderer tiles render --max-zoom 8 --wait
     """
-    if min_zoom > max_zoom:
-        raise InputError(f"--min-zoom {min_zoom} is above --max-zoom {max_zoom}",
-                         "give a min zoom <= the max zoom")
-    if 256 % resolution:
-        raise InputError(f"--resolution {resolution} does not divide 256",
-                         "use 1, 2, 4, 8, ...")
-    from renderer.maptiles.profile import KINDS, plan_render
-    from renderer.maptiles.slice import RenderOptions
+    from renderer.maptiles.profile import PROFILE, RenderRun, RenderSummary
+    from renderer.runner import run_until_idle, submit
 
-    db = database()
-    with db.connect() as conn, conn.transaction():
-        run = plan_render(conn, min_zoom, max_zoom, RenderOptions(resolution=resolution))
-    stats = None
-    if wait:
-        from renderer.worker import run_worker
-
-        stats = run_worker(db.url, kinds=KINDS, until_empty=True)
+    url = database().url
+    options = {"min_zoom": min_zoom, "max_zoom": max_zoom, "resolution": resolution}
+    done: RenderSummary | None = None
+    if wait:  # one worker in this process, until the profile's items are done
+        done = run_until_idle(url, PROFILE, options, settings=settings(), processes=None)
+        run: RenderRun = done.run
+    else:
+        run = submit(url, PROFILE, options, settings()).detail
     if as_json:
-        print_json({**run.__dict__, "worker": getattr(stats, "__dict__", None)})
+        print_json({**run.__dict__, "worker": None if done is None else {
+            "done": done.items_done, "failed": done.items_failed, "seconds": done.seconds,
+            "tiles": done.tiles}})
         return
     click.echo(f"set {run.set_id!r}: zooms {min_zoom}-{max_zoom}, {run.arcs} shared arcs, "
                f"{run.enqueued} zoom items enqueued")
-    if stats is None:
+    if done is None:
         click.echo("next: renderer work")
     else:
-        click.echo(f"worked {stats.done} items ({stats.failed} failed) in {stats.elapsed:.1f} s")
+        click.echo(f"worked {done.items_done} items ({done.items_failed} failed) in "
+                   f"{done.seconds:.1f} s; {sum(done.tiles.values())} tiles")
 
 
 @tiles.command("stats")
