@@ -5,8 +5,8 @@ error shape.
 Every error answers ``{"error": {"status": 4xx, "message": "..."}}`` (an HTML page with the
 same message when a browser asks for a page). Route handlers are plain ``def`` functions:
 FastAPI runs them in its thread pool, each with a pooled connection. The routers
-(:mod:`.hooks`, :mod:`.pages`, :mod:`.metrics`) share :mod:`.deps` (state, connections,
-``WebError``); this module only assembles them and answers errors.
+(:mod:`.hooks`, :mod:`.pages`, :mod:`.metrics`, :mod:`.tiles`) share :mod:`.deps` (state,
+connections, ``WebError``); this module only assembles them and answers errors.
 
 Example
 -------

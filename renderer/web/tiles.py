@@ -7,8 +7,8 @@ it; ``Cache-Control: no-cache`` makes caches revalidate, since statistics can ch
 map page draws the GeoJSON tiles on a canvas and names the region under the pointer from
 the tiles' UTFGrids; its script and style are served from ``/static`` (no CDN).
 
-The router reads the database pool from ``request.app.state.web`` (it does not import the
-application module, so it adds no import cycle).
+Like the other routers, it takes its pooled connection from :mod:`.deps` and answers errors
+as :class:`~renderer.web.deps.WebError` (the service's one error shape).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.exceptions import HTTPException
 
 from renderer.maptiles.features import tile_json
+from renderer.web.deps import WebError, state
 
 __all__ = ["router"]
 
@@ -34,11 +34,11 @@ MIN_GZIP = 512  # bytes: smaller bodies gain nothing
 def tile(z: int, x: int, y: int, request: Request) -> Response:
     """One tile's GeoJSON FeatureCollection with its ``utfgrids``, statistics merged."""
     if not 0 <= z <= 24 or not 0 <= x < 2**z or not 0 <= y < 2**z:
-        raise HTTPException(404, f"no tile {z}/{x}/{y}: outside the grid")
-    with request.app.state.web.connection() as conn:
+        raise WebError(404, f"no tile {z}/{x}/{y}: outside the grid")
+    with state(request).connection() as conn:
         body = tile_json(conn, z, x, y)
     if body is None:
-        raise HTTPException(404, f"no tile {z}/{x}/{y}: not rendered or no region in it")
+        raise WebError(404, f"no tile {z}/{x}/{y}: not rendered or no region in it")
     data = body.encode()
     etag = '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
