@@ -11,7 +11,7 @@ RENDERER := $(VENV)/bin/renderer
 STAMPS := .stamps
 PYTEST_ARGS ?=
 
-.PHONY: run test lint mypy bench bench-queue bench-binning bench-traffic bench-sensors clean-stamps
+.PHONY: run test lint mypy bench bench-queue bench-binning bench-traffic bench-sensors bench-maptiles clean-stamps
 
 $(STAMPS):
 	@mkdir -p $(STAMPS)
@@ -56,7 +56,7 @@ lint: $(STAMPS)/install
 mypy: $(STAMPS)/install
 	$(VENV)/bin/mypy
 
-bench: bench-binning bench-queue bench-traffic bench-sensors
+bench: bench-binning bench-queue bench-traffic bench-sensors bench-maptiles
 
 bench-queue: $(STAMPS)/system $(STAMPS)/bench-deps
 	$(PY) benchmarks/queue_throughput.py
@@ -69,6 +69,9 @@ bench-traffic: $(STAMPS)/system $(STAMPS)/bench-deps
 
 bench-sensors: $(STAMPS)/system $(STAMPS)/bench-deps
 	$(PY) benchmarks/sensors.py
+
+bench-maptiles: $(STAMPS)/system $(STAMPS)/bench-deps
+	$(PY) benchmarks/maptiles.py
 
 clean-stamps:
 	rm -rf $(STAMPS)

@@ -64,5 +64,13 @@ setup(
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-fvisibility=hidden", "-ffp-contract=off"],
         ),
+        Extension(
+            "renderer._utfgrid",
+            # UTFGrid painting for the map tiles; twin: renderer/_utfgrid_py.py.
+            sources=["ext/utfgrid.c"],
+            # No FMA contraction: the twin computes the same crossings bit for bit.
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                                "-fvisibility=hidden", "-ffp-contract=off"],
+        ),
     ]
 )

@@ -127,7 +127,9 @@ def test_malformed_bodies_are_refused(signed: Live, body: bytes, message: str,
 
 @pytest.mark.parametrize("spec,message", [
     ({"pipeline": "traffic", "stage": "nope"}, "unknown pipeline/stage 'traffic/nope'"),
-    ({"pipeline": "sensors", "stage": "bogus"}, "known: sensors/etl, traffic/speedtiles"),
+    ({"pipeline": "sensors", "stage": "bogus"},
+     "known: sensors/etl, tiles/render, traffic/speedtiles"),
+    ({"pipeline": "tiles", "stage": "render", "max_zoom": 99}, "invalid max zoom 99"),
     ({"pipeline": "sensors", "stage": "etl", "from": "yesterday"}, "invalid from"),
     ({"pipeline": "sensors", "stage": "etl", "format": "xls"}, "unknown export format"),
     ({"pipeline": "traffic", "stage": "speedtiles", "week": "2026-47"}, "invalid week"),

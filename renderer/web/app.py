@@ -5,8 +5,8 @@ error shape.
 Every error answers ``{"error": {"status": 4xx, "message": "..."}}`` (an HTML page with the
 same message when a browser asks for a page). Route handlers are plain ``def`` functions:
 FastAPI runs them in its thread pool, each with a pooled connection. The routers
-(:mod:`.hooks`, :mod:`.pages`, :mod:`.metrics`) share :mod:`.deps` (state, connections,
-``WebError``); this module only assembles them and answers errors.
+(:mod:`.hooks`, :mod:`.pages`, :mod:`.metrics`, :mod:`.tiles`) share :mod:`.deps` (state,
+connections, ``WebError``); this module only assembles them and answers errors.
 
 Example
 -------
@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
 from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
-from renderer.web import filters, health, hooks, metrics, pages
+from renderer.web import filters, health, hooks, metrics, pages, tiles
 from renderer.web.auth import AuthFailure, split_secrets
 from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
 
@@ -106,6 +106,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
     app.include_router(hooks.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)
+    app.include_router(tiles.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 

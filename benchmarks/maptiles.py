@@ -1,0 +1,384 @@
+"""Benchmark of the map-tiles pipeline, side by side in one run.
+
+On the generated sample regions (``--cols x --rows`` blocks, 3,325 regions at 64 x 48; no
+Natural Earth: its countries cover the whole world's tiles), in a scratch database of a
+private cluster:
+
+1. ``pipeline``: import + zoom levels + shapes + slicing + feature text + UTFGrids for zooms
+   0..``--max-zoom``, through the work queue (one worker in this process), + export to
+   PMTiles; CPU seconds of this process and of the whole PostgreSQL cluster, per tile, and
+   the extrapolation to 45M tiles on 4 cores (goal <= 1 ms per tile).
+2. ``utfgrid``: the tiles' grids painted by the C loop, by its Python twin, and by mapnik's
+   grid renderer (``render_layer`` + ``encode``, the map and its datasource built outside
+   the clock), ms per tile (goals: no slower than mapnik, >= 6x the original's 3 ms).
+3. ``queue``: the cost of a work item with a no-op handler (claim, run, complete, in this
+   process), per item and per tile (a block item carries up to 256 tiles), against the
+   original's 1 ms per tile.
+4. ``serving``: ``GET /tiles/z/x/y.json`` (statistics merged per request, gzip) against the
+   same tiles from the PMTiles file behind the same server stack, tiles/s and p99 with
+   ``--clients`` concurrent clients.
+
+Run: ``python benchmarks/maptiles.py [--cols 64 --rows 48 --max-zoom 14]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import shutil
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mapnik
+import psycopg
+import shapely
+import uvicorn
+from fastapi import APIRouter, Response
+from pmtiles.reader import MmapSource, Reader
+from pmtiles.tile import deserialize_directory, find_tile, zxy_to_tileid
+from scratch import drop_database, scratch_database
+
+from renderer import config, queue
+from renderer.db import connect
+from renderer.localdb import Cluster
+from renderer.maptiles import export, features, sample, utfgrid
+from renderer.maptiles.profile import BLOCK_KIND, KINDS, plan_render
+from renderer.maptiles.regions import type_graph
+from renderer.web.app import create_app
+from renderer.worker import run_worker
+
+BENCH_DB = "renderer_bench_maptiles"
+STYLE = ('<Map srs="+proj=longlat +ellps=WGS84 +no_defs"><Style name="s"><Rule>'
+         '<PolygonSymbolizer fill="black"/></Rule></Style></Map>')
+NOOP = "maptiles-bench-noop"
+
+
+@queue.register(NOOP, time_limit=60)
+def _noop(job: queue.Job) -> None:
+    """Nothing: what is left is the queue's own cost per item."""
+
+
+class CpuClock:
+    """CPU seconds of this process, its waited-for children and a PostgreSQL cluster."""
+
+    def __init__(self, url: str) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK")
+        with psycopg.connect(url) as conn:
+            folder = conn.execute("SHOW data_directory").fetchone()[0]  # type: ignore[index]
+        with open(os.path.join(folder, "postmaster.pid")) as f:
+            self.postmaster = int(f.readline())
+
+    def cluster(self) -> float:
+        ticks = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            own = int(pid) == self.postmaster
+            if own or int(fields[1]) == self.postmaster:
+                ticks += int(fields[11]) + int(fields[12])
+                if own:
+                    ticks += int(fields[13]) + int(fields[14])
+        return ticks / self.tick
+
+    def own(self) -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+
+def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
+             clock: CpuClock) -> dict[str, float]:
+    own0, db0, t0 = clock.own(), clock.cluster(), time.perf_counter()
+    files = sample.write_sample(folder / "regions", cols=cols, rows=rows, natural_earth=False)
+    with connect(url) as conn, conn.transaction():
+        sample.import_sample(conn, files)
+    t_import = time.perf_counter() - t0
+    with connect(url) as conn, conn.transaction():
+        plan_render(conn, 0, max_zoom)
+    stats = run_worker(url, kinds=KINDS, until_empty=True, poll_seconds=0.1)
+    if stats.failed:
+        raise SystemExit(f"{stats.failed} items failed")
+    t_render = time.perf_counter() - t0 - t_import
+    with connect(url) as conn:
+        report = export.export(conn, folder / "bench.pmtiles")
+    wall = time.perf_counter() - t0
+    own, db = clock.own() - own0, clock.cluster() - db0
+    # The per-tile part alone: every block item again (cut, feature text, UTFGrids, the
+    # queue), the shapes of each zoom kept.
+    with connect(url) as conn, conn.transaction():
+        blocks = [r["key"] for r in conn.execute(
+            "SELECT key FROM work_queue WHERE kind = %s", [BLOCK_KIND])]
+        queue.enqueue_many(conn, [queue.NewItem(BLOCK_KIND, k, force=True) for k in blocks])
+    own1, db1 = clock.own(), clock.cluster()
+    again = run_worker(url, kinds=[BLOCK_KIND], until_empty=True, poll_seconds=0.1)
+    block_cpu = clock.own() - own1 + clock.cluster() - db1
+    return {"tiles": report.tiles, "items": stats.done, "wall": wall, "import_s": t_import,
+            "render_s": t_render, "own_cpu": own, "db_cpu": db, "blocks": again.done,
+            "block_cpu": block_cpu}
+
+
+def tiles_for_grids(url: str, count: int) -> list[tuple[list[str], list[bytes | None]]]:
+    """(keys, WKB in tile pixels) of the first hierarchy, for ``count`` tiles of the deepest
+    zooms with several regions."""
+    with connect(url) as conn:
+        chain = utfgrid.chains(type_graph(conn))[0]
+        picked = conn.execute(
+            "SELECT z, x, y FROM tile_pieces p JOIN regions r ON r.id = p.region_id"
+            " WHERE r.type = ANY(%s) GROUP BY z, x, y HAVING count(*) >= 4"
+            " ORDER BY z DESC, x, y LIMIT %s", [chain, count]).fetchall()
+        out = []
+        for t in picked:
+            size = 40075016.68557849 / 2 ** t["z"]
+            pieces = conn.execute(
+                "SELECT r.key, CASE WHEN NOT p.covers THEN ST_AsBinary(ST_Affine(p.geom,"
+                " 256 / %(s)s, 0, 0, -256 / %(s)s, (2 ^ (%(z)s - 1) - p.x) * 256,"
+                " (2 ^ (%(z)s - 1) - p.y) * 256)) END AS wkb"
+                " FROM tile_pieces p JOIN regions r ON r.id = p.region_id"
+                " WHERE p.z = %(z)s AND p.x = %(x)s AND p.y = %(y)s AND r.type = ANY(%(c)s)"
+                " ORDER BY r.area_m2 DESC, r.id", {**t, "s": size, "c": chain}).fetchall()
+            out.append(([p["key"] for p in pieces], [p["wkb"] for p in pieces]))
+    return out
+
+
+def _mapnik_map(keys: list[str], shapes: list[bytes | None]) -> Any:
+    m = mapnik.Map(256, 256)
+    mapnik.load_map_from_string(m, STYLE)
+    ctx = mapnik.Context()
+    ctx.push("key")
+    ds = mapnik.MemoryDatasource()
+    for i, (key, wkb) in enumerate(zip(keys, shapes, strict=True)):
+        geom = shapely.box(-8, -8, 264, 264) if wkb is None else shapely.from_wkb(wkb)
+        f = mapnik.Feature(ctx, i + 1)
+        f["key"] = key
+        f.geometry = mapnik.Geometry.from_wkt(
+            shapely.transform(geom, lambda xy: xy * [1, -1] + [0, 256]).wkt)
+        ds.add_feature(f)
+    layer = mapnik.Layer("l")
+    layer.datasource = ds
+    layer.styles.append("s")
+    m.layers.append(layer)
+    m.zoom_to_box(mapnik.Box2d(0, 0, 256, 256))
+    return m
+
+
+def per_tile_ms(fn: Callable[[], Any], n: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best / n * 1000
+
+
+def grids(url: str, count: int) -> dict[str, float]:
+    tiles = tiles_for_grids(url, count)
+    painters = utfgrid.implementations()
+    maps = [_mapnik_map(k, s) for k, s in tiles]
+
+    def ours(paint: utfgrid.Paint) -> Callable[[], None]:
+        return lambda: [utfgrid.grid(s, k, painter=paint) for k, s in tiles] and None
+
+    def with_mapnik() -> None:
+        for m in maps:
+            g = mapnik.Grid(256, 256)
+            mapnik.render_layer(m, g, layer=0, fields=["key"])
+            g.encode("utf", resolution=4)
+
+    shapes = sum(len(k) for k, _ in tiles)
+    return {"tiles": len(tiles), "shapes_per_tile": shapes / max(1, len(tiles)),
+            "c_ms": per_tile_ms(ours(painters["c"]), len(tiles), 5),
+            "python_ms": per_tile_ms(ours(painters["python"]), len(tiles), 1),
+            "mapnik_ms": per_tile_ms(with_mapnik, len(tiles), 3)}
+
+
+def queue_cost(url: str, items: int, clock: CpuClock) -> dict[str, float]:
+    with connect(url) as conn, conn.transaction():
+        queue.enqueue_many(conn, [queue.NewItem(NOOP, str(i)) for i in range(items)])
+    own0, db0, t0 = clock.own(), clock.cluster(), time.perf_counter()
+    stats = run_worker(url, kinds=[NOOP], until_empty=True, poll_seconds=0.1)
+    wall = time.perf_counter() - t0
+    cpu = clock.own() - own0 + clock.cluster() - db0
+    return {"items": stats.done, "wall_ms": wall / stats.done * 1000,
+            "cpu_ms": cpu / stats.done * 1000}
+
+
+def _server(url: str, pmtiles_path: Path, sock: socket.socket) -> None:
+    """The app with one more route serving the same tiles from the PMTiles file (a child
+    process: the clients' threads must not share its interpreter)."""
+    app = create_app(config.Settings(database_url=url, home=pmtiles_path.parent / "home",
+                                     storage=(pmtiles_path.parent / "store").as_uri()), url=url)
+    source = open(export.geojson_archive(pmtiles_path), "rb")  # noqa: SIM115 (process-long)
+    get_bytes = MmapSource(source)
+    header = Reader(get_bytes).header()
+    directories: dict[tuple[int, int], Any] = {}  # parsed once: the reader parses per call
+
+    def directory(offset: int, length: int) -> Any:
+        key = (offset, length)
+        if key not in directories:
+            directories[key] = deserialize_directory(get_bytes(offset, length))
+        return directories[key]
+
+    router = APIRouter()
+
+    @router.get("/pmtiles/{z}/{x}/{y}.json")
+    def from_file(z: int, x: int, y: int) -> Response:
+        tile_id = zxy_to_tileid(z, x, y)
+        offset, length = header["root_offset"], header["root_length"]
+        for _ in range(4):
+            entry = find_tile(directory(offset, length), tile_id)
+            if entry is None:
+                return Response(status_code=404)
+            if entry.run_length == 0:
+                offset = header["leaf_directory_offset"] + entry.offset
+                length = entry.length
+                continue
+            data = get_bytes(header["tile_data_offset"] + entry.offset, entry.length)
+            return Response(data, media_type="application/geo+json",
+                            headers={"Content-Encoding": "gzip"})
+        return Response(status_code=404)
+
+    app.include_router(router)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                  lifespan="on")).run(sockets=[sock])
+
+
+def serve(url: str, pmtiles_path: Path, keys: list[tuple[int, int, int]], clients: int,
+          requests: int) -> dict[str, dict[str, float]]:
+    sock = socket.socket()
+    # Accepted connections inherit it: without, a response written in two parts waits for
+    # the client's delayed ACK (40 ms a request, whatever is served).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    child = multiprocessing.get_context("fork").Process(target=_server,
+                                                        args=(url, pmtiles_path, sock))
+    child.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(base + "/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    out: dict[str, dict[str, float]] = {}
+    rng = random.Random(1)
+    paths = [rng.choice(keys) for _ in range(requests)]
+    try:
+        for name, prefix in (("tiles", "/tiles"), ("pmtiles", "/pmtiles")):
+            local = threading.local()
+
+            def fetch(key: tuple[int, int, int], prefix: str = prefix,
+                      local: threading.local = local) -> float:
+                if not hasattr(local, "client"):
+                    local.client = httpx.Client(base_url=base,
+                                                headers={"Accept-Encoding": "gzip"})
+                t0 = time.perf_counter()
+                r = local.client.get(f"{prefix}/{key[0]}/{key[1]}/{key[2]}.json")
+                r.raise_for_status()
+                return time.perf_counter() - t0
+
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(fetch, paths[:50]))  # warm up
+                t0 = time.perf_counter()
+                latencies = sorted(pool.map(fetch, paths))
+                wall = time.perf_counter() - t0
+            out[name] = {"per_s": len(paths) / wall,
+                         "p50_ms": statistics.median(latencies) * 1000,
+                         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000}
+    finally:
+        child.terminate()
+        child.join(timeout=10)
+    return out
+
+
+def cols_rows(args: argparse.Namespace) -> int:
+    """Regions of the generated sample: blocks, districts, wards, provinces, the land."""
+    c, r = args.cols, args.rows
+    return c * r + -(-c // 4) * -(-r // 4) + -(-c // 8) * -(-r // 8) \
+        + -(-c // 16) * -(-r // 16) + 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cols", type=int, default=64)
+    parser.add_argument("--rows", type=int, default=48)
+    parser.add_argument("--max-zoom", type=int, default=14)
+    parser.add_argument("--grid-tiles", type=int, default=400)
+    parser.add_argument("--queue-items", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="renderer-bench-maptiles-"))
+    cluster = Cluster(home)
+    server = cluster.ensure_started()
+    url = scratch_database(server, BENCH_DB)
+    try:
+        clock = CpuClock(url)
+        p = pipeline(url, home, args.cols, args.rows, args.max_zoom, clock)
+        cpu = p["own_cpu"] + p["db_cpu"]
+        per_tile = cpu / p["tiles"] * 1000
+        hours = 45e6 * per_tile / 1000 / 4 / 3600
+        print(f"pipeline: {p['tiles']:.0f} tiles (zooms 0-{args.max_zoom}, {p['items']:.0f}"
+              f" items) in {p['wall']:.1f} s wall (import {p['import_s']:.1f} s, render "
+              f"{p['render_s']:.1f} s); CPU {p['own_cpu']:.1f} s python + {p['db_cpu']:.1f} s"
+              f" PostgreSQL = {per_tile:.2f} ms/tile -> 45M tiles on 4 cores: {hours:.1f} h",
+              flush=True)
+        block_tile = p["block_cpu"] / p["tiles"] * 1000
+        fixed = cpu - p["block_cpu"]
+        print(f"pipeline per-tile part ({p['blocks']:.0f} block items again): "
+              f"{block_tile:.2f} ms CPU/tile -> 45M tiles on 4 cores: "
+              f"{45e6 * block_tile / 1000 / 4 / 3600:.1f} h; the rest (import, zoom levels, "
+              f"arcs, per-zoom shapes, export) {fixed:.1f} s CPU for {cols_rows(args)} "
+              f"regions", flush=True)
+        g = grids(url, args.grid_tiles)
+        print(f"utfgrid: {g['tiles']:.0f} tiles, {g['shapes_per_tile']:.1f} regions/tile: "
+              f"c {g['c_ms']:.3f} ms/tile, python {g['python_ms']:.2f}, mapnik "
+              f"{g['mapnik_ms']:.3f}; c vs mapnik {g['mapnik_ms'] / g['c_ms']:.1f}x, "
+              f"vs the original's 3 ms {3 / g['c_ms']:.0f}x", flush=True)
+        q = queue_cost(url, args.queue_items, clock)
+        with connect(url) as conn:
+            per_block = conn.execute(
+                "SELECT count(*)::float8 / count(DISTINCT (z, x / 16, y / 16)) AS n FROM tiles"
+                " WHERE z >= 4").fetchone()["n"]  # type: ignore[index]
+        print(f"queue: {q['items']:.0f} no-op items, {q['wall_ms']:.2f} ms wall and "
+              f"{q['cpu_ms']:.2f} ms CPU per item; {per_block:.0f} tiles per block item on "
+              f"this sample -> {q['cpu_ms'] / per_block:.4f} ms CPU per tile (original: 1 ms)",
+              flush=True)
+        with connect(url) as conn:
+            keys = [(r["z"], r["x"], r["y"]) for r in conn.execute("SELECT z, x, y FROM tiles")]
+            csv = home / "stats.csv"
+            sample.write_stats(csv, conn)
+            with conn.transaction():
+                features.import_stats(conn, csv)
+            export.export(conn, home / "bench.pmtiles")
+        s = serve(url, home / "bench.pmtiles", keys, args.clients, args.requests)
+        print(f"serving ({args.clients} clients, {args.requests} requests, gzip): /tiles "
+              f"{s['tiles']['per_s']:.0f} tiles/s p50 {s['tiles']['p50_ms']:.1f} ms p99 "
+              f"{s['tiles']['p99_ms']:.1f} ms; PMTiles file {s['pmtiles']['per_s']:.0f} tiles/s"
+              f" p50 {s['pmtiles']['p50_ms']:.1f} ms p99 {s['pmtiles']['p99_ms']:.1f} ms",
+              flush=True)
+    finally:
+        drop_database(server, BENCH_DB)
+        cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""``tiles export``: the rendered tiles, statistics merged now, to a folder, MBTiles or
+PMTiles, each tile both as GeoJSON (with its UTFGrids) and as a Mapbox Vector Tile
+(``ST_AsMVT``) that MapLibre and QGIS read.
+
+- a folder: ``{z}/{x}/{y}.json`` and ``{z}/{x}/{y}.mvt`` (uncompressed);
+- ``.mbtiles``: one SQLite file; ``tiles`` holds the gzipped MVT (format ``pbf``, as MapLibre
+  and QGIS expect) and ``geojson_tiles`` (same columns, TMS rows) the gzipped GeoJSON;
+- ``.pmtiles``: PMTiles v3 holds one tile type per archive, so two archives side by side:
+  ``NAME.pmtiles`` (MVT) and ``NAME.geojson.pmtiles`` (GeoJSON, tile type unknown).
+
+Nothing is rendered: exporting again after ``tiles stats`` republishes the tiles with the
+new statistics (the feature text and geometry are read as stored).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.writer import Writer
+
+from renderer import db
+from renderer.errors import InputError
+
+__all__ = ["BATCH", "ExportReport", "export", "geojson_archive"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What one export wrote."""
+
+    target: str
+    format: str
+    tiles: int
+    files: list[str]
+
+
+def geojson_archive(path: Path) -> Path:
+    """The GeoJSON companion of a PMTiles archive: ``x.pmtiles`` -> ``x.geojson.pmtiles``."""
+    return path.with_name(path.name[: -len(".pmtiles")] + ".geojson.pmtiles")
+
+
+def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
+           order_by_tileid: bool) -> Iterator[dict[str, Any]]:
+    keys = [(r["z"], r["x"], r["y"]) for r in conn.execute(
+        db.query("maptiles.tile_list"), {"min_zoom": min_zoom, "max_zoom": max_zoom})]
+    if order_by_tileid:
+        keys.sort(key=lambda k: zxy_to_tileid(*k))
+    for i in range(0, len(keys), BATCH):
+        chunk = keys[i:i + BATCH]
+        yield from conn.execute(db.query("maptiles.export_batch"), {
+            "zs": [k[0] for k in chunk], "xs": [k[1] for k in chunk],
+            "ys": [k[2] for k in chunk], "margin": margin_px / 256})
+
+
+def export(conn: db.Connection, target: str | Path, *, min_zoom: int = 0, max_zoom: int = 24,
+           margin_px: float = 4.0) -> ExportReport:
+    """Write the tiles of zooms min..max to ``target`` (format from its name)."""
+    path = Path(target)
+    if path.suffix == ".mbtiles":
+        return _mbtiles(conn, path, min_zoom, max_zoom, margin_px)
+    if path.suffix == ".pmtiles":
+        return _pmtiles(conn, path, min_zoom, max_zoom, margin_px)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} is a file", "give a folder, an .mbtiles or a .pmtiles path")
+    n = 0
+    for t in _tiles(conn, min_zoom, max_zoom, margin_px, False):
+        folder = path / str(t["z"]) / str(t["x"])
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{t['y']}.json").write_text(t["body"])
+        (folder / f"{t['y']}.mvt").write_bytes(bytes(t["mvt"]))
+        n += 1
+    return ExportReport(str(path), "folder", n, [str(path)])
+
+
+def _metadata(conn: db.Connection, fmt: str) -> dict[str, Any]:
+    b = db.one(conn, "maptiles.export_bounds")
+    return {"name": "regions", "format": fmt, "bounds": [b["west"], b["south"], b["east"],
+                                                          b["north"]],
+            "description": "renderer map tiles: regions with statistics merged",
+            "vector_layers": [{"id": "regions", "fields": {
+                "key": "String", "uid": "String", "type": "String", "name": "String",
+                "parents": "String"}}]}
+
+
+def _mbtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
+             margin_px: float) -> ExportReport:
+    tmp = path.with_name(path.name + ".part")
+    tmp.unlink(missing_ok=True)
+    out = sqlite3.connect(tmp)
+    try:
+        out.executescript("""
+            CREATE TABLE metadata (name text, value text);
+            CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer,
+                                tile_data blob);
+            CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row);
+            CREATE TABLE geojson_tiles (zoom_level integer, tile_column integer,
+                                        tile_row integer, tile_data blob);
+            CREATE UNIQUE INDEX geojson_index
+                ON geojson_tiles (zoom_level, tile_column, tile_row);
+        """)
+        meta = _metadata(conn, "pbf")
+        zooms = []
+        n = 0
+        for t in _tiles(conn, min_zoom, max_zoom, margin_px, False):
+            row = (t["z"], t["x"], 2 ** t["z"] - 1 - t["y"])
+            out.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)",
+                        (*row, gzip.compress(bytes(t["mvt"]), mtime=0)))
+            out.execute("INSERT INTO geojson_tiles VALUES (?, ?, ?, ?)",
+                        (*row, gzip.compress(t["body"].encode(), mtime=0)))
+            zooms.append(t["z"])
+            n += 1
+        entries = {"name": meta["name"], "format": "pbf", "type": "overlay", "version": "1",
+                   "description": meta["description"],
+                   "bounds": ",".join(str(v) for v in meta["bounds"]),
+                   "minzoom": str(min(zooms, default=min_zoom)),
+                   "maxzoom": str(max(zooms, default=max_zoom)),
+                   "json": json.dumps({"vector_layers": meta["vector_layers"]})}
+        out.executemany("INSERT INTO metadata VALUES (?, ?)", entries.items())
+        out.commit()
+    finally:
+        out.close()
+    tmp.replace(path)
+    return ExportReport(str(path), "mbtiles", n, [str(path)])
+
+
+def _pmtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
+             margin_px: float) -> ExportReport:
+    meta = _metadata(conn, "pbf")
+    west, south, east, north = meta["bounds"] if meta["bounds"][0] is not None \
+        else (-180, -85, 180, 85)
+    companion = geojson_archive(path)
+    parts = {p: p.with_name(p.name + ".part") for p in (path, companion)}
+    n = 0
+    with parts[path].open("wb") as f_mvt, parts[companion].open("wb") as f_json:
+        mvt, geojson = Writer(f_mvt), Writer(f_json)
+        zooms = []
+        for t in _tiles(conn, min_zoom, max_zoom, margin_px, True):
+            tileid = zxy_to_tileid(t["z"], t["x"], t["y"])
+            mvt.write_tile(tileid, gzip.compress(bytes(t["mvt"]), mtime=0))
+            geojson.write_tile(tileid, gzip.compress(t["body"].encode(), mtime=0))
+            zooms.append(t["z"])
+            n += 1
+        if n == 0:
+            raise InputError("no rendered tile in those zooms", "run `renderer tiles render`")
+        for writer, kind, fmt in ((mvt, TileType.MVT, "pbf"), (geojson, TileType.UNKNOWN,
+                                                                 "json")):
+            writer.finalize({
+                "tile_type": kind, "tile_compression": Compression.GZIP,
+                "min_lon_e7": int(west * 1e7), "min_lat_e7": int(south * 1e7),
+                "max_lon_e7": int(east * 1e7), "max_lat_e7": int(north * 1e7),
+                "center_zoom": min(zooms)}, {**meta, "format": fmt})
+    for final, part in parts.items():
+        part.replace(final)
+    return ExportReport(str(path), "pmtiles", n, [str(path), str(companion)])

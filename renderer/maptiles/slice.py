@@ -1,0 +1,134 @@
+"""Slicing: the shapes of a zoom cut into tiles, one block of tiles per work item.
+
+A block is the 16 x 16 tiles of zoom z under one tile of zoom z - 4 (the whole zoom below
+zoom 4). Per block, in the item's transaction, one statement each: the shapes are cut into
+tile pieces (``ST_TileEnvelope`` with a margin of a few pixels, ``ST_Intersection`` to the
+block once, ``ST_Subdivide`` to find the tiles of huge polygons, ``ST_ClipByBox2D`` per
+tile; a shape covering a tile is recorded as ``covers``, once, without geometry); the
+feature text of every piece is written; the pieces are read back in tile pixels and painted
+into UTFGrids (:mod:`.utfgrid`), and the tiles' rows are copied in. A rerun replaces the
+block.
+
+Example
+-------
+>>> with db.transaction(url) as conn:
+...     prepare(conn, 0, 8)                      # zoom levels and shared arcs
+...     build_shapes(conn, 5)                    # one zoom's shapes
+...     for bx, by in blocks(conn, 5): render_block(conn, 5, bx, by)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any
+
+from renderer import db
+from renderer.maptiles import utfgrid
+from renderer.maptiles.types import type_graph
+from renderer.maptiles.zooms import WORLD, ZoomRules, build_arcs, digits, set_min_zooms
+
+__all__ = ["BLOCK_LEVELS", "Block", "RenderOptions", "blocks", "prepare", "render_block"]
+
+log = logging.getLogger(__name__)
+
+BLOCK_LEVELS = 4  # a block is 2^4 x 2^4 tiles
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How tiles are cut and painted."""
+
+    margin_px: float = 4.0             # pixels of neighbouring tiles a piece keeps
+    resolution: int = utfgrid.RESOLUTION
+    rules: ZoomRules = field(default_factory=ZoomRules)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"margin_px": self.margin_px, "resolution": self.resolution}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> RenderOptions:
+        return cls(margin_px=float(payload.get("margin_px", 4.0)),
+                   resolution=int(payload.get("resolution", utfgrid.RESOLUTION)))
+
+
+@dataclass(frozen=True)
+class Block:
+    """The tiles x0..x1, y0..y1 of zoom z under tile (z - k, bx, by)."""
+
+    z: int
+    bx: int
+    by: int
+
+    @property
+    def k(self) -> int:
+        return min(self.z, BLOCK_LEVELS)
+
+    @property
+    def key(self) -> str:
+        return f"{self.z}/{self.bx}/{self.by}"
+
+    @classmethod
+    def parse(cls, key: str) -> Block:
+        z, bx, by = (int(p) for p in key.split("/"))
+        return cls(z, bx, by)
+
+    def params(self, options: RenderOptions) -> dict[str, Any]:
+        side = 2**self.k
+        size = WORLD / 2**self.z
+        margin = options.margin_px / 256
+        return {"z": self.z, "k": self.k, "bx": self.bx, "by": self.by,
+                "x0": self.bx * side, "x1": self.bx * side + side - 1,
+                "y0": self.by * side, "y1": self.by * side + side - 1,
+                "size": size, "margin": margin, "pad": margin * size,
+                "tile_area": (size * (1 + 2 * margin)) ** 2,
+                "digits": digits(self.z, options.rules.grid_px)}
+
+
+def prepare(conn: db.Connection, min_zoom: int, max_zoom: int,
+            rules: ZoomRules | None = None) -> int:
+    """Zoom levels, shared arcs, and the zooms' earlier output removed; returns the number
+    of arcs."""
+    set_min_zooms(conn, rules or ZoomRules())
+    conn.execute(db.query("maptiles.delete_zooms"), {"min_zoom": min_zoom, "max_zoom": max_zoom})
+    return build_arcs(conn)
+
+
+def blocks(conn: db.Connection, zoom: int, options: RenderOptions | None = None
+           ) -> list[tuple[int, int]]:
+    """The blocks of ``zoom`` that some shape touches (``build_shapes`` first)."""
+    options = options or RenderOptions()
+    k = min(zoom, BLOCK_LEVELS)
+    size = WORLD / 2 ** (zoom - k)
+    rows = conn.execute(db.query("maptiles.blocks_at_zoom"), {
+        "zoom": zoom, "size": size, "n": 2 ** (zoom - k),
+        "pad": options.margin_px / 256 * WORLD / 2**zoom})
+    return [(r["block_x"], r["block_y"]) for r in rows]
+
+
+def render_block(conn: db.Connection, block: Block,
+                 options: RenderOptions | None = None) -> int:
+    """Pieces, feature text and UTFGrids of one block; returns the number of tiles."""
+    options = options or RenderOptions()
+    params = block.params(options)
+    conn.execute(db.query("maptiles.delete_block"), params)
+    conn.execute(db.query("maptiles.slice_block"), params)
+    conn.execute(db.query("maptiles.features_block"), params)
+    hierarchies = utfgrid.chains(type_graph(conn))
+    rows = [(block.z, x, y, json.dumps(grids, ensure_ascii=False, separators=(",", ":")))
+            for (x, y), grids in _grids(conn, params, hierarchies, options.resolution)]
+    with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
+        for row in rows:
+            copy.write_row(row)
+    return len(rows)
+
+
+def _grids(conn: db.Connection, params: dict[str, Any], hierarchies: list[list[str]],
+           resolution: int) -> Iterator[tuple[tuple[int, int], list[dict[str, Any]]]]:
+    rows = conn.execute(db.query("maptiles.grid_pieces"), params).fetchall()
+    for tile, pieces in groupby(rows, key=lambda r: (r["x"], r["y"])):
+        yield tile, utfgrid.tile_grids([(p["key"], p["type"], p["wkb"]) for p in pieces],
+                                       hierarchies, resolution=resolution)

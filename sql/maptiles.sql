@@ -1,0 +1,334 @@
+-- Named statements of the map-tiles pipeline (renderer.maptiles); the tables are in
+-- sql/schema/maptiles.sql.
+
+-- name: create_staging
+-- The features of one file as read, before any check (dropped at commit).
+CREATE TEMP TABLE maptiles_staging (
+    feature integer NOT NULL, uid text, name text, parents text[] NOT NULL, wkb bytea
+) ON COMMIT DROP;
+CREATE TEMP TABLE maptiles_checked (
+    feature integer NOT NULL, uid text, name text, parents text[] NOT NULL,
+    repaired boolean, geom geometry(MultiPolygon, 4326), reason text
+) ON COMMIT DROP;
+
+-- name: copy_staging
+COPY maptiles_staging (feature, uid, name, parents, wkb) FROM STDIN
+
+-- name: check_staged
+-- Each staged feature accepted (repaired with ST_MakeValid when invalid) or given a reason.
+INSERT INTO maptiles_checked
+WITH parsed AS (
+    SELECT s.feature, nullif(btrim(s.uid), '') AS uid, s.name, s.parents,
+           ST_Transform(ST_SetSRID(ST_GeomFromWKB(s.wkb), %(srid)s), 4326) AS g,
+           row_number() OVER (PARTITION BY nullif(btrim(s.uid), '') ORDER BY s.feature) AS nth
+    FROM maptiles_staging s
+), judged AS (
+    SELECT p.*,
+           CASE WHEN p.uid IS NULL THEN 'no uid'
+                WHEN p.nth > 1 THEN 'uid ' || p.uid || ' repeated in the file (first kept)'
+                WHEN p.g IS NULL OR ST_IsEmpty(p.g) THEN 'no geometry'
+                WHEN ST_Dimension(p.g) <> 2 THEN 'not a polygon (' || GeometryType(p.g) || ')'
+           END AS reason
+    FROM parsed p
+), fixed AS (
+    SELECT j.feature, j.uid, j.name, j.parents, j.reason,
+           CASE WHEN j.reason IS NULL THEN NOT ST_IsValid(j.g) END AS repaired,
+           CASE WHEN j.reason IS NULL AND ST_IsValid(j.g)
+                    THEN ST_Multi(ST_CollectionExtract(j.g, 3))
+                WHEN j.reason IS NULL
+                    THEN ST_Multi(ST_CollectionExtract(ST_MakeValid(j.g), 3)) END AS geom,
+           CASE WHEN j.reason IS NULL AND NOT ST_IsValid(j.g)
+                THEN ST_IsValidReason(j.g) END AS why_invalid
+    FROM judged j
+)
+SELECT feature, uid, name, parents, repaired,
+       CASE WHEN reason IS NULL AND NOT ST_IsEmpty(geom) AND ST_Area(geom) > 0 THEN geom END,
+       coalesce(reason, CASE WHEN geom IS NULL OR ST_IsEmpty(geom) OR ST_Area(geom) = 0
+                             THEN 'invalid geometry (' || coalesce(why_invalid, 'no area')
+                                  || ') with no area left after ST_MakeValid' END)
+FROM fixed;
+
+-- name: keep_rejects
+INSERT INTO region_rejects (file, feature, type, uid, reason)
+SELECT %(file)s, feature, %(type)s, uid, reason FROM maptiles_checked
+WHERE reason IS NOT NULL ORDER BY feature;
+
+-- name: upsert_regions
+-- The accepted features of one type, replacing earlier imports of the same uids; a region
+-- whose geometry changes waits for the next render (min_zoom NULL).
+INSERT INTO regions (type, uid, name, parents, geom, merc, area_m2, lat, repaired)
+SELECT %(type)s, c.uid, c.name, c.parents, c.geom,
+       ST_Multi(ST_CollectionExtract(ST_Transform(ST_Intersection(c.geom, ST_MakeEnvelope(
+           -180, -85.0511287798066, 180, 85.0511287798066, 4326)), 3857), 3)),
+       ST_Area(c.geom::geography), ST_Y(ST_Centroid(c.geom)), c.repaired
+FROM maptiles_checked c WHERE c.reason IS NULL
+ON CONFLICT (type, uid) DO UPDATE
+SET name = EXCLUDED.name, parents = EXCLUDED.parents, geom = EXCLUDED.geom,
+    merc = EXCLUDED.merc, area_m2 = EXCLUDED.area_m2, lat = EXCLUDED.lat,
+    repaired = EXCLUDED.repaired, min_zoom = NULL;
+
+-- name: drop_staging
+DROP TABLE maptiles_staging, maptiles_checked;
+
+-- name: import_counts
+SELECT count(*) FILTER (WHERE reason IS NULL) AS imported,
+       count(*) FILTER (WHERE reason IS NULL AND repaired) AS repaired,
+       count(*) FILTER (WHERE reason IS NOT NULL) AS rejected
+FROM maptiles_checked;
+
+-- name: upsert_type
+INSERT INTO region_types (type, parent_types, max_zoom)
+VALUES (%(type)s, %(parent_types)s, %(max_zoom)s)
+ON CONFLICT (type) DO UPDATE
+SET parent_types = EXCLUDED.parent_types, max_zoom = EXCLUDED.max_zoom, imported_at = now();
+
+-- name: type_graph
+SELECT type, parent_types FROM region_types ORDER BY type;
+
+-- name: rejects
+SELECT file, feature, type, uid, reason FROM region_rejects ORDER BY id;
+
+-- name: summary
+SELECT r.type, t.parent_types, count(*) AS regions, count(*) FILTER (WHERE r.repaired) AS repaired,
+       min(r.min_zoom) AS min_zoom, max(r.min_zoom) AS max_zoom
+FROM regions r JOIN region_types t USING (type) GROUP BY r.type, t.parent_types ORDER BY r.type;
+
+-- name: zoom_type
+-- The zoom the regions of one type appear from: siblings (same first parent) together,
+-- when their average covers %(min_px)s square pixels of a 256-px tile (geodesic area, at
+-- their latitude), and never before a parent. Types run parents first.
+WITH groups AS (
+    SELECT coalesce(parents[1], '') AS parent, avg(area_m2) AS area,
+           avg(cos(radians(lat))) AS scale
+    FROM regions WHERE type = %(type)s GROUP BY 1
+), zooms AS (
+    SELECT parent, greatest(0, ceil(ln(sqrt(%(min_px)s / greatest(area, 1e-6))
+                                       * 40075016.68557849 * scale / 256) / ln(2)))::int AS zoom
+    FROM groups
+)
+UPDATE regions r
+SET min_zoom = least(99, greatest(z.zoom, coalesce(
+        (SELECT max(p.min_zoom) FROM regions p WHERE p.key = ANY(r.parents)), 0)))
+FROM zooms z
+WHERE r.type = %(type)s AND z.parent = coalesce(r.parents[1], '');
+
+-- name: build_arcs
+-- Every boundary of every type, noded together and merged at the nodes of degree 2: the
+-- arcs between junctions, each on the boundaries of the types listed in `types`.
+DELETE FROM region_arcs;
+INSERT INTO region_arcs (geom)
+SELECT d.geom FROM (
+    SELECT ST_LineMerge(ST_Node(ST_Collect(b.geom))) AS lines
+    FROM regions r, ST_Dump(ST_Boundary(r.merc)) b
+    WHERE r.min_zoom IS NOT NULL AND NOT ST_IsEmpty(r.merc)
+) m, ST_Dump(m.lines) d;
+CREATE TEMP TABLE maptiles_bounds ON COMMIT DROP AS
+SELECT r.type, ST_Subdivide(ST_Boundary(r.merc), 128) AS geom
+FROM regions r WHERE r.min_zoom IS NOT NULL AND NOT ST_IsEmpty(r.merc);
+CREATE INDEX ON maptiles_bounds USING gist (geom);
+ANALYZE maptiles_bounds;
+UPDATE region_arcs a SET types = coalesce((
+    SELECT array_agg(DISTINCT b.type ORDER BY b.type) FROM maptiles_bounds b
+    WHERE ST_DWithin(b.geom, ST_LineInterpolatePoint(a.geom, 0.5), 0.01)), '{}');
+DROP TABLE maptiles_bounds;
+
+-- name: delete_shapes
+DELETE FROM region_shapes WHERE zoom = %(zoom)s::int;
+
+-- name: shapes_at_zoom
+-- The regions visible at one zoom, rebuilt from the shared arcs simplified once for the
+-- zoom (tolerance and grid in metres): per type, the noded arcs are polygonized into faces
+-- that partition the plane (so neighbours can neither overlap nor leave a gap), a face
+-- goes to the region containing a point of it, and parts under %(island)s m2 (6x6 px) are
+-- dropped but for each region's largest.
+INSERT INTO region_shapes (zoom, region_id, geom)
+WITH arcs AS (
+    SELECT t.type, ST_SnapToGrid(ST_Simplify(a.geom, %(tolerance)s, true), %(grid)s) AS geom
+    FROM region_arcs a CROSS JOIN LATERAL unnest(a.types) AS t(type)
+    WHERE t.type = ANY(%(types)s)
+), noded AS (
+    SELECT type, ST_Node(ST_Collect(geom)) AS geom FROM arcs
+    WHERE NOT ST_IsEmpty(geom) AND ST_NPoints(geom) > 1
+    GROUP BY type
+), faces AS (
+    SELECT n.type, (ST_Dump(ST_Polygonize(n.geom))).geom AS face FROM noded n GROUP BY n.type
+), owned AS (
+    SELECT r.id AS region_id, f.face
+    FROM faces f JOIN regions r ON r.type = f.type AND r.min_zoom <= %(zoom)s::int
+         AND r.merc && f.face AND ST_Intersects(r.merc, ST_PointOnSurface(f.face))
+), merged AS (
+    SELECT region_id, CASE WHEN count(*) = 1 THEN ST_Collect(face)
+                           ELSE ST_UnaryUnion(ST_Collect(face)) END AS geom
+    FROM owned GROUP BY region_id
+), parts AS (
+    SELECT m.region_id, d.geom,
+           row_number() OVER (PARTITION BY m.region_id ORDER BY ST_Area(d.geom) DESC) AS nth
+    FROM merged m, ST_Dump(m.geom) d
+)
+SELECT %(zoom)s::int, region_id, ST_Multi(ST_Collect(geom))
+FROM parts WHERE nth = 1 OR ST_Area(geom) >= %(island)s
+GROUP BY region_id;
+
+-- name: visible_types
+-- The types drawn at a zoom: with a region from that zoom on, and not capped below it.
+SELECT DISTINCT r.type FROM regions r JOIN region_types t USING (type)
+WHERE r.min_zoom <= %(zoom)s::int AND (t.max_zoom IS NULL OR t.max_zoom >= %(zoom)s::int)
+ORDER BY r.type;
+
+-- name: blocks_at_zoom
+-- The blocks (tiles of zoom z - k) that a shape of zoom z touches, by the boxes of its
+-- subdivided parts (a multipolygon across the antimeridian touches two ends, not all).
+SELECT DISTINCT block_x, block_y
+FROM region_shapes s, ST_Subdivide(s.geom, 64) AS part,
+     generate_series(
+         greatest(0, floor((ST_XMin(part) - %(pad)s + 20037508.342789244) / %(size)s)::int),
+         least(%(n)s::int - 1, floor((ST_XMax(part) + %(pad)s + 20037508.342789244) / %(size)s)::int)
+     ) AS block_x,
+     generate_series(
+         greatest(0, floor((20037508.342789244 - ST_YMax(part) - %(pad)s) / %(size)s)::int),
+         least(%(n)s::int - 1, floor((20037508.342789244 - ST_YMin(part) + %(pad)s) / %(size)s)::int)
+     ) AS block_y
+WHERE s.zoom = %(zoom)s::int
+ORDER BY block_y, block_x;
+
+-- name: delete_block
+-- A block's earlier output (a rerun replaces it).
+WITH pieces AS (
+    DELETE FROM tile_pieces
+    WHERE z = %(z)s::int AND x BETWEEN %(x0)s::int AND %(x1)s::int AND y BETWEEN %(y0)s::int AND %(y1)s::int
+), features AS (
+    DELETE FROM tile_features
+    WHERE z = %(z)s::int AND x BETWEEN %(x0)s::int AND %(x1)s::int AND y BETWEEN %(y0)s::int AND %(y1)s::int
+)
+DELETE FROM tiles WHERE z = %(z)s::int AND x BETWEEN %(x0)s::int AND %(x1)s::int AND y BETWEEN %(y0)s::int AND %(y1)s::int;
+
+-- name: slice_block
+-- Cut the shapes of zoom z into the tiles x0..x1, y0..y1 (one block), each tile with a
+-- margin of %(margin)s of its size. A shape is cut to the block once; a shape covering
+-- the whole block covers all its tiles without any cut; otherwise its parts of at most 256
+-- vertices (ST_Subdivide: huge polygons are not tested whole against every tile) find the
+-- tiles it touches and whether one part alone covers a tile; the rest is clipped per tile.
+-- A clipped piece that is the whole tile is recorded as covering it too.
+INSERT INTO tile_pieces (z, x, y, region_id, covers, geom)
+WITH block AS (
+    SELECT ST_TileEnvelope(%(z)s::int - %(k)s::int, %(bx)s::int, %(by)s::int, margin => %(margin)s / 2 ^ %(k)s::int) AS env
+), shapes AS (
+    SELECT s.region_id, ST_Covers(s.geom, b.env) AS whole,
+           CASE WHEN NOT ST_Covers(s.geom, b.env) THEN ST_Intersection(s.geom, b.env) END AS geom
+    FROM region_shapes s, block b
+    WHERE s.zoom = %(z)s::int AND s.geom && b.env AND ST_Intersects(s.geom, b.env)
+), parts AS (
+    SELECT s.region_id, ST_Subdivide(s.geom, 256) AS part
+    FROM shapes s WHERE NOT s.whole AND NOT ST_IsEmpty(s.geom)
+), touched AS (
+    SELECT p.region_id, tx, ty, bool_or(ST_Covers(p.part, e.env)) AS covers
+    FROM parts p,
+         generate_series(
+             greatest(%(x0)s::int, floor((ST_XMin(p.part) - %(pad)s + 20037508.342789244) / %(size)s)::int),
+             least(%(x1)s::int, floor((ST_XMax(p.part) + %(pad)s + 20037508.342789244) / %(size)s)::int)
+         ) AS tx,
+         generate_series(
+             greatest(%(y0)s::int, floor((20037508.342789244 - ST_YMax(p.part) - %(pad)s) / %(size)s)::int),
+             least(%(y1)s::int, floor((20037508.342789244 - ST_YMin(p.part) + %(pad)s) / %(size)s)::int)
+         ) AS ty,
+         LATERAL (SELECT ST_TileEnvelope(%(z)s::int, tx, ty, margin => %(margin)s) AS env) e
+    WHERE ST_Intersects(p.part, e.env)
+    GROUP BY p.region_id, tx, ty
+), clipped AS (
+    SELECT t.region_id, t.tx, t.ty, t.covers,
+           CASE WHEN NOT t.covers THEN ST_CollectionExtract(ST_ClipByBox2D(
+               s.geom, ST_TileEnvelope(%(z)s::int, t.tx, t.ty, margin => %(margin)s)), 3) END AS geom
+    FROM touched t JOIN shapes s USING (region_id)
+)
+SELECT %(z)s::int, tx, ty, region_id, covers OR ST_Area(geom) >= %(tile_area)s * (1 - 1e-9),
+       CASE WHEN NOT covers AND ST_Area(geom) < %(tile_area)s * (1 - 1e-9) THEN geom END
+FROM clipped WHERE covers OR NOT ST_IsEmpty(geom)
+UNION ALL
+SELECT %(z)s::int, tx, ty, s.region_id, true, NULL
+FROM shapes s, generate_series(%(x0)s::int, %(x1)s::int) tx, generate_series(%(y0)s::int, %(y1)s::int) ty
+WHERE s.whole;
+
+-- name: features_block
+-- The GeoJSON text of the block's features (RFC 7946: WGS84, exterior rings
+-- counterclockwise, coordinates to %(digits)s decimals, a quarter pixel), left open after
+-- "parents" for the statistics merged when served; larger regions first.
+INSERT INTO tile_features (z, x, y, region_id, ord, feature)
+SELECT p.z, p.x, p.y, p.region_id,
+       row_number() OVER (PARTITION BY p.x, p.y ORDER BY r.area_m2 DESC, r.id),
+       '{"type":"Feature","id":' || to_json(r.key)::text
+       || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(
+              coalesce(p.geom, ST_TileEnvelope(p.z, p.x, p.y, margin => %(margin)s)), 4326)),
+              %(digits)s)
+       || ',"properties":{"uid":' || to_json(r.uid)::text
+       || ',"type":' || to_json(r.type)::text
+       || ',"name":' || coalesce(to_json(r.name)::text, 'null')
+       || ',"parents":' || to_json(r.parents)::text
+FROM tile_pieces p JOIN regions r ON r.id = p.region_id
+WHERE p.z = %(z)s::int AND p.x BETWEEN %(x0)s::int AND %(x1)s::int AND p.y BETWEEN %(y0)s::int AND %(y1)s::int;
+
+-- name: grid_pieces
+-- The block's pieces in tile pixels (x right, y down, 0..256), larger regions first (so
+-- smaller ones paint over them); NULL wkb for a piece covering its tile.
+SELECT p.x, p.y, r.key, r.type,
+       CASE WHEN NOT p.covers THEN ST_AsBinary(ST_Affine(
+           p.geom, 256 / %(size)s, 0, 0, -256 / %(size)s,
+           (2 ^ (%(z)s::int - 1) - p.x) * 256, (2 ^ (%(z)s::int - 1) - p.y) * 256)) END AS wkb
+FROM tile_pieces p JOIN regions r ON r.id = p.region_id
+WHERE p.z = %(z)s::int AND p.x BETWEEN %(x0)s::int AND %(x1)s::int AND p.y BETWEEN %(y0)s::int AND %(y1)s::int
+ORDER BY p.y, p.x, r.area_m2 DESC, r.id;
+
+-- name: copy_tiles
+COPY tiles (z, x, y, utfgrids) FROM STDIN
+
+-- name: tile
+SELECT renderer.maptiles_tile(%(z)s::int, %(x)s, %(y)s) AS body;
+
+-- name: tile_list
+SELECT z, x, y FROM tiles WHERE z BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int ORDER BY z, x, y;
+
+-- name: delete_zooms
+-- Everything rendered at these zooms (a render replaces it).
+WITH pieces AS (
+    DELETE FROM tile_pieces WHERE z BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int
+), features AS (
+    DELETE FROM tile_features WHERE z BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int
+), shapes AS (
+    DELETE FROM region_shapes WHERE zoom BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int
+)
+DELETE FROM tiles WHERE z BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int;
+
+-- name: arc_count
+SELECT count(*) AS n FROM region_arcs;
+
+-- name: tiles_per_zoom
+SELECT z, count(*) AS tiles FROM tiles GROUP BY z ORDER BY z;
+
+-- name: upsert_stats
+-- One region's statistics (a later import replaces them); no tile is touched.
+INSERT INTO region_stats (type, uid, members) VALUES (%(type)s, %(uid)s, %(members)s)
+ON CONFLICT (type, uid) DO UPDATE SET members = EXCLUDED.members, imported_at = now();
+
+-- name: region_areas
+SELECT id, type, uid, area_m2 FROM regions ORDER BY id;
+
+-- name: export_batch
+-- Tiles in the order given: the GeoJSON with statistics merged, and the same regions as a
+-- Mapbox Vector Tile (layer "regions", extent 4096, a 64-unit buffer; statistics as
+-- attributes), larger regions first.
+SELECT k.z, k.x, k.y, renderer.maptiles_tile(k.z, k.x, k.y) AS body,
+       (SELECT ST_AsMVT(m, 'regions', 4096, 'geom') FROM (
+            SELECT ST_AsMVTGeom(coalesce(p.geom, ST_TileEnvelope(p.z, p.x, p.y,
+                                margin => %(margin)s)),
+                                ST_TileEnvelope(p.z, p.x, p.y), 4096, 64, true) AS geom,
+                   r.key, r.uid, r.type, r.name, array_to_string(r.parents, ',') AS parents,
+                   CASE WHEN s.members <> '' THEN ('{' || s.members || '}')::jsonb END AS stats
+            FROM tile_pieces p JOIN regions r ON r.id = p.region_id
+            LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
+            WHERE p.z = k.z AND p.x = k.x AND p.y = k.y
+            ORDER BY r.area_m2 DESC, r.id) m) AS mvt
+FROM unnest(%(zs)s::int[], %(xs)s::int[], %(ys)s::int[]) WITH ORDINALITY AS k(z, x, y, n)
+ORDER BY k.n;
+
+-- name: export_bounds
+SELECT ST_XMin(e) AS west, ST_YMin(e) AS south, ST_XMax(e) AS east, ST_YMax(e) AS north
+FROM (SELECT ST_Extent(geom) AS e FROM regions) b;

@@ -1,0 +1,137 @@
+-- The map-tiles pipeline's canonical schema: regions -> per-zoom shapes -> tile pieces ->
+-- feature text, with statistics kept apart and merged into a tile at the last instant.
+-- Created by migration 0012 by name (schema.apply); change a definition as
+-- sql/schema/README.md says (a new migration with it, the old text to retired/).
+
+-- name: region_types
+-- The region types and the DAG their parent fields make (a type's parents are types).
+CREATE TABLE region_types (
+    type         text PRIMARY KEY CHECK (type ~ '^[A-Za-z][A-Za-z0-9_]{0,62}$'),
+    parent_types text[] NOT NULL DEFAULT '{}',
+    max_zoom     smallint,                -- not drawn beyond (coarse data); NULL: no limit
+    imported_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: regions
+-- One row per imported region: geometry as imported (repaired when it had to be), the
+-- Web Mercator copy the tiles are cut from, and the zoom it appears from.
+CREATE TABLE regions (
+    id        integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type      text NOT NULL REFERENCES region_types ON DELETE CASCADE,
+    uid       text NOT NULL,
+    key       text GENERATED ALWAYS AS (type || '-' || uid) STORED UNIQUE,
+    name      text,
+    parents   text[] NOT NULL DEFAULT '{}',   -- keys ("Province-11") of its parents
+    geom      geometry(MultiPolygon, 4326) NOT NULL,
+    merc      geometry(MultiPolygon, 3857) NOT NULL,  -- clipped to Web Mercator's +-85.05
+    area_m2   double precision NOT NULL,      -- geodesic
+    lat       double precision NOT NULL,      -- of its centroid: the pixel scale there
+    repaired  boolean NOT NULL DEFAULT false,
+    min_zoom  smallint,                       -- NULL until `tiles render` computes it
+    UNIQUE (type, uid)
+);
+
+-- name: regions_merc
+-- Regions by Web Mercator extent (the spatial joins of the shapes build).
+CREATE INDEX regions_merc ON regions USING gist (merc);
+
+-- name: region_rejects
+-- Features an import could not use, with the reason (kept, never dropped silently).
+CREATE TABLE region_rejects (
+    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    file     text NOT NULL,
+    feature  integer NOT NULL,                -- 0-based position in the file
+    type     text NOT NULL,
+    uid      text,
+    reason   text NOT NULL,
+    at       timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: region_arcs
+-- Every region boundary, all types together, noded and merged into arcs between
+-- junctions: a border two regions (or a parent and its child) share is one arc, simplified
+-- once per zoom, so it stays shared.
+CREATE TABLE region_arcs (
+    id    integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    types text[] NOT NULL DEFAULT '{}',      -- the region types whose boundaries it is on
+    geom  geometry(LineString, 3857) NOT NULL
+);
+
+-- name: region_shapes
+-- A region's polygon at one zoom: simplified from the shared arcs, snapped to a quarter
+-- pixel, islands under 6x6 px dropped.
+CREATE TABLE region_shapes (
+    zoom      smallint NOT NULL,
+    region_id integer NOT NULL REFERENCES regions ON DELETE CASCADE,
+    geom      geometry(MultiPolygon, 3857) NOT NULL,
+    PRIMARY KEY (zoom, region_id)
+);
+
+-- name: region_shapes_geom
+-- The shapes of one zoom a block of tiles touches.
+CREATE INDEX region_shapes_geom ON region_shapes USING gist (geom);
+
+-- name: tile_pieces
+-- A region's part of one tile (with its pixel margin); covers = it covers the whole tile
+-- and margin, stored once without geometry.
+CREATE TABLE tile_pieces (
+    z         smallint NOT NULL,
+    x         integer NOT NULL,
+    y         integer NOT NULL,
+    region_id integer NOT NULL REFERENCES regions ON DELETE CASCADE,
+    covers    boolean NOT NULL,
+    geom      geometry(Geometry, 3857),
+    CHECK (covers = (geom IS NULL)),
+    PRIMARY KEY (z, x, y, region_id)
+);
+
+-- name: tile_features
+-- The GeoJSON text of each feature of a tile, open after its last fixed property: the
+-- statistics and the closing braces are appended when the tile is served or exported.
+CREATE TABLE tile_features (
+    z         smallint NOT NULL,
+    x         integer NOT NULL,
+    y         integer NOT NULL,
+    region_id integer NOT NULL REFERENCES regions ON DELETE CASCADE,
+    ord       integer NOT NULL,               -- larger regions first
+    feature   text NOT NULL,
+    PRIMARY KEY (z, x, y, region_id)
+);
+
+-- name: tiles
+-- One row per rendered tile: its UTFGrids (a JSON list) and when its geometry was made.
+CREATE TABLE tiles (
+    z           smallint NOT NULL,
+    x           integer NOT NULL,
+    y           integer NOT NULL,
+    utfgrids    text NOT NULL DEFAULT '[]',
+    rendered_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (z, x, y)
+);
+
+-- name: region_stats
+-- Statistics by (type, uid) from `tiles stats` CSV files: the JSON members to append to a
+-- feature's properties (`"pop":123,"rate":0.5`), merged at the last instant.
+CREATE TABLE region_stats (
+    type        text NOT NULL,
+    uid         text NOT NULL,
+    members     text NOT NULL,
+    imported_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (type, uid)
+);
+
+-- name: maptiles_tile
+-- A tile's GeoJSON with the statistics merged, by string concatenation (psql: SELECT
+-- renderer.maptiles_tile(3, 4, 2)); NULL for a tile never rendered.
+CREATE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT '{"type":"FeatureCollection","features":['
+           || coalesce((SELECT string_agg(f.feature || coalesce(',' || s.members, '') || '}}',
+                                          ',' ORDER BY f.ord)
+                        FROM tile_features f
+                        JOIN regions r ON r.id = f.region_id
+                        LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
+                        WHERE f.z = p_z AND f.x = p_x AND f.y = p_y), '')
+           || '],"utfgrids":' || t.utfgrids || '}'
+    FROM tiles t WHERE t.z = p_z AND t.x = p_x AND t.y = p_y
+$$;

@@ -1,0 +1,258 @@
+"""Map tiles: import, zoom levels, shared-border simplification, slicing through work items,
+feature tiles with statistics merged last (against the real PostGIS)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mercantile
+import pytest
+from shapely.geometry import shape
+
+from renderer import db
+from renderer.config import Settings
+from renderer.db import Database
+from renderer.errors import InputError
+from renderer.maptiles import features, regions, slice, utfgrid, zooms
+from renderer.maptiles.profile import PROFILE, RenderSummary
+from renderer.runner import run_until_idle
+from tests.maptiles_fixtures import connect, small_sample, world_sample
+
+__all__ = ["small_sample", "world_sample"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RENDERER_POLL_SECONDS": "0.2"}
+    return subprocess.run([sys.executable, "-m", "renderer", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def _geojson(path: Path, features_: list[dict[str, object]]) -> Path:
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features_}))
+    return path
+
+
+def _feature(geometry: dict[str, object], **props: object) -> dict[str, object]:
+    return {"type": "Feature", "geometry": geometry, "properties": props}
+
+
+def _square(x: float, y: float, s: float = 1.0) -> dict[str, object]:
+    return {"type": "Polygon",
+            "coordinates": [[[x, y], [x + s, y], [x + s, y + s], [x, y + s], [x, y]]]}
+
+
+def test_import_repairs_or_rejects_with_a_reason(db: Database, tmp_path: Path) -> None:
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    path = _geojson(tmp_path / "r.geojson", [
+        _feature(_square(0, 0), uid="a", name="A"),
+        _feature(bowtie, uid="b", name="Bowtie"),
+        _feature({"type": "Point", "coordinates": [0, 0]}, uid="c"),
+        _feature(_square(2, 0), name="no uid"),
+        _feature(_square(3, 0), uid="a", name="again"),
+        _feature(None, uid="d"),  # type: ignore[arg-type]
+    ])
+    with connect(db) as conn, conn.transaction():
+        report = regions.import_file(conn, path, "Zone", uid_field="uid")
+        rows = {r["uid"]: r for r in conn.execute(
+            "SELECT uid, name, repaired, ST_IsValid(geom) AS valid, min_zoom FROM regions")}
+        rejects = {(r["feature"], r["reason"]) for r in regions.rejects(conn)}
+    assert (report.read, report.imported, report.repaired, report.rejected) == (6, 2, 1, 4)
+    assert rows["a"]["name"] == "A" and not rows["a"]["repaired"]
+    assert rows["b"]["repaired"] and rows["b"]["valid"]
+    assert all(r["min_zoom"] is None for r in rows.values())
+    assert rejects == {(2, "not a polygon (POINT)"), (3, "no uid"),
+                       (4, "uid a repeated in the file (first kept)"), (5, "no geometry")}
+
+
+def test_region_types_form_a_dag(db: Database, tmp_path: Path) -> None:
+    path = _geojson(tmp_path / "r.geojson", [_feature(_square(0, 0), uid="1", up="1")])
+    with connect(db) as conn, conn.transaction():
+        regions.import_file(conn, path, "A", uid_field="uid", parent_fields={"B": "up"})
+        with pytest.raises(InputError, match="cycle: A > B > A"):
+            regions.import_file(conn, path, "B", uid_field="uid", parent_fields={"A": "up"})
+    with pytest.raises(InputError, match="has no field 'nope'"):
+        regions.read_features(path, uid_field="nope")
+    assert utfgrid.chains({"C": [], "P": ["C"], "D": ["P"], "E": ["P"]}) == [
+        ["C", "P", "D"], ["C", "P", "E"]]
+
+
+def test_zoom_levels(db: Database, world_sample: object) -> None:
+    with connect(db) as conn, conn.transaction():
+        zooms.set_min_zooms(conn)
+        rows = list(conn.execute(
+            "SELECT type, parents[1] AS parent, min(min_zoom) AS lo, max(min_zoom) AS hi,"
+            " avg(area_m2) AS area, avg(lat) AS lat FROM regions GROUP BY 1, 2"))
+        late = conn.execute(
+            "SELECT count(*) AS n FROM regions c JOIN regions p ON p.key = ANY(c.parents)"
+            " WHERE c.min_zoom < p.min_zoom").fetchone()
+    assert late is not None and late["n"] == 0  # never before a parent
+    for r in rows:
+        assert r["lo"] == r["hi"], r  # siblings together
+    # The blocks' average area covers >= 400 px2 from their zoom on, not one zoom before.
+    block = next(r for r in rows if r["type"] == "Block")
+
+    def px2(z: int) -> float:
+        scale = zooms.WORLD * math.cos(math.radians(block["lat"])) / (256 * 2**z)
+        return float(block["area"]) / scale**2
+
+    assert px2(block["lo"]) >= 400 > px2(block["lo"] - 1)
+
+
+def _areas(conn: db.Connection, zoom: int, kind: str) -> tuple[float, float] | None:
+    row = conn.execute(
+        "SELECT sum(ST_Area(s.geom)) AS total, ST_Area(ST_Union(s.geom)) AS union_"
+        " FROM region_shapes s JOIN regions r ON r.id = s.region_id"
+        " WHERE s.zoom = %s AND r.type = %s", [zoom, kind]).fetchone()
+    assert row is not None
+    return None if row["total"] is None else (row["total"], row["union_"])
+
+
+def test_neighbours_never_gap_or_overlap_after_simplification(
+        db: Database, world_sample: object) -> None:
+    checked: set[tuple[int, str]] = set()
+    with connect(db) as conn, conn.transaction():
+        slice.prepare(conn, 0, 12)
+        for zoom in (3, 6, 9, 11, 12):
+            zooms.build_shapes(conn, zoom)
+            px2 = zooms.pixel_m(zoom) ** 2
+            for kind in ("Continent", "Country", "Province", "District", "Ward", "Block"):
+                found = _areas(conn, zoom, kind)
+                if found is None:
+                    continue
+                total, union = found
+                # no overlap: the union is the sum, to well under a pixel
+                assert total - union < max(1.0, 1e-9 * total) * px2, (zoom, kind)
+                checked.add((zoom, kind))
+            land = _areas(conn, zoom, "Land")
+            for kind in ("District", "Ward", "Block"):
+                found = _areas(conn, zoom, kind)
+                if land is None or found is None:
+                    continue
+                # no gap: the blocks, the wards and the districts tile their land exactly
+                assert abs(land[0] - found[1]) < max(1.0, 1e-9 * land[0]) * px2, (zoom, kind)
+                checked.add((zoom, "gap " + kind))
+        # simplification really happened: fewer points at zoom 9 than at 12
+        points = {r["zoom"]: r["n"] for r in conn.execute(
+            "SELECT zoom, sum(ST_NPoints(geom)) AS n FROM region_shapes GROUP BY zoom")}
+    assert points[9] < points[12]
+    assert {(12, "Block"), (12, "gap Block"), (9, "Ward"), (3, "Country")} <= checked
+
+
+def _tile(conn: db.Connection, z: int, x: int, y: int) -> dict[str, object]:
+    body = features.tile_json(conn, z, x, y)
+    assert body is not None
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+LAND_8 = (8, *mercantile.tile(-39.75, 38.19, 8)[:2])
+
+
+def _render(url: str, lo: int, hi: int) -> RenderSummary:
+    """The profile's batch, as `renderer tiles render --wait` runs it."""
+    done: RenderSummary = run_until_idle(url, PROFILE, {"min_zoom": lo, "max_zoom": hi},
+                                         settings=Settings(database_url=url, poll_seconds=0.1),
+                                         processes=None)
+    assert done.items_failed == 0 and done.items_done > hi - lo + 1
+    return done
+
+
+def test_render_through_work_items_gives_rfc7946_tiles(db: Database, small_sample: object,
+                                                      database_url: str) -> None:
+    _render(database_url, 0, 11)
+    with connect(db) as conn:
+        counts = {r["kind"]: r["n"] for r in conn.execute(
+            "SELECT kind, count(*) AS n FROM work_queue WHERE state = 'done' GROUP BY kind")}
+        per_zoom = {r["z"]: r["n"] for r in conn.execute(
+            "SELECT z, count(*) AS n FROM tiles GROUP BY z")}
+        covers = conn.execute(
+            "SELECT count(*) FILTER (WHERE covers) AS covers, count(*) AS n FROM tile_pieces"
+            " WHERE z = 11").fetchone()
+        # the generated land is at -40..-39.5 lon, 38..38.375 lat
+        t = mercantile.tile(-39.75, 38.19, 11)
+        tile = _tile(conn, t.z, t.x, t.y)
+    assert counts["maptiles-shapes"] == 12
+    assert counts["maptiles-block"] >= len(per_zoom) >= 4  # a block per zoom with regions
+    assert per_zoom[11] > per_zoom[10] > per_zoom[9] > 1
+    assert covers is not None and 0 < covers["covers"] < covers["n"]
+    feats = tile["features"]
+    assert tile["type"] == "FeatureCollection" and feats
+    for f in feats:
+        assert set(f["properties"]) >= {"uid", "type", "name", "parents"}
+        assert f["id"] == f"{f['properties']['type']}-{f['properties']['uid']}"
+        geom = shape(f["geometry"])
+        for poly in getattr(geom, "geoms", [geom]):
+            assert poly.exterior.is_ccw  # RFC 7946: right-hand rule
+            assert all(not ring.is_ccw for ring in poly.interiors)
+    kinds = {f["properties"]["type"] for f in feats}
+    assert kinds == {"Land", "Province", "District", "Ward", "Block"}
+    grids = tile["utfgrids"]
+    assert grids and all(len(g["grid"]) in (1, 64) for g in grids)
+    names = {h for g in grids for h in g["hierarchies"]}
+    assert "Land > Province > District > Block" in names
+    assert "Land > Province > Ward" in names
+    keys = {f["id"] for f in feats}
+    for g in grids:
+        assert set(g["keys"]) - {""} <= keys
+
+
+def test_statistics_republish_without_rerendering_geometry(
+        db: Database, small_sample: object, database_url: str, tmp_path: Path) -> None:
+    _render(database_url, 0, 8)
+    state = ("SELECT (SELECT sum(xmin::text::bigint) FROM tile_features)"
+             " + (SELECT sum(xmin::text::bigint) FROM tile_pieces)"
+             " + (SELECT sum(xmin::text::bigint) FROM tiles) AS v,"
+             " (SELECT max(rendered_at) FROM tiles) AS at")
+    with connect(db) as conn:
+        before = conn.execute(state).fetchone()
+        bare = _tile(conn, *LAND_8)
+    assert all("population" not in f["properties"] for f in bare["features"])
+    csv = tmp_path / "stats.csv"
+    csv.write_text("type,uid,population,note\nLand,1,1234,\"big, wet\"\nDistrict,D0000,7,\n"
+                   "Nope\n")
+    with connect(db) as conn, conn.transaction():
+        report = features.import_stats(conn, csv)
+    assert report.imported == 2 and report.rejected == [(4, "1 fields, expected 4")]
+    with connect(db) as conn:
+        after = conn.execute(state).fetchone()
+        tile = _tile(conn, *LAND_8)
+    assert after == before  # no geometry, feature text or grid written again
+    props = {f["id"]: f["properties"] for f in tile["features"]}
+    assert props["Land-1"]["population"] == 1234 and props["Land-1"]["note"] == "big, wet"
+    assert props["District-D0000"] == {**props["District-D0000"], "population": 7}
+    assert "note" not in props["District-D0000"]
+    with connect(db) as conn, conn.transaction():
+        csv.write_text("type,uid,population\nLand,1,99\n")
+        features.import_stats(conn, csv)
+    with connect(db) as conn:
+        assert {f["id"]: f["properties"] for f in _tile(conn, *LAND_8)["features"]}[
+            "Land-1"]["population"] == 99
+
+
+def test_cli_import_render_stats(renderer_env: dict[str, str], tmp_path: Path) -> None:
+    path = _geojson(tmp_path / "z.geojson", [
+        _feature(_square(0, 0, 10), id="1", name="West", top="t"),
+        _feature(_square(10, 0, 10), id="2", name="East", top="t")])
+    top = _geojson(tmp_path / "t.geojson", [_feature(
+        {"type": "Polygon", "coordinates": [[[0, 0], [20, 0], [20, 10], [0, 10], [0, 0]]]},
+        id="t", name="Top")])
+    result = cli("tiles", "import", str(top), "--type", "Top", "--uid-field", "id")
+    assert result.returncode == 0, result.stderr
+    result = cli("tiles", "import", str(path), "--type", "Half", "--uid-field", "id",
+                 "--parent-field", "Top=top")
+    assert result.returncode == 0, result.stderr
+    assert "2 Half regions imported (0 repaired), 0 rejected" in result.stdout
+    bad = cli("tiles", "import", str(path), "--type", "Half", "--parent-field", "Top")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    result = cli("tiles", "render", "--max-zoom", "4", "--wait")
+    assert result.returncode == 0, result.stderr
+    assert "0 failed" in result.stdout
+    status = cli("tiles", "status")
+    assert "Half" in status.stdout and status.returncode == 0
+    for command in ("import", "render", "stats", "rejects", "status", "sample", "export"):
+        help_ = cli("tiles", command, "--help")
+        assert "Example:" in help_.stdout, command

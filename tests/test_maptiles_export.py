@@ -1,0 +1,148 @@
+"""Exports: a folder, MBTiles (read with sqlite3) and PMTiles (read with the pmtiles
+reader), each tile as GeoJSON and as a Mapbox Vector Tile (decoded here from the protobuf
+wire format); a statistics import republished by exporting again."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pmtiles.reader import MmapSource, Reader
+from pmtiles.tile import TileType
+
+from renderer.db import Database
+from renderer.maptiles import export, features
+from tests.maptiles_fixtures import connect, small_sample
+from tests.test_maptiles import _render
+
+__all__ = ["small_sample"]
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[pos]
+        value |= (b & 0x7F) << shift
+        pos += 1
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data: bytes) -> list[tuple[int, Any]]:
+    """(field number, value) pairs of a protobuf message: varints and length-delimited."""
+    out, pos = [], 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            n, pos = _varint(data, pos)
+            value, pos = data[pos:pos + n], pos + n
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+        out.append((number, value))
+    return out
+
+
+def decode_mvt(data: bytes) -> dict[str, list[dict[str, Any]]]:
+    """Layer name -> features' properties (string and integer values)."""
+    layers: dict[str, list[dict[str, Any]]] = {}
+    for number, layer in _fields(data):
+        assert number == 3  # Tile.layers
+        parts = _fields(layer)
+        name = next(v.decode() for n, v in parts if n == 1)
+        keys = [v.decode() for n, v in parts if n == 3]
+        values: list[Any] = []
+        for n, v in parts:
+            if n == 4:
+                (vn, vv), = _fields(v)
+                values.append(vv.decode() if vn == 1 else vv)
+        feats = []
+        for n, v in parts:
+            if n != 2:
+                continue
+            feature = dict(_fields(v))
+            tags = feature.get(2, b"")
+            ints, pos = [], 0
+            while pos < len(tags):
+                t, pos = _varint(tags, pos)
+                ints.append(t)
+            assert feature.get(3) == 3 and feature.get(4)  # polygons with geometry
+            feats.append({keys[ints[i]]: values[ints[i + 1]] for i in range(0, len(ints), 2)})
+        layers[name] = feats
+    return layers
+
+
+@pytest.fixture
+def exported(db: Database, small_sample: object, database_url: str, tmp_path: Path) -> Path:
+    _render(database_url, 8, 10)
+    csv = tmp_path / "s.csv"
+    csv.write_text("type,uid,population\nLand,1,5\n")
+    with connect(db) as conn, conn.transaction():
+        features.import_stats(conn, csv)
+    return tmp_path
+
+
+def test_folder_mbtiles_and_pmtiles(db: Database, exported: Path) -> None:
+    with connect(db) as conn:
+        tiles = {(r["z"], r["x"], r["y"]) for r in conn.execute("SELECT z, x, y FROM tiles")}
+        folder = export.export(conn, exported / "out")
+        mb = export.export(conn, exported / "t.mbtiles")
+        pm = export.export(conn, exported / "t.pmtiles")
+    assert folder.tiles == mb.tiles == pm.tiles == len(tiles) > 4
+    z, x, y = max(tiles)
+
+    body = json.loads((exported / "out" / str(z) / str(x) / f"{y}.json").read_text())
+    keys = {f["id"] for f in body["features"]}
+    layers = decode_mvt((exported / "out" / str(z) / str(x) / f"{y}.mvt").read_bytes())
+    assert {f["key"] for f in layers["regions"]} == keys
+    land = [f for f in layers["regions"] if f["key"] == "Land-1"]
+    assert not land or land[0]["population"] == 5
+
+    with sqlite3.connect(exported / "t.mbtiles") as lite:
+        meta = dict(lite.execute("SELECT name, value FROM metadata"))
+        assert meta["format"] == "pbf" and "regions" in meta["json"]
+        (blob,), = lite.execute("SELECT tile_data FROM tiles WHERE zoom_level = ? AND "
+                                "tile_column = ? AND tile_row = ?", (z, x, 2**z - 1 - y))
+        (text,), = lite.execute("SELECT tile_data FROM geojson_tiles WHERE zoom_level = ? "
+                                "AND tile_column = ? AND tile_row = ?", (z, x, 2**z - 1 - y))
+        assert lite.execute("SELECT count(*) FROM tiles").fetchone() == (len(tiles),)
+    assert {f["key"] for f in decode_mvt(gzip.decompress(blob))["regions"]} == keys
+    assert json.loads(gzip.decompress(text)) == body
+
+    with open(exported / "t.pmtiles", "rb") as f:
+        reader = Reader(MmapSource(f))
+        assert reader.header()["tile_type"] == TileType.MVT
+        assert reader.metadata()["vector_layers"][0]["id"] == "regions"
+        got = reader.get(z, x, y)
+        assert got is not None
+        assert {f["key"] for f in decode_mvt(gzip.decompress(got))["regions"]} == keys
+        assert reader.header()["addressed_tiles_count"] == len(tiles)
+    with open(export.geojson_archive(exported / "t.pmtiles"), "rb") as f:
+        got = Reader(MmapSource(f)).get(z, x, y)
+        assert got is not None and json.loads(gzip.decompress(got)) == body
+
+
+def test_statistics_republished_by_exporting_again(db: Database, exported: Path) -> None:
+    with connect(db) as conn:
+        export.export(conn, exported / "a.pmtiles")
+        (exported / "s2.csv").write_text("type,uid,population\nLand,1,77\n")
+        with conn.transaction():
+            features.import_stats(conn, exported / "s2.csv")
+        rendered = conn.execute("SELECT max(rendered_at) AS at FROM tiles").fetchone()
+        export.export(conn, exported / "a.pmtiles")
+        assert conn.execute("SELECT max(rendered_at) AS at FROM tiles").fetchone() == rendered
+        z, x, y = conn.execute(
+            "SELECT z, x, y FROM tile_features f JOIN regions r ON r.id = f.region_id"
+            " WHERE r.key = 'Land-1' ORDER BY z DESC LIMIT 1").fetchone().values()
+    with open(export.geojson_archive(exported / "a.pmtiles"), "rb") as f:
+        got = Reader(MmapSource(f)).get(z, x, y)
+    assert got is not None
+    land = next(f for f in json.loads(gzip.decompress(got))["features"] if f["id"] == "Land-1")
+    assert land["properties"]["population"] == 77
