@@ -60,9 +60,9 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from renderer.cli import db, doctor, ops, queue, sensors, store, traffic
+    from renderer.cli import db, doctor, ops, queue, sensors, store, tracks, traffic
 
-    for module in (db, doctor, store, queue, traffic, sensors, ops):
+    for module in (db, doctor, store, queue, traffic, sensors, tracks, ops):
         for command in module.COMMANDS:
             main.add_command(command)
 
