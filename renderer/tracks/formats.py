@@ -168,7 +168,9 @@ def _ids(pairs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out.items()))
 
 
-def _report(ids: tuple[tuple[str, str], ...], fields: dict[str, Any]) -> Report:
+def _report(ids: tuple[tuple[str, str], ...], fields: dict[str, Any],
+            time_ms: int | None = None) -> Report:
+    """A validated report; ``time_ms`` when the format gives epoch ms (else ``time``)."""
     lat = _num(fields.get("lat"), "lat", -90, 90)
     lon = _num(fields.get("lon"), "lon", -180, 180)
     if lat is None or lon is None:
@@ -181,7 +183,8 @@ def _report(ids: tuple[tuple[str, str], ...], fields: dict[str, Any]) -> Report:
     else:
         ais_class = str(ais_class).upper()
     return Report(
-        ids=ids, time_ms=parse_time_ms(fields.get("time", "")), lat=lat, lon=lon,
+        ids=ids, time_ms=parse_time_ms(fields.get("time", "")) if time_ms is None
+        else _in_range(time_ms), lat=lat, lon=lon,
         sog=_num(fields.get("sog"), "sog", 0, 102.2),
         cog=_num(fields.get("cog"), "cog", 0, 360, hi_open=True),
         heading=_num(fields.get("heading"), "heading", 0, 360, hi_open=True),
@@ -317,14 +320,14 @@ def _ais_report(msg: Any, at: int) -> Report:
     status = getattr(msg, "status", None)
     turn = getattr(msg, "turn", None)
     return _report((("mmsi", str(msg.mmsi)),), {
-        "time": at, "lat": lat, "lon": lon,
+        "lat": lat, "lon": lon,
         "sog": None if speed is None or speed >= 102.3 else speed,
         "cog": None if course is None or course >= 360 else course,
         "heading": None if heading is None or heading >= 360 else heading,
         "nav_status": None if status is None else int(status),
         "rot": None if turn is None or not -127 <= turn <= 127 else round(turn),
         "ais_class": "A" if msg.msg_type in (1, 2, 3, 27) else "B",
-    })
+    }, at)
 
 
 def _decode(fragments: list[NMEAMessage], at: int | None) -> Item:
@@ -421,7 +424,7 @@ def encode_fixes(reports: Iterable[Report], *, with_mmsi: bool = True) -> bytes:
 
 def _from_fix(values: tuple[Any, ...], ids: tuple[tuple[str, str], ...]) -> Report:
     lat, lon, t, latency, source, status, rot, sog, cog, heading, cls = values
-    fields = {"time": t, "lat": lat, "lon": lon,
+    fields = {"lat": lat, "lon": lon,
               "latency": None if latency == LATENCY_NONE else latency,
               "source": None if source == SOURCE_NONE else source,
               "nav_status": None if status == STATUS_NONE else status,
@@ -432,7 +435,7 @@ def _from_fix(values: tuple[Any, ...], ids: tuple[tuple[str, str], ...]) -> Repo
               "ais_class": {0: "A", 1: "B"}.get(cls, "?")}
     if not (math.isfinite(lat) and math.isfinite(lon)):
         raise _Bad("position is not finite")
-    return _report(ids, fields)
+    return _report(ids, fields, t)
 
 
 def decode_fixes(data: bytes, *, with_mmsi: bool = True,
@@ -492,16 +495,19 @@ def parse(fmt: str, stream: Any, *, with_mmsi: bool = True,
     """Parse a binary stream in a format (text formats decoded as UTF-8, bad bytes as U+FFFD,
     so that the row is rejected with a reason rather than the file failing)."""
     if fmt == "fixes":
-        return iter_fixes(stream, with_mmsi=with_mmsi, ids=ids)
+        yield from iter_fixes(stream, with_mmsi=with_mmsi, ids=ids)
+        return
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-    if fmt == "csv":
-        return parse_csv(text)
-    lines = (line.replace("\x00", "\ufffd") for line in text)
-    if fmt == "ndjson":
-        return parse_ndjson(lines)
-    if fmt == "nmea":
-        return parse_nmea(lines)
-    raise ValueError(f"unknown format {fmt!r}")
+    try:
+        if fmt == "csv":
+            yield from parse_csv(text)
+        else:
+            lines = (line.replace("\x00", "\ufffd") for line in text)
+            yield from (parse_ndjson if fmt == "ndjson" else parse_nmea)(lines)
+    finally:
+        text.detach()  # the stream stays the caller's to close
 
 
 def with_latency(report: Report, latency: int | None) -> Report:

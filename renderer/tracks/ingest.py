@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from renderer import db
 from renderer.errors import InputError
@@ -54,12 +54,11 @@ class SourceFile:
 
     def open(self) -> BinaryIO:
         """The file's bytes, gunzipped when it starts with the gzip magic."""
-        stream = open(self.path, "rb")  # noqa: SIM115 - the caller closes what it is given
-        if stream.read(2) == b"\x1f\x8b":
-            stream.seek(0)
-            return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
-        stream.seek(0)
-        return stream
+        with open(self.path, "rb") as probe:
+            zipped = probe.read(2) == b"\x1f\x8b"
+        if zipped:
+            return cast(BinaryIO, gzip.open(self.path, "rb"))
+        return open(self.path, "rb")
 
 
 @dataclass(frozen=True)
