@@ -132,11 +132,12 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
-    from renderer.web import hooks, metrics, pages
+    from renderer.web import hooks, metrics, pages, tracks
 
     app.include_router(hooks.router)
     app.include_router(metrics.router)
     app.include_router(pages.router)
+    tracks.include(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 
