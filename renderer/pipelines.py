@@ -15,6 +15,7 @@ MODULES = [
     "renderer.traffic.reftile",
     "renderer.traffic.coverage",
     "renderer.sensors.day",
+    "renderer.tracks.profile",
     "renderer.schedules",
 ]
 

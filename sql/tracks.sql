@@ -202,3 +202,31 @@ WHERE %(after_t)s::timestamptz IS NULL
          %(after_lon)s::float8)
 ORDER BY s.t, s.vessel_id, s.lat, s.lon
 LIMIT %(limit)s;
+
+-- name: index_prefixes
+-- The first geohash characters of a UTC day's reports (one export item each).
+SELECT DISTINCT ST_GeoHash(ST_SetSRID(ST_MakePoint(lon, lat), 4326), 1) AS prefix
+FROM tracks_reports
+WHERE t >= %(day)s::date::timestamp AT TIME ZONE 'UTC'
+  AND t < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+ORDER BY 1;
+
+-- name: index_reports
+-- A UTC day's reports under a geohash prefix (all when NULL) with their 10-character
+-- geohash and the vessel's (lowest) mmsi, in time order, for the static index export.
+SELECT (extract(epoch FROM r.t) * 1000)::bigint AS t_ms, r.vessel_id, r.lat, r.lon,
+       r.latency, r.source, r.nav_status, r.rot, r.sog, r.cog, r.heading,
+       r.ais_class::text AS ais_class, g.geohash,
+       (SELECT min(i.value) FROM tracks_identifiers i
+        WHERE i.vessel_id = r.vessel_id AND i.key = 'mmsi') AS mmsi
+FROM tracks_reports r
+CROSS JOIN LATERAL (
+    SELECT ST_GeoHash(ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326), 10) AS geohash) g
+WHERE r.t >= %(day)s::date::timestamp AT TIME ZONE 'UTC'
+  AND r.t < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+  AND (%(prefix)s::text IS NULL OR left(g.geohash, 1) = %(prefix)s::text)
+ORDER BY r.t, r.vessel_id, r.lat, r.lon;
+
+-- name: geohash
+-- The geohash of a point (for the tests' independent check).
+SELECT ST_GeoHash(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(length)s) AS geohash;

@@ -137,6 +137,54 @@ def query(ids: tuple[str, ...], bbox: str | None, start: str | None, end: str | 
         sys.stdout.flush()
 
 
+@tracks.command("export-index")
+@click.option("--day", required=True, metavar="DATE", help="The UTC day (YYYY-MM-DD).")
+@click.option("--out", required=True, metavar="ROOT", help="Folder, file:// or s3:// URL.")
+@click.option("--wait", is_flag=True,
+              help="Process the items in this process until none is left.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def export_index(day: str, out: str, wait: bool, as_json: bool) -> None:
+    """Write a day's static geohash index (the original design's S3 layout) under ROOT.
+
+    One work item per (geohash prefix, day): `<geohash>/block-<b>/sample-<s>/<start>` for
+    geohash lengths 0-10 (0 = ALL), blocks 1s..1d and samples no larger than the block,
+    plus `<key><value>/<geohash>/<block>/<start>` per identifier; BinaryFixes records.
+    Items run under `renderer work`, or here with --wait.
+
+    \b
+    Example:
+        renderer tracks export-index --day 2026-12-01 --out ./index --wait
+    """
+    from datetime import date
+
+    from renderer.tracks.profile import INDEX_KIND, plan_index
+
+    try:
+        the_day = date.fromisoformat(day)
+    except ValueError as exc:
+        raise InputError(f"--day {day!r} is not a date", "write YYYY-MM-DD") from exc
+    db = database()
+    with db.connect() as conn:
+        run = plan_index(conn, the_day, out)
+        conn.commit()
+    stats = None
+    if wait and run.items:
+        from renderer.worker import run_worker
+
+        stats = run_worker(db.url, kinds=[INDEX_KIND], until_empty=True)
+    if as_json:
+        print_json({**run.__dict__, "worker": getattr(stats, "__dict__", None)})
+        return
+    if not run.items:
+        click.echo(f"no reports on {day}")
+        return
+    click.echo(f"set {run.set_id!r}: {run.items} items for {day} -> {out}")
+    if stats is None:
+        click.echo("next: renderer work")
+    else:
+        click.echo(f"worked {stats.done} items ({stats.failed} failed) in {stats.elapsed:.1f} s")
+
+
 @tracks.command("sample")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the files.")
