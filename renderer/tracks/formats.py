@@ -25,6 +25,7 @@ Example
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -151,9 +152,14 @@ def _int(value: Any, name: str, lo: int, hi: int) -> int | None:
 
 
 def _ids(pairs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
+    return _checked_ids(tuple((str(k), "" if v is None else str(v)) for k, v in pairs))
+
+
+@functools.lru_cache(maxsize=65536)  # a file names a few thousand vessels, again and again
+def _checked_ids(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
     for key, value in pairs:
-        if value is None or str(value).strip() == "":
+        if value.strip() == "":
             continue
         k, v = str(key).strip().lower(), str(value).strip()
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", k):
@@ -227,20 +233,20 @@ def parse_csv(text: Iterable[str]) -> Iterator[tuple[int, Item]]:
             if row:
                 yield reader.line_num, Reject("file has no usable header", ",".join(row))
         return
+    id_columns = [(i, k) for i, c in enumerate(columns) if (k := _id_key(c))]
     for row in reader:
         if not row or row == [""]:
             continue
         line = reader.line_num
-        raw = ",".join(row)
         if len(row) != len(columns):
-            yield line, Reject(f"{len(row)} fields, header has {len(columns)}", raw)
+            yield line, Reject(f"{len(row)} fields, header has {len(columns)}", ",".join(row))
             continue
         fields = dict(zip(columns, row, strict=True))
         try:
-            ids = _ids((k, v) for c, v in fields.items() if (k := _id_key(c)))
+            ids = _checked_ids(tuple((k, row[i]) for i, k in id_columns))
             yield line, _report(ids, fields)
         except _Bad as exc:
-            yield line, Reject(str(exc), raw)
+            yield line, Reject(str(exc), ",".join(row))
 
 
 def parse_ndjson(lines: Iterable[str]) -> Iterator[tuple[int, Item]]:

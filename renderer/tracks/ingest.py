@@ -25,7 +25,7 @@ import logging
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -176,8 +176,7 @@ def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
             if isinstance(item, Report):
                 staged.reports += 1
                 copy.write_row((
-                    staged.set_no(item.ids),
-                    datetime.fromtimestamp(item.time_ms / 1000, UTC), item.lat, item.lon,
+                    staged.set_no(item.ids), item.time_ms, item.lat, item.lon,
                     item.latency, _tenths(item.sog), _tenths(item.cog), _tenths(item.heading),
                     item.nav_status, item.rot, item.source, item.ais_class))
             elif isinstance(item, Link):
