@@ -97,8 +97,10 @@ RETURNING id;
 
 -- name: insert_reports
 -- The staged reports under their vessels (set_no -> vessel_id); exact duplicates, of stored
--- rows or within the file, are dropped by the key. Sorted by the key: index inserts stay
--- local. Returns how many rows were stored.
+-- rows or within the file, are dropped by the key. Sorted by time, so that a day's heap is
+-- in time order for the BRIN index and for area queries (sorted by the key instead, the
+-- heap of a file lay vessel by vessel and the planner never used the BRIN). Returns how
+-- many rows were stored.
 WITH ins AS (
     INSERT INTO tracks_reports (t, lat, lon, vessel_id, file_id, latency, sog, cog, heading,
                                 nav_status, rot, source, ais_class)
@@ -108,7 +110,7 @@ WITH ins AS (
     FROM tracks_stage s
     JOIN unnest(%(set_nos)s::integer[], %(vessels)s::integer[]) AS m(set_no, vessel_id)
       USING (set_no)
-    ORDER BY m.vessel_id, s.t_ms
+    ORDER BY s.t_ms, m.vessel_id
     ON CONFLICT DO NOTHING
     RETURNING 1
 )

@@ -46,7 +46,8 @@ def test_each_format_lands_every_report(db: Database, tmp_path: Path, reports: l
     assert totals["rows_accepted"] - totals["rows_linked"] == len(reports)
     days = {r["d"] for r in rows(db, "SELECT DISTINCT t::date AS d FROM tracks_reports")}
     assert len(days) == 2
-    assert one(db, "SELECT count(*) FROM renderer.tracks_days()") == 2
+    partitions = {r["d"] for r in rows(db, "SELECT d FROM renderer.tracks_days() AS d")}
+    assert days <= partitions  # (partitions outlive the rows other tests truncate)
     mmsis = {dict(r.ids)["mmsi"] for r in reports}
     assert one(db, "SELECT count(*) FROM tracks_vessels") == len(mmsis)
     ledger = rows(db, "SELECT * FROM tracks_files ORDER BY id")
