@@ -156,9 +156,9 @@ $$;
 -- name: sample_bucket
 -- The sampling interval of an instant: intervals count from the epoch, so every listed
 -- interval (1 s .. 1 d) divides a UTC day and a day's buckets never straddle two days.
--- In float8 (date_part): extract() is numeric, and numeric division made an id-led monthly
--- hourly query 6x slower than the same query unsampled. Microseconds stay exact in float8
--- at today's epochs (16 digits).
+-- In float8 (date_part): extract() is numeric, whose division cost 10-40 % of an id-led
+-- hourly month (EXPLAIN ANALYZE, BENCHMARKS.md). Microseconds stay exact in float8 at
+-- today's epochs (16 digits).
 CREATE FUNCTION renderer.tracks_bucket(p_t timestamptz, p_seconds integer) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT floor(date_part('epoch', p_t) / p_seconds)::bigint
