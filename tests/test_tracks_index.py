@@ -3,6 +3,7 @@ the object layout, sampling inside objects, the per-identifier copies, and the w
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from renderer import db as connector
 from renderer.db import Database
 from renderer.storage import open_store
+from renderer.tracks import bounded_index
 from renderer.tracks import geohash_index as gi
 from renderer.tracks.formats import Report, decode_fixes
 from renderer.tracks.ingest import ingest
@@ -144,3 +146,44 @@ def test_the_items_run_on_the_queue(db: Database, tmp_path: Path,
     assert (root / "ALL/block-1d/sample-1d/2026-12-01T00:00:00Z").is_file()
     with db.connect() as conn:
         assert plan_index(conn, date(2027, 1, 1), root.as_uri()).items == 0
+
+
+def test_pack_bounds_objects_and_fills_the_fewest() -> None:
+    hashes = ["r3gx1", "r3gx2", "r3gy1", "r3gz1", "r3gz2", "w21z1", "w21z2", "w21z3"]
+    objects = bounded_index.pack(list(range(len(hashes))), hashes, 3)
+    assert all(len(held) <= 3 for _, held in objects)
+    assert sorted(i for _, held in objects for i in held) == list(range(len(hashes)))
+    # ALL (8) splits into r (5) and w (3): w is one object; r splits into r3g (5) -> its
+    # children x (2), y (1), z (2) packed into two objects (the fewest of at most 3)
+    assert sorted(sorted(cells) for cells, _ in objects) == [
+        ["r3gx", "r3gy"], ["r3gz"], ["w"]] or len(objects) == 3
+    assert bounded_index.pack([0, 1], hashes, 3) == [(["ALL"], [0, 1])]
+    same = ["s000000000"] * 5
+    assert [len(h) for _, h in bounded_index.pack(list(range(5)), same, 2)] == [2, 2, 1]
+
+
+def test_bounded_index_covers_every_report(db: Database, tmp_path: Path,
+                                           small_day: list[Report]) -> None:
+    root = tmp_path / "bounded"
+    store = open_store(root.as_uri())
+    with db.connect() as conn:
+        result = bounded_index.export_bounded(conn, store, DAY, 2)
+    assert result.reports == 7 and result.objects > 0
+    for manifest_path in (p for p in root.rglob("*.json") if not p.name.startswith(".")):
+        manifest = json.loads(manifest_path.read_text())
+        for key, n in manifest["objects"].items():
+            assert 0 < n <= 2 and len(_fixes(root, key)) == n
+    # every report of the day is found through the 1 s / 1 s manifest of its second, by the
+    # longest prefix of its geohash, in an object that holds it
+    for r in small_day:
+        start = gi._iso(r.time_ms // 1000)
+        manifest = json.loads((root / f"bounded-2/sample-1s/block-1s/{start}.json").read_text())
+        gh = reference_geohash(r.lat, r.lon, 10)
+        cell = next(gh[:n] or "ALL" for n in range(10, -1, -1)
+                    if (gh[:n] or "ALL") in manifest["cells"])
+        held = [x for key in manifest["cells"][cell] for x in _fixes(root, key)]
+        assert any(x.time_ms == r.time_ms and abs(x.lat - r.lat) < 1e-4 for x in held)
+    # a small block inside a larger block's whole object points to it, writing nothing
+    hour = json.loads((root / "bounded-2/sample-1s/block-1h/2026-12-01T01:00:00Z.json")
+                      .read_text())
+    assert hour["objects"] == {}

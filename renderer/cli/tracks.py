@@ -140,20 +140,25 @@ def query(ids: tuple[str, ...], bbox: str | None, start: str | None, end: str | 
 @tracks.command("export-index")
 @click.option("--day", required=True, metavar="DATE", help="The UTC day (YYYY-MM-DD).")
 @click.option("--out", required=True, metavar="ROOT", help="Folder, file:// or s3:// URL.")
+@click.option("--max-reports", type=click.IntRange(min=1), metavar="M",
+              help="Write the size-bounded variant instead: objects of at most M reports.")
 @click.option("--wait", is_flag=True,
               help="Process the items in this process until none is left.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def export_index(day: str, out: str, wait: bool, as_json: bool) -> None:
+def export_index(day: str, out: str, max_reports: int | None, wait: bool,
+                 as_json: bool) -> None:
     """Write a day's static geohash index (the original design's S3 layout) under ROOT.
 
     One work item per (geohash prefix, day): `<geohash>/block-<b>/sample-<s>/<start>` for
     geohash lengths 0-10 (0 = ALL), blocks 1s..1d and samples no larger than the block,
     plus `<key><value>/<geohash>/<block>/<start>` per identifier; BinaryFixes records.
-    Items run under `renderer work`, or here with --wait.
+    Items run under `renderer work`, or here with --wait. With --max-reports M, the
+    size-bounded variant (objects of at most M reports, manifests per block) as one item.
 
     \b
     Example:
         renderer tracks export-index --day 2026-12-01 --out ./index --wait
+        renderer tracks export-index --day 2026-12-01 --out s3://ais/bounded --max-reports 5000
     """
     from datetime import date
 
@@ -165,7 +170,7 @@ def export_index(day: str, out: str, wait: bool, as_json: bool) -> None:
         raise InputError(f"--day {day!r} is not a date", "write YYYY-MM-DD") from exc
     db = database()
     with db.connect() as conn:
-        run = plan_index(conn, the_day, out)
+        run = plan_index(conn, the_day, out, max_reports)
         conn.commit()
     stats = None
     if wait and run.items:

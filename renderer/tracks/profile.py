@@ -15,6 +15,7 @@ from typing import Any
 
 from renderer import db, queue
 from renderer.storage import open_store
+from renderer.tracks.bounded_index import export_bounded
 from renderer.tracks.geohash_index import export_item, item_key, parse_item_key, prefixes
 
 __all__ = ["INDEX_KIND", "PROFILE", "IndexRun", "index_item", "plan_index"]
@@ -49,15 +50,24 @@ class IndexRun:
 
 @queue.register(INDEX_KIND, time_limit=3600, max_attempts=3)
 def index_item(job: queue.Job) -> None:
-    """Write the static index objects of one (geohash prefix, day)."""
+    """Write the static index objects of one (geohash prefix, day), or the size-bounded
+    index of a day (key ``bounded-<m>/<day>``)."""
     prefix, day = parse_item_key(job.key)
-    export_item(job.conn, open_store(job.payload["out"]), prefix, day)  # type: ignore[arg-type]
+    store = open_store(job.payload["out"])
+    if prefix.startswith("bounded-"):
+        export_bounded(job.conn, store, day, int(prefix.removeprefix("bounded-")))  # type: ignore[arg-type]
+    else:
+        export_item(job.conn, store, prefix, day)  # type: ignore[arg-type]
 
 
-def plan_index(conn: db.Connection, day: date, out: str) -> IndexRun:
-    """Enqueue the export items of a day (one per geohash prefix with reports, and ``ALL``)
-    in a set of their own, in the caller's transaction; a rerun rewrites the objects."""
+def plan_index(conn: db.Connection, day: date, out: str,
+               max_reports: int | None = None) -> IndexRun:
+    """Enqueue the export items of a day (one per geohash prefix with reports, and ``ALL``;
+    or, with ``max_reports``, the one item of the size-bounded index) in a set of their own,
+    in the caller's transaction; a rerun rewrites the objects."""
     found = prefixes(conn, day)
+    if found and max_reports is not None:
+        found = [f"bounded-{max_reports}"]
     if not found:
         return IndexRun("", day, 0)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
