@@ -18,6 +18,7 @@ MODULES = [
     "renderer.schedules",  # the engine's own stages: schedule ticks, queue pruning
     "renderer.traffic.profile",
     "renderer.sensors.profile",
+    "renderer.tracks.profile",
 ]
 
 PROFILES: dict[str, Profile] = {}
