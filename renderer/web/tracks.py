@@ -12,9 +12,8 @@ before anything is streamed.
 The page draws the tracks of the same parameters as SVG lines, one per vessel, reading the
 NDJSON stream as it arrives (``/static/tracks.js``).
 
-This module needs of the application only ``request.app.state.web`` (its ``pool`` and
-``templates``), looked up at request time, so it imports nothing of ``renderer.web.app``:
-``include(app)`` is the one line the application adds.
+The application includes :data:`router`; the pool and templates come from the shared state
+(:func:`renderer.web.deps.state`).
 """
 
 from __future__ import annotations
@@ -22,32 +21,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi import Query as Param
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from renderer.errors import InputError
 from renderer.tracks import output
 from renderer.tracks.query import SAMPLES, Query, decode_token, run
+from renderer.web.deps import state
 
-__all__ = ["include", "router"]
+__all__ = ["router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 100_000
-
-
-def include(app: FastAPI) -> None:
-    """Add the tracks endpoint and page to the application."""
-    app.include_router(router)
-
-
-def _web(request: Request) -> Any:
-    """The application's shared state (pool, templates), without importing the app module."""
-    return request.app.state.web
 
 
 def _query(ids: list[str], bbox: str | None, start: str | None, end: str | None,
@@ -71,7 +60,7 @@ def tracks_api(request: Request, id: list[str] = Param(default=[]),  # noqa: B00
     q = _query(id, bbox, start, end, sample)
     if cursor:
         decode_token(q, cursor)  # a bad token is a 400 now, not a cut stream later
-    pool = _web(request).pool
+    pool = state(request).pool
 
     def body() -> Iterator[bytes]:
         with pool.connection(timeout=10) as conn:
@@ -94,7 +83,7 @@ def tracks_page(request: Request, id: str = "", bbox: str = "",
         _query(id.replace(",", " ").split(), bbox, start, end, sample)
     except InputError as exc:
         error = str(exc)
-    html = _web(request).templates.get_template("tracks.html").render(
+    html = state(request).templates.get_template("tracks.html").render(
         title="Tracks", api_url="/api/tracks", now=datetime.now(UTC), form=form,
         samples=list(SAMPLES), error=error)
     return HTMLResponse(html)
