@@ -19,6 +19,7 @@ MODULES = [
     "renderer.traffic.profile",
     "renderer.sensors.profile",
     "renderer.maptiles.profile",
+    "renderer.tracks.profile",
 ]
 
 PROFILES: dict[str, Profile] = {}

@@ -29,11 +29,12 @@ EXIT_USAGE = 2
 # The command modules of renderer.cli, each with a COMMANDS list; and which module defines
 # which top-level command, so that running one imports only its module. A name missing from
 # COMMAND_MODULES is looked for in every module (a new module needs only its line here).
-MODULES = ("db", "doctor", "store", "queue", "traffic", "sensors", "tiles", "ops")
+MODULES = ("db", "doctor", "store", "queue", "traffic", "sensors", "tiles", "tracks", "ops")
 COMMAND_MODULES = {
     "db": "db", "doctor": "doctor", "config": "doctor", "store": "store", "queue": "queue",
     "work": "queue", "traffic": "traffic", "sensors": "sensors", "serve": "ops",
     "scheduler": "ops", "schedule": "ops", "tokens": "ops", "tiles": "tiles",
+    "tracks": "tracks",
 }
 
 
@@ -83,6 +84,8 @@ _SUMMARIES = {
     "serve": "Run the HTTP service: hooks, run API, status pages, metrics, schedules.",
     "store": "Browse the object store (RENDERER_STORAGE).",
     "tiles": "Map tiles of nested regions: import, render, statistics, export.",
+    "tracks": "Vessel tracks: AIS/satellite position reports, queried by identifier, box, "
+              "time and sampling in any mix; the static geohash index as an export.",
     "tokens": "API tokens for the write endpoints (Authorization: Bearer <token>), stored "
               "hashed.",
     "traffic": "The traffic pipeline: reporter files -> histograms -> speed and reference "

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
 from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
-from renderer.web import filters, health, hooks, metrics, pages, tiles
+from renderer.web import filters, health, hooks, metrics, pages, tiles, tracks
 from renderer.web.auth import AuthFailure, split_secrets
 from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
 
@@ -107,6 +107,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
     app.include_router(metrics.router)
     app.include_router(pages.router)
     app.include_router(tiles.router)
+    app.include_router(tracks.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 

@@ -1,0 +1,340 @@
+"""``tracks ingest``: report files -> ``tracks_reports``, with a ledger, rejects and identities.
+
+Per file:
+
+1. the ledger is asked for (key, size, checksum): a version seen before is skipped;
+2. the file is parsed (:mod:`.formats`); accepted reports are COPYed into a temporary
+   staging table, rejected rows (line, reason, raw text) into another, and the distinct
+   identifier sets are kept in memory (a few per vessel);
+3. the day partitions the reports need are made in a short transaction of their own;
+4. one transaction records the file in the ledger, resolves the identifier sets to vessels
+   (new vessels made, vessels found to be one merged), inserts the reports (exact duplicates,
+   same vessel, time and position, dropped by the key) and keeps the rejects.
+
+Counts add up: ``rows_read = rows_accepted + rows_rejected`` (a CHECK in the ledger);
+``rows_duplicate`` of the accepted reports were already stored, ``rows_linked`` were
+identifier links (AIS static data). A file that cannot be read at all is recorded as
+``rejected`` with its reason and no rows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from renderer import db
+from renderer.errors import InputError
+from renderer.tracks.formats import FORMATS, Link, Reject, Report, guess_format, parse
+
+__all__ = ["FileResult", "IngestReport", "SourceFile", "discover", "files", "ingest",
+           "ingest_file", "rejects", "resolve_vessels"]
+
+log = logging.getLogger(__name__)
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One input file, its format and its ledger identity."""
+
+    key: str
+    """Absolute path."""
+    size: int
+    checksum: str
+    """MD5 hex of the bytes as stored."""
+    format: str
+    path: Path
+
+    def open(self) -> BinaryIO:
+        """The file's bytes, gunzipped when it starts with the gzip magic."""
+        with open(self.path, "rb") as probe:
+            zipped = probe.read(2) == b"\x1f\x8b"
+        if zipped:
+            return cast(BinaryIO, gzip.open(self.path, "rb"))
+        return open(self.path, "rb")
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file."""
+
+    key: str
+    status: str
+    """consumed, rejected (whole file), skipped (already in the ledger) or raced (another
+    process recorded the same version first)."""
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    rows_linked: int = 0
+    reason: str | None = None
+    days: tuple[date, ...] = ()
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {k: sum(getattr(f, k) for f in self.files)
+                for k in ("rows_read", "rows_accepted", "rows_rejected", "rows_duplicate",
+                          "rows_linked")}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"files": [asdict(f) for f in self.files], "rows": self.rows}
+
+
+# -- finding files ---------------------------------------------------------------------------
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _format_of(path: Path, fmt: str | None) -> str | None:
+    if fmt is not None:
+        return fmt
+    try:
+        return guess_format(path.name)
+    except ValueError:
+        return None
+
+
+def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
+    """The files of some paths (files, or folders searched recursively for files whose
+    format the name tells), in a stable order. ``fmt`` forces the format of every file."""
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+    found: list[SourceFile] = []
+    for text in paths:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file()
+                                and not any(part.startswith(".")
+                                            for part in p.relative_to(path).parts))
+            chosen = [(p, f) for p in candidates if (f := _format_of(p, fmt))]
+            if not chosen:
+                raise InputError(f"no report files in {path}",
+                                 "name them .csv, .ndjson, .nmea or .fixes, or give --format")
+        elif path.is_file():
+            guessed = _format_of(path, fmt)
+            if guessed is None:
+                raise InputError(f"cannot tell the format of {path.name}",
+                                 f"give --format ({'|'.join(FORMATS)})")
+            chosen = [(path, guessed)]
+        else:
+            raise InputError(f"{text} does not exist", "check the path")
+        for p, f in chosen:
+            p = p.resolve()
+            found.append(SourceFile(str(p), p.stat().st_size, _md5(p), f, p))
+    return found
+
+
+# -- staging ---------------------------------------------------------------------------------
+
+def _tenths(value: float | None) -> int | None:
+    return None if value is None else round(value * 10)
+
+
+@dataclass
+class _Staged:
+    read: int = 0
+    reports: int = 0
+    linked: int = 0
+    rejected: int = 0
+    sets: dict[tuple[tuple[str, str], ...], int] = field(default_factory=dict)
+
+    def set_no(self, ids: tuple[tuple[str, str], ...]) -> int:
+        number = self.sets.get(ids)
+        if number is None:
+            number = self.sets[ids] = len(self.sets)
+        return number
+
+
+def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
+    """Parse the file into the staging tables; the counts and identifier sets."""
+    staged = _Staged()
+    rejected: list[tuple[int, str, str]] = []
+    with source.open() as stream, conn.cursor() as cur, cur.copy(
+            db.query("tracks.copy_stage")) as copy:
+        for line, item in parse(source.format, stream):
+            staged.read += 1
+            if isinstance(item, Report):
+                staged.reports += 1
+                copy.write_row((
+                    staged.set_no(item.ids), item.time_ms, item.lat, item.lon,
+                    item.latency, _tenths(item.sog), _tenths(item.cog), _tenths(item.heading),
+                    item.nav_status, item.rot, item.source, item.ais_class))
+            elif isinstance(item, Link):
+                staged.linked += 1
+                staged.set_no(item.ids)
+            else:
+                assert isinstance(item, Reject)
+                staged.rejected += 1
+                rejected.append((line, item.reason, item.raw))
+    if rejected:
+        with conn.cursor() as cur, cur.copy(db.query("tracks.copy_stage_rejects")) as copy:
+            for row in rejected:
+                copy.write_row(row)
+    return staged
+
+
+# -- identities ------------------------------------------------------------------------------
+
+def _find(parent: dict[Any, Any], x: Any) -> Any:
+    while parent.setdefault(x, x) != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def resolve_vessels(conn: db.Connection,
+                    sets: dict[tuple[tuple[str, str], ...], int]) -> dict[int, int]:
+    """set number -> vessel id, for identifier sets: identifiers that appear together name
+    one vessel (union-find over this file's sets and the stored identifiers); vessels found
+    to be one are merged into the oldest, new identifiers are recorded. Call under the
+    ``lock_identities`` lock."""
+    idents = sorted({pair for ids in sets for pair in ids})
+    known: dict[tuple[str, str], int] = {}
+    if idents:
+        rows = conn.execute(db.query("tracks.known_identifiers"), {
+            "keys": [k for k, _ in idents], "values": [v for _, v in idents]}).fetchall()
+        known = {(r["key"], r["value"]): r["vessel_id"] for r in rows}
+    parent: dict[Any, Any] = {}
+    for ids in sets:
+        for pair in ids[1:]:
+            parent[_find(parent, ids[0])] = _find(parent, pair)
+    for pair, vessel in known.items():
+        parent[_find(parent, pair)] = _find(parent, ("#vessel", vessel))
+    groups: dict[Any, list[tuple[str, str]]] = {}
+    for pair in idents:
+        groups.setdefault(_find(parent, pair), []).append(pair)
+    vessel_of_root: dict[Any, int] = {}
+    fresh = [root for root, pairs in groups.items()
+             if not any(p in known for p in pairs)]
+    if fresh:
+        made = conn.execute(db.query("tracks.new_vessels"), {"n": len(fresh)}).fetchall()
+        vessel_of_root.update(zip(fresh, (r["vessel_id"] for r in made), strict=True))
+    for root, pairs in groups.items():
+        if root in vessel_of_root:
+            continue
+        vessels = sorted({known[p] for p in pairs if p in known})
+        if len(vessels) > 1:
+            moved = db.scalar(conn, "tracks.merge_vessels",
+                              {"into": vessels[0], "from": vessels[1:]})
+            log.info("vessels %s are one: merged into %d (%d reports moved)", vessels[1:],
+                     vessels[0], moved)
+        vessel_of_root[root] = vessels[0]
+    new = [(p, vessel_of_root[_find(parent, p)]) for p in idents
+           if known.get(p) != vessel_of_root[_find(parent, p)]]
+    if new:
+        conn.execute(db.query("tracks.add_identifiers"), {
+            "keys": [k for (k, _), _ in new], "values": [v for (_, v), _ in new],
+            "vessels": [vid for _, vid in new]})
+    return {number: vessel_of_root[_find(parent, ids[0])] for ids, number in sets.items()}
+
+
+# -- one file --------------------------------------------------------------------------------
+
+def _ledger(source: SourceFile, status: str, reason: str | None = None,
+            **counts: Any) -> dict[str, Any]:
+    row = {"key": source.key, "size": source.size, "checksum": source.checksum,
+           "format": source.format, "status": status, "reason": reason, "rows_read": 0,
+           "rows_accepted": 0, "rows_rejected": 0, "rows_linked": 0, "first_time": None,
+           "last_time": None}
+    row.update(counts)
+    return row
+
+
+def ingest_file(conn: db.Connection, source: SourceFile) -> FileResult:
+    """Ingest one file; ``conn`` must be in autocommit mode (transactions are made here)."""
+    if conn.execute(db.query("tracks.known_file"), {
+            "key": source.key, "size": source.size, "checksum": source.checksum}).fetchone():
+        return FileResult(source.key, "skipped")
+    conn.execute(db.query("tracks.reset_stage"))
+    try:
+        with conn.transaction():
+            conn.execute(db.query("tracks.create_stage"))
+            conn.execute(db.query("tracks.create_stage_rejects"))
+            staged = _stage(conn, source)
+            summary = db.one(conn, "tracks.stage_summary")
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable file or gzip stream
+        reason = f"unreadable: {exc}"
+        with conn.transaction():
+            row = conn.execute(db.query("tracks.record_file"),
+                               _ledger(source, "rejected", reason)).fetchone()
+            if row is not None:
+                conn.execute(db.query("tracks.reject_file"), {"file_id": row["id"],
+                                                              "reason": reason})
+        log.warning("%s: rejected: %s", source.key, reason)
+        return FileResult(source.key, "rejected" if row else "raced", reason=reason)
+    if summary["days"]:
+        with conn.transaction():
+            conn.execute(db.query("tracks.ensure_partitions"), {"days": summary["days"]})
+    accepted = staged.reports + staged.linked
+    with conn.transaction():
+        row = conn.execute(db.query("tracks.record_file"), _ledger(
+            source, "consumed", rows_read=staged.read, rows_accepted=accepted,
+            rows_rejected=staged.rejected, rows_linked=staged.linked,
+            first_time=summary["first_time"], last_time=summary["last_time"])).fetchone()
+        if row is None:
+            return FileResult(source.key, "raced")
+        file_id = row["id"]
+        conn.execute(db.query("tracks.lock_identities"))
+        vessels = resolve_vessels(conn, staged.sets)
+        stored = db.scalar(conn, "tracks.insert_reports", {
+            "file_id": file_id, "set_nos": list(vessels), "vessels": list(vessels.values())})
+        duplicates = staged.reports - stored
+        if duplicates:
+            conn.execute(db.query("tracks.record_duplicates"),
+                         {"file_id": file_id, "duplicates": duplicates})
+        if staged.rejected:
+            conn.execute(db.query("tracks.record_rejects"), {"file_id": file_id})
+    log.info("%s: %d rows, %d accepted (%d duplicates, %d links), %d rejected", source.key,
+             staged.read, accepted, duplicates, staged.linked, staged.rejected)
+    return FileResult(source.key, "consumed", staged.read, accepted, staged.rejected,
+                      duplicates, staged.linked, days=tuple(sorted(summary["days"])))
+
+
+def ingest_sources(database: db.Database, sources: Iterable[SourceFile],
+                   progress: Callable[[FileResult], None] | None = None) -> IngestReport:
+    """Ingest files one by one (each file commits on its own)."""
+    report = IngestReport()
+    with database.connect(autocommit=True) as conn:
+        for source in sources:
+            result = ingest_file(conn, source)
+            report.files.append(result)
+            if progress is not None:
+                progress(result)
+    return report
+
+
+def ingest(database: db.Database, paths: Iterable[str], fmt: str | None = None,
+           progress: Callable[[FileResult], None] | None = None) -> IngestReport:
+    """Ingest the files of local paths or folders (see :func:`discover`)."""
+    return ingest_sources(database, discover(paths, fmt), progress)
+
+
+def rejects(conn: db.Connection, like: str | None = None,
+            limit: int = 100) -> list[dict[str, Any]]:
+    """Rejected rows (line > 0) and wholly rejected files (line 0) of files matching ``like``."""
+    return conn.execute(db.query("tracks.rejects"), {"like": like, "limit": limit}).fetchall()
+
+
+def files(conn: db.Connection, like: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The ledger, newest first."""
+    return conn.execute(db.query("tracks.files"), {"like": like, "limit": limit}).fetchall()

@@ -1,0 +1,237 @@
+-- Vessel tracks: ingest (ledger, staging, identities, reports, rejects) and queries. Used by
+-- renderer/tracks/ingest.py and renderer/tracks/query.py; the tables are in
+-- sql/schema/tracks.sql.
+
+-- name: known_file
+-- The ledger row of a file version already ingested, if any.
+SELECT id, status FROM tracks_files
+WHERE key = %(key)s AND size = %(size)s AND checksum = %(checksum)s;
+
+-- name: reset_stage
+-- Drop the previous file's staging tables (temporary, this session only).
+DROP TABLE IF EXISTS tracks_stage, tracks_stage_rejects;
+
+-- name: create_stage
+-- The accepted reports of the file being ingested, by COPY; set_no names its identifiers.
+CREATE TEMP TABLE tracks_stage (
+    set_no     integer          NOT NULL,
+    t_ms       bigint           NOT NULL,  -- epoch ms: cheaper to write than a timestamp
+    lat        double precision NOT NULL,
+    lon        double precision NOT NULL,
+    latency    integer,
+    sog        smallint,
+    cog        smallint,
+    heading    smallint,
+    nav_status smallint,
+    rot        smallint,
+    source     smallint,
+    ais_class  "char"
+);
+
+-- name: create_stage_rejects
+-- The rejected rows of the file being ingested, by COPY.
+CREATE TEMP TABLE tracks_stage_rejects (
+    line   bigint NOT NULL,
+    reason text   NOT NULL,
+    raw    text
+);
+
+-- name: copy_stage
+-- COPY of the staged reports.
+COPY tracks_stage (set_no, t_ms, lat, lon, latency, sog, cog, heading, nav_status, rot, source,
+                   ais_class) FROM STDIN;
+
+-- name: copy_stage_rejects
+-- COPY of the staged rejects.
+COPY tracks_stage_rejects (line, reason, raw) FROM STDIN;
+
+-- name: stage_summary
+-- The UTC days (partitions needed) and the time span of the staged reports.
+SELECT coalesce(array_agg(DISTINCT (to_timestamp(t_ms / 1000.0) AT TIME ZONE 'UTC')::date),
+                '{}') AS days,
+       to_timestamp(min(t_ms) / 1000.0) AS first_time,
+       to_timestamp(max(t_ms) / 1000.0) AS last_time, count(*) AS reports
+FROM tracks_stage;
+
+-- name: ensure_partitions
+-- Make the day partitions of some days (own short transaction).
+SELECT renderer.tracks_partition(d) AS partition FROM unnest(%(days)s::date[]) AS d;
+
+-- name: lock_identities
+-- One ingest at a time resolves identifiers to vessels (until its commit), so two files
+-- naming a new mmsi make one vessel, not two.
+SELECT pg_advisory_xact_lock(7301734315);
+
+-- name: known_identifiers
+-- The vessels of some identifiers.
+SELECT i.key, i.value, i.vessel_id
+FROM tracks_identifiers i
+JOIN unnest(%(keys)s::text[], %(values)s::text[]) AS w(key, value)
+  ON i.key = w.key AND i.value = w.value;
+
+-- name: new_vessels
+-- Number %(n)s new vessels.
+INSERT INTO tracks_vessels (first_seen)
+SELECT now() FROM generate_series(1, %(n)s)
+RETURNING vessel_id;
+
+-- name: merge_vessels
+-- Fold vessels %(from)s into %(into)s (a report named identifiers of several).
+SELECT renderer.tracks_merge_vessels(%(into)s, %(from)s::integer[]) AS moved;
+
+-- name: add_identifiers
+-- Identifiers seen for the first time, with their vessel.
+INSERT INTO tracks_identifiers (key, value, vessel_id)
+SELECT * FROM unnest(%(keys)s::text[], %(values)s::text[], %(vessels)s::integer[])
+ON CONFLICT (key, value) DO NOTHING;
+
+-- name: record_file
+-- Add a file version to the ledger. ON CONFLICT DO NOTHING: a concurrent ingest of the same
+-- version waits on the unique key here, then gets no row and rolls back.
+INSERT INTO tracks_files (key, size, checksum, format, status, reason, rows_read,
+                          rows_accepted, rows_rejected, rows_linked, first_time, last_time)
+VALUES (%(key)s, %(size)s, %(checksum)s, %(format)s, %(status)s, %(reason)s, %(rows_read)s,
+        %(rows_accepted)s, %(rows_rejected)s, %(rows_linked)s, %(first_time)s, %(last_time)s)
+ON CONFLICT ON CONSTRAINT tracks_files_version DO NOTHING
+RETURNING id;
+
+-- name: insert_reports
+-- The staged reports under their vessels (set_no -> vessel_id); exact duplicates, of stored
+-- rows or within the file, are dropped by the key. Sorted by time, so that a day's heap is
+-- in time order for the BRIN index and for area queries (sorted by the key instead, the
+-- heap of a file lay vessel by vessel and the planner never used the BRIN). Returns how
+-- many rows were stored.
+WITH ins AS (
+    INSERT INTO tracks_reports (t, lat, lon, vessel_id, file_id, latency, sog, cog, heading,
+                                nav_status, rot, source, ais_class)
+    SELECT to_timestamp(s.t_ms / 1000.0), s.lat, s.lon, m.vessel_id, %(file_id)s, s.latency,
+           s.sog, s.cog, s.heading,
+           s.nav_status, s.rot, s.source, s.ais_class
+    FROM tracks_stage s
+    JOIN unnest(%(set_nos)s::integer[], %(vessels)s::integer[]) AS m(set_no, vessel_id)
+      USING (set_no)
+    ORDER BY s.t_ms, m.vessel_id
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) AS stored FROM ins;
+
+-- name: record_duplicates
+-- The accepted reports that were not stored (already there).
+UPDATE tracks_files SET rows_duplicate = %(duplicates)s WHERE id = %(file_id)s;
+
+-- name: record_rejects
+-- The file's rejected rows, with their file.
+INSERT INTO tracks_rejects (file_id, line, reason, raw)
+SELECT %(file_id)s, line, reason, raw FROM tracks_stage_rejects ORDER BY line;
+
+-- name: reject_file
+-- A file rejected whole: its reason as line 0.
+INSERT INTO tracks_rejects (file_id, line, reason) VALUES (%(file_id)s, 0, %(reason)s);
+
+-- name: rejects
+-- Rejected rows (line > 0) and wholly rejected files (line 0) of files whose key is LIKE
+-- %(like)s (all when NULL), newest file first.
+SELECT f.key AS file, r.line, r.reason, r.raw
+FROM tracks_rejects r JOIN tracks_files f ON f.id = r.file_id
+WHERE %(like)s::text IS NULL OR f.key LIKE %(like)s
+ORDER BY f.id DESC, r.line
+LIMIT %(limit)s;
+
+-- name: files
+-- The ledger, newest first.
+SELECT id, key, format, status, reason, rows_read, rows_accepted, rows_rejected,
+       rows_duplicate, rows_linked, first_time, last_time, ingested_at
+FROM tracks_files
+WHERE %(like)s::text IS NULL OR key LIKE %(like)s
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: vessels_of
+-- The vessels named by any of some identifiers.
+SELECT DISTINCT i.vessel_id
+FROM tracks_identifiers i
+JOIN unnest(%(keys)s::text[], %(values)s::text[]) AS w(key, value)
+  ON i.key = w.key AND i.value = w.value
+ORDER BY 1;
+
+-- name: identifiers_of
+-- The identifiers of some vessels.
+SELECT vessel_id, key, value FROM tracks_identifiers
+WHERE vessel_id = ANY (%(vessels)s::integer[])
+ORDER BY vessel_id, key, value;
+
+-- name: days
+-- The UTC days with a partition between %(lo)s and %(hi)s (dates, both inclusive).
+SELECT d AS day FROM renderer.tracks_days() AS d
+WHERE d BETWEEN %(lo)s AND %(hi)s
+ORDER BY d;
+
+-- name: reports
+-- Reports with %(lo)s <= t <= %(hi)s, of %(vessels)s (all when NULL), inside the box
+-- (none when NULL), after the row (%(after_t)s, %(after_vessel)s, %(after_lat)s,
+-- %(after_lon)s) (from the start when NULL), in (t, vessel, lat, lon) order.
+SELECT r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.rot,
+       r.latency, r.source, r.ais_class
+FROM tracks_reports r
+WHERE r.t >= %(lo)s AND r.t <= %(hi)s
+  AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
+  AND (%(min_lat)s::float8 IS NULL
+       OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
+                                     point(%(max_lon)s::float8, %(max_lat)s::float8)))
+  AND (%(after_t)s::timestamptz IS NULL
+       OR (r.t, r.vessel_id, r.lat, r.lon)
+          > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
+             %(after_lon)s::float8))
+ORDER BY r.t, r.vessel_id, r.lat, r.lon
+LIMIT %(limit)s;
+
+-- name: reports_sampled
+-- As reports, then each vessel's first report in each interval of %(sample)s seconds
+-- (counted from the epoch), the cursor applied after sampling.
+SELECT * FROM (
+    SELECT DISTINCT ON (r.vessel_id, renderer.tracks_bucket(r.t, %(sample)s))
+           r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.rot,
+           r.latency, r.source, r.ais_class
+    FROM tracks_reports r
+    WHERE r.t >= %(lo)s AND r.t <= %(hi)s
+      AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
+      AND (%(min_lat)s::float8 IS NULL
+           OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
+                                         point(%(max_lon)s::float8, %(max_lat)s::float8)))
+    ORDER BY r.vessel_id, renderer.tracks_bucket(r.t, %(sample)s), r.t, r.lat, r.lon
+) s
+WHERE %(after_t)s::timestamptz IS NULL
+   OR (s.t, s.vessel_id, s.lat, s.lon)
+      > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
+         %(after_lon)s::float8)
+ORDER BY s.t, s.vessel_id, s.lat, s.lon
+LIMIT %(limit)s;
+
+-- name: index_prefixes
+-- The first geohash characters of a UTC day's reports (one export item each).
+SELECT DISTINCT ST_GeoHash(ST_SetSRID(ST_MakePoint(lon, lat), 4326), 1) AS prefix
+FROM tracks_reports
+WHERE t >= %(day)s::date::timestamp AT TIME ZONE 'UTC'
+  AND t < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+ORDER BY 1;
+
+-- name: index_reports
+-- A UTC day's reports under a geohash prefix (all when NULL) with their 10-character
+-- geohash and the vessel's (lowest) mmsi, in time order, for the static index export.
+SELECT (extract(epoch FROM r.t) * 1000)::bigint AS t_ms, r.vessel_id, r.lat, r.lon,
+       r.latency, r.source, r.nav_status, r.rot, r.sog, r.cog, r.heading,
+       r.ais_class::text AS ais_class, g.geohash,
+       (SELECT min(i.value) FROM tracks_identifiers i
+        WHERE i.vessel_id = r.vessel_id AND i.key = 'mmsi') AS mmsi
+FROM tracks_reports r
+CROSS JOIN LATERAL (
+    SELECT ST_GeoHash(ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326), 10) AS geohash) g
+WHERE r.t >= %(day)s::date::timestamp AT TIME ZONE 'UTC'
+  AND r.t < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
+  AND (%(prefix)s::text IS NULL OR left(g.geohash, 1) = %(prefix)s::text)
+ORDER BY r.t, r.vessel_id, r.lat, r.lon;
+
+-- name: geohash
+-- The geohash of a point (for the tests' independent check).
+SELECT ST_GeoHash(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(length)s) AS geohash;

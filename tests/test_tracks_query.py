@@ -1,0 +1,207 @@
+"""The any-mix query against a brute-force Python filter over the same generated reports:
+identifiers, box, time range and sampling alone and together, time order, pages by token;
+the sampling rule's pure-Python twin against the SQL on adversarial reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from renderer.db import Database
+from renderer.errors import InputError
+from renderer.tracks import sample
+from renderer.tracks import sample as sample_module
+from renderer.tracks.formats import Report
+from renderer.tracks.ingest import ingest
+from renderer.tracks.query import SAMPLES, Query, run, sample_first
+from tests.conftest import truncate_all
+
+Key = tuple[int, datetime, float, float]  # (mmsi, t, lat, lon)
+START = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def dataset(database_url: str, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[Database, list[Report]]]:
+    """Generated reports of 12 vessels over 3 days, ingested once for the module."""
+    reports = sample.generate(vessels=12, days=3, seed=21)
+    folder = tmp_path_factory.mktemp("tracks-query")
+    sample.write(reports, folder, "csv", per_file=4000)
+    db = Database(database_url)
+    truncate_all(database_url)
+    ingest(db, [str(folder)])
+    yield db, reports
+    truncate_all(database_url)
+
+
+def _t(r: Report) -> datetime:
+    return datetime.fromtimestamp(r.time_ms / 1000, UTC)
+
+
+def brute(reports: list[Report], q: Query) -> list[Key]:
+    """The query by hand: filter, sample with the twin, order by (t, vessel, lat, lon).
+    Vessels are numbered by mmsi here, so ties order by mmsi as the vessel numbers do only
+    up to a permutation: compare as (t, mmsi, lat, lon) after sorting both the same way."""
+    wanted = set(q.ids)
+    vessels_of_ids = {dict(r.ids)["mmsi"] for r in reports if wanted & set(r.ids)}
+    picked: dict[Key, None] = {}
+    for r in reports:
+        mmsi = dict(r.ids)["mmsi"]
+        t = _t(r)
+        if q.ids and mmsi not in vessels_of_ids:
+            continue
+        if q.bbox and not (q.bbox[0] <= r.lat <= q.bbox[2] and q.bbox[1] <= r.lon <= q.bbox[3]):
+            continue
+        if (q.start and t < q.start) or (q.end and t > q.end):
+            continue
+        picked[(int(mmsi), t, r.lat, r.lon)] = None
+    keys = list(picked)
+    if q.sample_seconds:
+        keys = sample_first(keys, q.sample_seconds)
+    return sorted(keys, key=lambda k: (k[1], k[0], k[2], k[3]))
+
+
+def ours(db: Database, q: Query, **kwargs: object) -> list[Key]:
+    with db.connect() as conn:
+        page = run(conn, q, **kwargs)  # type: ignore[arg-type]
+        got = [(int(r["ids"]["mmsi"]), r["time"], r["lat"], r["lon"]) for r in page.rows]
+    times = [k[1] for k in got]
+    assert times == sorted(times)  # time order as it streams
+    return sorted(got, key=lambda k: (k[1], k[0], k[2], k[3]))
+
+
+def test_the_issue_example_shape(dataset: tuple[Database, list[Report]]) -> None:
+    db, reports = dataset
+    q = Query.parse(ids=["mmsi=503000003"], bbox="-50,100,40,180", start="2026-12-01",
+                    end="2026-12-31", sample="1h")
+    expected = brute(reports, q)
+    assert expected
+    assert ours(db, q) == expected
+
+
+MIXES = [
+    {},
+    {"ids": ["mmsi=503000001"]},
+    {"ids": ["mmsi=503000001", "mmsi=503000005"]},
+    {"ids": ["imo=9300007"]},  # a second identifier reaches the vessel's every report
+    {"ids": ["mmsi=999"]},
+    {"bbox": "-45,110,-10,160"},
+    {"start": "2026-12-02"},
+    {"end": "2026-12-01T12:00:00Z"},
+    {"start": "2026-12-02T06:00:00Z", "end": "2026-12-02T18:00:00Z"},
+    {"sample": "1h"},
+    {"sample": "1d"},
+    {"bbox": "-45,110,-10,160", "start": "2026-12-02", "end": "2026-12-02", "sample": "15m"},
+    {"ids": ["mmsi=503000002"], "bbox": "-45,110,-10,160"},
+    {"ids": ["mmsi=503000002"], "start": "2026-12-02", "sample": "30m"},
+    {"ids": ["mmsi=503000007"], "bbox": "-90,-180,90,180", "end": "2026-12-03",
+     "sample": "4h"},
+]
+
+
+@pytest.mark.parametrize("mix", MIXES, ids=lambda m: ",".join(sorted(m)) or "all")
+def test_any_mix_equals_the_brute_force_filter(dataset: tuple[Database, list[Report]],
+                                               mix: dict[str, object]) -> None:
+    db, reports = dataset
+    q = Query.parse(**mix)  # type: ignore[arg-type]
+    assert ours(db, q) == brute(reports, q)
+
+
+boxes = st.tuples(st.floats(-60, 40), st.floats(60, 180), st.floats(1, 60),
+                  st.floats(1, 80)).map(
+    lambda b: f"{b[0]},{b[1]},{min(90, b[0] + b[2])},{min(180, b[1] + b[3])}")
+hours = st.integers(0, 72).map(lambda h: (START + timedelta(hours=h)).isoformat())
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(st.integers(0, 13).map(lambda n: f"mmsi={503000000 + n}"), max_size=2),
+       bbox=st.none() | boxes, start=st.none() | hours, end=st.none() | hours,
+       sample=st.none() | st.sampled_from(sorted(SAMPLES)))
+def test_random_mixes_equal_the_brute_force_filter(
+        dataset: tuple[Database, list[Report]], ids: list[str], bbox: str | None,
+        start: str | None, end: str | None, sample: str | None) -> None:
+    db, reports = dataset
+    if start and end and start > end:
+        start, end = end, start
+    q = Query.parse(ids=ids, bbox=bbox, start=start, end=end, sample=sample)
+    assert ours(db, q) == brute(reports, q)
+
+
+@pytest.mark.parametrize("mix", [{"bbox": "-45,110,-10,160", "sample": "5m"},
+                                 {"ids": ["mmsi=503000004"]}, {}])
+def test_pages_by_token_add_up_to_the_whole(dataset: tuple[Database, list[Report]],
+                                            mix: dict[str, object]) -> None:
+    db, _ = dataset
+    q = Query.parse(**mix)  # type: ignore[arg-type]
+    whole = ours(db, q)
+    pages: list[Key] = []
+    token = None
+    with db.connect() as conn:
+        for _ in range(10_000):
+            page = run(conn, q, limit=777, token=token)
+            got = [(int(r["ids"]["mmsi"]), r["time"], r["lat"], r["lon"]) for r in page.rows]
+            assert len(got) <= 777
+            pages.extend(got)
+            token = page.next_token
+            if token is None:
+                break
+            assert len(got) == 777
+    assert sorted(pages, key=lambda k: (k[1], k[0], k[2], k[3])) == whole
+
+
+def test_a_token_resumes_only_its_own_query(dataset: tuple[Database, list[Report]]) -> None:
+    db, _ = dataset
+    q = Query.parse(sample="1h")
+    with db.connect() as conn:
+        page = run(conn, q, limit=5)
+        list(page.rows)
+        assert page.next_token
+        with pytest.raises(InputError, match="another query"):
+            run(conn, Query.parse(sample="2h"), token=page.next_token)
+        with pytest.raises(InputError, match="malformed"):
+            run(conn, q, token="nonsense")
+
+
+def test_bad_parameters_name_the_fix() -> None:
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        Query.parse(ids=["503000001"])
+    with pytest.raises(InputError, match="four numbers"):
+        Query.parse(bbox="1,2,3")
+    with pytest.raises(InputError, match="antimeridian"):
+        Query.parse(bbox="-10,170,10,-170")
+    with pytest.raises(InputError, match="not offered"):
+        Query.parse(sample="3h")
+    with pytest.raises(InputError, match="after"):
+        Query.parse(start="2026-12-02", end="2026-12-01")
+
+
+def _report(mmsi: int, t: datetime, lat: float, lon: float) -> Report:
+    return Report(ids=(("mmsi", str(mmsi)),), time_ms=int(t.timestamp() * 1000), lat=lat,
+                  lon=lon)
+
+
+# Times near bucket edges: whole hours and days, plus and minus a millisecond.
+edge_times = st.tuples(st.integers(0, 47), st.sampled_from([-1, 0, 1, 1799_999, 1800_000])
+                       ).map(lambda p: START + timedelta(hours=p[0], milliseconds=p[1] + 1))
+
+
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          deadline=None)
+@given(points=st.lists(st.tuples(st.integers(1, 3), edge_times, st.integers(0, 3),
+                                 st.integers(0, 3)), min_size=1, max_size=40),
+       sample=st.sampled_from(["1s", "30s", "1m", "15m", "1h", "12h", "1d"]))
+def test_sampling_twin_equals_the_sql(db: Database, tmp_path: Path,
+                                      points: list[tuple[int, datetime, int, int]],
+                                      sample: str) -> None:
+    truncate_all(db.url)
+    reports = [_report(m, t, -33 + la / 10, 151 + lo / 10) for m, t, la, lo in points]
+    path = tmp_path / f"{abs(hash(tuple(points)))}.ndjson"
+    sample_module.write_ndjson(reports, path)
+    ingest(db, [str(path)])
+    q = Query.parse(sample=sample)
+    assert ours(db, q) == brute(reports, q)
