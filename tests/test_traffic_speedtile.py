@@ -200,8 +200,8 @@ def _random_week(rng: random.Random) -> tuple[list[Row], dict[int, int]]:
     return [(*k, c) for k, c in bins.items()], lengths
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sql_equals_the_python_twin(db: Database, seed: int) -> None:
+def load_random_week(db: Database, seed: int) -> tuple[list[Row], dict[int, int], int]:
+    """A random week (:func:`_random_week`) stored, and a random min count to build it with."""
     rng = random.Random(seed)
     rows, lengths = _random_week(rng)
     min_count = rng.choice([1, 2, 4])
@@ -209,6 +209,12 @@ def test_sql_equals_the_python_twin(db: Database, seed: int) -> None:
         add_histograms(conn, rows)
         add_lengths(conn, lengths)
         conn.commit()
+    return rows, lengths, min_count
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sql_equals_the_python_twin(db: Database, seed: int) -> None:
+    rows, lengths, min_count = load_random_week(db, seed)
     build(db, min_count=min_count)
     got = speeds(db)
     want = speedtile.speeds_from_histograms(rows, lengths, FIRST, min_count=min_count)

@@ -17,7 +17,14 @@ from renderer.errors import ConfigError
 from renderer.traffic import speedtile, speedtile_c
 from renderer.traffic.speedtile import SegmentWeek
 from tests.factories import add_histograms, add_lengths
-from tests.test_traffic_speedtile import FIRST, Row, _random_week, build, speeds
+from tests.test_traffic_speedtile import (
+    FIRST,
+    Row,
+    _random_week,
+    build,
+    load_random_week,
+    speeds,
+)
 
 HEADER = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
 COLUMNS = ("length", "hours", "observations", "speeds", "mean_speeds", "speed_variances",
@@ -150,13 +157,7 @@ def test_a_truncated_stream_is_refused() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_c_engine_equals_the_sql_engine(db: Database, seed: int) -> None:
-    rng = random.Random(seed)
-    rows, lengths = _random_week(rng)
-    min_count = rng.choice([1, 2, 4])
-    with db.connect() as conn:
-        add_histograms(conn, rows)
-        add_lengths(conn, lengths)
-        conn.commit()
+    rows, lengths, min_count = load_random_week(db, seed)
     sql_build = build(db, min_count=min_count, engine="sql")
     by_sql = speeds(db)
     c_build = build(db, min_count=min_count, engine="c")
