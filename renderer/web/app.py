@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
 from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
-from renderer.web import filters, health, hooks, metrics, pages, tiles, tracks
+from renderer.web import filters, health, hooks, metrics, pages, tiles, tracks, traffic_pages
 from renderer.web.auth import AuthFailure, split_secrets
 from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
 
@@ -108,6 +108,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
     app.include_router(pages.router)
     app.include_router(tiles.router)
     app.include_router(tracks.router)
+    app.include_router(traffic_pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 
