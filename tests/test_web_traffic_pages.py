@@ -95,6 +95,17 @@ def test_tile_week_to_segment_in_chromium(live: Callable[..., Live], built: dict
     assert page.hosts == {server.url.split("/")[2]}  # type: ignore[attr-defined]
 
 
+def test_coverage_links_to_tile_pages(live: Callable[..., Live], built: dict[str, Any],
+                                      page: Page) -> None:
+    server = live()
+    page.goto(f"{server.url}/coverage")
+    link = page.locator("#coverage-map a").first
+    href = link.get_attribute("href") or ""
+    assert href.startswith("/traffic/tiles/")
+    page.goto(server.url + href)
+    assert page.locator("#tile-weeks a.week-link").count() >= 1
+
+
 def test_empty_cases_say_what_exists(live: Callable[..., Live], built: dict[str, Any],
                                      page: Page, tmp_path: Path) -> None:
     server = live()
