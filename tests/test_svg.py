@@ -100,3 +100,14 @@ def test_colour_steps_and_edges() -> None:
 def test_nice_max() -> None:
     assert [svg.nice_max(v) for v in (0.3, 1, 7, 41, 99, 101, 240)] == [
         0.5, 1.0, 10.0, 50.0, 100.0, 125.0, 250.0]
+
+
+def test_y_axis_labels_are_round_steps_from_zero() -> None:
+    def labels(top: float) -> list[str]:
+        root = _parse(svg.line_chart([svg.Series("s", [top])], length=1, x_ticks=svg.Ticks(1)))
+        return [t.text or "" for t in root.iter(f"{SVG}text")
+                if t.get("text-anchor") == "end" and t.get("class") == "axis"]
+
+    assert labels(58) == ["0", "20", "40", "60"]
+    assert labels(101) == ["0", "25", "50", "75", "100", "125"]
+    assert labels(0) == ["0", "1"]

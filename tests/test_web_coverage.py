@@ -15,8 +15,9 @@ from playwright.sync_api import Page
 
 from renderer.web import outlines
 from renderer.web.coverage import coverage_view, observation_classes, path_data, tooltip
-from tests.test_pages import _shot, browser, page
+from tests.test_pages import browser, page
 from tests.test_web_server import Live, live
+from tests.test_web_traffic_pages import shot
 
 __all__ = ["browser", "live", "page"]
 
@@ -150,4 +151,4 @@ def test_map_in_chromium_has_outlines_labels_and_coloured_tiles(
         fill = tile.evaluate("e => getComputedStyle(e).fill")
         assert fill == swatches[int(klass[4:])], (klass, fill)
     assert page.console_errors == []  # type: ignore[attr-defined]
-    _shot(page, "coverage.png", tmp_path)
+    shot(page, "coverage.png", tmp_path)

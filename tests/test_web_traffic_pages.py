@@ -4,6 +4,7 @@ and the empty cases (a segment with no data, a week not built)."""
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +18,24 @@ from renderer.db import Database
 from renderer.runner import run_until_idle
 from renderer.traffic import sample
 from renderer.traffic.profile import PROFILE
-from tests.test_pages import _shot, browser, page
+from tests.test_pages import browser, page
 from tests.test_web_server import Live, live
 
-__all__ = ["browser", "live", "page"]
+__all__ = ["browser", "live", "page", "shot"]
 
 WEEK = "2016-W44"  # the sample's week
 SVG = "{http://www.w3.org/2000/svg}"
+
+
+def shot(target: Page, name: str, tmp_path: Path) -> Path:
+    """The page as the browser shows it (the viewport, so the PNG stays small) in tmp_path,
+    or in $RENDERER_TEST_SHOTS when set (docs/screenshots/ was made so)."""
+    folder = Path(os.environ.get("RENDERER_TEST_SHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    target.screenshot(path=str(path))
+    assert path.stat().st_size > 5_000  # not blank
+    return path
 
 
 def _built(db: Database, tmp_path: Path) -> dict[str, Any]:
@@ -65,7 +77,7 @@ def test_tile_week_to_segment_in_chromium(live: Callable[..., Live], built: dict
                       params={"mode": mode}).json()
     assert twin["available"] and len(twin["segments"]) == twin["shown"]
     assert all(len(s["speeds"]) == 168 for s in twin["segments"])
-    _shot(page, "traffic-tile-week.png", tmp_path)
+    shot(page, "traffic-tile-week.png", tmp_path)
 
     page.goto(f"{server.url}/traffic/segments/{segment_id}?mode={mode}")
     assert str(segment_id) in page.locator("h1").inner_text()
@@ -87,7 +99,7 @@ def test_tile_week_to_segment_in_chromium(live: Callable[..., Live], built: dict
     ET.fromstring(line.evaluate("e => e.outerHTML"))  # well-formed
     nexts = page.locator("#next-segments a.segment-link")
     assert nexts.count() == len([n for n in data["next_segments"] if n["segment_id"]]) > 0
-    _shot(page, "traffic-segment.png", tmp_path)
+    shot(page, "traffic-segment.png", tmp_path)
     nexts.first.click()
     page.wait_for_url("**/traffic/segments/**")
     assert page.locator("h1").inner_text() != f"Segment {segment_id}"
@@ -118,7 +130,7 @@ def test_empty_cases_say_what_exists(live: Callable[..., Live], built: dict[str,
     assert page.locator("#speed-heatmap").count() == 0
     twin = server.get(f"/api/traffic/segments/{nobody}").json()
     assert twin["available"] is False and twin["weeks"] == []
-    _shot(page, "traffic-segment-no-data.png", tmp_path)
+    shot(page, "traffic-segment-no-data.png", tmp_path)
     # a week not built, for the segment and for its tile
     page.goto(f"{server.url}/traffic/segments/{segment_id}?week=2016-W50&mode={mode}")
     text = page.locator("#no-data").inner_text()
@@ -130,7 +142,7 @@ def test_empty_cases_say_what_exists(live: Callable[..., Live], built: dict[str,
     assert page.locator("p.weeks a", has_text=WEEK).count() >= 1
     twin = server.get(f"/api/traffic/tiles/{tile.level}/{tile.index}/2016-W50").json()
     assert twin["available"] is False and twin["segments"] == []
-    _shot(page, "traffic-tile-week-not-built.png", tmp_path)
+    shot(page, "traffic-tile-week-not-built.png", tmp_path)
     assert page.console_errors == []  # type: ignore[attr-defined]
 
 

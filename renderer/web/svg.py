@@ -78,6 +78,14 @@ def nice_max(value: float) -> float:
     return float(10 * power)
 
 
+def _tick_step(value: float) -> float:
+    """A step between axis labels at or above ``value``: 1, 2, 2.5 or 5 times 10^k."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return float(next(m * power for m in (1, 2, 2.5, 5, 10) if value <= m * power))
+
+
 def heatmap(rows: Sequence[Sequence[float | None]], *, row_labels: Sequence[str],
             col_labels: Sequence[str], lo: float, hi: float, unit: str = "",
             tips: Sequence[Sequence[str]] | None = None, cell: int = 22,
@@ -210,7 +218,7 @@ def line_chart(series: Sequence[Series], *, length: int, x_ticks: Ticks,
     and band; the reference lines are named at the right."""
     top_value = max([*(v for s in series for v in s.values if v is not None),
                      *(h.y for h in hlines), *(b.hi for b in bands), 0.0])
-    step = (y_max or nice_max(top_value)) / 4 if y_max else nice_max(top_value / 5)
+    step = y_max / 4 if y_max else _tick_step(top_value / 5)
     ticks = max(1, math.ceil((y_max or top_value) / step))
     frame = _Frame(left=44, top=22, width=width - 44 - 56, height=height - 22 - 46,
                    xmax=max(length - 1, 1), ymax=step * ticks)

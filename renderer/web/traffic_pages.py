@@ -17,7 +17,6 @@ filled. A malformed id, tile or week is a 400 in the service's one error shape.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +30,7 @@ from renderer.formats.speedtiles import HOURS_PER_WEEK
 from renderer.traffic import access, weeks
 from renderer.web import svg
 from renderer.web.deps import state
+from renderer.web.pages import _page
 
 __all__ = ["router", "segment_data", "tile_data", "tile_week_data"]
 
@@ -205,13 +205,6 @@ def tile_week_data(conn: Connection, level: int, index: int, week: str, *,
     return {**base, "available": True, "segments": segments,
             "segments_built": built["segments"], "observations": built["observations"],
             "shown": len(segments), "truncated": built["segments"] > len(segments)}
-
-
-def _page(request: Request, template: str, title: str, api_url: str,
-          **context: Any) -> HTMLResponse:
-    html = state(request).templates.get_template(template).render(
-        title=title, api_url=api_url, now=datetime.now(UTC), **context)
-    return HTMLResponse(html)
 
 
 def _query_string(**params: str | None) -> str:
