@@ -111,3 +111,11 @@ def test_y_axis_labels_are_round_steps_from_zero() -> None:
     assert labels(58) == ["0", "20", "40", "60"]
     assert labels(101) == ["0", "25", "50", "75", "100", "125"]
     assert labels(0) == ["0", "1"]
+
+
+def test_close_reference_lines_keep_their_labels_apart() -> None:
+    root = _parse(svg.line_chart([svg.Series("s", [90.0])], length=1, x_ticks=svg.Ticks(1),
+                                 hlines=[svg.HLine("p40", 92), svg.HLine("p60", 93)]))
+    ys = sorted(float(t.get("y") or 0) for t in root.iter(f"{SVG}text")
+                if t.get("class") == "axis hline")
+    assert len(ys) == 2 and ys[1] - ys[0] >= 11

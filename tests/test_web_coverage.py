@@ -3,8 +3,10 @@ graticule labels, tiles coloured by observations as the legend says)."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,3 +154,11 @@ def test_map_in_chromium_has_outlines_labels_and_coloured_tiles(
         assert fill == swatches[int(klass[4:])], (klass, fill)
     assert page.console_errors == []  # type: ignore[attr-defined]
     shot(page, "coverage.png", tmp_path)
+
+
+def test_the_outlines_ship_in_the_wheel_as_package_data() -> None:
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())[
+        "tool"]["setuptools"]["package-data"]["renderer"]
+    where = outlines.OUTLINES.relative_to(root / "renderer").as_posix()
+    assert any(fnmatch.fnmatch(where, g) for g in globs), (where, globs)

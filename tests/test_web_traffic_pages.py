@@ -28,12 +28,14 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def shot(target: Page, name: str, tmp_path: Path) -> Path:
-    """The page as the browser shows it (the viewport, so the PNG stays small) in tmp_path,
-    or in $RENDERER_TEST_SHOTS when set (docs/screenshots/ was made so)."""
+    """The page's first 1,400 pixels (so the PNG stays small) in tmp_path, or in
+    $RENDERER_TEST_SHOTS when set (docs/screenshots/ was made so)."""
     folder = Path(os.environ.get("RENDERER_TEST_SHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    target.screenshot(path=str(path))
+    height = min(int(target.evaluate("document.documentElement.scrollHeight")), 1400)
+    target.screenshot(path=str(path), full_page=True,
+                      clip={"x": 0, "y": 0, "width": 1000, "height": height})
     assert path.stat().st_size > 5_000  # not blank
     return path
 

@@ -250,12 +250,14 @@ def line_chart(series: Sequence[Series], *, length: int, x_ticks: Ticks,
         if k < len(x_ticks.labels) and x_ticks.labels[k]:
             parts.append(_text(x, frame.top + frame.height + 16, x_ticks.labels[k], "axis",
                                "start"))
-    for h in hlines:
+    label_y = -math.inf
+    for h in sorted(hlines, key=lambda h: -h.y):  # top first; close labels pushed apart
         y = frame.y(h.y)
         parts.append(f'<line class="{h.cls}" x1="{_n(frame.left)}" '
                      f'x2="{_n(frame.left + frame.width)}" y1="{_n(y)}" y2="{_n(y)}">'
                      f"<title>{escape(h.name)}: {h.y:g} {escape(y_unit)}</title></line>")
-        parts.append(_text(frame.left + frame.width + 4, y + 4, h.name, "axis hline", "start"))
+        label_y = max(y + 4, label_y + 11)
+        parts.append(_text(frame.left + frame.width + 4, label_y, h.name, "axis hline", "start"))
     for s in series:
         for points in _polylines(s.values, frame):
             parts.append(f'<polyline class="line {s.cls}" points="{points}">'

@@ -143,8 +143,8 @@ def segment_charts(data: dict[str, Any]) -> dict[str, svg.Svg]:
         r = ref["reference_speeds"]
         bands.append(svg.Band("reference p20-p80", r["20"], r["80"]))
         hlines += [svg.HLine("p40", r["40"]), svg.HLine("p60", r["60"])]
-        series.append(svg.Series("reference hourly mean",
-                                 [float(v) if v else None for v in ref["hourly"]], "s1"))
+        series.insert(0, svg.Series("reference hourly mean",  # under the week's line
+                                    [float(v) if v else None for v in ref["hourly"]], "s1"))
     line = svg.line_chart(series, length=HOURS_PER_WEEK, x_ticks=svg.Ticks(24, DAYS),
                           y_unit="km/h", hlines=hlines, bands=bands,
                           label=f"speed by hour of segment {data['segment_id']}")
