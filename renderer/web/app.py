@@ -35,6 +35,8 @@ from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, Ren
 from renderer.web import filters, health, hooks, metrics, pages, tiles, tracks
 from renderer.web.auth import AuthFailure, split_secrets
 from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
+from renderer.web.sensor_pages import router as sensor_pages_router
+from renderer.web.traffic_pages import router as traffic_pages_router
 
 __all__ = ["create_app", "error_response", "make_templates"]
 
@@ -108,6 +110,8 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
     app.include_router(pages.router)
     app.include_router(tiles.router)
     app.include_router(tracks.router)
+    app.include_router(traffic_pages_router)
+    app.include_router(sensor_pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 

@@ -1,7 +1,11 @@
 """The coverage GeoJSON drawn as SVG, server-side, so the page works offline and without JS.
 
 The page draws the default document (every level, no styling properties: see
-:mod:`renderer.traffic.coverage`); its colours are the page's own. OpenTraffic's styling
+:mod:`renderer.traffic.coverage`); its colours are the page's own: tiles are coloured by
+their observations in :data:`CLASSES` classes of equal width on a log scale (the legend
+names each class's range), over Natural Earth's country outlines (:mod:`.outlines`) and a
+graticule labelled in degrees along the view's bottom and left edges. Each tile links to
+its tile page (``/traffic/tiles/{level}/{index}``). OpenTraffic's styling
 properties (``fill``, ``fillOpacity``, ...), present only in documents asked for with
 ``--opentraffic-style``, are ignored here.
 
@@ -20,12 +24,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from renderer.web.outlines import Outline, load
+
 LEVEL_NAMES = {0: "level 0 (4°)", 1: "level 1 (1°)", 2: "level 2 (0.25°)"}
 WORLD = (-180.0, -90.0, 180.0, 90.0)
+CLASSES = 5  # observation classes; their colours are .obs-0 .. .obs-4 in static/charts.css
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,35 @@ class TileShape:
     tileid: Any
     tooltip: str
     properties: dict[str, Any]
+    obs_class: int | None = None  # None: no observation count
+
+    @property
+    def href(self) -> str | None:
+        """Its tile page, when the feature names a level and a tile index."""
+        if self.level is None or not isinstance(self.tileid, int):
+            return None
+        return f"/traffic/tiles/{self.level}/{self.tileid}"
+
+
+@dataclass(frozen=True)
+class Label:
+    """A graticule label at (x, y) in view units."""
+
+    x: float
+    y: float
+    text: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class LegendClass:
+    index: int
+    low: int
+    high: int
+
+    @property
+    def text(self) -> str:
+        return f"{_short(self.low)}\u2013{_short(self.high)}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +82,10 @@ class CoverageView:
     tiles: list[TileShape]
     grid: list[str]  # path data of the graticule
     stroke: float  # line width in degrees that draws as about one pixel
+    labels: list[Label] = field(default_factory=list)
+    font_size: float = 1.0  # of the labels, in degrees
+    outlines: list[Outline] = field(default_factory=list)
+    legend: list[LegendClass] = field(default_factory=list)
 
 
 def _rings(geometry: dict[str, Any] | None) -> list[Sequence[Sequence[float]]]:
@@ -136,6 +176,69 @@ def graticule(bbox: tuple[float, float, float, float], step: float) -> list[str]
     return lines
 
 
+def _short(n: float) -> str:
+    """``950``, ``12k``, ``3.4M``: an observation count for the legend."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= size:
+            return f"{n / size:.2g}{suffix}" if n < 10 * size else f"{n / size:.0f}{suffix}"
+    return f"{n:.0f}"
+
+
+def observation_classes(values: Sequence[int], classes: int = CLASSES) -> list[int]:
+    """Upper bounds of ``classes`` classes of equal width on a log scale over ``values``
+    (fewer when the values are few or equal); a value's class is the first bound >= it.
+
+    >>> observation_classes([10, 100, 1000, 10000], 3)
+    [100, 1000, 10000]
+    """
+    positive = sorted(v for v in values if v > 0)
+    if not positive:
+        return []
+    lo, hi = positive[0], positive[-1]
+    if lo == hi:
+        return [hi]
+    ratio = math.log(hi / lo)
+    bounds = [round(lo * math.exp(ratio * k / classes)) for k in range(1, classes + 1)]
+    bounds[-1] = hi
+    return sorted(set(bounds))
+
+
+def _class_of(value: Any, bounds: list[int]) -> int | None:
+    if not isinstance(value, int | float) or not bounds:
+        return None
+    for k, bound in enumerate(bounds):
+        if value <= bound:
+            return k
+    return len(bounds) - 1
+
+
+def _degrees(value: float, positive: str, negative: str) -> str:
+    text = _num(abs(value))
+    return f"{text}°" if value == 0 else f"{text}°{positive if value > 0 else negative}"
+
+
+def graticule_labels(view: tuple[float, float, float, float], step: float,
+                     size: float) -> list[Label]:
+    """Longitudes along the bottom edge of ``view``, latitudes along its left edge: on
+    graticule lines, at most about 8 a side (every other line, or fewer, when dense)."""
+    west, south, east, north = view
+    while max(east - west, north - south) / step > 8:
+        step *= 2
+    labels = []
+    lon = math.ceil(west / step) * step
+    while lon <= east - size:
+        if lon > west + 2 * size:  # leave the corner to the latitudes
+            labels.append(Label(lon, -south - size * 0.4, _degrees(lon, "E", "W"), "middle"))
+        lon += step
+    lat = math.ceil(south / step) * step
+    while lat <= north - size / 2:
+        if lat > south + size:
+            labels.append(Label(west + size * 0.3, -lat - size * 0.2, _degrees(lat, "N", "S"),
+                                "start"))
+        lat += step
+    return labels
+
+
 def coverage_view(geojson: dict[str, Any]) -> CoverageView:
     """Shapes, view box and graticule for a coverage FeatureCollection."""
     features = [f for f in geojson.get("features") or [] if isinstance(f, dict)]
@@ -143,12 +246,20 @@ def coverage_view(geojson: dict[str, Any]) -> CoverageView:
     shaped = [(f, rings) for f, rings in shaped if rings]
     # Larger (lower-level) tiles first so the finer ones draw on top of them.
     shaped.sort(key=lambda fr: ((fr[0].get("properties") or {}).get("level") or 0))
+    bounds = observation_classes([p["observations"] for p in
+                                  ((f.get("properties") or {}) for f, _ in shaped)
+                                  if isinstance(p.get("observations"), int)])
     tiles = []
     for feature, rings in shaped:
         props = dict(feature.get("properties") or {})
         level = props.get("level")
         tiles.append(TileShape(path_data(rings), level if isinstance(level, int) else None,
-                               props.get("tileid"), tooltip(props), props))
+                               props.get("tileid"), tooltip(props), props,
+                               _class_of(props.get("observations"), bounds)))
+    legend = [LegendClass(k, (bounds[k - 1] + 1) if k else
+                          min(p["observations"] for p in (t.properties for t in tiles)
+                              if isinstance(p.get("observations"), int | float)), bound)
+              for k, bound in enumerate(bounds)]
     if not shaped:
         bbox = None
         west, south, east, north = WORLD
@@ -166,8 +277,11 @@ def coverage_view(geojson: dict[str, Any]) -> CoverageView:
     cx, cy = west + width / 2, south + height / 2
     grid_box = (max(cx - half, -180.0), max(cy - half, -90.0),
                 min(cx + half, 180.0), min(cy + half, 90.0))
+    size = max(width, height) / 50
     return CoverageView(
         view_box=f"{_num(west)} {_num(-north)} {_num(width)} {_num(height)}",
         bbox=bbox, tiles=tiles, grid=graticule(grid_box, step),
         stroke=max(width, height) / 900,
+        labels=graticule_labels((west, south, east, north), step, size), font_size=size,
+        outlines=[o for o in load() if o.meets(grid_box)], legend=legend,
     )
