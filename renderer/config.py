@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from renderer.errors import ConfigError
+from renderer.extracts.regions import regions_ok
 
-SECRET_FIELDS = frozenset({"web_secrets", "database_url"})
+SECRET_FIELDS = frozenset({"web_secrets", "database_url", "callbacks_secret"})
 
 
 def _default_home() -> Path:
@@ -61,6 +63,13 @@ class Settings:
     web_secrets: str = ""  # comma-separated HMAC secrets, several for rotation
     web_replay_seconds: int = 300
     web_max_body: int = 1_000_000
+    web_public_url: str = ""  # base of links sent to callbacks; empty: http://host:port
+    queue_target_drain_seconds: float = 300.0  # autoscaling: drain what is pending this fast
+    callbacks_allowed_hosts: str = ""  # comma-separated host[:port] a run may name as callback
+    callbacks_secret: str = ""  # HMAC secret signing the status posted back (never logged)
+    callbacks_timeout: float = 10.0  # seconds a callback POST may take
+    extracts_regions: str = ""  # "name=minlon,minlat,maxlon,maxlat; ..."; empty: continents
+    extracts_weeks: int = 4  # speed-tile weeks an extract carries (the latest ones)
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -114,6 +123,13 @@ def _url(*schemes: str) -> Rule:
             "a path or a " + " / ".join(f"{s}://" for s in schemes) + " URL")
 
 
+def _hosts_ok(v: str) -> bool:
+    return all(_HOST.fullmatch(h.strip()) for h in v.split(",") if h.strip())
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
 def _postgres_url(v: str | None) -> bool:
     return v is None or urlsplit(v).scheme in ("postgresql", "postgres")
 
@@ -139,6 +155,14 @@ RULES: dict[str, Rule] = {
     "web_port": _between(1, 65535),
     "web_replay_seconds": _between(1),
     "web_max_body": _between(1),
+    "web_public_url": ((lambda v: not v or urlsplit(v).scheme in ("http", "https")),
+                       "an http:// or https:// URL"),
+    "queue_target_drain_seconds": ((lambda v: v > 0), "a number of seconds > 0"),
+    "callbacks_allowed_hosts": (_hosts_ok, "comma-separated host or host:port entries"),
+    "callbacks_timeout": _between(0.1, 50),  # under the notify stage's 60 s time limit
+    "extracts_regions": (regions_ok, "name=minlon,minlat,maxlon,maxlat entries separated "
+                                     "by ';' (names: lowercase letters, digits, '-', '_')"),
+    "extracts_weeks": _between(1, 520),
 }
 
 

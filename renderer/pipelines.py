@@ -16,6 +16,7 @@ from renderer.profile import DefaultSchedule, Offer, Profile, Stage
 
 MODULES = [
     "renderer.schedules",  # the engine's own stages: schedule ticks, queue pruning
+    "renderer.ops",  # the engine's operations: extracts, callbacks
     "renderer.traffic.profile",
     "renderer.sensors.profile",
     "renderer.maptiles.profile",

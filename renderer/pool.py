@@ -2,6 +2,10 @@
 
 Each child runs :func:`renderer.worker.run_worker` with its own connection; the supervisor
 counts their progress through shared counters and kills a child past its item's time limit.
+With ``autoscale=(MIN, MAX)`` it grows and shrinks its own process count by the signal of
+:mod:`renderer.autoscale` (the one /metrics publishes): it adds processes at once when the
+work needs them, and stops one at a time (SIGTERM: it finishes its batch) once the signal
+has stayed below the count for :data:`SHRINK_CHECKS` checks in a row.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from renderer import config
+from renderer import autoscale, config
 from renderer import queue as q
 from renderer.db import Connection, connect
 from renderer.errors import DatabaseError, QueueError
@@ -25,12 +29,16 @@ from renderer.worker import _is_main_thread, _Shared, make_owner, resolve_kinds,
 
 log = logging.getLogger(__name__)
 
+AUTOSCALE_SECONDS = 2.0  # how often an autoscaling pool reads the signal
+SHRINK_CHECKS = 3  # checks in a row below the count before one process is stopped
+
 
 @dataclass
 class PoolStats:
     """What a pool did."""
 
     processes: int = 0
+    peak: int = 0
     done: int = 0
     failed: int = 0
     restarts: int = 0
@@ -61,6 +69,7 @@ class _Slot:
     finished: bool = False
     killed_for_time: bool = False
     given_up: bool = False
+    retiring: bool = False
     restarts: list[float] = field(default_factory=list)
 
 
@@ -71,11 +80,19 @@ class Pool:
                  until_empty: bool, max_items: int | None,
                  progress: Callable[[int, int | None], None] | None,
                  settings: config.Settings, lease_seconds: float | None,
-                 poll_seconds: float | None, notify: bool | None) -> None:
+                 poll_seconds: float | None, notify: bool | None,
+                 autoscale: tuple[int, int] | None = None) -> None:
         self.url = url
         self.kind_objects = resolve_kinds(kinds, log_plan=True)
         self.names = [k.name for k in self.kind_objects]
         self.processes = max(1, processes)
+        self.scale = autoscale
+        self.target = settings.queue_target_drain_seconds
+        self._low = 0
+        self._next_scale = 0.0
+        if autoscale is not None:
+            self.processes = max(1, autoscale[0])
+        capacity = max(self.processes, autoscale[1] if autoscale else 0)
         self.until_empty = until_empty
         self.progress = progress
         self.lease = lease_seconds or settings.lease_seconds
@@ -86,9 +103,9 @@ class Pool:
         self.ctx = multiprocessing.get_context("spawn")
         self.shared = _Shared(done=self.ctx.Value("q", 0), failed=self.ctx.Value("q", 0),
                               budget=self.ctx.Value("q", max_items) if max_items else None,
-                              deadlines=self.ctx.Array("d", self.processes))
+                              deadlines=self.ctx.Array("d", capacity))
         self.slots = [_Slot(i) for i in range(self.processes)]
-        self.stats = PoolStats(processes=self.processes)
+        self.stats = PoolStats(processes=self.processes, peak=self.processes)
         self.signals = 0
         self._conn: Connection | None = None
         self._orphans: list[tuple[str, bool, float]] = []
@@ -177,6 +194,11 @@ class Pool:
         process.join()
         code = process.exitcode
         self.stats.exit_codes.append(code)
+        if slot.retiring:  # stopped by the autoscaler: not replaced, whatever its exit
+            if code != 0 or self._holds(slot.owner):
+                self._orphans.append((slot.owner, False, time.time() + self.lease + 5))
+            slot.finished = True
+            return
         if code == 0 and not slot.killed_for_time and not self._holds(slot.owner):
             slot.finished = True
             return
@@ -211,9 +233,11 @@ class Pool:
             for slot in self.slots:
                 self._start(slot)
             while not all(s.finished for s in self.slots):
-                for slot in self.slots:
+                for slot in list(self.slots):
                     self._check(slot)
                 self._reclaim_orphans()
+                if self.scale is not None and not self.signals:
+                    self._autoscale()
                 if self.progress is not None and time.monotonic() - last_progress > 0.5:
                     last_progress = time.monotonic()
                     self._report()
@@ -238,6 +262,53 @@ class Pool:
         self.stats.elapsed = time.monotonic() - started
         return self.stats
 
+    def _active(self) -> list[_Slot]:
+        return [s for s in self.slots if not s.finished and not s.retiring]
+
+    def _autoscale(self) -> None:
+        """Grow to the signal at once; shrink by one after it stayed low for a while."""
+        assert self.scale is not None
+        if time.monotonic() < self._next_scale:
+            return
+        self._next_scale = time.monotonic() + AUTOSCALE_SECONDS
+        conn = self._db()
+        if conn is None:
+            return
+        try:
+            wanted = sum(autoscale.desired_by_kind(conn, self.target, self.names).values())
+        except DatabaseError:
+            self._conn = None
+            return
+        lo, hi = self.scale
+        want = min(max(wanted, lo), hi)
+        active = self._active()
+        if self.until_empty and not active:
+            return  # the pool is finishing: its children found nothing more to do
+        if want > len(active):
+            self._low = 0
+            busy = {s.index for s in self.slots if not s.finished}
+            free = [i for i in range(hi) if i not in busy][:want - len(active)]
+            log.info("autoscale: %d -> %d processes (the work asks for %d)",
+                     len(active), len(active) + len(free), wanted)
+            self.slots = [s for s in self.slots if not (s.finished and s.index in free)]
+            for index in free:
+                slot = _Slot(index)
+                self.slots.append(slot)
+                self._start(slot)
+            self.stats.peak = max(self.stats.peak, len(self._active()))
+        elif want < len(active):
+            self._low += 1
+            if self._low >= SHRINK_CHECKS:
+                self._low = 0
+                slot = max(active, key=lambda s: s.index)
+                log.info("autoscale: %d -> %d processes (the work asks for %d)",
+                         len(active), len(active) - 1, wanted)
+                slot.retiring = True
+                if slot.process is not None and slot.process.is_alive():
+                    slot.process.terminate()  # the child finishes its batch, then exits
+        else:
+            self._low = 0
+
     def _report(self) -> None:
         assert self.progress is not None
         remaining = None
@@ -254,13 +325,15 @@ def run_pool(url: str, *, processes: int, kinds: list[str] | None = None,
              until_empty: bool = False, max_items: int | None = None,
              progress: Callable[[int, int | None], None] | None = None,
              settings: config.Settings | None = None, lease_seconds: float | None = None,
-             poll_seconds: float | None = None, notify: bool | None = None) -> PoolStats:
+             poll_seconds: float | None = None, notify: bool | None = None,
+             autoscale: tuple[int, int] | None = None) -> PoolStats:
     """Supervise ``processes`` worker processes (spawned; each imports the pipelines and
     ``RENDERER_PLUGINS`` itself) until they are done (``until_empty``, ``max_items`` in
     total) or the pool gets SIGTERM/SIGINT (children finish their batch; a second signal
     makes them give their items back). A crashed child is replaced and its items released;
     a child stuck past its item's time limit is killed and the item counts a failure.
-    ``progress(done, remaining)`` is called twice a second.
+    ``progress(done, remaining)`` is called twice a second. ``autoscale=(MIN, MAX)``
+    starts MIN processes and follows the autoscaling signal between the two.
 
     Example
     -------
@@ -270,4 +343,5 @@ def run_pool(url: str, *, processes: int, kinds: list[str] | None = None,
     settings = settings or config.load()
     return Pool(url, processes=processes, kinds=kinds, until_empty=until_empty,
                 max_items=max_items, progress=progress, settings=settings,
-                lease_seconds=lease_seconds, poll_seconds=poll_seconds, notify=notify).run()
+                lease_seconds=lease_seconds, poll_seconds=poll_seconds, notify=notify,
+                autoscale=autoscale).run()

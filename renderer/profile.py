@@ -163,6 +163,9 @@ class Profile:
     schedules: tuple[DefaultSchedule, ...] = ()
     runs: tuple[Offer, ...] = ()
     batch: Batch | None = None
+    extracts: Callable[..., Any] | None = field(default=None, compare=False)
+    """``extracts(store, settings) -> list[renderer.extracts.model.Extract]``: what the
+    pipeline contributes to the nightly downloads (the ``collect`` stage)."""
 
     def __post_init__(self) -> None:
         kinds = [s.kind for s in self.stages]

@@ -37,7 +37,8 @@ MIGRATION_LOCK = 7_301_734_221  # pg_advisory_lock key held while migrating
 
 # The areas in build order: a definition may use what an earlier area or an earlier
 # definition of its own area defines.
-AREAS = ("base", "queue", "schedules", "traffic", "sensors", "web", "maptiles", "tracks")
+AREAS = ("base", "queue", "schedules", "traffic", "sensors", "web", "maptiles", "tracks",
+         "ops")
 RETIRED_DIR = SCHEMA_DIR / "retired"
 
 # -- the canonical definitions ---------------------------------------------------------------

@@ -206,7 +206,8 @@ def test_the_profiles_defaults_are_added_once_and_stay_removed(fresh_database_ur
     with connect(fresh_database_url) as conn:
         conn.execute("DELETE FROM schedules")  # a database made without them
         assert sorted(s.name for s in schedules.ensure_defaults(conn)) == [
-            "queue-prune", "traffic-speedtiles", "traffic-submit"]
+            "callbacks-sweep", "extracts-nightly", "queue-prune", "traffic-speedtiles",
+            "traffic-submit"]
         found = [(s.name, s.cron, s.kind, s.key) for s in schedules.list_schedules(conn)]
         assert sorted(found) == _defaults()
         assert schedules.ensure_defaults(conn) == []

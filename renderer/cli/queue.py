@@ -41,8 +41,11 @@ def _kinds(value: str | None) -> list[str] | None:
 @click.option("--until-empty", is_flag=True,
               help="Exit when nothing of these kinds is pending or running.")
 @click.option("--max-items", type=click.IntRange(min=1), help="Stop after this many items.")
+@click.option("--autoscale", metavar="MIN..MAX",
+              help="Grow and shrink the process count between MIN and MAX by the queue's "
+                   "desired-workers signal ([queue] target_drain_seconds).")
 def work(processes: int | None, kinds: str | None, until_empty: bool,
-         max_items: int | None) -> None:
+         max_items: int | None, autoscale: str | None) -> None:
     """Run a pool of workers on the work queue.
 
     Each process claims batches, runs the registered handlers and completes the items;
@@ -52,19 +55,41 @@ def work(processes: int | None, kinds: str | None, until_empty: bool,
     \b
     Example:
         renderer work --processes 4 --kinds histogram,speedtile --until-empty
+        renderer work --autoscale 1..8
     """
     from renderer.pool import run_pool
 
+    scale = _scale(autoscale, processes)
     s = settings()
     db = database()
     count = processes or s.worker_processes
     bar = _Progress(until_empty)
     with bar:
         stats = run_pool(db.url, processes=count, kinds=_kinds(kinds), until_empty=until_empty,
-                         max_items=max_items, progress=bar.update, settings=s)
+                         max_items=max_items, progress=bar.update, settings=s,
+                         autoscale=scale)
+    how = (f"{stats.processes} processes" if scale is None
+           else f"{scale[0]}..{scale[1]} processes (at most {stats.peak} at once)")
     click.echo(f"done {stats.done} failed {stats.failed} in {stats.elapsed:.1f}s "
-               f"({stats.done / max(stats.elapsed, 1e-9):.0f}/s) with {stats.processes} "
-               f"processes" + (f", {stats.restarts} restarted" if stats.restarts else ""))
+               f"({stats.done / max(stats.elapsed, 1e-9):.0f}/s) with {how}"
+               + (f", {stats.restarts} restarted" if stats.restarts else ""))
+
+
+def _scale(value: str | None, processes: int | None) -> tuple[int, int] | None:
+    """``"1..8"`` -> (1, 8); InputError when malformed or given with --processes."""
+    if value is None:
+        return None
+    if processes is not None:
+        raise InputError("--autoscale and --processes exclude each other",
+                         "give --autoscale MIN..MAX alone")
+    lo, sep, hi = value.partition("..")
+    if not sep or not lo.strip().isdigit() or not hi.strip().isdigit():
+        raise InputError(f"invalid --autoscale {value!r}", "write MIN..MAX, e.g. 1..8")
+    low, high = int(lo), int(hi)
+    if not 1 <= low <= high:
+        raise InputError(f"invalid --autoscale {value!r}: need 1 <= MIN <= MAX",
+                         "write MIN..MAX, e.g. 1..8")
+    return low, high
 
 
 class _Progress:

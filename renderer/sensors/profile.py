@@ -16,7 +16,7 @@ from renderer.db import Connection
 from renderer.errors import InputError
 from renderer.profile import Batch, Finished, Offer, Profile, Stage, Submitted, Then
 from renderer.queue import PRIORITY_ON_DEMAND
-from renderer.sensors import day
+from renderer.sensors import day, extract
 from renderer.sensors.day import EtlRun, ExportSpec, default_export, plan_days
 
 __all__ = ["PROFILE"]
@@ -74,4 +74,5 @@ PROFILE = Profile(
     ),
     runs=(Offer("etl", frozenset({"from", "to", "format", "export", "force"}), start_etl),),
     batch=Batch(submit, summarize),
+    extracts=extract.extracts,
 )

@@ -149,7 +149,7 @@ def submit(conn: Connection, source_url: str, *, after: str = "archive",
 
 
 def enqueue_objects(conn: Connection, source_url: str, keys: list[str], *,
-                    priority: int, after: str = "archive") -> int:
+                    priority: int, after: str = "archive", set_id: str | None = None) -> int:
     """Enqueue the histogram items of newly created objects (S3 ObjectCreated notifications).
 
     ``keys`` are object keys as the notification names them (the bucket key, or relative to
@@ -163,7 +163,7 @@ def enqueue_objects(conn: Connection, source_url: str, keys: list[str], *,
     listed = [(p, i) for p in sorted(prefixes) for i in store.list(p.folder)
               if parse_key(i.key) == p]
     _, enqueued, _ = _enqueue(conn, store, _new(conn, listed), after=after, priority=priority,
-                              set_id=None)
+                              set_id=set_id)
     return enqueued
 
 

@@ -23,6 +23,7 @@ from renderer.profile import Batch, DefaultSchedule, Offer, Profile, Stage, Then
 from renderer.queue import PRIORITY_ON_DEMAND, create_set
 from renderer.storage import within
 from renderer.traffic import coverage, histogram, ingest, reftile, run, schedule, speedtile, weeks
+from renderer.traffic.extract import extracts
 from renderer.traffic.layout import Prefix
 
 __all__ = ["PROFILE"]
@@ -121,4 +122,5 @@ PROFILE = Profile(
         Offer("submit", frozenset({"source"}), start_submit),
     ),
     batch=Batch(run.submit, run.summarize),
+    extracts=extracts,
 )

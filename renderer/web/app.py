@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
 from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
-from renderer.web import filters, health, hooks, metrics, pages, tiles, tracks
+from renderer.web import extracts, filters, health, hooks, metrics, pages, tiles, tracks
 from renderer.web.auth import AuthFailure, split_secrets
 from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
 from renderer.web.sensor_pages import router as sensor_pages_router
@@ -104,6 +104,7 @@ def create_app(settings: config.Settings | None = None, *, url: str | None = Non
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
+    app.include_router(extracts.router)
     app.include_router(health.router)
     app.include_router(hooks.router)
     app.include_router(metrics.router)

@@ -23,10 +23,11 @@ import re
 import time
 from collections.abc import Sequence
 
+from renderer.hmacsign import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, signed_headers
 from renderer.web.deps import WebError
 
-SIGNATURE_HEADER = "X-Signature-256"
-TIMESTAMP_HEADER = "X-Renderer-Timestamp"
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "AuthFailure", "bearer_token",
+           "check_signature", "signature", "signed_headers", "split_secrets"]
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _HOW = (f"sign the body: {SIGNATURE_HEADER}: sha256=HMAC-SHA256(secret, "
         f"'<timestamp>.' + body) with {TIMESTAMP_HEADER}: <epoch seconds>, "
@@ -44,19 +45,6 @@ class AuthFailure(WebError):
 def split_secrets(value: str) -> list[str]:
     """``"new, old"`` -> ``["new", "old"]`` (blank entries dropped)."""
     return [s.strip() for s in value.split(",") if s.strip()]
-
-
-def signature(secret: str, timestamp: int | str, body: bytes) -> str:
-    """The hex HMAC-SHA256 of ``"{timestamp}." + body``."""
-    message = f"{timestamp}.".encode() + body
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def signed_headers(secret: str, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
-    """The headers that authenticate ``body`` under ``secret`` (for clients and tests)."""
-    ts = int(time.time()) if timestamp is None else timestamp
-    return {TIMESTAMP_HEADER: str(ts),
-            SIGNATURE_HEADER: f"sha256={signature(secret, ts, body)}"}
 
 
 def check_signature(secrets: Sequence[str], header: str | None, timestamp: str | None,

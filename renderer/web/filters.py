@@ -44,6 +44,18 @@ def number(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def size(value: Any) -> str:
+    """Bytes as ``512 B``, ``3.4 MB`` (powers of 1000), empty for None."""
+    if value is None:
+        return ""
+    amount = float(value)
+    for unit in ("B", "kB", "MB", "GB"):
+        if amount < 1000 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1000
+    raise AssertionError("unreachable")
+
+
 def path(value: Any) -> str:
     """A key in a URL path: each character escaped except the ``/`` separators."""
     return quote(str(value), safe="/")
@@ -59,4 +71,4 @@ def percent(part: Any, whole: Any) -> float:
 
 
 FILTERS = {"when": when, "duration": duration, "number": number, "urlpath": path,
-           "percent": percent, "pretty_json": pretty_json}
+           "percent": percent, "pretty_json": pretty_json, "bytes": size}

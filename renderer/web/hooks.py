@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from renderer import tokens
+from renderer import callbacks, tokens
 from renderer.db import Connection, query
 from renderer.queue import PRIORITY_ON_DEMAND
 from renderer.traffic import ingest
@@ -163,11 +165,17 @@ def created_objects(event: dict[str, Any], bucket: str | None) -> list[str]:
 
 @router.post("/hooks/s3", status_code=202)
 def s3_hook(request: Request, body: bytes = Depends(limited_body)) -> JSONResponse:
-    """Enqueue the histogram items of newly created traffic source objects."""
+    """Enqueue the histogram items of newly created traffic source objects; with
+    ``?callback=URL`` in a set of their own, whose status is posted there when it ends."""
     web = state(request)
+    callback = request.query_params.get("callback")
     with web.connection() as conn, conn.transaction():
         caller = authorize(web, conn, request, body)
         event = parse_json(request, body)
+        url = None if callback is None else runs.check_callback(callback, web.settings)
+        # enqueueing into it creates the set (nothing enqueued: no set)
+        set_id = (None if url is None
+                  else f"s3-hook {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {uuid.uuid4().hex[:8]}")
         if web.traffic_source is None:
             raise WebError(503, "no traffic source is configured "
                                 "(set RENDERER_TRAFFIC_SOURCE to the source root URL)")
@@ -177,11 +185,16 @@ def s3_hook(request: Request, body: bytes = Depends(limited_body)) -> JSONRespon
         if keys:
             enqueued = ingest.enqueue_objects(conn, web.traffic_source, keys,
                                               priority=PRIORITY_ON_DEMAND,
-                                              after=web.settings.traffic_after)
+                                              after=web.settings.traffic_after, set_id=set_id)
+        if set_id is not None and enqueued:
+            callbacks.register(conn, set_id, str(url), caller)
     log.info("s3 hook from %s: %d records, %d keys, %d items enqueued", caller,
              len(event.get("Records") or []), len(keys), enqueued)
-    return JSONResponse({"records": len(event.get("Records") or []), "objects": len(keys),
-                         "enqueued": enqueued}, status_code=202)
+    answer: dict[str, Any] = {"records": len(event.get("Records") or []), "objects": len(keys),
+              "enqueued": enqueued}
+    if url is not None:  # nothing enqueued: no set to watch, no notice
+        answer |= {"set_id": set_id if enqueued else None, "callback": url if enqueued else None}
+    return JSONResponse(answer, status_code=202)
 
 
 @router.post("/api/runs", status_code=201)
@@ -192,7 +205,7 @@ def start_run(request: Request, body: bytes = Depends(limited_body)) -> JSONResp
     with web.connection() as conn, conn.transaction():
         caller = authorize(web, conn, request, body)
         spec = parse_json(request, body)
-        result = runs.start(conn, spec, context)  # with the replay record, or neither
+        result = runs.start(conn, spec, context, caller)  # with the replay record, or neither
     log.info("run %s/%s from %s: set %s", spec.get("pipeline"), spec.get("stage"), caller,
              result["set_id"])
     return JSONResponse(result, status_code=201)

@@ -5,7 +5,8 @@ A scrape reads the queue's counters through :func:`renderer.queue.status` (no CO
 outcomes from ``queue_outcome_totals``; ``renderer.web.prom`` exposes them with the official
 client: gauges (items by kind and state, oldest pending age, pending, workers alive),
 counters that only go up (completed items, failed attempts, by kind), histograms (claim
-wait, run time) and the service's process metrics.
+wait, run time), the workers each kind needs (:mod:`renderer.autoscale`) and the service's
+process metrics.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from renderer import db, queue
+from renderer import autoscale, db, queue
 from renderer.web.deps import state
 from renderer.web.prom import CONTENT_TYPE, Snapshot, render
 
 router = APIRouter()
 
 
-def snapshot(conn: db.Connection, started: float) -> Snapshot:
+def snapshot(conn: db.Connection, started: float, target_drain_seconds: float = 300.0
+             ) -> Snapshot:
     status = queue.status(conn)
     timings = queue.timings(conn)
     outcomes = {(r["kind"], r["outcome"]): int(r["n"])
@@ -33,12 +35,14 @@ def snapshot(conn: db.Connection, started: float) -> Snapshot:
         oldest_pending={k: float(c.get("oldest_pending_s") or 0.0) for k, c in kinds.items()},
         timings=timings, outcomes=outcomes, workers_alive=int(status["workers_alive"]),
         pending=int(status["total"].get("pending", 0)),
+        desired_workers=autoscale.desired(kinds, timings, target_drain_seconds),
         scrape_seconds=time.perf_counter() - started)
 
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     started = time.perf_counter()
-    with state(request).connection() as conn:
-        snap = snapshot(conn, started)
+    web = state(request)
+    with web.connection() as conn:
+        snap = snapshot(conn, started, web.settings.queue_target_drain_seconds)
     return Response(render(snap), media_type=CONTENT_TYPE)

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from renderer import queue
+from renderer import callbacks, queue
 from renderer.db import Connection, query
 from renderer.errors import ObjectNotFound
 from renderer.storage import open_store
@@ -92,7 +92,8 @@ def set_data(conn: Connection, set_id: str) -> dict[str, Any]:
     return {"set": row,
             "kinds": [{"kind": k, "failed": failed_by_kind.get(k, 0), **_run_stats(runs.get(k))}
                       for k in kinds],
-            "failures": [{**f, "error": f.get("last_error")} for f in failures]}
+            "failures": [{**f, "error": f.get("last_error")} for f in failures],
+            "callback": callbacks.view(conn, set_id)}
 
 
 def _run_stats(run: queue.Timing | None) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class Snapshot:
     workers_alive: int = 0
     pending: int = 0
     scrape_seconds: float = 0.0
+    desired_workers: dict[str, int] = field(default_factory=dict)
 
 
 def le(bucket: int) -> str:
@@ -86,6 +87,14 @@ class QueueCollector(Collector):
         yield oldest
         yield GaugeMetricFamily("renderer_queue_pending", "Pending items of every kind.",
                                 value=s.pending)
+        desired = GaugeMetricFamily(
+            "renderer_queue_desired_workers",
+            "Workers each kind needs to drain its pending and running items within "
+            "[queue] target_drain_seconds at the observed per-worker throughput.",
+            labels=["kind"])
+        for kind, n in sorted(s.desired_workers.items()):
+            desired.add_metric([kind], n)
+        yield desired
         yield GaugeMetricFamily("renderer_workers_alive",
                                 "Workers that heartbeated in the last minute.",
                                 value=s.workers_alive)

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from renderer import pipelines
+from renderer import callbacks, pipelines
 from renderer.config import Settings
 from renderer.db import Connection
 from renderer.errors import InputError
 from renderer.profile import Offer
+from renderer.web.deps import WebError
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,25 @@ def lookup(spec: dict[str, Any]) -> Offer:
     return run
 
 
-def start(conn: Connection, spec: dict[str, Any], context: Context) -> dict[str, Any]:
-    """Start the run ``spec`` names; return its set id and where to watch it."""
+def check_callback(url: object, settings: Settings) -> str:
+    """A callback URL the service may post to, else a 422 saying why."""
+    try:
+        return callbacks.check_url(url, settings)
+    except callbacks.CallbackRefused as exc:
+        raise WebError(422, str(exc)) from exc
+
+
+def start(conn: Connection, spec: dict[str, Any], context: Context,
+          requested_by: str = "") -> dict[str, Any]:
+    """Start the run ``spec`` names; return its set id and where to watch it. A
+    ``"callback"`` URL is posted the set's status when it ends (:mod:`renderer.callbacks`)."""
+    spec = dict(spec)
+    callback = spec.pop("callback", None)
+    url = None if callback is None else check_callback(callback, context.settings)
     set_id = lookup(spec).start(conn, spec, context.run_settings())
     links = ({"page": f"/sets/{quote(set_id)}", "api": f"/api/sets/{quote(set_id)}"}
              if set_id else None)
+    if set_id and url:
+        callbacks.register(conn, set_id, url, requested_by)
     return {"set_id": set_id, "pipeline": spec["pipeline"], "stage": spec["stage"],
-            "links": links}
+            "links": links, "callback": url if set_id else None}
