@@ -486,7 +486,9 @@ def main() -> None:
     url = scratch_database(server, BENCH_DB)
     first_hour, _ = weeks.hour_range_of_week(WEEK)
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-speedtile-") as folder:
+        with tempfile.TemporaryDirectory(prefix="bench-speedtile-") as scratch:
+            # kept with the database, for whole-process timings
+            folder = tempfile.mkdtemp(prefix="bench-speedtile-kept-") if args.keep else scratch
             started = time.perf_counter()
             bins, lengths = generate(args.segments, args.observations, args.seed)
             load(url, bins, lengths)
@@ -510,6 +512,8 @@ def main() -> None:
             (polars_s, polars_cpu), polars_rows = run_polars(hist, lens, first_hour)
             print(f"polars: {polars_s:7.2f} s  {_cpu(polars_cpu)}  Parquet in, DataFrame out; "
                   f"{compare(c_rows, polars_rows)} segments differ from c")
+            if args.keep:
+                print(f"kept: {url} and {folder}", flush=True)
             if args.python:
                 python_s, python_cpu = run_python(url)
                 compared, differ = same(url)

@@ -19,7 +19,8 @@
  *
  * Enricher(lo): lo the day's start as PostgreSQL timestamp (microseconds since 2000-01-01
  * UTC). feed(buffer) / drain(pgconn_address) the input; missing() -> bytes of int32 ids;
- * resolve(buffer of int64 speeds); finish() -> bytes, the whole output. Attribute rows.
+ * resolve(buffer of int64 speeds); finish() -> the output's length, the output then read
+ * without a copy as memoryview(enricher). Attribute rows.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -54,7 +55,7 @@ typedef struct {
     Buf out;
     Pending *pending;
     size_t n_pending, cap_pending;
-    int resolved;
+    int resolved, finished;
     int64_t rows;
 } Enricher;
 
@@ -189,7 +190,14 @@ static Py_ssize_t parse(void *self, const unsigned char *p, Py_ssize_t n) {
     }
 }
 
+static int check_open(Enricher *e) {
+    if (!e->finished) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "the output is finished");
+    return -1;
+}
+
 static PyObject *Enricher_feed(Enricher *e, PyObject *arg) {
+    if (check_open(e)) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
     int rc = pgcopy_feed(&e->in, e, parse, view.buf, view.len);
@@ -199,6 +207,7 @@ static PyObject *Enricher_feed(Enricher *e, PyObject *arg) {
 }
 
 static PyObject *Enricher_drain(Enricher *e, PyObject *arg) {
+    if (check_open(e)) return NULL;
     if (pgcopy_drain(&e->in, e, parse, PyLong_AsVoidPtr(arg))) return NULL;
     Py_RETURN_NONE;
 }
@@ -228,38 +237,55 @@ static PyObject *Enricher_resolve(Enricher *e, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* The output with every resolved previous speed written in (8 more bytes each). */
+/* The output, complete: every resolved previous speed written in (8 more bytes each, in
+ * place, from the end backwards) and the trailer. Then readable through the buffer
+ * protocol (memoryview(enricher)), without a copy. */
 static PyObject *Enricher_finish(Enricher *e, PyObject *unused) {
     if (pgcopy_check_end(&e->in)) return NULL;
+    if (e->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "finish() was called already");
+        return NULL;
+    }
     if (e->n_pending && !e->resolved) {
         PyErr_SetString(PyExc_RuntimeError, "resolve() the missing detectors first");
         return NULL;
     }
-    size_t extra = 2;
+    size_t extra = 0;
     for (size_t i = 0; i < e->n_pending; i++) extra += e->pending[i].previous != NO_SPEED ? 8 : 0;
-    PyObject *r = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(e->out.len + extra));
-    if (!r) return NULL;
-    Buf o = {PyBytes_AS_STRING(r), 0, e->out.len + extra};
-    size_t from = 0;
-    for (size_t i = 0; i < e->n_pending; i++) {
+    if (buf_reserve(&e->out, extra + 2)) return NULL;
+    char *d = e->out.data;
+    size_t end = e->out.len; /* bytes [.., end) still to move */
+    size_t shift = extra;    /* how far they move */
+    for (size_t i = e->n_pending; i-- > 0;) {
         Pending *q = &e->pending[i];
         if (q->previous == NO_SPEED) continue;
-        memcpy(o.data + o.len, e->out.data + from, q->at - from);
-        o.len += q->at - from;
-        put32(&o, 8);
-        put_double(&o, (double)q->previous / 100);
-        from = q->at + 4; /* past the NULL */
-        memcpy(o.data + o.len, e->out.data + from, q->diff_at - from);
-        o.len += q->diff_at - from;
-        put16(&o, speed_diff(q->speed, q->previous));
-        from = q->diff_at + 2;
+        /* everything after its NULL previous speed moves by shift (this one's 8 bytes
+         * and those of the patches before it) */
+        memmove(d + q->at + 4 + shift, d + q->at + 4, end - q->at - 4);
+        int16_t diff = speed_diff(q->speed, q->previous);
+        d[q->diff_at + shift] = (char)((uint16_t)diff >> 8);
+        d[q->diff_at + shift + 1] = (char)diff;
+        shift -= 8; /* the field itself, 12 bytes instead of 4, moves by the patches before */
+        Buf at = {d + q->at + shift, 0, 12};
+        put32(&at, 8);
+        put_double(&at, (double)q->previous / 100);
+        end = q->at;
     }
-    memcpy(o.data + o.len, e->out.data + from, e->out.len - from);
-    o.len += e->out.len - from;
-    put16(&o, -1);
-    e->out.len = 0;
-    return r;
+    e->out.len += extra;
+    put16(&e->out, -1);
+    e->finished = 1;
+    return PyLong_FromSize_t(e->out.len);
 }
+
+static int Enricher_getbuffer(Enricher *e, Py_buffer *view, int flags) {
+    if (!e->finished) {
+        PyErr_SetString(PyExc_BufferError, "finish() first");
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)e, e->out.data, (Py_ssize_t)e->out.len, 1, flags);
+}
+
+static PyBufferProcs Enricher_as_buffer = {(getbufferproc)Enricher_getbuffer, NULL};
 
 static int Enricher_init(Enricher *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"lo", NULL};
@@ -289,7 +315,8 @@ static PyMethodDef Enricher_methods[] = {
      "int32 ids of the detectors whose previous speed lies before the context."},
     {"resolve", (PyCFunction)Enricher_resolve, METH_O,
      "Their previous speeds (int64 hundredths, -1 for none), in missing() order."},
-    {"finish", (PyCFunction)Enricher_finish, METH_NOARGS, "The output (binary COPY)."},
+    {"finish", (PyCFunction)Enricher_finish, METH_NOARGS,
+     "Complete the output (binary COPY; its length), then read it as memoryview(self)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -308,6 +335,7 @@ static PyTypeObject EnricherType = {
     .tp_dealloc = (destructor)Enricher_dealloc,
     .tp_methods = Enricher_methods,
     .tp_getset = Enricher_getset,
+    .tp_as_buffer = &Enricher_as_buffer,
 };
 
 static PyObject *has_libpq(PyObject *self, PyObject *unused) {

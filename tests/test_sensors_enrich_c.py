@@ -73,7 +73,8 @@ def run_c(data: bytes, before: dict[int, int | None], chunk: int) -> tuple[list[
     missing = list(struct.unpack(f"={len(enricher.missing()) // 4}i", enricher.missing()))
     speeds = [-1 if before.get(u) is None else before[u] for u in missing]
     enricher.resolve(struct.pack(f"={len(speeds)}q", *speeds))
-    return missing, enricher.finish()
+    assert enricher.finish() == len(memoryview(enricher))
+    return missing, bytes(memoryview(enricher))
 
 
 _float4 = st.floats(0, 100, width=32)
@@ -133,6 +134,12 @@ def test_finish_needs_the_missing_speeds() -> None:
         enricher.resolve(b"")
     with pytest.raises(RuntimeError, match="resolve"):
         enricher.finish()
+    with pytest.raises(BufferError):
+        memoryview(enricher)
+    enricher.resolve(struct.pack("=q", 4500))
+    enricher.finish()
+    with pytest.raises(RuntimeError, match="finished"):
+        enricher.feed(b"")
 
 
 # --- against the SQL engine, in the database -----------------------------------------------

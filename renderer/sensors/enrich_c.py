@@ -53,7 +53,8 @@ def enrich_day_c(conn: Connection, day: date) -> int:
             for i, (speed,) in enumerate(found):
                 speeds[i] = -1 if speed is None else speed
         enricher.resolve(speeds.tobytes())
-        rows = memoryview(enricher.finish())
+        enricher.finish()
+        rows = memoryview(enricher)  # the C buffer itself, not a copy
         target = sql.SQL(query("sensors_day.enriched_copy")).format(
             table=sql.Identifier(begun["fresh"]))
         with cur.copy(target) as copy:
