@@ -58,8 +58,8 @@ setup(
         ),
         Extension(
             "renderer._speedtile",
-            sources=["ext/speedtile.c", "ext/pgcopy.c"],
-            depends=["ext/pgcopy.h"],
+            sources=["ext/speedtile.c", "ext/speedtile_sort.c", "ext/pgcopy.c"],
+            depends=["ext/pgcopy.h", "ext/speedtile.h"],
             # No fused multiply-add: the floats must equal the Python twin's, operation for
             # operation.
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",

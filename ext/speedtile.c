@@ -9,8 +9,10 @@
  * the two equal, float for float): the same operations in the same order, doubles, no fused
  * multiply-add (setup.py: -ffp-contract=off). Every rounding goes through st_round().
  *
- * Builder(mode, first_hour, min_count, max_speed, length_ids, length_values): length_ids a
- * sorted buffer of int64 segment ids, length_values their lengths (int64). Then
+ * Builder(mode, first_hour, min_count, max_speed, length_ids, length_values, unsorted=False):
+ * length_ids a sorted buffer of int64 segment ids, length_values their lengths (int64);
+ * unsorted: the rows come in any order, kept and sorted in C by finish() (speedtile_sort.c)
+ * instead of by the server. Then
  * feed(buffer) any number of times (chunks of the COPY stream; a chunk may end anywhere),
  * take() -> bytes (the output so far, handed over), finish() -> bytes (the rest and the
  * trailer). Attributes rows, segments.
@@ -30,6 +32,7 @@
 #include <string.h>
 
 #include "pgcopy.h"
+#include "speedtile.h"
 
 /* The one place where a value is rounded to an integer (Python's round(): half to even,
  * as nearbyint in the default rounding mode). */
@@ -82,6 +85,9 @@ typedef struct {
     int64_t *length_ids, *length_values;
     Py_ssize_t n_lengths, length_pos;
     PgIn in;
+    int unsorted; /* rows kept as read, sorted by finish() */
+    HistRow *held;
+    size_t n_held, cap_held;
     /* current keys */
     int have_segment, have_hour;
     int64_t segment, hour;
@@ -330,6 +336,19 @@ static int bad_input(const char *why) {
     return -1;
 }
 
+static int hold(Builder *b, const int64_t *v, int has_next) {
+    if (b->n_held == b->cap_held) {
+        size_t cap = b->cap_held ? b->cap_held * 2 : 1 << 16;
+        HistRow *d = PyMem_Realloc(b->held, cap * sizeof *d);
+        if (!d) { PyErr_NoMemory(); return -1; }
+        b->held = d;
+        b->cap_held = cap;
+    }
+    b->held[b->n_held++] = (HistRow){v[0], v[1], v[5], (int32_t)v[2], (int16_t)v[3],
+                                     (int16_t)v[4], has_next};
+    return 0;
+}
+
 /* Parse as many whole rows of [p, p + n) as there are; return bytes used, or -1. */
 static Py_ssize_t parse(void *self, const unsigned char *p, Py_ssize_t n) {
     Builder *b = self;
@@ -351,7 +370,11 @@ static Py_ssize_t parse(void *self, const unsigned char *p, Py_ssize_t n) {
             if (f[i].len != widths[i]) return bad_input("unexpected column width");
             v[i] = f[i].len == 8 ? get64(f[i].p) : f[i].len == 4 ? get32(f[i].p) : get16(f[i].p);
         }
-        if (add_row(b, v[0], f[1].len != -1, v[1], v[2], (int)v[3], (int)v[4], v[5])) return -1;
+        if (b->unsorted) {
+            if (hold(b, v, f[1].len != -1)) return -1;
+        } else if (add_row(b, v[0], f[1].len != -1, v[1], v[2], (int)v[3], (int)v[4], v[5])) {
+            return -1;
+        }
         at = next;
     }
 }
@@ -375,6 +398,16 @@ static PyObject *Builder_take(Builder *b, PyObject *unused) { return pgcopy_take
 
 static PyObject *Builder_finish(Builder *b, PyObject *unused) {
     if (pgcopy_check_end(&b->in)) return NULL;
+    if (b->unsorted) {
+        if (speedtile_sort(b->held, b->n_held)) return NULL;
+        for (size_t i = 0; i < b->n_held; i++) {
+            HistRow *r = &b->held[i];
+            if (add_row(b, r->segment, r->has_next, r->next, r->hour, r->code, r->queue,
+                        r->count))
+                return NULL;
+        }
+        b->n_held = 0;
+    }
     if (close_segment(b)) return NULL;
     if (buf_reserve(&b->out, 2)) return NULL;
     put16(&b->out, -1);
@@ -383,13 +416,14 @@ static PyObject *Builder_finish(Builder *b, PyObject *unused) {
 
 static int Builder_init(Builder *b, PyObject *args, PyObject *kw) {
     static char *names[] = {"mode", "first_hour", "min_count", "max_speed", "length_ids",
-                            "length_values", NULL};
+                            "length_values", "unsorted", NULL};
     const char *mode;
     Py_ssize_t mode_len;
     long long first_hour, min_count, max_speed;
     Py_buffer ids, values;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#LLLy*y*", names, &mode, &mode_len,
-                                     &first_hour, &min_count, &max_speed, &ids, &values))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#LLLy*y*|p", names, &mode, &mode_len,
+                                     &first_hour, &min_count, &max_speed, &ids, &values,
+                                     &b->unsorted))
         return -1;
     int rc = -1;
     if (ids.len != values.len || ids.len % 8) {
@@ -427,6 +461,7 @@ static void Builder_dealloc(Builder *b) {
     PyMem_Free(b->length_ids);
     PyMem_Free(b->length_values);
     pgcopy_free(&b->in);
+    PyMem_Free(b->held);
     PyMem_Free(b->nexts);
     PyMem_Free(b->out.data);
     for (int c = 0; c < N_HOUR_COLS; c++) PyMem_Free(b->hour_cols[c].v);
