@@ -192,3 +192,25 @@ def test_c_equals_sql_on_an_ingested_sample(db: Database, tmp_path: Path) -> Non
 def test_an_unknown_engine_is_a_config_error(db: Database) -> None:
     with db.connect() as conn, pytest.raises(ConfigError):
         enrich_day(conn, DAY, "fortran")
+
+
+def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    with db.connect() as conn:
+        t0 = datetime.combine(DAY, datetime.min.time(), UTC).timestamp()
+        add_sensor_rows(conn, [(3, t0 - 700, "50"), (3, t0 + 60, "81.25"), (4, t0 + 5, None),
+                               (4, t0 + 65, "30")])
+        conn.commit()
+    assert _enrich(db, [DAY], "sql") == [3]
+    by_sql = _table(db)
+    monkeypatch.setattr(_sensors, "has_libpq", lambda: False)
+    assert _enrich(db, [DAY], "c") == [3]
+    assert _table(db) == by_sql
+
+
+def test_an_empty_day_is_an_empty_partition(db: Database) -> None:
+    with db.connect() as conn:
+        add_sensor_rows(conn, [], days=[DAY])
+        conn.commit()
+    assert _enrich(db, [DAY], "c") == [0]
+    assert _table(db) == []
