@@ -58,9 +58,19 @@ setup(
         ),
         Extension(
             "renderer._speedtile",
-            sources=["ext/speedtile.c"],
+            sources=["ext/speedtile.c", "ext/speedtile_sort.c", "ext/pgcopy.c"],
+            depends=["ext/pgcopy.h", "ext/speedtile.h"],
             # No fused multiply-add: the floats must equal the Python twin's, operation for
             # operation.
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                                "-fvisibility=hidden", "-ffp-contract=off"],
+        ),
+        Extension(
+            "renderer._sensors",
+            # The sensors day enrichment's windows; twin: renderer/sensors/enrich_py.py.
+            sources=["ext/sensors.c", "ext/pgcopy.c"],
+            depends=["ext/pgcopy.h"],
+            # No FMA contraction: each mean is one division, as the SQL's and the twin's.
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-fvisibility=hidden", "-ffp-contract=off"],
         ),

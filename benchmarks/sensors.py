@@ -59,6 +59,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from scratch import drop_database, scratch_database
+from sensors_one import DUCKDB_DAY
 
 from renderer.db import connect, resolve_url
 from renderer.localdb import Cluster
@@ -160,11 +161,13 @@ def run_sql(url: str, days: int, processes: int) -> tuple[float, int]:
     return elapsed, rows
 
 
-def run_sql_one_day(url: str, day: date, clock: CpuClock) -> tuple[float, float | None, int]:
-    """One day (a rerun: it replaces the pool's) in one process: (seconds, CPU s, rows)."""
+def run_sql_one_day(url: str, day: date, clock: CpuClock,
+                    engine: str = "c") -> tuple[float, float | None, int]:
+    """One day (a rerun: it replaces the pool's) in one process with one engine (the setting
+    sensors_enrich_engine): (seconds, CPU s, rows)."""
     with connect(url) as conn:
         c0, t0 = clock.now(), time.perf_counter()
-        rows = enrich_day(conn, day)
+        rows = enrich_day(conn, day, engine)
         conn.commit()
         elapsed, c1 = time.perf_counter() - t0, clock.now()
         return elapsed, (c1 - c0 if c0 is not None and c1 is not None else None), rows
@@ -273,28 +276,6 @@ def write_day_parquet(url: str, day: date, path: str) -> None:
     pq.write_table(pacsv.read_csv(buf), path)
 
 
-# The fastest DuckDB query we found: one window definition per frame over (uniqueid, t),
-# lag for the previous speed, RANGE frames in seconds; materialized as a table.
-DUCKDB_DAY = """
-CREATE OR REPLACE TABLE enriched AS
-SELECT uniqueid, t, currentspeed, previousspeed, avgspeed2minutes, avgspeed10minutes,
-       CASE WHEN currentspeed - previousspeed >= 20 THEN 1
-            WHEN currentspeed - previousspeed <= -20 THEN -1 ELSE 0 END AS speeddiffindicator,
-       CASE WHEN avgspeed2minutes <= 40 THEN 1 WHEN avgspeed2minutes <= 250 THEN 0
-            ELSE -1 END AS trafficjamindicator
-  FROM (SELECT uniqueid, t, currentspeed,
-               lag(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t) AS previousspeed,
-               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
-                                       RANGE BETWEEN 120 PRECEDING AND CURRENT ROW)
-                   AS avgspeed2minutes,
-               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
-                                       RANGE BETWEEN 600 PRECEDING AND CURRENT ROW)
-                   AS avgspeed10minutes
-          FROM read_parquet($path)) w
- WHERE t >= $lo
-"""
-
-
 def run_duckdb(path: str, lo: int) -> tuple[float, float, pl.DataFrame]:
     """(wall s, CPU s of this process), the enriched day."""
     con = duckdb.connect()
@@ -399,9 +380,13 @@ def main() -> None:
         print(f"sql: {sql_rows} rows, {args.days} days, {args.processes} processes, "
               f"{sql_s:.1f} s, {sql_cpu or 0:.1f} CPU s", flush=True)
         day = START + timedelta(days=min(1, args.days - 1))  # a day with a day before it
-        one_s, one_cpu, one_rows = run_sql_one_day(url, day, clock)
-        print(f"sql_one_day: {one_rows} rows in {one_s:.1f} s ({one_cpu or 0:.1f} CPU s,"
+        sqlday_s, sqlday_cpu, _ = run_sql_one_day(url, day, clock, "sql")
+        print(f"one day, sql engine: {sqlday_s:.2f} s ({sqlday_cpu or 0:.2f} CPU s,"
               f" 1 process)", flush=True)
+        one_s, one_cpu, one_rows = run_sql_one_day(url, day, clock, "c")
+        print(f"one day, c engine: {one_rows} rows in {one_s:.2f} s ({one_cpu or 0:.2f} CPU s,"
+              f" 1 process); c vs sql {sqlday_s / one_s:.2f}x wall,"
+              f" {(sqlday_cpu or 0) / (one_cpu or 1):.2f}x CPU", flush=True)
         pd_s, pd_cpu, pd_compute, pd_rows, bad = run_pandas(url, day, clock)
         print(f"pandas: {pd_rows} rows in {pd_s:.1f} s end to end ({pd_cpu or 0:.1f} CPU s),"
               f" {pd_compute:.1f} s compute; {bad} rows differ from ours", flush=True)
@@ -409,6 +394,9 @@ def main() -> None:
             raise SystemExit("pandas and SQL disagree: the comparison is void")
         with tempfile.TemporaryDirectory(prefix="bench-sensors-") as folder:
             path = os.path.join(folder, "day.parquet")
+            if args.keep:  # kept for whole-process timings (benchmarks/sensors_one.py)
+                path = os.path.join(tempfile.gettempdir(), f"{BENCH_DB}-{day}.parquet")
+                print(f"kept: {url} and {path}", flush=True)
             write_day_parquet(url, day, path)
             lo = int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
             ours = ours_day(url, day)

@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg.rows import dict_row
 from scratch import drop_database, scratch_database
+from traffic_speedtile_one import DUCKDB_QUERY
 
 from renderer import config, tiles
 from renderer.db import resolve_url
@@ -228,95 +229,6 @@ def write_parquet(folder: str, bins: np.ndarray, lengths: dict[int, int]) -> tup
     return hist, lens
 
 
-# The fastest DuckDB query we found: sums per (segment, hour, next) in one hash GROUP BY, the
-# hour's figures in a second GROUP BY over those (not a window: DuckDB's windows sort), the
-# per-next values from a join back; per segment ONE ordered list of structs per group (one
-# sort per group, not one per column: 13 list(... ORDER BY) were slower), split into the
-# columns by list_transform. Rounding half to even (round_even), as ours.
-DUCKDB_QUERY = """
-CREATE OR REPLACE TABLE speeds AS
-WITH h AS (
-  SELECT segment_id, next_segment_id, hour, count::DOUBLE AS c, queue_code::DOUBLE AS q,
-         (CASE WHEN duration_code < 64 THEN duration_code
-               WHEN duration_code < 128 THEN 64 + (duration_code - 64) * 2
-               WHEN duration_code < 192 THEN 192 + (duration_code - 128) * 5
-               ELSE 512 + (duration_code - 192) * 10 END)::DOUBLE AS d
-    FROM read_parquet($hist)
-), bins AS (
-  SELECT segment_id, hour, next_segment_id, sum(c) AS n, sum(c * d) AS sd,
-         sum(c * d * d) AS sdd, sum(c * q) AS sq, sum(c * q * q) AS sqq
-    FROM h GROUP BY ALL
-), hours AS (
-  SELECT segment_id, hour, min(sd / n) AS min_d, sum(n) AS total,
-         sum(n) FILTER (WHERE sd > 0) AS n_pos, sum(n * n / sd) FILTER (WHERE sd > 0) AS inv,
-         count(*) FILTER (WHERE sd > 0) AS nv, sum(n / sd) FILTER (WHERE sd > 0) AS sv,
-         sum(n * n / sd / sd) FILTER (WHERE sd > 0) AS svv
-    FROM bins GROUP BY ALL
-), hl AS (
-  SELECT hours.*, l.length::DOUBLE AS length, (hour - $first)::SMALLINT AS how,
-         total >= $min_count AS published,
-         (((((segment_id % 2147483647) * 48271 + (hour - $first)) % 2147483647) * 48271
-           + $first) % 2147483647) * 48271 % 2147483647 % 100 AS r
-    FROM hours LEFT JOIN read_parquet($lens) l USING (segment_id)
-), hv AS (
-  SELECT *, CASE WHEN published AND length IS NOT NULL AND min_d > 0
-                      AND round_even(3.6 * length / min_d, 0) <= $max_speed
-                 THEN round_even(3.6 * length / min_d, 0) ELSE 0 END AS speed
-    FROM hl
-), per_hour AS (
-  SELECT segment_id, min(length)::INTEGER AS length,
-         list({'how': how, 'total': total::BIGINT, 'speed': speed::SMALLINT,
-               'mean': (CASE WHEN published AND length IS NOT NULL AND n_pos > 0
-                              AND round_even(3.6 * length * inv / n_pos, 0) <= $max_speed
-                             THEN round_even(3.6 * length * inv / n_pos, 0)
-                             ELSE 0 END)::SMALLINT,
-               'var': (CASE WHEN speed > 0
-                            THEN round_even((3.6 * length) * (3.6 * length)
-                                            * greatest(svv / nv - (sv / nv) * (sv / nv), 0), 0)
-                            ELSE 0 END)::INTEGER,
-               'prev': (CASE WHEN NOT published OR total <= 0 THEN 0
-                             WHEN total > 90 THEN 10
-                             ELSE greatest(1, 1 + (total > 2)::INT + (total > 6)::INT
-                                           + (total > 12)::INT + (total > 20)::INT
-                                           + (total > 30)::INT + (total > 42)::INT
-                                           + (total > 56)::INT + (total > 72)::INT
-                                           + CASE WHEN r < 15 THEN -1 WHEN r >= 85 THEN 1
-                                                  ELSE 0 END)
-                        END)::SMALLINT} ORDER BY how) AS h
-    FROM hv GROUP BY segment_id
-), per_next AS (
-  SELECT b.segment_id,
-         list({'how': hv.how, 'id': b.next_segment_id, 'n': b.n::BIGINT,
-               'delay': round_even(b.sd / b.n - hv.min_d, 0)::INTEGER,
-               'dvar': round_even(greatest(b.sdd / b.n - (b.sd / b.n) * (b.sd / b.n), 0),
-                                  0)::BIGINT,
-               'ql': coalesce(round_even(b.sq / b.n * hv.length / 255, 0), 0)::INTEGER,
-               'qv': coalesce(round_even(greatest(b.sqq / b.n - (b.sq / b.n) * (b.sq / b.n), 0)
-                                         * (hv.length / 255) * (hv.length / 255), 0),
-                              0)::BIGINT}
-              ORDER BY b.hour, b.next_segment_id NULLS LAST) AS x
-    FROM bins b JOIN hv USING (segment_id, hour)
-   WHERE hv.published
-   GROUP BY b.segment_id
-)
-SELECT segment_id, length,
-       list_transform(h, lambda e: e.how) AS hours,
-       list_transform(h, lambda e: e.total) AS observations,
-       list_transform(h, lambda e: e.speed) AS speeds,
-       list_transform(h, lambda e: e.mean) AS mean_speeds,
-       list_transform(h, lambda e: e.var) AS speed_variances,
-       list_transform(h, lambda e: e.prev) AS prevalences,
-       list_transform(x, lambda e: e.how) AS next_hours,
-       list_transform(x, lambda e: e.id) AS next_ids,
-       list_transform(x, lambda e: e.n) AS next_counts,
-       list_transform(x, lambda e: e.delay) AS delays,
-       list_transform(x, lambda e: e.dvar) AS delay_variances,
-       list_transform(x, lambda e: e.ql) AS queue_lengths,
-       list_transform(x, lambda e: e.qv) AS queue_length_variances
-  FROM per_hour LEFT JOIN per_next USING (segment_id)
-"""
-
-
 def run_duckdb(hist: str, lens: str, first_hour: int, min_count: int = 1
                ) -> tuple[tuple[float, float], dict[int, dict[str, Any]]]:
     """(wall s, CPU s of this process, all threads), the rows."""
@@ -363,7 +275,7 @@ def polars_query(hist: str, lens: str, first_hour: int, min_count: int) -> pl.La
     top = speedtile.MAX_SPEED
 
     def capped(x: pl.Expr, when: pl.Expr) -> pl.Expr:
-        r = x.round(0, mode="half_to_even")
+        r = x.round(0, mode="half_away_from_zero")
         return pl.when(when & length.is_not_null() & (r <= top)).then(r).otherwise(0)
 
     h1 = ((pl.col("segment_id") % 2147483647) * 48271 + pl.col("how").cast(pl.Int64)) \
@@ -373,7 +285,7 @@ def polars_query(hist: str, lens: str, first_hour: int, min_count: int) -> pl.La
                pl.lit(1, pl.Int64))
     jit = pl.when(r < 15).then(-1).when(r >= 85).then(1).otherwise(0)
     hv = hours.with_columns(
-        speed=capped(3.6 * length / pl.col("min_d"),
+        speed=capped(length / pl.col("min_d") * 3.6,
                      pl.col("published") & (pl.col("min_d") > 0)))
     per_hour = (hv.with_columns(
         mean_speed=capped(3.6 * length * pl.col("inv") / pl.col("n_pos"),
@@ -382,7 +294,7 @@ def polars_query(hist: str, lens: str, first_hour: int, min_count: int) -> pl.La
             ((3.6 * length) * (3.6 * length)
              * pl.max_horizontal(pl.col("svv") / pl.col("nv")
                                  - (pl.col("sv") / pl.col("nv")) ** 2, 0))
-            .round(0, mode="half_to_even")).otherwise(0).cast(pl.Int32),
+            .round(0, mode="half_away_from_zero")).otherwise(0).cast(pl.Int32),
         prevalence=pl.when(~pl.col("published") | (total <= 0)).then(0)
         .when(total > 90).then(10)
         .otherwise(pl.max_horizontal(1, base + jit)).cast(pl.Int16))
@@ -401,16 +313,16 @@ def polars_query(hist: str, lens: str, first_hour: int, min_count: int) -> pl.La
                 .group_by("segment_id", maintain_order=True)
                 .agg(next_hours=pl.col("how"), next_ids=pl.col("next_segment_id"),
                      next_counts=n.cast(pl.Int64),
-                     delays=(mean_d - pl.col("min_d")).round(0, mode="half_to_even")
+                     delays=(mean_d - pl.col("min_d")).round(0, mode="half_away_from_zero")
                      .cast(pl.Int32),
                      delay_variances=pl.max_horizontal(pl.col("sdd") / n - mean_d * mean_d, 0)
-                     .round(0, mode="half_to_even").cast(pl.Int64),
-                     queue_lengths=(mq * length / 255).round(0, mode="half_to_even")
+                     .round(0, mode="half_away_from_zero").cast(pl.Int64),
+                     queue_lengths=(mq * length / 255).round(0, mode="half_away_from_zero")
                      .fill_null(0).cast(pl.Int32),
                      queue_length_variances=(
                          pl.max_horizontal(pl.col("sqq") / n - mq * mq, 0)
                          * (length / 255) * (length / 255))
-                     .round(0, mode="half_to_even").fill_null(0).cast(pl.Int64)))
+                     .round(0, mode="half_away_from_zero").fill_null(0).cast(pl.Int64)))
     return per_hour.join(per_next, on="segment_id", how="left")
 
 
@@ -486,7 +398,9 @@ def main() -> None:
     url = scratch_database(server, BENCH_DB)
     first_hour, _ = weeks.hour_range_of_week(WEEK)
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-speedtile-") as folder:
+        with tempfile.TemporaryDirectory(prefix="bench-speedtile-") as scratch:
+            # kept with the database, for whole-process timings
+            folder = tempfile.mkdtemp(prefix="bench-speedtile-kept-") if args.keep else scratch
             started = time.perf_counter()
             bins, lengths = generate(args.segments, args.observations, args.seed)
             load(url, bins, lengths)
@@ -510,6 +424,8 @@ def main() -> None:
             (polars_s, polars_cpu), polars_rows = run_polars(hist, lens, first_hour)
             print(f"polars: {polars_s:7.2f} s  {_cpu(polars_cpu)}  Parquet in, DataFrame out; "
                   f"{compare(c_rows, polars_rows)} segments differ from c")
+            if args.keep:
+                print(f"kept: {url} and {folder}", flush=True)
             if args.python:
                 python_s, python_cpu = run_python(url)
                 compared, differ = same(url)

@@ -9,8 +9,10 @@
  * the two equal, float for float): the same operations in the same order, doubles, no fused
  * multiply-add (setup.py: -ffp-contract=off). Every rounding goes through st_round().
  *
- * Builder(mode, first_hour, min_count, max_speed, length_ids, length_values): length_ids a
- * sorted buffer of int64 segment ids, length_values their lengths (int64). Then
+ * Builder(mode, first_hour, min_count, max_speed, length_ids, length_values, unsorted=False):
+ * length_ids a sorted buffer of int64 segment ids, length_values their lengths (int64);
+ * unsorted: the rows come in any order, kept and sorted in C by finish() (speedtile_sort.c)
+ * instead of by the server. Then
  * feed(buffer) any number of times (chunks of the COPY stream; a chunk may end anywhere),
  * take() -> bytes (the output so far, handed over), finish() -> bytes (the rest and the
  * trailer). Attributes rows, segments.
@@ -20,19 +22,17 @@
  * the binary trailer, and leaves the end of the COPY (its result) to the driver: a Python
  * loop over millions of one-row messages costs more than the arithmetic. It calls the libpq
  * already loaded in the process (found by name, there must be exactly one), never another.
+ * The COPY format itself (reading rows, writing, the libpq read) is ext/pgcopy.c's, shared
+ * with ext/sensors.c.
  */
-#define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <dlfcn.h>
-#include <link.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#define OID_INT2 21
-#define OID_INT4 23
-#define OID_INT8 20
+#include "pgcopy.h"
+#include "speedtile.h"
 
 /* The one place where a value is rounded to an integer (Python's round(): half to even,
  * as nearbyint in the default rounding mode). */
@@ -42,49 +42,6 @@ static inline double st_round(double x) { return round(x); }
 static const int prevalence_bounds[9] = {2, 6, 12, 20, 30, 42, 56, 72, 90};
 static const int step_offsets[4] = {0, 64, 192, 512};
 static const int step_sizes[4] = {1, 2, 5, 10};
-
-/* ---- growable byte buffer ------------------------------------------------------------ */
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} Buf;
-
-static int buf_reserve(Buf *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 1 << 16;
-    while (cap < b->len + extra) cap *= 2;
-    char *d = PyMem_Realloc(b->data, cap);
-    if (!d) { PyErr_NoMemory(); return -1; }
-    b->data = d;
-    b->cap = cap;
-    return 0;
-}
-
-static inline void put16(Buf *b, int16_t v) {
-    uint16_t u = (uint16_t)v;
-    b->data[b->len++] = (char)(u >> 8);
-    b->data[b->len++] = (char)u;
-}
-static inline void put32(Buf *b, int32_t v) {
-    uint32_t u = (uint32_t)v;
-    for (int s = 24; s >= 0; s -= 8) b->data[b->len++] = (char)(u >> s);
-}
-static inline void put64(Buf *b, int64_t v) {
-    uint64_t u = (uint64_t)v;
-    for (int s = 56; s >= 0; s -= 8) b->data[b->len++] = (char)(u >> s);
-}
-static inline int64_t get64(const unsigned char *p) {
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++) u = u << 8 | p[i];
-    return (int64_t)u;
-}
-static inline int32_t get32(const unsigned char *p) {
-    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
-}
-static inline int16_t get16(const unsigned char *p) {
-    return (int16_t)((uint16_t)p[0] << 8 | p[1]);
-}
 
 /* ---- one segment's week: per-hour and per-(hour, next) columns ----------------------- */
 
@@ -127,9 +84,10 @@ typedef struct {
     int64_t first_hour, min_count, max_speed;
     int64_t *length_ids, *length_values;
     Py_ssize_t n_lengths, length_pos;
-    /* input parsing */
-    Buf pending; /* an incomplete row carried over between feeds */
-    int header_done, trailer_seen;
+    PgIn in;
+    int unsorted; /* rows kept as read, sorted by finish() */
+    HistRow *held;
+    size_t n_held, cap_held;
     /* current keys */
     int have_segment, have_hour;
     int64_t segment, hour;
@@ -373,203 +331,99 @@ static int add_row(Builder *b, int64_t segment, int has_next, int64_t next, int6
     return 0;
 }
 
-static const unsigned char copy_signature[11] = "PGCOPY\n\377\r\n";
-
 static int bad_input(const char *why) {
     PyErr_Format(PyExc_ValueError, "bad histogram COPY stream: %s", why);
     return -1;
 }
 
-/* Parse as many whole rows of [p, p + n) as there are; return bytes used, or -1. */
-static Py_ssize_t parse(Builder *b, const unsigned char *p, Py_ssize_t n) {
-    Py_ssize_t at = 0;
-    if (!b->header_done) {
-        if (n < 19) return 0;
-        if (memcmp(p, copy_signature, 11)) return bad_input("no PGCOPY signature");
-        int32_t ext = get32(p + 15);
-        if (ext < 0) return bad_input("bad header extension");
-        if (n < 19 + ext) return 0;
-        at = 19 + ext;
-        b->header_done = 1;
+static int hold(Builder *b, const int64_t *v, int has_next) {
+    if (b->n_held == b->cap_held) {
+        size_t cap = b->cap_held ? b->cap_held * 2 : 1 << 16;
+        HistRow *d = PyMem_Realloc(b->held, cap * sizeof *d);
+        if (!d) { PyErr_NoMemory(); return -1; }
+        b->held = d;
+        b->cap_held = cap;
     }
-    while (at + 2 <= n) {
-        if (b->trailer_seen) return bad_input("data after the trailer");
-        int16_t fields = get16(p + at);
-        if (fields == -1) { b->trailer_seen = 1; at += 2; continue; }
-        if (fields != 6) return bad_input("expected 6 columns");
+    b->held[b->n_held++] = (HistRow){v[0], v[1], v[5], (int32_t)v[2], (int16_t)v[3],
+                                     (int16_t)v[4], has_next};
+    return 0;
+}
+
+/* Parse as many whole rows of [p, p + n) as there are; return bytes used, or -1. */
+static Py_ssize_t parse(void *self, const unsigned char *p, Py_ssize_t n) {
+    Builder *b = self;
+    static const int widths[6] = {8, 8, 4, 2, 2, 8};
+    Py_ssize_t at = 0, next = 0;
+    PgField f[6];
+    for (;;) {
+        int r = pgcopy_row(p, n, at, 6, f, &next, "histogram");
+        if (r == PGCOPY_MORE) return at;
+        if (r == PGCOPY_BAD) return -1;
+        if (r == PGCOPY_TRAILER) { b->in.trailer_seen = 1; return next; }
         /* widths: 8, 8 or NULL, 4, 2, 2, 8 */
-        Py_ssize_t r = at + 2;
         int64_t v[6] = {0};
-        int isnull[6] = {0};
-        static const int widths[6] = {8, 8, 4, 2, 2, 8};
-        int complete = 1;
-        for (int f = 0; f < 6; f++) {
-            if (r + 4 > n) { complete = 0; break; }
-            int32_t len = get32(p + r);
-            r += 4;
-            if (len == -1) {
-                if (f != 1) return bad_input("NULL in a NOT NULL column");
-                isnull[f] = 1;
+        for (int i = 0; i < 6; i++) {
+            if (f[i].len == -1) {
+                if (i != 1) return bad_input("NULL in a NOT NULL column");
                 continue;
             }
-            if (len != widths[f]) return bad_input("unexpected column width");
-            if (r + len > n) { complete = 0; break; }
-            v[f] = len == 8 ? get64(p + r) : len == 4 ? get32(p + r) : get16(p + r);
-            r += len;
+            if (f[i].len != widths[i]) return bad_input("unexpected column width");
+            v[i] = f[i].len == 8 ? get64(f[i].p) : f[i].len == 4 ? get32(f[i].p) : get16(f[i].p);
         }
-        if (!complete) break;
-        if (add_row(b, v[0], !isnull[1], v[1], v[2], (int)v[3], (int)v[4], v[5])) return -1;
-        at = r;
+        if (b->unsorted) {
+            if (hold(b, v, f[1].len != -1)) return -1;
+        } else if (add_row(b, v[0], f[1].len != -1, v[1], v[2], (int)v[3], (int)v[4], v[5])) {
+            return -1;
+        }
+        at = next;
     }
-    return at;
 }
 
 static PyObject *Builder_feed(Builder *b, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
-    const unsigned char *p = view.buf;
-    Py_ssize_t n = view.len, used;
-    if (b->pending.len) {
-        if (buf_reserve(&b->pending, (size_t)n)) goto fail;
-        memcpy(b->pending.data + b->pending.len, p, (size_t)n);
-        b->pending.len += (size_t)n;
-        used = parse(b, (const unsigned char *)b->pending.data, (Py_ssize_t)b->pending.len);
-        if (used < 0) goto fail;
-        memmove(b->pending.data, b->pending.data + used, b->pending.len - (size_t)used);
-        b->pending.len -= (size_t)used;
-    } else {
-        used = parse(b, p, n);
-        if (used < 0) goto fail;
-        if (used < n) {
-            if (buf_reserve(&b->pending, (size_t)(n - used))) goto fail;
-            memcpy(b->pending.data, p + used, (size_t)(n - used));
-            b->pending.len = (size_t)(n - used);
-        }
-    }
+    int rc = pgcopy_feed(&b->in, b, parse, view.buf, view.len);
     PyBuffer_Release(&view);
+    if (rc) return NULL;
     Py_RETURN_NONE;
-fail:
-    PyBuffer_Release(&view);
-    return NULL;
 }
 
-/* ---- reading a COPY straight from the driver's libpq ---------------------------------- */
-
-typedef int (*get_copy_data_fn)(void *conn, char **buffer, int async);
-typedef void (*free_mem_fn)(void *ptr);
-typedef char *(*error_message_fn)(const void *conn);
-
-static get_copy_data_fn pq_get_copy_data;
-static free_mem_fn pq_free_mem;
-static error_message_fn pq_error_message;
-
-typedef struct {
-    char path[4096];
-    int found;
-    int ambiguous;
-} LibpqSearch;
-
-static int find_libpq(struct dl_phdr_info *info, size_t size, void *data) {
-    LibpqSearch *search = data;
-    const char *name = info->dlpi_name;
-    const char *base = name ? strrchr(name, '/') : NULL;
-    base = base ? base + 1 : name;
-    if (!base || strncmp(base, "libpq", 5) != 0 || (base[5] != '.' && base[5] != '-'))
-        return 0;
-    if (search->found && strcmp(search->path, name) != 0) search->ambiguous = 1;
-    if (!search->found && strlen(name) < sizeof search->path) {
-        strcpy(search->path, name);
-        search->found = 1;
-    }
-    return 0;
-}
-
-static int load_libpq(void) {
-    if (pq_get_copy_data) return 0;
-    LibpqSearch search = {{0}, 0, 0};
-    dl_iterate_phdr(find_libpq, &search);
-    if (!search.found || search.ambiguous) {
-        PyErr_SetString(PyExc_RuntimeError, search.found ? "more than one libpq is loaded"
-                                                         : "no libpq is loaded");
-        return -1;
-    }
-    void *handle = dlopen(search.path, RTLD_LAZY | RTLD_NOLOAD);
-    if (!handle) {
-        PyErr_Format(PyExc_RuntimeError, "cannot open the loaded libpq %s", search.path);
-        return -1;
-    }
-    get_copy_data_fn get = (get_copy_data_fn)dlsym(handle, "PQgetCopyData");
-    free_mem_fn free_mem = (free_mem_fn)dlsym(handle, "PQfreemem");
-    error_message_fn message = (error_message_fn)dlsym(handle, "PQerrorMessage");
-    if (!get || !free_mem || !message) {
-        PyErr_SetString(PyExc_RuntimeError, "libpq without PQgetCopyData");
-        return -1;
-    }
-    pq_free_mem = free_mem;
-    pq_error_message = message;
-    pq_get_copy_data = get;
-    return 0;
-}
-
-static PyObject *Builder_feed(Builder *b, PyObject *arg);
-
+/* Reading a COPY straight from the driver's libpq (pgcopy.c). */
 static PyObject *Builder_drain(Builder *b, PyObject *arg) {
-    void *conn = PyLong_AsVoidPtr(arg);
-    if (!conn) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no connection");
-        return NULL;
-    }
-    if (load_libpq()) return NULL;
-    while (!b->trailer_seen) {
-        char *data = NULL;
-        int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = pq_get_copy_data(conn, &data, 0);
-        Py_END_ALLOW_THREADS
-        if (n == -1) break; /* ended without a trailer: finish() says so */
-        if (n < 0) {
-            PyErr_Format(PyExc_RuntimeError, "COPY read failed: %s", pq_error_message(conn));
-            return NULL;
-        }
-        PyObject *view = PyMemoryView_FromMemory(data, n, PyBUF_READ);
-        PyObject *r = view ? Builder_feed(b, view) : NULL;
-        Py_XDECREF(view);
-        pq_free_mem(data);
-        if (!r) return NULL;
-        Py_DECREF(r);
-    }
+    if (pgcopy_drain(&b->in, b, parse, PyLong_AsVoidPtr(arg))) return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *take_out(Builder *b) {
-    PyObject *r = PyBytes_FromStringAndSize(b->out.data, (Py_ssize_t)b->out.len);
-    if (r) b->out.len = 0;
-    return r;
-}
-
-static PyObject *Builder_take(Builder *b, PyObject *unused) { return take_out(b); }
+static PyObject *Builder_take(Builder *b, PyObject *unused) { return pgcopy_take(&b->out); }
 
 static PyObject *Builder_finish(Builder *b, PyObject *unused) {
-    if (b->pending.len || (b->header_done && !b->trailer_seen))
-    {
-        bad_input("the stream ended inside a row");
-        return NULL;
+    if (pgcopy_check_end(&b->in)) return NULL;
+    if (b->unsorted) {
+        if (speedtile_sort(b->held, b->n_held)) return NULL;
+        for (size_t i = 0; i < b->n_held; i++) {
+            HistRow *r = &b->held[i];
+            if (add_row(b, r->segment, r->has_next, r->next, r->hour, r->code, r->queue,
+                        r->count))
+                return NULL;
+        }
+        b->n_held = 0;
     }
     if (close_segment(b)) return NULL;
     if (buf_reserve(&b->out, 2)) return NULL;
     put16(&b->out, -1);
-    return take_out(b);
+    return pgcopy_take(&b->out);
 }
 
 static int Builder_init(Builder *b, PyObject *args, PyObject *kw) {
     static char *names[] = {"mode", "first_hour", "min_count", "max_speed", "length_ids",
-                            "length_values", NULL};
+                            "length_values", "unsorted", NULL};
     const char *mode;
     Py_ssize_t mode_len;
     long long first_hour, min_count, max_speed;
     Py_buffer ids, values;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#LLLy*y*", names, &mode, &mode_len,
-                                     &first_hour, &min_count, &max_speed, &ids, &values))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#LLLy*y*|p", names, &mode, &mode_len,
+                                     &first_hour, &min_count, &max_speed, &ids, &values,
+                                     &b->unsorted))
         return -1;
     int rc = -1;
     if (ids.len != values.len || ids.len % 8) {
@@ -593,11 +447,8 @@ static int Builder_init(Builder *b, PyObject *args, PyObject *kw) {
     b->first_hour = first_hour;
     b->min_count = min_count;
     b->max_speed = max_speed;
-    if (buf_reserve(&b->out, 19)) goto done;
-    memcpy(b->out.data, copy_signature, 11);
-    b->out.len = 11;
-    put32(&b->out, 0);
-    put32(&b->out, 0);
+    b->in.what = "histogram";
+    if (pgcopy_put_header(&b->out)) goto done;
     rc = 0;
 done:
     PyBuffer_Release(&ids);
@@ -609,7 +460,8 @@ static void Builder_dealloc(Builder *b) {
     PyMem_Free(b->mode);
     PyMem_Free(b->length_ids);
     PyMem_Free(b->length_values);
-    PyMem_Free(b->pending.data);
+    pgcopy_free(&b->in);
+    PyMem_Free(b->held);
     PyMem_Free(b->nexts);
     PyMem_Free(b->out.data);
     for (int c = 0; c < N_HOUR_COLS; c++) PyMem_Free(b->hour_cols[c].v);
@@ -650,7 +502,7 @@ static PyTypeObject BuilderType = {
 };
 
 static PyObject *has_libpq(PyObject *self, PyObject *unused) {
-    if (load_libpq()) {
+    if (pgcopy_load_libpq()) {
         PyErr_Clear();
         Py_RETURN_FALSE;
     }

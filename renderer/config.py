@@ -58,6 +58,7 @@ class Settings:
     traffic_speedtile_engine: str = "c"  # the speed-tile build: "c" (binary COPY + C) or "sql"
     traffic_reference_weeks: int = 52
     sensors_export: str = ""  # sensor export root; empty means the store, under sensors/
+    sensors_enrich_engine: str = "c"  # the day enrichment: "c" (binary COPY + C) or "sql"
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_secrets: str = ""  # comma-separated HMAC secrets, several for rotation
@@ -152,6 +153,7 @@ RULES: dict[str, Rule] = {
     "traffic_max_level": _between(0, 2),
     "traffic_reference_weeks": _between(1),
     "sensors_export": _url("file", "s3"),
+    "sensors_enrich_engine": _one_of("c", "sql"),
     "web_port": _between(1, 65535),
     "web_replay_seconds": _between(1),
     "web_max_body": _between(1),

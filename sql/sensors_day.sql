@@ -48,3 +48,47 @@ FOR UPDATE OF r SKIP LOCKED;
 UPDATE sensors_runs r SET exported_at = now(), exported_rows = x.rows
 FROM unnest(%(ids)s::text[], %(rows)s::bigint[]) AS x(id, rows)
 WHERE r.id = x.id;
+
+-- name: enrich_begin
+-- The C engine (renderer/sensors/enrich_c.py), first: the day's lock, its raw version and
+-- the fresh table the rows go into (renderer.sensors_enrich_begin).
+SELECT fresh, version FROM renderer.sensors_enrich_begin(%(day)s);
+
+-- name: raw_rows_copy
+-- The raw rows the day's windows read (the day and the 600 s before it), in key order, as
+-- binary COPY for ext/sensors.c. Parameters are bound client-side (COPY takes none).
+COPY (
+    SELECT uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
+           trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
+           trafficintensityclass4, trafficintensityclass5
+    FROM sensors_raw
+    WHERE recordtimestamp >= %(lo)s::timestamptz - interval '600 seconds'
+      AND recordtimestamp < %(lo)s::timestamptz + interval '24 hours'
+    ORDER BY uniqueid, recordtimestamp
+) TO STDOUT (FORMAT binary);
+
+-- name: previous_speeds
+-- The speed (hundredths; NULL: none) of each detector's latest record before the context,
+-- in the order of the ids given: the previousspeed of its first record of the day when the
+-- context holds none (an index probe each, as in renderer.sensors_enrich_day).
+SELECT p.currentspeed_hundredths AS speed
+FROM unnest(%(ids)s::integer[]) WITH ORDINALITY AS d(uniqueid, i)
+LEFT JOIN LATERAL (
+    SELECT r.currentspeed_hundredths FROM sensors_raw r
+    WHERE r.uniqueid = d.uniqueid
+      AND r.recordtimestamp < %(lo)s::timestamptz - interval '600 seconds'
+    ORDER BY r.recordtimestamp DESC LIMIT 1) p ON true
+ORDER BY d.i;
+
+-- name: enriched_copy
+-- The computed rows into the fresh table (its name composed in as an identifier).
+COPY {table} (uniqueid, recordtimestamp, currentspeed, bezettingsgraad, previousspeed,
+              trafficjamindicator, trafficintensityclass1, trafficintensityclass2,
+              trafficintensityclass3, trafficintensityclass4, trafficintensityclass5,
+              speeddiffindicator, avgspeed2minutes, avgspeed10minutes)
+FROM STDIN (FORMAT binary);
+
+-- name: enrich_end
+-- The C engine, last: the key, the day recorded, the partition replaced
+-- (renderer.sensors_enrich_end); the rows written.
+SELECT renderer.sensors_enrich_end(%(day)s, %(version)s, %(rows)s) AS rows;

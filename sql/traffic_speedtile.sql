@@ -317,6 +317,16 @@ COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
        ORDER BY segment_id, hour, next_segment_id)
   TO STDOUT (FORMAT binary);
 
+-- name: histogram_rows_heap_copy
+-- The same rows in the order the scan finds them, for ext/speedtile.c to sort (its
+-- speedtile_sort.c): the server then only scans, filters and sends (BENCHMARKS.md).
+COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
+        FROM traffic_histograms
+       WHERE mode = %(mode)s
+         AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
+         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s))
+  TO STDOUT (FORMAT binary);
+
 -- name: segment_lengths
 -- The lengths build_speeds uses (its `lengths`), by segment id: the segments table when one
 -- is loaded, else the most common reported length.

@@ -99,12 +99,15 @@ def decode(data: bytes) -> dict[int, SegmentWeek]:
 
 
 def run_c(rows: list[Row], lengths: dict[int, int], first_hour: int, min_count: int = 1,
-          cuts: list[int] | None = None, max_speed: int = speedtile.MAX_SPEED) -> bytes:
+          cuts: list[int] | None = None, max_speed: int = speedtile.MAX_SPEED,
+          unsorted: bool = False) -> bytes:
+    """The C engine's output; ``unsorted``: the rows as given, sorted by the Builder."""
     ids = sorted(lengths)
     builder = _speedtile.Builder("AUTO", first_hour, min_count, max_speed,
                                  struct.pack(f"={len(ids)}q", *ids),
-                                 struct.pack(f"={len(ids)}q", *(lengths[i] for i in ids)))
-    data = encode(key_order(rows))
+                                 struct.pack(f"={len(ids)}q", *(lengths[i] for i in ids)),
+                                 unsorted=unsorted)
+    data = encode(rows if unsorted else key_order(rows))
     out = []
     at = 0
     for cut in sorted(cuts or []):  # chunks that end anywhere, even inside a row
@@ -139,6 +142,24 @@ def test_c_equals_the_python_twin_exactly(bins: dict[tuple[int, int | None, int,
                                             max_speed=max_speed)
     got = decode(run_c(rows, lengths, FIRST, min_count, cuts, max_speed))
     assert got == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(bins=rows_strategy, lengths=st.dictionaries(segment_ids, st.integers(1, 5000)),
+       order=st.randoms(use_true_random=False), cuts=st.lists(st.integers(0, 3000), max_size=6),
+       split=st.booleans())
+def test_rows_in_any_order_sorted_in_c_give_the_same_bytes(
+        bins: dict[tuple[int, int | None, int, int, int], int], lengths: dict[int, int],
+        order: Any, cuts: list[int], split: bool) -> None:
+    rows = [(*k, c) for k, c in bins.items()]
+    if split:  # a bin in two rows (late data appends rows beside the earlier ones)
+        rows += [(*r[:5], 7) for r in rows[::3]]
+    shuffled = list(rows)
+    order.shuffle(shuffled)
+    want = run_c(rows, lengths, FIRST, 2, cuts)
+    assert run_c(shuffled, lengths, FIRST, 2, cuts, unsorted=True) == want
+    twin = speedtile.speeds_from_histograms(key_order(rows), lengths, FIRST, min_count=2)
+    assert decode(want) == twin
 
 
 def test_rows_out_of_key_order_are_refused() -> None:

@@ -137,7 +137,7 @@ def export_runs(conn: Connection) -> list[str]:
 def handle_day(job: Job) -> None:
     """Replace one day of sensors_enriched; the export fans in when the group is done."""
     day = parse_day(job.item.key)
-    rows = enrich_day(job.conn, day)
+    rows = enrich_day(job.conn, day, job.settings.sensors_enrich_engine)
     log.info("sensors day %s: %d rows", day, rows)
 
 

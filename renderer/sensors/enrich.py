@@ -20,6 +20,8 @@ from __future__ import annotations
 from datetime import date
 
 from renderer.db import Connection, query, scalar
+from renderer.errors import ConfigError
+from renderer.sensors import enrich_c
 
 __all__ = ["day_key", "enrich_day", "parse_day", "pending_days"]
 
@@ -43,10 +45,18 @@ def pending_days(conn: Connection, start: date | None = None,
     return [(r["day"], int(r["raw_version"])) for r in rows]
 
 
-def enrich_day(conn: Connection, day: date) -> int:
+def enrich_day(conn: Connection, day: date, engine: str = "c") -> int:
     """Replace ``day`` in sensors_enriched inside the caller's transaction; rows written.
 
-    The transaction ends holding a lock on sensors_enriched (SHARE UPDATE EXCLUSIVE, or ACCESS
-    EXCLUSIVE when the day had rows before): commit soon after.
+    ``engine`` (the setting ``sensors_enrich_engine``): ``c`` computes the windows in
+    ext/sensors.c over binary COPY (:mod:`renderer.sensors.enrich_c`), ``sql`` in
+    ``renderer.sensors_enrich_day``; the rows are the same. The transaction ends holding a
+    lock on sensors_enriched (SHARE UPDATE EXCLUSIVE, or ACCESS EXCLUSIVE when the day had
+    rows before): commit soon after.
     """
-    return int(scalar(conn, "sensors_day.enrich_day", {"day": day}))
+    if engine == "c":
+        return enrich_c.enrich_day_c(conn, day)
+    if engine == "sql":
+        return int(scalar(conn, "sensors_day.enrich_day", {"day": day}))
+    raise ConfigError(f"unknown sensors enrichment engine {engine!r}",
+                      "set sensors enrich_engine to c or sql")

@@ -26,8 +26,13 @@ __all__ = ["build_speeds_c"]
 _OUT_CHUNK = 1 << 20
 
 
-def build_speeds_c(conn: Connection, params: dict[str, Any]) -> int:
-    """Insert the speed rows of ``params`` (those of build_speeds); the number of rows."""
+def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool = False) -> int:
+    """Insert the speed rows of ``params`` (those of build_speeds); the number of rows.
+
+    ``sort_in_c``: the histogram rows come in the order the server's scan finds them and
+    the C engine sorts them (speedtile_sort.c); else (the default) the server sorts them
+    (ORDER BY), which measured cheaper in all: on a 4.59M-row tile-week the C sort saved
+    the server 0.4-0.7 CPU s and cost the client 0.85 (BENCHMARKS.md)."""
     ids, values = array("q"), array("q")
     with conn.cursor(row_factory=tuple_row) as cur:
         for segment_id, length in cur.execute(query("traffic_speedtile.segment_lengths"),
@@ -35,9 +40,11 @@ def build_speeds_c(conn: Connection, params: dict[str, Any]) -> int:
             ids.append(segment_id)
             values.append(length)
     builder = _speedtile.Builder(params["mode"], params["first_hour"], params["min_count"],
-                                 params["max_speed"], ids.tobytes(), values.tobytes())
+                                 params["max_speed"], ids.tobytes(), values.tobytes(),
+                                 unsorted=sort_in_c)
+    rows_query = "histogram_rows_heap_copy" if sort_in_c else "histogram_rows_copy"
     with conn.cursor() as cur:
-        with cur.copy(query("traffic_speedtile.histogram_rows_copy"), params) as copy:
+        with cur.copy(query(f"traffic_speedtile.{rows_query}"), params) as copy:
             if _speedtile.has_libpq():
                 # read by C from the driver's own libpq: a Python loop over millions of
                 # one-row messages would cost more than the whole computation

@@ -176,50 +176,94 @@ LANGUAGE sql STABLE AS $$
           WHERE conrelid = 'sensors_enriched'::regclass AND contype = 'c') AS c(k, n, d)
 $$;
 
--- name: sensors_enrich_day
--- The enrichment of one UTC day, callable from psql: one INSERT ... SELECT over the day and
--- the 600 s before it. Windows over time (RANGE), not rows: a missing minute shortens a
--- window instead of stretching it. Speeds are exact integers of hundredths of km/h
--- (sensors_raw): sums and counts stay integers, so the 40 and 250 km/h tests of the
--- 2-minute mean and the +-20 km/h test of speeddiffindicator are exact, and a mean is one
--- division (sum / (100 * count) as double precision: the double nearest the exact mean,
--- e.g. 75.58333333333333 for 80.25, 75.5 and 71). The detector's first record of the day whose previous record is older than the
--- context gets previousspeed from an index probe (the latest record before the context).
--- Ordering the windows by an integer epoch instead of the timestamp was measured: its
--- cheaper in_range saves about 2 % of the day, less than the sort it would need, since the
--- key index orders by the timestamp.
---
--- The day goes into a table made in this transaction (with wal_level=minimal neither its
--- rows nor its index are WAL-logged), its key is built once the rows are in (a sorted build
--- of rows already in key order: a fifth of the cost of inserting into the index row by
--- row), and it replaces the day's partition at the very end: DROP of the old one (a rerun;
--- ACCESS EXCLUSIVE on sensors_enriched until commit) and ATTACH (SHARE UPDATE EXCLUSIVE,
--- which the bounds CHECK spares the validation scan). The locks on the parent come last, so
--- days compute in parallel and only their last instants queue; the lock order (day, then
--- parent, then the queue rows of the caller) is the same everywhere, so days never
--- deadlock. Readers see the old day or the new one, never a part.
-CREATE OR REPLACE FUNCTION renderer.sensors_enrich_day(p_day date) RETURNS bigint
+-- name: sensors_enrich_begin
+-- The first half of a day's enrichment (renderer.sensors_enrich_day, and the C engine of
+-- renderer/sensors/enrich_c.py, which computes between the halves): the day's lock (one
+-- writer per day: a second waits here, then replaces the first one's day), the day's raw
+-- version read before computing (a change committed meanwhile leaves the day marked), and
+-- the fresh table the rows go into, shaped as sensors_enriched with the day's bounds as a
+-- CHECK. Made in this transaction: with wal_level=minimal neither its rows nor its index are
+-- WAL-logged. Returns the table's name and the version for renderer.sensors_enrich_end.
+CREATE FUNCTION renderer.sensors_enrich_begin(p_day date, OUT fresh text, OUT version bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    part    text := 'sensors_enriched_' || to_char(p_day, 'YYYYMMDD');
-    fresh   text := part || '_new';
-    lo      timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
-    version bigint;
-    n       bigint;
+    part text := 'sensors_enriched_' || to_char(p_day, 'YYYYMMDD');
+    lo   timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
 BEGIN
-    -- one writer per day: a second waits here, then replaces the first one's day
+    fresh := part || '_new';
     PERFORM pg_advisory_xact_lock(hashtext(fresh));
-    -- read before computing: a change committed meanwhile leaves the day marked
-    SELECT raw_version INTO version FROM sensors_days WHERE day = p_day;
-    -- a day is sorted and windowed in memory; give it room. Its key is built by this
-    -- process alone: the worker pool already keeps every core busy, and parallel
-    -- builders cost 8 % more CPU for a day's index
-    PERFORM set_config('work_mem', '256MB', true);
+    SELECT d.raw_version INTO version FROM sensors_days d WHERE d.day = p_day;
+    -- the key is built by this process alone: the worker pool already keeps every core
+    -- busy, and parallel builders cost 8 % more CPU for a day's index
     PERFORM set_config('max_parallel_maintenance_workers', '0', true);
     EXECUTE renderer.sensors_enriched_ddl(fresh);
     EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK (recordtimestamp >= %L'
                    ' AND recordtimestamp < %L)', fresh, part || '_bounds',
                    lo, lo + interval '24 hours');
+END $fn$;
+
+-- name: sensors_enrich_end
+-- The second half: the fresh table's key, built once the rows are in (a sorted build of
+-- rows already in key order: a fifth of the cost of inserting into the index row by row),
+-- the day recorded as enriched from p_version with p_rows rows, and the fresh table in place
+-- of the day's partition at the very end: DROP of the old one (a rerun; ACCESS EXCLUSIVE on
+-- sensors_enriched until commit) and ATTACH (SHARE UPDATE EXCLUSIVE, which the bounds CHECK
+-- spares the validation scan). The locks on the parent come last, so days compute in
+-- parallel and only their last instants queue; the lock order (day, then parent, then the
+-- queue rows of the caller) is the same everywhere, so days never deadlock. Readers see the
+-- old day or the new one, never a part. Returns p_rows.
+CREATE FUNCTION renderer.sensors_enrich_end(p_day date, p_version bigint, p_rows bigint)
+RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    part  text := 'sensors_enriched_' || to_char(p_day, 'YYYYMMDD');
+    fresh text := part || '_new';
+    lo    timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I PRIMARY KEY'
+                   ' (uniqueid, recordtimestamp)', fresh, fresh || '_pkey');
+    INSERT INTO sensors_days AS s (day, raw_version, enriched_version, enriched_rows,
+                                   enriched_at)
+    VALUES (p_day, 0, coalesce(p_version, 0), p_rows, now())
+    ON CONFLICT (day) DO UPDATE
+    SET enriched_version = coalesce(p_version, 0), enriched_rows = p_rows,
+        enriched_at = now();
+    IF to_regclass(part) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE %I', part);
+    END IF;
+    EXECUTE format('ALTER TABLE %I RENAME TO %I', fresh, part);
+    EXECUTE format('ALTER INDEX %I RENAME TO %I', fresh || '_pkey', part || '_pkey');
+    EXECUTE format('ALTER TABLE sensors_enriched ATTACH PARTITION %I'
+                   ' FOR VALUES FROM (%L) TO (%L)', part, lo, lo + interval '24 hours');
+    RETURN p_rows;
+END $fn$;
+
+-- name: sensors_enrich_day
+-- The enrichment of one UTC day, callable from psql: one INSERT ... SELECT over the day and
+-- the 600 s before it, between renderer.sensors_enrich_begin (lock, version, fresh table)
+-- and renderer.sensors_enrich_end (key, swap). Windows over time (RANGE), not rows: a missing
+-- minute shortens a window instead of stretching it. Speeds are exact integers of
+-- hundredths of km/h (sensors_raw): sums and counts stay integers, so the 40 and 250 km/h
+-- tests of the 2-minute mean and the +-20 km/h test of speeddiffindicator are exact, and a
+-- mean is one division (sum / (100 * count) as double precision: the double nearest the
+-- exact mean, e.g. 75.58333333333333 for 80.25, 75.5 and 71). The detector's first record
+-- of the day whose previous record is older than the context gets previousspeed from an
+-- index probe (the latest record before the context). Ordering the windows by an integer
+-- epoch instead of the timestamp was measured: its cheaper in_range saves about 2 % of the
+-- day, less than the sort it would need, since the key index orders by the timestamp.
+-- The same computation in C over binary COPY: renderer/sensors/enrich_c.py (tests hold the
+-- two equal; the setting sensors_enrich_engine chooses).
+CREATE OR REPLACE FUNCTION renderer.sensors_enrich_day(p_day date) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    lo      timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+    fresh   text;
+    version bigint;
+    n       bigint;
+BEGIN
+    SELECT b.fresh, b.version INTO fresh, version FROM renderer.sensors_enrich_begin(p_day) b;
+    -- a day is sorted and windowed in memory; give it room
+    PERFORM set_config('work_mem', '256MB', true);
     EXECUTE format($q$
         INSERT INTO %I (uniqueid, recordtimestamp, currentspeed, bezettingsgraad,
                         previousspeed, trafficjamindicator, trafficintensityclass1,
@@ -265,19 +309,5 @@ BEGIN
         ) e
     $q$, fresh) USING lo;
     GET DIAGNOSTICS n = ROW_COUNT;
-    EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I PRIMARY KEY'
-                   ' (uniqueid, recordtimestamp)', fresh, fresh || '_pkey');
-    INSERT INTO sensors_days AS s (day, raw_version, enriched_version, enriched_rows,
-                                   enriched_at)
-    VALUES (p_day, 0, coalesce(version, 0), n, now())
-    ON CONFLICT (day) DO UPDATE
-    SET enriched_version = coalesce(version, 0), enriched_rows = n, enriched_at = now();
-    IF to_regclass(part) IS NOT NULL THEN
-        EXECUTE format('DROP TABLE %I', part);
-    END IF;
-    EXECUTE format('ALTER TABLE %I RENAME TO %I', fresh, part);
-    EXECUTE format('ALTER INDEX %I RENAME TO %I', fresh || '_pkey', part || '_pkey');
-    EXECUTE format('ALTER TABLE sensors_enriched ATTACH PARTITION %I'
-                   ' FOR VALUES FROM (%L) TO (%L)', part, lo, lo + interval '24 hours');
-    RETURN n;
+    RETURN renderer.sensors_enrich_end(p_day, version, n);
 END $fn$;
