@@ -68,8 +68,8 @@ def _stage(conn: Connection, rows: Iterator[tuple[Any, ...]], chunk: int) -> int
                         copy.write_row(row)
                 for force in (False, True):
                     for step in ("queue_bulk.insert_new", "queue_bulk.enqueue_staged"):
-                        cur.execute(query(step), {"force": force})
-                        total += int(cur.fetchone()[0])
+                        found = cur.execute(query(step), {"force": force}).fetchone()
+                        total += int(found[0]) if found else 0
                 cur.execute(query("queue_bulk.clear_staging"))
         conn.execute(query("queue_bulk.drop_staging"))
     return total
