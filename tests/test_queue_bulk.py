@@ -19,8 +19,12 @@ Enqueue = Callable[[Conn, Iterable[NewItem]], int]
 FIELDS = ("state", "priority", "payload", "fingerprint", "grp", "rerun", "attempt")
 
 
+def _bulk(conn: Conn, items: Iterable[NewItem]) -> int:
+    return queue.enqueue_bulk(conn, items, small=0)  # staged, however few
+
+
 def _bulk_small_chunks(conn: Conn, items: Iterable[NewItem]) -> int:
-    return queue.enqueue_bulk(conn, items, chunk=3)  # every chunk boundary exercised
+    return queue.enqueue_bulk(conn, items, chunk=3, small=0)  # every chunk boundary exercised
 
 
 def _scenario(conn: Conn, database_url: str, kind: str, enqueue: Enqueue) -> int:
@@ -73,7 +77,7 @@ def _outcome(conn: Conn, kind: str) -> dict[str, Any]:
 
 def test_bulk_enqueue_has_the_outcome_of_enqueue_many(qconn: Conn, database_url: str) -> None:
     n_many = _scenario(qconn, database_url, "t_record", queue.enqueue_many)
-    n_bulk = _scenario(qconn, database_url, "t_noop", queue.enqueue_bulk)
+    n_bulk = _scenario(qconn, database_url, "t_noop", _bulk)
     _scenario(qconn, database_url, "t_record_one", _bulk_small_chunks)
     many, bulk = _outcome(qconn, "t_record"), _outcome(qconn, "t_noop")
     assert bulk == many
@@ -117,8 +121,9 @@ def test_bulk_enqueue_is_all_or_nothing(qconn: Conn) -> None:
         raise OSError("the source went away")
 
     with pytest.raises(OSError):
-        queue.enqueue_bulk(qconn, broken(), chunk=4)
+        queue.enqueue_bulk(qconn, broken(), chunk=4, small=0)
     assert states(qconn) == {}
     with pytest.raises(ValueError, match="chunk"):
         queue.enqueue_keys(qconn, "t_noop", ["a"], chunk=0)
     assert queue.enqueue_bulk(qconn, []) == 0
+    assert queue.enqueue_bulk(qconn, [NewItem("t_noop", "few")]) == 1  # by enqueue_many

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from renderer.db import Connection, query, tuple_row
 from renderer.queue._registry import PRIORITY_BATCH, NewItem
+from renderer.queue._verbs import enqueue_many
 
 CHUNK = 200_000  # items per upsert: a chunk's arrays take ~100 bytes an item of server memory
+SMALL = 2_000  # fewer items go by enqueue_many: a staging table costs catalog rows each time
 
 
 def _row(item: NewItem) -> tuple[Any, ...]:
@@ -28,11 +30,14 @@ def _row(item: NewItem) -> tuple[Any, ...]:
             item.group, item.run_after, item.force)
 
 
-def enqueue_bulk(conn: Connection, items: Iterable[NewItem], *, chunk: int = CHUNK) -> int:
+def enqueue_bulk(conn: Connection, items: Iterable[NewItem], *, chunk: int = CHUNK,
+                 small: int = SMALL) -> int:
     """Enqueue ``items`` (any number, from a generator) with the semantics of
     :func:`renderer.queue.enqueue`; returns how many rows were inserted or changed, as
     :func:`renderer.queue.enqueue_many` does. Joins the caller's transaction (or makes one
-    of its own on an autocommit connection): either every chunk is enqueued or none.
+    of its own on an autocommit connection): either every chunk is enqueued or none. Fewer
+    than ``small`` items go through :func:`renderer.queue.enqueue_many` (the same outcome),
+    so a caller may use this whatever its count.
 
     Example
     -------
@@ -40,7 +45,11 @@ def enqueue_bulk(conn: Connection, items: Iterable[NewItem], *, chunk: int = CHU
     ...                     for y in range(4096)))
     16777216
     """
-    return _stage(conn, (_row(i) for i in items), chunk)
+    source = iter(items)
+    head = list(islice(source, small))
+    if len(head) < small:
+        return enqueue_many(conn, head)
+    return _stage(conn, (_row(i) for i in chain(head, source)), chunk)
 
 
 def enqueue_keys(conn: Connection, kind: str, keys: Iterable[str], *,
