@@ -15,7 +15,7 @@ unless ``--keep``), then for each history size of ``--history`` (default 0,10M,4
    is done; items/s from the pool's start and in steady state (from its first completion);
 5. the read side at that size: ``queue status`` (:func:`renderer.queue.status`), ``GET
    /sets``, ``/api/sets``, ``/sets/<a history set>``, ``/`` and ``/metrics`` through the real
-   application (Starlette's test client, no network), median of 5 after one warm-up;
+   application (Starlette's test client, no network), median of 10 after one warm-up;
 6. sizes of the table and each index, dead tuples, autovacuum runs seen in the server log.
 
 At the end ``renderer.queue.prune`` removes the history older than 30 days and is timed.
@@ -202,7 +202,7 @@ def queue_pool(url: str, processes: int, progress: Any) -> int:
 
 
 def page_costs(url: str, set_id: str) -> dict[str, float]:
-    """Median ms of 5 requests (after a warm-up) per read path, through the application."""
+    """Median ms of 10 requests (after a warm-up) per read path, through the application."""
     from starlette.testclient import TestClient  # test-only dependency, as web_load's httpx
 
     from renderer.web.app import create_app
@@ -211,7 +211,7 @@ def page_costs(url: str, set_id: str) -> dict[str, float]:
     out: dict[str, float] = {}
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         times = []
-        for _ in range(6):
+        for _ in range(11):
             t = time.perf_counter()
             queue.status(conn)
             times.append((time.perf_counter() - t) * 1000)
@@ -220,7 +220,7 @@ def page_costs(url: str, set_id: str) -> dict[str, float]:
         for name in ("/", "/sets", "/api/sets", "/sets/<id>", "/api/sets/<id>", "/metrics"):
             path = name.replace("<id>", set_id)
             times = []
-            for _ in range(6):
+            for _ in range(11):
                 t = time.perf_counter()
                 response = client.get(path, headers={"accept": "text/html"})
                 times.append((time.perf_counter() - t) * 1000)
@@ -230,24 +230,89 @@ def page_costs(url: str, set_id: str) -> dict[str, float]:
     return out
 
 
-def prune(url: str) -> None:
+def prune(url: str, days: int = 30) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         t = time.perf_counter()
-        pruned = queue.prune(conn, timedelta(days=30))
+        pruned = queue.prune(conn, timedelta(days=days))
         prune_s = time.perf_counter() - t
-    print(f"prune older than 30 days: {pruned:,} items in {prune_s:.1f} s", flush=True)
+    print(f"prune older than {days} days: {pruned:,} items in {prune_s:.1f} s "
+          f"({pruned / max(prune_s, 1e-9):,.0f}/s)", flush=True)
 
 
-def pages_only(url: str, cluster: Cluster) -> None:
+def claims_ab(url: str, empty_url: str, rounds: int = 5, per_round: int = 200,
+              pending: int = 200_000) -> dict[str, tuple[float, float]]:
+    """One-item claims alternating between a database with history and an empty one, each
+    with ``pending`` items waiting: (median wall ms, median backend CPU us) per claim."""
+    out: dict[str, tuple[list[float], list[float]]] = {"history": ([], []), "empty": ([], [])}
+    conns = {}
+    for name, u in (("history", url), ("empty", empty_url)):
+        conn = psycopg.connect(u, autocommit=True)
+        with conn.transaction():
+            queue.enqueue_keys(conn, KIND, (f"ab-{i}" for i in range(pending)), set_id="ab")
+        conn.execute("VACUUM ANALYZE work_queue")
+        conns[name] = conn
+    try:
+        for _ in range(rounds):
+            for name, conn in conns.items():
+                pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+                cpu = cpu_of({pid})
+                for _ in range(per_round):
+                    t = time.perf_counter()
+                    rows = conn.execute("SELECT id, lease_token FROM renderer.queue_claim("
+                                        "%s, 1, 'ab', 60)", [KIND]).fetchall()
+                    out[name][0].append((time.perf_counter() - t) * 1000)
+                    conn.execute("SELECT renderer.queue_complete_v2(%s::bigint[], %s)",
+                                 [[r[0] for r in rows], rows[0][1]])
+                # the backend's CPU for claim and completion together, per item
+                out[name][1].append((cpu_of({pid}) - cpu) / per_round * 1e6)
+        for conn in conns.values():
+            conn.execute("DELETE FROM work_queue WHERE set_id = 'ab'")
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return {k: (statistics.median(w), statistics.median(c)) for k, (w, c) in out.items()}
+
+
+def after_run(server_url: str, cluster: Cluster, budget: float) -> None:
+    """On the cluster a --keep run left: migrate (this checkout's read side), time the pages,
+    claims against an empty database in alternation, prune, the pages again."""
+    import queue_throughput as qt
+
+    url = server_url.replace("/renderer?", "/bench_scale?")
     schema.upgrade(url)
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute("SELECT count(*) FROM work_queue").fetchone()[0]
         sets = conn.execute("SELECT count(*) FROM queue_sets").fetchone()[0]
-        conn.execute("VACUUM ANALYZE")
-    print(f"{rows:,} rows, {sets:,} sets; load average {os.getloadavg()[0]:.1f}")
-    for name, ms in page_costs(url, "hist-000000").items():
-        print(f"  {name:24} {ms:7.1f} ms")
-    cluster.stop()
+        conn.execute("VACUUM ANALYZE queue_sets, queue_timings, queue_counts")
+        newest = conn.execute("SELECT max(id) FROM queue_sets WHERE id LIKE 'hist-%'"
+                              ).fetchone()[0]
+    print(f"{rows:,} rows, {sets:,} sets; load average {os.getloadavg()[0]:.1f}", flush=True)
+    for name, ms in page_costs(url, newest).items():
+        print(f"  {name:24} {ms:7.1f} ms", flush=True)
+    empty = qt._database(server_url, "bench_empty")
+    schema.upgrade(empty)
+    ab = claims_ab(url, empty)
+    print("claim + complete of one item, alternating rounds (median wall ms, median backend"
+          " CPU us):", flush=True)
+    for name, (ms, us) in ab.items():
+        print(f"  {name:8} {ms:6.2f} ms {us:7.0f} us", flush=True)
+    print(f"claim_cpu_ratio={ab['history'][1] / ab['empty'][1]:.2f} "
+          f"claim_wall_ratio={ab['history'][0] / ab['empty'][0]:.2f}", flush=True)
+    # A month at a time, as a monthly prune would: one DELETE of 40M rows would spill its
+    # transition table (the counter trigger's) to ~6 GB of temporary files.
+    started = time.perf_counter()
+    for days in [*range(335, 30, -30), 30]:
+        prune(url, days)
+        if time.perf_counter() - started > budget:
+            print(f"prune stopped at {days} days: over its {budget:.0f} s budget", flush=True)
+            break
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM work_queue").fetchone()[0]
+        sets = conn.execute("SELECT count(*) FROM queue_sets").fetchone()[0]
+        timing_rows = conn.execute("SELECT count(*) FROM queue_timings").fetchone()[0]
+    print(f"after prune: {rows:,} rows, {sets:,} sets, {timing_rows:,} timing rows", flush=True)
+    for name, ms in page_costs(url, newest).items():
+        print(f"  {name:24} {ms:7.1f} ms", flush=True)
 
 
 def mb(n: int) -> str:
@@ -263,8 +328,11 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--home", default="/tmp/scale-bench")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--prune-budget", type=float, default=600,
+                        help="seconds --pages-only may spend pruning, a month at a time")
     parser.add_argument("--pages-only", action="store_true",
-                        help="on the cluster a --keep run left: migrate, then time the pages")
+                        help="on the cluster a --keep run left: migrate, time the pages, claims"
+                             " against an empty database, prune, the pages again")
     args = parser.parse_args()
     levels = [int(x) for x in args.history.split(",")]
 
@@ -276,7 +344,10 @@ def main() -> None:
         "log_checkpoints": "off"})
     server_url = cluster.ensure_started()
     if args.pages_only:
-        pages_only(server_url.replace("/renderer?", "/bench_scale?"), cluster)
+        try:
+            after_run(server_url, cluster, args.prune_budget)
+        finally:
+            cluster.stop()
         return
     print(f"load average at start {os.getloadavg()[0]:.1f}, "
           f"{shutil.disk_usage(home).free / 2**30:.0f} GB free", flush=True)
