@@ -68,4 +68,4 @@ def desired(counts: Mapping[str, Mapping[str, Any]],
 def desired_by_kind(conn: Connection, target_seconds: float,
                     kinds: Iterable[str] | None = None) -> dict[str, int]:
     """:func:`desired` read from the database (the counters and the timing records)."""
-    return desired(queue.status(conn)["kinds"], queue.timings(conn), target_seconds, kinds)
+    return desired(queue.status(conn, sets=[])["kinds"], queue.timings(conn), target_seconds, kinds)

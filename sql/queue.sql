@@ -100,8 +100,9 @@ SELECT coalesce(sum(n), 0)::bigint AS n FROM (
     WHERE kind = ANY (%(kinds)s) AND state IN ('pending', 'running')) x;
 
 -- name: status
--- Counts, rates, ETA and oldest pending age per kind, per set and in total.
-SELECT * FROM renderer.queue_status(%(window)s);
+-- Counts, rates, ETA and oldest pending age per kind, per set (those of %(set_ids)s; NULL:
+-- all) and in total.
+SELECT * FROM renderer.queue_status_v2(%(window)s, %(set_ids)s::text[]);
 
 -- name: workers
 -- Workers that heartbeated within %(alive_seconds)s seconds.
@@ -145,8 +146,8 @@ LIMIT %(limit)s;
 SELECT renderer.queue_retry(%(kind)s, %(set_id)s) AS n;
 
 -- name: prune
--- Delete done items older than %(older_than)s and old attempts.
-SELECT renderer.queue_prune(%(older_than)s) AS n;
+-- Delete done items older than %(older_than)s and old attempts; forget the sets emptied.
+SELECT renderer.queue_prune_v2(%(older_than)s) AS n;
 
 -- name: create_set
 -- Create a set (idempotent); returns its id.
@@ -169,10 +170,12 @@ SELECT renderer.queue_cancel_set(%(id)s) AS n;
 SELECT id, state, info, created_at, changed_at FROM queue_sets WHERE id = %(id)s;
 
 -- name: list_sets
--- Sets, newest first: all, the newest %(limit)s (NULL: no limit), or the one named %(id)s.
+-- Sets, newest first, a page of %(limit)s (NULL: all) after the set (%(before_at)s,
+-- %(before_id)s) (NULL: from the newest): a keyset page, one index range whatever the depth.
 SELECT id, state, info, created_at, changed_at FROM queue_sets
-WHERE %(id)s::text IS NULL OR id = %(id)s
-ORDER BY created_at DESC, id
+WHERE (created_at, id) < (coalesce(%(before_at)s::timestamptz, 'infinity'),
+                          coalesce(%(before_id)s::text, ''))
+ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
 -- name: timings

@@ -5,7 +5,7 @@ computes between them over binary COPY; ``renderer.sensors_enrich_day`` is rewri
 two, with the same behaviour (its previous text: ``retired/sensors.sql``).
 
 Revision ID: 0024
-Revises: 0019
+Revises: 0020
 """
 
 from alembic import op
@@ -13,7 +13,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0024"
-down_revision = "0019"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -21,10 +21,12 @@ Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_e
 ``renderer.queue_claim``, ``renderer.queue_complete_v2``, ``renderer.queue_fail``,
 ``renderer.queue_status``, ...), the one implementation both this module and psql use. An
 enqueue never waits on a worker: a rerun of an item being run is recorded beside it
-(``queue_reruns``) and consumed by its completion.
+(``queue_reruns``) and consumed by its completion. Millions of items at once go through
+:func:`enqueue_bulk` (COPY into a staging table, the same upsert server-side).
 The worker loop and pool live in :mod:`renderer.worker`.
 """
 
+from renderer.queue._bulk import enqueue_bulk, enqueue_keys
 from renderer.queue._job import Context, Job
 from renderer.queue._registry import (
     KINDS,
@@ -97,6 +99,8 @@ __all__ = [
     "complete",
     "create_set",
     "enqueue",
+    "enqueue_bulk",
+    "enqueue_keys",
     "enqueue_many",
     "fail",
     "finish",

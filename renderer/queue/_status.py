@@ -3,6 +3,7 @@ from the maintained counters, never from COUNT(*) over ``work_queue``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,18 +25,20 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def status(conn: Connection, *, window_seconds: float = 300,
-           alive_seconds: float = 60) -> dict[str, Any]:
+def status(conn: Connection, *, window_seconds: float = 300, alive_seconds: float = 60,
+           sets: Sequence[str] | None = None) -> dict[str, Any]:
     """Counts per state, throughput (completions per second over ``window_seconds``), ETA and
     oldest pending age, per kind, per set and in total; and the workers alive (heartbeat
-    within ``alive_seconds``).
+    within ``alive_seconds``). ``sets`` limits the sets reported (a page of them; ``[]``:
+    none), which bounds the cost by the page, not by the sets on record.
 
     Example
     -------
     >>> status(conn)["kinds"]["histogram"]["pending"]
     1200
     """
-    rows = _rows(conn, "queue.status", {"window": window_seconds})
+    rows = _rows(conn, "queue.status", {
+        "window": window_seconds, "set_ids": None if sets is None else list(sets)})
     result: dict[str, Any] = {"at": datetime.now(UTC).isoformat(timespec="seconds"),
                               "total": {}, "kinds": {}, "sets": {}}
     for row in rows:

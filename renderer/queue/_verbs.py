@@ -144,10 +144,14 @@ def cancel_set(conn: Connection, set_id: str) -> int:
     return _set_verb(conn, "cancel", set_id)
 
 
-def list_sets(conn: Connection, *, set_id: str | None = None,
-              limit: int | None = None) -> list[dict[str, Any]]:
-    """Sets, newest first: every one, the newest ``limit``, or just ``set_id``."""
-    return _rows(conn, "queue.list_sets", {"id": set_id, "limit": limit})
+def list_sets(conn: Connection, *, set_id: str | None = None, limit: int | None = None,
+              before: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+    """Sets, newest first: every one, a page of ``limit`` (after ``before``, the created_at
+    and id of the last set of the previous page: a keyset page), or just ``set_id``."""
+    if set_id is not None:
+        return _rows(conn, "queue.get_set", {"id": set_id})
+    at, last = before or (None, None)
+    return _rows(conn, "queue.list_sets", {"limit": limit, "before_at": at, "before_id": last})
 
 
 # -- claim, complete, fail -------------------------------------------------------------------
@@ -309,7 +313,9 @@ def retry_failed(conn: Connection, kind: str | None = None,
 
 def prune(conn: Connection, older_than: timedelta) -> int:
     """Delete done items finished more than ``older_than`` ago (and old attempt records);
-    returns how many items were deleted."""
+    forget the sets this leaves empty that changed before then (their rows, fan-in rules and
+    per-set timings, folded into their kind's) and groups closed before then; returns how
+    many items were deleted."""
     if older_than < timedelta(0):
         raise QueueError("prune needs a positive age", "pass e.g. --older-than 7")
     return int(_one(conn, "queue.prune", {"older_than": older_than}) or 0)

@@ -16,7 +16,7 @@ from typing import Any
 
 from renderer.db import Connection, dict_row, query
 from renderer.errors import InputError
-from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_many
+from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_bulk
 from renderer.storage import ObjectInfo, Store
 from renderer.traffic import histogram
 from renderer.traffic.layout import (
@@ -106,7 +106,7 @@ def _enqueue(conn: Connection, store: Store, new: Iterable[tuple[Prefix, ObjectI
         for prefix, infos in sorted(by_prefix.items(),
                                     key=lambda kv: (kv[0].hour, kv[0].level, kv[0].index))
     ]
-    enqueued = enqueue_many(conn, items)
+    enqueued = enqueue_bulk(conn, items)  # hours x tiles: staged by COPY when many
     return len(items), enqueued, sorted(weeks)
 
 

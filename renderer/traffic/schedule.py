@@ -32,7 +32,7 @@ from renderer import tiles
 from renderer.bbox import BBox, parse_bbox
 from renderer.db import Connection, query, scalar
 from renderer.errors import InputError
-from renderer.queue import PRIORITY_BATCH, Job, NewItem, create_set, enqueue_many
+from renderer.queue import PRIORITY_BATCH, Job, NewItem, create_set, enqueue_bulk
 from renderer.traffic import weeks
 from renderer.traffic.speedtile import KIND, TileWeek
 
@@ -113,7 +113,7 @@ def enqueue_weeks(conn: Connection, *, week: str | None = None,
                          "bbox": list(parse_bbox(bbox)) if bbox is not None else None,
                          "level": level, "modes": modes})
     payload_extra = {} if min_count is None else {"min_count": min_count}
-    enqueue_many(conn, (
+    enqueue_bulk(conn, (
         NewItem(kind=KIND, key=spec.key, set_id=set_id, priority=priority, group=spec.group,
                 force=True, payload={"mode": spec.mode, "level": spec.tile.level,
                                      "tile": spec.tile.index, "week": spec.week,

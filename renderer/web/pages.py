@@ -27,6 +27,7 @@ from renderer.web.deps import WebError, WebState, state
 router = APIRouter()
 HOURS = 12  # the queue keeps a day of per-minute rates; half a day reads well as bars
 COVERAGE_KEY = "coverage.geojson"
+SETS_PAGE = 50  # sets per page of /sets: a keyset page, as cheap deep as at the top
 STATES = queue.STATES
 
 
@@ -53,10 +54,11 @@ def _set_row(info: dict[str, Any], counts: dict[str, Any] | None) -> dict[str, A
 
 
 def home_data(conn: Connection, *, hours: int = HOURS) -> dict[str, Any]:
-    st = queue.status(conn)
+    recent = queue.list_sets(conn, limit=10)
+    st = queue.status(conn, sets=[s["id"] for s in recent])
     kinds = [{"kind": name, **counts} for name, counts in sorted(st["kinds"].items())]
     throughput = conn.execute(query("web.throughput_hours"), {"hours": hours}).fetchall()
-    sets = [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn, limit=10)]
+    sets = [_set_row(s, st["sets"].get(s["id"])) for s in recent]
     total = {**_zero(), **st["total"]}
     # Work waiting and no worker alive: nothing will happen until one starts (a schedule's
     # tick under `renderer serve` alone waits forever); the page says so.
@@ -66,16 +68,38 @@ def home_data(conn: Connection, *, hours: int = HOURS) -> dict[str, Any]:
             "workers_alive": st["workers_alive"], "nothing_working": idle, "sets": sets}
 
 
-def sets_data(conn: Connection) -> dict[str, Any]:
-    st = queue.status(conn)
-    return {"sets": [_set_row(s, st["sets"].get(s["id"])) for s in queue.list_sets(conn)]}
+def _cursor(before: str | None) -> tuple[datetime, str] | None:
+    """A page cursor, ``<created_at ISO>|<set id>`` of the last set of the previous page."""
+    if not before:
+        return None
+    at, sep, last = before.partition("|")
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        when = None
+    if not sep or when is None or when.tzinfo is None:
+        raise WebError(400, f"bad page cursor {before!r}", "follow the page's own links")
+    return when, last
+
+
+def sets_data(conn: Connection, *, before: str | None = None,
+              limit: int = SETS_PAGE) -> dict[str, Any]:
+    """A page of sets, newest first, after the cursor ``before``; ``next`` is the cursor of
+    the page after it (None on the last page)."""
+    found = queue.list_sets(conn, limit=limit + 1, before=_cursor(before))
+    page = found[:limit]
+    st = queue.status(conn, sets=[s["id"] for s in page])
+    last = page[-1] if len(found) > limit else None
+    return {"sets": [_set_row(s, st["sets"].get(s["id"])) for s in page],
+            "before": before or None,
+            "next": f"{last['created_at'].isoformat()}|{last['id']}" if last else None}
 
 
 def set_data(conn: Connection, set_id: str) -> dict[str, Any]:
     found = queue.list_sets(conn, set_id=set_id)
     if not found:
         raise WebError(404, f"no set {set_id!r}")
-    st = queue.status(conn)
+    st = queue.status(conn, sets=[set_id])
     row = _set_row(found[0], st["sets"].get(set_id))
     runs = {kind: t["run"] for kind, t in queue.timings(conn, set_id).items() if "run" in t}
     failures = queue.list_failed(conn, set_id=set_id, limit=500)
@@ -163,9 +187,9 @@ def home(request: Request) -> HTMLResponse:
 
 
 @router.get("/sets", response_class=HTMLResponse)
-def sets_page(request: Request) -> HTMLResponse:
+def sets_page(request: Request, before: str | None = None) -> HTMLResponse:
     with state(request).connection() as conn:
-        data = sets_data(conn)
+        data = sets_data(conn, before=before)
     return _page(request, "sets.html", "Sets", "/api/sets", **data)
 
 
@@ -218,9 +242,10 @@ def home_api(request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/sets")
-def sets_api(request: Request) -> dict[str, Any]:
+def sets_api(request: Request, before: str | None = None) -> dict[str, Any]:
+    """A page of sets, newest first; ``next`` is the ``before`` of the following page."""
     with state(request).connection() as conn:
-        return sets_data(conn)
+        return sets_data(conn, before=before)
 
 
 @router.get("/api/sets/{set_id:path}")

@@ -141,7 +141,7 @@ BEGIN
     RETURN n;
 END $fn$;
 
--- name: sensors_enrich_day@0019
+-- name: sensors_enrich_day@0020
 -- The enrichment of one UTC day, callable from psql: one INSERT ... SELECT over the day and
 -- the 600 s before it. Windows over time (RANGE), not rows: a missing minute shortens a
 -- window instead of stretching it. Speeds are exact integers of hundredths of km/h
