@@ -19,20 +19,19 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool,
+                           connect_args=config.attributes.get("connect_args", {}))
     with engine.connect() as connection:
-        # Two processes migrating a new database at once: the second waits, then finds
-        # nothing left to do.
-        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-        connection.commit()
-        try:
-            context.configure(connection=connection, transaction_per_migration=True)
-            with context.begin_transaction():
-                context.run_migrations()
-            connection.commit()
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
-            connection.commit()
+        # One transaction for all pending migrations, under a transaction-scoped lock (a
+        # session lock would not hold through PgBouncer in transaction pooling). Two processes
+        # migrating a new database at once: the second waits, then reads the revision the
+        # first committed and finds nothing left to do.
+        context.configure(connection=connection, transaction_per_migration=False)
+        with context.begin_transaction():
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": MIGRATION_LOCK})
+            context.run_migrations()
+        connection.commit()  # when the connection had begun already, the block did not commit
     engine.dispose()
 
 

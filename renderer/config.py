@@ -47,6 +47,10 @@ class Settings:
     lease_seconds: int = 60
     poll_seconds: float = 2.0
     notify: bool = True  # LISTEN/NOTIFY; off behind PgBouncer in transaction mode
+    pooler: str = ""  # "pgbouncer": database_url is PgBouncer in transaction pooling
+    db_listen: str = "127.0.0.1"  # embedded cluster with a port: comma-separated addresses
+    db_tls: bool = False  # embedded cluster: TLS with its own CA (renderer db url --for-host)
+    db_tls_names: str = ""  # extra host names/addresses in its certificate, comma-separated
     queue_retention_days: int = 7
     traffic_source: str = ""  # reporter files root (folder or s3:// URL) for hooks and schedules
     traffic_after: str = "archive"
@@ -147,6 +151,11 @@ RULES: dict[str, Rule] = {
     "lease_seconds": _between(1),
     "poll_seconds": ((lambda v: v > 0), "a number > 0"),
     "queue_retention_days": _between(0),
+    "pooler": ((lambda v: v in ("", "pgbouncer")), "empty (a direct connection) or pgbouncer"),
+    "db_listen": ((lambda v: bool(v.strip()) and "'" not in v and " " not in v.strip()),
+                  "comma-separated addresses to listen on, e.g. 127.0.0.1,10.0.0.5"),
+    "db_tls_names": ((lambda v: "'" not in v and "\n" not in v),
+                     "comma-separated host names or addresses"),
     "traffic_source": _url("file", "s3"),
     "traffic_after": _one_of(*TRAFFIC_AFTER),
     "traffic_min_count": _between(1),

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -44,8 +45,10 @@ from renderer.errors import (
 from renderer.resources import SQL_DIR, named_sections
 
 __all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "Pool", "PoolTimeout",
-           "connect", "connection_error", "dict_row", "one", "pool", "query", "resolve_url",
-           "scalar", "sql", "transaction", "translate", "tuple_row"]
+           "connect", "connection_error", "dict_row", "one", "pgbouncer_config", "pool",
+           "pooled", "query", "resolve_url", "scalar", "session_options", "sql", "transaction",
+           "translate",
+           "tuple_row"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,22 @@ def resolve_url(settings: config.Settings | None = None) -> str:
         return settings.database_url
     from renderer.localdb import Cluster
 
-    return Cluster(settings.home, settings.db_port).ensure_started()
+    return Cluster.from_settings(settings).ensure_started()
+
+
+def pooled(settings: config.Settings | None = None) -> bool:
+    """True when connections go through PgBouncer in transaction pooling
+    (``RENDERER_POOLER=pgbouncer``): each transaction may run on another server session, so
+    nothing may rely on session state: no server-side prepared statements (PgBouncer 1.18
+    cannot keep them), no LISTEN (workers poll), no session advisory locks or temporary
+    tables kept across transactions, server-side cursors only inside a transaction."""
+    return (settings or config.load()).pooler == "pgbouncer"
+
+
+def session_options(is_pooled: bool) -> dict[str, Any]:
+    """Driver options for a connection: behind a pooler, never prepare statements on the
+    server (psycopg prepares one run five times, on whichever server session that was)."""
+    return {"prepare_threshold": None} if is_pooled else {}
 
 
 CONNECT_TIMEOUT = 10  # seconds: an unreachable server fails a command, not hangs it
@@ -221,12 +239,15 @@ class Connection(psycopg.Connection[Any]):
 _FACTORIES = {"cursor_factory": Cursor, "server_cursor_factory": ServerCursor}
 
 
-def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> Connection:
-    """A connection returning rows as dicts; a failure to connect is DatabaseUnavailable."""
+def connect(url: str, *, autocommit: bool = False, pooler: bool | None = None,
+            **kwargs: Any) -> Connection:
+    """A connection returning rows as dicts; a failure to connect is DatabaseUnavailable.
+    ``pooler`` (default: the setting, :func:`pooled`) says whether ``url`` is PgBouncer."""
+    options = session_options(pooled() if pooler is None else pooler)
     try:
         conn = Connection.connect(
             url, autocommit=autocommit, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT,
-            application_name="renderer", **kwargs
+            application_name="renderer", **options, **kwargs
         )
     except psycopg.OperationalError as exc:
         raise connection_error(url, exc) from exc
@@ -257,13 +278,30 @@ Pool = ConnectionPool[Connection]
 """What :func:`pool` returns, for annotations elsewhere (they do not import the driver)."""
 
 
-def pool(url: str, *, name: str, max_size: int = 8) -> Pool:
+def pool(url: str, *, name: str, max_size: int = 8, pooler: bool | None = None) -> Pool:
     """A connection pool (closed until opened) whose connections are made as :func:`connect`
     makes them, for long-running services that serve many short requests."""
+    options = session_options(pooled() if pooler is None else pooler)
     return ConnectionPool(url, min_size=1, max_size=max_size, open=False, name=name,
                           connection_class=Connection, configure=_configure,
                           kwargs={"row_factory": dict_row, "application_name": name,
-                                  "connect_timeout": CONNECT_TIMEOUT})
+                                  "connect_timeout": CONNECT_TIMEOUT, **options})
+
+
+def pgbouncer_config(url: str) -> dict[str, str] | None:
+    """PgBouncer's settings (``SHOW CONFIG`` on its admin console, the database ``pgbouncer``
+    at the same address), or None when there is no console there or it refuses us (a plain
+    PostgreSQL has no database of that name; PgBouncer admits only its admin and stats users).
+    The console speaks the simple query protocol only, hence the client-side cursor."""
+    parts = urlsplit(url)
+    console = urlunsplit(parts._replace(path="/pgbouncer"))
+    try:
+        with psycopg.connect(console, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                             cursor_factory=psycopg.ClientCursor) as conn:
+            rows = conn.execute("SHOW CONFIG").fetchall()
+    except psycopg.Error:
+        return None
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def one(conn: Connection, ref: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

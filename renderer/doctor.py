@@ -11,9 +11,11 @@ import importlib.metadata
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 from renderer import config, schema
-from renderer.db import Database
+from renderer.db import Connection, Database, connect, pgbouncer_config, pooled, resolve_url
 from renderer.errors import RendererError
 from renderer.storage import FileStore, open_store
 
@@ -83,6 +85,52 @@ def check_database(settings: config.Settings) -> list[Check]:
     return checks
 
 
+def check_pooler(settings: config.Settings) -> Check:
+    """Whether a pooler stands between us and PostgreSQL, and whether the settings say so:
+    the URL's port against the server's own (``port``) and the port of the server session
+    (``inet_server_port()``, NULL over a Unix socket, which is how a pooler on the database
+    machine often connects), then PgBouncer's admin console for its ``pool_mode``."""
+    try:
+        url = resolve_url(settings)
+        with connect(url, pooler=True) as conn:
+            row = one_row(conn)
+    except RendererError as exc:
+        return Check("pooler", False, str(exc))
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    checked = [f"RENDERER_POOLER={settings.pooler or '(unset)'}"]
+    if not host or host.startswith("/") or "host=/" in parts.query:
+        checked.append("the URL is a Unix socket of the server: no pooler")
+        behind = False
+    else:
+        port = parts.port or 5432
+        via = row["via_port"]
+        checked.append(f"URL port {port}, server port {row['port']}, server session "
+                       + (f"port {via}" if via is not None else "over a Unix socket"))
+        behind = port != row["port"] or via is None or via != port
+    console = pgbouncer_config(url) if behind else None
+    if console is not None:
+        checked.append(f"PgBouncer admin console: pool_mode={console.get('pool_mode', '?')}")
+    elif behind:
+        checked.append("no PgBouncer admin console for this user (stats_users)")
+    verdict = "a pooler or proxy is in between" if behind else "direct connection"
+    configured = pooled(settings)
+    mode = console.get("pool_mode") if console is not None else None
+    ok = not behind or configured or mode == "session"
+    if not ok:
+        verdict += ", set RENDERER_POOLER=pgbouncer"
+    elif configured and not behind:
+        verdict += " (RENDERER_POOLER is set: harmless, workers poll instead of LISTEN)"
+    return Check("pooler", ok, f"{verdict} ({'; '.join(checked)})")
+
+
+def one_row(conn: Connection) -> dict[str, Any]:
+    row = conn.execute("SELECT current_setting('port')::int AS port,"
+                       " inet_server_port() AS via_port").fetchone()
+    assert row is not None
+    return dict(row)
+
+
 def check_store(settings: config.Settings) -> Check:
     url = config.mask_url(settings.store_url)
     try:
@@ -117,5 +165,6 @@ def check_store_temps(settings: config.Settings) -> Check:
 
 def run(settings: config.Settings | None = None) -> list[Check]:
     settings = settings or config.load()
-    return [*check_python(), check_extension(), *check_database(settings), check_store(settings),
+    return [*check_python(), check_extension(), *check_database(settings),
+            check_pooler(settings), check_store(settings),
             check_store_temps(settings)]

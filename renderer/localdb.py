@@ -15,6 +15,13 @@ the password set at every start, which also closes a cluster made by an older ve
 ``initdb --auth=trust`` (trust over TCP: any local account was superuser); one found running
 is fixed in place (reload) by :meth:`Cluster.ensure_started`. To change the password, delete
 the file and restart the cluster.
+
+Workers on other machines (``RENDERER_DB_LISTEN`` beyond loopback, see docs/hosts.md) log in
+with the same password; with ``RENDERER_DB_TLS`` the cluster also gets a certificate authority
+of its own and a server certificate for its addresses (made by the ``openssl`` command, kept in
+``$RENDERER_HOME/db-tls``), remote logins must use TLS (``hostssl``), and
+``renderer db url --for-host`` prints the URL (``sslmode=verify-full``) and the CA a worker
+needs.
 """
 
 from __future__ import annotations
@@ -24,20 +31,24 @@ import fcntl
 import glob
 import hashlib
 import hmac
+import ipaddress
 import os
 import pwd
 import secrets
 import shutil
+import socket
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlencode
 
-from renderer.errors import DatabaseError, MissingDependency
+from renderer.errors import ConfigError, DatabaseError, MissingDependency
 
 SERVICE_USER = "renderer-pg"
 SUPERUSER = "renderer"
@@ -75,6 +86,33 @@ host    all       all   127.0.0.1/32   scram-sha-256
 host    all       all   ::1/128        scram-sha-256
 """
 SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
+TLS_DIR = "db-tls"  # under RENDERER_HOME: the CA (kept by the invoking user) and its names
+CERT_DAYS = 3650
+_ANY = {"*", "0.0.0.0", "::"}
+
+
+def hba(listen: tuple[str, ...] = ("127.0.0.1",), tls: bool = False) -> str:
+    """pg_hba.conf for a cluster listening on ``listen``: :data:`HBA`, plus, when it listens
+    beyond loopback, password logins from anywhere (over TLS only when ``tls``)."""
+    if all(_is_loopback(a) for a in listen):
+        return HBA
+    kind = "hostssl" if tls else "host"
+    return HBA + (f"{kind:<7} all       all   0.0.0.0/0      scram-sha-256\n"
+                  f"{kind:<7} all       all   ::/0           scram-sha-256\n")
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def scram_verifier(password: str, salt: bytes | None = None,
@@ -115,6 +153,15 @@ class Cluster:
     home: Path
     port: int = 0
     extra_settings: dict[str, str] | None = None
+    listen: tuple[str, ...] = ("127.0.0.1",)
+    tls: bool = False
+    tls_names: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Cluster:
+        """The cluster that ``settings`` (a :class:`renderer.config.Settings`) describe."""
+        return cls(settings.home, settings.db_port, listen=split_names(settings.db_listen),
+                   tls=settings.db_tls, tls_names=split_names(settings.db_tls_names))
 
     @property
     def root(self) -> Path:
@@ -200,6 +247,103 @@ class Cluster:
         finally:
             partial.unlink(missing_ok=True)
         return password
+
+    # -- TLS ------------------------------------------------------------------------------
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / TLS_DIR
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate a client verifies the server with (``sslrootcert``)."""
+        return self.tls_dir / "ca.crt"
+
+    def cert_names(self) -> tuple[str, ...]:
+        """The names and addresses the server certificate is valid for."""
+        names = ["localhost", "127.0.0.1", socket.gethostname(),
+                 *(a for a in self.listen if a not in _ANY), *self.tls_names]
+        return tuple(dict.fromkeys(names))
+
+    def ensure_certificates(self) -> tuple[Path, Path]:
+        """The server certificate and key (made with ``openssl``, with a CA of the cluster's
+        own the first time; the certificate again when :meth:`cert_names` changed)."""
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise MissingDependency("openssl is not installed (needed for RENDERER_DB_TLS)",
+                                    "apt-get install openssl")
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        self.tls_dir.chmod(0o700)
+        ca_key, cert, key = (self.tls_dir / n for n in ("ca.key", "server.crt", "server.key"))
+        if not (self.ca_file.exists() and ca_key.exists()):
+            _openssl(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(ca_key),
+                     "-out", str(self.ca_file), "-days", str(CERT_DAYS),
+                     "-subj", "/CN=renderer database CA",
+                     "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+            cert.unlink(missing_ok=True)
+        names = "\n".join(self.cert_names())
+        names_file = self.tls_dir / "server.names"
+        if not cert.exists() or _read(names_file) != names:
+            alt = ",".join(_san(n) for n in self.cert_names())
+            with tempfile.TemporaryDirectory(dir=self.tls_dir) as work:
+                csr, ext = Path(work) / "server.csr", Path(work) / "ext.cnf"
+                ext.write_text(f"subjectAltName={alt}\nbasicConstraints=CA:FALSE\n"
+                               "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                               "extendedKeyUsage=serverAuth\n")
+                _openssl(openssl, "req", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+                         "-out", str(csr), "-subj", "/CN=renderer database")
+                _openssl(openssl, "x509", "-req", "-in", str(csr), "-CA", str(self.ca_file),
+                         "-CAkey", str(ca_key), "-set_serial",
+                         str(int.from_bytes(secrets.token_bytes(8), "big")),
+                         "-days", str(CERT_DAYS), "-extfile", str(ext), "-out", str(cert))
+            names_file.write_text(names)
+        for secret in (ca_key, key):
+            secret.chmod(0o600)
+        self.ca_file.chmod(0o644)
+        return cert, key
+
+    def _tls_settings(self, user: pwd.struct_passwd | None) -> dict[str, str]:
+        """ssl on, with a copy of the certificate and key the server may read (its own
+        user's, key 0600, as PostgreSQL demands)."""
+        cert, key = self.ensure_certificates()
+        served = self.root / "tls"
+        served.mkdir(mode=0o700, exist_ok=True)
+        for source in (cert, key):
+            target = served / source.name
+            shutil.copyfile(source, target)
+            target.chmod(0o600)
+            if user is not None:
+                os.chown(target, user.pw_uid, user.pw_gid)
+        if user is not None:
+            os.chown(served, user.pw_uid, user.pw_gid)
+        return {"ssl": "on", "ssl_cert_file": f"'{served / cert.name}'",
+                "ssl_key_file": f"'{served / key.name}'",
+                "ssl_min_protocol_version": "'TLSv1.2'"}
+
+    def url_for_host(self, host: str, ca_path: str | None = None,
+                     database: str = DATABASE) -> str:
+        """The URL a worker on another machine uses to reach this cluster at ``host`` (with
+        the password; ``sslmode=verify-full`` and the CA at ``ca_path`` when TLS is on)."""
+        if not self.port:
+            raise ConfigError("the embedded cluster listens on no TCP port",
+                              "set RENDERER_DB_PORT and RENDERER_DB_LISTEN, then restart it")
+        if all(_is_loopback(a) for a in self.listen) and not _is_loopback(host):
+            raise ConfigError(f"the embedded cluster listens on {','.join(self.listen)} only",
+                              f"set RENDERER_DB_LISTEN to include {host}'s address (or *), "
+                              "then restart it: renderer db stop && renderer db start")
+        if self.tls and host not in self.cert_names():
+            raise ConfigError(f"{host} is not a name of the server certificate "
+                              f"({', '.join(self.cert_names())})",
+                              "add it to RENDERER_DB_TLS_NAMES, then restart the cluster")
+        password = quote(self._password(create=False), safe="")
+        netloc = f"[{host}]" if ":" in host else host
+        query = ("?" + urlencode({"sslmode": "verify-full",
+                                  "sslrootcert": ca_path or str(self.ca_file)})
+                 if self.tls else "")
+        return f"postgresql://{SUPERUSER}:{password}@{netloc}:{self.port}/{database}{query}"
 
     # -- running as another user ------------------------------------------------------------
 
@@ -304,7 +448,8 @@ class Cluster:
     def _write_settings(self, user: pwd.struct_passwd | None) -> None:
         settings = {
             **BATCH_SETTINGS,
-            "listen_addresses": "'127.0.0.1'" if self.port else "''",
+            "listen_addresses": f"'{','.join(self.listen)}'" if self.port else "''",
+            **(self._tls_settings(user) if self.tls else {}),
             "port": str(self.socket_port),
             "unix_socket_directories": f"'{self.socket_dir}'",
             "unix_socket_permissions": "0700",
@@ -324,17 +469,18 @@ class Cluster:
 
     def _write_hba(self, user: pwd.struct_passwd | None) -> bool:
         """Write :data:`HBA` as pg_hba.conf unless it is there already; True if written."""
-        hba = self.data / "pg_hba.conf"
-        if _read(hba) == HBA:
+        hba_file = self.data / "pg_hba.conf"
+        text = hba(self.listen, self.tls)
+        if _read(hba_file) == text:
             return False
         partial = self.data / "pg_hba.conf.renderer"
         partial.unlink(missing_ok=True)
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(HBA)
+            handle.write(text)
         if user is not None:
             os.chown(partial, user.pw_uid, user.pw_gid)
-        partial.replace(hba)  # whole or not at all, for a server reading it at reload
+        partial.replace(hba_file)  # whole or not at all, for a server reading it at reload
         return True
 
     def _set_password(self, bindir: Path, user: pwd.struct_passwd | None) -> None:
@@ -374,7 +520,8 @@ class Cluster:
         """Close a running cluster that an older version started with trust over TCP: rewrite
         pg_hba.conf, reload, set the password. Costs one file read when there is nothing to
         do."""
-        if _read(self.data / "pg_hba.conf") == HBA and self.password_file.exists():
+        if (_read(self.data / "pg_hba.conf") == hba(self.listen, self.tls)
+                and self.password_file.exists()):
             return
         bindir = find_bindir()
         with self._lock():
@@ -413,6 +560,22 @@ class Cluster:
         else:
             self._secure_running()
         return self.url()
+
+
+def _san(name: str) -> str:
+    try:
+        return f"IP:{ipaddress.ip_address(name)}"
+    except ValueError:
+        return f"DNS:{name}"
+
+
+def _openssl(openssl: str, *args: str) -> None:
+    result = subprocess.run([openssl, *args], capture_output=True, text=True, timeout=60,
+                            check=False)
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()
+        raise DatabaseError(f"openssl {args[0]} failed: {detail[-1] if detail else '?'}",
+                            "check the openssl installation")
 
 
 def _read(path: Path) -> str | None:

@@ -7,8 +7,10 @@ loading those definitions by name (:func:`apply`), never by copying them; a test
 database migrated to head equal, catalog for catalog, to one built from the files
 (:func:`create_all`). ``sql/schema/README.md`` has the rules for changing a definition.
 
-Migrations run under an advisory lock, so two processes starting on a new database at once
-apply them once. Nothing is created at run time except partitions made on demand.
+Migrations run in one transaction under a transaction-scoped advisory lock, so two
+processes starting on a new database at once apply them once, and so that they run through
+PgBouncer in transaction pooling as well (a session lock would be taken on one server session
+and released on another). Nothing is created at run time except partitions made on demand.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from renderer.config import mask_url
+from renderer.config import load, mask_url
 from renderer.errors import DatabaseError, DatabaseUnavailable, MissingDependency
 from renderer.resources import MIGRATIONS_DIR as MIGRATIONS
 from renderer.resources import SCHEMA_DIR, named_sections
 
-MIGRATION_LOCK = 7_301_734_221  # pg_advisory_lock key held while migrating
+MIGRATION_LOCK = 7_301_734_221  # pg_advisory_xact_lock key held by the migrating transaction
 
 # The areas in build order: a definition may use what an earlier area or an earlier
 # definition of its own area defines.
@@ -136,7 +138,19 @@ def alembic_config(url: str | None = None, output: io.StringIO | None = None) ->
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url is not None:
         cfg.attributes["url"] = sqlalchemy_url(url)
+        cfg.attributes["connect_args"] = _connect_args()
     return cfg
+
+
+def _connect_args() -> dict[str, Any]:
+    """Behind PgBouncer (RENDERER_POOLER), no server-side prepared statements: what
+    renderer.db.session_options says (not imported: the connector imports this module)."""
+    return {"prepare_threshold": None} if load().pooler == "pgbouncer" else {}
+
+
+def _engine(url: str) -> Any:
+    """A one-connection engine (no pool of its own: PgBouncer or the server pools)."""
+    return create_engine(sqlalchemy_url(url), poolclass=NullPool, connect_args=_connect_args())
 
 
 def head() -> str:
@@ -147,7 +161,7 @@ def head() -> str:
 
 def current(url: str) -> str | None:
     """The revision the database is at, None when it was never migrated."""
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    engine = _engine(url)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -159,7 +173,7 @@ def current(url: str) -> str | None:
 
 def check_postgis(url: str, extension: str = "postgis") -> None:
     """Fail with the install command when the server lacks the PostGIS extension."""
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    engine = _engine(url)
     try:
         with engine.connect() as conn:
             ok = conn.execute(
@@ -196,7 +210,7 @@ def create_all(url: str) -> None:
     """Build the whole current schema from the canonical files, without migrations (what a
     test compares a migrated database with; such a database has no ``alembic_version``)."""
     check_postgis(url)
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    engine = _engine(url)
     try:
         with engine.begin() as conn:
             raw = conn.execution_options(no_parameters=True)  # percent signs are SQL's

@@ -8,7 +8,9 @@ it), and completes the good items and fails the bad ones in one statement before
 in the main thread under a SIGALRM timer for their kind's time limit; the pool kills a child
 whose handler ignores the alarm past a grace period. A heartbeat thread with its own
 connection keeps the worker's row alive, extends leases, reaps expired ones and rolls up the
-counters. Workers wake on NOTIFY, or poll every ``poll_seconds`` (NOTIFY off behind PgBouncer).
+counters. Workers wake on NOTIFY, or poll every ``poll_seconds``: always behind PgBouncer in
+transaction pooling (``RENDERER_POOLER=pgbouncer``), where LISTEN would hold on one server
+session while the worker's next transaction runs on another.
 
 A worker that freezes (SIGSTOP, a paused machine) stops heartbeating: the reaper of another
 worker ends its processing session once it has been silent for a lease, which rolls the batch
@@ -32,14 +34,14 @@ from typing import Any
 
 from renderer import config, pipelines
 from renderer import queue as q
-from renderer.db import Connection, connect
+from renderer.db import Connection, connect, pooled
 from renderer.errors import DatabaseError, DatabaseUnavailable, LeaseLost, QueueError
 
 log = logging.getLogger("renderer.worker")
 
 CHANNEL = "renderer_queue"
 BATCH_TURN_EVERY = 5  # every 5th claim serves batch priority first: on-demand never starves it
-KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
              "keepalives_count": 3}
 
 
@@ -500,6 +502,11 @@ class Worker:
             self._reconnect(again)
 
 
+def listens(settings: config.Settings) -> bool:
+    """Whether workers wait with LISTEN: the ``notify`` setting, never behind a pooler."""
+    return settings.notify and not pooled(settings)
+
+
 def run_worker(url: str, *, kinds: list[str] | None = None, until_empty: bool = False,
                max_items: int | None = None, owner: str | None = None,
                settings: config.Settings | None = None, lease_seconds: float | None = None,
@@ -520,6 +527,6 @@ def run_worker(url: str, *, kinds: list[str] | None = None, until_empty: bool = 
         max_items=max_items, owner=owner,
         lease_seconds=lease_seconds or settings.lease_seconds,
         poll_seconds=poll_seconds if poll_seconds is not None else settings.poll_seconds,
-        notify=settings.notify if notify is None else notify, shared=_shared,
+        notify=listens(settings) if notify is None else notify, shared=_shared,
         context=q.Context(settings))
     return worker.run()
