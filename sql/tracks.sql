@@ -41,14 +41,20 @@ CREATE TEMP TABLE tracks_stage_rejects (
 COPY tracks_stage (set_no, t_ms, lat, lon, latency, sog, cog, heading, nav_status, rot, source,
                    ais_class) FROM STDIN;
 
+-- name: copy_stage_csv
+-- COPY of the staged reports as CSV (the batch readers' output; an unquoted empty field is
+-- NULL).
+COPY tracks_stage (set_no, t_ms, lat, lon, latency, sog, cog, heading, nav_status, rot, source,
+                   ais_class) FROM STDIN (FORMAT csv);
+
 -- name: copy_stage_rejects
 -- COPY of the staged rejects.
 COPY tracks_stage_rejects (line, reason, raw) FROM STDIN;
 
 -- name: stage_summary
 -- The UTC days (partitions needed) and the time span of the staged reports.
-SELECT coalesce(array_agg(DISTINCT (to_timestamp(t_ms / 1000.0) AT TIME ZONE 'UTC')::date),
-                '{}') AS days,
+SELECT coalesce(array_agg(DISTINCT DATE '1970-01-01' + (t_ms / 86400000)::integer), '{}')
+         AS days,  -- integer division: t_ms >= 0 (validated), per row no numeric
        to_timestamp(min(t_ms) / 1000.0) AS first_time,
        to_timestamp(max(t_ms) / 1000.0) AS last_time, count(*) AS reports
 FROM tracks_stage;
@@ -104,7 +110,8 @@ RETURNING id;
 WITH ins AS (
     INSERT INTO tracks_reports (t, lat, lon, vessel_id, file_id, latency, sog, cog, heading,
                                 nav_status, rot, source, ais_class)
-    SELECT to_timestamp(s.t_ms / 1000.0), s.lat, s.lon, m.vessel_id, %(file_id)s, s.latency,
+    SELECT timestamptz 'epoch' + s.t_ms * interval '1 millisecond', s.lat, s.lon,
+           m.vessel_id, %(file_id)s, s.latency,
            s.sog, s.cog, s.heading,
            s.nav_status, s.rot, s.source, s.ais_class
     FROM tracks_stage s

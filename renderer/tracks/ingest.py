@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, cast
 
 from renderer import db
 from renderer.errors import InputError
+from renderer.tracks import bulk
 from renderer.tracks.formats import FORMATS, Link, Reject, Report, guess_format, parse
 
 __all__ = ["FileResult", "IngestReport", "SourceFile", "discover", "files", "ingest",
@@ -146,10 +147,6 @@ def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
 
 # -- staging ---------------------------------------------------------------------------------
 
-def _tenths(value: float | None) -> int | None:
-    return None if value is None else round(value * 10)
-
-
 @dataclass
 class _Staged:
     read: int = 0
@@ -166,7 +163,38 @@ class _Staged:
 
 
 def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
-    """Parse the file into the staging tables; the counts and identifier sets."""
+    """Parse the file into the staging tables; the counts and identifier sets. CSV and
+    BinaryFixes are read in batches (:mod:`.bulk`); a CSV file that is not one row per line
+    is read again row by row, the batches' rows undone by a savepoint."""
+    if source.format in ("csv", "fixes"):
+        try:
+            with conn.transaction():
+                return _stage_bulk(conn, source)
+        except bulk.NotBulk:
+            log.info("%s: not one row per line throughout, reading it row by row", source.key)
+    return _stage_rows(conn, source)
+
+
+def _stage_bulk(conn: db.Connection, source: SourceFile) -> _Staged:
+    staged = _Staged()
+    rejected: list[tuple[int, str, str]] = []
+    with source.open() as stream, conn.cursor() as cur, cur.copy(
+            db.query("tracks.copy_stage_csv")) as copy:
+        batches = (bulk.csv_batches(stream, staged.set_no) if source.format == "csv"
+                   else bulk.fixes_batches(stream, staged.set_no))
+        for batch in batches:
+            staged.read += batch.read
+            staged.reports += batch.table.num_rows
+            rejected.extend((line, item.reason, item.raw) for line, item in batch.items
+                            if isinstance(item, Reject))
+            if batch.table.num_rows:
+                copy.write(bulk.write_csv(batch.table))
+    staged.rejected = len(rejected)
+    _copy_rejects(conn, rejected)
+    return staged
+
+
+def _stage_rows(conn: db.Connection, source: SourceFile) -> _Staged:
     staged = _Staged()
     rejected: list[tuple[int, str, str]] = []
     with source.open() as stream, conn.cursor() as cur, cur.copy(
@@ -177,7 +205,8 @@ def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
                 staged.reports += 1
                 copy.write_row((
                     staged.set_no(item.ids), item.time_ms, item.lat, item.lon,
-                    item.latency, _tenths(item.sog), _tenths(item.cog), _tenths(item.heading),
+                    item.latency, bulk.tenths(item.sog), bulk.tenths(item.cog),
+                    bulk.tenths(item.heading),
                     item.nav_status, item.rot, item.source, item.ais_class))
             elif isinstance(item, Link):
                 staged.linked += 1
@@ -186,11 +215,15 @@ def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
                 assert isinstance(item, Reject)
                 staged.rejected += 1
                 rejected.append((line, item.reason, item.raw))
+    _copy_rejects(conn, rejected)
+    return staged
+
+
+def _copy_rejects(conn: db.Connection, rejected: list[tuple[int, str, str]]) -> None:
     if rejected:
         with conn.cursor() as cur, cur.copy(db.query("tracks.copy_stage_rejects")) as copy:
             for row in rejected:
                 copy.write_row(row)
-    return staged
 
 
 # -- identities ------------------------------------------------------------------------------
