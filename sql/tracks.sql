@@ -176,7 +176,8 @@ ORDER BY d;
 
 -- name: reports
 -- Reports with %(lo)s <= t <= %(hi)s, of %(vessels)s (all when NULL), inside the box
--- (none when NULL), after the row (%(after_t)s, %(after_vessel)s, %(after_lat)s,
+-- (none when NULL; a box crossing the antimeridian is two: longitudes min_lon..max_lon and
+-- min_lon2..max_lon2), after the row (%(after_t)s, %(after_vessel)s, %(after_lat)s,
 -- %(after_lon)s) (from the start when NULL), in (t, vessel, lat, lon) order.
 SELECT r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.rot,
        r.latency, r.source, r.ais_class
@@ -185,7 +186,10 @@ WHERE r.t >= %(lo)s AND r.t <= %(hi)s
   AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
   AND (%(min_lat)s::float8 IS NULL
        OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
-                                     point(%(max_lon)s::float8, %(max_lat)s::float8)))
+                                     point(%(max_lon)s::float8, %(max_lat)s::float8))
+       OR (%(min_lon2)s::float8 IS NOT NULL
+           AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
+                                          point(%(max_lon2)s::float8, %(max_lat)s::float8))))
   AND (%(after_t)s::timestamptz IS NULL
        OR (r.t, r.vessel_id, r.lat, r.lon)
           > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
@@ -205,7 +209,10 @@ SELECT * FROM (
       AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
       AND (%(min_lat)s::float8 IS NULL
            OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
-                                         point(%(max_lon)s::float8, %(max_lat)s::float8)))
+                                         point(%(max_lon)s::float8, %(max_lat)s::float8))
+           OR (%(min_lon2)s::float8 IS NOT NULL
+               AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
+                                              point(%(max_lon2)s::float8, %(max_lat)s::float8))))
     ORDER BY r.vessel_id, renderer.tracks_bucket(r.t, %(sample)s), r.t, r.lat, r.lon
 ) s
 WHERE %(after_t)s::timestamptz IS NULL

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from renderer import db
+from renderer.bbox import BBox
 from renderer.errors import InputError
 
 __all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "parse_time",
@@ -76,7 +77,8 @@ class Query:
 
     ids: tuple[tuple[str, str], ...] = ()
     bbox: tuple[float, float, float, float] | None = None
-    """(min lat, min lon, max lat, max lon)."""
+    """(min lat, min lon, max lat, max lon); min lon > max lon crosses the antimeridian
+    (``-10,170,10,-170`` is 20 degrees wide around 180)."""
     start: datetime | None = None
     end: datetime | None = None
     """Both inclusive."""
@@ -108,10 +110,8 @@ class Query:
             if not (-90 <= min_lat <= max_lat <= 90 and -180 <= min_lon <= 180
                     and -180 <= max_lon <= 180):
                 raise InputError(f"bbox {bbox!r} is not MINLAT,MINLON,MAXLAT,MAXLON",
-                                 "latitudes in [-90, 90], min <= max")
-            if min_lon > max_lon:
-                raise InputError(f"bbox {bbox!r} crosses the antimeridian",
-                                 "query each side of it separately")
+                                 "latitudes in [-90, 90], min <= max; MINLON > MAXLON "
+                                 "crosses the antimeridian")
             box = (min_lat, min_lon, max_lat, max_lon)
         if sample is not None and sample not in SAMPLES:
             raise InputError(f"sample {sample!r} is not offered", f"use {'|'.join(SAMPLES)}")
@@ -194,6 +194,21 @@ def _chunks(conn: db.Connection, q: Query, lo: datetime, hi: datetime,
     return spans
 
 
+def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, float | None]:
+    """The box as SQL parameters: its latitudes and one or two longitude spans (two when
+    MINLON > MAXLON: the box crosses the antimeridian, as :class:`renderer.bbox.BBox`)."""
+    params: dict[str, float | None] = dict.fromkeys(
+        ("min_lat", "max_lat", "min_lon", "max_lon", "min_lon2", "max_lon2"))
+    if box is not None:
+        min_lat, min_lon, max_lat, max_lon = box
+        spans = BBox(min_lon, min_lat, max_lon, max_lat).spans()
+        params.update(min_lat=min_lat, max_lat=max_lat, min_lon=spans[0][0],
+                      max_lon=spans[0][1])
+        if len(spans) > 1:
+            params.update(min_lon2=spans[1][0], max_lon2=spans[1][1])
+    return params
+
+
 def _bucket_start(t: datetime, seconds: int) -> datetime:
     epoch = int(t.timestamp()) // seconds * seconds
     return datetime.fromtimestamp(epoch, UTC)
@@ -251,11 +266,9 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
         return
     params: dict[str, Any] = {
         "vessels": vessels, "sample": q.sample_seconds,
-        "min_lat": None, "min_lon": None, "max_lat": None, "max_lon": None,
         "after_t": after and after.t, "after_vessel": after and after.vessel,
         "after_lat": after and after.lat, "after_lon": after and after.lon}
-    if q.bbox:
-        params.update(zip(("min_lat", "min_lon", "max_lat", "max_lon"), q.bbox, strict=True))
+    params.update(_box_params(q.bbox))
     statement = db.query("tracks.reports_sampled" if q.sample_seconds else "tracks.reports")
     idents = _Identities(conn)
     left = None if limit is None else limit + 1  # one more: is there a next page?
