@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import logging
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, BinaryIO, cast
 
 from renderer import db
 from renderer.errors import InputError
+from renderer.storage import Store, open_store
 from renderer.tracks import bulk
 from renderer.tracks.formats import FORMATS, Link, Reject, Report, guess_format, parse
 
@@ -46,20 +48,26 @@ class SourceFile:
     """One input file, its format and its ledger identity."""
 
     key: str
-    """Absolute path."""
+    """Absolute path, or the object's store URL (``s3://bucket/prefix/day1.csv``)."""
     size: int
     checksum: str
-    """MD5 hex of the bytes as stored."""
+    """MD5 hex of the bytes as stored (for a store object, its etag: no download to skip
+    a version already ingested)."""
     format: str
-    path: Path
+    path: Path | None = None
+    store: Store | None = None
+    store_key: str | None = None
 
     def open(self) -> BinaryIO:
-        """The file's bytes, gunzipped when it starts with the gzip magic."""
-        with open(self.path, "rb") as probe:
-            zipped = probe.read(2) == b"\x1f\x8b"
-        if zipped:
-            return cast(BinaryIO, gzip.open(self.path, "rb"))
-        return open(self.path, "rb")
+        """The file's bytes, gunzipped when they start with the gzip magic."""
+        if self.path is None:
+            assert self.store is not None and self.store_key is not None
+            stream: BinaryIO = io.BytesIO(self.store.get(self.store_key))
+        else:
+            stream = open(self.path, "rb")  # noqa: SIM115 (returned open)
+        zipped = stream.read(2) == b"\x1f\x8b"
+        stream.seek(0)
+        return cast(BinaryIO, gzip.GzipFile(fileobj=stream)) if zipped else stream
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _format_of(path: Path, fmt: str | None) -> str | None:
+def _format_of(path: PurePath, fmt: str | None) -> str | None:
     if fmt is not None:
         return fmt
     try:
@@ -115,13 +123,31 @@ def _format_of(path: Path, fmt: str | None) -> str | None:
         return None
 
 
+def _stored(url: str, fmt: str | None) -> list[SourceFile]:
+    """The report files under a store prefix (``s3://bucket/prefix``, ``file:///path``)."""
+    store = open_store(url)
+    base = store.url.rstrip("/") + "/"
+    chosen = [(o, f) for o in store.list("")
+              if not any(part.startswith(".") for part in o.key.split("/"))
+              and (f := _format_of(PurePosixPath(o.key), fmt))]
+    if not chosen:
+        raise InputError(f"no report files under {url}",
+                         "name them .csv, .ndjson, .nmea or .fixes, or give --format")
+    return [SourceFile(base + o.key, o.size, o.etag, f, store=store, store_key=o.key)
+            for o, f in chosen]
+
+
 def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
-    """The files of some paths (files, or folders searched recursively for files whose
-    format the name tells), in a stable order. ``fmt`` forces the format of every file."""
+    """The files of some paths (files, folders searched recursively, or store prefixes such
+    as ``s3://bucket/prefix``, for files whose format the name tells), in a stable order.
+    ``fmt`` forces the format of every file."""
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     found: list[SourceFile] = []
     for text in paths:
+        if "://" in text:
+            found.extend(_stored(text, fmt))
+            continue
         path = Path(text).expanduser()
         if path.is_dir():
             candidates = sorted(p for p in path.rglob("*") if p.is_file()
@@ -358,7 +384,7 @@ def ingest_sources(database: db.Database, sources: Iterable[SourceFile],
 
 def ingest(database: db.Database, paths: Iterable[str], fmt: str | None = None,
            progress: Callable[[FileResult], None] | None = None) -> IngestReport:
-    """Ingest the files of local paths or folders (see :func:`discover`)."""
+    """Ingest the files of local paths, folders or store prefixes (see :func:`discover`)."""
     return ingest_sources(database, discover(paths, fmt), progress)
 
 
