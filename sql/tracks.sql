@@ -222,6 +222,42 @@ WHERE %(after_t)s::timestamptz IS NULL
 ORDER BY s.t, s.vessel_id, s.lat, s.lon
 LIMIT %(limit)s;
 
+-- name: reports_probed
+-- The same rows as reports_sampled for a few vessels and a coarse interval, read by one
+-- index probe per (vessel, interval) of the key (vessel_id, t, lat, lon), LIMIT 1, instead
+-- of reading every report and keeping the first of each interval: an hourly month of a
+-- vessel reporting every 15 s is 720 probes instead of 14,000 heap rows (BENCHMARKS.md).
+-- Intervals without a partition cost nothing (pruned at run time). %(lo)s and %(hi)s must
+-- lie within the days that have partitions (the caller clamps them).
+SELECT s.t, s.vessel_id, s.lat, s.lon, s.sog, s.cog, s.heading, s.nav_status, s.rot,
+       s.latency, s.source, s.ais_class
+FROM unnest(%(vessels)s::integer[]) AS v(vessel_id)
+CROSS JOIN generate_series(renderer.tracks_bucket(%(lo)s, %(sample)s),
+                           renderer.tracks_bucket(%(hi)s, %(sample)s)) AS b(n)
+CROSS JOIN LATERAL (
+    SELECT r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.rot,
+           r.latency, r.source, r.ais_class
+    FROM tracks_reports r
+    WHERE r.vessel_id = v.vessel_id
+      AND r.t >= greatest(%(lo)s::timestamptz, to_timestamp(b.n * %(sample)s::bigint))
+      AND r.t < to_timestamp((b.n + 1) * %(sample)s::bigint)
+      AND r.t <= %(hi)s
+      AND (%(min_lat)s::float8 IS NULL
+           OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
+                                         point(%(max_lon)s::float8, %(max_lat)s::float8))
+           OR (%(min_lon2)s::float8 IS NOT NULL
+               AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
+                                              point(%(max_lon2)s::float8, %(max_lat)s::float8))))
+    ORDER BY r.t, r.lat, r.lon
+    LIMIT 1
+) s
+WHERE %(after_t)s::timestamptz IS NULL
+   OR (s.t, s.vessel_id, s.lat, s.lon)
+      > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
+         %(after_lon)s::float8)
+ORDER BY s.t, s.vessel_id, s.lat, s.lon
+LIMIT %(limit)s;
+
 -- name: index_prefixes
 -- The first geohash characters of a UTC day's reports (one export item each).
 SELECT DISTINCT ST_GeoHash(ST_SetSRID(ST_MakePoint(lon, lat), 4326), 1) AS prefix

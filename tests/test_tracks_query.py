@@ -18,7 +18,7 @@ from renderer.tracks import sample
 from renderer.tracks import sample as sample_module
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import SAMPLES, Query, run, sample_first
+from renderer.tracks.query import SAMPLES, Query, run, sample_first, statement_for
 from tests.conftest import truncate_all
 
 Key = tuple[int, datetime, float, float]  # (mmsi, t, lat, lon)
@@ -174,6 +174,26 @@ def test_a_token_resumes_only_its_own_query(dataset: tuple[Database, list[Report
             run(conn, q, token="nonsense")
 
 
+def test_probed_sampling_pages_by_token(dataset: tuple[Database, list[Report]]) -> None:
+    db, reports = dataset
+    q = Query.parse(ids=["mmsi=503000004", "mmsi=503000006"], bbox="-90,-180,90,180",
+                    sample="1h")
+    assert statement_for(q, [1, 2]) == "tracks.reports_probed"
+    whole = ours(db, q)
+    assert whole == brute(reports, q) and len(whole) > 20
+    pages: list[Key] = []
+    token = None
+    with db.connect() as conn:
+        while True:
+            page = run(conn, q, limit=7, token=token)
+            pages.extend((int(r["ids"]["mmsi"]), r["time"], r["lat"], r["lon"])
+                         for r in page.rows)
+            token = page.next_token
+            if token is None:
+                break
+    assert sorted(pages, key=lambda k: (k[1], k[0], k[2], k[3])) == whole
+
+
 def test_bad_parameters_name_the_fix() -> None:
     with pytest.raises(InputError, match="KEY=VALUE"):
         Query.parse(ids=["503000001"])
@@ -228,3 +248,4 @@ def test_a_box_crossing_the_antimeridian_is_two_spans(db: Database, tmp_path: Pa
     assert sorted(k[3] for k in found) == [-180.0, -179.5, -170.0, 170.0, 179.5, 180.0]
     assert ours(db, Query.parse(bbox="-10,170,10,-170", sample="1d")) == brute(
         reports, Query.parse(bbox="-10,170,10,-170", sample="1d"))
+

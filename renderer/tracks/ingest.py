@@ -3,7 +3,8 @@
 Per file:
 
 1. the ledger is asked for (key, size, checksum): a version seen before is skipped;
-2. the file is parsed (:mod:`.formats`); accepted reports are COPYed into a temporary
+2. the file is parsed (CSV and BinaryFixes in batches by :mod:`.bulk`, NDJSON and NMEA row
+   by row by :mod:`.formats`); accepted reports are COPYed into a temporary
    staging table, rejected rows (line, reason, raw text) into another, and the distinct
    identifier sets are kept in memory (a few per vessel);
 3. the day partitions the reports need are made in a short transaction of their own;

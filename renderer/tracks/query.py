@@ -36,11 +36,14 @@ from renderer.bbox import BBox
 from renderer.errors import InputError
 
 __all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "parse_time",
-           "run", "sample_first"]
+           "run", "sample_first", "statement_for"]
 
 SAMPLES = {"1s": 1, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
            "2h": 7200, "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
 FETCH = 2000
+FIRST_SPAN = 3600     # seconds: an area query's first statement reads at most this much
+PROBE_SECONDS = 900   # sampled id-led queries probe the key per interval from 15 min up
+PROBE_VESSELS = 16    # (measured, BENCHMARKS.md "Vessel tracks")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MIN_T = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_T = datetime(2100, 1, 1, tzinfo=UTC)
@@ -178,7 +181,8 @@ def _vessels(conn: db.Connection, ids: tuple[tuple[str, str], ...]) -> list[int]
 
 def _chunks(conn: db.Connection, q: Query, lo: datetime, hi: datetime,
             by_day: bool) -> list[tuple[datetime, datetime]]:
-    """The [lo, hi] spans to read in turn: one per existing day partition, or one span."""
+    """The [lo, hi] spans to read in turn: one per existing day partition (the first one cut
+    in two), or one span."""
     days = [r["day"] for r in conn.execute(db.query("tracks.days"), {
         "lo": lo.date(), "hi": hi.date()}).fetchall()]
     if not days:
@@ -191,6 +195,13 @@ def _chunks(conn: db.Connection, q: Query, lo: datetime, hi: datetime,
     for day in days:
         start = datetime.combine(day, datetime.min.time(), UTC)
         spans.append((max(lo, start), min(hi, start + timedelta(days=1, microseconds=-1))))
+    # The first rows leave after an hour's work, not a day's: the first span is cut at the
+    # next multiple of an hour (or of the interval, when longer: intervals divide it).
+    step = max(FIRST_SPAN, q.sample_seconds or 0)
+    first_lo, first_hi = spans[0]
+    cut = datetime.fromtimestamp((int(first_lo.timestamp()) // step + 1) * step, UTC)
+    if step < 86400 and cut <= first_hi:
+        spans[0:1] = [(first_lo, cut - timedelta(microseconds=1)), (cut, first_hi)]
     return spans
 
 
@@ -207,6 +218,18 @@ def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, floa
         if len(spans) > 1:
             params.update(min_lon2=spans[1][0], max_lon2=spans[1][1])
     return params
+
+
+def statement_for(q: Query, vessels: list[int] | None) -> str:
+    """Which named statement reads ``q``: every report, every report then the first of each
+    interval, or (a few vessels, an interval of at least :data:`PROBE_SECONDS`) one index
+    probe per vessel and interval."""
+    if not q.sample_seconds:
+        return "tracks.reports"
+    if vessels is not None and len(vessels) <= PROBE_VESSELS \
+            and q.sample_seconds >= PROBE_SECONDS:
+        return "tracks.reports_probed"
+    return "tracks.reports_sampled"
 
 
 def _bucket_start(t: datetime, seconds: int) -> datetime:
@@ -269,7 +292,7 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
         "after_t": after and after.t, "after_vessel": after and after.vessel,
         "after_lat": after and after.lat, "after_lon": after and after.lon}
     params.update(_box_params(q.bbox))
-    statement = db.query("tracks.reports_sampled" if q.sample_seconds else "tracks.reports")
+    statement = db.query(statement_for(q, vessels))
     idents = _Identities(conn)
     left = None if limit is None else limit + 1  # one more: is there a next page?
     last: Row | None = None
