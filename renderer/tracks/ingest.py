@@ -61,14 +61,17 @@ class SourceFile:
 
     def open(self) -> BinaryIO:
         """The file's bytes, gunzipped when they start with the gzip magic."""
-        if self.path is None:
-            assert self.store is not None and self.store_key is not None
-            stream: BinaryIO = io.BytesIO(self.store.get(self.store_key))
-        else:
-            stream = open(self.path, "rb")  # noqa: SIM115 (returned open)
-        zipped = stream.read(2) == b"\x1f\x8b"
-        stream.seek(0)
-        return cast(BinaryIO, gzip.GzipFile(fileobj=stream)) if zipped else stream
+        if self.path is not None:
+            with open(self.path, "rb") as probe:
+                zipped = probe.read(2) == b"\x1f\x8b"
+            # gzip.open owns the file it opens (a GzipFile given a fileobj leaves it open)
+            return cast(BinaryIO, gzip.open(self.path, "rb")) if zipped \
+                else open(self.path, "rb")
+        assert self.store is not None and self.store_key is not None
+        data = self.store.get(self.store_key)
+        stream = io.BytesIO(data)
+        return cast(BinaryIO, gzip.GzipFile(fileobj=stream)) if data[:2] == b"\x1f\x8b" \
+            else stream
 
 
 @dataclass(frozen=True)
