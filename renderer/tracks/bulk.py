@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from renderer.errors import InputError
 from renderer.tracks import formats as fm
 from renderer.tracks.formats import Item, Reject, Report
 
@@ -49,8 +50,9 @@ ISO = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]"
 SetNo = Callable[[tuple[tuple[str, str], ...]], int]
 
 
-class NotBulk(Exception):
-    """The file is not one row per line: read it row by row."""
+class NotBulk(InputError):
+    """The file is not one row per line: read it row by row (caught by ingest, never shown;
+    in the error tree as every exception of the package is)."""
 
 
 @dataclass
@@ -198,7 +200,7 @@ def _check_csv(batch: pa.RecordBatch, columns: list[str], id_columns: list[tuple
     for col in batch.columns:
         empty &= pc.equal(col, "").to_numpy(zero_copy_only=False)
     if empty.any():  # a blank line (skipped by the row path) or only commas (a reject)
-        raise NotBulk
+        raise NotBulk("a blank or empty row")
     at = {name: i for i, name in enumerate(columns)}  # the last of a repeated name, as dict()
     sets = _id_sets(batch, id_columns, set_no)
     ok = sets >= 0
@@ -245,7 +247,7 @@ def csv_batches(stream: BinaryIO, set_no: SetNo) -> Iterator[Batch]:
     header = next(csv.reader([text]), [])
     columns, id_columns = fm.csv_columns(header)
     if not head.endswith(b"\n") or {"time", "lat", "lon"} - set(columns) or not id_columns:
-        raise NotBulk
+        raise NotBulk("a header the row parser rejects")
     names = [f"f{i}" for i in range(len(columns))]
     counting = _Counting(stream, b"")
     try:
@@ -261,9 +263,9 @@ def csv_batches(stream: BinaryIO, set_no: SetNo) -> Iterator[Batch]:
             yield _check_csv(batch, columns, id_columns, line, set_no)
             line += batch.num_rows
     except pa.ArrowInvalid as exc:
-        raise NotBulk from exc
+        raise NotBulk(f"not one row per line: {exc}") from exc
     if line - 2 != counting.records:
-        raise NotBulk
+        raise NotBulk("a row spans lines")
 
 
 # -- BinaryFixes -----------------------------------------------------------------------------
