@@ -41,14 +41,20 @@ CREATE TEMP TABLE tracks_stage_rejects (
 COPY tracks_stage (set_no, t_ms, lat, lon, latency, sog, cog, heading, nav_status, rot, source,
                    ais_class) FROM STDIN;
 
+-- name: copy_stage_csv
+-- COPY of the staged reports as CSV (the batch readers' output; an unquoted empty field is
+-- NULL).
+COPY tracks_stage (set_no, t_ms, lat, lon, latency, sog, cog, heading, nav_status, rot, source,
+                   ais_class) FROM STDIN (FORMAT csv);
+
 -- name: copy_stage_rejects
 -- COPY of the staged rejects.
 COPY tracks_stage_rejects (line, reason, raw) FROM STDIN;
 
 -- name: stage_summary
 -- The UTC days (partitions needed) and the time span of the staged reports.
-SELECT coalesce(array_agg(DISTINCT (to_timestamp(t_ms / 1000.0) AT TIME ZONE 'UTC')::date),
-                '{}') AS days,
+SELECT coalesce(array_agg(DISTINCT DATE '1970-01-01' + (t_ms / 86400000)::integer), '{}')
+         AS days,  -- integer division: t_ms >= 0 (validated), per row no numeric
        to_timestamp(min(t_ms) / 1000.0) AS first_time,
        to_timestamp(max(t_ms) / 1000.0) AS last_time, count(*) AS reports
 FROM tracks_stage;
@@ -104,7 +110,8 @@ RETURNING id;
 WITH ins AS (
     INSERT INTO tracks_reports (t, lat, lon, vessel_id, file_id, latency, sog, cog, heading,
                                 nav_status, rot, source, ais_class)
-    SELECT to_timestamp(s.t_ms / 1000.0), s.lat, s.lon, m.vessel_id, %(file_id)s, s.latency,
+    SELECT timestamptz 'epoch' + s.t_ms * interval '1 millisecond', s.lat, s.lon,
+           m.vessel_id, %(file_id)s, s.latency,
            s.sog, s.cog, s.heading,
            s.nav_status, s.rot, s.source, s.ais_class
     FROM tracks_stage s
@@ -169,7 +176,8 @@ ORDER BY d;
 
 -- name: reports
 -- Reports with %(lo)s <= t <= %(hi)s, of %(vessels)s (all when NULL), inside the box
--- (none when NULL), after the row (%(after_t)s, %(after_vessel)s, %(after_lat)s,
+-- (none when NULL; a box crossing the antimeridian is two: longitudes min_lon..max_lon and
+-- min_lon2..max_lon2), after the row (%(after_t)s, %(after_vessel)s, %(after_lat)s,
 -- %(after_lon)s) (from the start when NULL), in (t, vessel, lat, lon) order.
 SELECT r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.rot,
        r.latency, r.source, r.ais_class
@@ -178,7 +186,10 @@ WHERE r.t >= %(lo)s AND r.t <= %(hi)s
   AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
   AND (%(min_lat)s::float8 IS NULL
        OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
-                                     point(%(max_lon)s::float8, %(max_lat)s::float8)))
+                                     point(%(max_lon)s::float8, %(max_lat)s::float8))
+       OR (%(min_lon2)s::float8 IS NOT NULL
+           AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
+                                          point(%(max_lon2)s::float8, %(max_lat)s::float8))))
   AND (%(after_t)s::timestamptz IS NULL
        OR (r.t, r.vessel_id, r.lat, r.lon)
           > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
@@ -198,8 +209,47 @@ SELECT * FROM (
       AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
       AND (%(min_lat)s::float8 IS NULL
            OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
-                                         point(%(max_lon)s::float8, %(max_lat)s::float8)))
+                                         point(%(max_lon)s::float8, %(max_lat)s::float8))
+           OR (%(min_lon2)s::float8 IS NOT NULL
+               AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
+                                              point(%(max_lon2)s::float8, %(max_lat)s::float8))))
     ORDER BY r.vessel_id, renderer.tracks_bucket(r.t, %(sample)s), r.t, r.lat, r.lon
+) s
+WHERE %(after_t)s::timestamptz IS NULL
+   OR (s.t, s.vessel_id, s.lat, s.lon)
+      > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
+         %(after_lon)s::float8)
+ORDER BY s.t, s.vessel_id, s.lat, s.lon
+LIMIT %(limit)s;
+
+-- name: reports_probed
+-- The same rows as reports_sampled for a few vessels and a coarse interval, read by one
+-- index probe per (vessel, interval) of the key (vessel_id, t, lat, lon), LIMIT 1, instead
+-- of reading every report and keeping the first of each interval: an hourly month of a
+-- vessel reporting every 15 s is 720 probes instead of 14,000 heap rows (BENCHMARKS.md).
+-- Intervals without a partition cost nothing (pruned at run time). %(lo)s and %(hi)s must
+-- lie within the days that have partitions (the caller clamps them).
+SELECT s.t, s.vessel_id, s.lat, s.lon, s.sog, s.cog, s.heading, s.nav_status, s.rot,
+       s.latency, s.source, s.ais_class
+FROM unnest(%(vessels)s::integer[]) AS v(vessel_id)
+CROSS JOIN generate_series(renderer.tracks_bucket(%(lo)s, %(sample)s),
+                           renderer.tracks_bucket(%(hi)s, %(sample)s)) AS b(n)
+CROSS JOIN LATERAL (
+    SELECT r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.rot,
+           r.latency, r.source, r.ais_class
+    FROM tracks_reports r
+    WHERE r.vessel_id = v.vessel_id
+      AND r.t >= greatest(%(lo)s::timestamptz, to_timestamp(b.n * %(sample)s::bigint))
+      AND r.t < to_timestamp((b.n + 1) * %(sample)s::bigint)
+      AND r.t <= %(hi)s
+      AND (%(min_lat)s::float8 IS NULL
+           OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
+                                         point(%(max_lon)s::float8, %(max_lat)s::float8))
+           OR (%(min_lon2)s::float8 IS NOT NULL
+               AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
+                                              point(%(max_lon2)s::float8, %(max_lat)s::float8))))
+    ORDER BY r.t, r.lat, r.lon
+    LIMIT 1
 ) s
 WHERE %(after_t)s::timestamptz IS NULL
    OR (s.t, s.vessel_id, s.lat, s.lon)

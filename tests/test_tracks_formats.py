@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ reports = st.builds(
     lon=st.floats(-180, 180).map(_f32).filter(lambda v: -180 <= v <= 180),
     sog=st.none() | st.integers(0, 1022).map(lambda v: v / 10),
     cog=st.none() | st.integers(0, 3599).map(lambda v: v / 10),
-    heading=st.none() | st.integers(0, 3599).map(lambda v: v / 10),
+    # 36.0 degrees is risky's "no heading" (360 tenths): not a value that round-trips
+    heading=st.none() | st.integers(0, 3599).filter(lambda v: v != 360).map(lambda v: v / 10),
     nav_status=st.none() | st.integers(0, 15),
     rot=st.none() | st.integers(-127, 127),
     latency=st.none() | st.integers(0, 2**31 - 1),
@@ -57,16 +59,57 @@ def test_binary_fixes_round_trip_without_mmsi(batch: list[Report]) -> None:
                        for r in batch]
 
 
-def test_binary_fixes_layout_and_sentinels_are_the_issues() -> None:
-    r = Report(ids=(("mmsi", "503000001"),), time_ms=1796083200123, lat=-33.5, lon=151.25)
-    data = formats.encode_fixes([r])
-    assert len(data) == 35
-    mmsi, lat, lon, t, latency, source, status, rot, sog, cog, heading, cls = struct.unpack(
-        ">iffqihbbhhhb", data)
-    assert (mmsi, lat, lon, t) == (503000001, -33.5, 151.25, 1796083200123)
-    assert (sog, cog, heading) == (1023, 3600, 3600)  # none
-    assert (latency, source, status, rot, cls) == (-1, 0, 127, -128, 0)
-    assert data[:4] == (503000001).to_bytes(4, "big")  # big-endian
+def _risky(mmsi: int | None, lat: float, lon: float, t: int, latency: int, source: int,
+           status: int, rot: int, sog: int, cog: int, heading: int, cls: int) -> bytes:
+    """A record as risky's ``BinaryFixes.write`` puts it, field by field (putInt, putFloat,
+    putLong, putInt latency, putShort source, put status, put rot, putShort sog, cog,
+    heading, put class), built without our struct layout."""
+    def be(value: int, size: int) -> bytes:
+        return value.to_bytes(size, "big", signed=True)
+
+    def f32(value: float) -> bytes:
+        return struct.pack(">f", value)
+
+    return ((be(mmsi, 4) if mmsi is not None else b"") + f32(lat) + f32(lon) + be(t, 8)
+            + be(latency, 4) + be(source, 2) + be(status, 1) + be(rot, 1) + be(sog, 2)
+            + be(cog, 2) + be(heading, 2) + be(cls, 1))
+
+
+def test_binary_fixes_bytes_are_riskys() -> None:
+    full = Report(ids=(("mmsi", "503000001"),), time_ms=1796083200123, lat=-33.5, lon=151.25,
+                  sog=12.25, cog=359.9, heading=90.0, nav_status=5, latency=7, source=1,
+                  ais_class="B")
+    empty = Report(ids=(("mmsi", "503000001"),), time_ms=1796083200123, lat=-33.5, lon=151.25)
+    # risky: Math.round(10 * sog) rounds half up (122.5 -> 123); absent: latency -1,
+    # source 0, status 127, rot -128 (risky always writes it absent), sog 1023, cog 3600,
+    # heading 360; class 0 = A, 1 = B
+    assert formats.encode_fixes([full]) == _risky(503000001, -33.5, 151.25, 1796083200123, 7,
+                                                  1, 5, -128, 123, 3599, 900, 1)
+    assert formats.encode_fixes([empty]) == _risky(503000001, -33.5, 151.25, 1796083200123,
+                                                   -1, 0, 127, -128, 1023, 3600, 360, 0)
+    assert formats.encode_fixes([empty], with_mmsi=False) == _risky(
+        None, -33.5, 151.25, 1796083200123, -1, 0, 127, -128, 1023, 3600, 360, 0)
+    [(_, back)] = formats.decode_fixes(_risky(503000001, -33.5, 151.25, 1796083200123, 7, 1,
+                                              5, -128, 123, 3599, 900, 1))
+    assert back == replace(full, sog=12.3)
+    [(_, back)] = formats.decode_fixes(_risky(503000001, -33.5, 151.25, 1796083200123, -1, 0,
+                                              127, -128, 1023, 3600, 360, 0))
+    assert back == replace(empty, ais_class="A")
+
+
+def test_binary_fixes_differences_from_risky_are_the_documented_ones() -> None:
+    r = Report(ids=(("mmsi", "1"),), time_ms=0, lat=1.0, lon=2.0, rot=-5, heading=36.0)
+    rot = formats.encode_fixes([r])[27]  # after mmsi, lat, lon, time, latency, source, status
+    assert rot == (-5) & 0xFF  # ours keeps the rate of turn; risky writes it absent
+    # risky's heading sentinel is 360 tenths, so 36.0 degrees reads back as no heading
+    [(_, back)] = formats.decode_fixes(formats.encode_fixes([r]))
+    assert isinstance(back, Report) and back.heading is None
+    # ours also reads 3600 (what it wrote before) as no heading, and rejects a class byte
+    # other than 0 or 1 (risky reads any non-zero as B)
+    old = _risky(1, 1.0, 2.0, 0, -1, 0, 127, -128, 1023, 3600, 3600, 0)
+    assert formats.decode_fixes(old)[0][1].heading is None  # type: ignore[union-attr]
+    odd = _risky(1, 1.0, 2.0, 0, -1, 0, 127, -128, 1023, 3600, 360, 2)
+    assert isinstance(formats.decode_fixes(odd)[0][1], Reject)
 
 
 def test_binary_fixes_bad_records_are_rejected_with_reasons() -> None:

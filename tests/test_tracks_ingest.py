@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from renderer.db import Database
@@ -139,3 +140,24 @@ def test_discover_needs_a_known_format(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no report files"):
         discover([str(tmp_path)])
     assert discover([str(tmp_path / "x.parquet")], "fixes")[0].format == "fixes"
+
+
+def test_an_s3_prefix_is_a_source(db: Database, tmp_path: Path, s3_endpoint: str,
+                                  reports: list[Report]) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="ais")
+    for fmt in ("csv", "fixes"):
+        [path] = sample.write(reports, tmp_path / fmt, fmt)
+        body = path.read_bytes()
+        s3.put_object(Bucket="ais", Key=f"feed/{fmt}/{path.name}.gz", Body=gzip.compress(body))
+    s3.put_object(Bucket="ais", Key="feed/notes.pdf", Body=b"not reports")
+    s3.put_object(Bucket="ais", Key="feed/.hidden/x.csv", Body=b"never read")
+    report = ingest(db, ["s3://ais/feed/"])
+    assert [(f.key, f.status) for f in report.files] == [
+        ("s3://ais/feed/csv/reports-00000.csv.gz", "consumed"),
+        ("s3://ais/feed/fixes/reports-00000.fixes.gz", "consumed")]
+    assert report.rows["rows_rejected"] == 0
+    assert report.rows["rows_accepted"] == 2 * len(reports)
+    assert [f.status for f in ingest(db, ["s3://ais/feed"]).files] == ["skipped"] * 2
+    with pytest.raises(InputError, match="no report files"):
+        ingest(db, ["s3://ais/elsewhere/"])

@@ -18,7 +18,7 @@ from renderer.tracks import sample
 from renderer.tracks import sample as sample_module
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import SAMPLES, Query, run, sample_first
+from renderer.tracks.query import SAMPLES, Query, run, sample_first, statement_for
 from tests.conftest import truncate_all
 
 Key = tuple[int, datetime, float, float]  # (mmsi, t, lat, lon)
@@ -55,7 +55,7 @@ def brute(reports: list[Report], q: Query) -> list[Key]:
         t = _t(r)
         if q.ids and mmsi not in vessels_of_ids:
             continue
-        if q.bbox and not (q.bbox[0] <= r.lat <= q.bbox[2] and q.bbox[1] <= r.lon <= q.bbox[3]):
+        if q.bbox and not (q.bbox[0] <= r.lat <= q.bbox[2] and in_lon(q.bbox, r.lon)):
             continue
         if (q.start and t < q.start) or (q.end and t > q.end):
             continue
@@ -64,6 +64,13 @@ def brute(reports: list[Report], q: Query) -> list[Key]:
     if q.sample_seconds:
         keys = sample_first(keys, q.sample_seconds)
     return sorted(keys, key=lambda k: (k[1], k[0], k[2], k[3]))
+
+
+def in_lon(box: tuple[float, float, float, float], lon: float) -> bool:
+    """Inside the box's longitudes, which wrap past 180 when min > max."""
+    if box[1] <= box[3]:
+        return box[1] <= lon <= box[3]
+    return lon >= box[1] or lon <= box[3]
 
 
 def ours(db: Database, q: Query, **kwargs: object) -> list[Key]:
@@ -167,13 +174,33 @@ def test_a_token_resumes_only_its_own_query(dataset: tuple[Database, list[Report
             run(conn, q, token="nonsense")
 
 
+def test_probed_sampling_pages_by_token(dataset: tuple[Database, list[Report]]) -> None:
+    db, reports = dataset
+    q = Query.parse(ids=["mmsi=503000004", "mmsi=503000006"], bbox="-90,-180,90,180",
+                    sample="1h")
+    assert statement_for(q, [1, 2]) == "tracks.reports_probed"
+    whole = ours(db, q)
+    assert whole == brute(reports, q) and len(whole) > 20
+    pages: list[Key] = []
+    token = None
+    with db.connect() as conn:
+        while True:
+            page = run(conn, q, limit=7, token=token)
+            pages.extend((int(r["ids"]["mmsi"]), r["time"], r["lat"], r["lon"])
+                         for r in page.rows)
+            token = page.next_token
+            if token is None:
+                break
+    assert sorted(pages, key=lambda k: (k[1], k[0], k[2], k[3])) == whole
+
+
 def test_bad_parameters_name_the_fix() -> None:
     with pytest.raises(InputError, match="KEY=VALUE"):
         Query.parse(ids=["503000001"])
     with pytest.raises(InputError, match="four numbers"):
         Query.parse(bbox="1,2,3")
-    with pytest.raises(InputError, match="antimeridian"):
-        Query.parse(bbox="-10,170,10,-170")
+    with pytest.raises(InputError, match="MINLAT"):
+        Query.parse(bbox="10,170,-10,-170")
     with pytest.raises(InputError, match="not offered"):
         Query.parse(sample="3h")
     with pytest.raises(InputError, match="after"):
@@ -205,3 +232,20 @@ def test_sampling_twin_equals_the_sql(db: Database, tmp_path: Path,
     ingest(db, [str(path)])
     q = Query.parse(sample=sample)
     assert ours(db, q) == brute(reports, q)
+
+
+def test_a_box_crossing_the_antimeridian_is_two_spans(db: Database, tmp_path: Path) -> None:
+    truncate_all(db.url)
+    lons = [-180.0, -179.5, -170.0, -169.9, 0.0, 169.9, 170.0, 179.5, 180.0]
+    reports = [_report(503000001 + i % 3, START + timedelta(minutes=i), 5.0, lon)
+               for i, lon in enumerate(lons)]
+    path = tmp_path / "antimeridian.ndjson"
+    sample_module.write_ndjson(reports, path)
+    ingest(db, [str(path)])
+    q = Query.parse(bbox="-10,170,10,-170")
+    found = ours(db, q)
+    assert found == brute(reports, q)
+    assert sorted(k[3] for k in found) == [-180.0, -179.5, -170.0, 170.0, 179.5, 180.0]
+    assert ours(db, Query.parse(bbox="-10,170,10,-170", sample="1d")) == brute(
+        reports, Query.parse(bbox="-10,170,10,-170", sample="1d"))
+

@@ -124,3 +124,18 @@ def test_the_page_shows_a_bad_parameter(live: Callable[..., Live], db: Database,
     server = live()
     page.goto(server.url + "/tracks?bbox=1,2")
     assert "four numbers" in page.locator("#tracks-error").inner_text()
+
+
+def test_a_box_crossing_the_antimeridian_is_answered(live: Callable[..., Live], db: Database,
+                                                     reports: list[Report]) -> None:
+    server = live()
+    params = {"bbox": "-90,100,90,-100", "format": "json"}  # lon >= 100 or <= -100
+    response = server.client.get("/api/tracks", params=params)
+    assert response.status_code == 200
+    got = response.json()
+    rows = got["reports"]
+    with db.connect() as conn:
+        expected = list(run(conn, Query.parse(bbox=params["bbox"]), limit=len(rows)).rows)
+    assert rows and [(r["vessel"], r["lat"], r["lon"]) for r in rows] == [
+        (r["vessel"], r["lat"], r["lon"]) for r in expected]
+    assert all(r["lon"] >= 100 or r["lon"] <= -100 for r in rows)

@@ -42,7 +42,7 @@ def tracks() -> None:
                    ".nmea/.ais/.txt, .fixes/.track; .gz allowed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ingest(paths: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
-    """Load report files (CSV, NDJSON, AIS NMEA, BinaryFixes) from files or folders.
+    """Load report files (CSV, NDJSON, AIS NMEA, BinaryFixes) from files, folders or s3:// prefixes.
 
     Each file is recorded in a ledger by (path, size, checksum): ingesting it again does
     nothing. Bad rows are kept with file, line and reason (`renderer tracks rejects`); exact
@@ -52,6 +52,7 @@ def ingest(paths: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
     Example:
         renderer tracks ingest ./reports/
         renderer tracks ingest feed-2026-12-01.nmea.gz --format nmea
+        renderer tracks ingest s3://ais-archive/2026/12/
     """
     db = database()
     sources = discover(paths, fmt)

@@ -5,15 +5,27 @@ Every parser yields ``(line, item)`` where ``item`` is a :class:`Report` (a posi
 or a :class:`Reject` (with its reason and raw text). ``line`` is the 1-based line of a text
 file, or the 1-based record number of a BinaryFixes file. Nothing is dropped silently.
 
-BinaryFixes (the AMSA ``risky`` project's format), big-endian, as issue 15 lists it::
+BinaryFixes (the AMSA ``risky`` project's format), big-endian, in the order risky's own
+``BinaryFixes.write`` puts the fields (its README lists source before latency; the code, and
+so every file it wrote, has latency first)::
 
     [mmsi int32] lat float32, lon float32, time int64 (epoch ms), latency int32 (s, -1 none),
     source int16 (0 none), navigational status int8 (127 none), rate of turn int8 (-128 none),
     SOG int16 (1/10 knot, 1023 none), COG int16 (1/10 degree, 3600 none),
-    heading int16 (1/10 degree, 3600 none), AIS class byte (0 A, 1 B)
+    heading int16 (1/10 degree, 360 none), AIS class byte (0 A, 1 B)
 
-35 bytes a record with the mmsi, 31 without. The sentinels the issue does not list (latency,
-source, status, rate of turn) are risky's.
+35 bytes a record with the mmsi, 31 without. Our writer writes the bytes risky's writer does
+for the same fix (tenths rounded half up, as Java's ``Math.round``), and risky's reader
+reads our files; the deliberate differences:
+
+- the rate of turn byte holds the report's rate of turn (risky always writes -128, absent,
+  and its reader skips the byte);
+- a course or heading that rounds to 3600 tenths is written 0 (risky would write 3600, its
+  "no course" sentinel);
+- heading 36.0 degrees is 360 tenths, risky's "no heading": it reads back as no heading, in
+  risky and here (a quirk of the format, kept);
+- reading, 3600 is also taken as no heading (what this module wrote before it followed
+  risky), and a class byte other than 0 or 1 rejects the record (risky reads it as B).
 
 Example
 -------
@@ -39,14 +51,16 @@ from typing import Any
 from pyais.exceptions import InvalidNMEAMessageException, UnknownMessageException
 from pyais.messages import NMEAMessage
 
-__all__ = ["FIXES", "FIXES_NO_MMSI", "FORMATS", "Link", "Reject", "Report", "decode_fixes",
-           "encode_fixes", "guess_format", "parse", "parse_csv", "parse_ndjson", "parse_nmea",
+__all__ = ["FIXES", "FIXES_NO_MMSI", "FORMATS", "Link", "Reject", "Report", "checked_ids",
+           "csv_columns", "csv_item", "decode_fixes", "encode_fixes", "fix_item", "guess_format",
+           "parse", "parse_csv", "parse_ndjson", "parse_nmea",
            "parse_time_ms"]
 
 FORMATS = ("csv", "ndjson", "nmea", "fixes")
 FIXES = struct.Struct(">iffqihbbhhhb")          # 35 bytes, with the mmsi
 FIXES_NO_MMSI = struct.Struct(">ffqihbbhhhb")   # 31 bytes
-SOG_NONE, COG_NONE, HEADING_NONE = 1023, 3600, 3600
+SOG_NONE, COG_NONE, HEADING_NONE = 1023, 3600, 360  # risky's HEADING_ABSENT is 360
+HEADING_NONE_OLD = 3600  # what this module wrote for no heading before following risky
 LATENCY_NONE, SOURCE_NONE, STATUS_NONE, ROT_NONE = -1, 0, 127, -128
 ID_KEYS = ("mmsi", "imo", "callsign")
 _MIN_MS = 0                      # 1970: earlier is a broken clock
@@ -152,11 +166,11 @@ def _int(value: Any, name: str, lo: int, hi: int) -> int | None:
 
 
 def _ids(pairs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, str], ...]:
-    return _checked_ids(tuple((str(k), "" if v is None else str(v)) for k, v in pairs))
+    return checked_ids(tuple((str(k), "" if v is None else str(v)) for k, v in pairs))
 
 
 @functools.lru_cache(maxsize=65536)  # a file names a few thousand vessels, again and again
-def _checked_ids(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+def checked_ids(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
     for key, value in pairs:
         if value.strip() == "":
@@ -224,16 +238,15 @@ def parse_csv(text: Iterable[str]) -> Iterator[tuple[int, Item]]:
     header = next(reader, None)
     if header is None:
         return
-    columns = [_ALIASES.get(c.strip().lower(), c.strip().lower()) for c in header]
+    columns, id_columns = csv_columns(header)
     missing = {"time", "lat", "lon"} - set(columns)
-    if missing or not any(_id_key(c) for c in columns):
+    if missing or not id_columns:
         what = ", ".join(sorted(missing)) or "an identifier column"
         yield 1, Reject(f"header lacks {what}", ",".join(header))
         for row in reader:  # every line still counted, each a reject
             if row:
                 yield reader.line_num, Reject("file has no usable header", ",".join(row))
         return
-    id_columns = [(i, k) for i, c in enumerate(columns) if (k := _id_key(c))]
     for row in reader:
         if not row or row == [""]:
             continue
@@ -241,12 +254,23 @@ def parse_csv(text: Iterable[str]) -> Iterator[tuple[int, Item]]:
         if len(row) != len(columns):
             yield line, Reject(f"{len(row)} fields, header has {len(columns)}", ",".join(row))
             continue
-        fields = dict(zip(columns, row, strict=True))
-        try:
-            ids = _checked_ids(tuple((k, row[i]) for i, k in id_columns))
-            yield line, _report(ids, fields)
-        except _Bad as exc:
-            yield line, Reject(str(exc), ",".join(row))
+        yield line, csv_item(columns, id_columns, row)
+
+
+def csv_columns(header: list[str]) -> tuple[list[str], list[tuple[int, str]]]:
+    """The field names of a CSV header (aliases resolved) and its identifier columns as
+    (position, key)."""
+    columns = [_ALIASES.get(c.strip().lower(), c.strip().lower()) for c in header]
+    return columns, [(i, k) for i, c in enumerate(columns) if (k := _id_key(c))]
+
+
+def csv_item(columns: list[str], id_columns: list[tuple[int, str]], row: list[str]) -> Item:
+    """One CSV row (as many fields as the header) -> a report, or a reject with its reason."""
+    fields = dict(zip(columns, row, strict=True))
+    try:
+        return _report(checked_ids(tuple((k, row[i]) for i, k in id_columns)), fields)
+    except _Bad as exc:
+        return Reject(str(exc), ",".join(row))
 
 
 def parse_ndjson(lines: Iterable[str]) -> Iterator[tuple[int, Item]]:
@@ -404,15 +428,20 @@ def parse_nmea(lines: Iterable[str]) -> Iterator[tuple[int, Item]]:
 
 # -- BinaryFixes -----------------------------------------------------------------------------
 
+def _java_round(x: float) -> int:
+    """Half up, as risky's ``Math.round``: 12.25 knots -> 123 tenths (Python's round: 122)."""
+    return math.floor(x + 0.5)
+
+
 def _fix_fields(r: Report) -> tuple[Any, ...]:
     return (r.lat, r.lon, r.time_ms,
             LATENCY_NONE if r.latency is None else r.latency,
             SOURCE_NONE if r.source is None else r.source,
             STATUS_NONE if r.nav_status is None else r.nav_status,
             ROT_NONE if r.rot is None else r.rot,
-            SOG_NONE if r.sog is None else round(r.sog * 10),
-            COG_NONE if r.cog is None else round(r.cog * 10) % 3600,
-            HEADING_NONE if r.heading is None else round(r.heading * 10) % 3600,
+            SOG_NONE if r.sog is None else _java_round(r.sog * 10),
+            COG_NONE if r.cog is None else _java_round(r.cog * 10) % 3600,
+            HEADING_NONE if r.heading is None else _java_round(r.heading * 10) % 3600,
             1 if r.ais_class == "B" else 0)
 
 
@@ -437,11 +466,28 @@ def _from_fix(values: tuple[Any, ...], ids: tuple[tuple[str, str], ...]) -> Repo
               "rot": None if rot == ROT_NONE else rot,
               "sog": None if sog == SOG_NONE else sog / 10,
               "cog": None if cog == COG_NONE else cog / 10,
-              "heading": None if heading == HEADING_NONE else heading / 10,
+              "heading": None if heading in (HEADING_NONE, HEADING_NONE_OLD) else heading / 10,
               "ais_class": {0: "A", 1: "B"}.get(cls, "?")}
     if not (math.isfinite(lat) and math.isfinite(lon)):
         raise _Bad("position is not finite")
     return _report(ids, fields, t)
+
+
+def fix_item(values: tuple[Any, ...], *, with_mmsi: bool = True,
+             ids: tuple[tuple[str, str], ...] = ()) -> Item:
+    """One unpacked BinaryFixes record -> a report, or a reject with its reason."""
+    layout = FIXES if with_mmsi else FIXES_NO_MMSI
+    try:
+        if with_mmsi:
+            vessel = checked_ids((("mmsi", str(values[0])),)) if values[0] > 0 else ids
+            if not vessel:
+                raise _Bad("mmsi 0 and no identifier for the file")
+            return _from_fix(values[1:], vessel)
+        if not ids:
+            raise _Bad("no identifier for a file without mmsi")
+        return _from_fix(values, ids)
+    except _Bad as exc:
+        return Reject(str(exc), layout.pack(*values).hex())
 
 
 def decode_fixes(data: bytes, *, with_mmsi: bool = True,
@@ -462,19 +508,7 @@ def iter_fixes(stream: io.BufferedIOBase | Any, *, with_mmsi: bool = True,
         whole = len(block) - len(block) % layout.size
         for values in layout.iter_unpack(block[:whole]):
             record += 1
-            raw = layout.pack(*values).hex()
-            try:
-                if with_mmsi:
-                    vessel = (("mmsi", str(values[0])),) if values[0] > 0 else ids
-                    if not vessel:
-                        raise _Bad("mmsi 0 and no identifier for the file")
-                    yield record, _from_fix(values[1:], vessel)
-                else:
-                    if not ids:
-                        raise _Bad("no identifier for a file without mmsi")
-                    yield record, _from_fix(values, ids)
-            except _Bad as exc:
-                yield record, Reject(str(exc), raw)
+            yield record, fix_item(values, with_mmsi=with_mmsi, ids=ids)
         if whole < len(block):
             record += 1
             yield record, Reject(f"truncated record: {len(block) - whole} of {layout.size} "

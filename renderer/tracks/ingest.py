@@ -3,7 +3,8 @@
 Per file:
 
 1. the ledger is asked for (key, size, checksum): a version seen before is skipped;
-2. the file is parsed (:mod:`.formats`); accepted reports are COPYed into a temporary
+2. the file is parsed (CSV and BinaryFixes in batches by :mod:`.bulk`, NDJSON and NMEA row
+   by row by :mod:`.formats`); accepted reports are COPYed into a temporary
    staging table, rejected rows (line, reason, raw text) into another, and the distinct
    identifier sets are kept in memory (a few per vessel);
 3. the day partitions the reports need are made in a short transaction of their own;
@@ -21,16 +22,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import logging
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, BinaryIO, cast
 
 from renderer import db
 from renderer.errors import InputError
+from renderer.storage import Store, open_store
+from renderer.tracks import bulk
 from renderer.tracks.formats import FORMATS, Link, Reject, Report, guess_format, parse
 
 __all__ = ["FileResult", "IngestReport", "SourceFile", "discover", "files", "ingest",
@@ -45,20 +49,29 @@ class SourceFile:
     """One input file, its format and its ledger identity."""
 
     key: str
-    """Absolute path."""
+    """Absolute path, or the object's store URL (``s3://bucket/prefix/day1.csv``)."""
     size: int
     checksum: str
-    """MD5 hex of the bytes as stored."""
+    """MD5 hex of the bytes as stored (for a store object, its etag: no download to skip
+    a version already ingested)."""
     format: str
-    path: Path
+    path: Path | None = None
+    store: Store | None = None
+    store_key: str | None = None
 
     def open(self) -> BinaryIO:
-        """The file's bytes, gunzipped when it starts with the gzip magic."""
-        with open(self.path, "rb") as probe:
-            zipped = probe.read(2) == b"\x1f\x8b"
-        if zipped:
-            return cast(BinaryIO, gzip.open(self.path, "rb"))
-        return open(self.path, "rb")
+        """The file's bytes, gunzipped when they start with the gzip magic."""
+        if self.path is not None:
+            with open(self.path, "rb") as probe:
+                zipped = probe.read(2) == b"\x1f\x8b"
+            # gzip.open owns the file it opens (a GzipFile given a fileobj leaves it open)
+            return cast(BinaryIO, gzip.open(self.path, "rb")) if zipped \
+                else open(self.path, "rb")
+        assert self.store is not None and self.store_key is not None
+        data = self.store.get(self.store_key)
+        stream = io.BytesIO(data)
+        return cast(BinaryIO, gzip.GzipFile(fileobj=stream)) if data[:2] == b"\x1f\x8b" \
+            else stream
 
 
 @dataclass(frozen=True)
@@ -105,7 +118,7 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _format_of(path: Path, fmt: str | None) -> str | None:
+def _format_of(path: PurePath, fmt: str | None) -> str | None:
     if fmt is not None:
         return fmt
     try:
@@ -114,13 +127,31 @@ def _format_of(path: Path, fmt: str | None) -> str | None:
         return None
 
 
+def _stored(url: str, fmt: str | None) -> list[SourceFile]:
+    """The report files under a store prefix (``s3://bucket/prefix``, ``file:///path``)."""
+    store = open_store(url)
+    base = store.url.rstrip("/") + "/"
+    chosen = [(o, f) for o in store.list("")
+              if not any(part.startswith(".") for part in o.key.split("/"))
+              and (f := _format_of(PurePosixPath(o.key), fmt))]
+    if not chosen:
+        raise InputError(f"no report files under {url}",
+                         "name them .csv, .ndjson, .nmea or .fixes, or give --format")
+    return [SourceFile(base + o.key, o.size, o.etag, f, store=store, store_key=o.key)
+            for o, f in chosen]
+
+
 def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
-    """The files of some paths (files, or folders searched recursively for files whose
-    format the name tells), in a stable order. ``fmt`` forces the format of every file."""
+    """The files of some paths (files, folders searched recursively, or store prefixes such
+    as ``s3://bucket/prefix``, for files whose format the name tells), in a stable order.
+    ``fmt`` forces the format of every file."""
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     found: list[SourceFile] = []
     for text in paths:
+        if "://" in text:
+            found.extend(_stored(text, fmt))
+            continue
         path = Path(text).expanduser()
         if path.is_dir():
             candidates = sorted(p for p in path.rglob("*") if p.is_file()
@@ -146,10 +177,6 @@ def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
 
 # -- staging ---------------------------------------------------------------------------------
 
-def _tenths(value: float | None) -> int | None:
-    return None if value is None else round(value * 10)
-
-
 @dataclass
 class _Staged:
     read: int = 0
@@ -166,7 +193,38 @@ class _Staged:
 
 
 def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
-    """Parse the file into the staging tables; the counts and identifier sets."""
+    """Parse the file into the staging tables; the counts and identifier sets. CSV and
+    BinaryFixes are read in batches (:mod:`.bulk`); a CSV file that is not one row per line
+    is read again row by row, the batches' rows undone by a savepoint."""
+    if source.format in ("csv", "fixes"):
+        try:
+            with conn.transaction():
+                return _stage_bulk(conn, source)
+        except bulk.NotBulk:
+            log.info("%s: not one row per line throughout, reading it row by row", source.key)
+    return _stage_rows(conn, source)
+
+
+def _stage_bulk(conn: db.Connection, source: SourceFile) -> _Staged:
+    staged = _Staged()
+    rejected: list[tuple[int, str, str]] = []
+    with source.open() as stream, conn.cursor() as cur, cur.copy(
+            db.query("tracks.copy_stage_csv")) as copy:
+        batches = (bulk.csv_batches(stream, staged.set_no) if source.format == "csv"
+                   else bulk.fixes_batches(stream, staged.set_no))
+        for batch in batches:
+            staged.read += batch.read
+            staged.reports += batch.table.num_rows
+            rejected.extend((line, item.reason, item.raw) for line, item in batch.items
+                            if isinstance(item, Reject))
+            if batch.table.num_rows:
+                copy.write(bulk.write_csv(batch.table))
+    staged.rejected = len(rejected)
+    _copy_rejects(conn, rejected)
+    return staged
+
+
+def _stage_rows(conn: db.Connection, source: SourceFile) -> _Staged:
     staged = _Staged()
     rejected: list[tuple[int, str, str]] = []
     with source.open() as stream, conn.cursor() as cur, cur.copy(
@@ -177,7 +235,8 @@ def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
                 staged.reports += 1
                 copy.write_row((
                     staged.set_no(item.ids), item.time_ms, item.lat, item.lon,
-                    item.latency, _tenths(item.sog), _tenths(item.cog), _tenths(item.heading),
+                    item.latency, bulk.tenths(item.sog), bulk.tenths(item.cog),
+                    bulk.tenths(item.heading),
                     item.nav_status, item.rot, item.source, item.ais_class))
             elif isinstance(item, Link):
                 staged.linked += 1
@@ -186,11 +245,15 @@ def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
                 assert isinstance(item, Reject)
                 staged.rejected += 1
                 rejected.append((line, item.reason, item.raw))
+    _copy_rejects(conn, rejected)
+    return staged
+
+
+def _copy_rejects(conn: db.Connection, rejected: list[tuple[int, str, str]]) -> None:
     if rejected:
         with conn.cursor() as cur, cur.copy(db.query("tracks.copy_stage_rejects")) as copy:
             for row in rejected:
                 copy.write_row(row)
-    return staged
 
 
 # -- identities ------------------------------------------------------------------------------
@@ -325,7 +388,7 @@ def ingest_sources(database: db.Database, sources: Iterable[SourceFile],
 
 def ingest(database: db.Database, paths: Iterable[str], fmt: str | None = None,
            progress: Callable[[FileResult], None] | None = None) -> IngestReport:
-    """Ingest the files of local paths or folders (see :func:`discover`)."""
+    """Ingest the files of local paths, folders or store prefixes (see :func:`discover`)."""
     return ingest_sources(database, discover(paths, fmt), progress)
 
 

@@ -32,14 +32,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from renderer import db
+from renderer.bbox import BBox
 from renderer.errors import InputError
 
 __all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "parse_time",
-           "run", "sample_first"]
+           "run", "sample_first", "statement_for"]
 
 SAMPLES = {"1s": 1, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
            "2h": 7200, "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
 FETCH = 2000
+FIRST_SPAN = 3600     # seconds: an area query's first statement reads at most this much
+PROBE_SECONDS = 900   # sampled id-led queries probe the key per interval from 15 min up
+PROBE_VESSELS = 16    # (measured, BENCHMARKS.md "Vessel tracks")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MIN_T = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_T = datetime(2100, 1, 1, tzinfo=UTC)
@@ -76,7 +80,8 @@ class Query:
 
     ids: tuple[tuple[str, str], ...] = ()
     bbox: tuple[float, float, float, float] | None = None
-    """(min lat, min lon, max lat, max lon)."""
+    """(min lat, min lon, max lat, max lon); min lon > max lon crosses the antimeridian
+    (``-10,170,10,-170`` is 20 degrees wide around 180)."""
     start: datetime | None = None
     end: datetime | None = None
     """Both inclusive."""
@@ -108,10 +113,8 @@ class Query:
             if not (-90 <= min_lat <= max_lat <= 90 and -180 <= min_lon <= 180
                     and -180 <= max_lon <= 180):
                 raise InputError(f"bbox {bbox!r} is not MINLAT,MINLON,MAXLAT,MAXLON",
-                                 "latitudes in [-90, 90], min <= max")
-            if min_lon > max_lon:
-                raise InputError(f"bbox {bbox!r} crosses the antimeridian",
-                                 "query each side of it separately")
+                                 "latitudes in [-90, 90], min <= max; MINLON > MAXLON "
+                                 "crosses the antimeridian")
             box = (min_lat, min_lon, max_lat, max_lon)
         if sample is not None and sample not in SAMPLES:
             raise InputError(f"sample {sample!r} is not offered", f"use {'|'.join(SAMPLES)}")
@@ -178,7 +181,8 @@ def _vessels(conn: db.Connection, ids: tuple[tuple[str, str], ...]) -> list[int]
 
 def _chunks(conn: db.Connection, q: Query, lo: datetime, hi: datetime,
             by_day: bool) -> list[tuple[datetime, datetime]]:
-    """The [lo, hi] spans to read in turn: one per existing day partition, or one span."""
+    """The [lo, hi] spans to read in turn: one per existing day partition (the first one cut
+    in two), or one span."""
     days = [r["day"] for r in conn.execute(db.query("tracks.days"), {
         "lo": lo.date(), "hi": hi.date()}).fetchall()]
     if not days:
@@ -191,7 +195,41 @@ def _chunks(conn: db.Connection, q: Query, lo: datetime, hi: datetime,
     for day in days:
         start = datetime.combine(day, datetime.min.time(), UTC)
         spans.append((max(lo, start), min(hi, start + timedelta(days=1, microseconds=-1))))
+    # The first rows leave after an hour's work, not a day's: the first span is cut at the
+    # next multiple of an hour (or of the interval, when longer: intervals divide it).
+    step = max(FIRST_SPAN, q.sample_seconds or 0)
+    first_lo, first_hi = spans[0]
+    cut = datetime.fromtimestamp((int(first_lo.timestamp()) // step + 1) * step, UTC)
+    if step < 86400 and cut <= first_hi:
+        spans[0:1] = [(first_lo, cut - timedelta(microseconds=1)), (cut, first_hi)]
     return spans
+
+
+def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, float | None]:
+    """The box as SQL parameters: its latitudes and one or two longitude spans (two when
+    MINLON > MAXLON: the box crosses the antimeridian, as :class:`renderer.bbox.BBox`)."""
+    params: dict[str, float | None] = dict.fromkeys(
+        ("min_lat", "max_lat", "min_lon", "max_lon", "min_lon2", "max_lon2"))
+    if box is not None:
+        min_lat, min_lon, max_lat, max_lon = box
+        spans = BBox(min_lon, min_lat, max_lon, max_lat).spans()
+        params.update(min_lat=min_lat, max_lat=max_lat, min_lon=spans[0][0],
+                      max_lon=spans[0][1])
+        if len(spans) > 1:
+            params.update(min_lon2=spans[1][0], max_lon2=spans[1][1])
+    return params
+
+
+def statement_for(q: Query, vessels: list[int] | None) -> str:
+    """Which named statement reads ``q``: every report, every report then the first of each
+    interval, or (a few vessels, an interval of at least :data:`PROBE_SECONDS`) one index
+    probe per vessel and interval."""
+    if not q.sample_seconds:
+        return "tracks.reports"
+    if vessels is not None and len(vessels) <= PROBE_VESSELS \
+            and q.sample_seconds >= PROBE_SECONDS:
+        return "tracks.reports_probed"
+    return "tracks.reports_sampled"
 
 
 def _bucket_start(t: datetime, seconds: int) -> datetime:
@@ -251,12 +289,10 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
         return
     params: dict[str, Any] = {
         "vessels": vessels, "sample": q.sample_seconds,
-        "min_lat": None, "min_lon": None, "max_lat": None, "max_lon": None,
         "after_t": after and after.t, "after_vessel": after and after.vessel,
         "after_lat": after and after.lat, "after_lon": after and after.lon}
-    if q.bbox:
-        params.update(zip(("min_lat", "min_lon", "max_lat", "max_lon"), q.bbox, strict=True))
-    statement = db.query("tracks.reports_sampled" if q.sample_seconds else "tracks.reports")
+    params.update(_box_params(q.bbox))
+    statement = db.query(statement_for(q, vessels))
     idents = _Identities(conn)
     left = None if limit is None else limit + 1  # one more: is there a next page?
     last: Row | None = None
