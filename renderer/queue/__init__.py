@@ -70,6 +70,7 @@ from renderer.queue._verbs import (
     rollup,
     sign_off,
     sync_kinds,
+    throttle,
 )
 
 __all__ = [
@@ -121,5 +122,6 @@ __all__ = [
     "sign_off",
     "status",
     "sync_kinds",
+    "throttle",
     "timings",
 ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from renderer import pipelines
+from renderer import pipelines, queue
 from renderer.config import Settings
 from renderer.db import Connection
 from renderer.errors import InputError
@@ -61,7 +61,10 @@ def lookup(spec: dict[str, Any]) -> Offer:
 
 def start(conn: Connection, spec: dict[str, Any], context: Context) -> dict[str, Any]:
     """Start the run ``spec`` names; return its set id and where to watch it."""
+    limits = {k: spec.pop(k) for k in ("in_flight", "per_hour") if k in spec}  # dribbled
     set_id = lookup(spec).start(conn, spec, context.run_settings())
+    if set_id and limits:
+        queue.throttle(conn, set_id, **limits)
     links = ({"page": f"/sets/{quote(set_id)}", "api": f"/api/sets/{quote(set_id)}"}
              if set_id else None)
     return {"set_id": set_id, "pipeline": spec["pipeline"], "stage": spec["stage"],
