@@ -750,10 +750,12 @@ $$;
 -- its items pending or running (from the counters and their un-rolled deltas, read in one
 -- snapshot), the per-hour limit less what the log let through in the last hour; the
 -- smaller of the two (a missing limit does not count). Negative when over.
+-- In PL/pgSQL for its cached plan (a SQL function this size is planned at every call).
 CREATE FUNCTION renderer.queue_throttle_allowance(p_set_id text, p_in_flight integer,
                                                   p_per_hour integer) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT least(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN least(
         p_in_flight - (SELECT coalesce(sum(x.n), 0) FROM (
             SELECT c.n FROM queue_counts c
             WHERE c.set_id = p_set_id AND c.state IN ('pending', 'running')
@@ -761,7 +763,8 @@ LANGUAGE sql STABLE AS $$
             SELECT d.n FROM queue_count_deltas d
             WHERE d.set_id = p_set_id AND d.state IN ('pending', 'running')) x),
         p_per_hour - (SELECT coalesce(sum(l.n), 0) FROM queue_throttle_log l
-                      WHERE l.set_id = p_set_id AND l.at > now() - interval '1 hour'))
+                      WHERE l.set_id = p_set_id AND l.at > now() - interval '1 hour'));
+END
 $$;
 
 -- name: queue_feed
@@ -810,15 +813,28 @@ $$;
 -- (p_ready false), or wait and could be let through now (p_ready true).
 CREATE FUNCTION renderer.queue_throttle_waiting(p_kinds text[], p_ready boolean)
 RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM queue_throttles th
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT th.set_id, th.in_flight, th.per_hour FROM queue_throttles th
         JOIN queue_sets s ON s.id = th.set_id AND s.state = 'active'
-        WHERE EXISTS (SELECT 1 FROM work_queue q WHERE q.state = 'held'
-                      AND q.set_id = th.set_id AND q.kind = ANY (p_kinds)
-                      AND (NOT p_ready OR q.run_after <= now()))
-          AND (NOT p_ready
-               OR renderer.queue_throttle_allowance(th.set_id, th.in_flight, th.per_hour) > 0))
+    LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM work_queue q WHERE q.state = 'held'
+                                  AND q.set_id = t.set_id AND q.kind = ANY (p_kinds));
+        IF NOT p_ready THEN
+            RETURN true;
+        END IF;
+        IF renderer.queue_throttle_allowance(t.set_id, t.in_flight, t.per_hour) > 0
+           AND EXISTS (SELECT 1 FROM work_queue q WHERE q.state = 'held'
+                       AND q.set_id = t.set_id AND q.kind = ANY (p_kinds)
+                       AND q.run_after <= now()) THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
 $$;
 
 -- name: queue_claim_v2
