@@ -6,7 +6,9 @@ and enqueue puts new items of a throttled set straight into held (queue_enqueue_
 queue_enqueue_v3). queue_target_state (where an item goes when put back) and
 queue_resume_set learn about throttled sets under their own names: only SQL calls the
 first, and old workers must keep a throttled set's retried items held too. queue_fire
-enqueues through queue_enqueue_many_v3 (never waiting on a running successor's row lock).
+enqueues through queue_enqueue_many_v3 (never waiting on a running successor's row lock);
+queue_reap_v2 no longer fails the whole reap when its role may not end a frozen worker's
+session (a fix, same name: old workers' maintenance gets it).
 Workers of the previous release keep calling the previous functions, which stay.
 
 Revision ID: 0018
@@ -25,7 +27,8 @@ depends_on = None
 NAMES = ["queue_throttles", "queue_throttle_log", "queue_throttle_log_set",
          "queue_target_state", "queue_resume_set", "queue_enqueue_many_v3",
          "queue_enqueue_v3", "queue_fire", "queue_throttle_allowance", "queue_feed",
-         "queue_throttle_waiting", "queue_claim_v2", "queue_claim_next_v2", "queue_throttle"]
+         "queue_throttle_waiting", "queue_claim_v2", "queue_claim_next_v2", "queue_throttle",
+         "queue_reap_v2"]
 
 
 def upgrade() -> None:
@@ -43,6 +46,8 @@ def downgrade() -> None:
                " timestamptz, boolean), renderer.queue_enqueue_many_v3(text[], text[], jsonb[],"
                " text[], text[], integer[], text[], timestamptz[], boolean)")
     op.execute("DROP FUNCTION renderer.queue_target_state(text),"
-               " renderer.queue_resume_set(text), renderer.queue_fire(text, text, text, text)")
-    schema.apply(op, ["queue_target_state", "queue_resume_set", "queue_fire"], as_of="0017")
+               " renderer.queue_resume_set(text), renderer.queue_fire(text, text, text, text),"
+               " renderer.queue_reap_v2()")
+    schema.apply(op, ["queue_target_state", "queue_resume_set", "queue_fire", "queue_reap_v2"],
+                 as_of="0017")
     op.execute("DROP TABLE IF EXISTS queue_throttle_log, queue_throttles")

@@ -141,3 +141,29 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- name: queue_reap_v2@0017
+-- queue_reap, after ending the sessions of frozen owners: an item whose lease expired is
+-- still locked by its owner's processing transaction (queue_lock_v2 names that session
+-- after the lease token), and the owner has not heartbeated for a whole lease (stopped,
+-- paused, cut off). A live owner heartbeats from its own thread whatever its handler does;
+-- one stuck in a handler is its supervisor's to kill. Ending the session rolls the batch
+-- back and frees the rows, which are then reaped here, within about a lease of the freeze.
+CREATE FUNCTION renderer.queue_reap_v2() RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
+        WHERE w.state = 'running' AND w.lease_expires < now()
+          AND qw.seen_at < now() - (w.lease_expires - w.started_at)) THEN
+        PERFORM pg_terminate_backend(a.pid, 5000)
+        FROM pg_stat_activity a
+        WHERE a.pid <> pg_backend_pid() AND a.application_name IN (
+            SELECT 'renderer lease ' || w.lease_token
+            FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
+            WHERE w.state = 'running' AND w.lease_expires < now()
+              AND qw.seen_at < now() - (w.lease_expires - w.started_at));
+    END IF;
+    RETURN renderer.queue_reap();
+END
+$$;
