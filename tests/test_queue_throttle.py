@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from psycopg.rows import tuple_row
 
-from renderer import queue
+from renderer import config, queue
 from renderer.errors import InputError
 from renderer.queue import Job, NewItem
-from renderer.web import pages
+from renderer.web import pages, runs
 from renderer.worker import Worker, resolve_kinds
 from tests.queue_kinds import fresh, item, plugin_env, qconn, record, states
 
@@ -247,3 +247,15 @@ def test_throttle_from_the_command_line(renderer_env: dict[str, str]) -> None:
     assert '"items": 3' in result.stdout, result.stdout
     with psycopg.connect(renderer_env["RENDERER_DATABASE_URL"], autocommit=True) as conn:
         assert states(conn) == {"pending": 3}
+
+
+def test_a_run_body_may_throttle_its_set(qconn: Conn) -> None:
+    """``POST /api/runs`` takes ``in_flight`` and ``per_hour`` beside the offer's fields."""
+    context = runs.Context(config.load(), None)
+    spec = {"pipeline": "traffic", "stage": "speedtiles", "week": "2026-W47",
+            "bbox": [5.0, 45.0, 10.0, 50.0], "level": 0, "in_flight": 2, "per_hour": 50}
+    set_id = runs.start(qconn, spec, context)["set_id"]
+    [row] = queue.list_sets(qconn, set_id=set_id)
+    assert (row["in_flight"], row["per_hour"]) == (2, 50)
+    with pytest.raises(InputError, match="in-flight must be a positive"):
+        runs.start(qconn, {**spec, "week": "2026-W48", "in_flight": "lots"}, context)
