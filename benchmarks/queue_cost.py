@@ -70,6 +70,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--throttled", type=int, default=0, metavar="N",
+                        help="also N items in a set throttled to 10 in flight (issue 18): "
+                             "the claim's cost with a throttled set present")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="renderer-bench-cost-"))
@@ -90,6 +93,10 @@ def main() -> None:
         with psycopg.connect(url) as conn:  # the items first: the drain alone is measured
             queue.enqueue_many(conn, (queue.NewItem(qt.KIND, f"k{i}")
                                       for i in range(args.items)))
+            if args.throttled:
+                queue.throttle(conn, "throttled", in_flight=10)
+                queue.enqueue_many(conn, (queue.NewItem(qt.KIND, f"t{i}", set_id="throttled")
+                                          for i in range(args.throttled)))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE work_queue")
             conn.execute("SELECT pg_stat_statements_reset()")
@@ -122,7 +129,8 @@ def main() -> None:
     n = args.items
     # processes born during the drain (the workers' backends) count from zero
     server = sum(c - cpu_before.get(p, 0.0) for p, c in cpu_after.items())
-    print(f"{n} items, {args.processes} processes, batch {args.batch}: {n / wall:.0f}/s "
+    print(f"{n} items (+{args.throttled} held in a throttled set), {args.processes} "
+          f"processes, batch {args.batch}: {n / wall:.0f}/s "
           "(from the workers' start); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"server CPU: {server:.2f} s = {server / n * 1e6:.1f} us per item")

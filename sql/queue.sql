@@ -3,24 +3,24 @@
 
 -- name: enqueue
 -- Enqueue one item (upsert, never waiting on a worker); returns what happened to it.
-SELECT renderer.queue_enqueue_v2(%(kind)s, %(key)s, %(payload)s, %(fingerprint)s, %(set_id)s,
+SELECT renderer.queue_enqueue_v3(%(kind)s, %(key)s, %(payload)s, %(fingerprint)s, %(set_id)s,
                               %(priority)s, %(group)s, %(run_after)s, %(force)s) AS action;
 
 -- name: enqueue_many
 -- Enqueue a chunk of items given as parallel arrays; returns the rows inserted or changed.
-SELECT renderer.queue_enqueue_many_v2(%(kinds)s, %(keys)s, %(payloads)s::jsonb[],
+SELECT renderer.queue_enqueue_many_v3(%(kinds)s, %(keys)s, %(payloads)s::jsonb[],
                                    %(fingerprints)s, %(set_ids)s, %(priorities)s, %(groups)s,
                                    %(run_afters)s, %(force)s) AS n;
 
 -- name: claim
 -- Claim up to %(limit)s pending items of one kind with a lease of %(lease_seconds)s.
 SELECT id, kind, key, payload, attempt, set_id, grp, lease_token, priority, fingerprint
-FROM renderer.queue_claim(%(kind)s, %(limit)s, %(owner)s, %(lease_seconds)s, %(reserve)s);
+FROM renderer.queue_claim_v2(%(kind)s, %(limit)s, %(owner)s, %(lease_seconds)s, %(reserve)s);
 
 -- name: claim_batch
 -- The worker's claim: a batch of the kind at the head of the queue among %(kinds)s.
 SELECT id, kind, key, payload, attempt, set_id, grp, lease_token, priority, fingerprint
-FROM renderer.queue_claim_next(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, %(batch_turn)s);
+FROM renderer.queue_claim_next_v2(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, %(batch_turn)s);
 
 -- name: lock
 -- Lock the claimed items still leased with %(token)s for the processing transaction.
@@ -83,12 +83,17 @@ WHERE (k.max_attempts, k.backoff_seconds, k.time_limit, k.lease_seconds, k.batch
                         excluded.lease_seconds, excluded.batch_size);
 
 -- name: idle
--- Whether anything of %(kinds)s is pending (claimable now or later) or running.
+-- Whether anything of %(kinds)s is pending (claimable now or later) or running, counting
+-- the held items of throttled sets (claimable when their limits let some through now).
 SELECT EXISTS (SELECT 1 FROM work_queue
                WHERE state = 'pending' AND kind = ANY (%(kinds)s) AND run_after <= now())
+       OR (EXISTS (SELECT 1 FROM queue_throttles)
+           AND renderer.queue_throttle_waiting(%(kinds)s, true))
            AS claimable,
        EXISTS (SELECT 1 FROM work_queue WHERE state = 'pending' AND kind = ANY (%(kinds)s))
        OR EXISTS (SELECT 1 FROM work_queue WHERE state = 'running' AND kind = ANY (%(kinds)s))
+       OR (EXISTS (SELECT 1 FROM queue_throttles)
+           AND renderer.queue_throttle_waiting(%(kinds)s, false))
            AS busy;
 
 -- name: remaining
@@ -166,16 +171,23 @@ SELECT renderer.queue_resume_set(%(id)s) AS n;
 SELECT renderer.queue_cancel_set(%(id)s) AS n;
 
 -- name: get_set
--- One set.
-SELECT id, state, info, created_at, changed_at FROM queue_sets WHERE id = %(id)s;
+-- One set, with its limits (NULL: not throttled).
+SELECT s.id, s.state, s.info, s.created_at, s.changed_at, t.in_flight, t.per_hour
+FROM queue_sets s LEFT JOIN queue_throttles t ON t.set_id = s.id WHERE s.id = %(id)s;
+
+-- name: throttle
+-- Set (or with both NULL clear) a set's limits; returns the number of items moved.
+SELECT renderer.queue_throttle(%(id)s, %(in_flight)s, %(per_hour)s) AS n;
 
 -- name: list_sets
 -- Sets, newest first, a page of %(limit)s (NULL: all) after the set (%(before_at)s,
--- %(before_id)s) (NULL: from the newest): a keyset page, one index range whatever the depth.
-SELECT id, state, info, created_at, changed_at FROM queue_sets
-WHERE (created_at, id) < (coalesce(%(before_at)s::timestamptz, 'infinity'),
-                          coalesce(%(before_id)s::text, ''))
-ORDER BY created_at DESC, id DESC
+-- %(before_id)s) (NULL: from the newest): a keyset page, one index range whatever the depth;
+-- with each set's limits (NULL: not throttled).
+SELECT s.id, s.state, s.info, s.created_at, s.changed_at, t.in_flight, t.per_hour
+FROM queue_sets s LEFT JOIN queue_throttles t ON t.set_id = s.id
+WHERE (s.created_at, s.id) < (coalesce(%(before_at)s::timestamptz, 'infinity'),
+                              coalesce(%(before_id)s::text, ''))
+ORDER BY s.created_at DESC, s.id DESC
 LIMIT %(limit)s;
 
 -- name: timings

@@ -20,6 +20,7 @@ from renderer.pool import run_pool
 from renderer.queue import NewItem
 from renderer.traffic.histogram import _Files
 from renderer.worker import Worker, run_worker
+from tests.factories import backdate
 from tests.queue_kinds import fresh, item, outputs, plugin_env, qconn, states
 from tests.test_queue_reliability import connect, wait_for, worker_process
 
@@ -194,3 +195,30 @@ def test_a_child_exiting_0_mid_item_releases_it_and_is_restarted(
         assert states(conn) == {"done": 1}
         history = queue.item_history(conn, "t_exit0", "quits")["attempts"]
         assert [a["outcome"] for a in history] == ["crashed"]
+
+
+def test_a_reaper_that_may_not_end_a_frozen_session_still_reaps_the_rest(
+        database_url: str, qconn: Conn) -> None:
+    """queue_reap_v2 run by a role that may not end the frozen worker's session (here: the
+    session is a superuser's) warns and reaps the items no transaction holds, instead of
+    failing the whole reap with insufficient_privilege."""
+    queue.enqueue_many(qconn, [NewItem("t_record_one", k) for k in ("frozen", "free")])
+    frozen = queue.claim(qconn, "t_record_one", owner="ice", limit=2)
+    queue.heartbeat(qconn, "ice", 60)
+    role = f"reaper_{os.getpid()}"
+    qconn.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        qconn.execute(f"GRANT USAGE ON SCHEMA renderer TO {role};"
+                      f" GRANT ALL ON ALL TABLES IN SCHEMA renderer TO {role};"
+                      f" GRANT ALL ON ALL SEQUENCES IN SCHEMA renderer TO {role}")
+        backdate(qconn, state="running", lease_expires=1)
+        qconn.execute("UPDATE queue_workers SET seen_at = now() - interval '1 hour'")
+        with connect(database_url) as worker, worker.transaction():
+            [held] = [i for i in frozen if i.key == "frozen"]
+            assert queue.lock(worker, [held]) == {held.id}  # the frozen worker's session
+            with connect(database_url) as reaper:
+                reaper.execute(f"SET ROLE {role}; SET search_path = renderer, public")
+                assert queue.reap(reaper) == 1  # "free"; "frozen" stays with its session
+        assert item(qconn, "t_record_one", "free")["state"] == "pending"
+    finally:
+        qconn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

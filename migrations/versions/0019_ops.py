@@ -2,7 +2,7 @@
 definitions of ``sql/schema/ops.sql`` applied by name.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

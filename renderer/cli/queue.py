@@ -206,16 +206,24 @@ def status_command(watch: bool, interval: float, as_json: bool) -> None:
 @click.option("--on-demand", is_flag=True, help="On-demand priority (ahead of batch work).")
 @click.option("--priority", type=int, help="Explicit priority (higher runs first).")
 @click.option("--force", is_flag=True, help="Re-run done items even if unchanged.")
+@click.option("--in-flight", type=click.IntRange(min=1),
+              help="Throttle the set: at most this many of its items pending or running.")
+@click.option("--per-hour", type=click.IntRange(min=1),
+              help="Throttle the set: at most this many of its items started per hour.")
 @output_options
 def enqueue_command(kind: str, keys: tuple[str, ...], payload: str, set_id: str | None,
                     group: str | None, fingerprint: str | None, on_demand: bool,
-                    priority: int | None, force: bool, fmt: str) -> None:
+                    priority: int | None, force: bool, in_flight: int | None,
+                    per_hour: int | None, fmt: str) -> None:
     """Enqueue items of KIND by key and print what happened to each.
 
     \b
     Example:
         renderer queue enqueue speedtile AUTO/0/2140/2026-W47 --on-demand
+        renderer queue enqueue histogram k1 k2 k3 --set weekly --in-flight 2 --per-hour 100
     """
+    if (in_flight or per_hour) and not set_id:
+        raise InputError("--in-flight and --per-hour throttle a set", "add --set NAME")
     try:
         body = json.loads(payload)
     except json.JSONDecodeError as exc:
@@ -231,6 +239,8 @@ def enqueue_command(kind: str, keys: tuple[str, ...], payload: str, set_id: str 
     db = database()
     rows = []
     with db.connect() as conn:
+        if set_id and (in_flight or per_hour):  # first: the items go straight to held
+            q.throttle(conn, set_id, in_flight=in_flight, per_hour=per_hour)
         for key in keys:
             action = q.enqueue(conn, kind, key, body, fingerprint=fingerprint, set_id=set_id,
                                priority=priority, group=group, force=force)
@@ -362,6 +372,39 @@ queue_group.add_command(_set_command("cancel", """Cancel a set's items that are 
     Example:
         renderer queue cancel "speedtiles 2026-W47"
     """))
+
+
+@queue_group.command("throttle")
+@click.argument("set_id", metavar="SET")
+@click.option("--in-flight", type=click.IntRange(min=1),
+              help="At most this many of the set's items pending or running at once.")
+@click.option("--per-hour", type=click.IntRange(min=1),
+              help="At most this many of the set's items started in any hour.")
+@click.option("--clear", is_flag=True, help="Remove the set's limits.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def throttle_command(set_id: str, in_flight: int | None, per_hour: int | None, clear: bool,
+                     as_json: bool) -> None:
+    """Dribble a set: limit its items in flight and/or per hour (the limits given replace
+    the set's), or --clear them. Its other items wait held; on-demand work goes first.
+
+    \b
+    Example:
+        renderer queue throttle "speedtiles 2026-W47" --in-flight 4 --per-hour 2000
+    """
+    if clear == bool(in_flight or per_hour):
+        raise InputError("give --in-flight and/or --per-hour, or --clear",
+                         "e.g. renderer queue throttle SET --in-flight 4")
+    db = database()
+    with db.connect(autocommit=True) as conn:
+        n = q.throttle(conn, set_id, in_flight=in_flight, per_hour=per_hour)
+    limits = {"in_flight": in_flight, "per_hour": per_hour}
+    if as_json:
+        print_json({"set": set_id, **limits, "items": n})
+    elif clear:
+        click.echo(f"set {set_id!r} unthrottled: {n} item(s) released")
+    else:
+        said = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in limits.items() if v)
+        click.echo(f"set {set_id!r} throttled to {said}: {n} item(s) held")
 
 
 @queue_group.command("kinds")

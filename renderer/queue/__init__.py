@@ -72,6 +72,7 @@ from renderer.queue._verbs import (
     rollup,
     sign_off,
     sync_kinds,
+    throttle,
 )
 
 __all__ = [
@@ -125,5 +126,6 @@ __all__ = [
     "sign_off",
     "status",
     "sync_kinds",
+    "throttle",
     "timings",
 ]

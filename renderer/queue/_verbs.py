@@ -14,7 +14,7 @@ from typing import Any
 
 from renderer.clip import clip
 from renderer.db import Connection, Jsonb, dict_row, query
-from renderer.errors import LeaseLost, QueueError
+from renderer.errors import InputError, LeaseLost, QueueError
 from renderer.queue._registry import KINDS, PRIORITY_BATCH, Item, NewItem
 
 log = logging.getLogger("renderer.queue")
@@ -142,6 +142,23 @@ def cancel_set(conn: Connection, set_id: str) -> int:
     """Cancel the set's pending, held and failed items (running ones finish); returns how
     many were cancelled."""
     return _set_verb(conn, "cancel", set_id)
+
+
+def throttle(conn: Connection, set_id: str, *, in_flight: int | None = None,
+             per_hour: int | None = None) -> int:
+    """Limit the set ``set_id`` to at most ``in_flight`` items pending or running at once
+    and/or ``per_hour`` items let through in any sliding hour (both None: no limits). The
+    limits given replace the set's; its items wait held and the claim lets them through.
+    Creates the set if need be; returns how many items were moved (held, or released)."""
+    if not set_id or not set_id.strip():
+        raise InputError("a throttle needs a set", "pass the set's name")
+    for name, value in (("in-flight", in_flight), ("per-hour", per_hour)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 < value < 2**31):
+            raise InputError(f"{name} must be a positive whole number, not {value!r}",
+                             f"pass e.g. --{name} 10")
+    return int(_one(conn, "queue.throttle", {"id": set_id, "in_flight": in_flight,
+                                             "per_hour": per_hour}) or 0)
 
 
 def list_sets(conn: Connection, *, set_id: str | None = None, limit: int | None = None,

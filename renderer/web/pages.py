@@ -50,7 +50,8 @@ def _set_row(info: dict[str, Any], counts: dict[str, Any] | None) -> dict[str, A
             "created_at": info.get("created_at"), "changed_at": info.get("changed_at"),
             "total": total, **{s: int(c[s]) for s in STATES},
             "throughput_per_s": c["throughput_per_s"], "eta_s": c["eta_s"],
-            "oldest_pending_s": c["oldest_pending_s"]}
+            "oldest_pending_s": c["oldest_pending_s"],
+            "throttle": {k: info.get(k) for k in ("in_flight", "per_hour") if info.get(k)}}
 
 
 def home_data(conn: Connection, *, hours: int = HOURS) -> dict[str, Any]:

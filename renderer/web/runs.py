@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from renderer import callbacks, pipelines
+from renderer import callbacks, pipelines, queue
 from renderer.config import Settings
 from renderer.db import Connection
 from renderer.errors import InputError
@@ -75,7 +75,10 @@ def start(conn: Connection, spec: dict[str, Any], context: Context,
     spec = dict(spec)
     callback = spec.pop("callback", None)
     url = None if callback is None else check_callback(callback, context.settings)
+    limits = {k: spec.pop(k) for k in ("in_flight", "per_hour") if k in spec}  # dribbled
     set_id = lookup(spec).start(conn, spec, context.run_settings())
+    if set_id and limits:
+        queue.throttle(conn, set_id, **limits)
     links = ({"page": f"/sets/{quote(set_id)}", "api": f"/api/sets/{quote(set_id)}"}
              if set_id else None)
     if set_id and url:

@@ -74,6 +74,31 @@ CREATE TABLE queue_sets (
     changed_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- name: queue_throttles
+-- Per-set limits (issue 18): at most in_flight items of the set pending or running at once,
+-- at most per_hour items let through in any sliding hour. The items of a throttled set wait
+-- held, out of the claim index, so a million of them cost a claim nothing; the claim
+-- (queue_feed) lets them through within the limits.
+CREATE TABLE queue_throttles (
+    set_id text PRIMARY KEY,
+    in_flight integer CONSTRAINT queue_throttles_in_flight CHECK (in_flight > 0),
+    per_hour integer CONSTRAINT queue_throttles_per_hour CHECK (per_hour > 0),
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT queue_throttles_some CHECK (in_flight IS NOT NULL OR per_hour IS NOT NULL)
+);
+
+-- name: queue_throttle_log
+-- How many items of a throttled set were let through when: the per-hour limit sums the
+-- last hour of it (a few rows per claim, trimmed by the feed).
+CREATE TABLE queue_throttle_log (
+    set_id text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    n integer NOT NULL
+);
+
+-- name: queue_throttle_log_set
+CREATE INDEX queue_throttle_log_set ON queue_throttle_log (set_id, at);
+
 -- name: queue_kinds
 CREATE TABLE queue_kinds (
     kind text PRIMARY KEY,
@@ -205,11 +230,15 @@ CREATE TABLE queue_reruns (
 );
 
 -- name: queue_target_state
--- Where an item goes when it is put back: held in a paused set, cancelled in a cancelled one.
-CREATE FUNCTION renderer.queue_target_state(p_set_id text) RETURNS text
+-- Where an item goes when it is put back: held in a paused set, cancelled in a cancelled one,
+-- held in a throttled one (its feed lets it through again).
+CREATE OR REPLACE FUNCTION renderer.queue_target_state(p_set_id text) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT coalesce((SELECT CASE s.state WHEN 'paused' THEN 'held'
-                                         WHEN 'cancelled' THEN 'cancelled' END
+                                         WHEN 'cancelled' THEN 'cancelled'
+                                         ELSE CASE WHEN EXISTS (
+                                             SELECT 1 FROM queue_throttles t
+                                             WHERE t.set_id = s.id) THEN 'held' END END
                      FROM queue_sets s WHERE s.id = p_set_id), 'pending')
 $$;
 
@@ -416,6 +445,116 @@ BEGIN
 END
 $$;
 
+-- name: queue_enqueue_many_v3
+-- The one upsert behind every enqueue. A pending item is left as it is (its priority may
+-- rise, its fingerprint follows the newest inputs); a running item is marked to run once
+-- more unless the same inputs are already running; a done or failed item is requeued
+-- only when forced or its fingerprint changed; a cancelled one is requeued.
+-- Unlike queue_enqueue_many it never waits on a worker: a running item whose row a worker
+-- holds locked for its batch gets a rerun request (queue_reruns) instead of an update, so
+-- an enqueue returns at once whatever the workers are doing.
+-- v3: a new item of a throttled set waits held for the feed (queue_feed), as in a paused one.
+CREATE FUNCTION renderer.queue_enqueue_many_v3(
+    p_kinds text[], p_keys text[], p_payloads jsonb[], p_fingerprints text[],
+    p_set_ids text[], p_priorities integer[], p_groups text[], p_run_afters timestamptz[],
+    p_force boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint;
+    v_asked bigint := 0;
+    v_busy_kinds text[];
+    v_busy_keys text[];
+BEGIN
+    INSERT INTO queue_sets (id)
+    SELECT DISTINCT s FROM unnest(p_set_ids) AS s WHERE s IS NOT NULL
+    ON CONFLICT (id) DO NOTHING;
+
+    -- Running items locked by someone else (a worker's batch): left out of the upsert.
+    -- Those we could lock are now ours, and the upsert below marks them as before. Driven
+    -- from the running items (a few batches' worth, read by their partial index) hashed
+    -- against the chunk, not by a (kind, key) probe per item of the chunk, which cost
+    -- queue_enqueue_many_v2 a tenth more per chunk than the upsert alone.
+    WITH r AS MATERIALIZED (
+        SELECT w.id, w.kind, w.key FROM work_queue w WHERE w.state = 'running')
+    SELECT coalesce(array_agg(r.kind), '{}'), coalesce(array_agg(r.key), '{}')
+    INTO v_busy_kinds, v_busy_keys
+    FROM r
+    WHERE (r.kind, r.key) IN (SELECT i.kind, i.key FROM unnest(p_kinds, p_keys) AS i(kind, key))
+      AND NOT EXISTS (SELECT 1 FROM work_queue l WHERE l.id = r.id FOR UPDATE SKIP LOCKED);
+
+    IF cardinality(v_busy_kinds) > 0 THEN
+        WITH r AS (
+            INSERT INTO queue_reruns AS r (kind, key, fingerprint, requested_at)
+            SELECT DISTINCT ON (i.kind, i.key) i.kind, i.key, i.fingerprint, clock_timestamp()
+            FROM unnest(p_kinds, p_keys, p_fingerprints) AS i(kind, key, fingerprint)
+            JOIN unnest(v_busy_kinds, v_busy_keys) AS b(kind, key)
+                 ON b.kind = i.kind AND b.key = i.key
+            JOIN work_queue w ON w.kind = i.kind AND w.key = i.key
+            WHERE p_force OR i.fingerprint IS NULL
+               OR i.fingerprint IS DISTINCT FROM w.fingerprint
+            ORDER BY i.kind, i.key
+            ON CONFLICT (kind, key) DO UPDATE SET requested_at = excluded.requested_at,
+                fingerprint = coalesce(excluded.fingerprint, r.fingerprint)
+            RETURNING 1)
+        SELECT count(*) INTO v_asked FROM r;
+    END IF;
+
+    INSERT INTO work_queue AS w
+        (kind, key, payload, fingerprint, set_id, priority, grp, run_after, state)
+    SELECT DISTINCT ON (i.kind, i.key)
+           i.kind, i.key, coalesce(i.payload, '{}'), i.fingerprint, i.set_id,
+           coalesce(i.priority, 0), i.grp, coalesce(i.run_after, now()),
+           CASE s.state WHEN 'paused' THEN 'held' WHEN 'cancelled' THEN 'cancelled'
+                        ELSE CASE WHEN t.set_id IS NULL THEN 'pending' ELSE 'held' END END
+    FROM unnest(p_kinds, p_keys, p_payloads, p_fingerprints, p_set_ids, p_priorities,
+                p_groups, p_run_afters)
+         AS i(kind, key, payload, fingerprint, set_id, priority, grp, run_after)
+    LEFT JOIN queue_sets s ON s.id = i.set_id
+    LEFT JOIN queue_throttles t ON t.set_id = i.set_id
+    WHERE cardinality(v_busy_kinds) = 0
+       OR NOT EXISTS (SELECT 1 FROM unnest(v_busy_kinds, v_busy_keys) AS b(kind, key)
+                      WHERE b.kind = i.kind AND b.key = i.key)
+    ORDER BY i.kind, i.key, i.priority DESC
+    ON CONFLICT (kind, key) DO UPDATE SET
+        state = CASE WHEN w.state = 'cancelled'
+                          OR (w.state IN ('done', 'failed') AND (p_force
+                              OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+                                 AND excluded.fingerprint IS NOT NULL))
+                     THEN excluded.state ELSE w.state END,
+        rerun = w.rerun OR (w.state = 'running' AND (p_force OR excluded.fingerprint IS NULL
+                             OR excluded.fingerprint IS DISTINCT FROM w.fingerprint)),
+        attempt = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN 0
+                       ELSE w.attempt END,
+        priority = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN excluded.priority
+                        ELSE greatest(w.priority, excluded.priority) END,
+        payload = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN excluded.payload
+                       ELSE w.payload END,
+        fingerprint = coalesce(excluded.fingerprint, w.fingerprint),
+        set_id = CASE WHEN w.state IN ('done', 'failed', 'cancelled')
+                      THEN coalesce(excluded.set_id, w.set_id) ELSE w.set_id END,
+        grp = coalesce(w.grp, excluded.grp),
+        run_after = CASE WHEN w.state IN ('done', 'failed', 'cancelled')
+                         THEN excluded.run_after ELSE w.run_after END,
+        last_error = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN NULL
+                          ELSE w.last_error END,
+        enqueued_at = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN now()
+                           ELSE w.enqueued_at END,
+        finished_at = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN NULL
+                           ELSE w.finished_at END
+    WHERE (w.state = 'cancelled' AND excluded.state <> 'cancelled')
+       OR (w.state IN ('done', 'failed') AND (p_force
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+              AND excluded.fingerprint IS NOT NULL))
+       OR (w.state = 'running' AND NOT w.rerun AND (p_force OR excluded.fingerprint IS NULL
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint))
+       OR (w.state IN ('pending', 'held', 'running') AND (excluded.priority > w.priority
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+              AND excluded.fingerprint IS NOT NULL));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n + v_asked;
+END
+$$;
+
 -- name: queue_enqueue
 -- One item; returns what happened: inserted, requeued, rerun, updated, unchanged, cancelled.
 CREATE FUNCTION renderer.queue_enqueue(
@@ -461,6 +600,37 @@ DECLARE
 BEGIN
     SELECT state INTO v_old FROM work_queue WHERE kind = p_kind AND key = p_key;
     v_n := renderer.queue_enqueue_many_v2(ARRAY[p_kind], ARRAY[p_key], ARRAY[p_payload],
+                                          ARRAY[p_fingerprint], ARRAY[p_set_id],
+                                          ARRAY[p_priority], ARRAY[p_group],
+                                          ARRAY[p_run_after], p_force);
+    IF v_n = 0 THEN
+        RETURN 'unchanged';
+    END IF;
+    SELECT state INTO v_new FROM work_queue WHERE kind = p_kind AND key = p_key;
+    RETURN CASE
+        WHEN v_new = 'cancelled' THEN 'cancelled'
+        WHEN v_old IS NULL THEN 'inserted'
+        WHEN v_new = 'running' AND v_old = 'running' THEN 'rerun'
+        WHEN v_old IN ('done', 'failed', 'cancelled') THEN 'requeued'
+        ELSE 'updated' END;
+END
+$$;
+
+-- name: queue_enqueue_v3
+-- One item; returns what happened: inserted, requeued, rerun, updated, unchanged, cancelled.
+-- Never waits on a worker running the item (queue_enqueue_many_v3); held in a throttled set.
+CREATE FUNCTION renderer.queue_enqueue_v3(
+    p_kind text, p_key text, p_payload jsonb DEFAULT '{}', p_fingerprint text DEFAULT NULL,
+    p_set_id text DEFAULT NULL, p_priority integer DEFAULT 0, p_group text DEFAULT NULL,
+    p_run_after timestamptz DEFAULT NULL, p_force boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_old text;
+    v_new text;
+    v_n bigint;
+BEGIN
+    SELECT state INTO v_old FROM work_queue WHERE kind = p_kind AND key = p_key;
+    v_n := renderer.queue_enqueue_many_v3(ARRAY[p_kind], ARRAY[p_key], ARRAY[p_payload],
                                           ARRAY[p_fingerprint], ARRAY[p_set_id],
                                           ARRAY[p_priority], ARRAY[p_group],
                                           ARRAY[p_run_after], p_force);
@@ -576,6 +746,217 @@ BEGIN
     RETURN QUERY SELECT * FROM renderer.queue_claim(
         v_kind, v_limit, p_owner, p_leases[v_pos],
         CASE WHEN p_batch_turn THEN v_limit ELSE v_limit / 5 END);
+END
+$$;
+
+-- name: queue_throttle_allowance
+-- How many more items of a throttled set may be let through now: the in-flight limit less
+-- its items pending or running (from the counters and their un-rolled deltas, read in one
+-- snapshot), the per-hour limit less what the log let through in the last hour; the
+-- smaller of the two (a missing limit does not count). Negative when over.
+-- In PL/pgSQL for its cached plan (a SQL function this size is planned at every call).
+CREATE FUNCTION renderer.queue_throttle_allowance(p_set_id text, p_in_flight integer,
+                                                  p_per_hour integer) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN least(
+        p_in_flight - (SELECT coalesce(sum(x.n), 0) FROM (
+            SELECT c.n FROM queue_counts c
+            WHERE c.set_id = p_set_id AND c.state IN ('pending', 'running')
+            UNION ALL
+            SELECT d.n FROM queue_count_deltas d
+            WHERE d.set_id = p_set_id AND d.state IN ('pending', 'running')) x),
+        p_per_hour - (SELECT coalesce(sum(l.n), 0) FROM queue_throttle_log l
+                      WHERE l.set_id = p_set_id AND l.at > now() - interval '1 hour'));
+END
+$$;
+
+-- name: queue_feed
+-- Let held items of throttled active sets of p_kinds through (held -> pending), each set up
+-- to its allowance. One feeder per set at a time: the set's throttle row is locked for the
+-- caller's transaction, and a set another feeder holds is skipped, never waited on. The
+-- held items are read by the parked index in its order (about the order they came in).
+-- Returns the number of items let through.
+CREATE FUNCTION renderer.queue_feed(p_kinds text[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    v_allow bigint;
+    v_n integer;
+    v_total integer := 0;
+BEGIN
+    FOR t IN
+        SELECT th.set_id, th.in_flight, th.per_hour FROM queue_throttles th
+        JOIN queue_sets s ON s.id = th.set_id AND s.state = 'active'
+        WHERE EXISTS (SELECT 1 FROM work_queue q WHERE q.state = 'held'
+                      AND q.set_id = th.set_id AND q.kind = ANY (p_kinds))
+        ORDER BY th.set_id
+        FOR UPDATE OF th SKIP LOCKED
+    LOOP
+        v_allow := renderer.queue_throttle_allowance(t.set_id, t.in_flight, t.per_hour);
+        CONTINUE WHEN v_allow <= 0;
+        UPDATE work_queue w SET state = 'pending'
+        WHERE w.id IN (SELECT q.id FROM work_queue q
+                       WHERE q.state = 'held' AND q.set_id = t.set_id
+                         AND q.kind = ANY (p_kinds) AND q.run_after <= now()
+                       LIMIT v_allow FOR UPDATE SKIP LOCKED);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        IF v_n > 0 AND t.per_hour IS NOT NULL THEN
+            DELETE FROM queue_throttle_log l
+            WHERE l.set_id = t.set_id AND l.at <= now() - interval '1 hour';
+            INSERT INTO queue_throttle_log (set_id, n) VALUES (t.set_id, v_n);
+        END IF;
+        v_total := v_total + v_n;
+    END LOOP;
+    RETURN v_total;
+END
+$$;
+
+-- name: queue_throttle_waiting
+-- For a worker's idle check: whether held items of throttled active sets of p_kinds wait
+-- (p_ready false), or wait and could be let through now (p_ready true).
+CREATE FUNCTION renderer.queue_throttle_waiting(p_kinds text[], p_ready boolean)
+RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT th.set_id, th.in_flight, th.per_hour FROM queue_throttles th
+        JOIN queue_sets s ON s.id = th.set_id AND s.state = 'active'
+    LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM work_queue q WHERE q.state = 'held'
+                                  AND q.set_id = t.set_id AND q.kind = ANY (p_kinds));
+        IF NOT p_ready THEN
+            RETURN true;
+        END IF;
+        IF renderer.queue_throttle_allowance(t.set_id, t.in_flight, t.per_hour) > 0
+           AND EXISTS (SELECT 1 FROM work_queue q WHERE q.state = 'held'
+                       AND q.set_id = t.set_id AND q.kind = ANY (p_kinds)
+                       AND q.run_after <= now()) THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+
+-- name: queue_claim_v2
+-- queue_claim after letting through what throttled sets allow (queue_feed). Unthrottled,
+-- it costs one probe of the empty queue_throttles.
+CREATE FUNCTION renderer.queue_claim_v2(
+    p_kind text, p_limit integer DEFAULT 1, p_owner text DEFAULT 'psql',
+    p_lease_seconds double precision DEFAULT 60, p_reserve integer DEFAULT 0)
+RETURNS SETOF work_queue
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM queue_throttles) THEN
+        PERFORM renderer.queue_feed(ARRAY[p_kind]);
+    END IF;
+    RETURN QUERY SELECT * FROM renderer.queue_claim(p_kind, p_limit, p_owner,
+                                                    p_lease_seconds, p_reserve);
+END
+$$;
+
+-- name: queue_claim_next_v2
+-- The worker's claim in one function (issue 16): queue_claim_next and queue_claim flattened,
+-- so the batch is materialised once, not at each of three nested RETURN QUERY levels, and
+-- only the columns a worker reads come back. First it lets through what throttled sets
+-- allow (queue_feed; unthrottled, one probe of the empty queue_throttles), then picks the
+-- kind at the head of the queue among p_kinds (on a batch turn, the head of the batch
+-- priority), takes that kind's batch (a fifth of it, all of it on a batch turn, first from
+-- batch priority, so on-demand work cannot starve the batch), and leases it. The rows are
+-- updated by the tuple ids their lock returned (no second index probe per item).
+-- Asynchronous commit: a claim lost in a crash only makes its items claimable again. Each
+-- claimed item adds a claim_wait timing.
+CREATE FUNCTION renderer.queue_claim_next_v2(
+    p_kinds text[], p_limits integer[], p_leases double precision[], p_owner text,
+    p_batch_turn boolean DEFAULT false)
+RETURNS TABLE (id bigint, kind text, key text, payload jsonb, attempt integer, set_id text,
+               grp text, lease_token uuid, priority integer, fingerprint text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_kind text;
+    v_pos integer;
+    v_limit integer;
+    v_reserve integer;
+    v_token uuid := gen_random_uuid();
+    v_ids bigint[] := '{}';
+    v_tids tid[] := '{}';
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    IF EXISTS (SELECT 1 FROM queue_throttles) THEN
+        PERFORM renderer.queue_feed(p_kinds);
+    END IF;
+    IF p_batch_turn THEN
+        SELECT k.kind INTO v_kind
+        FROM unnest(p_kinds) AS k(kind)
+        CROSS JOIN LATERAL (
+            SELECT q.priority, q.run_after, q.id FROM work_queue q
+            WHERE q.state = 'pending' AND q.kind = k.kind AND q.priority <= 0
+              AND q.run_after <= now()
+            ORDER BY q.priority DESC, q.run_after, q.id LIMIT 1) h
+        ORDER BY h.priority DESC, h.run_after, h.id LIMIT 1;
+    END IF;
+    IF v_kind IS NULL THEN
+        SELECT k.kind INTO v_kind
+        FROM unnest(p_kinds) AS k(kind)
+        CROSS JOIN LATERAL (
+            SELECT q.priority, q.run_after, q.id FROM work_queue q
+            WHERE q.state = 'pending' AND q.kind = k.kind AND q.run_after <= now()
+            ORDER BY q.priority DESC, q.run_after, q.id LIMIT 1) h
+        ORDER BY h.priority DESC, h.run_after, h.id LIMIT 1;
+    END IF;
+    IF v_kind IS NULL THEN
+        RETURN;
+    END IF;
+    v_pos := array_position(p_kinds, v_kind);
+    v_limit := p_limits[v_pos];
+    v_reserve := CASE WHEN p_batch_turn THEN v_limit ELSE v_limit / 5 END;
+    IF v_reserve > 0 THEN
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.ctid), '{}')
+        INTO v_ids, v_tids FROM (
+            SELECT q.id, q.ctid FROM work_queue q
+            WHERE q.state = 'pending' AND q.kind = v_kind AND q.priority <= 0
+              AND q.run_after <= now()
+            ORDER BY q.priority DESC, q.run_after, q.id
+            LIMIT v_reserve FOR UPDATE SKIP LOCKED) c;
+    END IF;
+    IF cardinality(v_ids) < v_limit THEN
+        SELECT v_ids || coalesce(array_agg(c.id), '{}'),
+               v_tids || coalesce(array_agg(c.ctid), '{}')
+        INTO v_ids, v_tids FROM (
+            SELECT q.id, q.ctid FROM work_queue q
+            WHERE q.state = 'pending' AND q.kind = v_kind AND q.run_after <= now()
+              AND q.id <> ALL (v_ids)
+            ORDER BY q.priority DESC, q.run_after, q.id
+            LIMIT v_limit - cardinality(v_ids) FOR UPDATE SKIP LOCKED) c;
+    END IF;
+    IF cardinality(v_ids) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH c AS (
+        UPDATE work_queue w
+        SET state = 'running', attempt = w.attempt + 1, lease_owner = p_owner,
+            lease_token = v_token,
+            lease_expires = now() + make_interval(secs => p_leases[v_pos]),
+            started_at = now()
+        WHERE w.ctid = ANY (v_tids)
+        RETURNING w.id, w.kind, w.key, w.payload, w.attempt, w.set_id, w.grp, w.lease_token,
+                  w.priority, w.fingerprint, w.run_after, w.enqueued_at, w.started_at),
+    t AS (
+        INSERT INTO queue_timing_deltas
+        SELECT w.kind, w.set_id, 'claim_wait', renderer.queue_timing_bucket(w.s), count(*),
+               sum(w.s), max(w.s), min(w.since), max(w.started_at)
+        FROM (SELECT c.kind, coalesce(c.set_id, '') AS set_id, c.started_at,
+                     greatest(c.run_after, c.enqueued_at) AS since,
+                     greatest(0, extract(epoch FROM c.started_at
+                                         - greatest(c.run_after, c.enqueued_at)))::float8 AS s
+              FROM c) w
+        GROUP BY 1, 2, 3, 4)
+    SELECT c.id, c.kind, c.key, c.payload, c.attempt, c.set_id, c.grp, c.lease_token,
+           c.priority, c.fingerprint FROM c;
 END
 $$;
 
@@ -973,28 +1354,46 @@ $$;
 -- paused, cut off). A live owner heartbeats from its own thread whatever its handler does;
 -- one stuck in a handler is its supervisor's to kill. Ending the session rolls the batch
 -- back and frees the rows, which are then reaped here, within about a lease of the freeze.
-CREATE FUNCTION renderer.queue_reap_v2() RETURNS integer
+-- A reaper whose role may not end a session (not a superuser, not in pg_signal_backend, or
+-- the session a superuser's) warns and reaps the rest: those items wait until their
+-- session ends or a reaper with the right comes by.
+CREATE OR REPLACE FUNCTION renderer.queue_reap_v2() RETURNS integer
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_pid integer;
 BEGIN
-    IF EXISTS (
+    IF NOT EXISTS (
         SELECT 1 FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
         WHERE w.state = 'running' AND w.lease_expires < now()
           AND qw.seen_at < now() - (w.lease_expires - w.started_at)) THEN
-        PERFORM pg_terminate_backend(a.pid, 5000)
-        FROM pg_stat_activity a
+        RETURN renderer.queue_reap();
+    END IF;
+    FOR v_pid IN
+        SELECT a.pid FROM pg_stat_activity a
         WHERE a.pid <> pg_backend_pid() AND a.application_name IN (
             SELECT 'renderer lease ' || w.lease_token
             FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
             WHERE w.state = 'running' AND w.lease_expires < now()
-              AND qw.seen_at < now() - (w.lease_expires - w.started_at));
-    END IF;
+              AND qw.seen_at < now() - (w.lease_expires - w.started_at))
+    LOOP
+        BEGIN
+            PERFORM pg_terminate_backend(v_pid, 5000);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE WARNING USING MESSAGE = 'work queue reaper may not end the session (pid '
+                || v_pid || ') of a frozen worker: ' || SQLERRM,
+                HINT = 'run the workers and the reaper as the same role, or grant it '
+                       'pg_signal_backend';
+        END;
+    END LOOP;
     RETURN renderer.queue_reap();
 END
 $$;
 
 -- name: queue_fire
 -- Fire the rules of a group that just closed (or of one rule when p_then_kind is given).
-CREATE FUNCTION renderer.queue_fire(p_kind text, p_group text, p_then_kind text DEFAULT NULL,
+-- Through queue_enqueue_many_v3: a successor being run gets a rerun request instead of
+-- waiting on its worker's row lock.
+CREATE OR REPLACE FUNCTION renderer.queue_fire(p_kind text, p_group text, p_then_kind text DEFAULT NULL,
                                     p_then_key text DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1007,7 +1406,7 @@ BEGIN
           AND (p_then_kind IS NULL OR (q.then_kind = p_then_kind AND q.then_key = p_then_key))
         RETURNING q.then_kind, q.then_key, q.payload, q.set_id
     LOOP
-        PERFORM renderer.queue_enqueue_many(
+        PERFORM renderer.queue_enqueue_many_v3(
             ARRAY[r.then_kind], ARRAY[r.then_key], ARRAY[r.payload], ARRAY[NULL::text],
             ARRAY[r.set_id], ARRAY[0], ARRAY[NULL::text], ARRAY[NULL::timestamptz], true);
         v_n := v_n + 1;
@@ -1455,6 +1854,41 @@ LANGUAGE sql AS $$
     RETURNING s.id
 $$;
 
+-- name: queue_throttle
+-- Set a set's limits (NULL: no such limit; both NULL: clear them), creating the set if
+-- need be. A newly throttled set's pending items are held for the feed; a cleared active
+-- set's held items go back to pending. Returns the number of items moved.
+CREATE FUNCTION renderer.queue_throttle(p_set_id text, p_in_flight integer,
+                                        p_per_hour integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_new boolean;
+    v_n bigint := 0;
+BEGIN
+    INSERT INTO queue_sets (id) VALUES (p_set_id) ON CONFLICT (id) DO NOTHING;
+    IF p_in_flight IS NULL AND p_per_hour IS NULL THEN
+        DELETE FROM queue_throttles WHERE set_id = p_set_id;
+        IF FOUND THEN
+            UPDATE work_queue SET state = 'pending'
+            WHERE state = 'held' AND set_id = p_set_id
+              AND (SELECT s.state FROM queue_sets s WHERE s.id = p_set_id) = 'active';
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+        END IF;
+        RETURN v_n;
+    END IF;
+    INSERT INTO queue_throttles AS t (set_id, in_flight, per_hour)
+    VALUES (p_set_id, p_in_flight, p_per_hour)
+    ON CONFLICT (set_id) DO UPDATE SET in_flight = excluded.in_flight,
+        per_hour = excluded.per_hour, changed_at = now()
+    RETURNING t.xmax = 0 INTO v_new;
+    IF v_new THEN
+        UPDATE work_queue SET state = 'held' WHERE state = 'pending' AND set_id = p_set_id;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+    END IF;
+    RETURN v_n;
+END
+$$;
+
 -- name: queue_pause_set
 -- Pause: pending items of the set are held (out of the claim index) until resumed.
 -- Returns the number of items moved, NULL when there is no such set.
@@ -1477,7 +1911,10 @@ END
 $$;
 
 -- name: queue_resume_set
-CREATE FUNCTION renderer.queue_resume_set(p_id text) RETURNS bigint
+-- Resume: the held items go back to pending, except in a throttled set, where they wait for
+-- the feed (queue_feed). Returns the number of items moved, NULL when the set is missing or
+-- cancelled.
+CREATE OR REPLACE FUNCTION renderer.queue_resume_set(p_id text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n bigint;
@@ -1488,7 +1925,8 @@ BEGIN
         RETURN NULL;
     END IF;
     UPDATE work_queue SET state = 'pending', run_after = least(run_after, now())
-    WHERE state = 'held' AND set_id = p_id;
+    WHERE state = 'held' AND set_id = p_id
+      AND NOT EXISTS (SELECT 1 FROM queue_throttles t WHERE t.set_id = p_id);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
 END
@@ -1671,6 +2109,8 @@ BEGIN
         DELETE FROM queue_rules r WHERE r.set_id = ANY (v_sets);
         DELETE FROM queue_counts c WHERE c.set_id = ANY (v_sets);
         DELETE FROM queue_rates r WHERE r.set_id = ANY (v_sets);
+        DELETE FROM queue_throttles t WHERE t.set_id = ANY (v_sets);
+        DELETE FROM queue_throttle_log l WHERE l.set_id = ANY (v_sets);
         DELETE FROM queue_sets s WHERE s.id = ANY (v_sets);
     END IF;
     DELETE FROM queue_groups g

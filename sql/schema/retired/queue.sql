@@ -90,3 +90,80 @@ BEGIN
     RETURN v_reaped;
 END
 $$;;
+
+-- name: queue_target_state@0017
+-- Where an item goes when it is put back: held in a paused set, cancelled in a cancelled one.
+CREATE FUNCTION renderer.queue_target_state(p_set_id text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT CASE s.state WHEN 'paused' THEN 'held'
+                                         WHEN 'cancelled' THEN 'cancelled' END
+                     FROM queue_sets s WHERE s.id = p_set_id), 'pending')
+$$;
+
+-- name: queue_resume_set@0017
+CREATE FUNCTION renderer.queue_resume_set(p_id text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    UPDATE queue_sets SET state = 'active', changed_at = now()
+    WHERE id = p_id AND state = 'paused';
+    IF NOT EXISTS (SELECT 1 FROM queue_sets WHERE id = p_id AND state = 'active') THEN
+        RETURN NULL;
+    END IF;
+    UPDATE work_queue SET state = 'pending', run_after = least(run_after, now())
+    WHERE state = 'held' AND set_id = p_id;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
+-- name: queue_fire@0017
+-- Fire the rules of a group that just closed (or of one rule when p_then_kind is given).
+CREATE FUNCTION renderer.queue_fire(p_kind text, p_group text, p_then_kind text DEFAULT NULL,
+                                    p_then_key text DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    v_n integer := 0;
+BEGIN
+    FOR r IN
+        UPDATE queue_rules q SET fired = q.fired + 1, fired_at = now()
+        WHERE q.when_kind = p_kind AND q.grp = p_group
+          AND (p_then_kind IS NULL OR (q.then_kind = p_then_kind AND q.then_key = p_then_key))
+        RETURNING q.then_kind, q.then_key, q.payload, q.set_id
+    LOOP
+        PERFORM renderer.queue_enqueue_many(
+            ARRAY[r.then_kind], ARRAY[r.then_key], ARRAY[r.payload], ARRAY[NULL::text],
+            ARRAY[r.set_id], ARRAY[0], ARRAY[NULL::text], ARRAY[NULL::timestamptz], true);
+        v_n := v_n + 1;
+    END LOOP;
+    RETURN v_n;
+END
+$$;
+
+-- name: queue_reap_v2@0017
+-- queue_reap, after ending the sessions of frozen owners: an item whose lease expired is
+-- still locked by its owner's processing transaction (queue_lock_v2 names that session
+-- after the lease token), and the owner has not heartbeated for a whole lease (stopped,
+-- paused, cut off). A live owner heartbeats from its own thread whatever its handler does;
+-- one stuck in a handler is its supervisor's to kill. Ending the session rolls the batch
+-- back and frees the rows, which are then reaped here, within about a lease of the freeze.
+CREATE FUNCTION renderer.queue_reap_v2() RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
+        WHERE w.state = 'running' AND w.lease_expires < now()
+          AND qw.seen_at < now() - (w.lease_expires - w.started_at)) THEN
+        PERFORM pg_terminate_backend(a.pid, 5000)
+        FROM pg_stat_activity a
+        WHERE a.pid <> pg_backend_pid() AND a.application_name IN (
+            SELECT 'renderer lease ' || w.lease_token
+            FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
+            WHERE w.state = 'running' AND w.lease_expires < now()
+              AND qw.seen_at < now() - (w.lease_expires - w.started_at));
+    END IF;
+    RETURN renderer.queue_reap();
+END
+$$;
