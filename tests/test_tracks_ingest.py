@@ -12,6 +12,7 @@ import pytest
 
 from renderer.db import Database
 from renderer.errors import InputError
+from renderer.sources import SourceLayoutError
 from renderer.tracks import sample
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import discover, ingest, rejects
@@ -136,6 +137,6 @@ def test_discover_needs_a_known_format(tmp_path: Path) -> None:
     (tmp_path / "x.parquet").write_bytes(b"")
     with pytest.raises(InputError, match="cannot tell the format"):
         discover([str(tmp_path / "x.parquet")])
-    with pytest.raises(InputError, match="no report files"):
+    with pytest.raises(SourceLayoutError, match="none in the layout"):
         discover([str(tmp_path)])
     assert discover([str(tmp_path / "x.parquet")], "fixes")[0].format == "fixes"

@@ -141,7 +141,8 @@ def test_wrong_array_lengths_are_not_a_tile(tmp_path: Path) -> None:
     # a valid protobuf whose speeds do not cover subtile_segments x 168 slots
     message = speedtile_pb2.SpeedTile()
     sub = message.subtiles.add()
-    sub.level, sub.index, sub.subtileSegments, sub.unitSize, sub.entrySize = 0, 2140, 2, 604800, 3600
+    sub.level, sub.index, sub.subtileSegments = 0, 2140, 2
+    sub.unitSize, sub.entrySize = 604800, 3600
     sub.speeds.extend([1] * 168)  # our encoder refuses this: written by hand
     path = tmp_path / "x.spd.0.gz"
     path.write_bytes(message.SerializeToString())

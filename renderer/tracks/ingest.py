@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, cast
 
 from renderer import db
 from renderer.errors import InputError
+from renderer.sources import Layout, check_layout, source_keys
 from renderer.tracks.formats import FORMATS, Link, Reject, Report, guess_format, parse
 
 __all__ = ["FileResult", "IngestReport", "SourceFile", "discover", "files", "ingest",
@@ -114,6 +115,10 @@ def _format_of(path: Path, fmt: str | None) -> str | None:
         return None
 
 
+LAYOUT = Layout("*.csv, *.ndjson, *.nmea or *.fixes (gzip fine; any name with --format)",
+                lambda key: _format_of(Path(key), None) is not None)
+
+
 def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
     """The files of some paths (files, or folders searched recursively for files whose
     format the name tells), in a stable order. ``fmt`` forces the format of every file."""
@@ -127,9 +132,8 @@ def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
                                 and not any(part.startswith(".")
                                             for part in p.relative_to(path).parts))
             chosen = [(p, f) for p in candidates if (f := _format_of(p, fmt))]
-            if not chosen:
-                raise InputError(f"no report files in {path}",
-                                 "name them .csv, .ndjson, .nmea or .fixes, or give --format")
+            if not chosen:  # empty: nothing to do; files of no known format: say so
+                check_layout(str(path), source_keys(path), LAYOUT)
         elif path.is_file():
             guessed = _format_of(path, fmt)
             if guessed is None:
