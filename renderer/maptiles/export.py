@@ -44,6 +44,9 @@ __all__ = ["BATCH", "ExportReport", "export", "geojson_archive"]
 log = logging.getLogger(__name__)
 
 BATCH = 256
+GZIP_LEVEL = 6
+"""zlib's default. gzip's own default, 9, cost 1.75x the CPU (0.98 against 0.56 ms per tile
+for its two bodies, zooms 0-12 of the benchmark's sample) for archives 1.2 % smaller."""
 CONTENT_TYPES = {"json": "application/json", "mvt": "application/vnd.mapbox-vector-tile",
                  "mbtiles": "application/vnd.sqlite3", "pmtiles": "application/vnd.pmtiles"}
 
@@ -156,9 +159,9 @@ def _mbtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
         for t in _tiles(conn, min_zoom, max_zoom, margin_px, False):
             row = (t["z"], t["x"], 2 ** t["z"] - 1 - t["y"])
             out.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)",
-                        (*row, gzip.compress(bytes(t["mvt"]), mtime=0)))
+                        (*row, gzip.compress(bytes(t["mvt"]), GZIP_LEVEL, mtime=0)))
             out.execute("INSERT INTO geojson_tiles VALUES (?, ?, ?, ?)",
-                        (*row, gzip.compress(t["body"].encode(), mtime=0)))
+                        (*row, gzip.compress(t["body"].encode(), GZIP_LEVEL, mtime=0)))
             zooms.append(t["z"])
             n += 1
         entries = {"name": meta["name"], "format": "pbf", "type": "overlay", "version": "1",
@@ -188,8 +191,8 @@ def _pmtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
         zooms = []
         for t in _tiles(conn, min_zoom, max_zoom, margin_px, True):
             tileid = zxy_to_tileid(t["z"], t["x"], t["y"])
-            mvt.write_tile(tileid, gzip.compress(bytes(t["mvt"]), mtime=0))
-            geojson.write_tile(tileid, gzip.compress(t["body"].encode(), mtime=0))
+            mvt.write_tile(tileid, gzip.compress(bytes(t["mvt"]), GZIP_LEVEL, mtime=0))
+            geojson.write_tile(tileid, gzip.compress(t["body"].encode(), GZIP_LEVEL, mtime=0))
             zooms.append(t["z"])
             n += 1
         if n == 0:
