@@ -4,7 +4,8 @@ Every pipeline reads its input from a source (a folder or a store prefix) in a l
 own: traffic ``{start}_{end}/{level}/{tile_index}/{name}``, sensors ``*.csv[.gz]``, tracks
 files named by format. When a listing finds no file in the layout, the pipeline hands the
 source's keys to :func:`check_layout`: an empty source is a quiet success (a scheduled run
-over an empty prefix is normal), but a source that holds files, none of them in the layout,
+over an empty prefix is normal), and so is a drained one (its files consumed and archived,
+a README left beside them); but a source that holds files, none of them in the layout,
 raises :class:`SourceLayoutError` naming the layout, a few of the files, and the folders one
 or two levels down where the layout does match: the usual mistake is a source root given
 one or two folders too high (``DIR`` for ``DIR/data/<start>_<end>/...``).
@@ -79,20 +80,27 @@ def _join(where: str, folder: str) -> str:
 
 def check_layout(where: str, keys: Iterable[str], layout: Layout, *,
                  limit: int = LIMIT) -> None:
-    """Return quietly when ``keys`` (a source with no file in ``layout``) is empty; else
+    """Return quietly when ``keys`` (a source with no file in ``layout``) is empty or holds
+    keys the layout ignores (an archive of consumed files: the source is right, drained); else
     raise :class:`SourceLayoutError` (see the module docstring). Reads at most ``limit``
     keys."""
     files: list[str] = []
     below: Counter[str] = Counter()
-    for key in itertools.islice((k for k in keys if not layout.ignore(k)), limit):
+    archived = False
+    read = 0
+    for key in itertools.islice(keys, limit):
+        read += 1
+        if layout.ignore(key):
+            archived = True
+            continue
         files.append(key)
         parts = key.split("/")
         for depth in (1, 2):
             if len(parts) > depth and layout.matches("/".join(parts[depth:])):
                 below["/".join(parts[:depth])] += 1
-    if not files:
+    if not files or archived:  # empty, or drained: what it held was consumed and archived
         return
-    count = f"{len(files):,}" + ("+" if len(files) == limit else "")
+    count = f"{len(files):,}" + ("+" if read == limit else "")
     message = (f"{where} holds {count} files, none in the layout {layout.description} "
                f"(e.g. {', '.join(files[:3])})")
     if not below:

@@ -41,9 +41,11 @@ def put(root: Path, *keys: str) -> Path:
 
 # --- the shared check -------------------------------------------------------------------------
 
-def test_an_empty_source_or_one_of_ignored_files_is_fine() -> None:
+def test_an_empty_or_drained_source_is_fine() -> None:
     check_layout("/in", [], LAYOUT)
     check_layout("/in", ["_archive/05/a.csv"], LAYOUT)
+    # drained: its files consumed and archived, a README left beside them
+    check_layout("/in", ["README", "_archive/05/a.csv"], LAYOUT)
 
 
 def test_files_outside_the_layout_are_named_with_where_it_matches() -> None:
