@@ -24,6 +24,7 @@ Run: ``python benchmarks/maptiles.py [--cols 64 --rows 48 --max-zoom 14]``.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import random
@@ -48,12 +49,14 @@ from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import deserialize_directory, find_tile, zxy_to_tileid
 from scratch import drop_database, scratch_database
 
-from renderer import config, queue
+from renderer import config, db, queue
 from renderer.db import connect
 from renderer.localdb import Cluster
 from renderer.maptiles import export, features, sample, utfgrid
 from renderer.maptiles.profile import BLOCK_KIND, KINDS, plan_render
 from renderer.maptiles.regions import type_graph
+from renderer.maptiles.slice import Block, RenderOptions, _grids, blocks, prepare
+from renderer.maptiles.zooms import build_shapes
 from renderer.web.app import create_app
 from renderer.worker import run_worker
 
@@ -129,6 +132,73 @@ def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
     return {"tiles": report.tiles, "items": stats.done, "wall": wall, "import_s": t_import,
             "render_s": t_render, "own_cpu": own, "db_cpu": db, "blocks": again.done,
             "block_cpu": block_cpu}
+
+
+class PhaseClock:
+    """CPU seconds per phase, of this process (client) and of the connection's backend
+    (server: ``/proc/<backend pid>``), summed over every call of a phase."""
+
+    def __init__(self, conn: Any) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        self.totals: dict[str, list[float]] = {}
+
+    def _server(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def __call__(self, phase: str, fn: Callable[[], Any]) -> Any:
+        c0, s0 = time.process_time(), self._server()
+        result = fn()
+        total = self.totals.setdefault(phase, [0.0, 0.0])
+        total[0] += time.process_time() - c0
+        total[1] += self._server() - s0
+        return result
+
+
+def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[str, Any]:
+    """The pipeline's phases called directly (no queue), in one connection, each timed:
+    import, zooms (zoom levels + shared arcs), shapes (per zoom, with its block list),
+    slice, features, utfgrid (pieces read back + paint + copy), export (PMTiles)."""
+    with connect(url) as conn:
+        clock = PhaseClock(conn)
+        files = sample.write_sample(folder / "phase-regions", cols=cols, rows=rows,
+                                    natural_earth=False)
+        with conn.transaction():
+            clock("import", lambda: sample.import_sample(conn, files))
+        options = RenderOptions()
+        with conn.transaction():
+            clock("zooms", lambda: prepare(conn, 0, max_zoom, options.rules))
+        found = []
+        for z in range(max_zoom + 1):
+            with conn.transaction():
+                clock("shapes", lambda z=z: (build_shapes(conn, z, options.rules),
+                                             found.extend(Block(z, bx, by) for bx, by
+                                                          in blocks(conn, z, options))))
+        hierarchies = utfgrid.chains(type_graph(conn))
+        for block in found:
+            params = block.params(options)
+            with conn.transaction():
+                clock("slice", lambda p=params: (
+                    conn.execute(db.query("maptiles.delete_block"), p),
+                    conn.execute(db.query("maptiles.slice_block"), p)))
+                clock("features", lambda p=params: conn.execute(
+                    db.query("maptiles.features_block"), p))
+                clock("utfgrid", lambda b=block, p=params: _paint(conn, b, p, hierarchies,
+                                                                    options))
+        report = clock("export", lambda: export.export(conn, folder / "phases.pmtiles"))
+    return {"tiles": report.tiles, "blocks": len(found), "phases": clock.totals}
+
+
+def _paint(conn: Any, block: Block, params: dict[str, Any], hierarchies: list[list[str]],
+           options: RenderOptions) -> None:
+    """render_block's UTFGrid part (renderer.maptiles.slice._grids + the COPY)."""
+    rows = [(block.z, x, y, json.dumps(grids, ensure_ascii=False, separators=(",", ":")))
+            for (x, y), grids in _grids(conn, params, hierarchies, options.resolution)]
+    with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def tiles_for_grids(url: str, count: int) -> list[tuple[list[str], list[bytes | None]]]:
@@ -324,12 +394,25 @@ def main() -> None:
     parser.add_argument("--queue-items", type=int, default=2000)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--phases-only", action="store_true",
+                        help="Only the CPU per phase (no queue, grids, serving).")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="renderer-bench-maptiles-"))
     cluster = Cluster(home)
     server = cluster.ensure_started()
     url = scratch_database(server, BENCH_DB)
     try:
+        ph = phases(url, home, args.cols, args.rows, args.max_zoom)
+        total = sum(c + s for c, s in ph["phases"].values())
+        print(f"phases ({ph['tiles']} tiles, {ph['blocks']} blocks, no queue; CPU ms per "
+              f"tile, client + server): " + ", ".join(
+                  f"{name} {c / ph['tiles'] * 1000:.3f} + {s / ph['tiles'] * 1000:.3f}"
+                  for name, (c, s) in ph["phases"].items())
+              + f"; total {total / ph['tiles'] * 1000:.2f} ms/tile", flush=True)
+        if args.phases_only:
+            return
+        drop_database(server, BENCH_DB)
+        url = scratch_database(server, BENCH_DB)
         clock = CpuClock(url)
         p = pipeline(url, home, args.cols, args.rows, args.max_zoom, clock)
         cpu = p["own_cpu"] + p["db_cpu"]

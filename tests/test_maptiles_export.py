@@ -10,12 +10,16 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from click.testing import CliRunner
 from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import TileType
 
+from renderer.cli import main
 from renderer.db import Database
 from renderer.maptiles import export, features
+from renderer.storage import open_store
 from tests.maptiles_fixtures import connect, small_sample
 from tests.test_maptiles import _render
 
@@ -146,3 +150,53 @@ def test_statistics_republished_by_exporting_again(db: Database, exported: Path)
     assert got is not None
     land = next(f for f in json.loads(gzip.decompress(got))["features"] if f["id"] == "Land-1")
     assert land["properties"]["population"] == 77
+
+
+BUCKET = "renderer-maptiles"
+
+
+def test_exports_to_s3_equal_the_local_ones(db: Database, exported: Path,
+                                            s3_endpoint: str) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    with connect(db) as conn:
+        local = export.export(conn, exported / "out")
+        folder = export.export(conn, f"s3://{BUCKET}/tiles")
+        pm = export.export(conn, f"s3://{BUCKET}/archives/t.pmtiles")
+        mb = export.export(conn, f"s3://{BUCKET}/archives/t.mbtiles")
+        export.export(conn, exported / "t.pmtiles")
+    assert folder.tiles == local.tiles == pm.tiles == mb.tiles > 4
+    assert pm.files == [f"s3://{BUCKET}/archives/t.pmtiles",
+                        f"s3://{BUCKET}/archives/t.geojson.pmtiles"]
+    store = open_store(f"s3://{BUCKET}/tiles")
+    objects = {info.key: info for info in store.list()}
+    on_disk = {p.relative_to(exported / "out").as_posix(): p.read_bytes()
+               for p in (exported / "out").rglob("*") if p.is_file()}
+    assert set(objects) == set(on_disk) and len(objects) == 2 * local.tiles
+    assert all(store.get(key) == body for key, body in on_disk.items())
+    some = sorted(objects)[0].rsplit(".", 1)[0]
+    assert store.head(some + ".json").content_type == "application/json"  # type: ignore[union-attr]
+    assert store.head(some + ".mvt").content_type == (  # type: ignore[union-attr]
+        "application/vnd.mapbox-vector-tile")
+    archives = open_store(f"s3://{BUCKET}/archives")
+    z, x, y = (int(v) for v in some.split("/"))
+    for name in ("t.pmtiles", "t.geojson.pmtiles"):
+        body = archives.get(name)
+        got = Reader(lambda offset, length, body=body: body[offset:offset + length]).get(z, x, y)
+        with open(exported / name, "rb") as f:
+            assert got == Reader(MmapSource(f)).get(z, x, y) and got is not None
+    with sqlite3.connect(":memory:") as lite:
+        lite.deserialize(archives.get("t.mbtiles"))
+        assert lite.execute("SELECT count(*) FROM tiles").fetchone() == (mb.tiles,)
+
+
+def test_the_cli_exports_to_the_store_by_default(db: Database, exported: Path,
+                                                 renderer_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["tiles", "export", "--max-zoom", "9", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    store = open_store(renderer_env["RENDERER_STORAGE"])
+    assert report["target"] == store.url + "/maptiles" and report["tiles"] > 0
+    keys = [info.key for info in store.list("maptiles/")]
+    assert len(keys) == 2 * report["tiles"] and all(k.endswith((".json", ".mvt")) for k in keys)
+    assert not [p for p in Path(store.url[len("file://"):]).rglob(".*")]  # no sidecars

@@ -13,6 +13,7 @@ import pytest
 
 from renderer.db import Database
 from renderer.errors import InputError
+from renderer.sources import SourceLayoutError
 from renderer.tracks import sample
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import discover, ingest, rejects
@@ -137,7 +138,7 @@ def test_discover_needs_a_known_format(tmp_path: Path) -> None:
     (tmp_path / "x.parquet").write_bytes(b"")
     with pytest.raises(InputError, match="cannot tell the format"):
         discover([str(tmp_path / "x.parquet")])
-    with pytest.raises(InputError, match="no report files"):
+    with pytest.raises(SourceLayoutError, match="none in the layout"):
         discover([str(tmp_path)])
     assert discover([str(tmp_path / "x.parquet")], "fixes")[0].format == "fixes"
 
@@ -159,5 +160,7 @@ def test_an_s3_prefix_is_a_source(db: Database, tmp_path: Path, s3_endpoint: str
     assert report.rows["rows_rejected"] == 0
     assert report.rows["rows_accepted"] == 2 * len(reports)
     assert [f.status for f in ingest(db, ["s3://ais/feed"]).files] == ["skipped"] * 2
-    with pytest.raises(InputError, match="no report files"):
-        ingest(db, ["s3://ais/elsewhere/"])
+    assert ingest(db, ["s3://ais/elsewhere/"]).files == []  # empty prefix: nothing to do
+    s3.put_object(Bucket="ais", Key="other/notes.pdf", Body=b"not reports")
+    with pytest.raises(SourceLayoutError, match="none in the layout"):
+        ingest(db, ["s3://ais/other/"])

@@ -88,6 +88,7 @@ def test_a_submit_inside_the_source_or_an_allowed_root_is_accepted(
     _reporter_folder(extra)
     server = live(web_secrets=SECRET, traffic_allowed_sources=f"s3://b/x,{extra}")
     _reporter_folder(server.source / "sub")
+    _reporter_folder(server.source)  # a root holding only sub/ is refused (test_sources.py)
     for source in (str(server.source), str(server.source / "sub"), extra.as_uri()):
         response = _submit(server, source)
         assert response.status_code == 201, response.text  # type: ignore[attr-defined]

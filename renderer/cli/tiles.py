@@ -195,24 +195,27 @@ def stats(csv_file: Path, as_json: bool) -> None:
 
 
 @tiles.command("export")
-@click.argument("target")
+@click.argument("target", required=False)
 @click.option("--min-zoom", default=0, show_default=True, type=click.IntRange(0, 24))
 @click.option("--max-zoom", default=24, show_default=True, type=click.IntRange(0, 24))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def export(target: str, min_zoom: int, max_zoom: int, as_json: bool) -> None:
+def export(target: str | None, min_zoom: int, max_zoom: int, as_json: bool) -> None:
     """Write the rendered tiles, statistics merged now, as GeoJSON and vector tiles.
 
-    TARGET is a folder ({z}/{x}/{y}.json and .mvt), an .mbtiles file (MVT in `tiles`,
-    GeoJSON in `geojson_tiles`) or a .pmtiles file (MVT; the GeoJSON beside it in
-    NAME.geojson.pmtiles). Run it again after `tiles stats` to republish.
+    TARGET is a folder or store URL ({z}/{x}/{y}.json and .mvt; s3://bucket/prefix works),
+    an .mbtiles file (MVT in `tiles`, GeoJSON in `geojson_tiles`) or a .pmtiles file (MVT;
+    the GeoJSON beside it in NAME.geojson.pmtiles), local or in S3; default: maptiles/ in
+    the store (RENDERER_STORAGE). Run it again after `tiles stats` to republish.
 
     \b
     Example:
         renderer tiles export ./regions.pmtiles
         renderer tiles export ./tiles/ --max-zoom 8
+        renderer tiles export s3://maps/census/regions.pmtiles
     """
     from renderer.maptiles.export import export as write
 
+    target = target or settings().store_url.rstrip("/") + "/maptiles"
     with database().connect() as conn:
         report = write(conn, target, min_zoom=min_zoom, max_zoom=max_zoom)
     if as_json:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from renderer.cli import traffic_ingest, traffic_products
+from renderer.cli import traffic_ingest, traffic_products, traffic_tables
 
 
 @click.group("traffic")
@@ -23,7 +23,7 @@ def traffic() -> None:
     """
 
 
-for _command in [*traffic_ingest.COMMANDS, *traffic_products.COMMANDS]:
+for _command in [*traffic_ingest.COMMANDS, *traffic_products.COMMANDS, *traffic_tables.COMMANDS]:
     traffic.add_command(_command)
 
 COMMANDS = [traffic]

@@ -2,7 +2,7 @@
 
 A block is the 16 x 16 tiles of zoom z under one tile of zoom z - 4 (the whole zoom below
 zoom 4). Per block, in the item's transaction, one statement each: the shapes are cut into
-tile pieces (``ST_TileEnvelope`` with a margin of a few pixels, ``ST_Intersection`` to the
+tile pieces (``ST_TileEnvelope`` with a margin of a few pixels, ``ST_ClipByBox2D`` to the
 block once, ``ST_Subdivide`` to find the tiles of huge polygons, ``ST_ClipByBox2D`` per
 tile; a shape covering a tile is recorded as ``covers``, once, without geometry); the
 feature text of every piece is written; the pieces are read back in tile pixels and painted

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from renderer.errors import InputError
+from renderer.sources import Layout, check_layout, source_keys
 from renderer.storage import Store, open_store
 
 __all__ = ["FileUnreadable", "SourceFile", "discover", "text_chunks"]
@@ -79,6 +80,9 @@ def _wanted(name: str) -> bool:
     return not base.startswith(".") and base.lower().endswith(SUFFIXES)
 
 
+LAYOUT = Layout("*.csv or *.csv.gz (any folder)", _wanted)
+
+
 def _inside(path: Path, root: Path, follow_symlinks: bool) -> bool:
     """Whether a file found under ``root`` may be read: not through any symbolic link, or
     (``follow_symlinks``) through links that stay inside ``root``."""
@@ -101,9 +105,8 @@ def discover(sources: Iterable[str], *, follow_symlinks: bool = False) -> list[S
         if "://" in source:
             store = open_store(source)
             objects = [o for o in store.list("") if _wanted(o.key)]
-            if not objects:
-                raise InputError(f"no .csv or .csv.gz files under {source}",
-                                 "check the URL (a prefix, not one object)")
+            if not objects:  # empty: nothing to do; files, none .csv: say so
+                check_layout(store.url, source_keys(store), LAYOUT)
             base = store.url.rstrip("/") + "/"
             found.extend(SourceFile(base + o.key, o.size, o.etag, store=store, store_key=o.key)
                          for o in objects)
@@ -115,7 +118,7 @@ def discover(sources: Iterable[str], *, follow_symlinks: bool = False) -> list[S
                            and not any(part.startswith(".") for part in p.relative_to(path).parts)
                            and _inside(p, path, follow_symlinks))
             if not files:
-                raise InputError(f"no .csv or .csv.gz files in {path}", "check the folder")
+                check_layout(str(path), source_keys(path), LAYOUT)
             local = {f.key: f for f in map(_local, files)}  # a link and its target: once
             found.extend(local[k] for k in sorted(local))
         elif path.is_file():

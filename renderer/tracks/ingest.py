@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, cast
 
 from renderer import db
 from renderer.errors import InputError
+from renderer.sources import Layout, check_layout, source_keys
 from renderer.storage import Store, open_store
 from renderer.tracks import bulk
 from renderer.tracks.formats import FORMATS, Link, Reject, Report, guess_format, parse
@@ -134,11 +135,14 @@ def _stored(url: str, fmt: str | None) -> list[SourceFile]:
     chosen = [(o, f) for o in store.list("")
               if not any(part.startswith(".") for part in o.key.split("/"))
               and (f := _format_of(PurePosixPath(o.key), fmt))]
-    if not chosen:
-        raise InputError(f"no report files under {url}",
-                         "name them .csv, .ndjson, .nmea or .fixes, or give --format")
+    if not chosen:  # empty: nothing to do; files of no known format: say so
+        check_layout(url, source_keys(store), LAYOUT)
     return [SourceFile(base + o.key, o.size, o.etag, f, store=store, store_key=o.key)
             for o, f in chosen]
+
+
+LAYOUT = Layout("*.csv, *.ndjson, *.nmea or *.fixes (gzip fine; any name with --format)",
+                lambda key: _format_of(Path(key), None) is not None)
 
 
 def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
@@ -158,9 +162,8 @@ def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
                                 and not any(part.startswith(".")
                                             for part in p.relative_to(path).parts))
             chosen = [(p, f) for p in candidates if (f := _format_of(p, fmt))]
-            if not chosen:
-                raise InputError(f"no report files in {path}",
-                                 "name them .csv, .ndjson, .nmea or .fixes, or give --format")
+            if not chosen:  # empty: nothing to do; files of no known format: say so
+                check_layout(str(path), source_keys(path), LAYOUT)
         elif path.is_file():
             guessed = _format_of(path, fmt)
             if guessed is None:

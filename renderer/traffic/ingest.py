@@ -17,10 +17,12 @@ from typing import Any
 from renderer.db import Connection, dict_row, query
 from renderer.errors import InputError
 from renderer.queue import PRIORITY_BATCH, Job, NewItem, enqueue_bulk
+from renderer.sources import Layout, check_layout, source_keys
 from renderer.storage import ObjectInfo, Store
 from renderer.traffic import histogram
 from renderer.traffic.layout import (
     AFTER_CHOICES,
+    ARCHIVE,
     Prefix,
     fingerprint,
     list_source,
@@ -32,6 +34,10 @@ from renderer.traffic.layout import (
 __all__ = ["SubmitResult", "enqueue_objects", "rejects", "submit", "submit_tick"]
 
 log = logging.getLogger(__name__)
+
+LAYOUT = Layout("{start}_{end}/{level}/{tile_index}/{name}",
+                lambda key: parse_key(key) is not None, lambda key: key.startswith(ARCHIVE))
+"""Where reporter files sit in a source (:mod:`renderer.traffic.layout`)."""
 
 
 def _rows(conn: Connection, ref: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -138,6 +144,8 @@ def submit(conn: Connection, source_url: str, *, after: str = "archive",
             ignored += 1
         else:
             listed.append((prefix, info))
+    if not listed:  # an empty source is fine; files all outside the layout are not
+        check_layout(store.url, source_keys(store), LAYOUT)
     new = _new(conn, listed)
     prefixes, enqueued, weeks = _enqueue(conn, store, new, after=after, priority=priority,
                                          set_id=set_id, options=options)
