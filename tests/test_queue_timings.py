@@ -4,6 +4,7 @@ and ``/metrics`` read them, and the bucket arithmetic behind their percentiles."
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import psycopg
@@ -94,3 +95,20 @@ def test_a_refused_completion_records_no_run(qconn: Conn) -> None:
     with pytest.raises(LeaseLost):
         queue.complete(qconn, [claimed])
     assert "run" not in queue.timings(qconn, "fenced")["t_record"]
+
+
+def test_a_run_time_includes_the_handler_time(qconn: Conn) -> None:
+    """finished_at is the moment of completion, not the start of the transaction the
+    handler ran in (now()): else every run time leaves out the handler's own work."""
+    for key in ("ok", "bad"):
+        queue.enqueue(qconn, "t_record", key, set_id="slow")
+    claimed = {item.key: item for item in queue.claim(qconn, "t_record", limit=2)}
+    with qconn.transaction():  # as a worker: one transaction around the handler and finish
+        time.sleep(0.3)
+        queue.finish(qconn, claimed["ok"].token, [claimed["ok"].id],
+                     [(claimed["bad"].id, "boom", None, "failed")])
+    rows = qconn.execute("SELECT key, extract(epoch FROM finished_at - started_at) AS s "
+                         "FROM work_queue WHERE set_id = 'slow' ORDER BY key").fetchall()
+    assert [r["key"] for r in rows] == ["bad", "ok"]
+    assert all(r["s"] >= 0.3 for r in rows), rows
+    assert queue.timings(qconn, "slow")["t_record"]["run"].mean_seconds >= 0.3

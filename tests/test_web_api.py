@@ -210,3 +210,20 @@ COVERAGE = {"type": "FeatureCollection", "features": [
      "properties": {"tileid": 49862, "level": 1, "rangeStart": 1477872000,
                     "rangeEnd": 1478476800, "segments": 40}},
 ]}
+
+
+def test_a_run_over_a_source_outside_its_layout_is_unprocessable(
+        live: Callable[..., Live], tmp_path: Path) -> None:
+    """A submit pointed above the hour folders holds files but none in the layout: the
+    request is wrong (422, saying where the layout was found), not the server (500)."""
+    root = tmp_path / "feed"
+    hour = root / "data" / "1479999600_1480003199" / "0" / "3105"
+    hour.mkdir(parents=True)
+    (hour / "obs.csv").write_text("x\n")
+    server = live(web_secrets=SECRET, traffic_source=False, traffic_allowed_sources=str(root))
+    response = _post(server, "/api/runs",
+                     {"pipeline": "traffic", "stage": "submit", "source": str(root)})
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "none in the layout" in message
+    assert f"point the source at {root.as_uri()}/data" in message

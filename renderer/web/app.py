@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renderer import config, db, schedules
 from renderer.errors import DatabaseUnavailable, InputError, ObjectNotFound, RendererError
+from renderer.sources import SourceLayoutError
 from renderer.web import extracts, filters, health, hooks, metrics, pages, tiles, tracks
 from renderer.web.auth import AuthFailure, split_secrets
 from renderer.web.deps import POOL_WAIT_SECONDS, WebError, WebState, state
@@ -177,7 +178,8 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RendererError)
     async def renderer_error(request: Request, exc: RendererError) -> Response:
-        status = 503 if isinstance(exc, DatabaseUnavailable) else 500
+        status = (503 if isinstance(exc, DatabaseUnavailable)
+                  else 422 if isinstance(exc, SourceLayoutError) else 500)  # the request's source
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return error_response(request, status, str(exc))
 

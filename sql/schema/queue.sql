@@ -1067,7 +1067,7 @@ $$;
 -- their lease was taken over), which are also recorded and logged as a warning. Each item
 -- that ends done adds a run timing (claim to completion). A rerun requested during the
 -- attempt (queue_reruns) is consumed here, in the completion's transaction.
-CREATE FUNCTION renderer.queue_complete_v2(p_ids bigint[], p_token uuid)
+CREATE OR REPLACE FUNCTION renderer.queue_complete_v2(p_ids bigint[], p_token uuid)
 RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1096,7 +1096,7 @@ BEGIN
                                    v_prints[array_position(v_again, w.id)], w.fingerprint)
                                ELSE w.fingerprint END,
             rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
-            finished_at = now(), last_error = NULL
+            finished_at = clock_timestamp(), last_error = NULL
         WHERE w.id = ANY (p_ids) AND w.lease_token = p_token AND w.state = 'running'
         RETURNING w.id, w.kind, w.set_id, w.state, w.started_at, w.finished_at),
     t AS (
@@ -1145,7 +1145,7 @@ $$;
 -- Record failed attempts; an item with attempts left goes back (after a backoff with
 -- jitter), otherwise, or when p_final, it is failed. Returns (item_id, new_state) for
 -- each item accepted; the others (stale token) are recorded as rejected and logged.
-CREATE FUNCTION renderer.queue_fail(
+CREATE OR REPLACE FUNCTION renderer.queue_fail(
     p_ids bigint[], p_token uuid, p_types text[], p_messages text[],
     p_tracebacks text[] DEFAULT NULL, p_final boolean DEFAULT false,
     p_outcome text DEFAULT 'failed')
@@ -1170,7 +1170,7 @@ BEGIN
                 run_after = now() + renderer.queue_backoff(
                     renderer.queue_backoff_base(w.kind), w.attempt),
                 rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
-                finished_at = now(), last_error = left(f.etype || ' ' || f.message, 2000)
+                finished_at = clock_timestamp(), last_error = left(f.etype || ' ' || f.message, 2000)
             FROM f
             WHERE w.id = f.id AND w.lease_token = p_token AND w.state = 'running'
             RETURNING w.id, w.kind, w.key, w.attempt, w.state),
