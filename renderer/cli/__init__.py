@@ -29,12 +29,13 @@ EXIT_USAGE = 2
 # The command modules of renderer.cli, each with a COMMANDS list; and which module defines
 # which top-level command, so that running one imports only its module. A name missing from
 # COMMAND_MODULES is looked for in every module (a new module needs only its line here).
-MODULES = ("db", "doctor", "store", "queue", "traffic", "sensors", "tiles", "tracks", "ops")
+MODULES = ("db", "doctor", "store", "queue", "traffic", "sensors", "tiles", "tracks", "ops",
+           "extracts")
 COMMAND_MODULES = {
     "db": "db", "doctor": "doctor", "config": "doctor", "store": "store", "queue": "queue",
     "work": "queue", "traffic": "traffic", "sensors": "sensors", "serve": "ops",
     "scheduler": "ops", "schedule": "ops", "tokens": "ops", "tiles": "tiles",
-    "tracks": "tracks",
+    "tracks": "tracks", "extracts": "extracts",
 }
 
 
@@ -76,6 +77,7 @@ _SUMMARIES = {
     "config": "Print the effective settings, secrets masked, and where each came from.",
     "db": "The database: embedded cluster and migrations.",
     "doctor": "Check dependencies, the C extension, PostgreSQL, PostGIS and the store.",
+    "extracts": "Downloadable extracts: list what is published, collect them now.",
     "queue": "The work queue: status, enqueue, retries, sets, pruning.",
     "schedule": "Cron schedules stored in the database (UTC), fired by `renderer scheduler`.",
     "scheduler": "Fire due schedules into the work queue (each tick once, however many run).",

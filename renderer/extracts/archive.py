@@ -128,13 +128,15 @@ def _zip(extract: Extract, bodies: list[bytes], manifest: dict[str, Any],
     return out.getvalue()
 
 
-def publish(store: Store, extract: Extract, *, now: datetime | None = None) -> Published:
-    """Build and write one extract, unless its manifest says it is unchanged."""
+def publish(store: Store, extract: Extract, *, now: datetime | None = None,
+            force: bool = False) -> Published:
+    """Build and write one extract, unless its manifest says it is unchanged (``force``:
+    build it anyway)."""
     fingerprint = extract.fingerprint()
     previous = read_manifest(store, extract.name)
     old_key = (previous or {}).get("download", {}).get("key")
-    if previous and previous.get("fingerprint") == fingerprint and old_key and store.exists(
-            old_key):
+    if not force and previous and previous.get("fingerprint") == fingerprint and (
+            old_key and store.exists(old_key)):
         return Published(extract.name, skipped=True)
     when = (now or datetime.now(UTC)).replace(microsecond=0)
     source = extract.source or store

@@ -1,9 +1,10 @@
 """The ``collect`` stage: every profile's extracts, each rebuilt only when it changed.
 
-Scheduled nightly by default (``extracts-nightly``, 02:15 UTC); ``renderer queue enqueue
-collect all --force`` runs it now. One item builds every extract in turn; an extract that
-fails is logged and the others go on, then the item fails naming them (its retry skips the
-extracts already done, which are unchanged).
+Scheduled nightly by default (``extracts-nightly``, 02:15 UTC, key ``all``); ``renderer
+extracts collect`` runs it now. One item builds every extract in turn; an extract that fails
+is logged and the others go on, then the item fails naming them (its retry skips the extracts
+already done, which are unchanged). An item keyed ``region/NAME`` builds only the extracts of
+that region; a payload ``{"force": true}`` rebuilds even what is unchanged.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from renderer.extracts.model import Extract
 from renderer.queue import Job
 from renderer.storage import Store
 
-__all__ = ["COLLECT_KIND", "collect", "collect_all", "planned"]
+__all__ = ["COLLECT_KIND", "REGION_KEY", "collect", "collect_all", "planned"]
 
 log = logging.getLogger(__name__)
 
 COLLECT_KIND = "collect"
+REGION_KEY = "region/"
+"""Prefix of the key of an item that collects one region (``region/europe``)."""
 
 
 def planned(store: Store, settings: Settings) -> list[Extract]:
@@ -31,14 +34,17 @@ def planned(store: Store, settings: Settings) -> list[Extract]:
             for extract in profile.extracts(store, settings)]
 
 
-def collect_all(store: Store, settings: Settings) -> list[Published]:
-    """Publish every planned extract; RendererError naming those that failed, after the
-    others were published."""
+def collect_all(store: Store, settings: Settings, *, region: str | None = None,
+                force: bool = False) -> list[Published]:
+    """Publish every planned extract (of ``region`` only, when named; ``force``: unchanged
+    ones too); RendererError naming those that failed, after the others were published."""
     done: list[Published] = []
     failed: list[str] = []
     for extract in planned(store, settings):
+        if region is not None and extract.info.get("region") != region:
+            continue
         try:
-            done.append(publish(store, extract))
+            done.append(publish(store, extract, force=force))
         except RendererError as exc:
             log.error("extract %s failed: %s", extract.name, exc)
             failed.append(f"{extract.name} ({exc})")
@@ -52,5 +58,9 @@ def collect_all(store: Store, settings: Settings) -> list[Published]:
 
 
 def collect(job: Job) -> None:
-    """The ``collect`` handler (any key; ``all`` by the default schedule)."""
-    collect_all(job.store, job.settings)
+    """The ``collect`` handler: ``region/NAME`` collects that region, any other key (``all``
+    by the default schedule) everything."""
+    key = job.item.key
+    region = key[len(REGION_KEY):] if key.startswith(REGION_KEY) else None
+    collect_all(job.store, job.settings, region=region,
+                force=bool(job.item.payload.get("force")))
