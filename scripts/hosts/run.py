@@ -524,6 +524,13 @@ def run_case(world: World, template: str, case: str, hosts: int, processes: int,
             " WHERE c.n <> 1 + coalesce(r.n, 0) ORDER BY 1 LIMIT 5").fetchall()
         again = int(db_one(conn, "SELECT count(*) FROM rh_requeues"))
         completed = int(db_one(conn, "SELECT count(DISTINCT item_id) FROM rh_completions"))
+        # A rerun request that its item's last run began before (queue_apply_reruns would
+        # queue it again): that run may have missed what the request was for.
+        unapplied = conn.execute(
+            "SELECT r.kind, r.key, r.requested_at::text, w.started_at::text"
+            " FROM queue_reruns r JOIN work_queue w ON w.kind = r.kind AND w.key = r.key"
+            " WHERE w.state IN ('done', 'failed') AND w.started_at <= r.requested_at"
+            " ORDER BY 1, 2 LIMIT 5").fetchall()
         checked = check(world, case, conn) if check is not None else ""
         history = [" ".join(str(v) for v in row) for row in conn.execute(
             "SELECT w.id, w.kind, w.key, string_agg(e.what, '; ' ORDER BY e.at)"
@@ -541,6 +548,9 @@ def run_case(world: World, template: str, case: str, hosts: int, processes: int,
                       f"({len(said)} lines): {said[0][:200]}")
     if set(states) != {"done"}:
         raise Failed(f"{case}: items not all done: {states}")
+    if unapplied:
+        raise Failed(f"{case}: the workers stopped with rerun requests left unapplied "
+                     f"(kind, key, requested at, last run started at): {unapplied}")
     if twice or completed != len(keys):
         raise Failed(f"{case}: not every item completed exactly once per enqueue: "
                      f"{completed} of {len(keys)} completed, (item, completions, enqueued "
