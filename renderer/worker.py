@@ -212,6 +212,10 @@ class Worker:
                     conn.execute(f"LISTEN {CHANNEL}")
                 if first:
                     q.sync_kinds(conn, self.names)
+                    # Known to the reaper before the first claim: a worker cut off before its
+                    # heartbeat thread got through would otherwise hold its batch unreaped
+                    # (the reaper ends the sessions of silent workers it knows of).
+                    q.heartbeat(conn, self.owner, self._lease(), self.info())
                 else:
                     # Our items from before the connection broke: their transaction is gone.
                     self.stats.released += q.release(conn, self.owner)
@@ -259,8 +263,7 @@ class Worker:
     def run(self) -> WorkerStats:
         started = time.monotonic()
         previous = self._install_signals()
-        heartbeat = _Heartbeat(self.url, self.owner,
-                               max(k.lease(self.lease_default) for k in self.kinds), self.info)
+        heartbeat = _Heartbeat(self.url, self.owner, self._lease(), self.info)
         try:
             self._connect(first=True)
             heartbeat.start()
@@ -274,6 +277,9 @@ class Worker:
                 signal.signal(sig, handler)
             self.stats.elapsed = time.monotonic() - started
         return self.stats
+
+    def _lease(self) -> float:
+        return max(k.lease(self.lease_default) for k in self.kinds)
 
     def _close(self) -> None:
         try:

@@ -84,7 +84,8 @@ WHERE (k.max_attempts, k.backoff_seconds, k.time_limit, k.lease_seconds, k.batch
 
 -- name: idle
 -- Whether anything of %(kinds)s is pending (claimable now or later) or running, counting
--- the held items of throttled sets (claimable when their limits let some through now).
+-- the held items of throttled sets (claimable when their limits let some through now) and
+-- the rerun requests no completion consumed yet (maintenance queues those items again).
 SELECT EXISTS (SELECT 1 FROM work_queue
                WHERE state = 'pending' AND kind = ANY (%(kinds)s) AND run_after <= now())
        OR (EXISTS (SELECT 1 FROM queue_throttles)
@@ -94,6 +95,7 @@ SELECT EXISTS (SELECT 1 FROM work_queue
        OR EXISTS (SELECT 1 FROM work_queue WHERE state = 'running' AND kind = ANY (%(kinds)s))
        OR (EXISTS (SELECT 1 FROM queue_throttles)
            AND renderer.queue_throttle_waiting(%(kinds)s, false))
+       OR EXISTS (SELECT 1 FROM queue_reruns WHERE kind = ANY (%(kinds)s))
            AS busy;
 
 -- name: remaining

@@ -222,3 +222,36 @@ def test_a_reaper_that_may_not_end_a_frozen_session_still_reaps_the_rest(
         assert item(qconn, "t_record_one", "free")["state"] == "pending"
     finally:
         qconn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_a_worker_is_known_to_the_reaper_before_its_first_claim(
+        database_url: str, qconn: Conn, plugin_env: None) -> None:
+    """A worker whose link is cut before its heartbeat thread got through must still be
+    reapable: the reaper ends the sessions only of the workers it finds in queue_workers."""
+    worker = Worker(database_url, [queue.get_kind("t_usurp")])
+    worker._connect(first=True)  # what run() does before the heartbeat thread and any claim
+    try:
+        row = qconn.execute("SELECT owner FROM queue_workers WHERE owner = %s",
+                            (worker.owner,)).fetchone()
+    finally:
+        worker._close()
+    assert row is not None
+
+
+@pytest.mark.acceptance
+def test_until_empty_waits_for_a_rerun_request_that_came_after_the_completion(
+        fresh: str, plugin_env: None) -> None:
+    """A request to run a running item again can commit just after that item's completion
+    read the requests (the two transactions overlap): the item ends done with the request
+    left over, for maintenance to apply. ``--until-empty`` must not stop before it does
+    (before: it stopped, and the item never ran again; a three-host run lost a coverage
+    rebuild that way)."""
+    with connect(fresh) as conn:
+        queue.enqueue(conn, "t_record", "late")
+        assert run_pool(fresh, processes=1, kinds=["t_record"], until_empty=True).done == 1
+        conn.execute("INSERT INTO queue_reruns (kind, key, requested_at) "
+                     "SELECT kind, key, started_at + interval '1 ms' FROM work_queue "
+                     "WHERE kind = 't_record' AND key = 'late'")
+        run_pool(fresh, processes=1, kinds=["t_record"], until_empty=True)
+        assert outputs(conn, "t_record") == {"late": 2}
+        assert conn.execute("SELECT count(*) AS n FROM queue_reruns").fetchone()["n"] == 0
