@@ -194,3 +194,13 @@ int pgcopy_drain(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn) {
     }
     return 0;
 }
+
+PyObject *pgcopy_has_libpq(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    if (pgcopy_load_libpq()) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}

@@ -98,6 +98,10 @@ int pgcopy_check_end(PgIn *in);
 int pgcopy_drain(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn);
 /* Whether exactly one libpq is loaded in the process (0: yes; -1: no, RuntimeError set). */
 int pgcopy_load_libpq(void);
+
+/* The modules' ``has_libpq()``: whether exactly one libpq is loaded, so that a drain can
+ * read from it (the error of a failed load is cleared: the answer is False). */
+PyObject *pgcopy_has_libpq(PyObject *self, PyObject *unused);
 void pgcopy_free(PgIn *in);
 
 #endif

@@ -501,16 +501,8 @@ static PyTypeObject BuilderType = {
     .tp_getset = Builder_getset,
 };
 
-static PyObject *has_libpq(PyObject *self, PyObject *unused) {
-    if (pgcopy_load_libpq()) {
-        PyErr_Clear();
-        Py_RETURN_FALSE;
-    }
-    Py_RETURN_TRUE;
-}
-
 static PyMethodDef module_methods[] = {
-    {"has_libpq", has_libpq, METH_NOARGS,
+    {"has_libpq", pgcopy_has_libpq, METH_NOARGS,
      "Whether exactly one libpq is loaded, so that Builder.drain can read from it."},
     {NULL, NULL, 0, NULL},
 };
