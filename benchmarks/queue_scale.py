@@ -406,7 +406,7 @@ def _backend_ms(conn: psycopg.Connection[Any], pid: int, call: Any) -> tuple[flo
     return (time.perf_counter() - t) * 1000, (cpu_of({pid}) - cpu) * 1000
 
 
-def read_side_ab(url: str, rounds: int = 15) -> None:
+def read_side_ab(url: str, rounds: int = 40) -> None:
     """main's read side against this branch's, alternating, in one database."""
     from renderer.queue import shown_sets  # this checkout's (the --fast run's)
 
@@ -432,13 +432,13 @@ def read_side_ab(url: str, rounds: int = 15) -> None:
         for old, new in pairs.values():  # warm-up
             old(conn), new(conn)
         print(f"alternating A/B, {rounds} rounds, load {os.getloadavg()[0]:.1f}: median wall ms"
-              " (median backend CPU ms)", flush=True)
+              " (backend CPU ms a call, the mean: /proc counts in 10 ms ticks)", flush=True)
         for name, (old, new) in pairs.items():
             got: dict[str, list[tuple[float, float]]] = {"main": [], "branch": []}
             for _ in range(rounds):
                 got["main"].append(_backend_ms(conn, pid, old))
                 got["branch"].append(_backend_ms(conn, pid, new))
-            med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            med = {k: (statistics.median(w for w, _ in v), statistics.fmean(c for _, c in v))
                    for k, v in got.items()}
             print(f"  {name:20} main {med['main'][0]:7.1f} ({med['main'][1]:6.1f})   branch "
                   f"{med['branch'][0]:6.1f} ({med['branch'][1]:5.1f})   ratio "
@@ -491,10 +491,13 @@ def status_views(url: str, set_id: str) -> dict[str, float]:
 def fast(args: argparse.Namespace, server_url: str) -> None:
     import queue_throughput as qt
 
-    url = qt._database(server_url, "bench_fast")
-    if not args.measure:
+    if args.measure:  # the kept database
+        url = server_url.replace("/renderer?", "/bench_fast?")
+    else:
+        url = qt._database(server_url, "bench_fast")
         schema.upgrade(url)
         build_fast(url, args.sets, args.per_set or 300)
+    if not args.measure or args.ab:
         read_side_ab(url)
     print(f"status views of this checkout ({ROOT}), load {os.getloadavg()[0]:.1f}:",
           flush=True)
@@ -518,6 +521,8 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=10_000, help="kept sets with --fast")
     parser.add_argument("--measure", action="store_true",
                         help="with --fast, on a kept cluster: the status views only")
+    parser.add_argument("--ab", action="store_true",
+                        help="with --measure: main's reads against this branch's too")
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--home", default="/tmp/scale-bench")
     parser.add_argument("--keep", action="store_true")

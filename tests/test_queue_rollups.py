@@ -4,6 +4,7 @@ completions, failures, reruns and the prune that forgets sets (issue 17)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import timedelta
@@ -11,12 +12,15 @@ from itertools import pairwise
 from typing import Any
 
 import psycopg
+import pytest
+from psycopg.rows import dict_row
 
-from renderer import queue
+from renderer import queue, schema
 from renderer.queue import NewItem
 from renderer.web import metrics
 from tests.factories import backdate
 from tests.queue_kinds import qconn, states
+from tests.test_queue_cli import run
 
 __all__ = ["qconn"]  # fixtures used by this module
 
@@ -181,3 +185,46 @@ def test_status_shows_the_open_sets_then_the_newest(qconn: Conn) -> None:
     assert queue.shown_sets(qconn, 1) == (["e-2"], True)  # an open set left out
     queue.enqueue(qconn, "t_noop", "e3b", set_id="e-3")  # not folded in yet: still found
     assert queue.open_sets(qconn, 10) == ["e-3", "e-2", "e-0"]
+
+
+def test_the_migration_fills_the_per_kind_rows_from_the_per_set_ones(
+        fresh_database_url: str) -> None:
+    """A database at 0025 with history: 0027 sums what the per-set rows hold."""
+    url = fresh_database_url
+    schema.downgrade(url, "0025")
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        queue.sync_kinds(conn)
+        _run_some(conn, "m", 4)
+        queue.rollup(conn)
+        conn.execute("SELECT renderer.queue_rollup_timings()")
+        _run_some(conn, "n", 2)  # deltas not folded yet: the first rollup after folds them
+    schema.upgrade(url)
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        _assert_equal_to_per_set_sums(conn)
+        assert _kind_counts(conn)[("t_noop", "done")] == (4 * 4 - 2) + (4 * 2 - 2)
+
+
+@pytest.mark.acceptance
+def test_queue_status_command_shows_open_and_newest_sets(
+        renderer_env: dict[str, str]) -> None:
+    with psycopg.connect(renderer_env["RENDERER_DATABASE_URL"], autocommit=True,
+                         row_factory=dict_row) as conn:
+        queue.sync_kinds(conn)
+        for i in range(5):
+            queue.create_set(conn, f"cli-{i}")
+        conn.execute("UPDATE queue_sets SET created_at = now() - make_interval(mins => 10 - "
+                     "substr(id, 5)::int)")  # cli-4 newest
+        queue.enqueue_many(conn, [NewItem("t_noop", f"k{i}", set_id=f"cli-{i}")
+                                  for i in range(5)])
+        queue.complete(conn, [i for i in queue.claim(conn, "t_noop", limit=10)
+                              if i.key != "k1"])  # cli-1 open
+    shown = json.loads(run(["queue", "status", "--json", "--sets", "2"]).stdout)
+    assert list(shown["sets"]) == ["cli-1", "cli-4"] and not shown["more_open_sets"]
+    assert shown["kinds"]["t_noop"]["done"] == 4
+    every = json.loads(run(["queue", "status", "--json", "--all-sets"]).stdout)
+    assert sorted(every["sets"]) == [f"cli-{i}" for i in range(5)]
+    assert {s: every["kinds"]["t_noop"][s] for s in queue.STATES} \
+        == {s: shown["kinds"]["t_noop"][s] for s in queue.STATES}
+    text = run(["queue", "status", "--sets", "0"])
+    assert text.returncode == 0 and "cli-" not in text.stdout
+    assert "more sets have work left" in text.stdout
