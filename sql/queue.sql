@@ -166,7 +166,7 @@ SELECT renderer.queue_retry(%(kind)s, %(set_id)s) AS n;
 
 -- name: prune
 -- Delete done items older than %(older_than)s and old attempts; forget the sets emptied.
-SELECT renderer.queue_prune_v2(%(older_than)s) AS n;
+SELECT renderer.queue_prune_v3(%(older_than)s) AS n;
 
 -- name: create_set
 -- Create a set (idempotent); returns its id.

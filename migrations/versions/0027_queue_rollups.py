@@ -6,7 +6,9 @@ sets, kept equal to those sums by statement triggers on the per-set tables (ever
 those, of this release or the previous one, keeps them right); filled here from the
 per-set rows under a lock that holds off the maintenance rollups until commit. Indexes for
 a page of sets' counters, the sets with work left, and the rates of the last minutes.
-renderer.queue_status_v3 reads them; queue_status_v2 stays for a rolling deploy.
+renderer.queue_status_v3 reads them; renderer.queue_prune_v3 holds the maintenance lock so
+that a maintenance rollup never waits on the per-kind rows prune holds; queue_status_v2 and
+queue_prune_v2 stay for a rolling deploy.
 
 Revision ID: 0027
 Revises: 0025
@@ -25,7 +27,7 @@ NAMES = ["queue_kind_counts", "queue_kind_timings", "queue_counts_by_kind",
          "queue_counts_kind_insert", "queue_counts_kind_update", "queue_counts_kind_delete",
          "queue_timings_by_kind", "queue_timings_kind_insert", "queue_timings_kind_update",
          "queue_timings_kind_delete", "queue_counts_set", "queue_counts_open",
-         "queue_rates_minute", "queue_status_v3"]
+         "queue_rates_minute", "queue_status_v3", "queue_prune_v3"]
 
 FILL = """
 LOCK TABLE queue_counts, queue_timings IN SHARE ROW EXCLUSIVE MODE;
@@ -43,6 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS renderer.queue_prune_v3(interval)")
     op.execute("DROP FUNCTION IF EXISTS renderer.queue_status_v3(double precision, text[])")
     for index in ("queue_rates_minute", "queue_counts_open", "queue_counts_set"):
         op.execute(f"DROP INDEX IF EXISTS {index}")

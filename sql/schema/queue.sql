@@ -2351,3 +2351,17 @@ BEGIN
     RETURN v_n;
 END
 $$;
+
+-- name: queue_prune_v3
+-- queue_prune_v2 holding the maintenance lock (the one queue_maintain_v2 tries): the rollups
+-- fold into the per-kind rows, whose row locks prune holds from its own rollup to its
+-- commit, so a maintenance rollup beside it would wait on them while holding counter rows
+-- prune may delete next (a deadlock). With the lock, maintenance reaps and skips its
+-- rollup until prune commits; the status views read the deltas meanwhile.
+CREATE FUNCTION renderer.queue_prune_v3(p_older_than interval) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7301734222);
+    RETURN renderer.queue_prune_v2(p_older_than);
+END
+$$;
