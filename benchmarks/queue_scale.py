@@ -458,6 +458,49 @@ def read_side_ab(url: str, rounds: int = 40) -> None:
                     print(f"    {line[:110]}", flush=True)
 
 
+def rollup_overhead(url: str, rounds: int = 60) -> None:
+    """What the per-kind triggers add to the maintenance rollup: a fold of 400 counter
+    deltas (100 counter rows) and 200 timing deltas (50 rows), with the triggers on and off
+    in alternation; the per-kind rows are rebuilt from the per-set ones afterwards."""
+    deltas = ("INSERT INTO queue_count_deltas (kind, set_id, state, n)"
+              " SELECT %(kind)s, 'hist-' || lpad((s * 7)::text, 6, '0'), st,"
+              " CASE st WHEN 'done' THEN 5 ELSE -5 END FROM generate_series(1, 50) s,"
+              " unnest(ARRAY['running', 'done']) st, generate_series(1, 4) rep")
+    timing = ("INSERT INTO queue_timing_deltas (kind, set_id, what, bucket, n, sum, max,"
+              " first_at, last_at) SELECT %(kind)s, 'hist-' || lpad((s * 7)::text, 6, '0'),"
+              " 'run', 3, 5, 0.02, 0.008, now(), now() FROM generate_series(1, 50) s,"
+              " generate_series(1, 4) rep")
+    got: dict[bool, list[float]] = {True: [], False: []}
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            for i in range(rounds):
+                on = i % 2 == 0
+                for table in ("queue_counts", "queue_timings"):
+                    conn.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'}"
+                                 " TRIGGER USER")
+                conn.execute(deltas, {"kind": KIND})
+                conn.execute(timing, {"kind": KIND})
+                t = time.perf_counter()
+                with conn.transaction():
+                    conn.execute("SELECT renderer.queue_rollup()")
+                    conn.execute("SELECT renderer.queue_rollup_timings()")
+                got[on].append((time.perf_counter() - t) * 1000)
+        finally:
+            for table in ("queue_counts", "queue_timings"):
+                conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+            with conn.transaction():
+                conn.execute("DELETE FROM queue_kind_counts")
+                conn.execute("DELETE FROM queue_kind_timings")
+                conn.execute("INSERT INTO queue_kind_counts SELECT kind, state, sum(n)"
+                             " FROM queue_counts GROUP BY 1, 2")
+                conn.execute("INSERT INTO queue_kind_timings SELECT kind, what, bucket,"
+                             " sum(n), sum(sum), max(max), min(first_at), max(last_at)"
+                             " FROM queue_timings GROUP BY 1, 2, 3")
+    print(f"maintenance rollup, median of {rounds // 2} each, load {os.getloadavg()[0]:.1f}:"
+          f" with the per-kind triggers {statistics.median(got[True]):.2f} ms, without"
+          f" {statistics.median(got[False]):.2f} ms", flush=True)
+
+
 def queue_named(name: str) -> str:
     from renderer.db import query  # the named statement as the application runs it
 
@@ -499,6 +542,7 @@ def fast(args: argparse.Namespace, server_url: str) -> None:
         build_fast(url, args.sets, args.per_set or 300)
     if not args.measure or args.ab:
         read_side_ab(url)
+        rollup_overhead(url)
     print(f"status views of this checkout ({ROOT}), load {os.getloadavg()[0]:.1f}:",
           flush=True)
     for name, ms in status_views(url, f"hist-{args.sets // 2:06d}").items():
