@@ -131,7 +131,7 @@ def sweep(conn: Connection) -> list[str]:
         waiting = cur.execute(db.query("ops.waiting_callbacks")).fetchall()
     if not waiting:
         return []
-    sets = queue.status(conn)["sets"]
+    sets = queue.status(conn, sets=[row["set_id"] for row in waiting])["sets"]
     queued = []
     for row in waiting:
         outcome = _outcome(sets.get(row["set_id"], {}))
@@ -160,7 +160,7 @@ def status_body(conn: Connection, set_id: str, outcome: str,
                 settings: Settings) -> dict[str, Any]:
     """The notice: the set, its outcome and counts, its failures with their first error,
     its duration and links to its page."""
-    counts = queue.status(conn)["sets"].get(set_id, {})
+    counts = queue.status(conn, sets=[set_id])["sets"].get(set_id, {})
     failed = queue.list_failed(conn, set_id=set_id, limit=FAILURES_LISTED)
     runs = [t["run"] for t in queue.timings(conn, set_id).values() if "run" in t]
     started = min((t.first_at for t in runs), default=None)

@@ -108,8 +108,20 @@ SELECT coalesce(sum(n), 0)::bigint AS n FROM (
 
 -- name: status
 -- Counts, rates, ETA and oldest pending age per kind, per set (those of %(set_ids)s; NULL:
--- all) and in total.
-SELECT * FROM renderer.queue_status_v2(%(window)s, %(set_ids)s::text[]);
+-- all) and in total: the kinds and the total from the per-kind rows.
+SELECT * FROM renderer.queue_status_v3(%(window)s, %(set_ids)s::text[]);
+
+-- name: open_sets
+-- The sets with pending, held or running items (those not yet folded in included), newest
+-- first, at most %(limit)s: an index of the few open sets, not a pass over every set.
+SELECT s.id FROM queue_sets s
+WHERE s.id IN (SELECT c.set_id FROM queue_counts c
+               WHERE c.state IN ('pending', 'held', 'running') AND c.n <> 0
+               UNION
+               SELECT d.set_id FROM queue_count_deltas d
+               WHERE d.state IN ('pending', 'held', 'running') AND d.n > 0)
+ORDER BY s.created_at DESC, s.id DESC
+LIMIT %(limit)s;
 
 -- name: workers
 -- Workers that heartbeated within %(alive_seconds)s seconds.
@@ -154,7 +166,7 @@ SELECT renderer.queue_retry(%(kind)s, %(set_id)s) AS n;
 
 -- name: prune
 -- Delete done items older than %(older_than)s and old attempts; forget the sets emptied.
-SELECT renderer.queue_prune_v2(%(older_than)s) AS n;
+SELECT renderer.queue_prune_v3(%(older_than)s) AS n;
 
 -- name: create_set
 -- Create a set (idempotent); returns its id.
@@ -194,14 +206,20 @@ LIMIT %(limit)s;
 
 -- name: timings
 -- Claim waits and run times as log-2 buckets per (kind, what), of one set or (NULL) of all:
--- the folded histograms plus the deltas not yet folded. A few rows whatever the set's size.
+-- the folded histograms (all: the per-kind rows; a set: its own rows) plus the deltas not
+-- yet folded. A few rows whatever the number of sets or of a set's items.
 SELECT x.kind, x.what, x.bucket, sum(x.n)::bigint AS n, sum(x.sum)::float8 AS sum,
        max(x.max)::float8 AS max, min(x.first_at) AS first_at, max(x.last_at) AS last_at
 FROM (
-    SELECT kind, set_id, what, bucket, n, sum, max, first_at, last_at FROM queue_timings
+    SELECT kind, what, bucket, n, sum, max, first_at, last_at FROM queue_kind_timings
+    WHERE %(set_id)s::text IS NULL
     UNION ALL
-    SELECT kind, set_id, what, bucket, n, sum, max, first_at, last_at FROM queue_timing_deltas
+    SELECT kind, what, bucket, n, sum, max, first_at, last_at FROM queue_timings
+    WHERE set_id = %(set_id)s::text
+    UNION ALL
+    SELECT kind, what, bucket, n, sum, max, first_at, last_at FROM queue_timing_deltas
+    WHERE %(set_id)s::text IS NULL OR set_id = %(set_id)s::text
 ) x
-WHERE %(set_id)s::text IS NULL OR x.set_id = %(set_id)s
 GROUP BY 1, 2, 3
+HAVING sum(x.n) > 0
 ORDER BY 1, 2, 3;

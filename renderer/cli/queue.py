@@ -151,29 +151,47 @@ def _status_tables(st: dict[str, Any]) -> None:
     if st["sets"]:
         print_table([{"name": k, **v} for k, v in st["sets"].items()], "sets",
                     ["name", "state", *columns[1:]])
+    if st.get("more_open_sets"):
+        console.print("more sets have work left than shown: --sets N or --all-sets")
     if st["workers"]:
         print_table(st["workers"], "workers",
                     ["owner", "kinds", "done", "failed", "started_at", "silent_s"])
+
+
+def _status(conn: Any, shown: int, all_sets: bool) -> dict[str, Any]:
+    """The status with every set, or with the open sets and the newest (``shown`` in all):
+    what it costs then follows ``shown``, not the sets kept."""
+    if all_sets:
+        return q.status(conn)
+    sets, more = q.shown_sets(conn, shown)
+    return {**q.status(conn, sets=sets), "more_open_sets": more}
 
 
 @queue_group.command("status")
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.2),
               help="Seconds between refreshes with --watch.")
+@click.option("--sets", "shown", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Sets to show: those with work left, then the newest.")
+@click.option("--all-sets", is_flag=True,
+              help="Show every set kept (slower with thousands of sets).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status_command(watch: bool, interval: float, as_json: bool) -> None:
+def status_command(watch: bool, interval: float, shown: int, all_sets: bool,
+                   as_json: bool) -> None:
     """Show pending, running, done and failed items per kind and set, throughput, ETA,
-    oldest pending age and the workers alive.
+    oldest pending age and the workers alive. The sets shown are those with pending,
+    held or running items, then the newest, --sets in all (--all-sets: every one).
 
     \b
     Example:
         renderer queue status --json | jq .kinds
+        renderer queue status --sets 50
     """
     db = database()
     with db.connect(autocommit=True) as conn:
         q.rollup(conn)
         if not watch:
-            st = q.status(conn)
+            st = _status(conn, shown, all_sets)
             print_json(st) if as_json else _status_tables(st)
             return
         from rich.live import Live
@@ -181,13 +199,13 @@ def status_command(watch: bool, interval: float, as_json: bool) -> None:
         try:
             if as_json:
                 while True:
-                    click.echo(json.dumps(q.status(conn), default=str))
+                    click.echo(json.dumps(_status(conn, shown, all_sets), default=str))
                     time.sleep(interval)
             with Live(console=console, auto_refresh=False) as live:
                 while True:
                     q.rollup(conn)
                     with console.capture() as capture:
-                        _status_tables(q.status(conn))
+                        _status_tables(_status(conn, shown, all_sets))
                     from rich.text import Text
 
                     live.update(Text.from_ansi(capture.get()), refresh=True)

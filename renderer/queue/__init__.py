@@ -44,7 +44,15 @@ from renderer.queue._registry import (
     get_kind,
     register,
 )
-from renderer.queue._status import idle_state, item_history, list_failed, remaining, status
+from renderer.queue._status import (
+    idle_state,
+    item_history,
+    list_failed,
+    open_sets,
+    remaining,
+    shown_sets,
+    status,
+)
 from renderer.queue._timings import Timing, bucket_bounds, timings
 from renderer.queue._verbs import (
     add_rule,
@@ -114,6 +122,7 @@ __all__ = [
     "list_sets",
     "lock",
     "maintain",
+    "open_sets",
     "pause_set",
     "prune",
     "reap",
@@ -123,6 +132,7 @@ __all__ = [
     "resume_set",
     "retry_failed",
     "rollup",
+    "shown_sets",
     "sign_off",
     "status",
     "sync_kinds",

@@ -1,5 +1,7 @@
 """Read-only views of the queue: status, history, failures. Cheap at any size: counts come
-from the maintained counters, never from COUNT(*) over ``work_queue``."""
+from the maintained counters, never from COUNT(*) over ``work_queue``; the kinds and the
+total from the per-kind rows (migration 0027), so their cost does not grow with the sets
+kept; set rows cost one index probe per set asked for."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 from renderer.db import Connection
 from renderer.queue._registry import STATES
-from renderer.queue._verbs import _rows
+from renderer.queue._verbs import _rows, list_sets
 
 COUNT_FIELDS = STATES  # the counters have one column per state
 
@@ -30,7 +32,8 @@ def status(conn: Connection, *, window_seconds: float = 300, alive_seconds: floa
     """Counts per state, throughput (completions per second over ``window_seconds``), ETA and
     oldest pending age, per kind, per set and in total; and the workers alive (heartbeat
     within ``alive_seconds``). ``sets`` limits the sets reported (a page of them; ``[]``:
-    none), which bounds the cost by the page, not by the sets on record.
+    none), which bounds the cost by the page, not by the sets on record (``None``, every
+    set, grows with them: :func:`shown_sets` picks the few an operator looks at).
 
     Example
     -------
@@ -57,6 +60,30 @@ def status(conn: Connection, *, window_seconds: float = 300, alive_seconds: floa
     result["workers"] = workers
     result["workers_alive"] = len(workers)
     return result
+
+
+def open_sets(conn: Connection, limit: int) -> list[str]:
+    """The newest ``limit`` sets with pending, held or running items, newest first."""
+    return [r["id"] for r in _rows(conn, "queue.open_sets", {"limit": limit})]
+
+
+def shown_sets(conn: Connection, limit: int) -> tuple[list[str], bool]:
+    """What ``queue status`` shows of the sets: the open ones, then the newest others, at
+    most ``limit`` in all; and whether open sets were left out. Index reads only: the
+    cost follows ``limit``, not the sets kept.
+
+    Example
+    -------
+    >>> shown_sets(conn, 20)
+    (['weekly-2026-W49', 'weekly-2026-W48', ...], False)
+    """
+    opened = open_sets(conn, limit + 1)
+    more = len(opened) > limit
+    shown = opened[:limit]
+    if len(shown) < limit:
+        newest = list_sets(conn, limit=limit)
+        shown += [s["id"] for s in newest if s["id"] not in shown][:limit - len(shown)]
+    return shown, more
 
 
 def item_history(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:

@@ -332,7 +332,7 @@ def prune(conn: Connection, older_than: timedelta) -> int:
     """Delete done items finished more than ``older_than`` ago (and old attempt records);
     forget the sets this leaves empty that changed before then (their rows, fan-in rules and
     per-set timings, folded into their kind's) and groups closed before then; returns how
-    many items were deleted."""
+    many items were deleted. Maintenance skips its rollup until the prune commits."""
     if older_than < timedelta(0):
         raise QueueError("prune needs a positive age", "pass e.g. --older-than 7")
     return int(_one(conn, "queue.prune", {"older_than": older_than}) or 0)

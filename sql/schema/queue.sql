@@ -2073,6 +2073,239 @@ LANGUAGE sql STABLE AS $$
     ORDER BY CASE agg.scope WHEN 'total' THEN 0 WHEN 'kind' THEN 1 ELSE 2 END, agg.name
 $$;
 
+-- Issue 17, the totals: /metrics, the autoscaling signal and `queue status` read the kinds
+-- and the total, which queue_status_v2 and the timings statement summed over every set's
+-- counter and timing rows (346 and 914 ms at 10,003 kept sets). The per-kind rows below
+-- hold those sums, kept by statement triggers on the per-set tables, so the totals read
+-- O(kinds) rows. Triggers, not the rollup functions: every writer of the per-set rows (the
+-- maintenance rollups of this and the previous release, prune, recount) keeps them equal
+-- to the per-set sums with no change of its own. Only the maintenance pass writes the
+-- per-set rows, so completions never touch these rows (they append deltas, as before).
+
+-- name: queue_kind_counts
+-- queue_counts summed over sets: per (kind, state), sum(n) of queue_counts.
+CREATE TABLE queue_kind_counts (
+    kind text NOT NULL,
+    state text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (kind, state)
+);
+
+-- name: queue_kind_timings
+-- queue_timings summed over sets: per (kind, what, bucket), the sum of n and sum, the max
+-- of max and last_at, the min of first_at. The sets prune forgets are folded into the
+-- kind's row of no set first, so the count of a bucket never goes down.
+CREATE TABLE queue_kind_timings (
+    kind     text NOT NULL,
+    what     text NOT NULL,
+    bucket   smallint NOT NULL,
+    n        bigint NOT NULL,
+    sum      double precision NOT NULL,
+    max      double precision NOT NULL,
+    first_at timestamptz NOT NULL,
+    last_at  timestamptz NOT NULL,
+    PRIMARY KEY (kind, what, bucket)
+);
+
+-- name: queue_counts_by_kind
+-- Adds each statement's change of queue_counts to queue_kind_counts: one upsert per
+-- (kind, state), in key order.
+CREATE FUNCTION renderer.queue_counts_by_kind() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO queue_kind_counts AS k (kind, state, n)
+        SELECT c.kind, c.state, sum(c.n) FROM new_counts c GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (kind, state) DO UPDATE SET n = k.n + excluded.n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO queue_kind_counts AS k (kind, state, n)
+        SELECT x.kind, x.state, sum(x.n) FROM (
+            SELECT c.kind, c.state, c.n FROM new_counts c
+            UNION ALL SELECT o.kind, o.state, -o.n FROM old_counts o) x
+        GROUP BY 1, 2 HAVING sum(x.n) <> 0 ORDER BY 1, 2
+        ON CONFLICT (kind, state) DO UPDATE SET n = k.n + excluded.n;
+    ELSE
+        INSERT INTO queue_kind_counts AS k (kind, state, n)
+        SELECT o.kind, o.state, -sum(o.n) FROM old_counts o
+        GROUP BY 1, 2 HAVING sum(o.n) <> 0 ORDER BY 1, 2
+        ON CONFLICT (kind, state) DO UPDATE SET n = k.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- name: queue_counts_kind_insert
+CREATE TRIGGER queue_counts_kind_insert AFTER INSERT ON queue_counts
+REFERENCING NEW TABLE AS new_counts
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_counts_by_kind();
+
+-- name: queue_counts_kind_update
+CREATE TRIGGER queue_counts_kind_update AFTER UPDATE ON queue_counts
+REFERENCING OLD TABLE AS old_counts NEW TABLE AS new_counts
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_counts_by_kind();
+
+-- name: queue_counts_kind_delete
+CREATE TRIGGER queue_counts_kind_delete AFTER DELETE ON queue_counts
+REFERENCING OLD TABLE AS old_counts
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_counts_by_kind();
+
+-- name: queue_timings_by_kind
+-- Adds each statement's change of queue_timings to queue_kind_timings. A deleted row takes
+-- its count and sum away, but not its max, first_at or last_at (these cannot be undone,
+-- and prune folds what it deletes into the row of no set in the same statement).
+CREATE FUNCTION renderer.queue_timings_by_kind() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO queue_kind_timings AS k (kind, what, bucket, n, sum, max, first_at,
+                                             last_at)
+        SELECT t.kind, t.what, t.bucket, sum(t.n), sum(t.sum), max(t.max), min(t.first_at),
+               max(t.last_at)
+        FROM new_timings t GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (kind, what, bucket) DO UPDATE SET
+            n = k.n + excluded.n, sum = k.sum + excluded.sum,
+            max = greatest(k.max, excluded.max),
+            first_at = least(k.first_at, excluded.first_at),
+            last_at = greatest(k.last_at, excluded.last_at);
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO queue_kind_timings AS k (kind, what, bucket, n, sum, max, first_at,
+                                             last_at)
+        SELECT x.kind, x.what, x.bucket, sum(x.n), sum(x.sum), max(x.max), min(x.first_at),
+               max(x.last_at)
+        FROM (SELECT t.kind, t.what, t.bucket, t.n, t.sum, t.max, t.first_at, t.last_at
+              FROM new_timings t
+              UNION ALL
+              SELECT o.kind, o.what, o.bucket, -o.n, -o.sum, NULL, NULL, NULL
+              FROM old_timings o) x
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (kind, what, bucket) DO UPDATE SET
+            n = k.n + excluded.n, sum = k.sum + excluded.sum,
+            max = greatest(k.max, excluded.max),
+            first_at = least(k.first_at, excluded.first_at),
+            last_at = greatest(k.last_at, excluded.last_at);
+    ELSE
+        UPDATE queue_kind_timings k SET n = k.n - o.n, sum = k.sum - o.sum
+        FROM (SELECT t.kind, t.what, t.bucket, sum(t.n) AS n, sum(t.sum) AS sum
+              FROM old_timings t GROUP BY 1, 2, 3) o
+        WHERE k.kind = o.kind AND k.what = o.what AND k.bucket = o.bucket;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- name: queue_timings_kind_insert
+CREATE TRIGGER queue_timings_kind_insert AFTER INSERT ON queue_timings
+REFERENCING NEW TABLE AS new_timings
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_timings_by_kind();
+
+-- name: queue_timings_kind_update
+CREATE TRIGGER queue_timings_kind_update AFTER UPDATE ON queue_timings
+REFERENCING OLD TABLE AS old_timings NEW TABLE AS new_timings
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_timings_by_kind();
+
+-- name: queue_timings_kind_delete
+CREATE TRIGGER queue_timings_kind_delete AFTER DELETE ON queue_timings
+REFERENCING OLD TABLE AS old_timings
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_timings_by_kind();
+
+-- name: queue_counts_set
+-- A page of sets reads its sets' counters (the primary key leads with kind).
+CREATE INDEX queue_counts_set ON queue_counts (set_id);
+
+-- name: queue_counts_open
+-- The sets with work left (`queue status` shows them): a few entries, not one per set.
+CREATE INDEX queue_counts_open ON queue_counts (set_id)
+       WHERE state IN ('pending', 'held', 'running') AND n <> 0;
+
+-- name: queue_rates_minute
+-- Throughput reads the last few minutes of a day's rows.
+CREATE INDEX queue_rates_minute ON queue_rates (minute);
+
+-- name: queue_status_v3
+-- queue_status_v2 with the kinds and the total read from queue_kind_counts (O(kinds), not
+-- O(sets)), the sets asked for read by index (one probe each; NULL: every set, '{}': none)
+-- and the throughput from the rates of the window only.
+CREATE FUNCTION renderer.queue_status_v3(p_window_seconds double precision DEFAULT 300,
+                                         p_set_ids text[] DEFAULT NULL)
+RETURNS TABLE (scope text, name text, state text, pending bigint, held bigint,
+               running bigint, done bigint, failed bigint, cancelled bigint,
+               rate_per_s double precision, eta_s double precision,
+               oldest_pending_s double precision)
+LANGUAGE sql STABLE AS $$
+    WITH c AS (  -- kinds and the total: the per-kind rows and the deltas not yet folded
+        SELECT x.kind, x.state, sum(x.n)::bigint AS n FROM (
+            SELECT kind, state, n FROM queue_kind_counts
+            UNION ALL SELECT kind, state, n FROM queue_count_deltas) x
+        GROUP BY 1, 2),
+    asked AS (SELECT DISTINCT a.id FROM unnest(p_set_ids) AS a(id)),
+    cset AS (
+        SELECT x.set_id, x.state, sum(x.n)::bigint AS n FROM (
+            SELECT q.set_id, q.state, q.n FROM asked JOIN queue_counts q ON q.set_id = asked.id
+            UNION ALL  -- every set (NULL): a one-time filter, not a scan, when sets are asked
+            SELECT q.set_id, q.state, q.n FROM queue_counts q WHERE p_set_ids IS NULL
+            UNION ALL
+            SELECT d.set_id, d.state, d.n FROM queue_count_deltas d
+            WHERE p_set_ids IS NULL OR d.set_id = ANY (p_set_ids)) x
+        WHERE x.set_id <> ''
+        GROUP BY 1, 2),
+    r AS (
+        SELECT x.kind, x.set_id, sum(x.done)::bigint AS done, min(x.first_at) AS first_at
+        FROM (
+            SELECT kind, set_id, done, first_at FROM queue_rates
+            WHERE minute >= date_trunc('minute',
+                                       now() - make_interval(secs => p_window_seconds))
+            UNION ALL
+            SELECT kind, set_id, n, at FROM queue_count_deltas
+            WHERE state = 'done' AND n > 0
+              AND at >= now() - make_interval(secs => p_window_seconds)) x
+        GROUP BY 1, 2),
+    cs AS (
+        SELECT 'kind' AS scope, c.kind AS name, c.state, c.n FROM c
+        UNION ALL SELECT 'set', cset.set_id, cset.state, cset.n FROM cset
+        UNION ALL SELECT 'total', '', c.state, c.n FROM c),
+    rr AS (
+        SELECT 'kind' AS scope, r.kind AS name, r.done, r.first_at FROM r
+        UNION ALL SELECT 'set', r.set_id, r.done, r.first_at FROM r
+                  WHERE r.set_id <> '' AND (p_set_ids IS NULL OR r.set_id = ANY (p_set_ids))
+        UNION ALL SELECT 'total', '', r.done, r.first_at FROM r),
+    rate AS (
+        SELECT rr.scope, rr.name,
+               sum(rr.done) / greatest(extract(epoch FROM now() - min(rr.first_at)), 1.0)
+               AS per_s
+        FROM rr GROUP BY 1, 2),
+    agg AS (
+        SELECT cs.scope, cs.name,
+               coalesce(sum(cs.n) FILTER (WHERE cs.state = 'pending'), 0)::bigint AS pending,
+               coalesce(sum(cs.n) FILTER (WHERE cs.state = 'held'), 0)::bigint AS held,
+               coalesce(sum(cs.n) FILTER (WHERE cs.state = 'running'), 0)::bigint AS running,
+               coalesce(sum(cs.n) FILTER (WHERE cs.state = 'done'), 0)::bigint AS done,
+               coalesce(sum(cs.n) FILTER (WHERE cs.state = 'failed'), 0)::bigint AS failed,
+               coalesce(sum(cs.n) FILTER (WHERE cs.state = 'cancelled'), 0)::bigint
+               AS cancelled
+        FROM cs GROUP BY 1, 2)
+    SELECT agg.scope, agg.name,
+           CASE agg.scope WHEN 'set' THEN coalesce(
+               (SELECT s.state FROM queue_sets s WHERE s.id = agg.name), 'active') END,
+           agg.pending, agg.held, agg.running, agg.done, agg.failed, agg.cancelled,
+           coalesce(rate.per_s, 0),
+           CASE WHEN agg.pending + agg.running = 0 THEN 0
+                WHEN coalesce(rate.per_s, 0) > 0 THEN (agg.pending + agg.running) / rate.per_s
+           END,
+           CASE WHEN agg.pending > 0 THEN greatest(0, extract(epoch FROM now() - (
+               CASE agg.scope
+                   WHEN 'kind' THEN renderer.queue_oldest_pending(agg.name)
+                   WHEN 'set' THEN (SELECT min(q.run_after) FROM work_queue q
+                                    WHERE q.state = 'pending' AND q.set_id = agg.name)
+                   ELSE (SELECT min(renderer.queue_oldest_pending(k.name))
+                         FROM agg k WHERE k.scope = 'kind' AND k.pending > 0)
+               END)))
+           END
+    FROM agg LEFT JOIN rate ON rate.scope = agg.scope AND rate.name = agg.name
+    WHERE agg.pending + agg.held + agg.running + agg.done + agg.failed + agg.cancelled > 0
+       OR agg.scope = 'total'
+    ORDER BY CASE agg.scope WHEN 'total' THEN 0 WHEN 'kind' THEN 1 ELSE 2 END, agg.name
+$$;
+
 -- name: queue_prune_v2
 -- queue_prune, then forget the sets it left empty: a set changed before the retention
 -- period with no item left loses its row, its fan-in rules (queue_rules.set_id) and its
@@ -2116,5 +2349,19 @@ BEGIN
     DELETE FROM queue_groups g
     WHERE g.open = 0 AND g.closed_at < now() - p_older_than;
     RETURN v_n;
+END
+$$;
+
+-- name: queue_prune_v3
+-- queue_prune_v2 holding the maintenance lock (the one queue_maintain_v2 tries): the rollups
+-- fold into the per-kind rows, whose row locks prune holds from its own rollup to its
+-- commit, so a maintenance rollup beside it would wait on them while holding counter rows
+-- prune may delete next (a deadlock). With the lock, maintenance reaps and skips its
+-- rollup until prune commits; the status views read the deltas meanwhile.
+CREATE FUNCTION renderer.queue_prune_v3(p_older_than interval) RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7301734222);
+    RETURN renderer.queue_prune_v2(p_older_than);
 END
 $$;
