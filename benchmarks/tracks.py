@@ -170,12 +170,12 @@ def duck(con: duckdb.DuckDBPyConnection, q: Query) -> tuple[float, float, int]:
     return first, total, len(first_batch) + len(rest)
 
 
-def shapes(reports: list[Report], days: int, rng: random.Random) -> dict[str, Callable[[], Query]]:
-    first_pos: dict[str, tuple[float, float]] = {}
-    for r in reports:
-        first_pos.setdefault(dict(r.ids)["mmsi"], (r.lat, r.lon))
+def shapes(first_pos: dict[str, tuple[float, float]], start: datetime, days: int,
+           rng: random.Random) -> dict[str, Callable[[], Query]]:
+    """The issue's four shapes as query makers; ``first_pos``: mmsi -> a vessel's first
+    position (boxes are drawn around it)."""
     mmsis = sorted(first_pos)
-    end = START + timedelta(days=days) - timedelta(microseconds=1)
+    end = start + timedelta(days=days) - timedelta(microseconds=1)
 
     def box(lat: float, lon: float, half: float) -> str:
         return (f"{max(-90, lat - half)},{max(-180, lon - half)},{min(90, lat + half)},"
@@ -184,11 +184,11 @@ def shapes(reports: list[Report], days: int, rng: random.Random) -> dict[str, Ca
     def id_bbox_month_hourly() -> Query:
         m = rng.choice(mmsis)
         return Query.parse(ids=[f"mmsi={m}"], bbox=box(*first_pos[m], 15),
-                           start=START.isoformat(), end=end.isoformat(), sample="1h")
+                           start=start.isoformat(), end=end.isoformat(), sample="1h")
 
     def bbox_day() -> Query:
         _, lat, lon = rng.choice(sample.PORTS)
-        day = START + timedelta(days=rng.randrange(days))
+        day = start + timedelta(days=rng.randrange(days))
         return Query.parse(bbox=box(lat, lon, 5), start=day.date().isoformat(),
                            end=day.date().isoformat())
 
@@ -198,12 +198,63 @@ def shapes(reports: list[Report], days: int, rng: random.Random) -> dict[str, Ca
 
     def bbox_month_hourly_streamed() -> Query:
         _, lat, lon = rng.choice(sample.PORTS)
-        return Query.parse(bbox=box(lat, lon, 5), start=START.isoformat(),
+        return Query.parse(bbox=box(lat, lon, 5), start=start.isoformat(),
                            end=end.isoformat(), sample="1h")
 
     return {"id_bbox_month_hourly": id_bbox_month_hourly, "bbox_day": bbox_day,
             "id_year_daily": id_year_daily,
             "bbox_month_hourly_streamed": bbox_month_hourly_streamed}
+
+
+Results = dict[str, dict[str, list[float]]]
+
+
+def measure(database: Database, con: duckdb.DuckDBPyConnection,
+            made: dict[str, Callable[[], Query]], runs: int) -> Results:
+    """Each shape ``runs`` times, ours then DuckDB's for each instance (same answer size
+    asserted): first-row and total seconds, rows."""
+    results: Results = {}
+    for name, make in made.items():
+        qs = [make() for _ in range(runs)]
+        ours(database, qs[0])  # warm the cache, as a server serving queries would be
+        duck(con, qs[0])
+        m: dict[str, list[float]] = {k: [] for k in ("first", "total", "rows", "d_first",
+                                                     "d_total", "d_rows")}
+        for q in qs:
+            first, total, rows = ours(database, q)
+            d_first, d_total, d_rows = duck(con, q)
+            assert rows == d_rows, (name, q, rows, d_rows)  # the same answer
+            for k, v in zip(m, (first, total, rows, d_first, d_total, d_rows), strict=True):
+                m[k].append(v)
+        results[name] = m
+    return results
+
+
+def summarise(results: Results, size: dict[str, float], extra: str = "") -> None:
+    """Print the table of shapes and the last line."""
+    print(f"\n{'shape':28} {'rows p50':>9} {'ours p50':>9} {'ours p95':>9} "
+          f"{'1st p95':>8} {'duck p50':>9} {'duck p95':>9} {'duck 1st':>9} {'ratio':>6}")
+    ratios = []
+    for name, m in results.items():
+        ms = {k: [v * 1000 for v in vals] for k, vals in m.items() if "rows" not in k}
+        ratio = statistics.median(ms["d_total"]) / statistics.median(ms["total"])
+        ratios.append(ratio)
+        print(f"{name:28} {statistics.median(m['rows']):9.0f} "
+              f"{statistics.median(ms['total']):9.1f} {percentile(ms['total'], 95):9.1f} "
+              f"{percentile(ms['first'], 95):8.1f} {statistics.median(ms['d_total']):9.1f} "
+              f"{percentile(ms['d_total'], 95):9.1f} {percentile(ms['d_first'], 95):9.1f} "
+              f"{ratio:6.2f}")
+    streamed = results["bbox_month_hourly_streamed"]
+    rps = statistics.median(r / t for r, t in zip(streamed["rows"], streamed["total"],
+                                                  strict=True))
+    print(f"streamed bbox+month+hourly: {rps:,.0f} rows/s")
+    p95_id = max(percentile(results[s]["total"], 95) * 1000
+                 for s in ("id_bbox_month_hourly", "id_year_daily"))
+    first_area = max(percentile(results[s]["first"], 95) * 1000
+                     for s in ("bbox_day", "bbox_month_hourly_streamed"))
+    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    print(f"p95_id_ms={p95_id:.1f} first_byte_area_ms={first_area:.1f} "
+          f"ratio_vs_duckdb={geo:.2f} bytes_per_report={size['total']:.1f} {extra}".rstrip())
 
 
 def main() -> None:
@@ -244,46 +295,12 @@ def main() -> None:
         con = duckdb.connect()
         con.execute(f"SET threads = {args.duckdb_threads}")
         con.execute(f"CREATE VIEW reports AS SELECT * FROM '{work / 'reports.parquet'}'")
-        rng = random.Random(args.seed)
-        results: dict[str, dict[str, list[float]]] = {}
-        for name, make in shapes(reports, args.days, rng).items():
-            qs = [make() for _ in range(args.runs)]
-            ours(database, qs[0])  # warm the cache, as a server serving queries would be
-            duck(con, qs[0])
-            m: dict[str, list[float]] = {k: [] for k in ("first", "total", "rows", "d_first",
-                                                         "d_total", "d_rows")}
-            for q in qs:
-                first, total, rows = ours(database, q)
-                d_first, d_total, d_rows = duck(con, q)
-                assert rows == d_rows, (name, q, rows, d_rows)  # the same answer
-                for k, v in zip(m, (first, total, rows, d_first, d_total, d_rows),
-                                strict=True):
-                    m[k].append(v)
-            results[name] = m
-        print(f"\n{'shape':28} {'rows p50':>9} {'ours p50':>9} {'ours p95':>9} "
-              f"{'1st p95':>8} {'duck p50':>9} {'duck p95':>9} {'duck 1st':>9} {'ratio':>6}")
-        ratios = []
-        for name, m in results.items():
-            ms = {k: [v * 1000 for v in vals] for k, vals in m.items() if "rows" not in k}
-            ratio = statistics.median(ms["d_total"]) / statistics.median(ms["total"])
-            ratios.append(ratio)
-            print(f"{name:28} {statistics.median(m['rows']):9.0f} "
-                  f"{statistics.median(ms['total']):9.1f} {percentile(ms['total'], 95):9.1f} "
-                  f"{percentile(ms['first'], 95):8.1f} {statistics.median(ms['d_total']):9.1f} "
-                  f"{percentile(ms['d_total'], 95):9.1f} {percentile(ms['d_first'], 95):9.1f} "
-                  f"{ratio:6.2f}")
-        streamed = results["bbox_month_hourly_streamed"]
-        rps = statistics.median(r / t for r, t in zip(streamed["rows"], streamed["total"],
-                                                      strict=True))
-        print(f"streamed bbox+month+hourly: {rps:,.0f} rows/s after the first row")
-        p95_id = max(percentile(results[s]["total"], 95) * 1000
-                     for s in ("id_bbox_month_hourly", "id_year_daily"))
-        first_area = max(percentile(results[s]["first"], 95) * 1000
-                         for s in ("bbox_day", "bbox_month_hourly_streamed"))
-        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        print(f"p95_id_ms={p95_id:.1f} first_byte_area_ms={first_area:.1f} "
-              f"ratio_vs_duckdb={geo:.2f} bytes_per_report={size['total']:.1f} "
-              f"ingest_rps={n / ingest_s:.0f} copy_rps={n / copy_s:.0f}")
+        first_pos: dict[str, tuple[float, float]] = {}
+        for r in reports:
+            first_pos.setdefault(dict(r.ids)["mmsi"], (r.lat, r.lon))
+        made = shapes(first_pos, START, args.days, random.Random(args.seed))
+        summarise(measure(database, con, made, args.runs), size,
+                  extra=f"ingest_rps={n / ingest_s:.0f} copy_rps={n / copy_s:.0f}")
     finally:
         for p in sorted(work.rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()

@@ -59,10 +59,6 @@ SELECT coalesce(array_agg(DISTINCT DATE '1970-01-01' + (t_ms / 86400000)::intege
        to_timestamp(max(t_ms) / 1000.0) AS last_time, count(*) AS reports
 FROM tracks_stage;
 
--- name: ensure_partitions
--- Make the day partitions of some days (own short transaction).
-SELECT renderer.tracks_partition(d) AS partition FROM unnest(%(days)s::date[]) AS d;
-
 -- name: lock_identities
 -- One ingest at a time resolves identifiers to vessels (until its commit), so two files
 -- naming a new mmsi make one vessel, not two.
@@ -101,12 +97,45 @@ VALUES (%(key)s, %(size)s, %(checksum)s, %(format)s, %(status)s, %(reason)s, %(r
 ON CONFLICT ON CONSTRAINT tracks_files_version DO NOTHING
 RETURNING id;
 
+-- name: bulk_day
+-- The table to load a day into when the day has no partition yet (attached after, which
+-- builds its indexes), or NULL: see renderer.tracks_bulk_day.
+SELECT renderer.tracks_bulk_day(%(day)s) AS part;
+
+-- name: load_day
+-- A new day's staged reports into its own table {part} (no indexes yet): exact duplicates
+-- within the file dropped here (the key is built after), in time order. Returns how many
+-- rows were stored.
+WITH ins AS (
+    INSERT INTO {part} (t, lat, lon, vessel_id, file_id, latency, sog, cog, heading,
+                        nav_status, rot, source, ais_class)
+    SELECT timestamptz 'epoch' + d.t_ms * interval '1 millisecond', d.lat, d.lon,
+           d.vessel_id, %(file_id)s, d.latency, d.sog, d.cog, d.heading, d.nav_status, d.rot,
+           d.source, d.ais_class
+    FROM (
+        SELECT DISTINCT ON (m.vessel_id, s.t_ms, s.lat, s.lon) m.vessel_id, s.*
+        FROM tracks_stage s
+        JOIN unnest(%(set_nos)s::integer[], %(vessels)s::integer[]) AS m(set_no, vessel_id)
+          USING (set_no)
+        WHERE DATE '1970-01-01' + (s.t_ms / 86400000)::integer = %(day)s
+        ORDER BY m.vessel_id, s.t_ms, s.lat, s.lon
+    ) d
+    ORDER BY d.t_ms, d.vessel_id
+    RETURNING 1
+)
+SELECT count(*) AS stored FROM ins;
+
+-- name: attach_day
+-- Attach a day loaded by load_day: its indexes are built here, in one pass each.
+SELECT renderer.tracks_attach_day(%(day)s);
+
 -- name: insert_reports
--- The staged reports under their vessels (set_no -> vessel_id); exact duplicates, of stored
--- rows or within the file, are dropped by the key. Sorted by time, so that a day's heap is
--- in time order for the BRIN index and for area queries (sorted by the key instead, the
--- heap of a file lay vessel by vessel and the planner never used the BRIN). Returns how
--- many rows were stored.
+-- The staged reports of days that have a partition (not those of %(bulk_days)s, loaded by
+-- load_day) under their vessels (set_no -> vessel_id); exact duplicates, of stored rows or
+-- within the file, are dropped by the key. Sorted by time, so that a day's heap is in time
+-- order for the BRIN index and for area queries (sorted by the key instead, the heap of a
+-- file lay vessel by vessel and the planner never used the BRIN). Returns how many rows
+-- were stored.
 WITH ins AS (
     INSERT INTO tracks_reports (t, lat, lon, vessel_id, file_id, latency, sog, cog, heading,
                                 nav_status, rot, source, ais_class)
@@ -117,6 +146,7 @@ WITH ins AS (
     FROM tracks_stage s
     JOIN unnest(%(set_nos)s::integer[], %(vessels)s::integer[]) AS m(set_no, vessel_id)
       USING (set_no)
+    WHERE DATE '1970-01-01' + (s.t_ms / 86400000)::integer <> ALL (%(bulk_days)s::date[])
     ORDER BY s.t_ms, m.vessel_id
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -184,12 +214,9 @@ SELECT r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.
 FROM tracks_reports r
 WHERE r.t >= %(lo)s AND r.t <= %(hi)s
   AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
-  AND (%(min_lat)s::float8 IS NULL
-       OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
-                                     point(%(max_lon)s::float8, %(max_lat)s::float8))
-       OR (%(min_lon2)s::float8 IS NOT NULL
-           AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
-                                          point(%(max_lon2)s::float8, %(max_lat)s::float8))))
+  AND renderer.tracks_in_box(r.lon, r.lat, %(min_lat)s::float8, %(min_lon)s::float8,
+                             %(max_lat)s::float8, %(max_lon)s::float8,
+                             %(min_lon2)s::float8, %(max_lon2)s::float8)
   AND (%(after_t)s::timestamptz IS NULL
        OR (r.t, r.vessel_id, r.lat, r.lon)
           > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
@@ -207,12 +234,9 @@ SELECT * FROM (
     FROM tracks_reports r
     WHERE r.t >= %(lo)s AND r.t <= %(hi)s
       AND (%(vessels)s::integer[] IS NULL OR r.vessel_id = ANY (%(vessels)s::integer[]))
-      AND (%(min_lat)s::float8 IS NULL
-           OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
-                                         point(%(max_lon)s::float8, %(max_lat)s::float8))
-           OR (%(min_lon2)s::float8 IS NOT NULL
-               AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
-                                              point(%(max_lon2)s::float8, %(max_lat)s::float8))))
+      AND renderer.tracks_in_box(r.lon, r.lat, %(min_lat)s::float8, %(min_lon)s::float8,
+                                 %(max_lat)s::float8, %(max_lon)s::float8,
+                                 %(min_lon2)s::float8, %(max_lon2)s::float8)
     ORDER BY r.vessel_id, renderer.tracks_bucket(r.t, %(sample)s), r.t, r.lat, r.lon
 ) s
 WHERE %(after_t)s::timestamptz IS NULL
@@ -242,12 +266,9 @@ CROSS JOIN LATERAL (
       AND r.t >= greatest(%(lo)s::timestamptz, to_timestamp(b.n * %(sample)s::bigint))
       AND r.t < to_timestamp((b.n + 1) * %(sample)s::bigint)
       AND r.t <= %(hi)s
-      AND (%(min_lat)s::float8 IS NULL
-           OR point(r.lon, r.lat) <@ box(point(%(min_lon)s::float8, %(min_lat)s::float8),
-                                         point(%(max_lon)s::float8, %(max_lat)s::float8))
-           OR (%(min_lon2)s::float8 IS NOT NULL
-               AND point(r.lon, r.lat) <@ box(point(%(min_lon2)s::float8, %(min_lat)s::float8),
-                                              point(%(max_lon2)s::float8, %(max_lat)s::float8))))
+      AND renderer.tracks_in_box(r.lon, r.lat, %(min_lat)s::float8, %(min_lon)s::float8,
+                                 %(max_lat)s::float8, %(max_lon)s::float8,
+                                 %(min_lon2)s::float8, %(max_lon2)s::float8)
     ORDER BY r.t, r.lat, r.lon
     LIMIT 1
 ) s

@@ -7,10 +7,13 @@ Per file:
    by row by :mod:`.formats`); accepted reports are COPYed into a temporary
    staging table, rejected rows (line, reason, raw text) into another, and the distinct
    identifier sets are kept in memory (a few per vessel);
-3. the day partitions the reports need are made in a short transaction of their own;
-4. one transaction records the file in the ledger, resolves the identifier sets to vessels
-   (new vessels made, vessels found to be one merged), inserts the reports (exact duplicates,
-   same vessel, time and position, dropped by the key) and keeps the rejects.
+3. one transaction records the file in the ledger, resolves the identifier sets to vessels
+   (new vessels made, vessels found to be one merged), stores the reports and keeps the
+   rejects. A day that has no partition yet is loaded into a table of its own without
+   indexes, then attached, which builds its indexes in one sorted pass (exact duplicates
+   within the file dropped by DISTINCT ON); the reports of days that have a partition go
+   through the parent with its indexes kept live (exact duplicates, same vessel, time and
+   position, dropped by the key). A day never closes: late reports are always accepted.
 
 Counts add up: ``rows_read = rows_accepted + rows_rejected`` (a CHECK in the ledger);
 ``rows_duplicate`` of the accepted reports were already stored, ``rows_linked`` were
@@ -326,6 +329,28 @@ def _ledger(source: SourceFile, status: str, reason: str | None = None,
     return row
 
 
+def _store(conn: db.Connection, params: dict[str, Any], days: list[date]) -> int:
+    """Store the staged reports (in the ingest's transaction); how many were stored. Days
+    without a partition are loaded bare and attached (indexes built after the load), the
+    others inserted through the parent (indexes kept up row by row)."""
+    bulk_days: dict[date, str] = {}
+    for day in days:
+        part = db.scalar(conn, "tracks.bulk_day", {"day": day})
+        if part is not None:
+            bulk_days[day] = part
+    stored = 0
+    if len(bulk_days) < len(days):
+        stored += db.scalar(conn, "tracks.insert_reports",
+                            {**params, "bulk_days": list(bulk_days)})
+    for day, part in bulk_days.items():
+        load = db.sql.SQL(db.query("tracks.load_day")).format(part=db.sql.Identifier(part))
+        row = conn.execute(load, {**params, "day": day}).fetchone()
+        assert row is not None
+        stored += row["stored"]
+        conn.execute(db.query("tracks.attach_day"), {"day": day})
+    return stored
+
+
 def ingest_file(conn: db.Connection, source: SourceFile) -> FileResult:
     """Ingest one file; ``conn`` must be in autocommit mode (transactions are made here)."""
     if conn.execute(db.query("tracks.known_file"), {
@@ -348,9 +373,6 @@ def ingest_file(conn: db.Connection, source: SourceFile) -> FileResult:
                                                               "reason": reason})
         log.warning("%s: rejected: %s", source.key, reason)
         return FileResult(source.key, "rejected" if row else "raced", reason=reason)
-    if summary["days"]:
-        with conn.transaction():
-            conn.execute(db.query("tracks.ensure_partitions"), {"days": summary["days"]})
     accepted = staged.reports + staged.linked
     with conn.transaction():
         row = conn.execute(db.query("tracks.record_file"), _ledger(
@@ -362,8 +384,8 @@ def ingest_file(conn: db.Connection, source: SourceFile) -> FileResult:
         file_id = row["id"]
         conn.execute(db.query("tracks.lock_identities"))
         vessels = resolve_vessels(conn, staged.sets)
-        stored = db.scalar(conn, "tracks.insert_reports", {
-            "file_id": file_id, "set_nos": list(vessels), "vessels": list(vessels.values())})
+        stored = _store(conn, {"file_id": file_id, "set_nos": list(vessels),
+                               "vessels": list(vessels.values())}, sorted(summary["days"]))
         duplicates = staged.reports - stored
         if duplicates:
             conn.execute(db.query("tracks.record_duplicates"),
