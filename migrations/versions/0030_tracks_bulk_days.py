@@ -5,7 +5,7 @@ condition of the queries, written once as an inlinable SQL function
 (``renderer.tracks_in_box``). New functions only: the previous release does not call them.
 
 Revision ID: 0030
-Revises: 0025
+Revises: 0027
 """
 
 from alembic import op
@@ -13,7 +13,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0030"
-down_revision = "0025"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
