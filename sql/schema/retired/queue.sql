@@ -275,3 +275,58 @@ BEGIN
     END IF;
 END
 $$;
+
+-- name: queue_complete_v2@0025
+-- Complete items whose lease token is still current; returns the ids refused (fencing:
+-- their lease was taken over), which are also recorded and logged as a warning. Each item
+-- that ends done adds a run timing (claim to completion). A rerun requested during the
+-- attempt (queue_reruns) is consumed here, in the completion's transaction.
+CREATE OR REPLACE FUNCTION renderer.queue_complete_v2(p_ids bigint[], p_token uuid)
+RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_done bigint[];
+    v_rejected bigint[];
+    v_again bigint[] := '{}';
+    v_prints text[] := '{}';
+BEGIN
+    IF EXISTS (SELECT 1 FROM queue_reruns) THEN
+        WITH r AS (
+            DELETE FROM queue_reruns x USING work_queue q
+            WHERE q.id = ANY (p_ids) AND q.lease_token = p_token AND q.state = 'running'
+              AND x.kind = q.kind AND x.key = q.key
+            RETURNING q.id, x.fingerprint, x.requested_at >= q.started_at AS again)
+        SELECT coalesce(array_agg(r.id), '{}'), coalesce(array_agg(r.fingerprint), '{}')
+        INTO v_again, v_prints FROM r WHERE r.again;
+    END IF;
+    WITH u AS (
+        UPDATE work_queue w SET
+            state = CASE WHEN w.rerun OR w.id = ANY (v_again)
+                         THEN renderer.queue_target_state(w.set_id) ELSE 'done' END,
+            attempt = CASE WHEN w.rerun OR w.id = ANY (v_again) THEN 0 ELSE w.attempt END,
+            run_after = CASE WHEN w.rerun OR w.id = ANY (v_again) THEN now()
+                             ELSE w.run_after END,
+            fingerprint = CASE WHEN w.id = ANY (v_again) THEN coalesce(
+                                   v_prints[array_position(v_again, w.id)], w.fingerprint)
+                               ELSE w.fingerprint END,
+            rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
+            finished_at = clock_timestamp(), last_error = NULL
+        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token AND w.state = 'running'
+        RETURNING w.id, w.kind, w.set_id, w.state, w.started_at, w.finished_at),
+    t AS (
+        INSERT INTO queue_timing_deltas
+        SELECT r.kind, r.set_id, 'run', renderer.queue_timing_bucket(r.s), count(*),
+               sum(r.s), max(r.s), min(r.started_at), max(r.finished_at)
+        FROM (SELECT u.kind, coalesce(u.set_id, '') AS set_id, u.started_at, u.finished_at,
+                     greatest(0, extract(epoch FROM u.finished_at - u.started_at))::float8 AS s
+              FROM u WHERE u.started_at IS NOT NULL) r
+        GROUP BY 1, 2, 3, 4)
+    SELECT coalesce(array_agg(u.id), '{}') INTO v_done FROM u;
+    IF cardinality(v_done) = cardinality(p_ids) THEN
+        RETURN '{}';
+    END IF;
+    v_rejected := ARRAY(SELECT unnest(p_ids) EXCEPT SELECT unnest(v_done));
+    PERFORM renderer.queue_reject(v_rejected, 'completion');
+    RETURN v_rejected;
+END
+$$;
