@@ -5,8 +5,9 @@ processing transaction takes the lock of its batch, keyed by the lease token
 (queue_heartbeat_v2), release (queue_release_v2), reap (queue_reap_v3, queue_maintain_v3).
 They also skip rows locked by a worker of the previous release (queue_lock_v2), so both
 kinds of worker run side by side during a rolling deploy. The previous functions stay.
-queue_complete_v2 gets a faster body with the same behaviour (its items found by primary
-key, not by scanning the running index; previous text in ``retired/queue.sql``).
+queue_complete_v2 and queue_claim_next_v2 get faster bodies with the same behaviour (items
+found by primary key, not by scanning the running index; seconds by date_part, not by
+numeric extract; previous texts in ``retired/queue.sql``), so old workers gain too.
 
 Revision ID: 0026
 Revises: 0025
@@ -25,6 +26,8 @@ NAMES = ["queue_batch_key", "queue_batch_free", "queue_enqueue_many_v4", "queue_
          "queue_lock_v3", "queue_heartbeat_v2", "queue_release_v2", "queue_reap_v3",
          "queue_maintain_v3"]
 
+FASTER = ["queue_complete_v2", "queue_claim_next_v2"]  # same behaviour, faster bodies
+
 DROPS = [
     "queue_maintain_v3()",
     "queue_reap_v3()",
@@ -40,10 +43,10 @@ DROPS = [
 
 
 def upgrade() -> None:
-    schema.apply(op, [*NAMES, "queue_complete_v2"], as_of=revision)
+    schema.apply(op, [*NAMES, *FASTER], as_of=revision)
 
 
 def downgrade() -> None:
-    schema.apply(op, ["queue_complete_v2"], as_of=down_revision)
+    schema.apply(op, FASTER, as_of=down_revision)
     for signature in DROPS:
         op.execute(f"DROP FUNCTION IF EXISTS renderer.{signature}")
