@@ -22,6 +22,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
+import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -65,11 +68,30 @@ def snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     return {"statements": statements, "tables": tables, "wal": wal}
 
 
+def _perf(conn: psycopg.Connection[Any], postmaster: int, workers: int,
+          out: str) -> subprocess.Popen[bytes]:
+    """perf record of the whole machine from the moment the workers' backends exist; the
+    cluster's pids go to OUT.pids (perf report -i OUT --pids "$(cat OUT.pids)")."""
+    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type ="
+                       " 'client backend'").fetchone()[0] < 2 * workers + 1:
+        time.sleep(0.05)
+    Path(out + ".pids").write_text(",".join(str(p) for p in cluster_cpu(postmaster)))
+    return subprocess.Popen(["perf", "record", "-a", "-F", "999", "-g", "-o", out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--setup", metavar="SQL", default="",
+                        help="run SQL before the items are enqueued, to measure a change "
+                             "without building it (e.g. ALTER TABLE work_queue SET "
+                             "(fillfactor = 70))")
+    parser.add_argument("--perf", metavar="FILE",
+                        help="also record the cluster's processes with perf during the drain "
+                             "(perf report -i FILE --sort sym)")
     parser.add_argument("--throttled", type=int, default=0, metavar="N",
                         help="also N items in a set throttled to 10 in flight (issue 18): "
                              "the claim's cost with a throttled set present")
@@ -85,6 +107,8 @@ def main() -> None:
         schema.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            if args.setup:
+                conn.execute(args.setup)
             indexes = [r[0] for r in conn.execute(
                 "SELECT indexdef FROM pg_indexes WHERE tablename = 'work_queue'")]
         postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
@@ -112,23 +136,32 @@ def main() -> None:
                  for _ in range(args.processes)]
         for p in procs:
             p.start()
+        recorder = None
         try:
             with psycopg.connect(url, autocommit=True) as conn:
+                if args.perf:
+                    recorder = _perf(conn, postmaster, args.processes, args.perf)
                 while conn.execute("SELECT EXISTS (SELECT 1 FROM work_queue WHERE state IN"
                                    " ('pending', 'running'))").fetchone()[0]:
                     time.sleep(0.02)
             wall = time.perf_counter() - started
             cpu_after = cluster_cpu(postmaster)
         finally:
+            if recorder is not None:
+                recorder.send_signal(signal.SIGINT)
+                recorder.wait(60)
             qt._stop(procs)
         time.sleep(1.0)
         with psycopg.connect(url, autocommit=True) as conn:
             after = snapshot(conn)
     finally:
         cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
     n = args.items
     # processes born during the drain (the workers' backends) count from zero
     server = sum(c - cpu_before.get(p, 0.0) for p, c in cpu_after.items())
+    if args.setup:
+        print(f"set-up: {args.setup}")
     print(f"{n} items (+{args.throttled} held in a throttled set), {args.processes} "
           f"processes, batch {args.batch}: {n / wall:.0f}/s "
           "(from the workers' start); "

@@ -1,7 +1,7 @@
 """The worker loop: one process, one connection (:mod:`renderer.pool` supervises N of them).
 
 A worker claims a batch of one kind (asynchronous commit), then opens the processing
-transaction: it locks the batch's rows (so no one can take them over while it works), runs
+transaction: it takes the batch's lock (so no one can take it over while it works), runs
 each handler (no savepoints: a failed handler that wrote makes the batch run again without
 it), and completes the good items and fails the bad ones in one statement before the
 (synchronous) commit. Handlers run

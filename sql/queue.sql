@@ -3,12 +3,12 @@
 
 -- name: enqueue
 -- Enqueue one item (upsert, never waiting on a worker); returns what happened to it.
-SELECT renderer.queue_enqueue_v3(%(kind)s, %(key)s, %(payload)s, %(fingerprint)s, %(set_id)s,
+SELECT renderer.queue_enqueue_v4(%(kind)s, %(key)s, %(payload)s, %(fingerprint)s, %(set_id)s,
                               %(priority)s, %(group)s, %(run_after)s, %(force)s) AS action;
 
 -- name: enqueue_many
 -- Enqueue a chunk of items given as parallel arrays; returns the rows inserted or changed.
-SELECT renderer.queue_enqueue_many_v3(%(kinds)s, %(keys)s, %(payloads)s::jsonb[],
+SELECT renderer.queue_enqueue_many_v4(%(kinds)s, %(keys)s, %(payloads)s::jsonb[],
                                    %(fingerprints)s, %(set_ids)s, %(priorities)s, %(groups)s,
                                    %(run_afters)s, %(force)s) AS n;
 
@@ -24,7 +24,7 @@ FROM renderer.queue_claim_next_v2(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, 
 
 -- name: lock
 -- Lock the claimed items still leased with %(token)s for the processing transaction.
-SELECT renderer.queue_lock_v2(%(ids)s, %(token)s, %(idle_seconds)s) AS id;
+SELECT renderer.queue_lock_v3(%(ids)s, %(token)s, %(idle_seconds)s) AS id;
 
 -- name: complete
 -- Complete items leased with %(token)s; returns the ids refused (stale lease).
@@ -43,20 +43,20 @@ SELECT renderer.queue_finish_v2(%(token)s, %(ok)s::bigint[], %(failed)s::bigint[
 
 -- name: release
 -- Put an owner's running items back (the attempt counts when %(count)s).
-SELECT renderer.queue_release(%(owner)s, %(ids)s, %(count)s, %(type)s, %(message)s,
+SELECT renderer.queue_release_v2(%(owner)s, %(ids)s, %(count)s, %(type)s, %(message)s,
                               %(outcome)s) AS n;
 
 -- name: heartbeat
 -- Record a worker as alive and extend the leases of its unlocked items.
-SELECT renderer.queue_heartbeat(%(owner)s, %(lease_seconds)s, %(info)s) AS n;
+SELECT renderer.queue_heartbeat_v2(%(owner)s, %(lease_seconds)s, %(info)s) AS n;
 
 -- name: maintain
 -- Reap expired leases; roll up counters (one caller at a time).
-SELECT renderer.queue_maintain_v2() AS reaped;
+SELECT renderer.queue_maintain_v3() AS reaped;
 
 -- name: reap
 -- Make items whose lease expired claimable again (a failed attempt each).
-SELECT renderer.queue_reap_v2() AS n;
+SELECT renderer.queue_reap_v3() AS n;
 
 -- name: rollup
 -- Fold counter deltas into the counters.

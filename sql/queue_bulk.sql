@@ -1,6 +1,6 @@
 -- Set-based enqueue (renderer/queue/_bulk.py): items are streamed by COPY into a staging
 -- table; keys new to the queue are inserted in one INSERT .. SELECT, the others handed to
--- the one upsert every enqueue goes through (renderer.queue_enqueue_many_v2), aggregated
+-- the one upsert every enqueue goes through (renderer.queue_enqueue_many_v4), aggregated
 -- server-side, so the rules (duplicates, reruns, fingerprints, sets) are the normal
 -- enqueue's (tests/test_queue_bulk.py holds the two equal).
 
@@ -17,7 +17,7 @@ COPY queue_bulk_staging (kind, key, payload, fingerprint, set_id, priority, grp,
 
 -- name: insert_new
 -- The common case first: keys not in the queue are inserted as the upsert would insert them
--- (of duplicates, the highest priority), without its per-item checks; the staged rows of
+-- (of duplicates, the highest priority; held in a paused or throttled set), without its per-item checks; the staged rows of
 -- every key inserted are removed. What remains (keys already queued, and keys another
 -- transaction inserted meanwhile) goes through enqueue_staged. Returns the rows inserted.
 WITH sets AS (
@@ -32,8 +32,9 @@ ins AS (
            i.kind, i.key, coalesce(i.payload, '{}'), i.fingerprint, i.set_id, i.priority,
            i.grp, coalesce(i.run_after, now()),
            CASE s.state WHEN 'paused' THEN 'held' WHEN 'cancelled' THEN 'cancelled'
-                        ELSE 'pending' END
+                        ELSE CASE WHEN t.set_id IS NULL THEN 'pending' ELSE 'held' END END
     FROM queue_bulk_staging i LEFT JOIN queue_sets s ON s.id = i.set_id
+    LEFT JOIN queue_throttles t ON t.set_id = i.set_id
     WHERE i.force = %(force)s
     ORDER BY i.kind, i.key, i.priority DESC
     ON CONFLICT (kind, key) DO NOTHING
@@ -46,7 +47,7 @@ SELECT count(*) AS n FROM ins;
 -- name: enqueue_staged
 -- Enqueue the staged items of one force value left by insert_new in one call of the upsert;
 -- returns the rows inserted or changed.
-SELECT CASE WHEN count(*) = 0 THEN 0 ELSE renderer.queue_enqueue_many_v2(
+SELECT CASE WHEN count(*) = 0 THEN 0 ELSE renderer.queue_enqueue_many_v4(
            array_agg(kind), array_agg(key), array_agg(payload), array_agg(fingerprint),
            array_agg(set_id), array_agg(priority), array_agg(grp), array_agg(run_after),
            %(force)s) END AS n

@@ -36,7 +36,8 @@ def _scenario(conn: Conn, database_url: str, kind: str, enqueue: Enqueue) -> int
     queue.cancel_set(conn, s + "cancelled")
     queue.create_set(conn, s + "paused")
     queue.pause_set(conn, s + "paused")
-    done = queue.claim(conn, kind, limit=10)
+    # "rl" (the last key) in a batch of its own: a worker's lock holds its whole batch
+    done = queue.claim(conn, kind, limit=6) + queue.claim(conn, kind)
     by_key = {i.key: i for i in done}
     queue.complete(conn, [by_key[k] for k in ("d_same", "d_new", "d_force")])
     queue.fail(conn, by_key["f"], "boom", final=True)
@@ -127,3 +128,14 @@ def test_bulk_enqueue_is_all_or_nothing(qconn: Conn) -> None:
         queue.enqueue_keys(qconn, "t_noop", ["a"], chunk=0)
     assert queue.enqueue_bulk(qconn, []) == 0
     assert queue.enqueue_bulk(qconn, [NewItem("t_noop", "few")]) == 1  # by enqueue_many
+
+
+def test_bulk_enqueue_into_a_throttled_set_holds_the_items_as_enqueue_many(
+        qconn: Conn) -> None:
+    """Items of a throttled set wait held for the claim to let them through (issue 18);
+    the staged insert of new keys made them pending, past the limits (before the fix)."""
+    queue.throttle(qconn, "slow", in_flight=2)
+    queue.enqueue_keys(qconn, "t_noop", (f"b{i}" for i in range(5)), set_id="slow")
+    queue.enqueue_many(qconn, [NewItem("t_record", f"m{i}", set_id="slow") for i in range(5)])
+    assert states(qconn, "t_noop") == states(qconn, "t_record") == {"held": 5}
+    assert len(queue.claim(qconn, "t_noop", limit=10)) == 2

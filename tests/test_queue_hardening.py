@@ -203,7 +203,9 @@ def test_a_reaper_that_may_not_end_a_frozen_session_still_reaps_the_rest(
     session is a superuser's) warns and reaps the items no transaction holds, instead of
     failing the whole reap with insufficient_privilege."""
     queue.enqueue_many(qconn, [NewItem("t_record_one", k) for k in ("frozen", "free")])
-    frozen = queue.claim(qconn, "t_record_one", owner="ice", limit=2)
+    # two batches: a processing transaction holds its whole batch (one lock per batch)
+    frozen = [*queue.claim(qconn, "t_record_one", owner="ice"),
+              *queue.claim(qconn, "t_record_one", owner="ice")]
     queue.heartbeat(qconn, "ice", 60)
     role = f"reaper_{os.getpid()}"
     qconn.execute(f"CREATE ROLE {role} NOLOGIN")

@@ -62,11 +62,13 @@ def worker_process(url: str, *args: str, env: dict[str, str] | None = None) -> s
 def test_fan_in_fires_once_when_the_last_items_complete_together(
         database_url: str, qconn: Conn) -> None:
     groups = 40
-    queue.enqueue_many(qconn, [NewItem("t_record", f"g{g}-{i}", group=f"g{g}")
-                               for g in range(groups) for i in range(2)])
+    claimed: dict[str, queue.Item] = {}
+    for side in range(2):  # a batch per side: a processing transaction holds its whole batch
+        queue.enqueue_many(qconn, [NewItem("t_record", f"g{g}-{side}", group=f"g{g}")
+                                   for g in range(groups)])
+        claimed |= {i.key: i for i in queue.claim(qconn, "t_record", limit=groups)}
     queue.add_rules(qconn, [("t_record", f"g{g}", "t_sum", f"sum{g}", None, None)
                             for g in range(groups)])
-    claimed = {i.key: i for i in queue.claim(qconn, "t_record", limit=2 * groups)}
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
 

@@ -17,7 +17,7 @@ each handler here; a plugin or a test may also register one directly::
         job.conn.execute(...)           # output commits together with "done"
         job.enqueue("speedtile", ...)   # downstream work, same transaction
 
-Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_enqueue_v2``,
+Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_enqueue_v4``,
 ``renderer.queue_claim``, ``renderer.queue_complete_v2``, ``renderer.queue_fail``,
 ``renderer.queue_status``, ...), the one implementation both this module and psql use. An
 enqueue never waits on a worker: a rerun of an item being run is recorded beside it

@@ -3,7 +3,7 @@
 :func:`renderer.queue.enqueue_many` sends each chunk as nine parallel array parameters;
 here the items go through ``COPY`` into a staging table (``sql/queue_bulk.sql``); keys new
 to the queue are inserted by one INSERT .. SELECT, and the rest are aggregated server-side
-into the upsert every enqueue goes through, ``renderer.queue_enqueue_many_v2``: the same
+into the upsert every enqueue goes through, ``renderer.queue_enqueue_many_v4``: the same
 rules for duplicates, reruns, fingerprints and sets (tests/test_queue_bulk.py), at a
 fraction of the cost per item (benchmarks/queue_scale.py measures both).
 """

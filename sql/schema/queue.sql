@@ -555,6 +555,141 @@ BEGIN
 END
 $$;
 
+-- name: queue_batch_key
+-- The advisory lock of a claimed batch, keyed by its lease token (issue 16): 64 bits of the
+-- token as the two-integer key, a key space of its own (the other advisory locks of the
+-- schema take one bigint). A worker holds it for its processing transaction
+-- (queue_lock_v3) instead of a row lock per item: no WAL, no tuple written. Only ever
+-- transaction-scoped (PgBouncer's transaction pooling).
+CREATE FUNCTION renderer.queue_batch_key(p_token uuid) RETURNS integer[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY[('x' || left(p_token::text, 8))::bit(32)::integer,
+                 ('x' || right(p_token::text, 8))::bit(32)::integer]
+$$;
+
+-- name: queue_batch_free
+-- Whether no worker is running the batch leased with p_token: its advisory lock is taken
+-- for the caller's transaction (a worker starting that batch now waits for the caller's
+-- commit, as it waited on the row locks of the previous verbs). False: a worker holds it.
+CREATE FUNCTION renderer.queue_batch_free(p_token uuid) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_try_advisory_xact_lock(k[1], k[2]) FROM renderer.queue_batch_key(p_token) k
+$$;
+
+-- name: queue_enqueue_many_v4
+-- queue_enqueue_many_v3 for workers that hold one advisory lock per batch (queue_lock_v3)
+-- instead of a row lock per item: a running item is busy when its batch's lock is held, or
+-- (a worker of the previous release, during a rolling deploy) its row is locked. Taking the
+-- batch's lock makes the item ours until commit, as locking its row did.
+CREATE FUNCTION renderer.queue_enqueue_many_v4(
+    p_kinds text[], p_keys text[], p_payloads jsonb[], p_fingerprints text[],
+    p_set_ids text[], p_priorities integer[], p_groups text[], p_run_afters timestamptz[],
+    p_force boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint;
+    v_asked bigint := 0;
+    v_busy_kinds text[];
+    v_busy_keys text[];
+BEGIN
+    INSERT INTO queue_sets (id)
+    SELECT DISTINCT s FROM unnest(p_set_ids) AS s WHERE s IS NOT NULL
+    ON CONFLICT (id) DO NOTHING;
+
+    -- Running items of the chunk whose batch a worker runs: the running items (a few
+    -- batches' worth, read by their partial index) hashed against the chunk, as in v3, then
+    -- one lock probe per batch; left out of the upsert. Those of a free batch whose row a
+    -- worker of the previous release holds (queue_lock_v2) are busy too.
+    WITH a AS MATERIALIZED (
+        SELECT w.id, w.kind, w.key, w.lease_token FROM work_queue w WHERE w.state = 'running'),
+    r AS MATERIALIZED (
+        SELECT a.* FROM a
+        WHERE (a.kind, a.key) IN (SELECT i.kind, i.key
+                                  FROM unnest(p_kinds, p_keys) AS i(kind, key))),
+    b AS MATERIALIZED (
+        SELECT t.token, renderer.queue_batch_free(t.token) AS free
+        FROM (SELECT DISTINCT r.lease_token AS token FROM r) t WHERE t.token IS NOT NULL)
+    SELECT coalesce(array_agg(r.kind), '{}'), coalesce(array_agg(r.key), '{}')
+    INTO v_busy_kinds, v_busy_keys
+    FROM r LEFT JOIN b ON b.token = r.lease_token
+    WHERE CASE WHEN coalesce(b.free, true)
+               THEN NOT EXISTS (SELECT 1 FROM work_queue l WHERE l.id = r.id
+                                FOR UPDATE SKIP LOCKED)
+               ELSE true END;
+
+    IF cardinality(v_busy_kinds) > 0 THEN
+        WITH r AS (
+            INSERT INTO queue_reruns AS r (kind, key, fingerprint, requested_at)
+            SELECT DISTINCT ON (i.kind, i.key) i.kind, i.key, i.fingerprint, clock_timestamp()
+            FROM unnest(p_kinds, p_keys, p_fingerprints) AS i(kind, key, fingerprint)
+            JOIN unnest(v_busy_kinds, v_busy_keys) AS b(kind, key)
+                 ON b.kind = i.kind AND b.key = i.key
+            JOIN work_queue w ON w.kind = i.kind AND w.key = i.key
+            WHERE p_force OR i.fingerprint IS NULL
+               OR i.fingerprint IS DISTINCT FROM w.fingerprint
+            ORDER BY i.kind, i.key
+            ON CONFLICT (kind, key) DO UPDATE SET requested_at = excluded.requested_at,
+                fingerprint = coalesce(excluded.fingerprint, r.fingerprint)
+            RETURNING 1)
+        SELECT count(*) INTO v_asked FROM r;
+    END IF;
+
+    INSERT INTO work_queue AS w
+        (kind, key, payload, fingerprint, set_id, priority, grp, run_after, state)
+    SELECT DISTINCT ON (i.kind, i.key)
+           i.kind, i.key, coalesce(i.payload, '{}'), i.fingerprint, i.set_id,
+           coalesce(i.priority, 0), i.grp, coalesce(i.run_after, now()),
+           CASE s.state WHEN 'paused' THEN 'held' WHEN 'cancelled' THEN 'cancelled'
+                        ELSE CASE WHEN t.set_id IS NULL THEN 'pending' ELSE 'held' END END
+    FROM unnest(p_kinds, p_keys, p_payloads, p_fingerprints, p_set_ids, p_priorities,
+                p_groups, p_run_afters)
+         AS i(kind, key, payload, fingerprint, set_id, priority, grp, run_after)
+    LEFT JOIN queue_sets s ON s.id = i.set_id
+    LEFT JOIN queue_throttles t ON t.set_id = i.set_id
+    WHERE cardinality(v_busy_kinds) = 0
+       OR NOT EXISTS (SELECT 1 FROM unnest(v_busy_kinds, v_busy_keys) AS b(kind, key)
+                      WHERE b.kind = i.kind AND b.key = i.key)
+    ORDER BY i.kind, i.key, i.priority DESC
+    ON CONFLICT (kind, key) DO UPDATE SET
+        state = CASE WHEN w.state = 'cancelled'
+                          OR (w.state IN ('done', 'failed') AND (p_force
+                              OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+                                 AND excluded.fingerprint IS NOT NULL))
+                     THEN excluded.state ELSE w.state END,
+        rerun = w.rerun OR (w.state = 'running' AND (p_force OR excluded.fingerprint IS NULL
+                             OR excluded.fingerprint IS DISTINCT FROM w.fingerprint)),
+        attempt = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN 0
+                       ELSE w.attempt END,
+        priority = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN excluded.priority
+                        ELSE greatest(w.priority, excluded.priority) END,
+        payload = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN excluded.payload
+                       ELSE w.payload END,
+        fingerprint = coalesce(excluded.fingerprint, w.fingerprint),
+        set_id = CASE WHEN w.state IN ('done', 'failed', 'cancelled')
+                      THEN coalesce(excluded.set_id, w.set_id) ELSE w.set_id END,
+        grp = coalesce(w.grp, excluded.grp),
+        run_after = CASE WHEN w.state IN ('done', 'failed', 'cancelled')
+                         THEN excluded.run_after ELSE w.run_after END,
+        last_error = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN NULL
+                          ELSE w.last_error END,
+        enqueued_at = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN now()
+                           ELSE w.enqueued_at END,
+        finished_at = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN NULL
+                           ELSE w.finished_at END
+    WHERE (w.state = 'cancelled' AND excluded.state <> 'cancelled')
+       OR (w.state IN ('done', 'failed') AND (p_force
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+              AND excluded.fingerprint IS NOT NULL))
+       OR (w.state = 'running' AND NOT w.rerun AND (p_force OR excluded.fingerprint IS NULL
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint))
+       OR (w.state IN ('pending', 'held', 'running') AND (excluded.priority > w.priority
+           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
+              AND excluded.fingerprint IS NOT NULL));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n + v_asked;
+END
+$$;
+
 -- name: queue_enqueue
 -- One item; returns what happened: inserted, requeued, rerun, updated, unchanged, cancelled.
 CREATE FUNCTION renderer.queue_enqueue(
@@ -631,6 +766,38 @@ DECLARE
 BEGIN
     SELECT state INTO v_old FROM work_queue WHERE kind = p_kind AND key = p_key;
     v_n := renderer.queue_enqueue_many_v3(ARRAY[p_kind], ARRAY[p_key], ARRAY[p_payload],
+                                          ARRAY[p_fingerprint], ARRAY[p_set_id],
+                                          ARRAY[p_priority], ARRAY[p_group],
+                                          ARRAY[p_run_after], p_force);
+    IF v_n = 0 THEN
+        RETURN 'unchanged';
+    END IF;
+    SELECT state INTO v_new FROM work_queue WHERE kind = p_kind AND key = p_key;
+    RETURN CASE
+        WHEN v_new = 'cancelled' THEN 'cancelled'
+        WHEN v_old IS NULL THEN 'inserted'
+        WHEN v_new = 'running' AND v_old = 'running' THEN 'rerun'
+        WHEN v_old IN ('done', 'failed', 'cancelled') THEN 'requeued'
+        ELSE 'updated' END;
+END
+$$;
+
+-- name: queue_enqueue_v4
+-- One item; returns what happened: inserted, requeued, rerun, updated, unchanged, cancelled.
+-- Never waits on a worker running the item (queue_enqueue_many_v4: batch locks); held in
+-- a throttled set.
+CREATE FUNCTION renderer.queue_enqueue_v4(
+    p_kind text, p_key text, p_payload jsonb DEFAULT '{}', p_fingerprint text DEFAULT NULL,
+    p_set_id text DEFAULT NULL, p_priority integer DEFAULT 0, p_group text DEFAULT NULL,
+    p_run_after timestamptz DEFAULT NULL, p_force boolean DEFAULT false) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_old text;
+    v_new text;
+    v_n bigint;
+BEGIN
+    SELECT state INTO v_old FROM work_queue WHERE kind = p_kind AND key = p_key;
+    v_n := renderer.queue_enqueue_many_v4(ARRAY[p_kind], ARRAY[p_key], ARRAY[p_payload],
                                           ARRAY[p_fingerprint], ARRAY[p_set_id],
                                           ARRAY[p_priority], ARRAY[p_group],
                                           ARRAY[p_run_after], p_force);
@@ -868,8 +1035,9 @@ $$;
 -- batch priority, so on-demand work cannot starve the batch), and leases it. The rows are
 -- updated by the tuple ids their lock returned (no second index probe per item).
 -- Asynchronous commit: a claim lost in a crash only makes its items claimable again. Each
--- claimed item adds a claim_wait timing.
-CREATE FUNCTION renderer.queue_claim_next_v2(
+-- claimed item adds a claim_wait timing, its seconds by date_part (float8; extract returns
+-- numeric, whose conversion cost 1 us a row more).
+CREATE OR REPLACE FUNCTION renderer.queue_claim_next_v2(
     p_kinds text[], p_limits integer[], p_leases double precision[], p_owner text,
     p_batch_turn boolean DEFAULT false)
 RETURNS TABLE (id bigint, kind text, key text, payload jsonb, attempt integer, set_id text,
@@ -951,8 +1119,8 @@ BEGIN
                sum(w.s), max(w.s), min(w.since), max(w.started_at)
         FROM (SELECT c.kind, coalesce(c.set_id, '') AS set_id, c.started_at,
                      greatest(c.run_after, c.enqueued_at) AS since,
-                     greatest(0, extract(epoch FROM c.started_at
-                                         - greatest(c.run_after, c.enqueued_at)))::float8 AS s
+                     greatest(0::float8, date_part('epoch', c.started_at
+                                         - greatest(c.run_after, c.enqueued_at))) AS s
               FROM c) w
         GROUP BY 1, 2, 3, 4)
     SELECT c.id, c.kind, c.key, c.payload, c.attempt, c.set_id, c.grp, c.lease_token,
@@ -1001,6 +1169,36 @@ BEGIN
 END
 $$;
 
+-- name: queue_lock_v3
+-- Start processing a claimed batch: take the batch's advisory lock (queue_batch_key) for
+-- the rest of the transaction, then return the ids still leased with p_token. Nobody takes
+-- them over now: the reaper, heartbeat, release and enqueue see the lock (queue_batch_free)
+-- and leave the batch to its completion, which fences with the token. One lock per batch
+-- instead of a row lock per item (queue_lock_v2): no WAL record and no tuple written per
+-- item. The lock is taken first and the rows read after, by a statement of their own with
+-- its own snapshot, so a reaper that took the batch just before is seen. The session is
+-- named after the lease token for the transaction (queue_reap_v3 ends it when its owner
+-- froze); past p_idle_seconds idle the server ends the transaction.
+CREATE FUNCTION renderer.queue_lock_v3(p_ids bigint[], p_token uuid,
+                                       p_idle_seconds double precision DEFAULT 0)
+RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key integer[] := renderer.queue_batch_key(p_token);
+BEGIN
+    PERFORM set_config('application_name', 'renderer lease ' || p_token, true);
+    IF p_idle_seconds > 0 THEN
+        PERFORM set_config('idle_in_transaction_session_timeout',
+                           (ceil(p_idle_seconds * 1000))::bigint::text, true);
+    END IF;
+    PERFORM pg_advisory_xact_lock(v_key[1], v_key[2]);
+    RETURN QUERY SELECT q.id FROM work_queue q  -- by primary key (queue_complete_v2)
+        WHERE q.id = ANY (p_ids) AND q.lease_token = p_token
+          AND coalesce(q.state, '') = 'running'
+        ORDER BY q.id;
+END
+$$;
+
 -- name: queue_heartbeat
 -- Extend the leases of an owner's unlocked items and record the worker as alive.
 CREATE FUNCTION renderer.queue_heartbeat(p_owner text,
@@ -1017,6 +1215,39 @@ BEGIN
     UPDATE work_queue w SET lease_expires = now() + make_interval(secs => p_lease_seconds)
     WHERE w.id IN (SELECT q.id FROM work_queue q
                    WHERE q.state = 'running' AND q.lease_owner = p_owner
+                   FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
+-- name: queue_heartbeat_v2
+-- Record the worker as alive and extend the leases of its items that no processing
+-- transaction runs (their batch lock free and, for a worker of the previous release, their
+-- rows unlocked) and that expire within half a lease: a batch just claimed is left alone
+-- (the next heartbeat, a quarter of a lease later, finds it), so the heartbeat neither
+-- rewrites its rows nor makes its worker wait for the batch's lock.
+CREATE FUNCTION renderer.queue_heartbeat_v2(p_owner text,
+                                            p_lease_seconds double precision DEFAULT 60,
+                                            p_info jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer;
+    v_soon timestamptz := now() + make_interval(secs => p_lease_seconds / 2);
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    INSERT INTO queue_workers AS qw (owner, info) VALUES (p_owner, p_info)
+    ON CONFLICT (owner) DO UPDATE SET seen_at = now(), info = qw.info || excluded.info;
+    WITH b AS MATERIALIZED (
+        SELECT t.token FROM (SELECT DISTINCT q.lease_token AS token FROM work_queue q
+                             WHERE q.state = 'running' AND q.lease_owner = p_owner
+                               AND q.lease_expires < v_soon) t
+        WHERE renderer.queue_batch_free(t.token))
+    UPDATE work_queue w SET lease_expires = now() + make_interval(secs => p_lease_seconds)
+    WHERE w.id IN (SELECT q.id FROM work_queue q
+                   WHERE q.state = 'running' AND q.lease_owner = p_owner
+                     AND q.lease_expires < v_soon AND q.lease_token IN (SELECT b.token FROM b)
                    FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
@@ -1067,6 +1298,11 @@ $$;
 -- their lease was taken over), which are also recorded and logged as a warning. Each item
 -- that ends done adds a run timing (claim to completion). A rerun requested during the
 -- attempt (queue_reruns) is consumed here, in the completion's transaction.
+-- The items are found by their primary key: ``coalesce(state, '')`` (state is never NULL)
+-- keeps the planner off the running index, which it chose with the statistics of an idle
+-- queue and then scanned whole, comparing each running row with every id given (a quarter
+-- of a million comparisons for a batch of 500 among 1,000 running items). Run seconds by
+-- date_part (float8), not extract (numeric: 1 us a row more).
 CREATE OR REPLACE FUNCTION renderer.queue_complete_v2(p_ids bigint[], p_token uuid)
 RETURNS bigint[]
 LANGUAGE plpgsql AS $$
@@ -1079,8 +1315,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM queue_reruns) THEN
         WITH r AS (
             DELETE FROM queue_reruns x USING work_queue q
-            WHERE q.id = ANY (p_ids) AND q.lease_token = p_token AND q.state = 'running'
-              AND x.kind = q.kind AND x.key = q.key
+            WHERE q.id = ANY (p_ids) AND q.lease_token = p_token
+              AND coalesce(q.state, '') = 'running' AND x.kind = q.kind AND x.key = q.key
             RETURNING q.id, x.fingerprint, x.requested_at >= q.started_at AS again)
         SELECT coalesce(array_agg(r.id), '{}'), coalesce(array_agg(r.fingerprint), '{}')
         INTO v_again, v_prints FROM r WHERE r.again;
@@ -1097,14 +1333,15 @@ BEGIN
                                ELSE w.fingerprint END,
             rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
             finished_at = clock_timestamp(), last_error = NULL
-        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token AND w.state = 'running'
+        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token
+          AND coalesce(w.state, '') = 'running'
         RETURNING w.id, w.kind, w.set_id, w.state, w.started_at, w.finished_at),
     t AS (
         INSERT INTO queue_timing_deltas
         SELECT r.kind, r.set_id, 'run', renderer.queue_timing_bucket(r.s), count(*),
                sum(r.s), max(r.s), min(r.started_at), max(r.finished_at)
         FROM (SELECT u.kind, coalesce(u.set_id, '') AS set_id, u.started_at, u.finished_at,
-                     greatest(0, extract(epoch FROM u.finished_at - u.started_at))::float8 AS s
+                     greatest(0::float8, date_part('epoch', u.finished_at - u.started_at)) AS s
               FROM u WHERE u.started_at IS NOT NULL) r
         GROUP BY 1, 2, 3, 4)
     SELECT coalesce(array_agg(u.id), '{}') INTO v_done FROM u;
@@ -1315,6 +1552,54 @@ BEGIN
 END
 $$;
 
+-- name: queue_release_v2
+-- Put an owner's running items back: after a shutdown or reconnect (p_count false: the
+-- attempt is given back), or after a crash or a kill (p_count true: the attempt counts,
+-- recorded with p_type and p_message, and the item may end failed). Items inside a live
+-- processing transaction (their batch lock held, or their rows locked by a worker of the
+-- previous release) are skipped.
+CREATE FUNCTION renderer.queue_release_v2(
+    p_owner text, p_ids bigint[] DEFAULT NULL, p_count boolean DEFAULT false,
+    p_type text DEFAULT 'Released', p_message text DEFAULT 'released by its worker',
+    p_outcome text DEFAULT 'released') RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    WITH b AS MATERIALIZED (
+        SELECT t.token FROM (SELECT DISTINCT q.lease_token AS token FROM work_queue q
+                             WHERE q.state = 'running' AND q.lease_owner = p_owner
+                               AND (p_ids IS NULL OR q.id = ANY (p_ids))) t
+        WHERE renderer.queue_batch_free(t.token)),
+    x AS (
+        SELECT q.id FROM work_queue q
+        WHERE q.state = 'running' AND q.lease_owner = p_owner
+          AND (p_ids IS NULL OR q.id = ANY (p_ids))
+          AND q.lease_token IN (SELECT b.token FROM b)
+        FOR UPDATE SKIP LOCKED),
+    u AS (
+        UPDATE work_queue w SET
+            state = CASE WHEN p_count AND w.attempt >= renderer.queue_max_attempts(w.kind)
+                         THEN 'failed' ELSE renderer.queue_target_state(w.set_id) END,
+            attempt = CASE WHEN p_count THEN w.attempt ELSE greatest(w.attempt - 1, 0) END,
+            run_after = CASE WHEN p_count THEN now() + renderer.queue_backoff(
+                                 renderer.queue_backoff_base(w.kind), w.attempt)
+                             ELSE now() END,
+            last_error = CASE WHEN p_count THEN p_type || ' ' || p_message
+                              ELSE w.last_error END,
+            lease_owner = NULL, lease_token = NULL, lease_expires = NULL
+        FROM x WHERE w.id = x.id
+        RETURNING w.id, w.kind, w.key, w.attempt),
+    a AS (
+        INSERT INTO queue_attempts (item_id, kind, key, attempt, outcome, owner, error_type,
+                                    message)
+        SELECT u.id, u.kind, u.key, u.attempt, p_outcome, p_owner, p_type, p_message
+        FROM u WHERE p_count)
+    SELECT count(*) INTO v_n FROM u;
+    RETURN v_n;
+END
+$$;
+
 -- name: queue_reap
 -- Items whose lease expired (and that no live transaction holds) count a failed attempt.
 CREATE FUNCTION renderer.queue_reap() RETURNS integer
@@ -1386,6 +1671,64 @@ BEGIN
         END;
     END LOOP;
     RETURN renderer.queue_reap();
+END
+$$;
+
+-- name: queue_reap_v3
+-- queue_reap_v2 for batch locks (queue_lock_v3): first the sessions of frozen owners are
+-- ended as there, then the items whose lease expired count a failed attempt, except those
+-- of a batch a worker runs (its lock held, or, for a worker of the previous release, its
+-- rows locked). One lock probe per expired batch.
+CREATE FUNCTION renderer.queue_reap_v3() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_pid integer;
+    v_n integer;
+BEGIN
+    FOR v_pid IN
+        SELECT a.pid FROM pg_stat_activity a
+        WHERE a.pid <> pg_backend_pid() AND a.application_name IN (
+            SELECT 'renderer lease ' || w.lease_token
+            FROM work_queue w JOIN queue_workers qw ON qw.owner = w.lease_owner
+            WHERE w.state = 'running' AND w.lease_expires < now()
+              AND qw.seen_at < now() - (w.lease_expires - w.started_at))
+    LOOP
+        BEGIN
+            PERFORM pg_terminate_backend(v_pid, 5000);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE WARNING USING MESSAGE = 'work queue reaper may not end the session (pid '
+                || v_pid || ') of a frozen worker: ' || SQLERRM,
+                HINT = 'run the workers and the reaper as the same role, or grant it '
+                       'pg_signal_backend';
+        END;
+    END LOOP;
+    WITH b AS MATERIALIZED (
+        SELECT t.token FROM (SELECT DISTINCT q.lease_token AS token FROM work_queue q
+                             WHERE q.state = 'running' AND q.lease_expires < now()) t
+        WHERE renderer.queue_batch_free(t.token)),
+    x AS (
+        SELECT q.id, q.lease_owner FROM work_queue q
+        WHERE q.state = 'running' AND q.lease_expires < now()
+          AND q.lease_token IN (SELECT b.token FROM b)
+        FOR UPDATE SKIP LOCKED),
+    u AS (
+        UPDATE work_queue w SET
+            state = CASE WHEN w.attempt >= renderer.queue_max_attempts(w.kind)
+                         THEN 'failed' ELSE renderer.queue_target_state(w.set_id) END,
+            run_after = now() + renderer.queue_backoff(renderer.queue_backoff_base(w.kind),
+                                                       w.attempt),
+            last_error = 'LeaseExpired the worker stopped heartbeating',
+            rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL
+        FROM x WHERE w.id = x.id
+        RETURNING w.id, w.kind, w.key, w.attempt),
+    a AS (
+        INSERT INTO queue_attempts (item_id, kind, key, attempt, outcome, owner, error_type,
+                                    message)
+        SELECT u.id, u.kind, u.key, u.attempt, 'expired', x.lease_owner, 'LeaseExpired',
+               'the lease expired before the item was completed'
+        FROM u JOIN x ON x.id = u.id)
+    SELECT count(*) INTO v_n FROM u;
+    RETURN v_n;
 END
 $$;
 
@@ -1683,6 +2026,26 @@ DECLARE
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     v_reaped := renderer.queue_reap_v2();
+    IF pg_try_advisory_xact_lock(7301734222) THEN
+        PERFORM renderer.queue_apply_reruns();
+        PERFORM renderer.queue_rollup();
+        PERFORM renderer.queue_rollup_timings();
+        DELETE FROM queue_workers WHERE seen_at < now() - interval '1 hour';
+        DELETE FROM queue_rates WHERE minute < now() - interval '1 day';
+    END IF;
+    RETURN v_reaped;
+END
+$$;
+
+-- name: queue_maintain_v3
+-- queue_maintain_v2 with queue_reap_v3 (batch locks).
+CREATE FUNCTION renderer.queue_maintain_v3() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_reaped integer;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    v_reaped := renderer.queue_reap_v3();
     IF pg_try_advisory_xact_lock(7301734222) THEN
         PERFORM renderer.queue_apply_reruns();
         PERFORM renderer.queue_rollup();
