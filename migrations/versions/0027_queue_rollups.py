@@ -11,7 +11,7 @@ that a maintenance rollup never waits on the per-kind rows prune holds; queue_st
 queue_prune_v2 stay for a rolling deploy.
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 """
 
 from alembic import op
@@ -19,7 +19,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0027"
-down_revision = "0025"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
