@@ -24,7 +24,6 @@ Run: ``python benchmarks/maptiles.py [--cols 64 --rows 48 --max-zoom 14]``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import random
@@ -49,13 +48,13 @@ from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import deserialize_directory, find_tile, zxy_to_tileid
 from scratch import drop_database, scratch_database
 
-from renderer import config, db, queue
+from renderer import config, queue
 from renderer.db import connect
 from renderer.localdb import Cluster
 from renderer.maptiles import export, features, sample, utfgrid
 from renderer.maptiles.profile import BLOCK_KIND, KINDS, plan_render
 from renderer.maptiles.regions import type_graph
-from renderer.maptiles.slice import Block, RenderOptions, _grids, blocks, prepare
+from renderer.maptiles.slice import Block, RenderOptions, blocks, cut_block, paint_block, prepare
 from renderer.maptiles.zooms import build_shapes
 from renderer.web.app import create_app
 from renderer.worker import run_worker
@@ -160,7 +159,8 @@ class PhaseClock:
 def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[str, Any]:
     """The pipeline's phases called directly (no queue), in one connection, each timed:
     import, zooms (zoom levels + shared arcs), shapes (per zoom, with its block list),
-    slice, features, utfgrid (pieces read back + paint + copy), export (PMTiles)."""
+    cut (one statement per block: pieces, feature text, pieces in pixels), utfgrid (paint
+    + copy), export (PMTiles)."""
     with connect(url) as conn:
         clock = PhaseClock(conn)
         files = sample.write_sample(folder / "phase-regions", cols=cols, rows=rows,
@@ -178,27 +178,12 @@ def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[
                                                           in blocks(conn, z, options))))
         hierarchies = utfgrid.chains(type_graph(conn))
         for block in found:
-            params = block.params(options)
             with conn.transaction():
-                clock("slice", lambda p=params: (
-                    conn.execute(db.query("maptiles.delete_block"), p),
-                    conn.execute(db.query("maptiles.slice_block"), p)))
-                clock("features", lambda p=params: conn.execute(
-                    db.query("maptiles.features_block"), p))
-                clock("utfgrid", lambda b=block, p=params: _paint(conn, b, p, hierarchies,
-                                                                    options))
+                pieces = clock("cut", lambda b=block: cut_block(conn, b, options))
+                clock("utfgrid", lambda b=block, p=pieces: paint_block(
+                    conn, b, p, hierarchies, options.resolution))
         report = clock("export", lambda: export.export(conn, folder / "phases.pmtiles"))
     return {"tiles": report.tiles, "blocks": len(found), "phases": clock.totals}
-
-
-def _paint(conn: Any, block: Block, params: dict[str, Any], hierarchies: list[list[str]],
-           options: RenderOptions) -> None:
-    """render_block's UTFGrid part (renderer.maptiles.slice._grids + the COPY)."""
-    rows = [(block.z, x, y, json.dumps(grids, ensure_ascii=False, separators=(",", ":")))
-            for (x, y), grids in _grids(conn, params, hierarchies, options.resolution)]
-    with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def tiles_for_grids(url: str, count: int) -> list[tuple[list[str], list[bytes | None]]]:
