@@ -102,9 +102,72 @@ class CpuClock:
         return t.user + t.system + t.children_user + t.children_system
 
 
+class RoleSampler:
+    """The cluster's CPU by process role while it runs: every ``period`` s each process of
+    the cluster is read from ``/proc`` (its title says its role: a client backend, the
+    autovacuum workers, the WAL writer, the checkpointer, ...), and each role is given the
+    CPU its processes gained between their first and last sample. A process that ends
+    between two samples loses at most one period of its CPU; ``unattributed`` is what
+    :meth:`CpuClock.cluster` counted beyond the roles (mostly that)."""
+
+    def __init__(self, clock: CpuClock, period: float = 0.2) -> None:
+        self.clock, self.period = clock, period
+        self.first: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) != self.clock.postmaster:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    title = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / self.clock.tick
+            self.first.setdefault(int(pid), (_role(title), cpu))
+            self.last[int(pid)] = cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self._sample()
+
+    def __enter__(self) -> RoleSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def roles(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (role, cpu0) in self.first.items():
+            out[role] = out.get(role, 0.0) + self.last[pid] - cpu0
+        return out
+
+
+def _role(title: str) -> str:
+    """A PostgreSQL process title (``postgres: autovacuum worker exp``) as its role."""
+    for role in ("autovacuum worker", "autovacuum launcher", "walwriter", "checkpointer",
+                 "background writer", "logical replication", "logger", "archiver"):
+        if role in title:
+            return role
+    return "client backends" if title.startswith("postgres: ") else "other"
+
+
 def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
-             clock: CpuClock) -> dict[str, float]:
+             clock: CpuClock) -> dict[str, Any]:
     own0, db0, t0 = clock.own(), clock.cluster(), time.perf_counter()
+    sampler = RoleSampler(clock).__enter__()
     files = sample.write_sample(folder / "regions", cols=cols, rows=rows, natural_earth=False)
     with connect(url) as conn, conn.transaction():
         sample.import_sample(conn, files)
@@ -118,7 +181,10 @@ def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
     with connect(url) as conn:
         report = export.export(conn, folder / "bench.pmtiles")
     wall = time.perf_counter() - t0
+    sampler.__exit__()
     own, db = clock.own() - own0, clock.cluster() - db0
+    roles = sampler.roles()
+    roles["unattributed"] = db - sum(roles.values())
     # The per-tile part alone: every block item again (cut, feature text, UTFGrids, the
     # queue), the shapes of each zoom kept.
     with connect(url) as conn, conn.transaction():
@@ -130,7 +196,7 @@ def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
     block_cpu = clock.own() - own1 + clock.cluster() - db1
     return {"tiles": report.tiles, "items": stats.done, "wall": wall, "import_s": t_import,
             "render_s": t_render, "own_cpu": own, "db_cpu": db, "blocks": again.done,
-            "block_cpu": block_cpu}
+            "block_cpu": block_cpu, "roles": roles}
 
 
 class PhaseClock:
@@ -408,6 +474,9 @@ def main() -> None:
               f"{p['render_s']:.1f} s); CPU {p['own_cpu']:.1f} s python + {p['db_cpu']:.1f} s"
               f" PostgreSQL = {per_tile:.2f} ms/tile -> 45M tiles on 4 cores: {hours:.1f} h",
               flush=True)
+        print("pipeline's PostgreSQL CPU by role, ms per tile: " + ", ".join(
+            f"{role} {cpu / p['tiles'] * 1000:.3f}" for role, cpu in
+            sorted(p["roles"].items(), key=lambda kv: -kv[1])), flush=True)
         block_tile = p["block_cpu"] / p["tiles"] * 1000
         fixed = cpu - p["block_cpu"]
         print(f"pipeline per-tile part ({p['blocks']:.0f} block items again): "
