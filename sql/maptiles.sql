@@ -259,8 +259,19 @@ WITH block AS (
     FROM shapes s, generate_series(%(x0)s::int, %(x1)s::int) tx, generate_series(%(y0)s::int, %(y1)s::int) ty
     WHERE s.whole
 ), regs AS MATERIALIZED (
-    SELECT r.id, r.key, r.uid, r.type, r.name, r.parents, r.area_m2
+    -- a region's text around its geometry, once per block rather than once per piece
+    SELECT r.id, r.key, r.type, r.area_m2,
+           '{"type":"Feature","id":' || to_json(r.key)::text || ',"geometry":' AS head,
+           ',"properties":{"uid":' || to_json(r.uid)::text
+           || ',"type":' || to_json(r.type)::text
+           || ',"name":' || coalesce(to_json(r.name)::text, 'null')
+           || ',"parents":' || to_json(r.parents)::text AS tail
     FROM regions r WHERE r.id IN (SELECT region_id FROM shapes)
+), covered AS (
+    -- the geometry of a covering piece is its tile with the margin: written once per tile
+    SELECT x, y, ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(
+               ST_TileEnvelope(%(z)s::int, x, y, margin => %(margin)s), 4326)), %(digits)s) AS json
+    FROM (SELECT DISTINCT x, y FROM pieces WHERE covers) t
 ), new_pieces AS (
     INSERT INTO tile_pieces (z, x, y, region_id, covers, geom)
     SELECT %(z)s::int, x, y, region_id, covers, geom FROM pieces
@@ -271,15 +282,10 @@ WITH block AS (
     INSERT INTO tile_features (z, x, y, region_id, ord, feature)
     SELECT %(z)s::int, p.x, p.y, p.region_id,
            row_number() OVER (PARTITION BY p.x, p.y ORDER BY r.area_m2 DESC, r.id),
-           '{"type":"Feature","id":' || to_json(r.key)::text
-           || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(
-                  coalesce(p.geom, ST_TileEnvelope(%(z)s::int, p.x, p.y, margin => %(margin)s)),
-                  4326)), %(digits)s)
-           || ',"properties":{"uid":' || to_json(r.uid)::text
-           || ',"type":' || to_json(r.type)::text
-           || ',"name":' || coalesce(to_json(r.name)::text, 'null')
-           || ',"parents":' || to_json(r.parents)::text
+           r.head || CASE WHEN p.covers THEN c.json ELSE ST_AsGeoJSON(ST_ForcePolygonCCW(
+               ST_Transform(p.geom, 4326)), %(digits)s) END || r.tail
     FROM pieces p JOIN regs r ON r.id = p.region_id
+         LEFT JOIN covered c ON p.covers AND c.x = p.x AND c.y = p.y
 )
 SELECT p.x, p.y, r.key, r.type,
        CASE WHEN NOT p.covers THEN ST_AsBinary(ST_Affine(
