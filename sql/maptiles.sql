@@ -298,7 +298,7 @@ ORDER BY p.y, p.x, r.area_m2 DESC, r.id;
 COPY tiles (z, x, y, utfgrids) FROM STDIN
 
 -- name: tile
-SELECT renderer.maptiles_tile(%(z)s::int, %(x)s, %(y)s) AS body;
+SELECT body FROM renderer.maptiles_tile_body(%(z)s::int, %(x)s::int, %(y)s::int);
 
 -- name: tile_list
 SELECT z, x, y FROM tiles WHERE z BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int ORDER BY z, x, y;
@@ -332,7 +332,7 @@ SELECT id, type, uid, area_m2 FROM regions ORDER BY id;
 -- Tiles in the order given: the GeoJSON with statistics merged, and the same regions as a
 -- Mapbox Vector Tile (layer "regions", extent 4096, a 64-unit buffer; statistics as
 -- attributes), larger regions first.
-SELECT k.z, k.x, k.y, renderer.maptiles_tile(k.z, k.x, k.y) AS body,
+SELECT k.z, k.x, k.y, (SELECT body FROM renderer.maptiles_tile_body(k.z, k.x, k.y)) AS body,
        (SELECT ST_AsMVT(m, 'regions', 4096, 'geom') FROM (
             SELECT ST_AsMVTGeom(coalesce(p.geom, ST_TileEnvelope(p.z, p.x, p.y,
                                 margin => %(margin)s)),

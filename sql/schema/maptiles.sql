@@ -140,18 +140,30 @@ CREATE TABLE region_stats (
     PRIMARY KEY (type, uid)
 );
 
--- name: maptiles_tile
--- A tile's GeoJSON with the statistics merged, by string concatenation (psql: SELECT
--- renderer.maptiles_tile(3, 4, 2)); NULL for a tile never rendered.
-CREATE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+-- name: maptiles_tile_body
+-- A tile's GeoJSON with the statistics merged, by string concatenation, as a row (psql:
+-- SELECT body FROM renderer.maptiles_tile_body(3, 4, 2)); no row for a tile never
+-- rendered. A set-returning SQL function, so a query calling it in FROM gets its body
+-- inlined and planned once (a prepared statement keeps the plan): the scalar
+-- maptiles_tile planned its body on every call, 0.5 ms of a served tile's 0.65 ms of
+-- server CPU (0.15 ms this way).
+CREATE FUNCTION renderer.maptiles_tile_body(p_z integer, p_x integer, p_y integer)
+    RETURNS TABLE (body text) LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT '{"type":"FeatureCollection","features":['
            || coalesce((SELECT string_agg(f.feature || coalesce(',' || s.members, '') || '}}',
                                           ',' ORDER BY f.ord)
                         FROM tile_features f
                         JOIN regions r ON r.id = f.region_id
                         LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
-                        WHERE f.z = p_z AND f.x = p_x AND f.y = p_y), '')
+                        WHERE f.z = t.z AND f.x = t.x AND f.y = t.y), '')
            || '],"utfgrids":' || t.utfgrids || '}'
     FROM tiles t WHERE t.z = p_z AND t.x = p_x AND t.y = p_y
+$$;
+
+-- name: maptiles_tile
+-- A tile's GeoJSON with the statistics merged (psql: SELECT renderer.maptiles_tile(3, 4,
+-- 2)); NULL for a tile never rendered. The body is maptiles_tile_body's.
+CREATE OR REPLACE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer)
+    RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT body FROM renderer.maptiles_tile_body(p_z, p_x, p_y)
 $$;

@@ -39,3 +39,19 @@ CREATE TABLE tiles (
     rendered_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (z, x, y)
 );
+
+-- name: maptiles_tile@0025
+-- A tile's GeoJSON with the statistics merged, by string concatenation (psql: SELECT
+-- renderer.maptiles_tile(3, 4, 2)); NULL for a tile never rendered.
+CREATE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT '{"type":"FeatureCollection","features":['
+           || coalesce((SELECT string_agg(f.feature || coalesce(',' || s.members, '') || '}}',
+                                          ',' ORDER BY f.ord)
+                        FROM tile_features f
+                        JOIN regions r ON r.id = f.region_id
+                        LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
+                        WHERE f.z = p_z AND f.x = p_x AND f.y = p_y), '')
+           || '],"utfgrids":' || t.utfgrids || '}'
+    FROM tiles t WHERE t.z = p_z AND t.x = p_x AND t.y = p_y
+$$;
