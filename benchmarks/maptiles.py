@@ -109,7 +109,8 @@ class RoleSampler:
     """The cluster's CPU by process role while it runs: every ``period`` s each process of
     the cluster is read from ``/proc`` (its title says its role: a client backend, the
     autovacuum workers, the WAL writer, the checkpointer, ...), and each role is given the
-    CPU its processes gained between their first and last sample. A process that ends
+    CPU its processes gained between their first and last sample (its own thread's CPU,
+    ``cpu``, is taken off the pipeline's python figure). A process that ends
     between two samples loses at most one period of its CPU; ``unattributed`` is what
     :meth:`CpuClock.cluster` counted beyond the roles (mostly that)."""
 
@@ -118,6 +119,7 @@ class RoleSampler:
         self.first: dict[int, tuple[str, float]] = {}
         self.last: dict[int, float] = {}
         self._stop = threading.Event()
+        self.cpu = 0.0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
@@ -138,8 +140,10 @@ class RoleSampler:
             self.last[int(pid)] = cpu
 
     def _run(self) -> None:
+        t0 = time.thread_time()
         while not self._stop.wait(self.period):
             self._sample()
+        self.cpu = time.thread_time() - t0  # its own: taken off the pipeline's python CPU
 
     def __enter__(self) -> RoleSampler:
         self._sample()
@@ -190,7 +194,7 @@ def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
         report = export.export(conn, folder / "bench.pmtiles")
     wall = time.perf_counter() - t0
     sampler.__exit__()
-    own, db = clock.own() - own0, clock.cluster() - db0
+    own, db = clock.own() - own0 - sampler.cpu, clock.cluster() - db0
     roles = sampler.roles()
     roles["unattributed"] = db - sum(roles.values())
     # The per-tile part alone: every block item again (cut, feature text, UTFGrids, the
@@ -385,8 +389,17 @@ def _server(url: str, pmtiles_path: Path, sock: socket.socket) -> None:
                                   lifespan="on")).run(sockets=[sock])
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of one live process (``/proc``), its threads included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve(url: str, pmtiles_path: Path, keys: list[tuple[int, int, int]], clients: int,
-          requests: int) -> dict[str, dict[str, float]]:
+          requests: int, clock: CpuClock) -> dict[str, dict[str, float]]:
+    """Tiles/s and latencies, and the CPU per request of the server process and of the
+    database (a figure that the machine's load does not skew as it skews walls)."""
     sock = socket.socket()
     # Accepted connections inherit it: without, a response written in two parts waits for
     # the client's delayed ACK (40 ms a request, whatever is served).
@@ -425,12 +438,15 @@ def serve(url: str, pmtiles_path: Path, keys: list[tuple[int, int, int]], client
 
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(fetch, paths[:50]))  # warm up
+                app0, db0 = _process_cpu(child.pid or 0), clock.cluster()
                 t0 = time.perf_counter()
                 latencies = sorted(pool.map(fetch, paths))
                 wall = time.perf_counter() - t0
+                app, db = _process_cpu(child.pid or 0) - app0, clock.cluster() - db0
             out[name] = {"per_s": len(paths) / wall,
                          "p50_ms": statistics.median(latencies) * 1000,
-                         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000}
+                         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
+                         "app_ms": app / len(paths) * 1000, "db_ms": db / len(paths) * 1000}
     finally:
         child.terminate()
         child.join(timeout=10)
@@ -522,12 +538,12 @@ def main() -> None:
             with conn.transaction():
                 features.import_stats(conn, csv)
             export.export(conn, home / "bench.pmtiles")
-        s = serve(url, home / "bench.pmtiles", keys, args.clients, args.requests)
-        print(f"serving ({args.clients} clients, {args.requests} requests, gzip): /tiles "
-              f"{s['tiles']['per_s']:.0f} tiles/s p50 {s['tiles']['p50_ms']:.1f} ms p99 "
-              f"{s['tiles']['p99_ms']:.1f} ms; PMTiles file {s['pmtiles']['per_s']:.0f} tiles/s"
-              f" p50 {s['pmtiles']['p50_ms']:.1f} ms p99 {s['pmtiles']['p99_ms']:.1f} ms",
-              flush=True)
+        s = serve(url, home / "bench.pmtiles", keys, args.clients, args.requests, clock)
+        print(f"serving ({args.clients} clients, {args.requests} requests, gzip): " + "; ".join(
+            f"{label} {r['per_s']:.0f} tiles/s p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms,"
+            f" CPU per request {r['app_ms']:.2f} ms server + {r['db_ms']:.2f} ms PostgreSQL"
+            for label, r in (("/tiles", s["tiles"]), ("PMTiles file", s["pmtiles"]))),
+            flush=True)
     finally:
         drop_database(server, BENCH_DB)
         cluster.stop()
