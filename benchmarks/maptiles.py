@@ -24,7 +24,6 @@ Run: ``python benchmarks/maptiles.py [--cols 64 --rows 48 --max-zoom 14]``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import random
@@ -49,13 +48,13 @@ from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import deserialize_directory, find_tile, zxy_to_tileid
 from scratch import drop_database, scratch_database
 
-from renderer import config, db, queue
+from renderer import config, pipelines, queue
 from renderer.db import connect
 from renderer.localdb import Cluster
 from renderer.maptiles import export, features, sample, utfgrid
 from renderer.maptiles.profile import BLOCK_KIND, KINDS, plan_render
 from renderer.maptiles.regions import type_graph
-from renderer.maptiles.slice import Block, RenderOptions, _grids, blocks, prepare
+from renderer.maptiles.slice import Block, RenderOptions, blocks, cut_block, paint_block, prepare
 from renderer.maptiles.zooms import build_shapes
 from renderer.web.app import create_app
 from renderer.worker import run_worker
@@ -64,6 +63,9 @@ BENCH_DB = "renderer_bench_maptiles"
 STYLE = ('<Map srs="+proj=longlat +ellps=WGS84 +no_defs"><Style name="s"><Rule>'
          '<PolygonSymbolizer fill="black"/></Rule></Style></Map>')
 NOOP = "maptiles-bench-noop"
+PER_TILE = ("cut", "utfgrid", "export")     # grow with the tiles
+PER_REGION = ("import", "zooms", "shapes")  # grow with the regions (times the zooms)
+CENSUS_REGIONS = 500_000  # the census map's regions, of the order the issue gives
 
 
 @queue.register(NOOP, time_limit=60)
@@ -103,10 +105,82 @@ class CpuClock:
         return t.user + t.system + t.children_user + t.children_system
 
 
+class RoleSampler:
+    """The cluster's CPU by process role while it runs: every ``period`` s each process of
+    the cluster is read from ``/proc`` (its title says its role: a client backend, the
+    autovacuum workers, the WAL writer, the checkpointer, ...), and each role is given the
+    CPU its processes gained between their first and last sample (its own thread's CPU,
+    ``cpu``, is taken off the pipeline's python figure). A process that ends
+    between two samples loses at most one period of its CPU; ``unattributed`` is what
+    :meth:`CpuClock.cluster` counted beyond the roles (mostly that)."""
+
+    def __init__(self, clock: CpuClock, period: float = 0.2) -> None:
+        self.clock, self.period = clock, period
+        self.first: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self.cpu = 0.0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) != self.clock.postmaster:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    title = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / self.clock.tick
+            self.first.setdefault(int(pid), (_role(title), cpu))
+            self.last[int(pid)] = cpu
+
+    def _run(self) -> None:
+        t0 = time.thread_time()
+        while not self._stop.wait(self.period):
+            self._sample()
+        self.cpu = time.thread_time() - t0  # its own: taken off the pipeline's python CPU
+
+    def __enter__(self) -> RoleSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def roles(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (role, cpu0) in self.first.items():
+            out[role] = out.get(role, 0.0) + self.last[pid] - cpu0
+        return out
+
+
+def _role(title: str) -> str:
+    """A PostgreSQL process title (``postgres: autovacuum worker exp``) as its role."""
+    for role in ("autovacuum worker", "autovacuum launcher", "walwriter", "checkpointer",
+                 "background writer", "logical replication", "logger", "archiver"):
+        if role in title:
+            return role
+    return "client backends" if title.startswith("postgres: ") else "other"
+
+
 def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
-             clock: CpuClock) -> dict[str, float]:
-    own0, db0, t0 = clock.own(), clock.cluster(), time.perf_counter()
+             clock: CpuClock) -> dict[str, Any]:
+    # Outside the clock: the input file (made here, a user has it), and the worker's start,
+    # which imports every pipeline's profile once per process (timed apart).
     files = sample.write_sample(folder / "regions", cols=cols, rows=rows, natural_earth=False)
+    start0 = clock.own()
+    pipelines.load_all()
+    start = clock.own() - start0
+    own0, db0, t0 = clock.own(), clock.cluster(), time.perf_counter()
+    sampler = RoleSampler(clock).__enter__()
     with connect(url) as conn, conn.transaction():
         sample.import_sample(conn, files)
     t_import = time.perf_counter() - t0
@@ -119,7 +193,10 @@ def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
     with connect(url) as conn:
         report = export.export(conn, folder / "bench.pmtiles")
     wall = time.perf_counter() - t0
-    own, db = clock.own() - own0, clock.cluster() - db0
+    sampler.__exit__()
+    own, db = clock.own() - own0 - sampler.cpu, clock.cluster() - db0
+    roles = sampler.roles()
+    roles["unattributed"] = db - sum(roles.values())
     # The per-tile part alone: every block item again (cut, feature text, UTFGrids, the
     # queue), the shapes of each zoom kept.
     with connect(url) as conn, conn.transaction():
@@ -131,7 +208,7 @@ def pipeline(url: str, folder: Path, cols: int, rows: int, max_zoom: int,
     block_cpu = clock.own() - own1 + clock.cluster() - db1
     return {"tiles": report.tiles, "items": stats.done, "wall": wall, "import_s": t_import,
             "render_s": t_render, "own_cpu": own, "db_cpu": db, "blocks": again.done,
-            "block_cpu": block_cpu}
+            "block_cpu": block_cpu, "roles": roles, "start_cpu": start}
 
 
 class PhaseClock:
@@ -160,7 +237,8 @@ class PhaseClock:
 def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[str, Any]:
     """The pipeline's phases called directly (no queue), in one connection, each timed:
     import, zooms (zoom levels + shared arcs), shapes (per zoom, with its block list),
-    slice, features, utfgrid (pieces read back + paint + copy), export (PMTiles)."""
+    cut (one statement per block: pieces, feature text, pieces in pixels), utfgrid (paint
+    + copy), export (PMTiles)."""
     with connect(url) as conn:
         clock = PhaseClock(conn)
         files = sample.write_sample(folder / "phase-regions", cols=cols, rows=rows,
@@ -178,27 +256,12 @@ def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[
                                                           in blocks(conn, z, options))))
         hierarchies = utfgrid.chains(type_graph(conn))
         for block in found:
-            params = block.params(options)
             with conn.transaction():
-                clock("slice", lambda p=params: (
-                    conn.execute(db.query("maptiles.delete_block"), p),
-                    conn.execute(db.query("maptiles.slice_block"), p)))
-                clock("features", lambda p=params: conn.execute(
-                    db.query("maptiles.features_block"), p))
-                clock("utfgrid", lambda b=block, p=params: _paint(conn, b, p, hierarchies,
-                                                                    options))
+                pieces = clock("cut", lambda b=block: cut_block(conn, b, options))
+                clock("utfgrid", lambda b=block, p=pieces: paint_block(
+                    conn, b, p, hierarchies, options.resolution))
         report = clock("export", lambda: export.export(conn, folder / "phases.pmtiles"))
     return {"tiles": report.tiles, "blocks": len(found), "phases": clock.totals}
-
-
-def _paint(conn: Any, block: Block, params: dict[str, Any], hierarchies: list[list[str]],
-           options: RenderOptions) -> None:
-    """render_block's UTFGrid part (renderer.maptiles.slice._grids + the COPY)."""
-    rows = [(block.z, x, y, json.dumps(grids, ensure_ascii=False, separators=(",", ":")))
-            for (x, y), grids in _grids(conn, params, hierarchies, options.resolution)]
-    with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def tiles_for_grids(url: str, count: int) -> list[tuple[list[str], list[bytes | None]]]:
@@ -326,8 +389,17 @@ def _server(url: str, pmtiles_path: Path, sock: socket.socket) -> None:
                                   lifespan="on")).run(sockets=[sock])
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of one live process (``/proc``), its threads included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve(url: str, pmtiles_path: Path, keys: list[tuple[int, int, int]], clients: int,
-          requests: int) -> dict[str, dict[str, float]]:
+          requests: int, clock: CpuClock) -> dict[str, dict[str, float]]:
+    """Tiles/s and latencies, and the CPU per request of the server process and of the
+    database (a figure that the machine's load does not skew as it skews walls)."""
     sock = socket.socket()
     # Accepted connections inherit it: without, a response written in two parts waits for
     # the client's delayed ACK (40 ms a request, whatever is served).
@@ -366,12 +438,15 @@ def serve(url: str, pmtiles_path: Path, keys: list[tuple[int, int, int]], client
 
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(fetch, paths[:50]))  # warm up
+                app0, db0 = _process_cpu(child.pid or 0), clock.cluster()
                 t0 = time.perf_counter()
                 latencies = sorted(pool.map(fetch, paths))
                 wall = time.perf_counter() - t0
+                app, db = _process_cpu(child.pid or 0) - app0, clock.cluster() - db0
             out[name] = {"per_s": len(paths) / wall,
                          "p50_ms": statistics.median(latencies) * 1000,
-                         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000}
+                         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
+                         "app_ms": app / len(paths) * 1000, "db_ms": db / len(paths) * 1000}
     finally:
         child.terminate()
         child.join(timeout=10)
@@ -409,6 +484,14 @@ def main() -> None:
                   f"{name} {c / ph['tiles'] * 1000:.3f} + {s / ph['tiles'] * 1000:.3f}"
                   for name, (c, s) in ph["phases"].items())
               + f"; total {total / ph['tiles'] * 1000:.2f} ms/tile", flush=True)
+        cpu = {name: c + s for name, (c, s) in ph["phases"].items()}
+        tile_ms = sum(cpu[n] for n in PER_TILE) / ph["tiles"] * 1000
+        region_ms = sum(cpu[n] for n in PER_REGION) / cols_rows(args) * 1000
+        print(f"phases split: per tile ({'+'.join(PER_TILE)}) {tile_ms:.3f} ms, per region "
+              f"({'+'.join(PER_REGION)}, zooms 0-{args.max_zoom}) {region_ms:.2f} ms -> 45M "
+              f"tiles and {CENSUS_REGIONS:,} regions on 4 cores: "
+              f"{(45e6 * tile_ms + CENSUS_REGIONS * region_ms) / 1000 / 4 / 3600:.1f} h",
+              flush=True)
         if args.phases_only:
             return
         drop_database(server, BENCH_DB)
@@ -421,8 +504,12 @@ def main() -> None:
         print(f"pipeline: {p['tiles']:.0f} tiles (zooms 0-{args.max_zoom}, {p['items']:.0f}"
               f" items) in {p['wall']:.1f} s wall (import {p['import_s']:.1f} s, render "
               f"{p['render_s']:.1f} s); CPU {p['own_cpu']:.1f} s python + {p['db_cpu']:.1f} s"
-              f" PostgreSQL = {per_tile:.2f} ms/tile -> 45M tiles on 4 cores: {hours:.1f} h",
+              f" PostgreSQL = {per_tile:.2f} ms/tile -> 45M tiles on 4 cores: {hours:.1f} h"
+              f" (worker start, once per process: {p['start_cpu']:.1f} s python, not counted)",
               flush=True)
+        print("pipeline's PostgreSQL CPU by role, ms per tile: " + ", ".join(
+            f"{role} {cpu / p['tiles'] * 1000:.3f}" for role, cpu in
+            sorted(p["roles"].items(), key=lambda kv: -kv[1])), flush=True)
         block_tile = p["block_cpu"] / p["tiles"] * 1000
         fixed = cpu - p["block_cpu"]
         print(f"pipeline per-tile part ({p['blocks']:.0f} block items again): "
@@ -451,12 +538,12 @@ def main() -> None:
             with conn.transaction():
                 features.import_stats(conn, csv)
             export.export(conn, home / "bench.pmtiles")
-        s = serve(url, home / "bench.pmtiles", keys, args.clients, args.requests)
-        print(f"serving ({args.clients} clients, {args.requests} requests, gzip): /tiles "
-              f"{s['tiles']['per_s']:.0f} tiles/s p50 {s['tiles']['p50_ms']:.1f} ms p99 "
-              f"{s['tiles']['p99_ms']:.1f} ms; PMTiles file {s['pmtiles']['per_s']:.0f} tiles/s"
-              f" p50 {s['pmtiles']['p50_ms']:.1f} ms p99 {s['pmtiles']['p99_ms']:.1f} ms",
-              flush=True)
+        s = serve(url, home / "bench.pmtiles", keys, args.clients, args.requests, clock)
+        print(f"serving ({args.clients} clients, {args.requests} requests, gzip): " + "; ".join(
+            f"{label} {r['per_s']:.0f} tiles/s p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms,"
+            f" CPU per request {r['app_ms']:.2f} ms server + {r['db_ms']:.2f} ms PostgreSQL"
+            for label, r in (("/tiles", s["tiles"]), ("PMTiles file", s["pmtiles"]))),
+            flush=True)
     finally:
         drop_database(server, BENCH_DB)
         cluster.stop()

@@ -207,89 +207,98 @@ WITH pieces AS (
 )
 DELETE FROM tiles WHERE z = %(z)s::int AND x BETWEEN %(x0)s::int AND %(x1)s::int AND y BETWEEN %(y0)s::int AND %(y1)s::int;
 
--- name: slice_block
--- Cut the shapes of zoom z into the tiles x0..x1, y0..y1 (one block), each tile with a
--- margin of %(margin)s of its size. A shape is cut to the block once, by ST_ClipByBox2D as
--- the tiles are (ST_Intersection took 70-80 ms of a block's 140 ms of cutting, ClipByBox2D
--- 2 ms; the pieces are the same up to slivers of 1e-7 m2 at the block's edge, a 10^-10 of a
--- pixel at zoom 12: benchmarks/maptiles.py, BENCHMARKS.md); a shape covering
--- the whole block covers all its tiles without any cut; otherwise its parts of at most 256
--- vertices (ST_Subdivide: huge polygons are not tested whole against every tile) find the
--- tiles it touches and whether one part alone covers a tile; the rest is clipped per tile.
--- A clipped piece that is the whole tile is recorded as covering it too.
-INSERT INTO tile_pieces (z, x, y, region_id, covers, geom)
+-- name: cut_block
+-- One block in one statement: the shapes of zoom z cut into the tiles x0..x1, y0..y1 (each
+-- tile with a margin of %(margin)s of its size), the pieces and their feature text written,
+-- and the pieces returned in tile pixels for the UTFGrids (x right, y down, 0..256; NULL
+-- wkb for a piece covering its tile), per tile larger regions first (smaller ones paint
+-- over them). One pass where there were three statements (cut, feature text from the
+-- pieces read back, the pieces read back again in pixels): the regions are joined once,
+-- for the block's shapes only, and nothing is read back.
+-- A shape is cut to the block once, by ST_ClipByBox2D (ST_Intersection took 70-80 ms of a
+-- block's 140 ms of cutting, ClipByBox2D 2 ms; the pieces are the same up to slivers of
+-- 1e-7 m2 at the block's edge, a 10^-10 of a pixel at zoom 12); a shape covering the whole
+-- block covers all its tiles without any cut. Otherwise the boxes of its parts of at most
+-- 256 vertices (ST_Subdivide: a huge polygon is not clipped to every tile of its box) give
+-- the tiles to clip it to, and a piece that is the whole tile (its area is the tile's) is
+-- recorded as covering it, once, without geometry. No ST_Intersects or ST_Covers per part
+-- and tile: a tile the shape misses clips to nothing and is dropped, one it covers clips
+-- to the whole tile (the two tests took 130 of a zoom-14 block's 225 ms; the pieces are the
+-- same).
 WITH block AS (
-    SELECT ST_TileEnvelope(%(z)s::int - %(k)s::int, %(bx)s::int, %(by)s::int, margin => %(margin)s / 2 ^ %(k)s::int) AS env
-), shapes AS (
-    SELECT s.region_id, ST_Covers(s.geom, b.env) AS whole,
-           CASE WHEN NOT ST_Covers(s.geom, b.env) THEN ST_ClipByBox2D(s.geom, b.env) END AS geom
-    FROM region_shapes s, block b
+    SELECT ST_TileEnvelope(%(z)s::int - %(k)s::int, %(bx)s::int, %(by)s::int,
+                           margin => %(margin)s / 2 ^ %(k)s::int) AS env
+), shapes AS MATERIALIZED (
+    SELECT s.region_id, c.whole, CASE WHEN NOT c.whole THEN ST_ClipByBox2D(s.geom, b.env) END AS geom
+    FROM region_shapes s CROSS JOIN block b,
+         LATERAL (SELECT ST_Covers(s.geom, b.env) AS whole) c
     WHERE s.zoom = %(z)s::int AND s.geom && b.env AND ST_Intersects(s.geom, b.env)
-), parts AS (
-    SELECT s.region_id, ST_Subdivide(s.geom, 256) AS part
-    FROM shapes s WHERE NOT s.whole AND NOT ST_IsEmpty(s.geom)
 ), touched AS (
-    SELECT p.region_id, tx, ty, bool_or(ST_Covers(p.part, e.env)) AS covers
-    FROM parts p,
+    SELECT DISTINCT s.region_id, tx, ty
+    FROM shapes s, ST_Subdivide(s.geom, 256) AS part,
          generate_series(
-             greatest(%(x0)s::int, floor((ST_XMin(p.part) - %(pad)s + 20037508.342789244) / %(size)s)::int),
-             least(%(x1)s::int, floor((ST_XMax(p.part) + %(pad)s + 20037508.342789244) / %(size)s)::int)
+             greatest(%(x0)s::int, floor((ST_XMin(part) - %(pad)s + 20037508.342789244) / %(size)s)::int),
+             least(%(x1)s::int, floor((ST_XMax(part) + %(pad)s + 20037508.342789244) / %(size)s)::int)
          ) AS tx,
          generate_series(
-             greatest(%(y0)s::int, floor((20037508.342789244 - ST_YMax(p.part) - %(pad)s) / %(size)s)::int),
-             least(%(y1)s::int, floor((20037508.342789244 - ST_YMin(p.part) + %(pad)s) / %(size)s)::int)
-         ) AS ty,
-         LATERAL (SELECT ST_TileEnvelope(%(z)s::int, tx, ty, margin => %(margin)s) AS env) e
-    WHERE ST_Intersects(p.part, e.env)
-    GROUP BY p.region_id, tx, ty
+             greatest(%(y0)s::int, floor((20037508.342789244 - ST_YMax(part) - %(pad)s) / %(size)s)::int),
+             least(%(y1)s::int, floor((20037508.342789244 - ST_YMin(part) + %(pad)s) / %(size)s)::int)
+         ) AS ty
+    WHERE NOT s.whole AND NOT ST_IsEmpty(s.geom)
 ), clipped AS (
-    SELECT t.region_id, t.tx, t.ty, t.covers,
-           CASE WHEN NOT t.covers THEN ST_CollectionExtract(ST_ClipByBox2D(
-               s.geom, ST_TileEnvelope(%(z)s::int, t.tx, t.ty, margin => %(margin)s)), 3) END AS geom
-    FROM touched t JOIN shapes s USING (region_id)
+    SELECT t.region_id, t.tx, t.ty, c.geom, ST_Area(c.geom) >= %(tile_area)s * (1 - 1e-9) AS covers
+    FROM touched t JOIN shapes s USING (region_id),
+         LATERAL (SELECT ST_CollectionExtract(ST_ClipByBox2D(
+             s.geom, ST_TileEnvelope(%(z)s::int, t.tx, t.ty, margin => %(margin)s)), 3) AS geom) c
+    WHERE NOT ST_IsEmpty(c.geom)
+), pieces AS MATERIALIZED (
+    SELECT tx AS x, ty AS y, region_id, covers, CASE WHEN NOT covers THEN geom END AS geom
+    FROM clipped
+    UNION ALL
+    SELECT tx, ty, s.region_id, true, NULL
+    FROM shapes s, generate_series(%(x0)s::int, %(x1)s::int) tx, generate_series(%(y0)s::int, %(y1)s::int) ty
+    WHERE s.whole
+), regs AS MATERIALIZED (
+    -- a region's text around its geometry, once per block rather than once per piece
+    SELECT r.id, r.key, r.type, r.area_m2,
+           '{"type":"Feature","id":' || to_json(r.key)::text || ',"geometry":' AS head,
+           ',"properties":{"uid":' || to_json(r.uid)::text
+           || ',"type":' || to_json(r.type)::text
+           || ',"name":' || coalesce(to_json(r.name)::text, 'null')
+           || ',"parents":' || to_json(r.parents)::text AS tail
+    FROM regions r WHERE r.id IN (SELECT region_id FROM shapes)
+), covered AS (
+    -- the geometry of a covering piece is its tile with the margin: written once per tile
+    SELECT x, y, ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(
+               ST_TileEnvelope(%(z)s::int, x, y, margin => %(margin)s), 4326)), %(digits)s) AS json
+    FROM (SELECT DISTINCT x, y FROM pieces WHERE covers) t
+), new_pieces AS (
+    INSERT INTO tile_pieces (z, x, y, region_id, covers, geom)
+    SELECT %(z)s::int, x, y, region_id, covers, geom FROM pieces
+), new_features AS (
+    -- The GeoJSON text of each piece (RFC 7946: WGS84, exterior rings counterclockwise,
+    -- coordinates to %(digits)s decimals, a quarter pixel), left open after "parents" for
+    -- the statistics merged when served; larger regions first.
+    INSERT INTO tile_features (z, x, y, region_id, ord, feature)
+    SELECT %(z)s::int, p.x, p.y, p.region_id,
+           row_number() OVER (PARTITION BY p.x, p.y ORDER BY r.area_m2 DESC, r.id),
+           r.head || CASE WHEN p.covers THEN c.json ELSE ST_AsGeoJSON(ST_ForcePolygonCCW(
+               ST_Transform(p.geom, 4326)), %(digits)s) END || r.tail
+    FROM pieces p JOIN regs r ON r.id = p.region_id
+         LEFT JOIN covered c ON p.covers AND c.x = p.x AND c.y = p.y
 )
-SELECT %(z)s::int, tx, ty, region_id, covers OR ST_Area(geom) >= %(tile_area)s * (1 - 1e-9),
-       CASE WHEN NOT covers AND ST_Area(geom) < %(tile_area)s * (1 - 1e-9) THEN geom END
-FROM clipped WHERE covers OR NOT ST_IsEmpty(geom)
-UNION ALL
-SELECT %(z)s::int, tx, ty, s.region_id, true, NULL
-FROM shapes s, generate_series(%(x0)s::int, %(x1)s::int) tx, generate_series(%(y0)s::int, %(y1)s::int) ty
-WHERE s.whole;
-
--- name: features_block
--- The GeoJSON text of the block's features (RFC 7946: WGS84, exterior rings
--- counterclockwise, coordinates to %(digits)s decimals, a quarter pixel), left open after
--- "parents" for the statistics merged when served; larger regions first.
-INSERT INTO tile_features (z, x, y, region_id, ord, feature)
-SELECT p.z, p.x, p.y, p.region_id,
-       row_number() OVER (PARTITION BY p.x, p.y ORDER BY r.area_m2 DESC, r.id),
-       '{"type":"Feature","id":' || to_json(r.key)::text
-       || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(ST_Transform(
-              coalesce(p.geom, ST_TileEnvelope(p.z, p.x, p.y, margin => %(margin)s)), 4326)),
-              %(digits)s)
-       || ',"properties":{"uid":' || to_json(r.uid)::text
-       || ',"type":' || to_json(r.type)::text
-       || ',"name":' || coalesce(to_json(r.name)::text, 'null')
-       || ',"parents":' || to_json(r.parents)::text
-FROM tile_pieces p JOIN regions r ON r.id = p.region_id
-WHERE p.z = %(z)s::int AND p.x BETWEEN %(x0)s::int AND %(x1)s::int AND p.y BETWEEN %(y0)s::int AND %(y1)s::int;
-
--- name: grid_pieces
--- The block's pieces in tile pixels (x right, y down, 0..256), larger regions first (so
--- smaller ones paint over them); NULL wkb for a piece covering its tile.
 SELECT p.x, p.y, r.key, r.type,
        CASE WHEN NOT p.covers THEN ST_AsBinary(ST_Affine(
            p.geom, 256 / %(size)s, 0, 0, -256 / %(size)s,
            (2 ^ (%(z)s::int - 1) - p.x) * 256, (2 ^ (%(z)s::int - 1) - p.y) * 256)) END AS wkb
-FROM tile_pieces p JOIN regions r ON r.id = p.region_id
-WHERE p.z = %(z)s::int AND p.x BETWEEN %(x0)s::int AND %(x1)s::int AND p.y BETWEEN %(y0)s::int AND %(y1)s::int
+FROM pieces p JOIN regs r ON r.id = p.region_id
 ORDER BY p.y, p.x, r.area_m2 DESC, r.id;
 
 -- name: copy_tiles
 COPY tiles (z, x, y, utfgrids) FROM STDIN
 
 -- name: tile
-SELECT renderer.maptiles_tile(%(z)s::int, %(x)s, %(y)s) AS body;
+SELECT body FROM renderer.maptiles_tile_body(%(z)s::int, %(x)s::int, %(y)s::int);
 
 -- name: tile_list
 SELECT z, x, y FROM tiles WHERE z BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int ORDER BY z, x, y;
@@ -323,7 +332,7 @@ SELECT id, type, uid, area_m2 FROM regions ORDER BY id;
 -- Tiles in the order given: the GeoJSON with statistics merged, and the same regions as a
 -- Mapbox Vector Tile (layer "regions", extent 4096, a 64-unit buffer; statistics as
 -- attributes), larger regions first.
-SELECT k.z, k.x, k.y, renderer.maptiles_tile(k.z, k.x, k.y) AS body,
+SELECT k.z, k.x, k.y, (SELECT body FROM renderer.maptiles_tile_body(k.z, k.x, k.y)) AS body,
        (SELECT ST_AsMVT(m, 'regions', 4096, 'geom') FROM (
             SELECT ST_AsMVTGeom(coalesce(p.geom, ST_TileEnvelope(p.z, p.x, p.y,
                                 margin => %(margin)s)),

@@ -200,6 +200,30 @@ def test_render_through_work_items_gives_rfc7946_tiles(db: Database, small_sampl
         assert set(g["keys"]) - {""} <= keys
 
 
+def test_deleting_regions_deletes_their_pieces_and_feature_text(
+        db: Database, small_sample: object, database_url: str) -> None:
+    # no foreign keys on the per-tile tables (their row checks were a block's dearest
+    # write): a statement trigger does what ON DELETE CASCADE did
+    _render(database_url, 0, 8)
+    count = ("SELECT (SELECT count(*) FROM tile_pieces p JOIN regions r ON r.id = p.region_id"
+             "         WHERE r.type = 'Ward') AS wards,"
+             " (SELECT count(*) FROM tile_pieces) AS pieces,"
+             " (SELECT count(*) FROM tile_features) AS features")
+    with connect(db) as conn, conn.transaction():
+        before = conn.execute(count).fetchone()
+        conn.execute("CREATE TEMP TABLE ward_ids AS SELECT id FROM regions WHERE type = 'Ward'")
+        conn.execute("DELETE FROM region_types WHERE type = 'Ward'")  # cascades to regions
+        left = conn.execute(
+            "SELECT (SELECT count(*) FROM tile_pieces WHERE region_id IN (SELECT id FROM ward_ids))"
+            " + (SELECT count(*) FROM tile_features WHERE region_id IN"
+            "    (SELECT id FROM ward_ids)) AS n").fetchone()
+        after = conn.execute(count).fetchone()
+    assert before is not None and after is not None and left is not None
+    assert before["wards"] > 0 and left["n"] == 0
+    assert after["pieces"] == before["pieces"] - before["wards"]
+    assert after["features"] == after["pieces"]
+
+
 def test_statistics_republish_without_rerendering_geometry(
         db: Database, small_sample: object, database_url: str, tmp_path: Path) -> None:
     _render(database_url, 0, 8)

@@ -68,15 +68,22 @@ def geojson_archive(path: Path) -> Path:
 
 def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
            order_by_tileid: bool) -> Iterator[dict[str, Any]]:
+    """The tiles' rows (``z``, ``x``, ``y``, ``body``, ``mvt``, and ``tileid`` when ordered
+    by it: PMTiles' Hilbert id, computed once a tile)."""
     keys = [(r["z"], r["x"], r["y"]) for r in conn.execute(
         db.query("maptiles.tile_list"), {"min_zoom": min_zoom, "max_zoom": max_zoom})]
+    ids = [zxy_to_tileid(*k) for k in keys] if order_by_tileid else [0] * len(keys)
+    pairs = list(zip(ids, keys, strict=True))
     if order_by_tileid:
-        keys.sort(key=lambda k: zxy_to_tileid(*k))
-    for i in range(0, len(keys), BATCH):
-        chunk = keys[i:i + BATCH]
-        yield from conn.execute(db.query("maptiles.export_batch"), {
-            "zs": [k[0] for k in chunk], "xs": [k[1] for k in chunk],
-            "ys": [k[2] for k in chunk], "margin": margin_px / 256})
+        pairs.sort()
+    for i in range(0, len(pairs), BATCH):
+        chunk = pairs[i:i + BATCH]
+        rows = conn.execute(db.query("maptiles.export_batch"), {
+            "zs": [k[0] for _, k in chunk], "xs": [k[1] for _, k in chunk],
+            "ys": [k[2] for _, k in chunk], "margin": margin_px / 256})
+        for (tileid, _), row in zip(chunk, rows, strict=True):
+            row["tileid"] = tileid
+            yield row
 
 
 def export(conn: db.Connection, target: str | Path, *, min_zoom: int = 0, max_zoom: int = 24,
@@ -190,7 +197,7 @@ def _pmtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
         mvt, geojson = Writer(f_mvt), Writer(f_json)
         zooms = []
         for t in _tiles(conn, min_zoom, max_zoom, margin_px, True):
-            tileid = zxy_to_tileid(t["z"], t["x"], t["y"])
+            tileid = t["tileid"]
             mvt.write_tile(tileid, gzip.compress(bytes(t["mvt"]), GZIP_LEVEL, mtime=0))
             geojson.write_tile(tileid, gzip.compress(t["body"].encode(), GZIP_LEVEL, mtime=0))
             zooms.append(t["z"])

@@ -1,7 +1,7 @@
 """Feature tiles: statistics kept apart from geometry and merged at the last instant.
 
 A tile's GeoJSON is assembled in SQL by string concatenation: each feature's text (written
-once when its block is rendered, see ``features_block``) ends open after its ``parents``;
+once when its block is rendered, see ``cut_block``) ends open after its ``parents``;
 ``renderer.maptiles_tile(z, x, y)`` appends each region's statistics members and the closing
 braces, joins the features and adds the tile's ``utfgrids``. Importing statistics
 (``tiles stats``) rewrites only ``region_stats``: the next tile served or exported carries

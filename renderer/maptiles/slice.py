@@ -1,13 +1,13 @@
 """Slicing: the shapes of a zoom cut into tiles, one block of tiles per work item.
 
 A block is the 16 x 16 tiles of zoom z under one tile of zoom z - 4 (the whole zoom below
-zoom 4). Per block, in the item's transaction, one statement each: the shapes are cut into
-tile pieces (``ST_TileEnvelope`` with a margin of a few pixels, ``ST_ClipByBox2D`` to the
-block once, ``ST_Subdivide`` to find the tiles of huge polygons, ``ST_ClipByBox2D`` per
-tile; a shape covering a tile is recorded as ``covers``, once, without geometry); the
-feature text of every piece is written; the pieces are read back in tile pixels and painted
-into UTFGrids (:mod:`.utfgrid`), and the tiles' rows are copied in. A rerun replaces the
-block.
+zoom 4). Per block, in the item's transaction, one statement (``cut_block``) cuts the shapes
+into tile pieces (``ST_TileEnvelope`` with a margin of a few pixels, ``ST_ClipByBox2D`` to
+the block once, the boxes of ``ST_Subdivide``'s parts to find the tiles of huge polygons,
+``ST_ClipByBox2D`` per tile; a shape covering a tile is recorded as ``covers``, once,
+without geometry), writes the pieces and their feature text, and returns the pieces in tile
+pixels, which are painted into UTFGrids (:mod:`.utfgrid`); the tiles' rows are copied in. A
+rerun replaces the block.
 
 Example
 -------
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -31,7 +30,8 @@ from renderer.maptiles import utfgrid
 from renderer.maptiles.types import type_graph
 from renderer.maptiles.zooms import WORLD, ZoomRules, build_arcs, digits, set_min_zooms
 
-__all__ = ["BLOCK_LEVELS", "Block", "RenderOptions", "blocks", "prepare", "render_block"]
+__all__ = ["BLOCK_LEVELS", "Block", "RenderOptions", "blocks", "cut_block", "paint_block",
+           "prepare", "render_block"]
 
 log = logging.getLogger(__name__)
 
@@ -113,22 +113,29 @@ def render_block(conn: db.Connection, block: Block,
                  options: RenderOptions | None = None) -> int:
     """Pieces, feature text and UTFGrids of one block; returns the number of tiles."""
     options = options or RenderOptions()
+    pieces = cut_block(conn, block, options)
+    return paint_block(conn, block, pieces, utfgrid.chains(type_graph(conn)),
+                       options.resolution)
+
+
+def cut_block(conn: db.Connection, block: Block, options: RenderOptions) -> list[Any]:
+    """The block's earlier output replaced by its pieces and feature text; returns the
+    pieces in tile pixels (``x``, ``y``, ``key``, ``type``, ``wkb``) for :func:`paint_block`,
+    tile by tile, larger regions first."""
     params = block.params(options)
     conn.execute(db.query("maptiles.delete_block"), params)
-    conn.execute(db.query("maptiles.slice_block"), params)
-    conn.execute(db.query("maptiles.features_block"), params)
-    hierarchies = utfgrid.chains(type_graph(conn))
-    rows = [(block.z, x, y, json.dumps(grids, ensure_ascii=False, separators=(",", ":")))
-            for (x, y), grids in _grids(conn, params, hierarchies, options.resolution)]
+    return conn.execute(db.query("maptiles.cut_block"), params).fetchall()
+
+
+def paint_block(conn: db.Connection, block: Block, pieces: list[Any],
+                hierarchies: list[list[str]], resolution: int) -> int:
+    """The UTFGrids of the block's tiles from their pieces, copied in; returns the tiles."""
+    n = 0
     with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
-        for row in rows:
-            copy.write_row(row)
-    return len(rows)
-
-
-def _grids(conn: db.Connection, params: dict[str, Any], hierarchies: list[list[str]],
-           resolution: int) -> Iterator[tuple[tuple[int, int], list[dict[str, Any]]]]:
-    rows = conn.execute(db.query("maptiles.grid_pieces"), params).fetchall()
-    for tile, pieces in groupby(rows, key=lambda r: (r["x"], r["y"])):
-        yield tile, utfgrid.tile_grids([(p["key"], p["type"], p["wkb"]) for p in pieces],
+        for (x, y), rows in groupby(pieces, key=lambda r: (r["x"], r["y"])):
+            grids = utfgrid.tile_grids([(p["key"], p["type"], p["wkb"]) for p in rows],
                                        hierarchies, resolution=resolution)
+            copy.write_row((block.z, x, y,
+                            json.dumps(grids, ensure_ascii=False, separators=(",", ":"))))
+            n += 1
+    return n

@@ -1,6 +1,6 @@
 """Map tiles over HTTP: ``GET /tiles/{z}/{x}/{y}.json`` and the map page ``GET /map``.
 
-A tile is read with its statistics merged at that moment (``renderer.maptiles_tile``), so a
+A tile is read with its statistics merged at that moment (``renderer.maptiles_tile_body``), so a
 statistics import shows on the next request with no tile rendered again. Responses carry
 an ETag of the body (``If-None-Match`` answers 304) and are gzipped when the client accepts
 it; ``Cache-Control: no-cache`` makes caches revalidate, since statistics can change. The

@@ -73,12 +73,14 @@ CREATE INDEX region_shapes_geom ON region_shapes USING gist (geom);
 
 -- name: tile_pieces
 -- A region's part of one tile (with its pixel margin); covers = it covers the whole tile
--- and margin, stored once without geometry.
+-- and margin, stored once without geometry. No foreign key: its per-row check cost more
+-- than any other write of a block (a block writes about ten pieces a tile, all of the
+-- block's own shapes' regions); a deleted region's pieces go by a statement trigger.
 CREATE TABLE tile_pieces (
     z         smallint NOT NULL,
     x         integer NOT NULL,
     y         integer NOT NULL,
-    region_id integer NOT NULL REFERENCES regions ON DELETE CASCADE,
+    region_id integer NOT NULL,             -- regions.id (see maptiles_regions_deleted)
     covers    boolean NOT NULL,
     geom      geometry(Geometry, 3857),
     CHECK (covers = (geom IS NULL)),
@@ -92,7 +94,7 @@ CREATE TABLE tile_features (
     z         smallint NOT NULL,
     x         integer NOT NULL,
     y         integer NOT NULL,
-    region_id integer NOT NULL REFERENCES regions ON DELETE CASCADE,
+    region_id integer NOT NULL,             -- regions.id, as in tile_pieces
     ord       integer NOT NULL,               -- larger regions first
     feature   text NOT NULL,
     PRIMARY KEY (z, x, y, region_id)
@@ -100,14 +102,32 @@ CREATE TABLE tile_features (
 
 -- name: tiles
 -- One row per rendered tile: its UTFGrids (a JSON list) and when its geometry was made.
+-- The grids (5 kB a tile) are compressed with lz4: pglz took 6 % of a block's CPU.
 CREATE TABLE tiles (
     z           smallint NOT NULL,
     x           integer NOT NULL,
     y           integer NOT NULL,
-    utfgrids    text NOT NULL DEFAULT '[]',
+    utfgrids    text COMPRESSION lz4 NOT NULL DEFAULT '[]',
     rendered_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (z, x, y)
 );
+
+-- name: maptiles_regions_deleted
+-- What ON DELETE CASCADE did for tile_pieces and tile_features, once per statement: the
+-- pieces and feature text of the deleted regions go with them.
+CREATE FUNCTION renderer.maptiles_regions_deleted() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM tile_pieces WHERE region_id IN (SELECT id FROM deleted_regions);
+    DELETE FROM tile_features WHERE region_id IN (SELECT id FROM deleted_regions);
+    RETURN NULL;
+END
+$$;
+
+-- name: regions_deleted
+CREATE TRIGGER regions_deleted AFTER DELETE ON regions
+    REFERENCING OLD TABLE AS deleted_regions
+    FOR EACH STATEMENT EXECUTE FUNCTION renderer.maptiles_regions_deleted();
 
 -- name: region_stats
 -- Statistics by (type, uid) from `tiles stats` CSV files: the JSON members to append to a
@@ -120,18 +140,30 @@ CREATE TABLE region_stats (
     PRIMARY KEY (type, uid)
 );
 
--- name: maptiles_tile
--- A tile's GeoJSON with the statistics merged, by string concatenation (psql: SELECT
--- renderer.maptiles_tile(3, 4, 2)); NULL for a tile never rendered.
-CREATE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE AS $$
+-- name: maptiles_tile_body
+-- A tile's GeoJSON with the statistics merged, by string concatenation, as a row (psql:
+-- SELECT body FROM renderer.maptiles_tile_body(3, 4, 2)); no row for a tile never
+-- rendered. A set-returning SQL function, so a query calling it in FROM gets its body
+-- inlined and planned once (a prepared statement keeps the plan): the scalar
+-- maptiles_tile planned its body on every call, 0.5 ms of a served tile's 0.65 ms of
+-- server CPU (0.15 ms this way).
+CREATE FUNCTION renderer.maptiles_tile_body(p_z integer, p_x integer, p_y integer)
+    RETURNS TABLE (body text) LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT '{"type":"FeatureCollection","features":['
            || coalesce((SELECT string_agg(f.feature || coalesce(',' || s.members, '') || '}}',
                                           ',' ORDER BY f.ord)
                         FROM tile_features f
                         JOIN regions r ON r.id = f.region_id
                         LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
-                        WHERE f.z = p_z AND f.x = p_x AND f.y = p_y), '')
+                        WHERE f.z = t.z AND f.x = t.x AND f.y = t.y), '')
            || '],"utfgrids":' || t.utfgrids || '}'
     FROM tiles t WHERE t.z = p_z AND t.x = p_x AND t.y = p_y
+$$;
+
+-- name: maptiles_tile
+-- A tile's GeoJSON with the statistics merged (psql: SELECT renderer.maptiles_tile(3, 4,
+-- 2)); NULL for a tile never rendered. The body is maptiles_tile_body's.
+CREATE OR REPLACE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer)
+    RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT body FROM renderer.maptiles_tile_body(p_z, p_x, p_y)
 $$;
