@@ -7,10 +7,10 @@ compressed with lz4 instead of pglz (new rows; the text is the same). A tile's b
 ``maptiles_tile_body``, a set-returning SQL function that a caller's plan inlines (the
 scalar ``maptiles_tile`` planned its body on every call); ``maptiles_tile`` keeps its name
 and behaviour and now reads it. The previous texts are in ``retired/maptiles.sql`` as
-``@0025``.
+``@0030``.
 
 Revision ID: 0031
-Revises: 0025
+Revises: 0030
 """
 
 from alembic import op
@@ -18,7 +18,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0031"
-down_revision = "0025"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 -- `-- name: x@R` is x as it was up to revision R (the last revision it was current at).
 -- See ../README.md.
 
--- name: tile_pieces@0025
+-- name: tile_pieces@0030
 -- A region's part of one tile (with its pixel margin); covers = it covers the whole tile
 -- and margin, stored once without geometry.
 CREATE TABLE tile_pieces (
@@ -16,7 +16,7 @@ CREATE TABLE tile_pieces (
     PRIMARY KEY (z, x, y, region_id)
 );
 
--- name: tile_features@0025
+-- name: tile_features@0030
 -- The GeoJSON text of each feature of a tile, open after its last fixed property: the
 -- statistics and the closing braces are appended when the tile is served or exported.
 CREATE TABLE tile_features (
@@ -29,7 +29,7 @@ CREATE TABLE tile_features (
     PRIMARY KEY (z, x, y, region_id)
 );
 
--- name: tiles@0025
+-- name: tiles@0030
 -- One row per rendered tile: its UTFGrids (a JSON list) and when its geometry was made.
 CREATE TABLE tiles (
     z           smallint NOT NULL,
@@ -40,7 +40,7 @@ CREATE TABLE tiles (
     PRIMARY KEY (z, x, y)
 );
 
--- name: maptiles_tile@0025
+-- name: maptiles_tile@0030
 -- A tile's GeoJSON with the statistics merged, by string concatenation (psql: SELECT
 -- renderer.maptiles_tile(3, 4, 2)); NULL for a tile never rendered.
 CREATE FUNCTION renderer.maptiles_tile(p_z integer, p_x integer, p_y integer) RETURNS text
