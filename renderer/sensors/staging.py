@@ -36,7 +36,7 @@ from renderer.errors import InputError
 from renderer.sensors.files import SourceFile, text_chunks
 from renderer.sensors.validate import FIELDS, SCHEMA, check
 
-__all__ = ["REQUIRED", "BadHeader", "Header", "parse_header", "stage"]
+__all__ = ["REQUIRED", "BadHeader", "Header", "Staged", "copy_accepted", "parse_header", "stage"]
 
 log = logging.getLogger(__name__)
 
@@ -216,31 +216,51 @@ def _naive(table: pa.Table) -> pa.Table:
     return table.set_column(i, "recordtimestamp", table.column(i).cast(pa.timestamp("us")))
 
 
-def _load(conn: db.Connection, header: Header,
-          batches: Iterator[_Batch],
-          ragged: list[tuple[int, str, str]] | None = None) -> None:
-    """Check the batches; COPY accepted rows, then the rejects (``ragged`` is filled by the
-    exact reader while its batches are consumed)."""
+@dataclass(frozen=True)
+class Staged:
+    """A file after validation: its accepted rows, typed (``validate.SCHEMA``, in file
+    order), and how many rows were rejected (those are in ``sensors_checked``)."""
+
+    header: Header
+    accepted: pa.Table
+    rejected: int
+
+
+def _load(conn: db.Connection, header: Header, batches: Iterator[_Batch],
+          ragged: list[tuple[int, str, str]] | None = None) -> Staged:
+    """Check the batches; keep the accepted rows, COPY the rejects (``ragged`` is filled by
+    the exact reader while its batches are consumed)."""
     rejects: list[tuple[int, str, str]] = []
-    with conn.cursor() as cur, cur.copy(_COPY_ROWS) as copy:
-        for batch, lines in batches:
-            checked = check(batch, header.names, lines, header.delimiter)
-            rejects.extend(checked.rejects)
-            if checked.accepted.num_rows:
-                out = io.BytesIO()
-                pacsv.write_csv(_naive(checked.accepted), out,
-                                write_options=pacsv.WriteOptions(include_header=False))
-                copy.write(out.getbuffer())
+    accepted: list[pa.Table] = []
+    for batch, lines in batches:
+        checked = check(batch, header.names, lines, header.delimiter)
+        rejects.extend(checked.rejects)
+        if checked.accepted.num_rows:
+            accepted.append(checked.accepted)
     rejects.extend(ragged or ())
     if rejects:
         with conn.cursor() as cur, cur.copy(_COPY_REJECTS) as copy:
             for row in rejects:
                 copy.write_row(row)
+    table = pa.concat_tables(accepted) if accepted else SCHEMA.empty_table()
+    return Staged(header, table.combine_chunks(), len(rejects))
 
 
-def stage(conn: db.Connection, source: SourceFile) -> Header:
-    """Fill the session's ``sensors_checked`` table with the file's rows, inside the caller's
-    transaction. Raises :class:`BadHeader` for a file without a usable header and
+def copy_accepted(conn: db.Connection, table: pa.Table) -> None:
+    """The accepted rows into ``sensors_checked`` too (the path for files whose rows are
+    already stored or repeated: duplicates are found and rows upserted there, in SQL)."""
+    with conn.cursor() as cur, cur.copy(_COPY_ROWS) as copy:
+        for batch in table.to_batches(BATCH_ROWS):
+            out = io.BytesIO()
+            pacsv.write_csv(_naive(pa.Table.from_batches([batch])), out,
+                            write_options=pacsv.WriteOptions(include_header=False))
+            copy.write(out.getbuffer())
+
+
+def stage(conn: db.Connection, source: SourceFile) -> Staged:
+    """Validate the file's rows inside the caller's transaction: the rejects go into the
+    session's ``sensors_checked`` table, the accepted rows are returned. Raises
+    :class:`BadHeader` for a file without a usable header and
     :class:`~renderer.sensors.files.FileUnreadable` for one that cannot be read."""
     with source.open() as stream:
         head, body = _split_header(text_chunks(stream))
@@ -249,13 +269,11 @@ def stage(conn: db.Connection, source: SourceFile) -> Header:
         header = parse_header(head)
         try:
             with conn.transaction():
-                _load(conn, header, _fast_batches(header, body))
-            return header
+                return _load(conn, header, _fast_batches(header, body))
         except (_Ragged, pa.ArrowInvalid):
             pass
     log.info("%s: not one row per line throughout, reading it line by line", source.key)
     with source.open() as stream:
         _, body = _split_header(text_chunks(stream))
         ragged: list[tuple[int, str, str]] = []
-        _load(conn, header, _exact_batches(header, body, ragged), ragged)
-    return header
+        return _load(conn, header, _exact_batches(header, body, ragged), ragged)
