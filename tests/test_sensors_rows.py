@@ -22,7 +22,7 @@ from renderer.errors import AlreadyExists
 from renderer.sensors import ingest as ingest_module
 from renderer.sensors import sample
 from renderer.sensors.ingest import ingest
-from renderer.sensors.rows import HEADER, TRAILER, encode_rows_py, raw_stream
+from renderer.sensors.rows import HEADER, TRAILER, decode_columns_py, encode_rows_py, raw_stream
 from renderer.sensors.validate import SCHEMA
 from tests.test_sensors_fixtures import sql
 
@@ -105,3 +105,35 @@ def test_the_binary_copy_stores_what_the_sql_path_stores(
     assert _state(db) == _state(other)
     assert len(_state(db)["raw"]) == ours.rows["rows_accepted"] > 0
     assert ours.rows["rows_rejected"] > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(_columns(), st.lists(st.integers(1, 60), max_size=8))
+def test_the_decoder_reads_back_any_columns_in_any_chunks(
+        case: tuple[list[tuple[Any, int, Any]], int, int], cuts: list[int]) -> None:
+    columns, start, stop = case
+    data = HEADER + _sensors.encode_rows(columns, start, stop) + TRAILER
+    decoder = _sensors.Columns([width for _, width, _ in columns])
+    at = 0
+    for cut in cuts:
+        decoder.feed(data[at:at + cut])
+        at += cut
+    decoder.feed(data[at:])
+    got = decoder.finish()
+    assert got == decode_columns_py(data, [width for _, width, _ in columns])
+    assert decoder.rows == stop - start
+    for (values, valid), (original, _, mask) in zip(got, columns, strict=True):
+        ok = np.ones(stop - start, np.uint8) if mask is None else mask[start:stop]
+        assert valid == ok.tobytes()
+        assert values == np.where(ok == 1, original[start:stop], 0).astype(original.dtype).tobytes()
+
+
+def test_the_decoder_refuses_other_widths_and_a_cut_stream() -> None:
+    data = HEADER + _sensors.encode_rows([(np.arange(3, dtype=np.int32), 4, None)], 0, 3)
+    decoder = _sensors.Columns([8])
+    with pytest.raises(ValueError, match="4 bytes, not 8"):
+        decoder.feed(data)
+    decoder = _sensors.Columns([4])
+    decoder.feed(data)  # no trailer
+    with pytest.raises(ValueError):
+        decoder.finish()
