@@ -1,11 +1,14 @@
-"""Reading one file into the session's ``sensors_checked`` table: typed rows and rejects.
+"""Reading one file: its typed rows (returned) and its rejects (the session's
+``sensors_checked`` table).
 
 Why validate in Python with Arrow and not in SQL: measured on a 1.44 M-row day file, the
 set-based SQL validation (COPY into text columns, then one INSERT ... SELECT with guarded
 casts) cost 12-18 µs a row, because every regular expression or ``ltrim`` costs PostgreSQL
 0.5-3 µs per row and a row needs about ten; Arrow's vectorised kernels (RE2, casts) run the
-same rules at well under 1 µs a row, and only the valid, typed rows cross to PostgreSQL as a
-plain CSV COPY. Row-by-row Python (``csv.reader`` and a per-row check) would be slower still.
+same rules at well under 1 µs a row (and the plainest rows are checked in one C pass first:
+:func:`.validate.check`). The valid, typed rows stay in memory as Arrow columns and go to
+sensors_raw by binary COPY (:mod:`.rows`); only the rejects cross to this temporary table.
+Row-by-row Python (``csv.reader`` and a per-row check) would be slower still.
 
 Two readers feed the same rules (:mod:`.validate`):
 
