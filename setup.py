@@ -67,8 +67,10 @@ setup(
         ),
         Extension(
             "renderer._sensors",
-            # The sensors day enrichment's windows; twin: renderer/sensors/enrich_py.py.
-            sources=["ext/sensors.c", "ext/pgcopy.c"],
+            # The sensors day enrichment's windows; twin: renderer/sensors/enrich_py.py. Ingest's
+            # binary COPY rows; twin: renderer/sensors/rows.py. Its plain-row check; twin: the
+            # Arrow rules of renderer/sensors/validate.py.
+            sources=["ext/sensors.c", "ext/sensors_rows.c", "ext/sensors_check.c", "ext/pgcopy.c"],
             depends=["ext/pgcopy.h"],
             # No FMA contraction: each mean is one division, as the SQL's and the twin's.
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",

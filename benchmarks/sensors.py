@@ -16,7 +16,10 @@ against the same PostgreSQL:
   ours: the day and its 600 s of context read from PostgreSQL with COPY into ``read_csv``
   (pyarrow engine), computed, and written back with COPY into a table shaped like a day
   partition (same primary key). Its result is checked against ours, row by row;
-- pandas_compute: the pandas computation alone (data already in memory, nothing written).
+- pandas_compute: the pandas computation alone (data already in memory, nothing written);
+- the whole day (``benchmarks/sensors_whole.py``): a day file of ``--detectors`` detectors
+  ingested, enriched and exported as Parquet by ours, against DuckDB's CSV -> enriched ->
+  Parquet, in a second scratch database; its line ``whole_day_ratio=R`` comes before the last.
 
 Rates are rows enriched per second, both per wall-clock second and per CPU second. CPU
 seconds are those of the whole job: this process and its worker children, plus every process
@@ -60,6 +63,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from scratch import drop_database, scratch_database
 from sensors_one import DUCKDB_DAY
+from sensors_whole import whole_day
 
 from renderer.db import connect, resolve_url
 from renderer.localdb import Cluster
@@ -418,6 +422,9 @@ def main() -> None:
             cpu = "sql_cpu=? pandas_cpu=? per_row_ratio=? one_day_ratio=?"
         print(f"sql={sql_rate:.0f}/s sql_one_day={one_rate:.0f}/s pandas={pd_rate:.0f}/s "
               f"pandas_compute={pd_compute_rate:.0f}/s {cpu} wall_ratio={sql_rate / pd_rate:.2f}")
+        ours_whole, duck_whole, lines = whole_day(server, args.detectors)
+        print("\n".join(lines))
+        print(f"whole_day_ratio={duck_whole / ours_whole:.3f} (DuckDB's CPU s / ours; goal >= 0.5)")
         print(f"load average: {os.getloadavg()[0]:.1f}; one day: ours {one_s:.2f} s, "
               f"duckdb {duck_s:.2f} s, polars {pl_s:.2f} s; ratio_vs_polars={pl_s / one_s:.2f}")
         print(f"ratio_vs_duckdb={duck_s / one_s:.2f}")

@@ -338,7 +338,16 @@ static PyTypeObject EnricherType = {
     .tp_as_buffer = &Enricher_as_buffer,
 };
 
+/* ext/sensors_rows.c: ingest's rows out, export's columns in */
+PyObject *sensors_encode_rows(PyObject *self, PyObject *args);
+int sensors_add_columns(PyObject *m);
+PyObject *sensors_check_plain(PyObject *self, PyObject *args); /* ext/sensors_check.c */
+
 static PyMethodDef module_methods[] = {
+    {"encode_rows", sensors_encode_rows, METH_VARARGS,
+     "encode_rows(columns, start, stop): rows of a binary COPY from typed columns."},
+    {"check_plain", sensors_check_plain, METH_VARARGS,
+     "check_plain(columns, n): the plainest rows of a file validated and typed in C."},
     {"has_libpq", pgcopy_has_libpq, METH_NOARGS,
      "Whether exactly one libpq is loaded, so that Enricher.drain can read from it."},
     {NULL, NULL, 0, NULL},
@@ -357,6 +366,10 @@ PyMODINIT_FUNC PyInit__sensors(void) {
     Py_INCREF(&EnricherType);
     if (PyModule_AddObject(m, "Enricher", (PyObject *)&EnricherType) < 0) {
         Py_DECREF(&EnricherType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (sensors_add_columns(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

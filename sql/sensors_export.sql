@@ -27,6 +27,19 @@ COPY (
     ORDER BY uniqueid, recordtimestamp
 ) TO STDOUT (FORMAT csv, HEADER);
 
+-- name: day_binary
+-- COPY of one UTC day for Parquet, binary (renderer/sensors/export.py reads it into Arrow
+-- columns in C: no text formatted here, none parsed there).
+COPY (
+    SELECT uniqueid, recordtimestamp, currentspeed, bezettingsgraad, previousspeed,
+           trafficjamindicator, trafficintensityclass1, trafficintensityclass2,
+           trafficintensityclass3, trafficintensityclass4, trafficintensityclass5,
+           speeddiffindicator, avgspeed2minutes, avgspeed10minutes
+    FROM sensors_enriched
+    WHERE recordtimestamp >= %(lo)s AND recordtimestamp < %(hi)s
+    ORDER BY uniqueid, recordtimestamp
+) TO STDOUT (FORMAT binary);
+
 -- name: enriched_days
 -- Days that were enriched, between two dates (inclusive; NULL = open), with their rows.
 SELECT day, enriched_rows

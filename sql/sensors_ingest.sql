@@ -1,8 +1,10 @@
 -- Sensor ingest: checked rows -> sensors_raw, with the file ledger (sensors_files), the
 -- rejected rows (sensors_rejects) and the days to recompute (sensors_days). Used by
--- renderer/sensors/ingest.py. Each file's rows arrive, validated and typed, in the session's
--- temporary table sensors_checked (see renderer/sensors/staging.py for why validation runs
--- in Arrow rather than in SQL).
+-- renderer/sensors/ingest.py. A file's rejected rows arrive in the session's temporary table
+-- sensors_checked; its accepted rows, validated and typed (see renderer/sensors/staging.py
+-- for why validation runs in Arrow rather than in SQL), go straight into sensors_raw by
+-- binary COPY (copy_raw), or, when some are stored already or repeated, into sensors_checked
+-- too and on by upsert_raw.
 
 -- name: known_file
 -- The ledger row of a file version, if it was ingested already and is still in effect (a
@@ -74,17 +76,6 @@ FROM (SELECT count(*) FILTER (WHERE reason IS NULL) AS accepted,
 WHERE f.id = %(file_id)s
 RETURNING f.rows_read, f.rows_accepted, f.rows_rejected;
 
--- name: checked_summary
--- Counts and the UTC days of the accepted rows (the partitions they need).
-SELECT count(*) AS rows_read,
-       count(*) FILTER (WHERE reason IS NULL) AS rows_accepted,
-       count(*) FILTER (WHERE reason IS NOT NULL) AS rows_rejected,
-       min(recordtimestamp) FILTER (WHERE reason IS NULL) AS first_record,
-       max(recordtimestamp) FILTER (WHERE reason IS NULL) AS last_record,
-       coalesce(array_agg(DISTINCT (recordtimestamp AT TIME ZONE 'UTC')::date)
-                FILTER (WHERE reason IS NULL), '{}') AS days
-FROM sensors_checked;
-
 -- name: ensure_partitions
 -- Make the raw day partitions of some days (own short transaction: see
 -- renderer.sensors_partition in sql/schema/sensors.sql).
@@ -124,19 +115,19 @@ WITH gone AS (
 )
 INSERT INTO sensors_changed SELECT uniqueid, recordtimestamp FROM gone;
 
--- name: insert_raw
--- The accepted rows into sensors_raw, when none is there yet (the usual case, and half the
--- cost of the upsert below; run under a savepoint, a unique violation sends us there).
--- Sorted by the key: index inserts stay local, and a day's rows lie in key order, which the
--- day enrichment then reads sequentially.
-INSERT INTO sensors_raw (uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
-                         trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
-                         trafficintensityclass4, trafficintensityclass5, file_id)
-SELECT uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
-       trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
-       trafficintensityclass4, trafficintensityclass5, %(file_id)s
-FROM sensors_checked WHERE reason IS NULL
-ORDER BY uniqueid, recordtimestamp;
+-- name: copy_raw
+-- The accepted rows straight into sensors_raw, sorted by the key, as binary COPY
+-- (renderer/sensors/rows.py): the usual case, a file of rows not stored yet. Run under a
+-- savepoint; a unique violation (rows seen before, or twice in the file) sends the file
+-- through sensors_checked and upsert_raw instead.
+COPY sensors_raw (uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
+                  trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
+                  trafficintensityclass4, trafficintensityclass5, file_id)
+FROM STDIN (FORMAT binary);
+
+-- name: copy_changed
+-- Each detector's last accepted row per UTC day (all mark_days needs of the file's rows).
+COPY sensors_changed (uniqueid, recordtimestamp) FROM STDIN;
 
 -- name: upsert_raw
 -- The accepted rows into sensors_raw; a row of the same detector and instant from an earlier

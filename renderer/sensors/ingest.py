@@ -4,14 +4,16 @@ Per file, in this order:
 
 1. the ledger is asked for (key, size, checksum): a version seen before is skipped (no-op);
 2. the file is read and validated in batches (:mod:`.staging`, :mod:`.validate`): each row is
-   accepted, typed, or gets a reason, and lands in a temporary table;
+   accepted and typed (kept in memory, as Arrow columns), or gets a reason (a temporary
+   table); counts, time span and days are computed from the accepted columns;
 3. the raw day partitions it needs are made in a short transaction of their own (attaching a
    partition must not wait behind, or hold up, a long transaction);
 4. one transaction records the file in the ledger, removes the rows an older version of the
-   same key still owns, inserts the accepted rows (a plain INSERT first; if a row is already
-   there or twice in the file, the file's duplicates are rejected and the rows upserted: a
-   later file wins), keeps the rejects and marks the days whose enrichment the change alters
-   (``sensors_days.raw_version``).
+   same key still owns, inserts the accepted rows (sorted by the key, one binary COPY
+   straight into sensors_raw, :mod:`.rows`; if a row is already there or twice in the file,
+   that COPY is undone, the rows go through the temporary table, the file's duplicates are
+   rejected and the rows upserted: a later file wins), keeps the rejects and marks the days
+   whose enrichment the change alters (``sensors_days.raw_version``).
 
 Counts always add up: ``rows_read = rows_accepted + rows_rejected`` (a CHECK in the ledger).
 Blank lines are not rows. A file without a usable header or that cannot be read is recorded
@@ -23,13 +25,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from renderer.db import Connection, Database, one, query
 from renderer.errors import AlreadyExists
 from renderer.sensors.files import FileUnreadable, SourceFile, discover
-from renderer.sensors.staging import BadHeader, stage
+from renderer.sensors.rows import raw_stream, sort_by_key
+from renderer.sensors.staging import BadHeader, Staged, copy_accepted, stage
 
 __all__ = ["FileResult", "IngestReport", "ingest", "ingest_file", "ingest_sources", "rejects"]
 
@@ -94,7 +101,66 @@ def _reject_file(conn: Connection, source: SourceFile, reason: str) -> FileResul
     return FileResult(source.key, "rejected" if file_id else "raced", reason=reason)
 
 
-def _apply(conn: Connection, source: SourceFile,
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
+
+
+def _micros(table: pa.Table) -> np.ndarray:
+    return pc.cast(table.column("recordtimestamp"), pa.int64()).to_numpy()
+
+
+def _time(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def summarise(staged: Staged) -> dict[str, Any]:
+    """The ledger's counts and time span, and the UTC days of the accepted rows."""
+    micros = _micros(staged.accepted)
+    accepted = len(micros)
+    return {
+        "rows_read": accepted + staged.rejected, "rows_accepted": accepted,
+        "rows_rejected": staged.rejected,
+        "first_record": _time(int(micros.min())) if accepted else None,
+        "last_record": _time(int(micros.max())) if accepted else None,
+        "days": [(_EPOCH + timedelta(days=int(d))).date()
+                 for d in np.unique(micros // _DAY_US)],
+    }
+
+
+def _changed(table: pa.Table) -> list[tuple[int, datetime]]:
+    """Each detector's last accepted row per UTC day: all that ``mark_days`` needs of them."""
+    if not table.num_rows:
+        return []
+    micros = _micros(table)
+    keys = pa.table({"uniqueid": table.column("uniqueid"), "day": micros // _DAY_US,
+                     "t": micros})
+    last = keys.group_by(["uniqueid", "day"]).aggregate([("t", "max")])
+    return [(int(u), _time(int(t))) for u, t in zip(
+        last.column("uniqueid").to_numpy(), last.column("t_max").to_numpy(), strict=True)]
+
+
+def _insert(conn: Connection, staged: Staged, params: dict[str, Any],
+            summary: dict[str, Any]) -> dict[str, Any]:
+    """The accepted rows into sensors_raw; the ledger's counts after it."""
+    counts = {k: summary[k] for k in ("rows_read", "rows_accepted", "rows_rejected")}
+    with conn.cursor() as cur, cur.copy(_q("copy_changed")) as copy:
+        for row in _changed(staged.accepted):
+            copy.write_row(row)
+    if not staged.accepted.num_rows:
+        return counts
+    try:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(_q("copy_raw")) as copy:
+            for block in raw_stream(sort_by_key(staged.accepted), params["file_id"]):
+                copy.write(block)
+    except AlreadyExists:  # rows seen before, or twice in this file
+        copy_accepted(conn, staged.accepted)
+        conn.execute(_q("reject_duplicates"), {})
+        counts = one(conn, "sensors_ingest.recount", params)
+        conn.execute(_q("upsert_raw"), params)
+    return counts
+
+
+def _apply(conn: Connection, source: SourceFile, staged: Staged,
            summary: dict[str, Any]) -> FileResult:
     """Ledger, supersede, upsert, rejects and day marks: one transaction."""
     with conn.transaction():
@@ -111,14 +177,7 @@ def _apply(conn: Connection, source: SourceFile,
             conn.execute(_q("remove_superseded"), {
                 "file_ids": [o["id"] for o in older],
                 "first": min(s[0] for s in spans), "last": max(s[1] for s in spans)})
-        counts = {k: summary[k] for k in ("rows_read", "rows_accepted", "rows_rejected")}
-        try:
-            with conn.transaction():
-                conn.execute(_q("insert_raw"), params)
-        except AlreadyExists:  # rows seen before, or twice in this file
-            conn.execute(_q("reject_duplicates"), {})
-            counts = one(conn, "sensors_ingest.recount", params)
-            conn.execute(_q("upsert_raw"), params)
+        counts = _insert(conn, staged, params, summary)
         conn.execute(_q("record_rejects"), params)
         days = [r["day"] for r in conn.execute(_q("mark_days"), {}).fetchall()]
     return FileResult(source.key, "consumed", counts["rows_read"], counts["rows_accepted"],
@@ -135,14 +194,14 @@ def ingest_file(conn: Connection, source: SourceFile) -> FileResult:
     try:
         with conn.transaction():
             conn.execute(_q("create_checked"), {})
-            stage(conn, source)
-            summary = one(conn, "sensors_ingest.checked_summary")
+            staged = stage(conn, source)
+        summary = summarise(staged)
     except (BadHeader, FileUnreadable) as exc:
         return _reject_file(conn, source, str(exc))
     if summary["days"]:
         with conn.transaction():
             conn.execute(_q("ensure_partitions"), {"days": summary["days"]})
-    result = _apply(conn, source, summary)
+    result = _apply(conn, source, staged, summary)
     if result.status == "consumed":
         log.info("%s: %d rows, %d accepted, %d rejected", source.key, result.rows_read,
                  result.rows_accepted, result.rows_rejected)

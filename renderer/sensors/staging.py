@@ -1,11 +1,14 @@
-"""Reading one file into the session's ``sensors_checked`` table: typed rows and rejects.
+"""Reading one file: its typed rows (returned) and its rejects (the session's
+``sensors_checked`` table).
 
 Why validate in Python with Arrow and not in SQL: measured on a 1.44 M-row day file, the
 set-based SQL validation (COPY into text columns, then one INSERT ... SELECT with guarded
 casts) cost 12-18 µs a row, because every regular expression or ``ltrim`` costs PostgreSQL
 0.5-3 µs per row and a row needs about ten; Arrow's vectorised kernels (RE2, casts) run the
-same rules at well under 1 µs a row, and only the valid, typed rows cross to PostgreSQL as a
-plain CSV COPY. Row-by-row Python (``csv.reader`` and a per-row check) would be slower still.
+same rules at well under 1 µs a row (and the plainest rows are checked in one C pass first:
+:func:`.validate.check`). The valid, typed rows stay in memory as Arrow columns and go to
+sensors_raw by binary COPY (:mod:`.rows`); only the rejects cross to this temporary table.
+Row-by-row Python (``csv.reader`` and a per-row check) would be slower still.
 
 Two readers feed the same rules (:mod:`.validate`):
 
@@ -36,7 +39,7 @@ from renderer.errors import InputError
 from renderer.sensors.files import SourceFile, text_chunks
 from renderer.sensors.validate import FIELDS, SCHEMA, check
 
-__all__ = ["REQUIRED", "BadHeader", "Header", "parse_header", "stage"]
+__all__ = ["REQUIRED", "BadHeader", "Header", "Staged", "copy_accepted", "parse_header", "stage"]
 
 log = logging.getLogger(__name__)
 
@@ -216,31 +219,51 @@ def _naive(table: pa.Table) -> pa.Table:
     return table.set_column(i, "recordtimestamp", table.column(i).cast(pa.timestamp("us")))
 
 
-def _load(conn: db.Connection, header: Header,
-          batches: Iterator[_Batch],
-          ragged: list[tuple[int, str, str]] | None = None) -> None:
-    """Check the batches; COPY accepted rows, then the rejects (``ragged`` is filled by the
-    exact reader while its batches are consumed)."""
+@dataclass(frozen=True)
+class Staged:
+    """A file after validation: its accepted rows, typed (``validate.SCHEMA``, in file
+    order), and how many rows were rejected (those are in ``sensors_checked``)."""
+
+    header: Header
+    accepted: pa.Table
+    rejected: int
+
+
+def _load(conn: db.Connection, header: Header, batches: Iterator[_Batch],
+          ragged: list[tuple[int, str, str]] | None = None) -> Staged:
+    """Check the batches; keep the accepted rows, COPY the rejects (``ragged`` is filled by
+    the exact reader while its batches are consumed)."""
     rejects: list[tuple[int, str, str]] = []
-    with conn.cursor() as cur, cur.copy(_COPY_ROWS) as copy:
-        for batch, lines in batches:
-            checked = check(batch, header.names, lines, header.delimiter)
-            rejects.extend(checked.rejects)
-            if checked.accepted.num_rows:
-                out = io.BytesIO()
-                pacsv.write_csv(_naive(checked.accepted), out,
-                                write_options=pacsv.WriteOptions(include_header=False))
-                copy.write(out.getbuffer())
+    accepted: list[pa.Table] = []
+    for batch, lines in batches:
+        checked = check(batch, header.names, lines, header.delimiter)
+        rejects.extend(checked.rejects)
+        if checked.accepted.num_rows:
+            accepted.append(checked.accepted)
     rejects.extend(ragged or ())
     if rejects:
         with conn.cursor() as cur, cur.copy(_COPY_REJECTS) as copy:
             for row in rejects:
                 copy.write_row(row)
+    table = pa.concat_tables(accepted) if accepted else SCHEMA.empty_table()
+    return Staged(header, table.combine_chunks(), len(rejects))
 
 
-def stage(conn: db.Connection, source: SourceFile) -> Header:
-    """Fill the session's ``sensors_checked`` table with the file's rows, inside the caller's
-    transaction. Raises :class:`BadHeader` for a file without a usable header and
+def copy_accepted(conn: db.Connection, table: pa.Table) -> None:
+    """The accepted rows into ``sensors_checked`` too (the path for files whose rows are
+    already stored or repeated: duplicates are found and rows upserted there, in SQL)."""
+    with conn.cursor() as cur, cur.copy(_COPY_ROWS) as copy:
+        for batch in table.to_batches(BATCH_ROWS):
+            out = io.BytesIO()
+            pacsv.write_csv(_naive(pa.Table.from_batches([batch])), out,
+                            write_options=pacsv.WriteOptions(include_header=False))
+            copy.write(out.getbuffer())
+
+
+def stage(conn: db.Connection, source: SourceFile) -> Staged:
+    """Validate the file's rows inside the caller's transaction: the rejects go into the
+    session's ``sensors_checked`` table, the accepted rows are returned. Raises
+    :class:`BadHeader` for a file without a usable header and
     :class:`~renderer.sensors.files.FileUnreadable` for one that cannot be read."""
     with source.open() as stream:
         head, body = _split_header(text_chunks(stream))
@@ -249,13 +272,11 @@ def stage(conn: db.Connection, source: SourceFile) -> Header:
         header = parse_header(head)
         try:
             with conn.transaction():
-                _load(conn, header, _fast_batches(header, body))
-            return header
+                return _load(conn, header, _fast_batches(header, body))
         except (_Ragged, pa.ArrowInvalid):
             pass
     log.info("%s: not one row per line throughout, reading it line by line", source.key)
     with source.open() as stream:
         _, body = _split_header(text_chunks(stream))
         ragged: list[tuple[int, str, str]] = []
-        _load(conn, header, _exact_batches(header, body, ragged), ragged)
-    return header
+        return _load(conn, header, _exact_batches(header, body, ragged), ragged)

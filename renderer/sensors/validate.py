@@ -1,7 +1,10 @@
 """The row rules of a loop-detector file, vectorised (Arrow) with a scalar twin.
 
-:func:`check` validates a batch of text rows at once with Arrow compute kernels (RE2 patterns,
-casts); :func:`reason` and :func:`parse` apply the same rules to one row in plain Python. The
+:func:`check` validates a batch of text rows at once: the plainest rows (digits and a point,
+nothing else) in one C pass (``renderer._sensors.check_plain``, ext/sensors_check.c), every
+other row with Arrow compute kernels (:func:`check_arrow`: RE2 patterns, casts), which tests
+hold equal on any rows; :func:`reason` and :func:`parse` apply the same rules to one row in
+plain Python. The
 batch path decides which rows pass; the scalar path names the reason of each row that does
 not (the first bad field in column order) and is the reference the tests compare the batch
 path with. Rules, after trimming spaces and tabs:
@@ -31,7 +34,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CLASSES", "FIELDS", "Checked", "check", "parse", "parse_timestamp", "reason"]
+from renderer import _sensors  # type: ignore[attr-defined]
+
+__all__ = ["CLASSES", "FIELDS", "Checked", "check", "check_arrow", "parse", "parse_timestamp",
+           "reason"]
 
 CLASSES = tuple(f"trafficintensityclass{i}" for i in range(1, 6))
 FIELDS = ("uniqueid", "recordtimestamp", "currentspeed", "bezettingsgraad", *CLASSES)
@@ -172,9 +178,57 @@ def _texts(batch: pa.RecordBatch, names: Sequence[str]) -> dict[str, pa.Array]:
     return out
 
 
+_PLAIN_TYPES = [np.int32, np.int64, np.int32, np.float32, *[np.int32] * 5]
+
+
+def _plain(batch: pa.RecordBatch, names: Sequence[str]) -> tuple[np.ndarray, pa.Table] | None:
+    """The rows ``check_plain`` takes (a boolean mask) and all rows typed by it (SCHEMA; rows
+    it did not take hold zeros), or None when a column is not plain Arrow text."""
+    columns: list[tuple[pa.Buffer, pa.Buffer | bytes, int] | None] = []
+    for name in FIELDS:
+        if name not in names:
+            columns.append(None)
+            continue
+        array = batch.column(names.index(name))
+        if array.type != pa.string():
+            return None
+        _, offsets, data = array.buffers()
+        columns.append((offsets, b"" if data is None else data, array.offset))
+    ok, typed = _sensors.check_plain(columns, batch.num_rows)
+    arrays = [pa.array(np.arange(len(ok)), pa.int64())]  # a placeholder for the lines
+    for field, kind, (values, valid) in zip(list(SCHEMA)[1:], _PLAIN_TYPES, typed, strict=True):
+        data = np.frombuffer(values, kind)
+        if field.name == "recordtimestamp":
+            arrays.append(pa.array(data, pa.int64()).cast(field.type))
+            continue
+        arrays.append(pa.array(data, field.type, mask=np.frombuffer(valid, np.uint8) == 0))
+    return np.frombuffer(ok, np.uint8) == 1, pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
 def check(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
           delimiter: str) -> Checked:
-    """Validate a batch of text columns (the file's header ``names``) at ``lines``."""
+    """Validate a batch of text columns (the file's header ``names``) at ``lines``: the plain
+    rows in C, the others by :func:`check_arrow`; the same result as check_arrow alone."""
+    plain = _plain(batch, names)
+    if plain is None:
+        return check_arrow(batch, names, lines, delimiter)
+    ok, typed = plain
+    line_array = pa.array(lines, pa.int64())
+    fast = typed.set_column(0, "line", line_array).filter(pa.array(ok))
+    if ok.all():
+        return Checked(fast, [])
+    rest = ~ok
+    slow = check_arrow(batch.filter(pa.array(rest)), names, lines[rest], delimiter)
+    accepted = pa.concat_tables([fast, slow.accepted])
+    if slow.accepted.num_rows and fast.num_rows:
+        accepted = accepted.sort_by("line")  # in input order, as check_arrow's
+    return Checked(accepted, slow.rejects)
+
+
+def check_arrow(batch: pa.RecordBatch, names: Sequence[str], lines: np.ndarray,
+                delimiter: str) -> Checked:
+    """Validate a batch of text columns (the file's header ``names``) at ``lines`` with the
+    Arrow rules alone."""
     t = _texts(batch, names)
     blank = pc.equal(batch.column(0), "")
     for i in range(1, batch.num_columns):

@@ -1,0 +1,225 @@
+"""The whole sensors day, CSV in -> enriched and queryable in PostgreSQL -> Parquet out, ours
+against DuckDB's CSV -> enriched -> Parquet (issue 16), phase by phase.
+
+One day file of ``--detectors`` x 1,440 minutes (numpy, seeded; time-ordered as a feed writes
+it; quarter-km/h speeds, 5 % without a speed; plain CSV, not timed) is
+
+- ours: ingested by ``renderer.sensors.ingest`` into a fresh database (ledger, rejects,
+  validation), enriched by ``renderer.sensors.enrich.enrich_day`` (the default C engine) and
+  committed, and exported by ``renderer.sensors.export.export_days`` as Parquet;
+- DuckDB (2 threads): ``read_csv`` typed, the windows of ``benchmarks/sensors_one.py``, every
+  column written by ``COPY ... TO`` Parquet (zstd), sorted as ours.
+
+The outputs are compared row by row (averages within 1e-9). Each phase of ours prints its
+wall time, this process's CPU (the client) and the cluster's (the server: every process of
+the private cluster, from /proc) apart. The last line is ``whole_day_ratio=R``, DuckDB's
+CPU seconds over ours (goal: >= 0.5, within 2x). Run alone or from ``benchmarks/sensors.py``:
+
+    .venv/bin/python benchmarks/sensors_whole.py [--detectors 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from scratch import drop_database, scratch_database
+
+from renderer.db import Database, connect
+from renderer.localdb import Cluster
+from renderer.sensors.enrich import enrich_day
+from renderer.sensors.export import day_key, export_days
+from renderer.sensors.ingest import ingest
+
+WHOLE_DB = "renderer_bench_sensors_whole"
+DAY = date(2026, 1, 2)
+
+DUCKDB_WHOLE = """
+COPY (
+SELECT uniqueid, to_timestamp(t) AS recordtimestamp, currentspeed, bezettingsgraad,
+       previousspeed,
+       CASE WHEN avgspeed2minutes <= 40 THEN 1 WHEN avgspeed2minutes <= 250 THEN 0
+            ELSE -1 END::TINYINT AS trafficjamindicator,
+       trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
+       trafficintensityclass4, trafficintensityclass5,
+       CASE WHEN currentspeed - previousspeed >= 20 THEN 1
+            WHEN currentspeed - previousspeed <= -20 THEN -1 ELSE 0 END::TINYINT
+           AS speeddiffindicator,
+       avgspeed2minutes, avgspeed10minutes
+  FROM (SELECT *,
+               lag(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t) AS previousspeed,
+               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
+                                       RANGE BETWEEN 120 PRECEDING AND CURRENT ROW)
+                   AS avgspeed2minutes,
+               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
+                                       RANGE BETWEEN 600 PRECEDING AND CURRENT ROW)
+                   AS avgspeed10minutes
+          FROM read_csv($csv, header = true, columns = {
+              'uniqueid': 'INTEGER', 'recordtimestamp': 'BIGINT', 'currentspeed': 'DOUBLE',
+              'bezettingsgraad': 'FLOAT', 'trafficintensityclass1': 'INTEGER',
+              'trafficintensityclass2': 'INTEGER', 'trafficintensityclass3': 'INTEGER',
+              'trafficintensityclass4': 'INTEGER', 'trafficintensityclass5': 'INTEGER'})
+               AS raw(uniqueid, t, currentspeed, bezettingsgraad, trafficintensityclass1,
+                      trafficintensityclass2, trafficintensityclass3,
+                      trafficintensityclass4, trafficintensityclass5)) w
+ ORDER BY uniqueid, recordtimestamp
+) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+"""
+
+
+def write_day_csv(path: Path, detectors: int, seed: int = 16) -> int:
+    """One day of minute records, time-ordered, as a feed writes it; the rows written."""
+    rng = np.random.default_rng(seed)
+    lo = int(datetime.combine(DAY, datetime.min.time(), UTC).timestamp())
+    minutes = np.repeat(np.arange(1440), detectors)
+    ids = np.tile(np.arange(1000, 1000 + detectors, dtype=np.int32), 1440)
+    quarters = rng.integers(8, 520, ids.size)  # 2 .. 130 km/h in quarters
+    speed = pa.array(quarters / 4, mask=rng.random(ids.size) < 0.05)
+    table = pa.table({
+        "uniqueid": ids, "recordtimestamp": lo + 60 * minutes,
+        "currentspeed": speed,
+        "bezettingsgraad": np.round(rng.random(ids.size) * 60, 1).astype(np.float32),
+        **{f"trafficintensityclass{i}": rng.integers(0, 30, ids.size, dtype=np.int32)
+           for i in range(1, 6)}})
+    pacsv.write_csv(table, path)
+    return table.num_rows
+
+
+class Clock:
+    """(wall, client CPU, server CPU) of a phase: this process, and a cluster's processes."""
+
+    def __init__(self, url: str) -> None:
+        with psycopg.connect(url) as conn:
+            folder = conn.execute("SHOW data_directory").fetchone()[0]  # type: ignore[index]
+        with open(os.path.join(folder, "postmaster.pid")) as f:
+            self.postmaster = int(f.readline())
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def server(self) -> float:
+        ticks = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            own = int(pid) == self.postmaster
+            if own or int(fields[1]) == self.postmaster:
+                ticks += int(fields[11]) + int(fields[12])
+                if own:
+                    ticks += int(fields[13]) + int(fields[14])
+        return ticks / self.tick
+
+    def time(self, step: Callable[[], Any]) -> tuple[float, float, float, Any]:
+        w0, c0, s0 = time.perf_counter(), time.process_time(), self.server()
+        result = step()
+        return (time.perf_counter() - w0, time.process_time() - c0, self.server() - s0,
+                result)
+
+
+def ours(url: str, csv: Path, out: Path, clock: Clock) -> tuple[float, list[str]]:
+    """The whole day through our system; (CPU seconds, lines to print)."""
+    with connect(url) as conn:
+        conn.execute("CHECKPOINT")
+    lines, total = [], 0.0
+
+    def enrich() -> int:
+        with connect(url) as conn:
+            rows = enrich_day(conn, DAY)
+            conn.commit()
+        return rows
+
+    def export() -> int:
+        with connect(url, autocommit=True) as conn:
+            return export_days(conn, [DAY], str(out), "parquet")[0].rows
+
+    phases = [("ingest", lambda: ingest(Database(url), [str(csv)]).rows["rows_accepted"]),
+              ("enrich", enrich), ("export", export)]
+    for name, step in phases:
+        wall, client, server, rows = clock.time(step)
+        total += client + server
+        lines.append(f"  {name}: {rows} rows, {wall:.2f} s wall, client {client:.2f} CPU s,"
+                     f" server {server:.2f} CPU s")
+    return total, lines
+
+
+def run_duckdb(csv: Path, out: Path) -> tuple[float, float]:
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    w0, c0 = time.perf_counter(), time.process_time()
+    con.execute(DUCKDB_WHOLE.replace("{out}", str(out)), {"csv": str(csv)})
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def _frame(path: Path) -> pl.DataFrame:
+    frame = pl.read_parquet(path)
+    return frame.with_columns(t=pl.col("recordtimestamp").dt.epoch("s"))
+
+
+def differ(a: pl.DataFrame, b: pl.DataFrame) -> int:
+    """Rows of either side without an equal row on the other (averages within 1e-9)."""
+    both = a.join(b, on=["uniqueid", "t"], how="full", suffix="_x", coalesce=True)
+    bad = pl.lit(False)
+    for c in ("currentspeed", "previousspeed", "avgspeed2minutes", "avgspeed10minutes",
+              "speeddiffindicator", "trafficjamindicator", "bezettingsgraad",
+              *(f"trafficintensityclass{i}" for i in range(1, 6))):
+        x, y = pl.col(c).cast(pl.Float64), pl.col(c + "_x").cast(pl.Float64)
+        same = ((x - y).abs() <= 1e-9) | (x.is_null() & y.is_null())
+        bad = bad | ~same.fill_null(False)
+    return both.filter(bad).height
+
+
+def whole_day(server: str, detectors: int) -> tuple[float, float, list[str]]:
+    """(ours CPU s, DuckDB CPU s, lines to print); the scratch database is dropped."""
+    url = scratch_database(server, WHOLE_DB)
+    folder = Path(tempfile.mkdtemp(prefix="bench-sensors-whole-"))
+    try:
+        csv = folder / f"sensors-{DAY}.csv"
+        rows = write_day_csv(csv, detectors)
+        clock = Clock(url)
+        ours_cpu, lines = ours(url, csv, folder / "lake", clock)
+        duck_path = folder / "duck.parquet"
+        duck_s, duck_cpu = run_duckdb(csv, duck_path)
+        mine = _frame(folder / "lake" / day_key(DAY, "parquet"))
+        bad = differ(mine, _frame(duck_path))
+        lines = [f"whole day ({rows} rows, CSV {csv.stat().st_size >> 20} MiB):", *lines,
+                 f"  ours: {ours_cpu:.2f} CPU s; duckdb: {duck_s:.2f} s wall,"
+                 f" {duck_cpu:.2f} CPU s (2 threads); {bad} rows differ"]
+        if bad:
+            raise SystemExit("\n".join([*lines, "ours and DuckDB disagree: the run is void"]))
+        return ours_cpu, duck_cpu, lines
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        drop_database(server, WHOLE_DB)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detectors", type=int, default=1000)
+    args = parser.parse_args()
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="renderer-bench-sensors-whole-")))
+    try:
+        ours_cpu, duck_cpu, lines = whole_day(cluster.ensure_started(), args.detectors)
+        print("\n".join(lines))
+        print(f"load average: {os.getloadavg()[0]:.1f}")
+        print(f"whole_day_ratio={duck_cpu / ours_cpu:.3f}")
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
