@@ -183,3 +183,18 @@ def test_the_c_pass_equals_arrow_on_many_fractional_times_and_occupancies() -> N
     fast = check(_batch(rows), NAMES, lines, ",")
     assert fast.accepted.equals(check_arrow(_batch(rows), NAMES, lines, ",").accepted)
     assert fast.accepted.num_rows == len(rows)
+
+
+def test_null_texts_take_the_arrow_rules() -> None:
+    """A reader that gives nulls (not empty strings) must not slip past the C pass, which
+    reads only offsets and bytes: rows with null fields get what the Arrow rules give them
+    (the null id is rejected)."""
+    rows = [_row(), _row(uniqueid="13"), _row(uniqueid="14")]
+    columns = [pa.array([r[n] for r in rows], pa.string()) for n in NAMES]
+    columns[NAMES.index("uniqueid")] = pa.array(["12", None, "14"], pa.string())
+    columns[NAMES.index("currentspeed")] = pa.array(["80", "80", None], pa.string())
+    batch = pa.record_batch(columns, names=[f"f{i}" for i in range(len(NAMES))])
+    lines = np.arange(2, 5)
+    fast, arrow = check(batch, NAMES, lines, ","), check_arrow(batch, NAMES, lines, ",")
+    assert fast.accepted.equals(arrow.accepted) and fast.rejects == arrow.rejects
+    assert 3 not in fast.accepted.column("line").to_pylist()

@@ -183,15 +183,15 @@ _PLAIN_TYPES = [np.int32, np.int64, np.int32, np.float32, *[np.int32] * 5]
 
 def _plain(batch: pa.RecordBatch, names: Sequence[str]) -> tuple[np.ndarray, pa.Table] | None:
     """The rows ``check_plain`` takes (a boolean mask) and all rows typed by it (SCHEMA; rows
-    it did not take hold zeros), or None when a column is not plain Arrow text."""
+    it did not take hold zeros), or None when a column is not plain Arrow text or has nulls."""
     columns: list[tuple[pa.Buffer, pa.Buffer | bytes, int] | None] = []
     for name in FIELDS:
         if name not in names:
             columns.append(None)
             continue
         array = batch.column(names.index(name))
-        if array.type != pa.string():
-            return None
+        if array.type != pa.string() or array.null_count:
+            return None  # the C pass reads offsets and bytes only, so nulls go the Arrow way
         _, offsets, data = array.buffers()
         columns.append((offsets, b"" if data is None else data, array.offset))
     ok, typed = _sensors.check_plain(columns, batch.num_rows)
