@@ -412,11 +412,13 @@ class Worker:
                             len(run) - len(locked), kind.name)
                 self.stats.rejected += len(run) - len(locked)
                 run[:] = [i for i in run if i.id in locked]
+            jobs = [q.Job(i, conn, 0.0, self.context) for i in run if i.id not in failed]
+            if kind.start_batch is not None and jobs:
+                self._start_batch(conn, kind, jobs)
             done: list[tuple[q.Job, Any]] = []
-            for item in run:
-                if item.id in failed:
-                    continue
-                job = q.Job(item, conn, time.monotonic() + kind.time_limit, self.context)
+            for job in jobs:
+                item = job.item
+                job.deadline = time.monotonic() + kind.time_limit
                 error, outcome = self._guarded(kind, item.key, partial(kind.run, job))
                 if error is None:
                     done.append((job, outcome))
@@ -427,11 +429,26 @@ class Worker:
             if kind.finish_batch is not None and done:
                 done = self._finish_batch(conn, kind, done, failed)
             ok = [job.item.id for job, _ in done]
-            rules = [rule for job, _ in done for rule in job.rules]
+            # the same fan-in rule declared by several items of the batch is added once
+            rules = list({r[:4]: r for job, _ in reversed(done) for r in job.rules}.values())
             if rules:
                 q.add_rules(conn, rules)
             q.finish(conn, token, ok, [(i.id, *failed[i.id]) for i in run if i.id in failed])
         return ok
+
+    def _start_batch(self, conn: Connection, kind: q.Kind, jobs: list[q.Job]) -> None:
+        """The kind's start-of-batch hook, in a savepoint: each job's ``prefetched`` gets its
+        item's value; if the hook fails, all stay None (the handlers read for themselves)."""
+        hook = kind.start_batch
+        assert hook is not None
+        error, values = self._in_savepoint(conn, kind, f"start of a batch of {len(jobs)}",
+                                           partial(hook, jobs))
+        if error is not None:
+            log.warning("%s: the start-of-batch hook failed (%s: %s); the handlers read for "
+                        "themselves", kind.name, type(error[0]).__name__, error[0])
+        for job in jobs:
+            job.prefetched = values.get(job.item.id) if values else None
+            job.touched = False  # the hook's reads are not the handler's
 
     def _finish_batch(self, conn: Connection, kind: q.Kind, done: list[tuple[q.Job, Any]],
                       failed: dict[int, tuple[BaseException, str, str]]

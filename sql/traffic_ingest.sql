@@ -20,6 +20,13 @@ SELECT key, size, checksum, status
 FROM traffic_files
 WHERE tile_level = %(level)s AND tile_index = %(index)s AND hour = %(hour)s;
 
+-- name: files_of_prefixes
+-- The ledger rows of several (tile, hour) prefixes (parallel arrays), with their prefix.
+SELECT f.tile_level AS level, f.tile_index AS index, f.hour, f.key, f.size, f.checksum
+FROM unnest(%(levels)s::smallint[], %(indexes)s::integer[], %(hours)s::integer[])
+     AS p(level, index, hour)
+JOIN traffic_files f ON f.tile_level = p.level AND f.tile_index = p.index AND f.hour = p.hour;
+
 -- name: record_batch
 -- Add the files of a batch of prefixes to the ledger (%(files)s: a JSON array of objects, one
 -- per file, each naming its prefix), and return the keys recorded and the week partitions of

@@ -23,6 +23,10 @@ OPEN_STATES = ("pending", "running", "held")
 Handler = Callable[["Job"], Any]
 """A stage's handler: does the item's work with ``job.conn``; returns its outcome (for the
 stage's successors) or None."""
+StartHook = Callable[[Sequence["Job"]], Mapping[int, Any] | None]
+"""A kind's start-of-batch hook (see :class:`renderer.profile.Stage`): called once per claimed
+batch, before the handlers, in the batch's transaction; reads what they need in one go and
+returns it by item id (each handler finds its own as ``job.prefetched``)."""
 BatchHook = Callable[[Sequence[tuple["Job", Any]]], Mapping[int, BaseException] | None]
 """A kind's end-of-batch hook (see :class:`renderer.profile.Stage`): called once per claimed
 batch with the (job, outcome) of every item whose handler succeeded, in the batch's
@@ -100,6 +104,7 @@ class Kind:
     backoff_seconds: float = 5.0
     successors: tuple[Successor, ...] = field(default=(), compare=False)
     finish_batch: BatchHook | None = field(default=None, compare=False)
+    start_batch: StartHook | None = field(default=None, compare=False)
 
     def run(self, job: Job) -> Any:
         """The handler, then the successors its outcome asks for (same transaction); with a
@@ -130,7 +135,8 @@ def _origin(fn: Callable[..., Any]) -> str:
 def register(kind: str, *, time_limit: float = 600, max_attempts: int = 5, batch_size: int = 1,
              lease_seconds: float | None = None, backoff_seconds: float = 5.0,
              successors: tuple[Successor, ...] = (),
-             finish_batch: BatchHook | None = None) -> Callable[[Handler], Handler]:
+             finish_batch: BatchHook | None = None,
+             start_batch: StartHook | None = None) -> Callable[[Handler], Handler]:
     """Register the handler of a kind (a decorator).
 
     ``batch_size`` items are claimed at once and run one after the other in one transaction
@@ -138,7 +144,8 @@ def register(kind: str, *, time_limit: float = 600, max_attempts: int = 5, batch
     after ``max_attempts`` failed attempts the item is ``failed``; retries wait
     ``backoff_seconds * 2**(attempt-1)``, with jitter. ``successors`` follow each
     successful item with the handler's return value (a profile declares them);
-    ``finish_batch`` writes a whole batch's output at once (:data:`BatchHook`).
+    ``start_batch`` reads for a whole batch at once (:data:`StartHook`), ``finish_batch``
+    writes a whole batch's output at once (:data:`BatchHook`).
 
     Example
     -------
@@ -160,7 +167,7 @@ def register(kind: str, *, time_limit: float = 600, max_attempts: int = 5, batch
                 f"{_origin(handler)})", "give one of them another name")
         KINDS[kind] = Kind(kind, handler, float(time_limit), int(max_attempts), int(batch_size),
                            lease_seconds, float(backoff_seconds), tuple(successors),
-                           finish_batch)
+                           finish_batch, start_batch)
         return handler
 
     return decorate

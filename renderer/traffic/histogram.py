@@ -45,7 +45,7 @@ from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
 
 __all__ = ["ARCHIVE_KIND", "KIND", "ConsumeResult", "archive_after", "archive_prefix",
            "consume_prefix", "finish_histograms", "handle_archive", "handle_histogram",
-           "prepare_prefix"]
+           "prepare_prefix", "start_histograms"]
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +118,28 @@ def _listed(store: Store, prefix: Prefix) -> list[ObjectInfo]:
     return [i for i in store.list(prefix.folder, checksums=False) if parse_key(i.key) == prefix]
 
 
-def prepare_prefix(conn: Connection, store: Store, prefix: Prefix, *,
+def _consumed_of(conn: Connection,
+                 prefixes: Sequence[Prefix]) -> dict[Prefix, set[tuple[str, int, str]]]:
+    """:func:`_consumed` of several prefixes, in one statement."""
+    found: dict[Prefix, set[tuple[str, int, str]]] = {p: set() for p in prefixes}
+    for r in _rows(conn, "traffic_ingest.files_of_prefixes", {
+            "levels": [p.level for p in prefixes], "indexes": [p.index for p in prefixes],
+            "hours": [p.hour for p in prefixes]}):
+        found[Prefix(r["level"], r["index"], r["hour"])].add((r["key"], r["size"], r["checksum"]))
+    return found
+
+
+def prepare_prefix(store: Store, prefix: Prefix, consumed: set[tuple[str, int, str]], *,
                    dedupe_by_content: bool = False) -> ConsumeResult:
-    """Read and bin the new files of one (tile, hour); write nothing (``pending`` holds what
-    :func:`write_prepared` writes). ``conn`` only reads the ledger.
+    """Read and bin the new files of one (tile, hour), given the ``consumed`` ones (the
+    ledger's (key, size, checksum) of the prefix); write nothing (``pending`` holds what
+    :func:`write_prepared` writes).
 
     With ``dedupe_by_content`` a file whose size and checksum the prefix already consumed
     under another name (or holds twice) is recorded as rejected, "duplicate of" the first,
     and not binned; by default every name counts, as OpenTraffic counted them.
     """
     result = ConsumeResult()
-    consumed = _consumed(conn, prefix)
     # the first name in key order wins (reversed: a later entry overwrites an earlier one)
     seen = {(size, checksum): key for key, size, checksum in sorted(consumed, reverse=True)}
     read: list[tuple[str, int, str, str | None]] = []  # key, size, checksum, gzip error
@@ -193,7 +204,8 @@ def consume_prefix(conn: Connection, store: Store, prefix: Prefix, *,
     without new files writes nothing. Raises AlreadyExists when a concurrent attempt
     consumed the files first (see :func:`prepare_prefix` for ``dedupe_by_content``).
     """
-    result = prepare_prefix(conn, store, prefix, dedupe_by_content=dedupe_by_content)
+    result = prepare_prefix(store, prefix, _consumed(conn, prefix),
+                            dedupe_by_content=dedupe_by_content)
     refused = write_prepared(conn, [result])
     if refused:
         raise refused[0]
@@ -224,14 +236,31 @@ def archive_prefix(conn: Connection, store: Store, prefix: Prefix,
 
 # --- queue handlers ----------------------------------------------------------------------------
 
+def start_histograms(jobs: Sequence[Job]) -> Mapping[int, set[tuple[str, int, str]]]:
+    """The histogram stage's start-of-batch hook: the ledger rows of every prefix of the
+    batch, in one statement (a malformed key is left to its handler to fail)."""
+    prefixes: dict[int, Prefix] = {}
+    for job in jobs:
+        try:
+            prefixes[job.item.id] = Prefix.parse(job.item.key)
+        except ValueError:
+            continue
+    consumed = _consumed_of(jobs[0].conn, list(prefixes.values()))
+    return {item_id: consumed[prefix] for item_id, prefix in prefixes.items()}
+
+
 def handle_histogram(job: Job) -> ConsumeResult:
     """Prepare a prefix (read and bin its new files); :func:`finish_histograms` writes it
     with the rest of its batch, and the profile then declares the weekly speed tiles
-    (fan-in) and the archiving after commit (:func:`archive_after`)."""
+    (fan-in) and the archiving after commit (:func:`archive_after`). The ledger rows of the
+    prefix come from :func:`start_histograms` (read here when it had none)."""
     prefix = Prefix.parse(job.item.key)
     payload = job.item.payload or {}
     store = source_store(payload["source"], job.settings.follow_symlinks)
-    result = prepare_prefix(job.conn, store, prefix,
+    consumed = job.prefetched
+    if consumed is None:
+        consumed = _consumed(job.conn, prefix)
+    result = prepare_prefix(store, prefix, consumed,
                             dedupe_by_content=job.settings.traffic_dedupe_by_content)
     log.debug("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
               result.files, result.observations, result.rows_rejected)
