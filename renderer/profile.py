@@ -9,6 +9,27 @@ does its stage's work and returns its outcome, and knows nothing of the stages a
 
 Adding a stage is one module-level handler plus one :class:`Stage` line in the profile.
 
+Reading and writing a batch at once
+-----------------------------------
+A stage whose items are small (many per claim) can save a round trip or a statement per item.
+``Stage.start_batch(jobs)`` is called once per claimed batch before the handlers, in the
+batch's transaction: it reads what the handlers need in one statement and returns it by item
+id; each handler finds its own as ``job.prefetched`` (None when the hook had nothing for it).
+It runs in a savepoint: if it raises, it is rolled back and every ``job.prefetched`` stays
+None, so a handler must be able to read for itself.
+
+``Stage.finish_batch(done)`` splits the work in two: the handler prepares one item (reads,
+computes; it should not write), and the hook writes the prepared outcomes of the whole
+claimed batch at once (one COPY, one statement), in the same transaction that then completes
+the items. The engine calls the hook once per batch
+with the ``(job, outcome)`` of every item whose handler succeeded, then runs the successors
+of the items it did not refuse. A hook refuses an item by returning ``{item.id: error}`` and
+must then have written nothing for it (check before writing); the item fails with that error
+and the rest complete. A hook that raises is rolled back to before it (a savepoint) and
+called again for each item alone, each in its own savepoint, so a bad item fails only itself,
+with its own error. Exactly once holds as for any item: whatever the hook wrote commits with
+"done" or not at all, and a completion refused by fencing rolls it all back.
+
 Example
 -------
 >>> PROFILE = Profile("demo", stages=(
@@ -28,7 +49,7 @@ from typing import Any, Protocol
 from renderer.config import Settings
 from renderer.db import Connection
 from renderer.errors import QueueError
-from renderer.queue import Job, register
+from renderer.queue import BatchHook, Job, StartHook, register
 
 __all__ = ["Batch", "DefaultSchedule", "Finished", "KeyType", "Next", "Offer", "Profile",
            "Stage", "Submitted", "Then"]
@@ -80,7 +101,12 @@ class Stage:
     """One stage: a queue kind, its handler (``handler(job) -> outcome``), how its items run
     (see :func:`renderer.queue.register`), its key type and its successors. ``until_idle``
     False leaves it out of the profile's run-until-idle (stages fired by schedules, not by
-    the batch); ``progress`` False leaves it out of the progress shown (housekeeping)."""
+    the batch); ``progress`` False leaves it out of the progress shown (housekeeping).
+
+    ``start_batch(jobs) -> {item_id: value} | None`` and ``finish_batch(done) -> {item_id:
+    error} | None``, both optional: read for, and write the outcomes of, a whole claimed
+    batch at once (see "Reading and writing a batch at once" in the module docstring); the
+    handler then only prepares its item. Worth it with a ``batch_size`` above 1."""
 
     kind: str
     handler: Callable[[Job], Any] = field(compare=False)
@@ -93,12 +119,17 @@ class Stage:
     then: tuple[Then, ...] = ()
     until_idle: bool = True
     progress: bool = True
+    finish_batch: BatchHook | None = field(default=None, compare=False)
+    start_batch: StartHook | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         key = f" key {self.key.__name__}" if self.key is not None else ""
         then = ", ".join(t.describe() for t in self.then) or "nothing"
+        hooks = " and ".join(w for w, hook in (("read", self.start_batch),
+                                               ("written", self.finish_batch)) if hook)
+        at_once = f" {hooks} at once" if hooks else ""
         return (f"{self.kind}{key}: {self.time_limit:g} s, {self.max_attempts} attempts, "
-                f"batch {self.batch_size} -> {then}")
+                f"batch {self.batch_size}{at_once} -> {then}")
 
 
 @dataclass(frozen=True)
@@ -198,7 +229,8 @@ class Profile:
         for s in self.stages:
             register(s.kind, time_limit=s.time_limit, max_attempts=s.max_attempts,
                      batch_size=s.batch_size, lease_seconds=s.lease_seconds,
-                     backoff_seconds=s.backoff_seconds, successors=s.then)(s.handler)
+                     backoff_seconds=s.backoff_seconds, successors=s.then,
+                     finish_batch=s.finish_batch, start_batch=s.start_batch)(s.handler)
 
     def plan(self) -> list[str]:
         """The plan, one line per stage, then one for the schedules."""

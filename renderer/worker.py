@@ -3,8 +3,10 @@
 A worker claims a batch of one kind (asynchronous commit), then opens the processing
 transaction: it takes the batch's lock (so no one can take it over while it works), runs
 each handler (no savepoints: a failed handler that wrote makes the batch run again without
-it), and completes the good items and fails the bad ones in one statement before the
-(synchronous) commit. Handlers run
+it), calls the kind's end-of-batch hook if it has one (``finish_batch``: the whole batch's
+output written at once, in a savepoint; if it raises, it is called again item by item, each
+in its own savepoint, so only the bad items fail), and completes the good items and fails
+the bad ones in one statement before the (synchronous) commit. Handlers and hooks run
 in the main thread under a SIGALRM timer for their kind's time limit; the pool kills a child
 whose handler ignores the alarm past a grace period. A heartbeat thread with its own
 connection keeps the worker's row alive, extends leases, reaps expired ones and rolls up the
@@ -28,8 +30,9 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from renderer import config, pipelines
@@ -65,6 +68,10 @@ class _WakeUp(Exception):
 
 class _Redo(Exception):
     """A handler that wrote something failed: roll back and run the batch without it."""
+
+
+class _Undo(Exception):
+    """Rolls a savepoint back (raised inside it, caught right outside)."""
 
 
 @dataclass
@@ -163,7 +170,7 @@ class Worker:
         self._claims = 0
         self._in_handler = False
         self._waiting = False
-        self._current: tuple[q.Kind, q.Item] | None = None
+        self._current: tuple[q.Kind, str] | None = None  # what runs: kind, item key or batch
         self._main = _is_main_thread()
 
     # -- signals -------------------------------------------------------------------------
@@ -183,9 +190,9 @@ class Worker:
     def _on_alarm(self, signum: int, frame: Any) -> None:
         if self._in_handler and self._current is not None:
             self._in_handler = False
-            kind, item = self._current
+            kind, what = self._current
             raise q.TimeLimitExceeded(
-                f"{kind.name} {item.key} ran past its time limit of {kind.time_limit:g}s")
+                f"{kind.name} {what} ran past its time limit of {kind.time_limit:g}s")
 
     def _install_signals(self) -> list[tuple[int, Any]]:
         if not self._main:
@@ -258,7 +265,7 @@ class Worker:
         current = self._current
         return {"host": socket.gethostname(), "pid": os.getpid(), "kinds": self.names,
                 "done": self.stats.done, "failed": self.stats.failed,
-                "current": f"{current[0].name}/{current[1].key}" if current else None}
+                "current": f"{current[0].name}/{current[1]}" if current else None}
 
     def run(self) -> WorkerStats:
         started = time.monotonic()
@@ -405,23 +412,108 @@ class Worker:
                             len(run) - len(locked), kind.name)
                 self.stats.rejected += len(run) - len(locked)
                 run[:] = [i for i in run if i.id in locked]
-            ok: list[int] = []
-            rules: list[Any] = []
-            for item in run:
-                if item.id in failed:
-                    continue
-                error, job = self._run_one(conn, kind, item)
+            jobs = [q.Job(i, conn, 0.0, self.context) for i in run if i.id not in failed]
+            if kind.start_batch is not None and jobs:
+                self._start_batch(conn, kind, jobs)
+            done: list[tuple[q.Job, Any]] = []
+            for job in jobs:
+                item = job.item
+                job.deadline = time.monotonic() + kind.time_limit
+                error, outcome = self._guarded(kind, item.key, partial(kind.run, job))
                 if error is None:
-                    ok.append(item.id)
-                    rules.extend(job.rules)
+                    done.append((job, outcome))
                     continue
-                failed[item.id] = error
+                self._failed(kind, item, error, failed)
                 if job.touched:
                     raise _Redo()  # rolls the transaction back
+            if kind.finish_batch is not None and done:
+                done = self._finish_batch(conn, kind, done, failed)
+            ok = [job.item.id for job, _ in done]
+            # the same fan-in rule declared by several items of the batch is added once
+            rules = list({r[:4]: r for job, _ in reversed(done) for r in job.rules}.values())
             if rules:
                 q.add_rules(conn, rules)
             q.finish(conn, token, ok, [(i.id, *failed[i.id]) for i in run if i.id in failed])
         return ok
+
+    def _start_batch(self, conn: Connection, kind: q.Kind, jobs: list[q.Job]) -> None:
+        """The kind's start-of-batch hook, in a savepoint: each job's ``prefetched`` gets its
+        item's value; if the hook fails, all stay None (the handlers read for themselves)."""
+        hook = kind.start_batch
+        assert hook is not None
+        error, values = self._in_savepoint(conn, kind, f"start of a batch of {len(jobs)}",
+                                           partial(hook, jobs))
+        if error is not None:
+            log.warning("%s: the start-of-batch hook failed (%s: %s); the handlers read for "
+                        "themselves", kind.name, type(error[0]).__name__, error[0])
+        for job in jobs:
+            job.prefetched = values.get(job.item.id) if values else None
+            job.touched = False  # the hook's reads are not the handler's
+
+    def _finish_batch(self, conn: Connection, kind: q.Kind, done: list[tuple[q.Job, Any]],
+                      failed: dict[int, tuple[BaseException, str, str]]
+                      ) -> list[tuple[q.Job, Any]]:
+        """The kind's end-of-batch hook over the items whose handlers succeeded, then their
+        successors; returns the items that stay good. The hook runs in a savepoint: if it
+        raises, it is called again for each item alone, each in its own savepoint, so only
+        the items it cannot write fail, each with its own error. A successor that fails
+        after the hook wrote makes the batch run again without its item, as a handler that
+        wrote would."""
+        hook = kind.finish_batch
+        assert hook is not None
+        error, refused = self._in_savepoint(conn, kind, f"batch of {len(done)}",
+                                            partial(hook, done))
+        if error is not None and len(done) == 1:
+            self._failed(kind, done[0][0].item, error, failed)
+            return []
+        kept: list[tuple[q.Job, Any]] = []
+        if error is None:
+            kept = self._refused(kind, done, refused, failed)
+        else:
+            log.warning("%s: the batch hook failed (%s: %s); writing its %d items one by one",
+                        kind.name, type(error[0]).__name__, error[0], len(done))
+            for one in done:
+                error, refused = self._in_savepoint(conn, kind, one[0].item.key,
+                                                    partial(hook, [one]))
+                if error is not None:
+                    self._failed(kind, one[0].item, error, failed)
+                else:
+                    kept.extend(self._refused(kind, [one], refused, failed))
+        for job, outcome in kept:
+            error, _ = self._guarded(kind, job.item.key, partial(kind.follow, job, outcome))
+            if error is not None:
+                self._failed(kind, job.item, error, failed)
+                raise _Redo()  # its output is written: roll back, run again without it
+        return kept
+
+    def _refused(self, kind: q.Kind, done: list[tuple[q.Job, Any]],
+                 refused: Mapping[int, BaseException] | None,
+                 failed: dict[int, tuple[BaseException, str, str]]
+                 ) -> list[tuple[q.Job, Any]]:
+        """The items a hook did not refuse; the refused ones fail with the hook's error."""
+        if not refused:
+            return done
+        kept = []
+        for job, outcome in done:
+            exc = refused.get(job.item.id)
+            if exc is None:
+                kept.append((job, outcome))
+            else:
+                self._failed(kind, job.item, (exc, "".join(traceback.format_exception_only(exc)),
+                                              "failed"), failed)
+        return kept
+
+    def _in_savepoint(self, conn: Connection, kind: q.Kind, what: str,
+                      fn: Callable[[], Any]) -> tuple[tuple[BaseException, str, str] | None, Any]:
+        """``fn`` guarded (:meth:`_guarded`) in a savepoint, rolled back if it failed."""
+        try:
+            with conn.transaction():
+                error, value = self._guarded(kind, what, fn)
+                if error is not None:
+                    raise _Undo()
+        except _Undo:
+            pass
+        return error, value
 
     def _count(self, ok: list[int], failed: int) -> None:
         self.stats.batches += 1
@@ -435,19 +527,28 @@ class Worker:
                 with self.shared.failed.get_lock():
                     self.shared.failed.value += failed
 
-    def _run_one(self, conn: Connection, kind: q.Kind,
-                 item: q.Item) -> tuple[tuple[BaseException, str, str] | None, q.Job]:
-        job = q.Job(item, conn, time.monotonic() + kind.time_limit, self.context)
-        self._current = (kind, item)
+    def _failed(self, kind: q.Kind, item: q.Item, error: tuple[BaseException, str, str],
+                failed: dict[int, tuple[BaseException, str, str]]) -> None:
+        failed[item.id] = error
+        log.warning("%s %s failed (attempt %d): %s: %s", kind.name, item.key, item.attempt,
+                    type(error[0]).__name__, error[0])
+
+    def _guarded(self, kind: q.Kind, what: str,
+                 fn: Callable[[], Any]) -> tuple[tuple[BaseException, str, str] | None, Any]:
+        """Run ``fn`` (a handler, a hook, successors) under the kind's time limit: (None, its
+        value), or (error, traceback, outcome) and None when it failed. A shutdown, and a
+        connection that broke, are raised."""
+        conn = self.conn
+        self._current = (kind, what)
         self._publish_deadline(time.time() + kind.time_limit + max(2.0, 0.1 * kind.time_limit))
         try:
             if self._main:
                 signal.setitimer(signal.ITIMER_REAL, kind.time_limit)
             self._in_handler = True
-            kind.run(job)
+            value = fn()
             self._in_handler = False
             self._disarm()
-            return None, job
+            return None, value
         except q.Shutdown:
             self._disarm()
             raise
@@ -455,12 +556,11 @@ class Worker:
             self._in_handler = False
             self._disarm()
             tb = traceback.format_exc()
-            if isinstance(exc, DatabaseUnavailable) and (conn.closed or conn.broken):
+            if isinstance(exc, DatabaseUnavailable) and (
+                    conn is None or conn.closed or conn.broken):
                 raise
             outcome = "timeout" if isinstance(exc, q.TimeLimitExceeded) else "failed"
-            log.warning("%s %s failed (attempt %d): %s: %s", kind.name, item.key, item.attempt,
-                        type(exc).__name__, exc)
-            return (exc, tb, outcome), job
+            return (exc, tb, outcome), None
         finally:
             self._in_handler = False
             self._publish_deadline(0.0)

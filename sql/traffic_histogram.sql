@@ -4,16 +4,16 @@
 -- read by the `renderer traffic histogram` and `export-histograms` commands.
 
 -- name: copy_bins
--- The bins of one (tile, hour), summed within the item, straight into the hour's week
--- partition ({partition}, from traffic_ingest.record_files). Append-only: late data for a
--- (tile, hour) adds rows beside the earlier ones and readers sum them; the
+-- The bins of a batch of (tile, hour) items of one week, each item's summed, straight into
+-- the week partition ({partition}, from traffic_ingest.record_batch). Append-only: late data
+-- for a (tile, hour) adds rows beside the earlier ones and readers sum them; the
 -- ledger, written first in the same transaction, is what keeps a file from counting twice.
 COPY {partition} (mode, segment_id, next_segment_id, hour, duration_code, queue_code, count)
 FROM STDIN (FORMAT binary);
 
 -- name: copy_lengths
 -- Reported segment lengths (whole metres) and how many observations reported each, one row
--- per (segment, length) of the item. Appended, never updated, so concurrent items never
+-- per (segment, length) of each item of a batch. Appended, never updated, so concurrent items never
 -- wait on each other; the view traffic_segment_lengths sums them.
 COPY traffic_segment_length_reports (segment_id, length, observations) FROM STDIN (FORMAT binary);
 

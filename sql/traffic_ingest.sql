@@ -20,23 +20,41 @@ SELECT key, size, checksum, status
 FROM traffic_files
 WHERE tile_level = %(level)s AND tile_index = %(index)s AND hour = %(hour)s;
 
--- name: record_files
--- Add files to the ledger (%(files)s: a JSON array of objects, one per file), and return the
--- week partition of their hour (made if missing), where the bins go: one round trip. A plain
--- INSERT on purpose: a file recorded concurrently by another transaction (a zombie attempt)
--- makes this one wait, then fail, instead of counting the file twice.
+-- name: files_of_prefixes
+-- The ledger rows of several (tile, hour) prefixes (parallel arrays), with their prefix.
+SELECT f.tile_level AS level, f.tile_index AS index, f.hour, f.key, f.size, f.checksum
+FROM unnest(%(levels)s::smallint[], %(indexes)s::integer[], %(hours)s::integer[])
+     AS p(level, index, hour)
+JOIN traffic_files f ON f.tile_level = p.level AND f.tile_index = p.index AND f.hour = p.hour;
+
+-- name: record_batch
+-- Add the files of a batch of prefixes to the ledger (%(files)s: a JSON array of objects, one
+-- per file, each naming its prefix), and return the keys recorded and the week partitions of
+-- some hours (%(hours)s, one per week; made if missing), where the bins go: one round trip.
+-- A file recorded concurrently by another transaction (a zombie attempt) makes this one wait;
+-- once that commits, the file is skipped here (not in the keys returned) and the caller
+-- refuses its item instead of counting the file twice.
 WITH recorded AS (
     INSERT INTO traffic_files (key, size, checksum, tile_level, tile_index, hour, status,
                                reason, rows_read, rows_accepted, rows_rejected, observations)
-    SELECT f.key, f.size, f.checksum, %(level)s, %(index)s, %(hour)s, f.status, f.reason,
+    SELECT f.key, f.size, f.checksum, f.tile_level, f.tile_index, f.hour, f.status, f.reason,
            f.rows_read, f.rows_accepted, f.rows_rejected, f.observations
     FROM jsonb_to_recordset(%(files)s::jsonb)
-         AS f(key text, size bigint, checksum text, status text, reason text, rows_read int,
-              rows_accepted int, rows_rejected int, observations bigint)
-    RETURNING 1
+         AS f(key text, size bigint, checksum text, tile_level smallint, tile_index integer,
+              hour integer, status text, reason text, rows_read int, rows_accepted int,
+              rows_rejected int, observations bigint)
+    ON CONFLICT DO NOTHING
+    RETURNING key
 )
-SELECT renderer.traffic_histogram_partition(%(hour)s) AS partition,
-       (SELECT count(*) FROM recorded) AS files;
+SELECT ARRAY(SELECT key FROM recorded) AS recorded,
+       ARRAY(SELECT renderer.traffic_histogram_partition(h)
+             FROM unnest(%(hours)s::int[]) WITH ORDINALITY AS t(h, n) ORDER BY n) AS partitions;
+
+-- name: unrecord_files
+-- Take ledger rows that this transaction recorded out again (their item was refused).
+DELETE FROM traffic_files
+WHERE (key, size, checksum) IN (
+    SELECT * FROM unnest(%(keys)s::text[], %(sizes)s::bigint[], %(checksums)s::text[]));
 
 -- name: record_rejects
 -- Keep the rejected rows of some files, with line number, raw text and reason.

@@ -18,7 +18,8 @@ from renderer import queue
 from renderer.clip import LIMIT
 from renderer.pool import run_pool
 from renderer.queue import NewItem
-from renderer.traffic.histogram import _Files
+from renderer.traffic.histogram_write import Pending
+from renderer.traffic.layout import Prefix
 from renderer.worker import Worker, run_worker
 from tests.factories import backdate
 from tests.queue_kinds import fresh, item, outputs, plugin_env, qconn, states
@@ -51,7 +52,7 @@ def test_rejected_raw_lines_are_stored_bounded() -> None:
         rows_read = rows_accepted = observations = 0
         rejects = [(2, "1,2," + "9" * 10_000_000, "too many fields")]
 
-    files = _Files()
+    files = Pending(Prefix(0, 3105, 410562))
     files.add("a.csv", 1, "c", Result())  # type: ignore[arg-type]
     [raw] = files.rejects["raws"]
     assert len(raw) <= LIMIT and raw.startswith("1,2,999") and raw.endswith("999")

@@ -216,16 +216,17 @@ def test_crash_after_the_upsert_before_commit(db: Database, day: SampleStats,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The attempt fails after writing: nothing is visible, nothing archived, and the retry
     counts every row once."""
-    real_write = histogram._write
+    real_write = histogram.histogram_write.write
     crashes = []
 
-    def write_then_crash(*args: Any, **kwargs: Any) -> None:
-        real_write(*args, **kwargs)
+    def write_then_crash(*args: Any, **kwargs: Any) -> Any:
+        refused = real_write(*args, **kwargs)
         if not crashes:
             crashes.append(1)
             raise RuntimeError("worker crashed after the upsert")
+        return refused
 
-    monkeypatch.setattr(histogram, "_write", write_then_crash)
+    monkeypatch.setattr(histogram.histogram_write, "write", write_then_crash)
     _submit(db, day.root)
     first = work(db.url, max_items=1)
     assert (first.done, first.failed) == (0, 1)
@@ -244,27 +245,36 @@ def test_crash_after_the_upsert_before_commit(db: Database, day: SampleStats,
 
 def test_a_failure_inside_a_batch_costs_the_others_nothing(
         db: Database, day: SampleStats, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Items are claimed many at a time and share one transaction: when one fails after
-    writing, the batch is rolled back and run again without it, and the ledger, read again,
-    makes that rerun count every other file exactly once."""
+    """Items are claimed many at a time and written together by the stage's end-of-batch
+    hook: when that write fails after writing, it is rolled back and each item is written
+    alone; the bad one fails with its own error, the others commit once, and the retry
+    counts the last one."""
     assert queue.KINDS["histogram"].batch_size > 1
-    real_write = histogram._write
+    real_write = histogram.histogram_write.write
     victim = Prefix(0, TILE, day.first_hour + 5)
-    seen: list[Prefix] = []
+    seen: list[list[Prefix]] = []
 
-    def write_or_crash(conn: Any, prefix: Prefix, *args: Any) -> None:
-        real_write(conn, prefix, *args)
-        seen.append(prefix)
-        if prefix == victim and seen.count(victim) == 1:
-            raise RuntimeError("worker crashed after writing one item of the batch")
+    def write_or_crash(conn: Any, batch: Any) -> Any:
+        refused = real_write(conn, batch)
+        prefixes = [p.prefix for p in batch]
+        seen.append(prefixes)
+        if victim in prefixes and sum(victim in s for s in seen) <= 2:
+            raise RuntimeError("the write of one item of the batch crashed after writing")
+        return refused
 
-    monkeypatch.setattr(histogram, "_write", write_or_crash)
+    monkeypatch.setattr(histogram.histogram_write, "write", write_or_crash)
     _submit(db, day.root, after="keep")
     stats = work(db.url, kinds=["histogram"])  # until empty: the victim's retry included
     assert (stats.done, stats.failed) == (48, 1)
-    assert seen.count(victim) == 2
-    assert len(seen) > 49  # the batch holding the victim ran again without it
+    with_victim = [s for s in seen if victim in s]
+    assert len(with_victim[0]) > 1 and with_victim[1:] == [[victim], [victim]]
+    # the batch, then each of its items alone, then the other batches, then the retry
+    assert sum(len(s) for s in seen) == len(with_victim[0]) + 48 + 1
     with db.connect() as conn:
+        item = queue.item_history(conn, "histogram", victim.key)
+        assert item is not None
+        assert [(a["attempt"], a["error_type"], a["message"]) for a in item["attempts"]] == [
+            (1, "RuntimeError", "the write of one item of the batch crashed after writing")]
         assert stored_bins(conn) == expected_bins(day.root)
         assert totals(conn)["observations"] == day.observations
         assert totals(conn)["length_observations"] == day.observations

@@ -49,6 +49,8 @@ class Job:
         self.touched = False
         self.deadline = deadline
         self.rules: list[tuple[str, str, str, str, dict[str, Any] | None, str | None]] = []
+        self.prefetched: Any = None
+        """What the kind's ``start_batch`` hook read for this item (None: nothing)."""
 
     @property
     def conn(self) -> Connection:

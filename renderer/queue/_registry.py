@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +23,15 @@ OPEN_STATES = ("pending", "running", "held")
 Handler = Callable[["Job"], Any]
 """A stage's handler: does the item's work with ``job.conn``; returns its outcome (for the
 stage's successors) or None."""
+StartHook = Callable[[Sequence["Job"]], Mapping[int, Any] | None]
+"""A kind's start-of-batch hook (see :class:`renderer.profile.Stage`): called once per claimed
+batch, before the handlers, in the batch's transaction; reads what they need in one go and
+returns it by item id (each handler finds its own as ``job.prefetched``)."""
+BatchHook = Callable[[Sequence[tuple["Job", Any]]], Mapping[int, BaseException] | None]
+"""A kind's end-of-batch hook (see :class:`renderer.profile.Stage`): called once per claimed
+batch with the (job, outcome) of every item whose handler succeeded, in the batch's
+transaction; writes their output together and returns the items it refused (id -> error),
+for which it wrote nothing."""
 
 
 class Successor(Protocol):
@@ -94,10 +103,19 @@ class Kind:
     lease_seconds: float | None = None
     backoff_seconds: float = 5.0
     successors: tuple[Successor, ...] = field(default=(), compare=False)
+    finish_batch: BatchHook | None = field(default=None, compare=False)
+    start_batch: StartHook | None = field(default=None, compare=False)
 
-    def run(self, job: Job) -> None:
-        """The handler, then the successors its outcome asks for (same transaction)."""
+    def run(self, job: Job) -> Any:
+        """The handler, then the successors its outcome asks for (same transaction); with a
+        ``finish_batch`` hook the successors wait for it (:meth:`follow`). The outcome."""
         outcome = self.handler(job)
+        if self.finish_batch is None:
+            self.follow(job, outcome)
+        return outcome
+
+    def follow(self, job: Job, outcome: Any) -> None:
+        """Declare the successors a successful item's outcome asks for."""
         for successor in self.successors:
             successor.follow(job, outcome)
 
@@ -116,14 +134,18 @@ def _origin(fn: Callable[..., Any]) -> str:
 
 def register(kind: str, *, time_limit: float = 600, max_attempts: int = 5, batch_size: int = 1,
              lease_seconds: float | None = None, backoff_seconds: float = 5.0,
-             successors: tuple[Successor, ...] = ()) -> Callable[[Handler], Handler]:
+             successors: tuple[Successor, ...] = (),
+             finish_batch: BatchHook | None = None,
+             start_batch: StartHook | None = None) -> Callable[[Handler], Handler]:
     """Register the handler of a kind (a decorator).
 
     ``batch_size`` items are claimed at once and run one after the other in one transaction
     (use more than 1 for small, fast items); ``time_limit`` seconds bound each attempt;
     after ``max_attempts`` failed attempts the item is ``failed``; retries wait
     ``backoff_seconds * 2**(attempt-1)``, with jitter. ``successors`` follow each
-    successful item with the handler's return value (a profile declares them).
+    successful item with the handler's return value (a profile declares them);
+    ``start_batch`` reads for a whole batch at once (:data:`StartHook`), ``finish_batch``
+    writes a whole batch's output at once (:data:`BatchHook`).
 
     Example
     -------
@@ -144,7 +166,8 @@ def register(kind: str, *, time_limit: float = 600, max_attempts: int = 5, batch
                 f"kind {kind!r} is registered twice ({_origin(existing.handler)} and "
                 f"{_origin(handler)})", "give one of them another name")
         KINDS[kind] = Kind(kind, handler, float(time_limit), int(max_attempts), int(batch_size),
-                           lease_seconds, float(backoff_seconds), tuple(successors))
+                           lease_seconds, float(backoff_seconds), tuple(successors),
+                           finish_batch, start_batch)
         return handler
 
     return decorate

@@ -1,15 +1,21 @@
 """The ``histogram`` stage: the new reporter files of one (tile, hour) -> histogram rows.
 
-Exactly once: in the work item's transaction, the new files' ledger rows, the summed bins, the
+Written a batch at once: the handler prepares its item (lists the prefix, reads and bins its
+new files) and writes nothing; the stage's end-of-batch hook (:func:`finish_histograms`, see
+:mod:`renderer.profile`) writes every prepared item of the claimed batch together
+(:mod:`renderer.traffic.histogram_write`: one ledger statement, one COPY of bins per week,
+one of segment lengths).
+
+Exactly once: in the batch's transaction, the new files' ledger rows, the summed bins, the
 reported segment lengths and the rejected rows are written together, and the queue marks the
-item done in that same transaction. Files already in the ledger are skipped, so a retry after
+items done in that same transaction. Files already in the ledger are skipped, so a retry after
 a crash at any point neither loses nor double-counts a row; a second attempt running at the
-same time (a worker whose lease was taken over) collides on the ledger's primary key and
-fails instead of counting twice. The histograms are append-only (migration 0007): nothing
-but the ledger stands between a file and a second count, and late data for a (tile, hour)
-adds rows that readers sum. Archiving or deleting the inputs is a separate
-``histogram-archive`` item enqueued in that transaction: it runs only after the commit, and
-moves only files that the ledger holds.
+same time (a worker whose lease was taken over) waits on the ledger's rows and is refused
+(its item fails, the rest of its batch commits) instead of counting twice. The histograms
+are append-only (migration 0007): nothing but the ledger stands between a file and a second
+count, and late data for a (tile, hour) adds rows that readers sum. Archiving or deleting
+the inputs is a separate ``histogram-archive`` item enqueued in that transaction: it runs
+only after the commit, and moves only files that the ledger holds.
 
 Handlers here (declared in :mod:`renderer.traffic.profile`): ``histogram`` (key
 ``{level}/{tile_index}/{hour}``, group ``{level0_index}/{iso_week}``) and
@@ -21,23 +27,25 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import logging
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from renderer import binning
-from renderer.clip import clip
-from renderer.db import Connection, dict_row, query, sql, tuple_row
+from renderer.db import Connection, dict_row, query
 from renderer.errors import ObjectNotFound
 from renderer.profile import Next
 from renderer.queue import Job
 from renderer.storage import ObjectInfo, Store
+from renderer.traffic import histogram_write
+from renderer.traffic.histogram_write import Pending
 from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
 
 __all__ = ["ARCHIVE_KIND", "KIND", "ConsumeResult", "archive_after", "archive_prefix",
-           "consume_prefix", "handle_archive", "handle_histogram"]
+           "consume_prefix", "finish_histograms", "handle_archive", "handle_histogram",
+           "prepare_prefix", "start_histograms"]
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +75,9 @@ class ConsumeResult:
     bins: int = 0
     """Histogram cells written (bins summed across the files)."""
     modes: list[str] = field(default_factory=list)
-
-
-class _Files:
-    """The ledger rows (as JSON: one parameter, encoded in C) and the rejected rows of the
-    statements, filled file by file."""
-
-    def __init__(self) -> None:
-        self.ledger: list[dict[str, Any]] = []
-        self.rejects: dict[str, list[Any]] = {k: [] for k in ("keys", "lines", "raws", "reasons")}
-
-    def add(self, key: str, size: int, checksum: str, result: binning.BinResult) -> None:
-        self.ledger.append({
-            "key": key, "size": size, "checksum": checksum,
-            "status": "rejected" if result.file_error else "consumed",
-            "reason": result.file_error, "rows_read": result.rows_read,
-            "rows_accepted": result.rows_accepted, "rows_rejected": len(result.rejects),
-            "observations": result.observations})
-        for line, raw, reason in result.rejects:
-            self.rejects["keys"].append(key)
-            self.rejects["lines"].append(line)
-            self.rejects["raws"].append(clip(raw))  # a 10 MB line is kept as 8 KB
-            self.rejects["reasons"].append(reason)
+    pending: Pending | None = field(default=None, repr=False, compare=False)
+    """What is still to be written (:func:`prepare_prefix`); None once written, or when
+    nothing was new."""
 
 
 def _decode(data: bytes) -> tuple[bytes, str | None]:
@@ -129,18 +118,28 @@ def _listed(store: Store, prefix: Prefix) -> list[ObjectInfo]:
     return [i for i in store.list(prefix.folder, checksums=False) if parse_key(i.key) == prefix]
 
 
-def consume_prefix(conn: Connection, store: Store, prefix: Prefix, *,
-                   dedupe_by_content: bool = False) -> ConsumeResult:
-    """Bin the new files of one (tile, hour) and write everything in ``conn``'s transaction.
+def _consumed_of(conn: Connection,
+                 prefixes: Sequence[Prefix]) -> dict[Prefix, set[tuple[str, int, str]]]:
+    """:func:`_consumed` of several prefixes, in one statement."""
+    found: dict[Prefix, set[tuple[str, int, str]]] = {p: set() for p in prefixes}
+    for r in _rows(conn, "traffic_ingest.files_of_prefixes", {
+            "levels": [p.level for p in prefixes], "indexes": [p.index for p in prefixes],
+            "hours": [p.hour for p in prefixes]}):
+        found[Prefix(r["level"], r["index"], r["hour"])].add((r["key"], r["size"], r["checksum"]))
+    return found
 
-    Nothing is committed here: the caller (the queue's worker) commits, together with the
-    item's completion. Returns what was consumed; a prefix without new files writes nothing.
+
+def prepare_prefix(store: Store, prefix: Prefix, consumed: set[tuple[str, int, str]], *,
+                   dedupe_by_content: bool = False) -> ConsumeResult:
+    """Read and bin the new files of one (tile, hour), given the ``consumed`` ones (the
+    ledger's (key, size, checksum) of the prefix); write nothing (``pending`` holds what
+    :func:`write_prepared` writes).
+
     With ``dedupe_by_content`` a file whose size and checksum the prefix already consumed
     under another name (or holds twice) is recorded as rejected, "duplicate of" the first,
     and not binned; by default every name counts, as OpenTraffic counted them.
     """
     result = ConsumeResult()
-    consumed = _consumed(conn, prefix)
     # the first name in key order wins (reversed: a later entry overwrites an earlier one)
     seen = {(size, checksum): key for key, size, checksum in sorted(consumed, reverse=True)}
     read: list[tuple[str, int, str, str | None]] = []  # key, size, checksum, gzip error
@@ -167,48 +166,50 @@ def consume_prefix(conn: Connection, store: Store, prefix: Prefix, *,
         return result
     # One call for the prefix: the files' bins summed, ready for COPY (no object per bin).
     binned = binning.bin_prefix(texts, prefix.level, prefix.index, prefix.hour)
-    files = _Files()
+    pending = Pending(prefix, binned)
     per_file = iter(binned.files)
     for key, size, checksum, error in read:
         one = _error_result(error) if error else next(per_file)
-        files.add(key, size, checksum, one)
+        pending.add(key, size, checksum, one)
         result.files += 1
         result.files_rejected += one.file_error is not None
         result.rows_read += one.rows_read
         result.rows_accepted += one.rows_accepted
         result.rows_rejected += len(one.rejects)
         result.observations += one.observations
-    _write(conn, prefix, files, binned)
     result.bins = binned.bins
     result.modes = binned.modes
+    result.pending = pending
     return result
 
 
-def _write(conn: Connection, prefix: Prefix, files: _Files,
-           binned: binning.PrefixResult) -> None:
-    """Ledger, bins, rejects and lengths of one prefix, in ``conn``'s transaction.
+def write_prepared(conn: Connection,
+                   results: Sequence[ConsumeResult]) -> dict[int, BaseException]:
+    """Write prepared prefixes together in ``conn``'s transaction (ledger first, then bins,
+    lengths and rejected rows: :func:`renderer.traffic.histogram_write.write`); return the
+    refused ones by position (their files were consumed by a concurrent attempt first):
+    nothing of them is written."""
+    todo = [(n, r.pending) for n, r in enumerate(results) if r.pending is not None]
+    refused = histogram_write.write(conn, [p for _, p in todo])
+    for n, _ in todo:
+        results[n].pending = None  # written (or refused): the payloads can go
+    return {todo[n][0]: exc for n, exc in refused.items()}
 
-    The bins and lengths are appended with binary COPY of the payloads that the binning
-    built (no upsert, no unique index: migration 0007), so the ledger, written first, is
-    what makes this exactly once.
+
+def consume_prefix(conn: Connection, store: Store, prefix: Prefix, *,
+                   dedupe_by_content: bool = False) -> ConsumeResult:
+    """Bin the new files of one (tile, hour) and write everything in ``conn``'s transaction.
+
+    Nothing is committed here: the caller commits. Returns what was consumed; a prefix
+    without new files writes nothing. Raises AlreadyExists when a concurrent attempt
+    consumed the files first (see :func:`prepare_prefix` for ``dedupe_by_content``).
     """
-    where = {"level": prefix.level, "index": prefix.index, "hour": prefix.hour}
-    # The ledger first: a concurrent attempt on the same files blocks here, then fails.
-    with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query("traffic_ingest.record_files"),
-                    {**where, "files": json.dumps(files.ledger)})
-        row = cur.fetchone()
-        assert row is not None
-        if binned.bins:
-            copy_bins = sql.SQL(query("traffic_histogram.copy_bins")).format(
-                partition=sql.Identifier(row[0]))
-            with cur.copy(copy_bins) as copy:
-                copy.write(binned.bins_copy)
-        if binned.lengths:
-            with cur.copy(query("traffic_histogram.copy_lengths")) as copy:
-                copy.write(binned.lengths_copy)
-        if files.rejects["keys"]:
-            cur.execute(query("traffic_ingest.record_rejects"), files.rejects)
+    result = prepare_prefix(store, prefix, _consumed(conn, prefix),
+                            dedupe_by_content=dedupe_by_content)
+    refused = write_prepared(conn, [result])
+    if refused:
+        raise refused[0]
+    return result
 
 
 def archive_prefix(conn: Connection, store: Store, prefix: Prefix,
@@ -235,17 +236,43 @@ def archive_prefix(conn: Connection, store: Store, prefix: Prefix,
 
 # --- queue handlers ----------------------------------------------------------------------------
 
+def start_histograms(jobs: Sequence[Job]) -> Mapping[int, set[tuple[str, int, str]]]:
+    """The histogram stage's start-of-batch hook: the ledger rows of every prefix of the
+    batch, in one statement (a malformed key is left to its handler to fail)."""
+    prefixes: dict[int, Prefix] = {}
+    for job in jobs:
+        try:
+            prefixes[job.item.id] = Prefix.parse(job.item.key)
+        except ValueError:
+            continue
+    consumed = _consumed_of(jobs[0].conn, list(prefixes.values()))
+    return {item_id: consumed[prefix] for item_id, prefix in prefixes.items()}
+
+
 def handle_histogram(job: Job) -> ConsumeResult:
-    """Consume a prefix; the profile then declares the weekly speed tiles (fan-in) and the
-    archiving after commit (:func:`archive_after`)."""
+    """Prepare a prefix (read and bin its new files); :func:`finish_histograms` writes it
+    with the rest of its batch, and the profile then declares the weekly speed tiles
+    (fan-in) and the archiving after commit (:func:`archive_after`). The ledger rows of the
+    prefix come from :func:`start_histograms` (read here when it had none)."""
     prefix = Prefix.parse(job.item.key)
     payload = job.item.payload or {}
     store = source_store(payload["source"], job.settings.follow_symlinks)
-    result = consume_prefix(job.conn, store, prefix,
+    consumed = job.prefetched
+    if consumed is None:
+        consumed = _consumed(job.conn, prefix)
+    result = prepare_prefix(store, prefix, consumed,
                             dedupe_by_content=job.settings.traffic_dedupe_by_content)
     log.debug("histogram %s: %d files, %d observations, %d rows rejected", job.item.key,
               result.files, result.observations, result.rows_rejected)
     return result
+
+
+def finish_histograms(done: Sequence[tuple[Job, ConsumeResult]]) -> Mapping[int, BaseException]:
+    """The histogram stage's end-of-batch hook: write the batch's prepared prefixes together
+    (:func:`write_prepared`); an item whose files a concurrent attempt consumed first is
+    refused (its item fails) and the rest commit."""
+    refused = write_prepared(done[0][0].conn, [outcome for _, outcome in done])
+    return {done[n][0].item.id: exc for n, exc in refused.items()}
 
 
 def archive_after(job: Job, result: ConsumeResult) -> list[Next]:

@@ -93,7 +93,8 @@ PROFILE = Profile(
     "traffic",
     stages=(
         Stage(histogram.KIND, histogram.handle_histogram, time_limit=900, max_attempts=5,
-              batch_size=32, key=Prefix, then=(
+              batch_size=32, key=Prefix, start_batch=histogram.start_histograms,
+              finish_batch=histogram.finish_histograms, then=(
                   Then(speedtile.KIND, speedtile.for_histogram, fan_in=True,
                        when="every hour of its (level-0 tile, week) is done"),
                   Then(histogram.ARCHIVE_KIND, histogram.archive_after, force=True,
