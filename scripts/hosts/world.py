@@ -213,7 +213,7 @@ def objects(prefix: str) -> dict[str, bytes]:
     return found
 
 
-# -- the databases ---------------------------------------------------------------------------
+# -- the databases -----------------------------------------------------------------------------
 
 def direct_url(world: World, name: str) -> str:
     assert world.cluster is not None
@@ -244,7 +244,7 @@ def db_cpu_seconds(world: World) -> tuple[int, float]:
     return postmaster, total / tick
 
 
-# -- the hosts -------------------------------------------------------------------------------
+# -- the hosts ---------------------------------------------------------------------------------
 
 def host_env(world: World, case: str, ns: str) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
@@ -272,7 +272,6 @@ def namespace(world: World, host: str) -> tuple[str, str]:
     return world.hosts[n - 1], f"{TAG}b{n}"
 
 
-
 def upload_sample(world: World, tiles: int, days: int, scale: float) -> int:
     """Write the traffic sample and put it in S3 (several uploads at a time)."""
     made = generate(world.folder / "sample", tiles=tiles, days=days, seed=11, scale=scale)
@@ -289,7 +288,6 @@ def make_template(world: World, name: str) -> None:
     schema.upgrade(direct_url(world, name))
     with psycopg.connect(direct_url(world, name), autocommit=True) as conn:
         conn.execute(AUDIT.encode())
-
 
 
 def tear_down(world: World, started: float) -> None:
