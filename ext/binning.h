@@ -3,11 +3,14 @@
  * tables a Job bins into, and the functions one file calls in another.
  *
  *   binning.c       the module: argument and header checks, bin_file, bin_prefix;
- *   binning_scan.c  the hot loop without the GIL: hash tables, field scanners, bin_rows;
+ *   binning_scan.c  the hot loop without the GIL: field scanners, inserts, bin_rows;
+ *   binning_tables.c  the tables it fills: set-up, growth, rejects, release;
  *   binning_emit.c  the results with the GIL: sorted bins, Python tuples, COPY payloads.
  *
- * Every hot-loop helper stays static inline in binning_scan.c, so that the loop compiles
- * exactly as it did when this was one file; only cold, once-per-file calls cross files.
+ * Every helper the loop calls on every row stays static inline in binning_scan.c (the
+ * hashes below in this header), so that the loop compiles as it did when this was one file;
+ * only calls the loop makes rarely (a table's growth, a reject) and once-per-file calls
+ * cross files.
  */
 #ifndef RENDERER_BINNING_H
 #define RENDERER_BINNING_H
@@ -121,10 +124,33 @@ typedef struct {
     RejectList rejects;
 } Job;
 
-/* binning_scan.c */
+/* The bins' hash, used by the insert (binning_scan.c) and the growth (binning_tables.c). */
+static inline uint64_t
+mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 33;
+    return h;
+}
+
+static inline uint64_t
+bin_hash(uint64_t k1, uint64_t k2, uint32_t mode)
+{
+    return mix64(k1 * UINT64_C(0x9E3779B97F4A7C15) ^ (k2 + ((uint64_t)mode << 48)));
+}
+
+/* binning_tables.c: each int returns 0, or -1 on memory error. */
 int bins_init(BinTable *t, size_t cap);
+int bins_grow(BinTable *t);
 int modes_init(ModeTable *m);
+int rejects_add(RejectList *r, uint64_t line, Py_ssize_t offset, Py_ssize_t length,
+                int reason, Py_ssize_t fields);
 void job_free(Job *job);
+
+/* binning_scan.c */
 void bin_rows(Job *job, size_t start);
 
 /* binning_emit.c: each returns a new reference, or NULL with an exception set. */

@@ -5,7 +5,8 @@ when its set ends (done, failed or cancelled).
 the URL with :func:`check_url` (http or https, no credentials, a host of ``[callbacks]
 allowed_hosts``; anything else is :class:`CallbackRefused`, answered 422) and record it with
 :func:`register` in the transaction that enqueues the run. The ``callbacks-sweep`` stage (every
-minute, a default schedule) finds the recorded sets that have ended and, in its transaction,
+minute, a default schedule; its ticks are skipped while no callback waits, so an idle system
+gains no queue items) finds the recorded sets that have ended and, in its transaction,
 enqueues one ``notify`` item per set (outside any set, so that it does not keep its own set
 open). The ``notify`` item POSTs :func:`status_body`, signed as the incoming hooks are
 (:mod:`renderer.hmacsign`) under ``[callbacks] secret``, with a timeout; a refusal or no answer
@@ -37,7 +38,8 @@ from renderer.hmacsign import signed_headers
 from renderer.queue import PRIORITY_ON_DEMAND, Job
 
 __all__ = ["NOTIFY_KIND", "SWEEP_KIND", "CallbackFailed", "CallbackRefused", "check_url",
-           "get", "notify", "register", "status_body", "sweep", "sweep_stage", "view"]
+           "get", "notify", "register", "status_body", "sweep", "sweep_stage", "view",
+           "waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,12 @@ def _outcome(counts: dict[str, Any]) -> str | None:
     if counts.get("state") == "cancelled" or int(counts.get("cancelled", 0)):
         return "cancelled"
     return "failed" if int(counts.get("failed", 0)) else "done"
+
+
+def waiting(conn: Connection) -> bool:
+    """Whether any recorded callback waits for its set to end (else a sweep has nothing to
+    do, and its schedule's tick is skipped: no queue items on an idle system)."""
+    return bool(db.scalar(conn, "ops.any_waiting_callback"))
 
 
 def sweep(conn: Connection) -> list[str]:

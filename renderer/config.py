@@ -85,6 +85,16 @@ class Settings:
     def worker_processes(self) -> int:
         return self.processes or 2 * (os.cpu_count() or 1)
 
+    def require_direct(self, command: str) -> None:
+        """Refuse ``command`` (one that keeps temporary tables across transactions) when the
+        URL is PgBouncer in transaction pooling: each transaction may get another session."""
+        if self.pooler == "pgbouncer":
+            raise ConfigError(
+                f"{command} keeps temporary tables across transactions and cannot run through "
+                "PgBouncer (RENDERER_POOLER=pgbouncer)",
+                "run it with RENDERER_DATABASE_URL pointing at PostgreSQL itself and "
+                "RENDERER_POOLER unset")
+
     def masked(self) -> dict[str, Any]:
         """Settings for display, with passwords and secrets replaced by ``***``."""
         shown: dict[str, Any] = {}

@@ -1,10 +1,11 @@
 """The engine's operations, as a profile: downloadable extracts (``collect``, nightly) and
 status posted back to the requesters of runs (``callbacks-sweep`` every minute queues a
-``notify`` per ended set). See :mod:`renderer.extracts` and :mod:`renderer.callbacks`."""
+``notify`` per ended set; its ticks are skipped while no callback waits). See
+:mod:`renderer.extracts` and :mod:`renderer.callbacks`."""
 
 from __future__ import annotations
 
-from renderer import callbacks
+from renderer import callbacks, schedules
 from renderer.extracts.stage import COLLECT_KIND, collect
 from renderer.profile import DefaultSchedule, Profile, Stage
 
@@ -25,3 +26,6 @@ PROFILE = Profile(
                         callbacks.SWEEP_KIND),
     ),
 )
+
+# An idle system gains no queue items a minute: the sweep's tick waits for a callback.
+schedules.SKIP_WHEN_IDLE[callbacks.SWEEP_KIND] = callbacks.waiting

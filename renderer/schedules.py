@@ -47,6 +47,11 @@ PRUNE_KIND = "queue-prune"
 REMOVED = "removed_default"
 """Payload flag of the disabled row left in place of a removed default schedule."""
 
+SKIP_WHEN_IDLE: dict[str, Callable[[Connection], bool]] = {}
+"""Kinds whose ticks are skipped while their check says nothing waits (set by the kind's
+profile module, e.g. ``callbacks-sweep`` in :mod:`renderer.ops`): a skipped tick enqueues
+nothing and stays due, so the scheduler's next wake-up asks again."""
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -214,7 +219,8 @@ def fire_due(conn: Connection, now: datetime | None = None) -> list[Fired]:
     with conn.transaction():
         schedules = [Schedule.from_row(r)
                      for r in conn.execute(db.query("schedules.lock_enabled")).fetchall()]
-        due = {s.name: t for s in schedules if (t := due_tick(s, now)) is not None}
+        due = {s.name: t for s in schedules
+               if (t := due_tick(s, now)) is not None and not _idle(conn, s.kind)}
         if not due:
             return []
         moved = conn.execute(db.query("schedules.advance"),
@@ -223,6 +229,11 @@ def fire_due(conn: Connection, now: datetime | None = None) -> list[Fired]:
                  for r in moved]
         enqueue_many(conn, [_tick_item(Schedule.from_row(r)) for r in moved])
     return fired
+
+
+def _idle(conn: Connection, kind: str) -> bool:
+    check = SKIP_WHEN_IDLE.get(kind)
+    return check is not None and not check(conn)
 
 
 def _tick_item(schedule: Schedule) -> NewItem:

@@ -15,6 +15,11 @@ RETURNING set_id, url, state;
 SELECT set_id, url FROM run_callbacks WHERE state = 'waiting'
 ORDER BY created_at FOR UPDATE SKIP LOCKED;
 
+-- name: any_waiting_callback
+-- Whether a callback waits for its set to end (the partial index run_callbacks_waiting: one
+-- probe, nothing locked): while none does, the sweep's schedule skips its ticks.
+SELECT EXISTS (SELECT 1 FROM run_callbacks WHERE state = 'waiting');
+
 -- name: mark_queued
 -- A set ended: its notice is queued with the outcome it will report.
 UPDATE run_callbacks SET state = 'queued', outcome = %(outcome)s, queued_at = now()

@@ -1,6 +1,7 @@
 """Through a real PgBouncer in transaction pooling (RENDERER_POOLER=pgbouncer) in front of the
 test cluster: the queue's claim and finish by a pool of workers, a traffic sample run, the
-service's pages, migrations, and ``renderer doctor``'s pooler check."""
+service's pages, migrations, ``renderer doctor``'s pooler check, and the ingests that need a
+direct connection refusing to run through it."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from renderer.cli import main
 from renderer.errors import DatabaseError
 from renderer.pool import run_pool
 from renderer.queue import NewItem
+from renderer.sensors.sample import generate as sensors_sample
 from renderer.traffic.sample import generate
 from renderer.web.app import create_app
 from renderer.worker import listens
@@ -191,3 +193,26 @@ def test_the_service_pages_through_pgbouncer(
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.mark.acceptance
+def test_ingests_that_keep_temp_tables_refuse_a_pooler_in_one_line_and_load_nothing(
+        bouncer: Any, fresh_database_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, pooled_env: None) -> None:
+    monkeypatch.setenv("RENDERER_DATABASE_URL", through(bouncer, fresh_database_url))
+    monkeypatch.setenv("RENDERER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RENDERER_STORAGE", (tmp_path / "store").as_uri())
+    sensors_sample(tmp_path / "detectors", detectors=1, days=1)
+    reports = tmp_path / "reports.csv"
+    reports.write_text("time,mmsi,lat,lon\n2026-12-01T00:00:05Z,503000001,-33.85,151.25\n")
+    for command, source in (("sensors", tmp_path / "detectors"), ("tracks", reports)):
+        result = CliRunner().invoke(main, [command, "ingest", str(source)])
+        assert result.exit_code == 2, result.output
+        assert result.output == (
+            f"error: renderer {command} ingest keeps temporary tables across transactions and "
+            "cannot run through PgBouncer (RENDERER_POOLER=pgbouncer) (run it with "
+            "RENDERER_DATABASE_URL pointing at PostgreSQL itself and RENDERER_POOLER unset)\n")
+    with psycopg.connect(fresh_database_url) as conn:  # nothing loaded, nothing recorded
+        loaded = conn.execute("SELECT (SELECT count(*) FROM sensors_files),"
+                              " (SELECT count(*) FROM tracks_files)").fetchone()
+    assert loaded == (0, 0)

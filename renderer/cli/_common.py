@@ -36,8 +36,11 @@ def settings() -> config.Settings:
     return config.load()
 
 
-def database(migrate: bool = True) -> Database:
-    """The configured database, started and migrated on first use."""
+def database(migrate: bool = True, direct: str = "") -> Database:
+    """The configured database, started and migrated on first use; ``direct`` names a command
+    that needs a direct connection (refused behind a pooler, before connecting)."""
+    if direct:
+        settings().require_direct(direct)
     return Database.from_settings(settings(), migrate=migrate)
 
 

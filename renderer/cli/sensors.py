@@ -72,7 +72,7 @@ def ingest(paths: tuple[str, ...], then_etl: bool, as_json: bool) -> None:
     from renderer.sensors.files import discover
     from renderer.sensors.ingest import ingest_sources
 
-    db = database()
+    db = database(direct="renderer sensors ingest")
     sources = discover(paths, follow_symlinks=settings().follow_symlinks)
     if is_terminal() and not as_json:
         from rich.progress import Progress

@@ -54,7 +54,7 @@ def ingest(paths: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
         renderer tracks ingest feed-2026-12-01.nmea.gz --format nmea
         renderer tracks ingest s3://ais-archive/2026/12/
     """
-    db = database()
+    db = database(direct="renderer tracks ingest")
     sources = discover(paths, fmt)
     if is_terminal() and not as_json:
         with Progress(console=console, transient=True) as bar:
