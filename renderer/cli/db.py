@@ -155,7 +155,7 @@ def psql(args: tuple[str, ...]) -> None:
 
     \b
     Example:
-        renderer db psql -c "SELECT * FROM renderer.queue_status()"
+        renderer db psql -c "SELECT * FROM renderer.queue_status_v3(300, '{}')"
     """
     target = resolve_url(settings())
     binary = shutil.which("psql")
