@@ -40,13 +40,12 @@ from typing import Any
 
 import httpx
 import mapnik
-import psycopg
 import shapely
 import uvicorn
 from fastapi import APIRouter, Response
 from pmtiles.reader import MmapSource, Reader
 from pmtiles.tile import deserialize_directory, find_tile, zxy_to_tileid
-from scratch import drop_database, scratch_database
+from scratch import TICK, cluster_seconds, drop_database, postmaster_of, scratch_database
 
 from renderer import config, pipelines, queue
 from renderer.db import connect
@@ -77,28 +76,11 @@ class CpuClock:
     """CPU seconds of this process, its waited-for children and a PostgreSQL cluster."""
 
     def __init__(self, url: str) -> None:
-        self.tick = os.sysconf("SC_CLK_TCK")
-        with psycopg.connect(url) as conn:
-            folder = conn.execute("SHOW data_directory").fetchone()[0]  # type: ignore[index]
-        with open(os.path.join(folder, "postmaster.pid")) as f:
-            self.postmaster = int(f.readline())
+        self.tick = TICK
+        self.postmaster = postmaster_of(url)
 
     def cluster(self) -> float:
-        ticks = 0
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            own = int(pid) == self.postmaster
-            if own or int(fields[1]) == self.postmaster:
-                ticks += int(fields[11]) + int(fields[12])
-                if own:
-                    ticks += int(fields[13]) + int(fields[14])
-        return ticks / self.tick
+        return cluster_seconds(self.postmaster)
 
     def own(self) -> float:
         t = os.times()

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from scratch import scratch_database
+from scratch import cluster_seconds, scratch_database
 from tracks import START, shapes
 
 from renderer.db import connect
@@ -64,29 +64,6 @@ from renderer.traffic.sample import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 RENDERER = str(ROOT / ".venv/bin/renderer")
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cluster_seconds(postmaster: int) -> float:
-    """CPU seconds of the cluster so far: the postmaster's own and its reaped children's
-    (``cutime``, ``cstime``: every backend that has exited, however short-lived), plus
-    its live children's, from /proc."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == postmaster:
-            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-        elif int(fields[1]) == postmaster:
-            total += int(fields[11]) + int(fields[12])
-    return total / TICK
 
 
 class ServerCpu:

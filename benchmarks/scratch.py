@@ -1,7 +1,9 @@
-"""A scratch database per benchmark, migrated to head, on the benchmark's server."""
+"""A scratch database per benchmark, migrated to head, on the benchmark's server, and the
+CPU seconds its cluster has spent."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -27,3 +29,34 @@ def scratch_database(server: str, name: str) -> str:
     url = with_database(server, name)
     schema.upgrade(url)
     return url
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def postmaster_of(url: str) -> int:
+    """The pid of the postmaster serving ``url`` (the server must be on this machine)."""
+    with psycopg.connect(url) as conn:
+        folder = conn.execute("SHOW data_directory").fetchone()[0]  # type: ignore[index]
+    with open(os.path.join(folder, "postmaster.pid")) as f:
+        return int(f.readline())
+
+
+def cluster_seconds(postmaster: int) -> float:
+    """CPU seconds of the cluster so far: the postmaster's own and its reaped children's
+    (``cutime``, ``cstime``: every backend that has exited, however short-lived), plus
+    its live children's, from /proc."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == postmaster:
+            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        elif int(fields[1]) == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICK

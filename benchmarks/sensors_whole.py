@@ -33,10 +33,9 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
-import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from scratch import drop_database, scratch_database
+from scratch import cluster_seconds, drop_database, postmaster_of, scratch_database
 
 from renderer.db import Database, connect
 from renderer.localdb import Cluster
@@ -102,26 +101,10 @@ class Clock:
     """(wall, client CPU, server CPU) of a phase: this process, and a cluster's processes."""
 
     def __init__(self, url: str) -> None:
-        with psycopg.connect(url) as conn:
-            folder = conn.execute("SHOW data_directory").fetchone()[0]  # type: ignore[index]
-        with open(os.path.join(folder, "postmaster.pid")) as f:
-            self.postmaster = int(f.readline())
-        self.tick = os.sysconf("SC_CLK_TCK")
+        self.postmaster = postmaster_of(url)
 
     def server(self) -> float:
-        ticks = 0
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            own = int(pid) == self.postmaster
-            if own or int(fields[1]) == self.postmaster:
-                ticks += int(fields[11]) + int(fields[12])
-                if own:
-                    ticks += int(fields[13]) + int(fields[14])
-        return ticks / self.tick
+        return cluster_seconds(self.postmaster)
 
     def time(self, step: Callable[[], Any]) -> tuple[float, float, float, Any]:
         w0, c0, s0 = time.perf_counter(), time.process_time(), self.server()
