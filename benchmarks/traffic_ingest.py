@@ -157,6 +157,12 @@ PENDING = ("SELECT count(*) FROM work_queue WHERE kind = 'histogram'"
            " AND state IN ('pending', 'running')")
 
 
+def _backend_cpu(conn: psycopg.Connection[Any]) -> float:
+    """CPU seconds of ``conn``'s own backend so far (the server must be on this machine)."""
+    fields = ServerCpu._stat(conn.info.backend_pid)
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def run_ours(url: str, source: Path, processes: int, server: ServerCpu, *,
              warm: bool) -> tuple[float, tuple[float, float] | None, int]:
     """Submit, then the workers until every item is committed: (seconds, cpu, items).
@@ -190,16 +196,21 @@ def run_ours(url: str, source: Path, processes: int, server: ServerCpu, *,
         with psycopg.connect(url) as conn:
             result = submit(conn, str(source), after="keep")
             conn.commit()
+        watching = (0.0, 0.0)  # the harness's polling, client and backend: not ours
         if pool is None:
             run_pool(url, processes=processes, kinds=["histogram"], until_empty=True)
         else:
+            backend, client0 = _backend_cpu(watch), time.thread_time()
             while _count(watch, PENDING):
                 time.sleep(0.01)
+            watching = (time.thread_time() - client0, _backend_cpu(watch) - backend)
         elapsed = time.perf_counter() - start
     if pool is not None:
         pool.join()
     time.sleep(1.0)  # the postmaster reaps the workers' backends (their CPU) asynchronously
     cpu = _cpu_since(cpu0, server0, server)
+    if cpu is not None:
+        cpu = (cpu[0] - watching[0], cpu[1] - watching[1])
     return elapsed, cpu, result.prefixes
 
 
