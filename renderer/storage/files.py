@@ -79,6 +79,7 @@ class FileStore(Store):
         self.temp_grace = temp_grace
         self.follow_symlinks = follow_symlinks
         self._swept: dict[Path, float] = {}  # folder -> when this process last swept it
+        self._real_root: str | None = None
         try:
             self.root = Path(root).expanduser().absolute()
         except RuntimeError as error:  # "~name" of an unknown user, or no home at all
@@ -101,8 +102,9 @@ class FileStore(Store):
         """Whether reading ``path`` (under the root) goes through no symbolic link, or with
         ``follow_symlinks`` only through links that stay inside the root: a link to
         ``/etc/shadow`` dropped into a source folder is never read."""
-        root = os.path.realpath(self.root)
-        real = os.path.realpath(path)
+        if self._real_root is None:  # resolved once: a get is one realpath, not two
+            self._real_root = os.path.realpath(self.root)
+        root, real = self._real_root, os.path.realpath(path)
         if not self.follow_symlinks:
             return real == os.path.join(root, path.relative_to(self.root))
         return real.startswith(root.rstrip("/") + "/")
