@@ -3,6 +3,7 @@ examples of `renderer sensors` work on them."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from renderer.sensors.sample import FIRST_DETECTOR, generate
+from renderer.sensors.validate import reason
 
 
 def test_same_seed_same_files(tmp_path: Path) -> None:
@@ -53,3 +55,15 @@ def test_the_sample_goes_through_the_pipeline_and_the_help_examples_work(
     found = json.loads(rows)
     assert len(found) >= 1430 and {r["uniqueid"] for r in found} == {1053}
     assert any(r["trafficjamindicator"] == 1 for r in found)  # the peaks are jams
+
+
+def test_the_rows_the_sample_calls_bad_are_the_rows_the_rules_reject(tmp_path: Path) -> None:
+    """`sensors sample` says how many bad rows it wrote; ingesting must reject exactly those
+    (a negative count, once written as a bad row, reads as NULL and was accepted)."""
+    made = generate(tmp_path, detectors=10, days=3)
+    rejected = 0
+    for path in made.files:
+        rows = csv.DictReader(gzip.decompress(path.read_bytes()).decode().splitlines())
+        rejected += sum(reason({k: v.strip(" \t") for k, v in row.items()}) is not None
+                        for row in rows)
+    assert made.bad_rows > 0 and rejected == made.bad_rows

@@ -57,7 +57,7 @@ def _day_rows(rng: random.Random, day: date, detector: int, free_speed: int,
             fields[1] = "yesterday"  # rejected: bad timestamp
             stats.bad_rows += 1
         elif roll < 0.0010:
-            fields[5] = "-3"  # rejected: negative count
+            fields[5] = "3x"  # rejected: not a whole number (a negative one reads as NULL)
             stats.bad_rows += 1
         lines.append(",".join(fields))
     return lines
