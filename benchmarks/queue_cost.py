@@ -32,28 +32,16 @@ from typing import Any
 
 import psycopg
 import queue_throughput as qt
+from scratch import TICK, proc_stats
 
 from renderer import queue, schema
 from renderer.localdb import Cluster
 
-TICK = os.sysconf("SC_CLK_TCK")
-
 
 def cluster_cpu(postmaster: int) -> dict[int, float]:
-    """CPU seconds of the postmaster's children (and itself), by pid."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry), int(fields[1])
-        if pid == postmaster or ppid == postmaster:
-            found[pid] = (int(fields[11]) + int(fields[12])) / TICK
-    return found
+    """CPU seconds of the postmaster's live children (and itself), by pid."""
+    return {pid: (int(fields[11]) + int(fields[12])) / TICK for pid, fields in proc_stats()
+            if pid == postmaster or int(fields[1]) == postmaster}
 
 
 def snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:

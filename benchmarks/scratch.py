@@ -4,6 +4,7 @@ CPU seconds its cluster has spent."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -42,20 +43,25 @@ def postmaster_of(url: str) -> int:
         return int(f.readline())
 
 
-def cluster_seconds(postmaster: int) -> float:
-    """CPU seconds of the cluster so far: the postmaster's own and its reaped children's
-    (``cutime``, ``cstime``: every backend that has exited, however short-lived), plus
-    its live children's, from /proc."""
-    total = 0
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/PID/stat after the command name) of every live process."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                yield int(entry), f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(entry) == postmaster:
+
+
+def cluster_seconds(postmaster: int) -> float:
+    """CPU seconds of the cluster so far: the postmaster's own and its reaped children's
+    (``cutime``, ``cstime``: every backend that has exited, however short-lived), plus
+    its live children's, from /proc."""
+    total = 0
+    for pid, fields in proc_stats():
+        if pid == postmaster:
             total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
         elif int(fields[1]) == postmaster:
             total += int(fields[11]) + int(fields[12])
