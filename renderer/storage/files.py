@@ -26,6 +26,8 @@ from renderer.storage.base import (
     check_metadata,
 )
 
+# A folder opened by name only when it is no symbolic link (ELOOP otherwise).
+_FOLDER_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _SIDECAR = ".{name}.meta.json"  # hidden, beside the object; list() skips every dotfile
 _TEMP = ".{name}.{token}.tmp"
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
@@ -229,15 +231,39 @@ class FileStore(Store):
                 removed += 1
         return removed
 
+    def _read_nofollow(self, key: str) -> bytes:
+        """The bytes of ``key``, opened a part at a time from the root with O_NOFOLLOW: a
+        link anywhere below the root fails (ELOOP) instead of being read. The same rule as
+        :meth:`_inside` without ``follow_symlinks``, without a realpath (a stat per part)."""
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        *folders, name = key.split("/")  # checked by _path
+        fd = os.open(self._real_root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in folders:
+                inner = os.open(part, _FOLDER_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            inner = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+        finally:
+            os.close(fd)
+        with os.fdopen(inner, "rb") as file:
+            return file.read()
+
     def get(self, key: str) -> bytes:
         path = self._path(key)
         try:
+            if not self.follow_symlinks:
+                return self._read_nofollow(key)
             if not self._inside(path):
                 raise FileNotFoundError(path)
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(f"no object {key!r} in {self.url}", "check the key") from None
         except OSError as error:
+            if error.errno == errno.ELOOP:  # a link below the root: never read
+                raise ObjectNotFound(f"no object {key!r} in {self.url}", "check the key"
+                                     ) from None
             raise _os_error(error, "read", path) from error
 
     def _read_sidecar(self, path: Path, st: os.stat_result) -> dict[str, Any] | None:
