@@ -41,7 +41,7 @@ from renderer.queue import Job
 from renderer.storage import ObjectInfo, Store
 from renderer.traffic import histogram_write
 from renderer.traffic.histogram_write import Pending
-from renderer.traffic.layout import ARCHIVE, Prefix, parse_key, source_store
+from renderer.traffic.layout import ARCHIVE, Prefix, source_store
 
 __all__ = ["ARCHIVE_KIND", "KIND", "ConsumeResult", "archive_after", "archive_prefix",
            "consume_prefix", "finish_histograms", "handle_archive", "handle_histogram",
@@ -114,8 +114,10 @@ def _consumed(conn: Connection, prefix: Prefix) -> set[tuple[str, int, str]]:
 
 def _listed(store: Store, prefix: Prefix) -> list[ObjectInfo]:
     """The files of a prefix. A folder store lists them without their MD5 (it would read each
-    file whole), since :func:`_checksum` computes it from the bytes read anyway."""
-    return [i for i in store.list(prefix.folder, checksums=False) if parse_key(i.key) == prefix]
+    file whole), since :func:`_checksum` computes it from the bytes read anyway. Every key
+    under the prefix's folder parses to the prefix (:func:`parse_key` reads only the first
+    three parts of a key of four or more), so none is parsed again."""
+    return list(store.list(prefix.folder, checksums=False))
 
 
 def _consumed_of(conn: Connection,
