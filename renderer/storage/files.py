@@ -92,13 +92,17 @@ class FileStore(Store):
     def url(self) -> str:
         return self.root.as_uri()
 
-    def _path(self, key: str) -> Path:
+    @staticmethod
+    def _parts(key: str) -> list[str]:
         parts = check_key(key).split("/")
         if any(part.startswith(".") for part in parts):
             raise InvalidKey(
                 f"a folder store key has no part starting with '.' (kept for sidecars): {key!r}"
             )
-        return self.root.joinpath(*parts)
+        return parts
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*self._parts(key))
 
     def _inside(self, path: Path) -> bool:
         """Whether reading ``path`` (under the root) goes through no symbolic link, or with
@@ -231,30 +235,31 @@ class FileStore(Store):
                 removed += 1
         return removed
 
-    def _read_nofollow(self, key: str) -> bytes:
-        """The bytes of ``key``, opened a part at a time from the root with O_NOFOLLOW: a
-        link anywhere below the root fails (ELOOP) instead of being read. The same rule as
-        :meth:`_inside` without ``follow_symlinks``, without a realpath (a stat per part)."""
+    def _read_nofollow(self, parts: list[str]) -> bytes:
+        """The bytes of the key of ``parts``, opened a part at a time from the root with
+        O_NOFOLLOW: a link anywhere below the root fails (ELOOP) instead of being read. The
+        rule of :meth:`_inside` without ``follow_symlinks``, without a realpath of the file
+        (a stat per part of its whole path) nor a Path."""
         if self._real_root is None:
             self._real_root = os.path.realpath(self.root)
-        *folders, name = key.split("/")  # checked by _path
         fd = os.open(self._real_root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            for part in folders:
+            for part in parts[:-1]:
                 inner = os.open(part, _FOLDER_NOFOLLOW, dir_fd=fd)
                 os.close(fd)
                 fd = inner
-            inner = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+            inner = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
         finally:
             os.close(fd)
         with os.fdopen(inner, "rb") as file:
             return file.read()
 
     def get(self, key: str) -> bytes:
-        path = self._path(key)
+        parts = self._parts(key)
         try:
             if not self.follow_symlinks:
-                return self._read_nofollow(key)
+                return self._read_nofollow(parts)
+            path = self.root.joinpath(*parts)
             if not self._inside(path):
                 raise FileNotFoundError(path)
             return path.read_bytes()
@@ -264,7 +269,7 @@ class FileStore(Store):
             if error.errno == errno.ELOOP:  # a link below the root: never read
                 raise ObjectNotFound(f"no object {key!r} in {self.url}", "check the key"
                                      ) from None
-            raise _os_error(error, "read", path) from error
+            raise _os_error(error, "read", self.root.joinpath(*parts)) from error
 
     def _read_sidecar(self, path: Path, st: os.stat_result) -> dict[str, Any] | None:
         try:
@@ -279,17 +284,18 @@ class FileStore(Store):
             return None  # stale: the object was replaced or changed by hand
         return sidecar
 
-    def _info(self, key: str, path: Path, st: os.stat_result, metadata: bool,
+    def _info(self, key: str, path: Path | str, st: os.stat_result, metadata: bool,
               sidecar: bool = True, checksum: bool = True) -> ObjectInfo:
         """``sidecar`` False: the caller knows there is none (saves an open per object).
-        ``checksum`` False: no MD5 of the content when there is no sidecar (etag "")."""
-        meta = (self._read_sidecar(path, st) if sidecar else None) or {}
+        ``checksum`` False: no MD5 of the content when there is no sidecar (etag "").
+        ``path`` may be a str: a listing makes no Path of a file it need not open."""
+        meta = (self._read_sidecar(Path(path), st) if sidecar else None) or {}
         etag = meta.get("etag")
         if not isinstance(etag, str) and not checksum:
             etag = ""
         elif not isinstance(etag, str):
             digest = hashlib.md5(usedforsecurity=False)
-            with path.open("rb") as file:
+            with open(path, "rb") as file:
                 for chunk in iter(lambda: file.read(1 << 20), b""):
                     digest.update(chunk)
             etag = digest.hexdigest()
@@ -353,16 +359,15 @@ class FileStore(Store):
                     found.append((key, entry.path, _SIDECAR.format(name=name) in names))
         found.sort()
         for key, name, sidecar in found:
-            path = Path(name)
             try:
                 st = os.stat(name)
                 if stat.S_ISREG(st.st_mode):
-                    yield self._info(key, path, st, metadata=False, sidecar=sidecar,
+                    yield self._info(key, name, st, metadata=False, sidecar=sidecar,
                                      checksum=checksums)
             except FileNotFoundError:
                 continue  # deleted while we listed
             except OSError as error:
-                raise _os_error(error, "list", path) from error
+                raise _os_error(error, "list", Path(name)) from error
 
     def delete(self, key: str) -> None:
         path = self._path(key)
