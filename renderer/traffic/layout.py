@@ -62,12 +62,12 @@ class Prefix:
         """The work item key ``{level}/{tile_index}/{hour}``."""
         return f"{self.level}/{self.index}/{self.hour}"
 
-    @property
+    @functools.cached_property  # in the instance's __dict__: fields, order and hash are unchanged
     def level0(self) -> int:
         """Index of the level-0 tile that contains this tile."""
         return tiles.ancestor(self.tile).index
 
-    @property
+    @functools.cached_property
     def week(self) -> str:
         return week_of_hour(self.hour)
 
@@ -77,6 +77,7 @@ class Prefix:
         return f"{self.level0}/{self.week}"
 
     @classmethod
+    @functools.lru_cache(maxsize=4096)  # immutable; the stages of an item parse it 3 times
     def from_item_key(cls, key: str) -> Prefix:
         """The prefix of a work item key; ValueError when it is not one.
 
