@@ -291,11 +291,24 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(merge_lengths_doc,
+"merge_lengths(payloads) -> (rows, payload)\n\n"
+"The binary COPY payloads of segment lengths (PrefixResult.lengths_copy) as one, sorted by\n"
+"(segment, length), with the rows of a (segment, length) found in several summed.");
+
+static PyObject *
+merge_lengths_py(PyObject *self, PyObject *payloads)
+{
+    (void)self;
+    return merge_lengths(payloads);
+}
+
 static PyMethodDef methods[] = {
     {"bin_file", (PyCFunction)(void (*)(void))bin_file, METH_VARARGS | METH_KEYWORDS,
      bin_file_doc},
     {"bin_prefix", (PyCFunction)(void (*)(void))bin_prefix, METH_VARARGS | METH_KEYWORDS,
      bin_prefix_doc},
+    {"merge_lengths", (PyCFunction)merge_lengths_py, METH_O, merge_lengths_doc},
     {NULL, NULL, 0, NULL},
 };
 

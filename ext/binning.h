@@ -164,5 +164,6 @@ PyObject *build_lengths(Job *job);
 PyObject *build_rejects(Job *job);
 PyObject *copy_bins(Job *job, uint64_t hour);
 PyObject *copy_lengths(Job *job);
+PyObject *merge_lengths(PyObject *payloads);
 
 #endif /* RENDERER_BINNING_H */

@@ -360,3 +360,27 @@ def bin_prefix(files: Sequence[bytes], level: int, tile_index: int, hour: int) -
     rows.append(COPY_TRAILER)
     return PrefixResult(results, len(sums), sorted({key[0] for key in sums}), b"".join(bins),
                         len(lengths), b"".join(rows))
+
+
+_LENGTH_ROW = struct.Struct(">hiqiiiq")  # 3 fields: int8 segment, int4 length, int8 count
+
+
+def merge_lengths(payloads: Sequence[bytes]) -> tuple[int, bytes]:
+    """The binary COPY payloads of segment lengths (:attr:`PrefixResult.lengths_copy`) as
+    one, sorted by (segment, length), the rows of a (segment, length) found in several
+    summed; with the number of rows. ValueError on a payload of another shape."""
+    lengths: dict[tuple[int, int], int] = {}
+    for payload in payloads:
+        body = payload[len(COPY_HEADER):len(payload) - len(COPY_TRAILER)]
+        if (not payload.startswith(COPY_HEADER[:11]) or len(payload) < 21
+                or len(body) % _LENGTH_ROW.size):
+            raise ValueError("not a binary COPY payload of segment lengths")
+        for shape, w1, segment, w2, length, w3, count in _LENGTH_ROW.iter_unpack(body):
+            if (shape, w1, w2, w3) != (3, 8, 4, 8):
+                raise ValueError("not a binary COPY payload of segment lengths")
+            lengths[segment, length] = lengths.get((segment, length), 0) + count
+    rows = [COPY_HEADER]
+    for (segment, length), count in sorted(lengths.items()):
+        rows.append(_LENGTH_ROW.pack(3, 8, segment, 4, length, 8, _checked(count)))
+    rows.append(COPY_TRAILER)
+    return len(lengths), b"".join(rows)

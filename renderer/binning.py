@@ -32,34 +32,40 @@ __all__ = [
     "duration_seconds",
     "duration_step",
     "implementations",
+    "merge_lengths",
+    "merge_lengths_implementations",
     "prefix_implementations",
 ]
 
 BinFile = Callable[[bytes, int, int, int], BinResult]
 BinPrefix = Callable[[Sequence[bytes], int, int, int], PrefixResult]
+MergeLengths = Callable[[Sequence[bytes]], tuple[int, bytes]]
 
 _STEP_OFFSETS = (0, 64, 192, 512)
 _STEP_SIZES = (1, 2, 5, 10)
 DURATION_MAX = _binning_py.DURATION_MAX
 
 
-def _load_c() -> tuple[BinFile, BinPrefix] | None:
+def _load_c() -> tuple[BinFile, BinPrefix, MergeLengths] | None:
     try:  # the C extension is optional (not built, or forced off): the twin stands in
         from renderer import _binning
     except ImportError:
         return None
-    return _binning.bin_file, _binning.bin_prefix
+    return _binning.bin_file, _binning.bin_prefix, _binning.merge_lengths
 
 
 _c = None if os.environ.get("RENDERER_NO_EXT") == "1" else _load_c()
 
 bin_file: BinFile
 bin_prefix: BinPrefix
+merge_lengths: MergeLengths
+"""Segment-length COPY payloads of several prefixes as one, equal rows summed."""
 if _c is not None:
-    bin_file, bin_prefix = _c
+    bin_file, bin_prefix, merge_lengths = _c
     IMPLEMENTATION = "c"
 else:
     bin_file, bin_prefix = _binning_py.bin_file, _binning_py.bin_prefix
+    merge_lengths = _binning_py.merge_lengths
     IMPLEMENTATION = "python"
 
 
@@ -82,6 +88,15 @@ def prefix_implementations() -> dict[str, BinPrefix]:
     c = _c or _load_c()
     if c is not None:
         found["c"] = c[1]
+    return found
+
+
+def merge_lengths_implementations() -> dict[str, MergeLengths]:
+    """The same for ``merge_lengths``."""
+    found: dict[str, MergeLengths] = {"python": _binning_py.merge_lengths}
+    c = _c or _load_c()
+    if c is not None:
+        found["c"] = c[2]
     return found
 
 
