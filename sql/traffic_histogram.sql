@@ -13,8 +13,8 @@ FROM STDIN (FORMAT binary);
 
 -- name: copy_lengths
 -- Reported segment lengths (whole metres) and how many observations reported each, one row
--- per (segment, length) of each item of a batch. Appended, never updated, so concurrent items never
--- wait on each other; the view traffic_segment_lengths sums them.
+-- per (segment, length) of a batch (summed over its items). Appended, never updated, so
+-- concurrent batches never wait on each other; the view traffic_segment_lengths sums them.
 COPY traffic_segment_length_reports (segment_id, length, observations) FROM STDIN (FORMAT binary);
 
 -- name: hour_rows

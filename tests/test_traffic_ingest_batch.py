@@ -65,6 +65,19 @@ def test_a_batch_is_written_with_one_statement_per_table(
     _ledger_adds_up(db, day)
 
 
+def test_a_batch_writes_a_segment_length_once(db: Database, day: SampleStats) -> None:
+    """The lengths a segment reports in every hour of a batch are one row per (segment,
+    length) and batch (two batches here), summed over its items; the view's sums hold."""
+    _submit(db, day.root, after="keep")
+    assert work(db.url, kinds=["histogram"]).batches == 2
+    with db.connect() as conn:
+        most = conn.execute("SELECT max(n) AS n FROM (SELECT count(*) AS n FROM"
+                            " traffic_segment_length_reports GROUP BY segment_id, length) r"
+                            ).fetchone()["n"]
+    assert most == 2
+    _ledger_adds_up(db, day)
+
+
 def test_a_bad_file_fails_only_its_own_item_with_its_reason(
         db: Database, day: SampleStats, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file that cannot be read (a disk error, an S3 error) fails its item with the

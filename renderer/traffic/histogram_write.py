@@ -10,7 +10,8 @@ the caller's transaction:
    item is refused: its ledger rows are taken out again and nothing else of it is written),
    and gets the week partitions of the batch's hours;
 2. appends the bins of every item left with one binary COPY per week partition (usually
-   one), their segment lengths with one COPY, and the rejected rows with one INSERT.
+   one), their segment lengths with one COPY (a (segment, length) reported by several items
+   summed into one row), and the rejected rows with one INSERT.
 
 A concurrent attempt on the same files (a zombie) waits on the first one's ledger rows; once
 that commits, the second is refused instead of counting a file twice. Nothing here commits.
@@ -130,9 +131,10 @@ def write(conn: Connection, batch: Sequence[Pending]) -> dict[int, AlreadyExists
                 partition=sql.Identifier(partition))
             with cur.copy(copy_bins) as copy:
                 copy.write(_joined(payloads))
-        if lengths:
+        if lengths:  # a segment recurs in every hour of a batch: its rows summed once
             with cur.copy(query("traffic_histogram.copy_lengths")) as copy:
-                copy.write(_joined(lengths))
+                copy.write(binning.merge_lengths(lengths)[1] if len(lengths) > 1
+                           else lengths[0])
         if rejects["keys"]:
             cur.execute(query("traffic_ingest.record_rejects"), rejects)
     return refused
