@@ -113,13 +113,18 @@ def parse_key(key: str) -> Prefix | None:
     parts = key.split("/")
     if len(parts) < 4 or not parts[-1] or key.startswith(ARCHIVE):
         return None
-    match = _RANGE.fullmatch(parts[0])
+    return _folder_prefix(parts[0], parts[1], parts[2])
+
+
+@functools.lru_cache(maxsize=4096)  # a folder holds several files: each parsed once
+def _folder_prefix(hours: str, level: str, index: str) -> Prefix | None:
+    """:func:`parse_key` of the first three parts of a key."""
+    match = _RANGE.fullmatch(hours)
     if match is None:
         return None
     start, end = int(match[1]), int(match[2])
     if start % 3600 or end != start + 3599:
         return None
-    level, index = parts[1], parts[2]
     if not (level.isdigit() and index.isdigit() and level.isascii() and index.isascii()):
         return None
     try:
