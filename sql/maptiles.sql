@@ -326,6 +326,12 @@ COPY tiles (z, x, y, utfgrids) FROM STDIN
 -- name: tile
 SELECT body FROM renderer.maptiles_tile_body(%(z)s::int, %(x)s::int, %(y)s::int);
 
+-- name: tile_bytes
+-- The same body as UTF-8 bytes, fetched in binary: the web route passes them on as they
+-- come, with no decoding to text and encoding back.
+SELECT convert_to(body, 'UTF8') AS body
+FROM renderer.maptiles_tile_body(%(z)s::int, %(x)s::int, %(y)s::int);
+
 -- name: tile_list
 SELECT z, x, y FROM tiles WHERE z BETWEEN %(min_zoom)s::int AND %(max_zoom)s::int ORDER BY z, x, y;
 
