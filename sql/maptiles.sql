@@ -30,16 +30,16 @@ WITH parsed AS (
                 WHEN ST_Dimension(p.g) <> 2 THEN 'not a polygon (' || GeometryType(p.g) || ')'
            END AS reason
     FROM parsed p
-), fixed AS (
-    SELECT j.feature, j.uid, j.name, j.parents, j.reason,
-           CASE WHEN j.reason IS NULL THEN NOT ST_IsValid(j.g) END AS repaired,
-           CASE WHEN j.reason IS NULL AND ST_IsValid(j.g)
-                    THEN ST_Multi(ST_CollectionExtract(j.g, 3))
-                WHEN j.reason IS NULL
+), valid AS MATERIALIZED (
+    -- ST_IsValid once a feature (an inlined CTE evaluated it in each of three places)
+    SELECT j.*, CASE WHEN j.reason IS NULL THEN ST_IsValid(j.g) END AS valid FROM judged j
+), fixed AS MATERIALIZED (
+    SELECT j.feature, j.uid, j.name, j.parents, j.reason, NOT j.valid AS repaired,
+           CASE WHEN j.valid THEN ST_Multi(ST_CollectionExtract(j.g, 3))
+                WHEN NOT j.valid
                     THEN ST_Multi(ST_CollectionExtract(ST_MakeValid(j.g), 3)) END AS geom,
-           CASE WHEN j.reason IS NULL AND NOT ST_IsValid(j.g)
-                THEN ST_IsValidReason(j.g) END AS why_invalid
-    FROM judged j
+           CASE WHEN NOT j.valid THEN ST_IsValidReason(j.g) END AS why_invalid
+    FROM valid j
 )
 SELECT feature, uid, name, parents, repaired,
        CASE WHEN reason IS NULL AND NOT ST_IsEmpty(geom) AND ST_Area(geom) > 0 THEN geom END,
@@ -58,8 +58,12 @@ WHERE reason IS NOT NULL ORDER BY feature;
 -- whose geometry changes waits for the next render (min_zoom NULL).
 INSERT INTO regions (type, uid, name, parents, geom, merc, area_m2, lat, repaired)
 SELECT %(type)s, c.uid, c.name, c.parents, c.geom,
-       ST_Multi(ST_CollectionExtract(ST_Transform(ST_Intersection(c.geom, ST_MakeEnvelope(
-           -180, -85.0511287798066, 180, 85.0511287798066, 4326)), 3857), 3)),
+       -- cut to Web Mercator's latitudes only when it reaches beyond them
+       CASE WHEN ST_YMin(c.geom) >= -85.0511287798066 AND ST_YMax(c.geom) <= 85.0511287798066
+            THEN ST_Transform(c.geom, 3857)
+            ELSE ST_Multi(ST_CollectionExtract(ST_Transform(ST_Intersection(
+                     c.geom, ST_MakeEnvelope(-180, -85.0511287798066, 180, 85.0511287798066,
+                                             4326)), 3857), 3)) END,
        ST_Area(c.geom::geography), ST_Y(ST_Centroid(c.geom)), c.repaired
 FROM maptiles_checked c WHERE c.reason IS NULL
 ON CONFLICT (type, uid) DO UPDATE
