@@ -474,8 +474,12 @@ def main() -> None:
         print(f"phases split: per tile ({'+'.join(PER_TILE)}) {tile_ms:.3f} ms, per region "
               f"({'+'.join(PER_REGION)}, zooms 0-{args.max_zoom}) {region_ms:.2f} ms -> 45M "
               f"tiles and {CENSUS_REGIONS:,} regions on 4 cores: "
-              f"{(45e6 * tile_ms + CENSUS_REGIONS * region_ms) / 1000 / 4 / 3600:.1f} h",
-              flush=True)
+              f"{(45e6 * tile_ms + CENSUS_REGIONS * region_ms) / 1000 / 4 / 3600:.1f} h; "
+              f"per tile with the per-region part spread over the tiles: "
+              f"{tile_ms + region_ms * cols_rows(args) / ph['tiles']:.3f} ms here "
+              f"({ph['tiles'] / cols_rows(args):.1f} tiles a region), "
+              f"{tile_ms + region_ms * CENSUS_REGIONS / 45e6:.3f} ms at the census map's "
+              f"{45e6 / CENSUS_REGIONS:.0f} tiles a region", flush=True)
         if args.phases_only:
             return
         drop_database(server, BENCH_DB)
