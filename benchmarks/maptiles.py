@@ -54,7 +54,7 @@ from renderer.maptiles import export, features, sample, utfgrid
 from renderer.maptiles.profile import BLOCK_KIND, KINDS, plan_render
 from renderer.maptiles.regions import type_graph
 from renderer.maptiles.slice import Block, RenderOptions, blocks, cut_block, paint_block, prepare
-from renderer.maptiles.zooms import build_shapes
+from renderer.maptiles.zooms import build_band, zoom_bands
 from renderer.web.app import create_app
 from renderer.worker import run_worker
 
@@ -218,7 +218,8 @@ class PhaseClock:
 
 def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[str, Any]:
     """The pipeline's phases called directly (no queue), in one connection, each timed:
-    import, zooms (zoom levels + shared arcs), shapes (per zoom, with its block list),
+    import, zooms (zoom levels + shared arcs), shapes (per band of zooms, with their block
+    lists),
     cut (one statement per block: pieces, feature text, pieces in pixels), utfgrid (paint
     + copy), export (PMTiles)."""
     with connect(url) as conn:
@@ -231,11 +232,12 @@ def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[
         with conn.transaction():
             clock("zooms", lambda: prepare(conn, 0, max_zoom, options.rules))
         found = []
-        for z in range(max_zoom + 1):
+        for first, top in zoom_bands(0, max_zoom, options.rules.band):
             with conn.transaction():
-                clock("shapes", lambda z=z: (build_shapes(conn, z, options.rules),
-                                             found.extend(Block(z, bx, by) for bx, by
-                                                          in blocks(conn, z, options))))
+                clock("shapes", lambda f=first, t=top: (
+                    build_band(conn, f, t, options.rules),
+                    found.extend(Block(z, bx, by) for z in range(f, t + 1)
+                                 for bx, by in blocks(conn, z, options))))
         hierarchies = utfgrid.chains(type_graph(conn))
         for block in found:
             with conn.transaction():
@@ -472,8 +474,12 @@ def main() -> None:
         print(f"phases split: per tile ({'+'.join(PER_TILE)}) {tile_ms:.3f} ms, per region "
               f"({'+'.join(PER_REGION)}, zooms 0-{args.max_zoom}) {region_ms:.2f} ms -> 45M "
               f"tiles and {CENSUS_REGIONS:,} regions on 4 cores: "
-              f"{(45e6 * tile_ms + CENSUS_REGIONS * region_ms) / 1000 / 4 / 3600:.1f} h",
-              flush=True)
+              f"{(45e6 * tile_ms + CENSUS_REGIONS * region_ms) / 1000 / 4 / 3600:.1f} h; "
+              f"per tile with the per-region part spread over the tiles: "
+              f"{tile_ms + region_ms * cols_rows(args) / ph['tiles']:.3f} ms here "
+              f"({ph['tiles'] / cols_rows(args):.1f} tiles a region), "
+              f"{tile_ms + region_ms * CENSUS_REGIONS / 45e6:.3f} ms at the census map's "
+              f"{45e6 / CENSUS_REGIONS:.0f} tiles a region", flush=True)
         if args.phases_only:
             return
         drop_database(server, BENCH_DB)

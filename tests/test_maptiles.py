@@ -143,6 +143,50 @@ def test_neighbours_never_gap_or_overlap_after_simplification(
     assert {(12, "Block"), (12, "gap Block"), (9, "Ward"), (3, "Country")} <= checked
 
 
+def test_a_band_of_zooms_takes_its_deepest_zooms_borders(db: Database,
+                                                         world_sample: object) -> None:
+    assert zooms.zoom_bands(0, 14) == [(13, 14), (11, 12), (9, 10), (7, 8), (5, 6), (3, 4),
+                                       (1, 2), (0, 0)]
+    assert zooms.zoom_bands(3, 6, band=1) == [(6, 6), (5, 5), (4, 4), (3, 3)]
+    with connect(db) as conn, conn.transaction():
+        slice.prepare(conn, 0, 12)
+        counts = zooms.build_band(conn, 11, 12)
+        island = zooms.ZoomRules().island_px * zooms.pixel_m(11) ** 2
+        rows = conn.execute(
+            "SELECT r.min_zoom, s11.geom IS NULL AS missing,"
+            " ST_Equals(s11.geom, s12.geom) AS same, ST_Covers(s12.geom, s11.geom) AS within,"
+            " (SELECT count(*) FROM ST_Dump(s11.geom) d WHERE ST_Area(d.geom) < %s) AS small,"
+            " ST_NumGeometries(s11.geom) AS parts"
+            " FROM regions r JOIN region_types t USING (type)"
+            " LEFT JOIN region_shapes s11 ON s11.region_id = r.id AND s11.zoom = 11"
+            " LEFT JOIN region_shapes s12 ON s12.region_id = r.id AND s12.zoom = 12"
+            " WHERE t.max_zoom IS NULL", [island]).fetchall()
+        for kind in ("District", "Ward", "Block"):
+            found, land = _areas(conn, 11, kind), _areas(conn, 11, "Land")
+            assert found is not None and land is not None
+            px2 = zooms.pixel_m(11) ** 2
+            assert found[0] - found[1] < max(1.0, 1e-9 * found[0]) * px2  # no overlap
+            assert abs(land[0] - found[1]) < max(1.0, 1e-9 * land[0]) * px2  # no gap
+        # a type capped between the band's zooms (Natural Earth: zoom 6) is built on its own
+        capped = zooms.build_band(conn, 6, 7)
+        countries = conn.execute(
+            "SELECT count(s.region_id) AS shaped, count(*) AS drawn FROM regions r"
+            " LEFT JOIN region_shapes s ON s.region_id = r.id AND s.zoom = 6"
+            " WHERE r.type = 'Country' AND r.min_zoom <= 6").fetchone()
+    assert counts[11] == sum(1 for r in rows if r["min_zoom"] <= 11) > 0
+    assert counts[12] == sum(1 for r in rows if r["min_zoom"] <= 12)
+    for r in rows:
+        if r["min_zoom"] <= 11:
+            # the deeper zoom's shape, or that with parts dropped; its islands at zoom 11's
+            assert not r["missing"] and r["within"]
+            assert r["same"] or r["parts"] >= 1
+            assert r["small"] == 0 or r["parts"] == 1
+        else:
+            assert r["missing"]
+    assert countries is not None and countries["shaped"] == countries["drawn"] > 0
+    assert capped[6] > capped[7]  # zoom 6 drew the countries, zoom 7 not
+
+
 def _tile(conn: db.Connection, z: int, x: int, y: int) -> dict[str, object]:
     body = features.tile_json(conn, z, x, y)
     assert body is not None
@@ -157,7 +201,7 @@ def _render(url: str, lo: int, hi: int) -> RenderSummary:
     done: RenderSummary = run_until_idle(url, PROFILE, {"min_zoom": lo, "max_zoom": hi},
                                          settings=Settings(database_url=url, poll_seconds=0.1),
                                          processes=None)
-    assert done.items_failed == 0 and done.items_done > hi - lo + 1
+    assert done.items_failed == 0 and done.items_done > done.run.enqueued  # blocks too
     return done
 
 
@@ -169,13 +213,15 @@ def test_render_through_work_items_gives_rfc7946_tiles(db: Database, small_sampl
             "SELECT kind, count(*) AS n FROM work_queue WHERE state = 'done' GROUP BY kind")}
         per_zoom = {r["z"]: r["n"] for r in conn.execute(
             "SELECT z, count(*) AS n FROM tiles GROUP BY z")}
+        shaped = {r["zoom"] for r in conn.execute("SELECT DISTINCT zoom FROM region_shapes")}
         covers = conn.execute(
             "SELECT count(*) FILTER (WHERE covers) AS covers, count(*) AS n FROM tile_pieces"
             " WHERE z = 11").fetchone()
         # the generated land is at -40..-39.5 lon, 38..38.375 lat
         t = mercantile.tile(-39.75, 38.19, 11)
         tile = _tile(conn, t.z, t.x, t.y)
-    assert counts["maptiles-shapes"] == 12
+    assert counts["maptiles-shapes"] == 6  # one per band of two zooms
+    assert set(shaped) == set(range(min(shaped), 12))  # every zoom of every band
     assert counts["maptiles-block"] >= len(per_zoom) >= 4  # a block per zoom with regions
     assert per_zoom[11] > per_zoom[10] > per_zoom[9] > 1
     assert covers is not None and 0 < covers["covers"] < covers["n"]

@@ -32,9 +32,10 @@ def test_the_profile_declares_shapes_then_blocks() -> None:
 
 
 def test_the_zoom_outcome_asks_for_one_block_item_each() -> None:
-    job: Any = SimpleNamespace(payload={"margin_px": 4.0, "resolution": 4})
-    found = list(blocks_of_zoom(job, [Block(5, 0, 1), Block(5, 1, 1)]))
-    assert found == [Next("5/0/1", job.payload), Next("5/1/1", job.payload)]
+    options = {"margin_px": 4.0, "resolution": 4}
+    job: Any = SimpleNamespace(payload={**options, "first_zoom": 4})  # a band's item
+    found = list(blocks_of_zoom(job, [Block(4, 0, 1), Block(5, 1, 1)]))
+    assert found == [Next("4/0/1", options), Next("5/1/1", options)]
 
 
 @pytest.mark.parametrize("kind,key", [(SHAPES_KIND, "x"), (SHAPES_KIND, "23"),
@@ -78,7 +79,9 @@ def test_the_render_run_offered_over_http(db: Database) -> None:
         with pytest.raises(InputError, match="invalid max zoom 99"):
             runs.lookup(spec).start(conn, {**spec, "max_zoom": 99}, settings)
     with db.connect() as conn:
-        items = conn.execute("SELECT key, priority, set_id FROM work_queue WHERE kind = %s"
-                             " ORDER BY key", [SHAPES_KIND]).fetchall()
-    assert [(r["key"], r["priority"], r["set_id"]) for r in items] == [
-        (k, queue.PRIORITY_ON_DEMAND, set_id) for k in ("2", "3", "4")]
+        items = conn.execute("SELECT key, payload->>'first_zoom' AS first, priority, set_id"
+                             " FROM work_queue WHERE kind = %s ORDER BY key",
+                             [SHAPES_KIND]).fetchall()
+    # one item per band of two zooms, keyed by its deepest
+    assert [(r["key"], r["first"], r["priority"], r["set_id"]) for r in items] == [
+        (k, f, queue.PRIORITY_ON_DEMAND, set_id) for k, f in (("2", "2"), ("4", "3"))]

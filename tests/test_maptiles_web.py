@@ -56,6 +56,11 @@ def test_tile_etag_gzip_and_statistics_per_request(live: Callable[..., Live], re
     missing = server.get("/tiles/3/0/0.json")
     assert missing.status_code == 404 and missing.json()["error"]["status"] == 404
     assert server.get("/tiles/3/9/0.json").status_code == 404
+    # the route's bytes are the tile's text, as UTF-8
+    with connect(db) as conn:
+        text = features.tile_json(conn, t.z, t.x, t.y)
+        assert text is not None and features.tile_bytes(conn, t.z, t.x, t.y) == text.encode()
+        assert features.tile_bytes(conn, 3, 0, 0) is None
 
 
 @pytest.mark.browser

@@ -136,8 +136,8 @@ def rejects() -> None:
 def render(min_zoom: int, max_zoom: int, resolution: int, wait: bool, as_json: bool) -> None:
     """Compute zoom levels and shared arcs, then enqueue the tiles of each zoom.
 
-    One work item per zoom builds its shapes and enqueues one item per block of 16 x 16
-    tiles. Items run under `renderer work`, or here with --wait.
+    One work item per band of two zooms builds their shapes and enqueues one item per
+    block of 16 x 16 tiles. Items run under `renderer work`, or here with --wait.
 
     \b
     Example:

@@ -26,7 +26,7 @@ from typing import Any
 from renderer import db
 from renderer.errors import InputError
 
-__all__ = ["RESERVED", "StatsReport", "import_stats", "members", "tile_json"]
+__all__ = ["RESERVED", "StatsReport", "import_stats", "members", "tile_bytes", "tile_json"]
 
 RESERVED = {"uid", "type", "name", "parents"}
 
@@ -104,3 +104,11 @@ def tile_json(conn: db.Connection, z: int, x: int, y: int) -> str | None:
     """The tile's GeoJSON text with statistics merged; None for a tile without regions."""
     row = conn.execute(db.query("maptiles.tile"), {"z": z, "x": x, "y": y}).fetchone()
     return None if row is None else row["body"]
+
+
+def tile_bytes(conn: db.Connection, z: int, x: int, y: int) -> bytes | None:
+    """:func:`tile_json` as UTF-8 bytes, fetched in binary (no text decoded and encoded
+    again: what a server sends on)."""
+    row = conn.execute(db.query("maptiles.tile_bytes"), {"z": z, "x": x, "y": y},
+                       binary=True).fetchone()
+    return None if row is None else bytes(row["body"])

@@ -5,7 +5,8 @@ other, the run offered over HTTP and the run-until-idle batch (``renderer tiles 
 
 ::
 
-    maptiles-shapes (key: the zoom) --one per block of 16 x 16 tiles its shapes touch-->
+    maptiles-shapes (key: the deepest zoom of a band of zooms, payload ``first_zoom``: its
+        first) --one per block of 16 x 16 tiles the band's shapes touch-->
         maptiles-block (key: z/bx/by)
 
 Both stages are idempotent (a rerun replaces its output) and take everything from the item:
@@ -30,7 +31,7 @@ from renderer import db, queue
 from renderer.config import Settings
 from renderer.errors import InputError
 from renderer.maptiles.slice import Block, RenderOptions, blocks, prepare, render_block
-from renderer.maptiles.zooms import build_shapes
+from renderer.maptiles.zooms import build_band, zoom_bands
 from renderer.profile import Batch, Finished, Next, Offer, Profile, Stage, Submitted, Then
 
 __all__ = ["BLOCK_KIND", "KINDS", "MAX_ZOOM", "PROFILE", "SHAPES_KIND", "RenderRun",
@@ -104,15 +105,17 @@ def render_options(min_zoom: int, max_zoom: int, resolution: int = 4) -> RenderO
 def plan_render(conn: db.Connection, min_zoom: int, max_zoom: int,
                 options: RenderOptions | None = None, *,
                 priority: int = queue.PRIORITY_BATCH) -> RenderRun:
-    """Zoom levels and arcs now, then one ``maptiles-shapes`` item per zoom, in the caller's
-    transaction (a crash before commit leaves neither)."""
+    """Zoom levels and arcs now, then one ``maptiles-shapes`` item per band of zooms (keyed
+    by its deepest zoom, the first in the payload), in the caller's transaction (a crash
+    before commit leaves neither)."""
     options = options or RenderOptions()
     arcs = prepare(conn, min_zoom, max_zoom, options.rules)
     set_id = queue.create_set(conn, f"maptiles {datetime.now(UTC):%Y-%m-%dT%H:%M:%S}",
                               {"min_zoom": min_zoom, "max_zoom": max_zoom})
-    items = [queue.NewItem(SHAPES_KIND, Zoom(z).key, options.to_payload(), set_id=set_id,
+    items = [queue.NewItem(SHAPES_KIND, Zoom(top).key,
+                           {**options.to_payload(), "first_zoom": first}, set_id=set_id,
                            priority=priority, force=True)
-             for z in range(min_zoom, max_zoom + 1)]
+             for first, top in zoom_bands(min_zoom, max_zoom, options.rules.band)]
     enqueued = queue.enqueue_many(conn, items)
     return RenderRun(set_id, min_zoom, max_zoom, arcs, enqueued)
 
@@ -120,19 +123,27 @@ def plan_render(conn: db.Connection, min_zoom: int, max_zoom: int,
 # -- the stages -------------------------------------------------------------------------------
 
 def handle_shapes(job: queue.Job) -> list[Block]:
-    """One zoom's shapes; its outcome is the blocks they touch (the successors)."""
-    zoom = Zoom.parse(job.key).z
+    """The shapes of a band of zooms (the key its deepest, ``first_zoom`` in the payload
+    its first; one zoom without it); its outcome is the blocks they touch (the
+    successors)."""
+    top = Zoom.parse(job.key).z
+    first = Zoom.parse(str(job.payload.get("first_zoom", top))).z
+    if first > top:
+        raise ValueError(f"first zoom {first} is below the band's deepest {top}")
     options = RenderOptions.from_payload(job.payload)
-    n = build_shapes(job.conn, zoom, options.rules)
-    found = [Block(zoom, bx, by) for bx, by in blocks(job.conn, zoom, options)]
-    log.info("zoom %d: %d shapes, %d blocks", zoom, n, len(found))
+    found = []
+    for zoom, n in sorted(build_band(job.conn, first, top, options.rules).items()):
+        here = [Block(zoom, bx, by) for bx, by in blocks(job.conn, zoom, options)]
+        log.info("zoom %d: %d shapes, %d blocks", zoom, n, len(here))
+        found.extend(here)
     return found
 
 
 def blocks_of_zoom(job: queue.Job, found: list[Block]) -> Iterator[Next]:
     """One ``maptiles-block`` item per block the zoom's shapes touch, same options."""
+    payload = {k: v for k, v in job.payload.items() if k != "first_zoom"}
     for block in found:
-        yield Next(block.key, job.payload)
+        yield Next(block.key, payload)
 
 
 def handle_block(job: queue.Job) -> None:
@@ -175,7 +186,7 @@ PROFILE = Profile(
     stages=(
         Stage(SHAPES_KIND, handle_shapes, time_limit=3600, max_attempts=3, key=Zoom, then=(
             Then(BLOCK_KIND, blocks_of_zoom, force=True,
-                 when="one per block of 16 x 16 tiles the zoom's shapes touch"),)),
+                 when="one per block of 16 x 16 tiles the band's shapes touch"),)),
         Stage(BLOCK_KIND, handle_block, time_limit=1800, max_attempts=3, key=Block),
     ),
     runs=(Offer("render", frozenset({"min_zoom", "max_zoom"}), start_render),),
