@@ -5,8 +5,11 @@ One day file of ``--detectors`` x 1,440 minutes (numpy, seeded; time-ordered as 
 it; quarter-km/h speeds, 5 % without a speed; plain CSV, not timed) is
 
 - ours: ingested by ``renderer.sensors.ingest`` into a fresh database (ledger, rejects,
-  validation), enriched by ``renderer.sensors.enrich.enrich_day`` (the default C engine) and
-  committed, and exported by ``renderer.sensors.export.export_days`` as Parquet;
+  validation; the day, fresh, enriched in the same transaction by the default C engine,
+  ``renderer.sensors.fused``), the day items' work done (``renderer.sensors.day.enrich_item``
+  for each pending day, committed: with the day enriched by ingest, nothing to compute; with
+  ``--no-fuse`` the day is enriched here) and exported by
+  ``renderer.sensors.export.export_days`` as Parquet;
 - DuckDB (2 threads): ``read_csv`` typed, the windows of ``benchmarks/sensors_one.py``, every
   column written by ``COPY ... TO`` Parquet (zstd), sorted as ours.
 
@@ -15,7 +18,7 @@ wall time, this process's CPU (the client) and the cluster's (the server: every 
 the private cluster, from /proc) apart. The last line is ``whole_day_ratio=R``, DuckDB's
 CPU seconds over ours (goal: >= 0.5, within 2x). Run alone or from ``benchmarks/sensors.py``:
 
-    .venv/bin/python benchmarks/sensors_whole.py [--detectors 1000]
+    .venv/bin/python benchmarks/sensors_whole.py [--detectors 1000] [--no-fuse]
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from scratch import cluster_seconds, drop_database, postmaster_of, scratch_datab
 
 from renderer.db import Database, connect
 from renderer.localdb import Cluster
-from renderer.sensors.enrich import enrich_day
+from renderer.sensors.day import enrich_item
+from renderer.sensors.enrich import pending_days
 from renderer.sensors.export import day_key, export_days
 from renderer.sensors.ingest import ingest
 
@@ -107,34 +111,57 @@ class Clock:
         return cluster_seconds(self.postmaster)
 
     def time(self, step: Callable[[], Any]) -> tuple[float, float, float, Any]:
-        w0, c0, s0 = time.perf_counter(), time.process_time(), self.server()
+        s0 = self.settled()
+        w0, c0 = time.perf_counter(), time.process_time()
         result = step()
-        return (time.perf_counter() - w0, time.process_time() - c0, self.server() - s0,
-                result)
+        wall, client = time.perf_counter() - w0, time.process_time() - c0
+        return wall, client, self.settled() - s0, result
+
+    def settled(self) -> float:
+        """The server's CPU once the step's backends have exited and been reaped (read
+        while one is exiting, its seconds are in neither the live nor the reaped sum and
+        land in the next phase, or go negative)."""
+        last = self.server()
+        for _ in range(20):
+            time.sleep(0.2)
+            now = self.server()
+            if now - last < 0.005:
+                return now
+            last = now
+        return last
 
 
-def ours(url: str, csv: Path, out: Path, clock: Clock) -> tuple[float, list[str]]:
+def ours(url: str, csv: Path, out: Path, clock: Clock,
+         fuse: bool = True) -> tuple[float, list[str]]:
     """The whole day through our system; (CPU seconds, lines to print)."""
     with connect(url) as conn:
         conn.execute("CHECKPOINT")
     lines, total = [], 0.0
 
-    def enrich() -> int:
+    def enrich() -> str:
+        rows, computed = 0, 0
         with connect(url) as conn:
-            rows = enrich_day(conn, DAY)
-            conn.commit()
-        return rows
+            for day, _ in pending_days(conn):
+                n, done_here = enrich_item(conn, day)
+                conn.commit()
+                rows, computed = rows + n, computed + done_here
+        return f"{rows} rows ({computed} days computed here)"
 
-    def export() -> int:
+    def export() -> str:
         with connect(url, autocommit=True) as conn:
-            return export_days(conn, [DAY], str(out), "parquet")[0].rows
+            return f"{export_days(conn, [DAY], str(out), 'parquet')[0].rows} rows"
 
-    phases = [("ingest", lambda: ingest(Database(url), [str(csv)]).rows["rows_accepted"]),
+    def ingest_file() -> str:
+        report = ingest(Database(url), [str(csv)], enrich=fuse)
+        return (f"{report.rows['rows_accepted']} rows"
+                f" ({len(report.files[0].enriched)} days enriched in ingest)")
+
+    phases = [("ingest", ingest_file),
               ("enrich", enrich), ("export", export)]
     for name, step in phases:
         wall, client, server, rows = clock.time(step)
         total += client + server
-        lines.append(f"  {name}: {rows} rows, {wall:.2f} s wall, client {client:.2f} CPU s,"
+        lines.append(f"  {name}: {rows}, {wall:.2f} s wall, client {client:.2f} CPU s,"
                      f" server {server:.2f} CPU s")
     return total, lines
 
@@ -165,7 +192,8 @@ def differ(a: pl.DataFrame, b: pl.DataFrame) -> int:
     return both.filter(bad).height
 
 
-def whole_day(server: str, detectors: int) -> tuple[float, float, list[str]]:
+def whole_day(server: str, detectors: int,
+              fuse: bool = True) -> tuple[float, float, list[str]]:
     """(ours CPU s, DuckDB CPU s, lines to print); the scratch database is dropped."""
     url = scratch_database(server, WHOLE_DB)
     folder = Path(tempfile.mkdtemp(prefix="bench-sensors-whole-"))
@@ -173,7 +201,7 @@ def whole_day(server: str, detectors: int) -> tuple[float, float, list[str]]:
         csv = folder / f"sensors-{DAY}.csv"
         rows = write_day_csv(csv, detectors)
         clock = Clock(url)
-        ours_cpu, lines = ours(url, csv, folder / "lake", clock)
+        ours_cpu, lines = ours(url, csv, folder / "lake", clock, fuse)
         duck_path = folder / "duck.parquet"
         duck_s, duck_cpu = run_duckdb(csv, duck_path)
         mine = _frame(folder / "lake" / day_key(DAY, "parquet"))
@@ -192,10 +220,13 @@ def whole_day(server: str, detectors: int) -> tuple[float, float, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detectors", type=int, default=1000)
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="leave the day to the day items' work (the route before)")
     args = parser.parse_args()
     cluster = Cluster(Path(tempfile.mkdtemp(prefix="renderer-bench-sensors-whole-")))
     try:
-        ours_cpu, duck_cpu, lines = whole_day(cluster.ensure_started(), args.detectors)
+        ours_cpu, duck_cpu, lines = whole_day(cluster.ensure_started(), args.detectors,
+                                              not args.no_fuse)
         print("\n".join(lines))
         print(f"load average: {os.getloadavg()[0]:.1f}")
         print(f"whole_day_ratio={duck_cpu / ours_cpu:.3f}")

@@ -3,10 +3,12 @@
 -- the SQL function renderer.sensors_enrich_day (sql/schema/sensors.sql), so psql can run it too.
 
 -- name: pending_days
--- Days whose raw rows changed since they were last enriched (or never were), oldest first.
+-- Days whose raw rows changed since they were last enriched (or never were), and days the
+-- ingest that brought them enriched (their item has not run yet), oldest first.
 SELECT day, raw_version
 FROM sensors_days
-WHERE raw_version > 0 AND raw_version > coalesce(enriched_version, 0)
+WHERE raw_version > 0
+  AND (raw_version > coalesce(enriched_version, 0) OR ingest_enriched IS NOT NULL)
   AND (%(start)s::date IS NULL OR day >= %(start)s)
   AND (%(end)s::date IS NULL OR day <= %(end)s)
 ORDER BY day;
@@ -24,6 +26,21 @@ ORDER BY day;
 -- Replace one day of sensors_enriched; returns the rows written. Run it in the transaction
 -- that records the work as done, and commit soon after (it ends holding a lock on the parent).
 SELECT renderer.sensors_enrich_day(%(day)s) AS rows;
+
+-- name: skip_enriched
+-- A day item's work done already by the ingest that brought the day (renderer/sensors/
+-- fused.py), nothing changed since: the mark cleared, the rows it wrote returned (no row:
+-- the day is to be enriched). Takes the day's row lock only when it returns a row, so it
+-- adds no lock before the enrichment's own.
+UPDATE sensors_days SET ingest_enriched = NULL
+WHERE day = %(day)s AND ingest_enriched = raw_version AND enriched_version = raw_version
+RETURNING enriched_rows AS rows;
+
+-- name: clear_ingest_enriched
+-- After a day item enriched its day (a late file changed it, or a forced run): no ingest's
+-- enrichment is left to skip.
+UPDATE sensors_days SET ingest_enriched = NULL
+WHERE day = ANY(%(days)s::date[]) AND ingest_enriched IS NOT NULL;
 
 -- name: record_run
 -- An ETL run: its days with the raw versions it saw, and where its export goes (NULL: none).
@@ -55,15 +72,16 @@ WHERE r.id = x.id;
 SELECT fresh, version FROM renderer.sensors_enrich_begin(%(day)s);
 
 -- name: raw_rows_copy
--- The raw rows the day's windows read (the day and the 600 s before it), in key order, as
--- binary COPY for ext/sensors.c. Parameters are bound client-side (COPY takes none).
+-- The raw rows the day's windows read (the 600 s before lo and on until hi: lo + 24 h for
+-- the day and its context; lo for the context alone, renderer/sensors/fused.py), in key
+-- order, as binary COPY for ext/sensors.c. Parameters are bound client-side (COPY takes none).
 COPY (
     SELECT uniqueid, recordtimestamp, currentspeed_hundredths, bezettingsgraad,
            trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
            trafficintensityclass4, trafficintensityclass5
     FROM sensors_raw
     WHERE recordtimestamp >= %(lo)s::timestamptz - interval '600 seconds'
-      AND recordtimestamp < %(lo)s::timestamptz + interval '24 hours'
+      AND recordtimestamp < %(hi)s::timestamptz
     ORDER BY uniqueid, recordtimestamp
 ) TO STDOUT (FORMAT binary);
 

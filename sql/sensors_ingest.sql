@@ -212,3 +212,27 @@ SELECT key, 0, reason, NULL FROM sensors_files
 WHERE status = 'rejected' AND (%(like)s::text IS NULL OR key LIKE '%%' || %(like)s || '%%')
 ORDER BY 1, 2
 LIMIT %(limit)s;
+
+-- name: lock_days
+-- Fused enrichment (renderer/sensors/fused.py): each day's enrichment lock, the one
+-- renderer.sensors_enrich_begin takes (so a second ingest of the same day, or a day item,
+-- waits here until this transaction ends), in day order. A statement of its own: the next
+-- one's snapshot, taken after the wait, sees what the holder committed.
+SELECT count(pg_advisory_xact_lock(hashtext('sensors_enriched_' || to_char(d, 'YYYYMMDD')
+                                            || '_new'))) AS locked
+FROM (SELECT d FROM unnest(%(days)s::date[]) AS d ORDER BY d) AS days;
+
+-- name: fresh_days
+-- Of some days, those with no raw row stored: a file's rows of such a day are all it has.
+SELECT d AS day FROM unnest(%(days)s::date[]) AS d
+WHERE NOT EXISTS (
+    SELECT 1 FROM sensors_raw r
+    WHERE r.recordtimestamp >= d::timestamp AT TIME ZONE 'UTC'
+      AND r.recordtimestamp < (d + 1)::timestamp AT TIME ZONE 'UTC')
+ORDER BY d;
+
+-- name: mark_ingest_enriched
+-- The fresh days this ingest enriched: planned by the next ETL run all the same (for the
+-- export), whose day item then finds the work done (sensors_day.skip_enriched).
+UPDATE sensors_days SET ingest_enriched = enriched_version
+WHERE day = ANY(%(days)s::date[]);

@@ -15,6 +15,9 @@ carries nothing run-specific: the export item writes every recorded run whose da
 enriched (from at least the raw version the run saw), grouping runs by target. A late file
 that re-opens a day re-opens the group, and its run is exported when the group closes again.
 
+A day that the ingest which brought it enriched already (:mod:`.fused`) is planned as any
+other, for the export; its item finds the work done (:func:`enrich_item`) and completes.
+
 A day item's fingerprint is the day's raw version: enqueueing a done day again does nothing
 unless raw rows changed since (a late file) or the run forces it (``--from/--to``).
 """
@@ -35,7 +38,7 @@ from renderer.sensors.enrich import day_key, enrich_day, parse_day, pending_days
 from renderer.sensors.export import check_format, export_days
 
 __all__ = ["DAY_KIND", "EXPORT_KIND", "GROUP", "STORE_PREFIX", "EtlRun", "ExportSpec",
-           "default_export", "export_runs", "export_when_days_done", "handle_day",
+           "default_export", "enrich_item", "export_runs", "export_when_days_done", "handle_day",
            "handle_export", "plan_days", "plan_etl"]
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,9 @@ def plan_etl(conn: Connection, days: Sequence[tuple[date, int]], *,
     ordered = sorted(dict(days).items())
     if not ordered:
         return EtlRun("", [], 0)
+    if force:  # recomputed, even where ingest enriched the day
+        conn.execute(query("sensors_day.clear_ingest_enriched"),
+                     {"days": [d for d, _ in ordered]})
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
     run = create_set(conn, name or f"sensors {ordered[0][0]}..{ordered[-1][0]} @{stamp}")
     conn.execute(query("sensors_day.record_run"), {
@@ -134,11 +140,24 @@ def export_runs(conn: Connection) -> list[str]:
     return [r["id"] for r in runs]
 
 
+def enrich_item(conn: Connection, day: date, engine: str = "c") -> tuple[int, bool]:
+    """A day item's work, in the caller's transaction: (rows, computed). Nothing to compute
+    when the ingest that brought the day enriched it and nothing changed since
+    (:mod:`.fused`); else the day is enriched (:func:`.enrich.enrich_day`)."""
+    done = conn.execute(query("sensors_day.skip_enriched"), {"day": day}).fetchone()
+    if done is not None:
+        return int(done["rows"]), False
+    rows = enrich_day(conn, day, engine)
+    conn.execute(query("sensors_day.clear_ingest_enriched"), {"days": [day]})
+    return rows, True
+
+
 def handle_day(job: Job) -> None:
-    """Replace one day of sensors_enriched; the export fans in when the group is done."""
+    """Replace one day of sensors_enriched (unless ingest did); the export fans in when the
+    group is done."""
     day = parse_day(job.item.key)
-    rows = enrich_day(job.conn, day, job.settings.sensors_enrich_engine)
-    log.info("sensors day %s: %d rows", day, rows)
+    rows, computed = enrich_item(job.conn, day, job.settings.sensors_enrich_engine)
+    log.info("sensors day %s: %d rows%s", day, rows, "" if computed else " (enriched by ingest)")
 
 
 def export_when_days_done(job: Job, outcome: None) -> list[Next]:

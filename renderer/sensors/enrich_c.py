@@ -14,13 +14,14 @@ sort and two window passes (BENCHMARKS.md).
 from __future__ import annotations
 
 from array import array
-from datetime import UTC, date, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from renderer import _sensors  # type: ignore[attr-defined]
 from renderer.db import Connection, one, query, sql, tuple_row
 
-__all__ = ["PG_EPOCH", "enrich_day_c", "pg_time"]
+__all__ = ["PG_EPOCH", "day_start", "enrich_day_c", "enrich_day_from", "pg_time"]
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _OUT_CHUNK = 1 << 20
@@ -32,19 +33,43 @@ def pg_time(at: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def day_start(day: date) -> datetime:
+    """The day's first instant (UTC)."""
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
 def enrich_day_c(conn: Connection, day: date) -> int:
     """Replace ``day`` in sensors_enriched inside the caller's transaction; rows written."""
     begun = one(conn, "sensors_day.enrich_begin", {"day": day})
-    lo = datetime.combine(day, datetime.min.time(), UTC)
+    lo = day_start(day)
     enricher = _sensors.Enricher(pg_time(lo))
+    with conn.cursor(row_factory=tuple_row) as cur, \
+            cur.copy(query("sensors_day.raw_rows_copy"),
+                     {"lo": lo, "hi": lo + timedelta(days=1)}) as copy:
+        if _sensors.has_libpq():
+            # read by C from the driver's own libpq: a Python loop over a million
+            # one-row messages would cost more than the whole computation
+            enricher.drain(cast(Any, conn.pgconn).pgconn_ptr)  # libpq's PGconn *
+        for data in copy:  # after a drain: only the end of the COPY, its result
+            enricher.feed(data)
+    return _write(conn, day, begun, enricher)
+
+
+def enrich_day_from(conn: Connection, day: date, rows: Iterable[bytes]) -> int:
+    """As :func:`enrich_day_c`, from raw rows the caller holds instead of read back: ``rows``
+    the binary COPY that ``sensors_day.raw_rows_copy`` would give (ingest, which has a fresh
+    day's rows in memory, :mod:`renderer.sensors.fused`)."""
+    begun = one(conn, "sensors_day.enrich_begin", {"day": day})
+    enricher = _sensors.Enricher(pg_time(day_start(day)))
+    for data in rows:
+        enricher.feed(data)
+    return _write(conn, day, begun, enricher)
+
+
+def _write(conn: Connection, day: date, begun: dict[str, Any], enricher: Any) -> int:
+    """The previous speeds from before the context, the rows into the fresh table, the swap."""
+    lo = day_start(day)
     with conn.cursor(row_factory=tuple_row) as cur:
-        with cur.copy(query("sensors_day.raw_rows_copy"), {"lo": lo}) as copy:
-            if _sensors.has_libpq():
-                # read by C from the driver's own libpq: a Python loop over a million
-                # one-row messages would cost more than the whole computation
-                enricher.drain(cast(Any, conn.pgconn).pgconn_ptr)  # libpq's PGconn *
-            for data in copy:  # after a drain: only the end of the COPY, its result
-                enricher.feed(data)
         missing = array("i", enricher.missing())
         speeds = array("q", [-1] * len(missing))
         if missing:

@@ -13,11 +13,14 @@ Per file, in this order:
    straight into sensors_raw, :mod:`.rows`; if a row is already there or twice in the file,
    that COPY is undone, the rows go through the temporary table, the file's duplicates are
    rejected and the rows upserted: a later file wins), keeps the rejects and marks the days
-   whose enrichment the change alters (``sensors_days.raw_version``).
+   whose enrichment the change alters (``sensors_days.raw_version``);
+5. in the same transaction, a day the file brings fresh (no raw row stored before it) is
+   enriched from the rows in memory (:mod:`.fused`), so its day item has nothing to do.
 
 Counts always add up: ``rows_read = rows_accepted + rows_rejected`` (a CHECK in the ledger).
 Blank lines are not rows. A file without a usable header or that cannot be read is recorded
-as ``rejected`` with the reason and no rows. Run ``sensors etl`` afterwards for the days.
+as ``rejected`` with the reason and no rows. Run ``sensors etl`` afterwards for the days
+(and the export).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import pyarrow.compute as pc
 from renderer.db import Connection, Database, one, query
 from renderer.errors import AlreadyExists
 from renderer.sensors.files import FileUnreadable, SourceFile, discover
+from renderer.sensors.fused import enrich_fresh_days, fresh_days
 from renderer.sensors.rows import raw_stream, sort_by_key
 from renderer.sensors.staging import BadHeader, Staged, copy_accepted, stage
 
@@ -57,6 +61,8 @@ class FileResult:
     reason: str | None = None
     days: tuple[date, ...] = ()
     """Days marked for recomputation by this file."""
+    enriched: tuple[date, ...] = ()
+    """Of those, the days it brought fresh and enriched itself (:mod:`.fused`)."""
 
 
 @dataclass
@@ -140,29 +146,33 @@ def _changed(table: pa.Table) -> list[tuple[int, datetime]]:
 
 
 def _insert(conn: Connection, staged: Staged, params: dict[str, Any],
-            summary: dict[str, Any]) -> dict[str, Any]:
-    """The accepted rows into sensors_raw; the ledger's counts after it."""
+            summary: dict[str, Any]) -> tuple[dict[str, Any], pa.Table | None]:
+    """The accepted rows into sensors_raw; the ledger's counts after it, and the rows sorted
+    by the key when they went in as they are (None: through the upsert)."""
     counts = {k: summary[k] for k in ("rows_read", "rows_accepted", "rows_rejected")}
     with conn.cursor() as cur, cur.copy(_q("copy_changed")) as copy:
         for row in _changed(staged.accepted):
             copy.write_row(row)
     if not staged.accepted.num_rows:
-        return counts
+        return counts, None
+    rows = sort_by_key(staged.accepted)
     try:
         with conn.transaction(), conn.cursor() as cur, cur.copy(_q("copy_raw")) as copy:
-            for block in raw_stream(sort_by_key(staged.accepted), params["file_id"]):
+            for block in raw_stream(rows, params["file_id"]):
                 copy.write(block)
     except AlreadyExists:  # rows seen before, or twice in this file
         copy_accepted(conn, staged.accepted)
         conn.execute(_q("reject_duplicates"), {})
         counts = one(conn, "sensors_ingest.recount", params)
         conn.execute(_q("upsert_raw"), params)
-    return counts
+        return counts, None
+    return counts, rows
 
 
 def _apply(conn: Connection, source: SourceFile, staged: Staged,
-           summary: dict[str, Any]) -> FileResult:
-    """Ledger, supersede, upsert, rejects and day marks: one transaction."""
+           summary: dict[str, Any], enrich: bool) -> FileResult:
+    """Ledger, supersede, upsert, rejects, day marks and the fresh days enriched (with
+    ``enrich``, :mod:`.fused`): one transaction."""
     with conn.transaction():
         conn.execute(_q("forget_superseded"), {"key": source.key, "size": source.size,
                                                "checksum": source.checksum})
@@ -177,15 +187,20 @@ def _apply(conn: Connection, source: SourceFile, staged: Staged,
             conn.execute(_q("remove_superseded"), {
                 "file_ids": [o["id"] for o in older],
                 "first": min(s[0] for s in spans), "last": max(s[1] for s in spans)})
-        counts = _insert(conn, staged, params, summary)
+        fresh = fresh_days(conn, summary["days"]) if enrich else []
+        counts, rows = _insert(conn, staged, params, summary)
         conn.execute(_q("record_rejects"), params)
         days = [r["day"] for r in conn.execute(_q("mark_days"), {}).fetchall()]
+        if fresh and rows is not None:
+            enrich_fresh_days(conn, rows, fresh)
     return FileResult(source.key, "consumed", counts["rows_read"], counts["rows_accepted"],
-                      counts["rows_rejected"], days=tuple(sorted(days)))
+                      counts["rows_rejected"], days=tuple(sorted(days)),
+                      enriched=tuple(fresh) if rows is not None else ())
 
 
-def ingest_file(conn: Connection, source: SourceFile) -> FileResult:
-    """Ingest one file; ``conn`` must be in autocommit mode (transactions are made here)."""
+def ingest_file(conn: Connection, source: SourceFile, *, enrich: bool = True) -> FileResult:
+    """Ingest one file; ``conn`` must be in autocommit mode (transactions are made here).
+    ``enrich``: enrich the days the file brings fresh in the same transaction."""
     if conn.execute(_q("known_file"), {"key": source.key, "size": source.size,
                                        "checksum": source.checksum}).fetchone():
         return FileResult(source.key, "skipped")
@@ -201,7 +216,7 @@ def ingest_file(conn: Connection, source: SourceFile) -> FileResult:
     if summary["days"]:
         with conn.transaction():
             conn.execute(_q("ensure_partitions"), {"days": summary["days"]})
-    result = _apply(conn, source, staged, summary)
+    result = _apply(conn, source, staged, summary, enrich)
     if result.status == "consumed":
         log.info("%s: %d rows, %d accepted, %d rejected", source.key, result.rows_read,
                  result.rows_accepted, result.rows_rejected)
@@ -209,13 +224,15 @@ def ingest_file(conn: Connection, source: SourceFile) -> FileResult:
 
 
 def ingest_sources(db: Database, sources: Iterable[SourceFile],
-                   progress: Callable[[FileResult], None] | None = None) -> IngestReport:
-    """Ingest files one by one (each file commits on its own)."""
+                   progress: Callable[[FileResult], None] | None = None, *,
+                   enrich: bool = True) -> IngestReport:
+    """Ingest files one by one (each file commits on its own); ``enrich`` as
+    :func:`ingest_file`."""
     report = IngestReport()
     with db.connect(autocommit=True) as conn:
         conn.execute(_q("session"), {})
         for source in sources:
-            result = ingest_file(conn, source)
+            result = ingest_file(conn, source, enrich=enrich)
             report.files.append(result)
             if progress is not None:
                 progress(result)
@@ -224,9 +241,11 @@ def ingest_sources(db: Database, sources: Iterable[SourceFile],
 
 def ingest(db: Database, paths: Iterable[str],
            progress: Callable[[FileResult], None] | None = None, *,
-           follow_symlinks: bool = False) -> IngestReport:
-    """Ingest the files of local paths, folders or store URLs (see :func:`.files.discover`)."""
-    return ingest_sources(db, discover(paths, follow_symlinks=follow_symlinks), progress)
+           follow_symlinks: bool = False, enrich: bool = True) -> IngestReport:
+    """Ingest the files of local paths, folders or store URLs (see :func:`.files.discover`);
+    ``enrich`` as :func:`ingest_file`."""
+    return ingest_sources(db, discover(paths, follow_symlinks=follow_symlinks), progress,
+                          enrich=enrich)
 
 
 def rejects(conn: Connection, like: str | None = None,

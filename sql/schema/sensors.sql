@@ -93,13 +93,17 @@ CREATE TABLE sensors_enriched (
 -- name: sensors_days
 -- Which days changed since they were last enriched: ingest bumps raw_version, the day
 -- handler stores the version it read (before computing) in enriched_version.
+-- ingest_enriched: the raw version at which the ingest that brought the day fresh enriched
+-- it (renderer/sensors/fused.py), until the day's item has run: the day is still planned by
+-- the next ETL run (for its export), and that item finds the work done and does nothing.
 CREATE TABLE sensors_days (
     day              date        PRIMARY KEY,
     raw_version      bigint      NOT NULL DEFAULT 1,  -- 0: never had raw rows
     raw_changed_at   timestamptz NOT NULL DEFAULT now(),
     enriched_version bigint,
     enriched_rows    bigint,
-    enriched_at      timestamptz
+    enriched_at      timestamptz,
+    ingest_enriched  bigint
 );
 
 -- name: sensors_runs

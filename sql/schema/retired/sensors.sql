@@ -246,3 +246,15 @@ BEGIN
                    ' FOR VALUES FROM (%L) TO (%L)', part, lo, lo + interval '24 hours');
     RETURN n;
 END $fn$;
+
+-- name: sensors_days@0031
+-- Which days changed since they were last enriched: ingest bumps raw_version, the day
+-- handler stores the version it read (before computing) in enriched_version.
+CREATE TABLE sensors_days (
+    day              date        PRIMARY KEY,
+    raw_version      bigint      NOT NULL DEFAULT 1,  -- 0: never had raw rows
+    raw_changed_at   timestamptz NOT NULL DEFAULT now(),
+    enriched_version bigint,
+    enriched_rows    bigint,
+    enriched_at      timestamptz
+);
