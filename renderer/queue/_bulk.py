@@ -112,7 +112,8 @@ def _copy_new(conn: Connection, cur: Any, batch: list[Row], now: Any) -> bool:
     """Copy ``batch`` straight into work_queue if every key is new to it and unique in it;
     False (nothing written) if the unique index refused one."""
     # in (kind, key) order, as the staged insert gives ids: each new entry of the (kind, key)
-    # index lands beside the last one, not on a random leaf
+    # index lands beside the last one, and two sessions copying the same keys wait on each
+    # other in one order (no deadlock; the second is refused when the first commits)
     batch.sort(key=_KIND_KEY)
     ids = sorted({r[4] for r in batch if r[4] is not None})
     state = dict(cur.execute(query("queue_bulk.set_states"), {"ids": ids}).fetchall()) \
