@@ -3,6 +3,7 @@ queue go straight into work_queue, anything else the staged way, with one outcom
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,3 +112,31 @@ def test_a_retry_after_a_crash_mid_enqueue_enqueues_each_item_once(
     assert states(qconn) == {"pending": 30} == _totals(qconn, "t_noop")
     assert queue.status(qconn)["sets"]["census"]["pending"] == 30
     assert item(qconn, "t_noop", "k29")["set_id"] == "census"
+
+
+def test_two_sessions_copying_the_same_keys_enqueue_each_once(
+        qconn: Conn, database_url: str) -> None:
+    """The second session's copy waits on the first's uncommitted keys, is refused when the
+    first commits, and goes staged: each key once, no error, the counters agree."""
+    got: list[Any] = []
+    with db.connect(database_url) as first:
+        first.execute("SELECT 1")  # a transaction of the caller's, open until it commits
+        assert queue.enqueue_keys(first, "t_noop", (f"k{i}" for i in range(100))) == 100
+
+        def second() -> None:
+            try:
+                with db.connect(database_url) as conn:
+                    got.append(queue.enqueue_keys(conn, "t_noop",
+                                                  (f"k{i}" for i in range(50, 150))))
+                    conn.commit()
+            except Exception as exc:  # shown by the assertion below
+                got.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.5)  # it waits on the first's uncommitted keys
+        assert thread.is_alive(), got
+        first.commit()
+    thread.join(30)
+    assert got == [50]
+    assert states(qconn) == {"pending": 150} == _totals(qconn, "t_noop")
