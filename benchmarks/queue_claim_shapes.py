@@ -163,7 +163,9 @@ def main() -> None:
             queue.enqueue_keys(conn, KIND, (f"k{i}" for i in range(args.items)),
                                set_id="shapes")
             conn.execute(SHAPE_SQL)
-            conn.execute(FILL_SQL, {"kind": KIND})
+            for statement in FILL_SQL.split(";"):
+                if statement.strip():
+                    conn.execute(statement, {"kind": KIND} if "%(" in statement else None)
             conn.execute("VACUUM ANALYZE work_queue")
         per_round = args.items // args.batch // args.rounds
         for r in range(args.rounds):
