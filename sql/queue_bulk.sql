@@ -16,6 +16,10 @@ CREATE TEMP TABLE queue_bulk_staging (
 COPY queue_bulk_staging (kind, key, payload, fingerprint, set_id, priority, grp, run_after,
                          force) FROM STDIN (FORMAT binary)
 
+-- name: now
+-- The transaction's now(): what the column defaults give, sent for a copied run_after not given.
+SELECT now();
+
 -- name: set_states
 -- The sets of a chunk copied straight into the queue: created if new, and the state their
 -- new items take, as insert_new gives it (held in a paused or throttled set, cancelled in a

@@ -89,7 +89,7 @@ def _stage(conn: Connection, rows: Iterator[Row], chunk: int) -> int:
     direct = True  # until a chunk is refused: then the rest of the call goes staged
     staging = False
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-        found = cur.execute("SELECT now()").fetchone()  # the column default's value
+        found = cur.execute(query("queue_bulk.now")).fetchone()
         now = found[0] if found else None
         size = min(chunk, PROBE)
         while batch := list(islice(rows, size)):
