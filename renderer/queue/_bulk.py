@@ -8,7 +8,7 @@ chunk and the rest of the call go the staged way: ``COPY`` into a staging table,
 keys inserted by one INSERT .. SELECT and the others aggregated server-side into the upsert
 every enqueue goes through, ``renderer.queue_enqueue_many_v4``. Both ways keep the rules for
 duplicates, reruns, fingerprints, paused and throttled sets (tests/test_queue_bulk.py);
-benchmarks/queue_scale.py measures them.
+benchmarks/queue_enqueue.py and benchmarks/queue_scale.py measure them.
 """
 
 from __future__ import annotations
