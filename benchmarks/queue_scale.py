@@ -7,8 +7,9 @@ unless ``--keep``), then for each history size of ``--history`` (default 0,10M,4
    generate_series per 2.5M rows, the queue's triggers firing as for any insert), in sets of
    ``--per-set`` items (a year of runs), each set with its queue_sets row and a run's
    timing rows; then VACUUM ANALYZE (what autovacuum does after a bulk insert), timed;
-2. enqueue: ``--slice`` new items by :func:`renderer.queue.enqueue_keys` (COPY + the one
-   upsert), timed; and ``--slice // 10`` by :func:`renderer.queue.enqueue_many` for the ratio;
+2. enqueue: ``--slice`` new items by :func:`renderer.queue.enqueue_keys` (binary COPY
+   straight into work_queue; benchmarks/queue_enqueue.py has its variants), timed; and
+   ``--slice // 10`` by :func:`renderer.queue.enqueue_many` for the ratio;
 3. claim latency with the slice pending: ``--claims`` one-item claims (``queue_claim``)
    and 20 worker-sized ones (``queue_claim_next``, 500 items), each completed;
 4. drain: the pool (``run_pool``, ``--processes`` no-op workers, batch 500) until the slice

@@ -1,4 +1,5 @@
--- Set-based enqueue (renderer/queue/_bulk.py): items are streamed by COPY into a staging
+-- Set-based enqueue (renderer/queue/_bulk.py): a chunk of keys new to the queue is copied
+-- straight into work_queue (copy_new); otherwise items are streamed by COPY into a staging
 -- table; keys new to the queue are inserted in one INSERT .. SELECT, the others handed to
 -- the one upsert every enqueue goes through (renderer.queue_enqueue_many_v4), aggregated
 -- server-side, so the rules (duplicates, reruns, fingerprints, sets) are the normal
@@ -13,7 +14,30 @@ CREATE TEMP TABLE queue_bulk_staging (
 
 -- name: copy_staging
 COPY queue_bulk_staging (kind, key, payload, fingerprint, set_id, priority, grp, run_after,
-                         force) FROM STDIN
+                         force) FROM STDIN (FORMAT binary)
+
+-- name: now
+-- The transaction's now(): what the column defaults give, sent for a copied run_after not given.
+SELECT now();
+
+-- name: set_states
+-- The sets of a chunk copied straight into the queue: created if new, and the state their
+-- new items take, as insert_new gives it (held in a paused or throttled set, cancelled in a
+-- cancelled one); a set not listed takes pending.
+WITH sets AS (
+    INSERT INTO queue_sets (id) SELECT unnest(%(ids)s::text[]) ORDER BY 1
+    ON CONFLICT (id) DO NOTHING)
+SELECT i.id, CASE s.state WHEN 'paused' THEN 'held' WHEN 'cancelled' THEN 'cancelled'
+                 ELSE CASE WHEN t.set_id IS NULL THEN 'pending' ELSE 'held' END END AS state
+FROM unnest(%(ids)s::text[]) AS i(id) LEFT JOIN queue_sets s ON s.id = i.id
+LEFT JOIN queue_throttles t ON t.set_id = i.id;
+
+-- name: copy_new
+-- A chunk of keys new to the queue, straight in (renderer/queue/_bulk.py, under a
+-- savepoint): a key already queued, or twice in the chunk, is a unique violation, and the
+-- chunk goes the staged way instead. run_after is the transaction's now() when not given.
+COPY work_queue (kind, key, payload, fingerprint, set_id, priority, grp, run_after, state)
+FROM STDIN (FORMAT binary)
 
 -- name: insert_new
 -- The common case first: keys not in the queue are inserted as the upsert would insert them

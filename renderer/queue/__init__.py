@@ -22,7 +22,8 @@ Every verb is also a SQL function in the ``renderer`` schema (``renderer.queue_e
 ``renderer.queue_status``, ...), the one implementation both this module and psql use. An
 enqueue never waits on a worker: a rerun of an item being run is recorded beside it
 (``queue_reruns``) and consumed by its completion. Millions of items at once go through
-:func:`enqueue_bulk` (COPY into a staging table, the same upsert server-side).
+:func:`enqueue_bulk` (binary COPY: keys new to the queue straight into it, the others
+through a staging table into the same upsert server-side).
 The worker loop and pool live in :mod:`renderer.worker`.
 """
 

@@ -1,11 +1,14 @@
-"""Set-based enqueue: millions of items streamed by COPY, upserted a chunk per statement.
+"""Set-based enqueue: millions of items streamed by COPY, a chunk per statement.
 
 :func:`renderer.queue.enqueue_many` sends each chunk as nine parallel array parameters;
-here the items go through ``COPY`` into a staging table (``sql/queue_bulk.sql``); keys new
-to the queue are inserted by one INSERT .. SELECT, and the rest are aggregated server-side
-into the upsert every enqueue goes through, ``renderer.queue_enqueue_many_v4``: the same
-rules for duplicates, reruns, fingerprints and sets (tests/test_queue_bulk.py), at a
-fraction of the cost per item (benchmarks/queue_scale.py measures both).
+here a chunk goes by binary ``COPY`` (``sql/queue_bulk.sql``). The common case, a chunk of
+keys new to the queue, is copied straight into ``work_queue`` under a savepoint: the
+unique index on (kind, key) refuses a key already queued or given twice, and then that
+chunk and the rest of the call go the staged way: ``COPY`` into a staging table, the new
+keys inserted by one INSERT .. SELECT and the others aggregated server-side into the upsert
+every enqueue goes through, ``renderer.queue_enqueue_many_v4``. Both ways keep the rules for
+duplicates, reruns, fingerprints, paused and throttled sets (tests/test_queue_bulk.py);
+benchmarks/queue_enqueue.py and benchmarks/queue_scale.py measure them.
 """
 
 from __future__ import annotations
@@ -14,20 +17,35 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import chain, islice
+from operator import itemgetter
 from typing import Any
 
 from renderer.db import Connection, query, tuple_row
+from renderer.errors import AlreadyExists
 from renderer.queue._registry import PRIORITY_BATCH, NewItem
 from renderer.queue._verbs import enqueue_many
 
 CHUNK = 200_000  # items per upsert: a chunk's arrays take ~100 bytes an item of server memory
 SMALL = 2_000  # fewer items go by enqueue_many: a staging table costs catalog rows each time
+PROBE = 20_000  # the first chunk tried straight in: a refusal wastes at most this much
+# binary COPY: the payload is sent as jsonb's binary form (version 1, then the text)
+STAGED_TYPES = ["text", "text", "bytea", "text", "text", "int4", "text", "timestamptz", "bool"]
+NEW_TYPES = ["text", "text", "bytea", "text", "text", "int4", "text", "timestamptz", "text"]
+EMPTY = b"\x01{}"
+KEY_INDEX = "work_queue_kind_key"
+_KIND_KEY = itemgetter(0, 1)
+
+Row = tuple[Any, ...]  # kind, key, payload (jsonb binary), fingerprint, set, priority, group,
+#                        run_after, force
 
 
-def _row(item: NewItem) -> tuple[Any, ...]:
-    payload = json.dumps(item.payload) if item.payload else None
-    return (item.kind, item.key, payload, item.fingerprint, item.set_id, item.priority,
-            item.group, item.run_after, item.force)
+def _jsonb(payload: dict[str, Any] | None) -> bytes | None:
+    return b"\x01" + json.dumps(payload).encode() if payload else None
+
+
+def _row(item: NewItem) -> Row:
+    return (item.kind, item.key, _jsonb(item.payload), item.fingerprint, item.set_id,
+            item.priority, item.group, item.run_after, item.force)
 
 
 def enqueue_bulk(conn: Connection, items: Iterable[NewItem], *, chunk: int = CHUNK,
@@ -59,26 +77,79 @@ def enqueue_keys(conn: Connection, kind: str, keys: Iterable[str], *,
                  chunk: int = CHUNK) -> int:
     """:func:`enqueue_bulk` of items of one kind that differ only by key (a tile pyramid, a
     census): the shared fields are converted once, not per item."""
-    body = json.dumps(payload) if payload else None
+    body = _jsonb(payload)
     return _stage(conn, ((kind, key, body, None, set_id, priority, group, run_after, force)
                          for key in keys), chunk)
 
 
-def _stage(conn: Connection, rows: Iterator[tuple[Any, ...]], chunk: int) -> int:
+def _stage(conn: Connection, rows: Iterator[Row], chunk: int) -> int:
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, not {chunk}")
     total = 0
-    with conn.transaction():
-        conn.execute(query("queue_bulk.create_staging"))
-        with conn.cursor(row_factory=tuple_row) as cur:
-            while batch := list(islice(rows, chunk)):
-                with cur.copy(query("queue_bulk.copy_staging")) as copy:
-                    for row in batch:
-                        copy.write_row(row)
-                for force in (False, True):
-                    for step in ("queue_bulk.insert_new", "queue_bulk.enqueue_staged"):
-                        found = cur.execute(query(step), {"force": force}).fetchone()
-                        total += int(found[0]) if found else 0
-                cur.execute(query("queue_bulk.clear_staging"))
-        conn.execute(query("queue_bulk.drop_staging"))
+    direct = True  # until a chunk is refused: then the rest of the call goes staged
+    staging = False
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        found = cur.execute(query("queue_bulk.now")).fetchone()
+        now = found[0] if found else None
+        size = min(chunk, PROBE)
+        while batch := list(islice(rows, size)):
+            size = chunk
+            if direct:
+                if _copy_new(conn, cur, batch, now):
+                    total += len(batch)
+                    continue
+                direct = False
+            if not staging:
+                cur.execute(query("queue_bulk.create_staging"))
+                staging = True
+            total += _upsert_staged(cur, batch)
+        if staging:
+            cur.execute(query("queue_bulk.drop_staging"))
+    return total
+
+
+def _copy_new(conn: Connection, cur: Any, batch: list[Row], now: Any) -> bool:
+    """Copy ``batch`` straight into work_queue if every key is new to it and unique in it;
+    False (nothing written) if the unique index refused one."""
+    # in (kind, key) order, as the staged insert gives ids: each new entry of the (kind, key)
+    # index lands beside the last one, and two sessions copying the same keys wait on each
+    # other in one order (no deadlock; the second is refused when the first commits)
+    batch.sort(key=_KIND_KEY)
+    ids = sorted({r[4] for r in batch if r[4] is not None})
+    state = dict(cur.execute(query("queue_bulk.set_states"), {"ids": ids}).fetchall()) \
+        if ids else {}
+    try:
+        with conn.transaction(), cur.copy(query("queue_bulk.copy_new")) as copy:
+            copy.set_types(NEW_TYPES)
+            for kind, key, payload, fp, set_id, priority, grp, run_after, _ in batch:
+                copy.write_row((kind, key, payload or EMPTY, fp, set_id, priority, grp,
+                                run_after or now, state.get(set_id, "pending")))
+    except Exception as exc:  # AlreadyExists; the driver's own class on a bare driver connection
+        if not _refused_key(exc):
+            raise
+        return False
+    return True
+
+
+def _refused_key(exc: Exception) -> bool:
+    """Whether ``exc`` is the unique index on (kind, key) refusing a row, as the connector
+    translates it (``AlreadyExists``) or as a connection not made by it raises it."""
+    if isinstance(exc, AlreadyExists):
+        return exc.constraint == KEY_INDEX
+    diag = getattr(exc, "diag", None)
+    return (getattr(exc, "sqlstate", None) == "23505"
+            and getattr(diag, "constraint_name", None) == KEY_INDEX)
+
+
+def _upsert_staged(cur: Any, batch: list[Row]) -> int:
+    total = 0
+    with cur.copy(query("queue_bulk.copy_staging")) as copy:
+        copy.set_types(STAGED_TYPES)
+        for row in batch:
+            copy.write_row(row)
+    for force in (False, True):
+        for step in ("queue_bulk.insert_new", "queue_bulk.enqueue_staged"):
+            found = cur.execute(query(step), {"force": force}).fetchone()
+            total += int(found[0]) if found else 0
+    cur.execute(query("queue_bulk.clear_staging"))
     return total

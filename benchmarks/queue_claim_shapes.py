@@ -1,0 +1,196 @@
+"""What a claim that does not rewrite each row would save (issue 16, item 3): a measurement
+of the per-item statements, not a prototype.
+
+An embedded cluster of its own (deleted at the end). ``--items`` pending items of one kind
+are enqueued (the bulk path), then drained by one session in batches of ``--batch`` in
+alternated rounds of each shape, per item: backend CPU (/proc) and WAL records and bytes.
+
+- ``today``: ``queue.claim`` (``queue_claim_v2``: pending -> running, a new row version with
+  its pkey, (kind, key) and running-index entries) and ``queue.finish`` (``queue_finish_v2``:
+  running -> done, a new row version, pkey and (kind, key) entries), with their triggers,
+  counters and timings; two transactions a batch, as a worker;
+- ``rewrite``: today's shape bare: a copy of work_queue with all its indexes and no
+  triggers; the claim updates the batch to running (``FOR UPDATE SKIP LOCKED`` on the claim
+  index), the completion to done: what ``pending-table`` is to be compared with;
+- ``pending-table``: the pending queue in a narrow table of its own (kind, priority,
+  run_after, id; one index, the claim order): the claim deletes the batch from it (``DELETE
+  .. RETURNING`` of the first rows by ``FOR UPDATE SKIP LOCKED``: no row version, no index
+  entry, one WAL record a row) and writes one lease row for the batch; the completion
+  updates the items' rows in a copy of work_queue with no partial index (so the update of
+  ``state`` is HOT: fillfactor 70) and deletes the lease row. No triggers, counters or
+  timings: what the shape itself costs, a lower bound for building it.
+
+    .venv/bin/python benchmarks/queue_claim_shapes.py [--items 200000] [--batch 500]
+
+The last line is ``rewrite_vs_today=R pending_table_vs_rewrite=R`` (server CPU per item).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import psycopg  # noqa: E402
+import queue_throughput as qt  # noqa: E402
+from queue_enqueue import cpu_of, wal  # noqa: E402
+
+from renderer import queue, schema  # noqa: E402
+from renderer.localdb import Cluster  # noqa: E402
+
+KIND = "bench_noop"
+SHAPE_SQL = """
+CREATE TABLE shape_items (LIKE work_queue INCLUDING DEFAULTS) WITH (fillfactor = 70);
+ALTER TABLE shape_items ADD PRIMARY KEY (id);
+CREATE UNIQUE INDEX ON shape_items (kind, key);
+CREATE TABLE shape_rewrite (LIKE work_queue INCLUDING ALL);
+CREATE TABLE shape_pending (kind text NOT NULL, priority integer NOT NULL,
+                            run_after timestamptz NOT NULL, id bigint NOT NULL);
+CREATE INDEX ON shape_pending (kind, priority DESC, run_after, id);
+CREATE TABLE shape_leases (token uuid PRIMARY KEY, owner text, expires timestamptz,
+                           ids bigint[]);
+"""
+FILL_SQL = """
+INSERT INTO shape_items SELECT * FROM work_queue WHERE kind = %(kind)s;
+INSERT INTO shape_pending SELECT kind, priority, run_after, id FROM shape_items;
+INSERT INTO shape_rewrite SELECT * FROM work_queue WHERE kind = %(kind)s;
+VACUUM ANALYZE shape_items; VACUUM ANALYZE shape_pending; VACUUM ANALYZE shape_rewrite;
+"""
+CLAIM_SQL = """
+WITH picked AS (
+    SELECT ctid FROM shape_pending WHERE kind = %(kind)s AND run_after <= now()
+    ORDER BY priority DESC, run_after, id LIMIT %(n)s FOR UPDATE SKIP LOCKED),
+gone AS (DELETE FROM shape_pending p USING picked WHERE p.ctid = picked.ctid
+         RETURNING p.id),
+lease AS (INSERT INTO shape_leases SELECT %(token)s, 'bench', now() + interval '60 s',
+                                          array_agg(id) FROM gone)
+SELECT i.id, i.key, i.payload FROM shape_items i JOIN gone ON i.id = gone.id
+"""
+FINISH_SQL = """
+WITH l AS (DELETE FROM shape_leases WHERE token = %(token)s RETURNING ids)
+UPDATE shape_items i SET state = 'done', finished_at = now(), attempt = i.attempt + 1
+FROM l WHERE i.id = ANY (l.ids)
+"""
+REWRITE_CLAIM_SQL = """
+UPDATE shape_rewrite w SET state = 'running', lease_owner = 'bench', lease_token = %(token)s,
+       lease_expires = now() + interval '60 s', started_at = now(), attempt = w.attempt + 1
+FROM (SELECT ctid FROM shape_rewrite WHERE kind = %(kind)s AND state = 'pending'
+        AND run_after <= now()
+      ORDER BY priority DESC, run_after, id LIMIT %(n)s FOR UPDATE SKIP LOCKED) p
+WHERE w.ctid = p.ctid
+RETURNING w.id, w.key, w.payload
+"""
+REWRITE_FINISH_SQL = """
+UPDATE shape_rewrite SET state = 'done', finished_at = now(), lease_owner = NULL,
+       lease_token = NULL, lease_expires = NULL
+WHERE id = ANY (%(ids)s) AND lease_token = %(token)s AND state = 'running'
+"""
+
+
+def rewrite(conn: psycopg.Connection[Any], batch: int) -> int:
+    token = str(conn.execute("SELECT gen_random_uuid()").fetchone()[0])  # type: ignore[index]
+    with conn.transaction():
+        ids = [r[0] for r in conn.execute(REWRITE_CLAIM_SQL,
+                                          {"kind": KIND, "n": batch, "token": token})]
+    if ids:
+        with conn.transaction():
+            conn.execute(REWRITE_FINISH_SQL, {"token": token, "ids": ids})
+    return len(ids)
+
+
+def today(conn: psycopg.Connection[Any], batch: int) -> int:
+    with conn.transaction():
+        items = queue.claim(conn, KIND, limit=batch)
+    if items:
+        with conn.transaction():
+            queue.finish(conn, items[0].token, [i.id for i in items], [])
+    return len(items)
+
+
+def pending_table(conn: psycopg.Connection[Any], batch: int) -> int:
+    token = str(conn.execute("SELECT gen_random_uuid()").fetchone()[0])  # type: ignore[index]
+    with conn.transaction():
+        n = len(conn.execute(CLAIM_SQL, {"kind": KIND, "n": batch, "token": token}).fetchall())
+    if n:
+        with conn.transaction():
+            conn.execute(FINISH_SQL, {"token": token})
+    return n
+
+
+def measure(url: str, shape: Any, batches: int, batch: int) -> dict[str, float]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        records, size = wal(url)
+        cpu = cpu_of(pid)
+        t = time.perf_counter()
+        n = sum(shape(conn, batch) for _ in range(batches))
+        wall = time.perf_counter() - t
+        cpu = cpu_of(pid) - cpu
+    records2, size2 = wal(url)
+    return {"n": n, "server_us": cpu / n * 1e6, "wall_us": wall / n * 1e6,
+            "wal_records": (records2 - records) / n, "wal_bytes": (size2 - size) / n,
+            "load": os.getloadavg()[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--home", default="/tmp/queue-claim-shapes")
+    args = parser.parse_args()
+    home = Path(args.home)
+    os.environ.update({"RENDERER_HOME": str(home / "home"),
+                       "RENDERER_PLUGINS": "queue_throughput"})
+    cluster = Cluster(home / "cluster", extra_settings={"max_wal_size": "4GB"})
+    server_url = cluster.ensure_started()
+    shapes = {"today": today, "rewrite": rewrite, "pending-table": pending_table}
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in shapes}
+    print(f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    try:
+        url = qt._database(server_url, "bench_shapes")
+        schema.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            queue.enqueue_keys(conn, KIND, (f"k{i}" for i in range(args.items)),
+                               set_id="shapes")
+            conn.execute(SHAPE_SQL)
+            for statement in FILL_SQL.split(";"):
+                if statement.strip():
+                    conn.execute(statement, {"kind": KIND} if "%(" in statement else None)
+            conn.execute("VACUUM ANALYZE work_queue")
+        per_round = args.items // args.batch // args.rounds
+        for r in range(args.rounds):
+            for name, shape in shapes.items():
+                res = measure(url, shape, per_round, args.batch)
+                results[name].append(res)
+                print(f"  round {r} {name:14} server {res['server_us']:6.2f} us/item"
+                      f"  wall {res['wall_us']:6.2f} us  WAL {res['wal_records']:.2f} records"
+                      f" {res['wal_bytes']:.0f} B  load {res['load']:.1f}", flush=True)
+    finally:
+        cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
+    print()
+    print(f"| shape (batch {args.batch}) | server us/item | wall us/item | WAL records/item |"
+          " WAL bytes/item |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    med = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]}
+           for name, rs in results.items()}
+    for name, m in med.items():
+        print(f"| {name} | {m['server_us']:.2f} | {m['wall_us']:.2f} | "
+              f"{m['wal_records']:.2f} | {m['wal_bytes']:.0f} |")
+    print(f"rewrite_vs_today={med['rewrite']['server_us'] / med['today']['server_us']:.2f} "
+          f"pending_table_vs_rewrite="
+          f"{med['pending-table']['server_us'] / med['rewrite']['server_us']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
