@@ -107,16 +107,22 @@ def plain_copy(url: str, paths: list[Path]) -> float:
 
 
 def storage(url: str) -> dict[str, float]:
+    """Bytes per report: the reports' partitions with their indexes and the hourly summary's
+    (total), the reports' heap alone (heap), the summary with its indexes (summary)."""
     with psycopg.connect(url) as conn:
         row = conn.execute("""
             SELECT sum(pg_total_relation_size(c.oid)) AS total,
-                   sum(pg_relation_size(c.oid)) AS heap,
+                   sum(pg_relation_size(c.oid))
+                       FILTER (WHERE i.inhparent = 'tracks_reports'::regclass) AS heap,
+                   coalesce(sum(pg_total_relation_size(c.oid))
+                       FILTER (WHERE i.inhparent = 'tracks_summary'::regclass), 0) AS summary,
                    (SELECT count(*) FROM tracks_reports) AS n
             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-            WHERE i.inhparent = 'tracks_reports'::regclass""").fetchone()
+            WHERE i.inhparent IN ('tracks_reports'::regclass, 'tracks_summary'::regclass)
+              AND c.relkind = 'r'""").fetchone()
     assert row is not None
-    total, heap, n = (float(v) for v in row)
-    return {"total": total / n, "heap": heap / n, "reports": n}
+    total, heap, summary, n = (float(v) for v in row)
+    return {"total": total / n, "heap": heap / n, "summary": summary / n, "reports": n}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -124,13 +130,15 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def ours(database: Database, q: Query) -> tuple[float, float, int]:
-    """(first-row seconds, total seconds, rows) of one query, as the CLI reads it."""
+def ours(database: Database, q: Query, statement: str | None = None
+         ) -> tuple[float, float, int]:
+    """(first-row seconds, total seconds, rows) of one query, as the CLI reads it
+    (``statement`` forces a route, as ``run``'s)."""
     with database.connect() as conn:
         started = time.perf_counter()
         first = None
         rows = 0
-        for _ in run(conn, q).rows:
+        for _ in run(conn, q, statement=statement).rows:
             if first is None:
                 first = time.perf_counter() - started
             rows += 1
