@@ -204,3 +204,19 @@ def test_random_reports_and_late_ones_give_the_same_rows_both_ways(
                     end=end and end.isoformat())
     summarised, every = _routes(db, q)
     assert summarised == every
+
+
+def test_an_hour_a_hair_outside_the_box_is_probed(db: Database, tmp_path: Path) -> None:
+    """PostgreSQL compares boxes with a tolerance of 1e-6 (box <@ box) but a point in a box
+    exactly: an hour whose box pokes 1e-7 degrees out of the query's must be probed, not
+    answered with its stored first report."""
+    truncate_all(db.url)
+    hour = START + timedelta(hours=3)
+    _ingest(db, tmp_path, "hair", [_report(503000001, hour + timedelta(minutes=1), -33.0,
+                                           151.0000001),
+                                   _report(503000001, hour + timedelta(minutes=2), -33.0,
+                                           150.9)])
+    q = Query.parse(bbox="-34,150,-32,151", sample="1h")
+    summarised, every = _routes(db, q)
+    assert [k[3] for k in every] == [150.9]
+    assert summarised == every
