@@ -50,7 +50,7 @@ import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scratch import drop_database, scratch_database
+from scratch import cluster_seconds, drop_database, postmaster_of, scratch_database
 
 from renderer.db import Database, connect, resolve_url
 from renderer.tracks import sample
@@ -107,16 +107,22 @@ def plain_copy(url: str, paths: list[Path]) -> float:
 
 
 def storage(url: str) -> dict[str, float]:
+    """Bytes per report: the reports' partitions with their indexes and the hourly summary's
+    (total), the reports' heap alone (heap), the summary with its indexes (summary)."""
     with psycopg.connect(url) as conn:
         row = conn.execute("""
             SELECT sum(pg_total_relation_size(c.oid)) AS total,
-                   sum(pg_relation_size(c.oid)) AS heap,
+                   sum(pg_relation_size(c.oid))
+                       FILTER (WHERE i.inhparent = 'tracks_reports'::regclass) AS heap,
+                   coalesce(sum(pg_total_relation_size(c.oid))
+                       FILTER (WHERE i.inhparent = 'tracks_summary'::regclass), 0) AS summary,
                    (SELECT count(*) FROM tracks_reports) AS n
             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-            WHERE i.inhparent = 'tracks_reports'::regclass""").fetchone()
+            WHERE i.inhparent IN ('tracks_reports'::regclass, 'tracks_summary'::regclass)
+              AND c.relkind = 'r'""").fetchone()
     assert row is not None
-    total, heap, n = (float(v) for v in row)
-    return {"total": total / n, "heap": heap / n, "reports": n}
+    total, heap, summary, n = (float(v) for v in row)
+    return {"total": total / n, "heap": heap / n, "summary": summary / n, "reports": n}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -124,13 +130,15 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def ours(database: Database, q: Query) -> tuple[float, float, int]:
-    """(first-row seconds, total seconds, rows) of one query, as the CLI reads it."""
+def ours(database: Database, q: Query, statement: str | None = None
+         ) -> tuple[float, float, int]:
+    """(first-row seconds, total seconds, rows) of one query, as the CLI reads it
+    (``statement`` forces a route, as ``run``'s)."""
     with database.connect() as conn:
         started = time.perf_counter()
         first = None
         rows = 0
-        for _ in run(conn, q).rows:
+        for _ in run(conn, q, statement=statement).rows:
             if first is None:
                 first = time.perf_counter() - started
             rows += 1
@@ -212,20 +220,37 @@ Results = dict[str, dict[str, list[float]]]
 def measure(database: Database, con: duckdb.DuckDBPyConnection,
             made: dict[str, Callable[[], Query]], runs: int) -> Results:
     """Each shape ``runs`` times, ours then DuckDB's for each instance (same answer size
-    asserted): first-row and total seconds, rows."""
+    asserted): first-row and total seconds, rows; and CPU seconds over the shape's runs:
+    ours client (this process during our queries), ours server (the cluster's processes,
+    when it runs on this machine and serves nothing else), DuckDB's (this process, all its
+    threads, during its queries)."""
     results: Results = {}
+    try:
+        postmaster: int | None = postmaster_of(database.url)
+    except (OSError, psycopg.Error, AssertionError, ValueError):
+        postmaster = None
     for name, make in made.items():
         qs = [make() for _ in range(runs)]
         ours(database, qs[0])  # warm the cache, as a server serving queries would be
         duck(con, qs[0])
         m: dict[str, list[float]] = {k: [] for k in ("first", "total", "rows", "d_first",
                                                      "d_total", "d_rows")}
+        cpu = {"client": 0.0, "duck": 0.0}
+        server = cluster_seconds(postmaster) if postmaster else 0.0
         for q in qs:
+            c0 = time.process_time()
             first, total, rows = ours(database, q)
+            c1 = time.process_time()
             d_first, d_total, d_rows = duck(con, q)
+            cpu["client"] += c1 - c0
+            cpu["duck"] += time.process_time() - c1
             assert rows == d_rows, (name, q, rows, d_rows)  # the same answer
             for k, v in zip(m, (first, total, rows, d_first, d_total, d_rows), strict=True):
                 m[k].append(v)
+        time.sleep(1)  # the last backend's exit reaped before its CPU is read
+        m["cpu_client"] = [cpu["client"]]
+        m["cpu_server"] = [cluster_seconds(postmaster) - server if postmaster else math.nan]
+        m["cpu_duck"] = [cpu["duck"]]
         results[name] = m
     return results
 
@@ -235,8 +260,16 @@ def summarise(results: Results, size: dict[str, float], extra: str = "") -> None
     print(f"\n{'shape':28} {'rows p50':>9} {'ours p50':>9} {'ours p95':>9} "
           f"{'1st p95':>8} {'duck p50':>9} {'duck p95':>9} {'duck 1st':>9} {'ratio':>6}")
     ratios = []
+    cpu_lines = []
     for name, m in results.items():
-        ms = {k: [v * 1000 for v in vals] for k, vals in m.items() if "rows" not in k}
+        if "cpu_client" in m:
+            ours_cpu = m["cpu_client"][0] + m["cpu_server"][0]
+            cpu_lines.append(
+                f"{name:28} CPU s over the runs: ours {ours_cpu:.2f} (client "
+                f"{m['cpu_client'][0]:.2f}, server {m['cpu_server'][0]:.2f}), DuckDB "
+                f"{m['cpu_duck'][0]:.2f}; DuckDB / ours {m['cpu_duck'][0] / ours_cpu:.2f}")
+        ms = {k: [v * 1000 for v in vals] for k, vals in m.items()
+              if "rows" not in k and not k.startswith("cpu")}
         ratio = statistics.median(ms["d_total"]) / statistics.median(ms["total"])
         ratios.append(ratio)
         print(f"{name:28} {statistics.median(m['rows']):9.0f} "
@@ -244,6 +277,8 @@ def summarise(results: Results, size: dict[str, float], extra: str = "") -> None
               f"{percentile(ms['first'], 95):8.1f} {statistics.median(ms['d_total']):9.1f} "
               f"{percentile(ms['d_total'], 95):9.1f} {percentile(ms['d_first'], 95):9.1f} "
               f"{ratio:6.2f}")
+    for line in cpu_lines:
+        print(line)
     streamed = results["bbox_month_hourly_streamed"]
     rps = statistics.median(r / t for r, t in zip(streamed["rows"], streamed["total"],
                                                   strict=True))

@@ -33,8 +33,10 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,10 +44,11 @@ import duckdb
 import psycopg
 from psycopg import sql
 from scratch import drop_database, scratch_database
-from tracks import measure, shapes, storage, summarise
+from tracks import measure, ours, shapes, storage, summarise
 
 from renderer.db import Database, resolve_url
 from renderer.tracks import sample
+from renderer.tracks.query import Query
 
 BENCH_DB = "renderer_bench_tracks_scale"
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -216,14 +219,15 @@ UNION ALL SELECT 'imo', imo::text, n + 1 FROM vessels WHERE imo IS NOT NULL;
 
 
 def generate(url: str, vessels: int, days: int, interval: float, coast_km: float,
-             work: Path) -> tuple[int, float, float, float, list[Path]]:
-    """Generate, load and index the days; export each as Parquet. (reports, seconds of
-    generate + insert, of index builds, of export) and the Parquet files in time order."""
+             work: Path) -> tuple[int, float, float, float, float, list[Path]]:
+    """Generate, load and index the days, build their hourly summaries; export each as
+    Parquet. (reports, seconds of generate + insert, of index builds, of summaries, of
+    export) and the Parquet files in time order."""
     t0 = START.timestamp()
     params = {"lats": [p[1] for p in sample.PORTS], "lons": [p[2] for p in sample.PORTS],
               "ports": len(sample.PORTS), "interval": interval, "vessels": vessels,
               "t0": t0, "t1": t0 + days * 86400, "coast_km": coast_km}
-    n, gen_s, index_s, export_s = 0, 0.0, 0.0, 0.0
+    n, gen_s, index_s, summary_s, export_s = 0, 0.0, 0.0, 0.0, 0.0
     parquet: list[Path] = []
     duck = duckdb.connect()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -246,9 +250,12 @@ def generate(url: str, vessels: int, days: int, interval: float, coast_km: float
                 assert row is not None
                 inserted = time.perf_counter()
                 conn.execute("SELECT renderer.tracks_attach_day(%s)", [day])
+                attached = time.perf_counter()
+                conn.execute("SELECT renderer.tracks_summary_day(%s)", [day])
             done = time.perf_counter()
             gen_s += inserted - started
-            index_s += done - inserted
+            index_s += attached - inserted
+            summary_s += done - attached
             n += row[0]
             csv = work / f"{day}.csv"
             with conn.cursor().copy(sql.SQL(EXPORT).format(
@@ -265,12 +272,13 @@ def generate(url: str, vessels: int, days: int, interval: float, coast_km: float
             csv.unlink()
             export_s += time.perf_counter() - done
             print(f"{day}: {row[0]:,} reports, generate+insert {inserted - started:.1f} s, "
-                  f"indexes {done - inserted:.1f} s, export {time.perf_counter() - done:.1f} s",
+                  f"indexes {attached - inserted:.1f} s, summary {done - attached:.1f} s, "
+                  f"export {time.perf_counter() - done:.1f} s",
                   flush=True)
         conn.execute("UPDATE tracks_files SET rows_read = %(n)s, rows_accepted = %(n)s"
                      " WHERE id = %(id)s", {"n": n, "id": file_id[0]})
         conn.execute("ANALYZE tracks_reports")
-    return n, gen_s, index_s, export_s, parquet
+    return n, gen_s, index_s, summary_s, export_s, parquet
 
 
 def first_positions(url: str) -> dict[str, tuple[float, float]]:
@@ -281,6 +289,24 @@ def first_positions(url: str) -> dict[str, tuple[float, float]]:
             "SELECT DISTINCT ON (vessel_id) (503000000 + vessel_id - 1)::text, lat, lon"
             " FROM {} ORDER BY vessel_id, t").format(sql.Identifier(day))).fetchall()
     return {m: (lat, lon) for m, lat, lon in rows}
+
+
+def routes(database: Database, make: Callable[[], Query], runs: int) -> None:
+    """The streamed area month, hourly, through the hourly summary (as chosen) and through
+    every report (``tracks.reports_sampled``, the route before the summary), alternated on
+    the same instances: p50 whole answer and first row, and the same rows asserted."""
+    m: dict[str, list[float]] = {"first": [], "total": [], "b_first": [], "b_total": []}
+    for _ in range(runs):
+        q = make()
+        first, total, rows = ours(database, q)
+        b_first, b_total, b_rows = ours(database, q, "tracks.reports_sampled")
+        assert rows == b_rows, (q, rows, b_rows)
+        for k, v in zip(m, (first, total, b_first, b_total), strict=True):
+            m[k].append(v * 1000)
+    p50 = {k: statistics.median(v) for k, v in m.items()}
+    print(f"area month hourly, summary vs every report (p50 ms): whole {p50['total']:.1f} vs "
+          f"{p50['b_total']:.1f} ({p50['b_total'] / p50['total']:.1f}x), first row "
+          f"{p50['first']:.1f} vs {p50['b_first']:.1f}")
 
 
 def main() -> None:
@@ -301,15 +327,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tracks-scale-", dir=args.work))
     try:
         vessels = max(10, round(args.reports / (args.days * PER_VESSEL_DAY)))
-        n, gen_s, index_s, export_s, parquet = generate(
+        n, gen_s, index_s, summary_s, export_s, parquet = generate(
             url, vessels, args.days, args.interval, args.coast_km, work)
         size = storage(url)
         print(f"{n:,} reports of {vessels:,} vessels over {args.days} days: generate + insert "
               f"{gen_s:.0f} s ({n / gen_s:,.0f}/s), index builds {index_s:.0f} s "
-              f"({index_s / n * 1e6:.2f} us a report), export {export_s:.0f} s")
+              f"({index_s / n * 1e6:.2f} us a report), hourly summaries {summary_s:.0f} s "
+              f"({summary_s / n * 1e6:.2f} us a report), export {export_s:.0f} s")
         parquet_bytes = sum(p.stat().st_size for p in parquet)
-        print(f"storage: {size['total']:.1f} bytes/report (heap {size['heap']:.1f}) vs "
-              f"BinaryFixes 35; Parquet (zstd) {parquet_bytes / n:.1f}")
+        print(f"storage: {size['total']:.1f} bytes/report (heap {size['heap']:.1f}, hourly "
+              f"summary {size['summary']:.1f}) vs BinaryFixes 35; Parquet (zstd) "
+              f"{parquet_bytes / n:.1f}")
 
         con = duckdb.connect()
         con.execute(f"SET threads = {args.duckdb_threads}")
@@ -319,6 +347,7 @@ def main() -> None:
         made = shapes(first_positions(url), START, args.days, rng)
         results = measure(Database(url), con, made, args.runs)
         summarise(results, size, extra=f"reports={n}")
+        routes(Database(url), made["bbox_month_hourly_streamed"], args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not args.keep:

@@ -81,6 +81,19 @@ RETURNING vessel_id;
 -- Fold vessels %(from)s into %(into)s (a report named identifiers of several).
 SELECT renderer.tracks_merge_vessels(%(into)s, %(from)s::integer[]) AS moved;
 
+-- name: merge_summary
+-- After merge_vessels: the summary rows of the hours of vessels %(from)s, recomputed for them
+-- (dropped: their reports moved) and for %(into)s (which now has those reports).
+SELECT renderer.tracks_summary_refresh(coalesce(array_agg(p.vessel_id), '{}'),
+                                       coalesce(array_agg(p.hour), '{}'))
+FROM (
+    SELECT s.vessel_id, s.hour FROM tracks_summary s
+    WHERE s.vessel_id = ANY (%(from)s::integer[])
+    UNION
+    SELECT %(into)s::integer, s.hour FROM tracks_summary s
+    WHERE s.vessel_id = ANY (%(from)s::integer[])
+) p;
+
 -- name: add_identifiers
 -- Identifiers seen for the first time, with their vessel.
 INSERT INTO tracks_identifiers (key, value, vessel_id)
@@ -128,6 +141,27 @@ SELECT count(*) AS stored FROM ins;
 -- name: attach_day
 -- Attach a day loaded by load_day: its indexes are built here, in one pass each.
 SELECT renderer.tracks_attach_day(%(day)s);
+
+-- name: summarise_day
+-- A day's hourly summary, built from its reports when it has none (after attach_day, or
+-- before the first late reports into a day that has no summary): see
+-- renderer.tracks_summary_day.
+SELECT renderer.tracks_summary_day(%(day)s);
+
+-- name: summary_staged
+-- The summary rows of the (vessel, hour) pairs that the staged reports of days with a
+-- partition (not those of %(bulk_days)s) touch, recomputed after they are stored: a late
+-- report may come first in its hour or widen its box.
+SELECT renderer.tracks_summary_refresh(coalesce(array_agg(p.vessel_id), '{}'),
+                                       coalesce(array_agg(p.hour), '{}'))
+FROM (
+    SELECT DISTINCT m.vessel_id,
+           timestamptz 'epoch' + (s.t_ms / 3600000) * interval '1 hour' AS hour
+    FROM tracks_stage s
+    JOIN unnest(%(set_nos)s::integer[], %(vessels)s::integer[]) AS m(set_no, vessel_id)
+      USING (set_no)
+    WHERE DATE '1970-01-01' + (s.t_ms / 86400000)::integer <> ALL (%(bulk_days)s::date[])
+) p;
 
 -- name: insert_reports
 -- The staged reports of days that have a partition (not those of %(bulk_days)s, loaded by
@@ -271,6 +305,64 @@ CROSS JOIN LATERAL (
                                  %(min_lon2)s::float8, %(max_lon2)s::float8)
     ORDER BY r.t, r.lat, r.lon
     LIMIT 1
+) s
+WHERE %(after_t)s::timestamptz IS NULL
+   OR (s.t, s.vessel_id, s.lat, s.lon)
+      > (%(after_t)s::timestamptz, %(after_vessel)s::integer, %(after_lat)s::float8,
+         %(after_lon)s::float8)
+ORDER BY s.t, s.vessel_id, s.lat, s.lon
+LIMIT %(limit)s;
+
+-- name: reports_summarised
+-- The same rows as reports_sampled for an interval of %(sample)s seconds, a multiple of an
+-- hour, read from the hourly summary (tracks_summary) instead of every report: an hour whose
+-- reports all lie in the time range and the box answers with its first report as stored;
+-- an hour whose box only meets the query's box, or that the range cuts, is probed on the key
+-- (its first report in the range and box, LIMIT 1); an hour whose box misses is not read.
+-- Then each vessel's first of its hours in each interval. The probe tests the box on lat
+-- and lon (the same inclusive test as tracks_in_box's point <@ box): the planner then
+-- walks the key in order and stops at the first report inside, where with point <@ box,
+-- which it takes as very selective, it read every report of the hour and sorted them
+-- (1.4-2x the whole statement, BENCHMARKS.md).
+SELECT * FROM (
+    SELECT DISTINCT ON (h.vessel_id, renderer.tracks_bucket(h.hour, %(sample)s))
+           f.t, f.vessel_id, f.lat, f.lon, f.sog, f.cog, f.heading, f.nav_status, f.rot,
+           f.latency, f.source, f.ais_class
+    FROM tracks_summary h
+    CROSS JOIN LATERAL (
+        SELECT h.t, h.vessel_id, h.lat, h.lon, h.sog, h.cog, h.heading, h.nav_status, h.rot,
+               h.latency, h.source, h.ais_class
+        WHERE h.t >= %(lo)s AND h.t_last <= %(hi)s
+          AND renderer.tracks_box_within(h.area, %(min_lat)s::float8, %(min_lon)s::float8,
+                                         %(max_lat)s::float8, %(max_lon)s::float8,
+                                         %(min_lon2)s::float8, %(max_lon2)s::float8)
+        UNION ALL
+        (SELECT r.t, r.vessel_id, r.lat, r.lon, r.sog, r.cog, r.heading, r.nav_status, r.rot,
+                r.latency, r.source, r.ais_class
+         FROM tracks_reports r
+         WHERE (h.t >= %(lo)s AND h.t_last <= %(hi)s
+                AND renderer.tracks_box_within(h.area, %(min_lat)s::float8,
+                                               %(min_lon)s::float8, %(max_lat)s::float8,
+                                               %(max_lon)s::float8, %(min_lon2)s::float8,
+                                               %(max_lon2)s::float8)) IS NOT TRUE
+           AND r.vessel_id = h.vessel_id
+           AND r.t >= greatest(%(lo)s::timestamptz, h.hour)
+           AND r.t < h.hour + interval '1 hour' AND r.t <= %(hi)s
+           AND (%(min_lat)s::float8 IS NULL
+                OR (r.lat >= %(min_lat)s::float8 AND r.lat <= %(max_lat)s::float8
+                    AND ((r.lon >= %(min_lon)s::float8 AND r.lon <= %(max_lon)s::float8)
+                         OR (r.lon >= %(min_lon2)s::float8 AND r.lon <= %(max_lon2)s::float8))))
+         ORDER BY r.t, r.lat, r.lon
+         LIMIT 1)
+    ) f
+    WHERE h.hour >= date_bin('1 hour', %(lo)s::timestamptz, timestamptz '1970-01-01 00:00+00')
+      AND h.hour <= %(hi)s
+      AND h.t_last >= %(lo)s AND h.t <= %(hi)s
+      AND (%(vessels)s::integer[] IS NULL OR h.vessel_id = ANY (%(vessels)s::integer[]))
+      AND renderer.tracks_box_meets(h.area, %(min_lat)s::float8, %(min_lon)s::float8,
+                                    %(max_lat)s::float8, %(max_lon)s::float8,
+                                    %(min_lon2)s::float8, %(max_lon2)s::float8)
+    ORDER BY h.vessel_id, renderer.tracks_bucket(h.hour, %(sample)s), f.t, f.lat, f.lon
 ) s
 WHERE %(after_t)s::timestamptz IS NULL
    OR (s.t, s.vessel_id, s.lat, s.lon)

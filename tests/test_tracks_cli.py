@@ -4,9 +4,14 @@ export-index, and the one-line errors."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 
 def renderer(*args: str) -> subprocess.CompletedProcess[str]:
@@ -73,3 +78,38 @@ def test_export_index_waits_for_its_items(renderer_env: dict[str, str], tmp_path
     assert (day / "sample-1h/2026-12-01T00:00:00Z").stat().st_size == 35  # one an hour
     assert "no reports" in renderer("tracks", "export-index", "--day", "2027-01-01", "--out",
                                     str(index)).stdout
+
+
+def test_the_first_row_leaves_before_the_query_ends(renderer_env: dict[str, str],
+                                                    database_url: str, tmp_path: Path) -> None:
+    """``tracks query`` writes its first row to a pipe while the rest is still being read:
+    the second day's partition is locked, so the query cannot end, yet the first day's
+    first row arrives (it sat in the output buffer until exit before)."""
+    out = tmp_path / "reports"
+    made = renderer("tracks", "sample", "--out", str(out), "--vessels", "2", "--days", "2",
+                    "--per-file", "100000", "--format", "csv")
+    assert made.returncode == 0, made.stderr
+    assert renderer("tracks", "ingest", str(out)).returncode == 0
+    with psycopg.connect(database_url) as lock:
+        day = lock.execute("SELECT max(d) FROM renderer.tracks_days() d").fetchone()
+        assert day is not None
+        lock.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.Identifier(f"tracks_reports_{day[0]:%Y%m%d}")))
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a shell
+        query = subprocess.Popen([sys.executable, "-m", "renderer", "tracks", "query",
+                                  "--sample", "1h", "--format", "csv"],
+                                 stdout=subprocess.PIPE, text=True,
+                                 env=env)
+        assert query.stdout is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(
+            [query.stdout.readline(), query.stdout.readline()]), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout=120)
+        try:
+            assert len(lines) == 2 and lines[0].startswith("time,")
+            assert query.poll() is None  # still waiting for the locked day
+        finally:
+            lock.rollback()
+            query.communicate(timeout=120)
+    assert query.returncode == 0

@@ -246,7 +246,7 @@ def test_a_box_crossing_the_antimeridian_is_two_spans(db: Database, tmp_path: Pa
     found = ours(db, q)
     assert found == brute(reports, q)
     assert sorted(k[3] for k in found) == [-180.0, -179.5, -170.0, 170.0, 179.5, 180.0]
-    for q in (Query.parse(bbox="-10,170,10,-170", sample="1d"),  # reports_sampled
+    for q in (Query.parse(bbox="-10,170,10,-170", sample="1d"),  # reports_summarised
               Query.parse(ids=["mmsi=503000001", "mmsi=503000002"], bbox="-10,170,10,-170",
                           sample="1h")):  # reports_probed (a few vessels, coarse)
         assert ours(db, q) == brute(reports, q)

@@ -133,7 +133,7 @@ def query(ids: tuple[str, ...], bbox: str | None, start: str | None, end: str | 
         page = run(conn, q, limit=limit, token=token)
         for chunk in output.chunks(page, fmt):
             sys.stdout.write(chunk)
-        sys.stdout.flush()
+            sys.stdout.flush()  # the first row alone, then ~500 a chunk: out as they come
 
 
 @tracks.command("export-index")

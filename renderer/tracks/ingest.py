@@ -303,8 +303,9 @@ def resolve_vessels(conn: db.Connection,
             continue
         vessels = sorted({known[p] for p in pairs if p in known})
         if len(vessels) > 1:
-            moved = db.scalar(conn, "tracks.merge_vessels",
-                              {"into": vessels[0], "from": vessels[1:]})
+            merge = {"into": vessels[0], "from": vessels[1:]}
+            moved = db.scalar(conn, "tracks.merge_vessels", merge)
+            conn.execute(db.query("tracks.merge_summary"), merge)
             log.info("vessels %s are one: merged into %d (%d reports moved)", vessels[1:],
                      vessels[0], moved)
         vessel_of_root[root] = vessels[0]
@@ -332,7 +333,9 @@ def _ledger(source: SourceFile, status: str, reason: str | None = None,
 def _store(conn: db.Connection, params: dict[str, Any], days: list[date]) -> int:
     """Store the staged reports (in the ingest's transaction); how many were stored. Days
     without a partition are loaded bare and attached (indexes built after the load), the
-    others inserted through the parent (indexes kept up row by row)."""
+    others inserted through the parent (indexes kept up row by row). The hourly summary
+    follows in the same transaction: built whole for a new day, recomputed for the
+    (vessel, hour) pairs the others touch."""
     bulk_days: dict[date, str] = {}
     for day in days:
         part = db.scalar(conn, "tracks.bulk_day", {"day": day})
@@ -340,14 +343,19 @@ def _store(conn: db.Connection, params: dict[str, Any], days: list[date]) -> int
             bulk_days[day] = part
     stored = 0
     if len(bulk_days) < len(days):
+        for day in days:
+            if day not in bulk_days:  # a day stored before the summary existed gets one
+                conn.execute(db.query("tracks.summarise_day"), {"day": day})
         stored += db.scalar(conn, "tracks.insert_reports",
                             {**params, "bulk_days": list(bulk_days)})
+        conn.execute(db.query("tracks.summary_staged"), {**params, "bulk_days": list(bulk_days)})
     for day, part in bulk_days.items():
         load = db.sql.SQL(db.query("tracks.load_day")).format(part=db.sql.Identifier(part))
         row = conn.execute(load, {**params, "day": day}).fetchone()
         assert row is not None
         stored += row["stored"]
         conn.execute(db.query("tracks.attach_day"), {"day": day})
+        conn.execute(db.query("tracks.summarise_day"), {"day": day})
     return stored
 
 

@@ -8,6 +8,10 @@ their few vessels' rows in one statement (one index range per vessel and day).
 
 Sampling keeps each vessel's first report in each interval, intervals counted from the epoch;
 every offered interval divides a day, so sampling a day at a time is sampling the whole.
+Intervals of whole hours read the hourly summary (``tracks_summary``: each vessel's first
+report per hour and the box of its hour), probing the reports only for the hours that the
+query's box or time range cuts; the rows are the same as from every report (tests compare
+the two routes).
 
 A page ends after ``limit`` rows with a cursor token (:func:`encode_token`) that resumes
 after its last row; the token names its query, so it cannot resume another one.
@@ -44,6 +48,7 @@ FETCH = 2000
 FIRST_SPAN = 3600     # seconds: an area query's first statement reads at most this much
 PROBE_SECONDS = 900   # sampled id-led queries probe the key per interval from 15 min up
 PROBE_VESSELS = 16    # (measured, BENCHMARKS.md "Vessel tracks")
+SUMMARY_SECONDS = 3600  # the interval of tracks_summary: coarser samples read it
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MIN_T = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_T = datetime(2100, 1, 1, tzinfo=UTC)
@@ -221,14 +226,17 @@ def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, floa
 
 
 def statement_for(q: Query, vessels: list[int] | None) -> str:
-    """Which named statement reads ``q``: every report, every report then the first of each
-    interval, or (a few vessels, an interval of at least :data:`PROBE_SECONDS`) one index
-    probe per vessel and interval."""
+    """Which named statement reads ``q``: every report; (a few vessels, an interval of at
+    least :data:`PROBE_SECONDS`) one index probe per vessel and interval; (an interval that
+    is a whole number of hours) the hourly summary; else every report then the first of
+    each interval."""
     if not q.sample_seconds:
         return "tracks.reports"
     if vessels is not None and len(vessels) <= PROBE_VESSELS \
             and q.sample_seconds >= PROBE_SECONDS:
         return "tracks.reports_probed"
+    if q.sample_seconds % SUMMARY_SECONDS == 0:
+        return "tracks.reports_summarised"
     return "tracks.reports_sampled"
 
 
@@ -264,18 +272,19 @@ def _row(r: tuple[Any, ...], idents: dict[int, dict[str, str]]) -> Row:
 
 
 def run(conn: db.Connection, q: Query, *, limit: int | None = None,
-        token: str | None = None, fetch: int = FETCH) -> Page:
+        token: str | None = None, fetch: int = FETCH, statement: str | None = None) -> Page:
     """The rows of ``q`` (after ``token``), at most ``limit``, streamed from server-side
     cursors on ``conn`` (which must not be in autocommit mode). ``page.next_token`` is set
-    once the rows are consumed, when the limit cut the result."""
+    once the rows are consumed, when the limit cut the result. ``statement`` forces a named
+    statement instead of :func:`statement_for`'s choice (tests compare the routes)."""
     after = decode_token(q, token) if token else None
     page = Page(iter(()))
-    page.rows = _rows(conn, q, limit, after, fetch, page)
+    page.rows = _rows(conn, q, limit, after, fetch, page, statement)
     return page
 
 
 def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None, fetch: int,
-          page: Page) -> Iterator[Row]:
+          page: Page, forced: str | None) -> Iterator[Row]:
     vessels: list[int] | None = None
     if q.ids:
         vessels = _vessels(conn, q.ids)
@@ -292,7 +301,7 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
         "after_t": after and after.t, "after_vessel": after and after.vessel,
         "after_lat": after and after.lat, "after_lon": after and after.lon}
     params.update(_box_params(q.bbox))
-    statement = db.query(statement_for(q, vessels))
+    statement = db.query(forced or statement_for(q, vessels))
     idents = _Identities(conn)
     left = None if limit is None else limit + 1  # one more: is there a next page?
     last: Row | None = None

@@ -14,7 +14,10 @@
 --   * a day's first load goes into a bare table that is then attached (tracks_bulk_day,
 --     tracks_attach_day): its indexes are built in one sorted pass each, about 9 us a
 --     report, instead of kept up row by row (key ~14 us, GiST ~40 us); later files of the
---     day (late reports) go through the parent with its indexes live.
+--     day (late reports) go through the parent with its indexes live;
+--   * each vessel's first report per UTC hour, with the hour's box (tracks_summary, kept in
+--     the transaction that stores the reports), answers sampled queries at 1 h and coarser
+--     without reading every report: a port box's docked vessels report every 3 min.
 
 -- name: vessels
 -- One row per vessel; reports carry its number, identifiers point to it.
@@ -222,4 +225,143 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         OR (p_min_lon2 IS NOT NULL
             AND point(p_lon, p_lat) <@ box(point(p_min_lon2, p_min_lat),
                                            point(p_max_lon2, p_max_lat)))
+$$;
+
+-- name: summary
+-- Each vessel's first report in each UTC hour (by t, lat, lon: the sampling rule's order),
+-- with the hour's last time and the box of all its positions: sampled queries at 1 h and
+-- coarser read these rows instead of every report (BENCHMARKS.md, "Vessel tracks"). A row
+-- answers alone when its hour lies inside the query's time range (t >= lo, t_last <= hi)
+-- and its box inside the query's box; when the box only meets the query's, the hour is
+-- probed on the key; when it misses, the hour has no report in the box. Partitioned by
+-- UTC day like the reports, kept by the same transaction that stores them
+-- (renderer.tracks_summary_day for a new day, renderer.tracks_summary_refresh for late
+-- reports and merged vessels).
+CREATE TABLE tracks_summary (
+    hour       timestamptz      NOT NULL,
+    t          timestamptz      NOT NULL,
+    t_last     timestamptz      NOT NULL,
+    area       box              NOT NULL,
+    lat        double precision NOT NULL,
+    lon        double precision NOT NULL,
+    vessel_id  integer          NOT NULL,
+    latency    integer,
+    sog        smallint,
+    cog        smallint,
+    heading    smallint,
+    nav_status smallint,
+    rot        smallint,
+    source     smallint,
+    ais_class  "char",
+    CONSTRAINT tracks_summary_pkey PRIMARY KEY (vessel_id, hour)
+) PARTITION BY RANGE (hour);
+
+-- name: summary_area
+-- The hours whose box meets a query's box (a bitmap scan per day partition).
+CREATE INDEX tracks_summary_area ON tracks_summary USING gist (area);
+
+-- name: summary_day
+-- A day's summary, built from its reports when the day has none yet (in a table of its
+-- own, then attached, as tracks_bulk_day): one sort of the day by the key's order. Nothing
+-- when the day has a summary already (late reports go through tracks_summary_refresh).
+CREATE FUNCTION renderer.tracks_summary_day(p_day date) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    part text := 'tracks_summary_' || to_char(p_day, 'YYYYMMDD');
+    src  text := 'tracks_reports_' || to_char(p_day, 'YYYYMMDD');
+    lo   timestamptz := p_day::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext(part));
+    IF to_regclass(part) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TABLE %I (LIKE tracks_summary, CONSTRAINT %I CHECK (hour >= %L AND hour < %L))',
+                   part, part || '_day', lo, lo + interval '1 day');
+    IF to_regclass(src) IS NOT NULL THEN
+        EXECUTE format($q$
+            INSERT INTO %I (hour, t, t_last, area, lat, lon, vessel_id, latency, sog, cog,
+                            heading, nav_status, rot, source, ais_class)
+            SELECT * FROM (
+                SELECT DISTINCT ON (r.vessel_id, h.hour)
+                       h.hour, r.t, max(r.t) OVER w,
+                       box(point(min(r.lon) OVER w, min(r.lat) OVER w),
+                           point(max(r.lon) OVER w, max(r.lat) OVER w)),
+                       r.lat, r.lon, r.vessel_id, r.latency, r.sog, r.cog, r.heading,
+                       r.nav_status, r.rot, r.source, r.ais_class
+                FROM %I r
+                CROSS JOIN LATERAL (
+                    SELECT date_bin('1 hour', r.t, timestamptz '1970-01-01 00:00+00') AS hour) h
+                WINDOW w AS (PARTITION BY r.vessel_id, h.hour ORDER BY r.t, r.lat, r.lon
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                ORDER BY r.vessel_id, h.hour, r.t, r.lat, r.lon
+            ) s
+            ORDER BY 1, 7
+        $q$, part, src);
+    END IF;
+    EXECUTE format('ALTER TABLE tracks_summary ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                   part, lo, lo + interval '1 day');
+END
+$$;
+
+-- name: summary_refresh
+-- The summary rows of some (vessel, hour) pairs recomputed from the reports (late reports
+-- stored, vessels merged): each pair's row is replaced, or dropped when the vessel has no
+-- report left in that hour. The hours' day summaries must exist (tracks_summary_day).
+CREATE FUNCTION renderer.tracks_summary_refresh(p_vessels integer[], p_hours timestamptz[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM tracks_summary s
+    USING unnest(p_vessels, p_hours) AS p(vessel_id, hour)
+    WHERE s.vessel_id = p.vessel_id AND s.hour = p.hour;
+    INSERT INTO tracks_summary (hour, t, t_last, area, lat, lon, vessel_id, latency, sog, cog,
+                                heading, nav_status, rot, source, ais_class)
+    SELECT p.hour, f.t, a.t_last, a.area, f.lat, f.lon, p.vessel_id, f.latency, f.sog, f.cog,
+           f.heading, f.nav_status, f.rot, f.source, f.ais_class
+    FROM (SELECT DISTINCT * FROM unnest(p_vessels, p_hours)) AS p(vessel_id, hour)
+    CROSS JOIN LATERAL (
+        SELECT r.* FROM tracks_reports r
+        WHERE r.vessel_id = p.vessel_id AND r.t >= p.hour AND r.t < p.hour + interval '1 hour'
+        ORDER BY r.t, r.lat, r.lon
+        LIMIT 1) f
+    CROSS JOIN LATERAL (
+        SELECT max(r.t) AS t_last,
+               box(point(min(r.lon), min(r.lat)), point(max(r.lon), max(r.lat))) AS area
+        FROM tracks_reports r
+        WHERE r.vessel_id = p.vessel_id AND r.t >= p.hour
+          AND r.t < p.hour + interval '1 hour') a
+    ORDER BY p.hour, p.vessel_id;
+END
+$$;
+
+-- name: box_meets
+-- The summary's box condition, written once as tracks_in_box: no box (p_min_lat NULL), or
+-- the hour's box meets the query's box or its second span. Inlinable (the GiST on area
+-- serves it).
+CREATE FUNCTION renderer.tracks_box_meets(p_area box, p_min_lat float8, p_min_lon float8,
+                                          p_max_lat float8, p_max_lon float8,
+                                          p_min_lon2 float8, p_max_lon2 float8) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_min_lat IS NULL
+        OR p_area && box(point(p_min_lon, p_min_lat), point(p_max_lon, p_max_lat))
+        OR (p_min_lon2 IS NOT NULL
+            AND p_area && box(point(p_min_lon2, p_min_lat), point(p_max_lon2, p_max_lat)))
+$$;
+
+-- name: box_within
+-- The hour's box lies inside the query's box (or its second span), or there is no box:
+-- then every report of the hour is in the box, and its first report is the first in it.
+-- Compared corner by corner ([0] is the high corner, [1] the low one), exactly as a point
+-- is tested against a box: box <@ box allows 1e-6 of slack, which would take an hour
+-- poking a hair out of the box as inside it (a test holds this).
+CREATE FUNCTION renderer.tracks_box_within(p_area box, p_min_lat float8, p_min_lon float8,
+                                           p_max_lat float8, p_max_lon float8,
+                                           p_min_lon2 float8, p_max_lon2 float8)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_min_lat IS NULL
+        OR ((p_area[1])[1] >= p_min_lat AND (p_area[0])[1] <= p_max_lat
+            AND (((p_area[1])[0] >= p_min_lon AND (p_area[0])[0] <= p_max_lon)
+                 OR (p_min_lon2 IS NOT NULL
+                     AND (p_area[1])[0] >= p_min_lon2 AND (p_area[0])[0] <= p_max_lon2)))
 $$;
