@@ -8,7 +8,7 @@ late reports it stores during a rolling deploy are not in the summary; run the u
 ingest stopped.
 
 Revision ID: 0034
-Revises: 0031
+Revises: 0032
 """
 
 from alembic import op
@@ -16,7 +16,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0034"
-down_revision = "0031"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 
