@@ -42,7 +42,7 @@ from renderer.errors import (
     StatementCanceled,
     TransactionConflict,
 )
-from renderer.resources import SQL_DIR, named_sections
+from renderer.resources import SQL_DIR, migrations_head, named_sections
 
 __all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "Pool", "PoolTimeout",
            "connect", "connection_error", "dict_row", "one", "pgbouncer_config", "pool",
@@ -344,11 +344,22 @@ class Database:
         """Apply pending migrations (first use of a new database)."""
         if self._checked:
             return
-        # Alembic and SQLAlchemy are heavy: loaded only when a command migrates.
-        from renderer import schema
+        if not self._at_head():
+            # Alembic and SQLAlchemy are heavy: loaded only when the revision differs.
+            from renderer import schema
 
-        schema.ensure_current(self.url)
+            schema.ensure_current(self.url)
         self._checked = True
+
+    def _at_head(self) -> bool:
+        """Whether the stored revision is the migration files' head, read without alembic."""
+        head = migrations_head()
+        try:
+            with self.connect(autocommit=True) as conn:
+                stored = scalar(conn, "migrations.revision")
+        except SchemaMismatch:  # never migrated: no alembic_version table yet
+            return False
+        return head is not None and stored == head
 
     def connect(self, **kwargs: Any) -> Connection:
         return connect(self.url, **kwargs)

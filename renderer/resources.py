@@ -30,6 +30,7 @@ SQL_DIR = DATA_ROOT / "sql"
 SCHEMA_DIR = SQL_DIR / "schema"
 MIGRATIONS_DIR = DATA_ROOT / "migrations"
 
+_REVISION = re.compile(r'^(revision|down_revision)\s*=\s*"([^"]+)"', re.MULTILINE)
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*(?:@[0-9a-z_]+)?)\s*$", re.MULTILINE)
 
 
@@ -44,3 +45,23 @@ def named_sections(path: Path) -> dict[str, str]:
             raise ValueError(f"{path}: {name!r} defined twice")
         sections[name] = body.strip()
     return sections
+
+
+def migrations_head() -> str | None:
+    """The one revision no migration revises, read from the files' ``revision`` and
+    ``down_revision`` lines without alembic; None when that is not a single revision.
+
+    A command checks that the database is at the head before it runs. Loading alembic and
+    SQLAlchemy for that check cost about 0.4 CPU s a command, most of a short command's
+    start-up; alembic stays the authority whenever the stored revision differs (it then
+    migrates), and a test holds this head equal to alembic's."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        fields = dict(_REVISION.findall(path.read_text()))
+        if "revision" not in fields:
+            return None
+        revisions.add(fields["revision"])
+        revised.update(fields.get("down_revision", "").split())
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
