@@ -3,22 +3,26 @@ twin (exact: same float operations in the same order) and against the SQL engine
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
+from array import array
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from renderer import _speedtile  # type: ignore[attr-defined]
+from renderer import _speedtile, tiles  # type: ignore[attr-defined]
 from renderer.db import Database
 from renderer.errors import ConfigError
-from renderer.traffic import speedtile, speedtile_c
-from renderer.traffic.speedtile import SegmentWeek
+from renderer.traffic import speedtile, speedtile_c, weeks
+from renderer.traffic.speedtile import SegmentWeek, TileWeek
 from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
     FIRST,
+    TILE,
+    WEEK,
     Row,
     _random_week,
     build,
@@ -181,7 +185,8 @@ def test_c_engine_equals_the_sql_engine(db: Database, seed: int) -> None:
     rows, lengths, min_count = load_random_week(db, seed)
     sql_build = build(db, min_count=min_count, engine="sql")
     by_sql = speeds(db)
-    c_build = build(db, min_count=min_count, engine="c")
+    # one part, and the read split across two and three backends
+    c_build = build(db, min_count=min_count, engine="c", parts=seed)
     by_c = speeds(db)
     assert ([(t.tile, t.total_segments, t.segments, t.observations) for t in c_build.tiles]
             == [(t.tile, t.total_segments, t.segments, t.observations) for t in sql_build.tiles])
@@ -210,6 +215,78 @@ def test_c_reruns_are_byte_identical(db: Database) -> None:
             dumps.append(conn.execute(
                 "SELECT segment_id, (t.*)::text FROM traffic_speeds t ORDER BY 1").fetchall())
     assert dumps[0] == dumps[1] and dumps[0]
+
+
+def _dump(db: Database) -> list[tuple[int, str]]:
+    """The speed rows in the order they were written (physical order)."""
+    with db.connect() as conn:
+        rows = conn.execute("SELECT segment_id, (t.*)::text AS row FROM traffic_speeds t"
+                            " ORDER BY ctid").fetchall()
+    return [(r["segment_id"], r["row"]) for r in rows]
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_build_split_across_backends_writes_the_same_rows_in_the_same_order(
+        db: Database, seed: int) -> None:
+    rows, lengths = _random_week(random.Random(seed))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    build(db)
+    one = _dump(db)
+    for parts in (2, 3, 7):
+        build(db, parts=parts, work_mem="8MB")
+        assert _dump(db) == one
+    assert one
+
+
+def test_parts_sorted_in_c_give_the_same_rows(db: Database) -> None:
+    rows, lengths = _random_week(random.Random(9))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    build(db)
+    want = speeds(db)
+    with db.connect() as conn:
+        params = speedtile_params(conn)
+        conn.execute("DELETE FROM traffic_speeds")
+        speedtile_c.build_speeds_c(conn, params, sort_in_c=True, parts=3)
+        conn.commit()
+    assert speeds(db) == want
+
+
+def speedtile_params(conn: Any) -> dict[str, Any]:
+    """build_speeds' parameters for the test tile-week (as speedtile.build makes them)."""
+    first_hour, _ = weeks.hour_range_of_week(WEEK)
+    return {"mode": "AUTO", "first_hour": first_hour, "week": WEEK,
+            "tile_ids": [tiles.tile_id(t) for t in speedtile.family(TILE, 1)],
+            "min_count": 1, "max_speed": speedtile.MAX_SPEED}
+
+
+def test_a_transaction_that_wrote_histograms_builds_them_in_one_part(db: Database) -> None:
+    """The parts read at the caller's exported snapshot, which hides its own writes: a
+    transaction that wrote already builds in one part and sees its own histograms."""
+    rows, lengths = _random_week(random.Random(10))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        built = speedtile.build(conn, TileWeek("AUTO", TILE, WEEK), parts=3)
+        conn.commit()
+    assert built.segments == len({r[0] for r in rows}) > 0
+
+
+def test_part_ranges_cover_every_segment_once_in_order() -> None:
+    ids = array("q", sorted(random.Random(3).sample(range(-10**12, 10**12), 1000)))
+    for parts in (1, 2, 3, 999, 1000, 5000):
+        ranges = speedtile_c.part_ranges(ids, parts)
+        assert ranges[0][0] == -(1 << 63) and ranges[-1][1] == (1 << 63) - 1
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+        assert len(ranges) == min(parts, len(ids))
+        counts = [sum(lo <= i <= hi for i in ids) for lo, hi in ranges]
+        assert max(counts) - min(counts) <= 1
+    assert speedtile_c.part_ranges(array("q"), 4) == [(-(1 << 63), (1 << 63) - 1)]
 
 
 def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
