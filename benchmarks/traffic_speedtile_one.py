@@ -110,6 +110,7 @@ def main() -> None:
     parser.add_argument("source", help="database URL (ours) or Parquet folder (duckdb)")
     parser.add_argument("--engine", default="c", choices=["c", "sql"])
     parser.add_argument("--parts", type=int, default=1, help="ours: backends reading at once")
+    parser.add_argument("--sort", default="server", choices=["c", "server"], help="ours")
     parser.add_argument("--work-mem", default="", help="ours: each part's sort memory")
     args = parser.parse_args()
     # imported here (not a habit): each contender pays only its own imports
@@ -123,7 +124,7 @@ def main() -> None:
         with connect(args.source) as conn:
             built = speedtile.build(conn, speedtile.TileWeek("AUTO", Tile(0, 3105), "2016-W44"),
                                     engine=args.engine, parts=args.parts,
-                                    work_mem=args.work_mem)
+                                    sort=args.sort, work_mem=args.work_mem)
             conn.rollback()
         print(f"ours: {built.segments} segments")
     else:

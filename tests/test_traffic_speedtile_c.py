@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from renderer import _speedtile, tiles  # type: ignore[attr-defined]
+from renderer import _speedtile  # type: ignore[attr-defined]
 from renderer.db import Database
 from renderer.errors import ConfigError
-from renderer.traffic import speedtile, speedtile_c, weeks
+from renderer.traffic import speedtile, speedtile_c
 from renderer.traffic.speedtile import SegmentWeek, TileWeek
 from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
@@ -241,28 +241,18 @@ def test_a_build_split_across_backends_writes_the_same_rows_in_the_same_order(
     assert one
 
 
-def test_parts_sorted_in_c_give_the_same_rows(db: Database) -> None:
+def test_parts_sorted_in_c_give_the_same_rows_in_the_same_order(db: Database) -> None:
     rows, lengths = _random_week(random.Random(9))
     with db.connect() as conn:
         add_histograms(conn, rows)
         add_lengths(conn, lengths)
         conn.commit()
     build(db)
-    want = speeds(db)
-    with db.connect() as conn:
-        params = speedtile_params(conn)
-        conn.execute("DELETE FROM traffic_speeds")
-        speedtile_c.build_speeds_c(conn, params, sort_in_c=True, parts=3)
-        conn.commit()
-    assert speeds(db) == want
-
-
-def speedtile_params(conn: Any) -> dict[str, Any]:
-    """build_speeds' parameters for the test tile-week (as speedtile.build makes them)."""
-    first_hour, _ = weeks.hour_range_of_week(WEEK)
-    return {"mode": "AUTO", "first_hour": first_hour, "week": WEEK,
-            "tile_ids": [tiles.tile_id(t) for t in speedtile.family(TILE, 1)],
-            "min_count": 1, "max_speed": speedtile.MAX_SPEED}
+    want = _dump(db)
+    for parts in (1, 2, 3):
+        build(db, parts=parts, sort="c")
+        assert _dump(db) == want
+    assert want
 
 
 def test_a_transaction_that_wrote_histograms_builds_them_in_one_part(db: Database) -> None:
@@ -306,3 +296,5 @@ def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
 def test_an_unknown_engine_is_a_config_error(db: Database) -> None:
     with pytest.raises(ConfigError):
         build(db, engine="gpu")
+    with pytest.raises(ConfigError):
+        build(db, sort="gpu")
