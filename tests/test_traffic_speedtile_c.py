@@ -8,13 +8,14 @@ import random
 import struct
 from array import array
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from renderer import _speedtile  # type: ignore[attr-defined]
-from renderer.db import Database
+from renderer.db import Database, connect
 from renderer.errors import ConfigError
 from renderer.traffic import speedtile, speedtile_c
 from renderer.traffic.speedtile import SegmentWeek, TileWeek
@@ -265,6 +266,30 @@ def test_a_transaction_that_wrote_histograms_builds_them_in_one_part(db: Databas
         built = speedtile.build(conn, TileWeek("AUTO", TILE, WEEK), parts=3)
         conn.commit()
     assert built.segments == len({r[0] for r in rows}) > 0
+
+
+def test_a_part_connects_as_the_build_did_its_password_kept_out_of_the_conninfo(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed connection's message quotes the conninfo: the password goes apart."""
+    parts = urlsplit(db.url)
+    url = urlunsplit(parts._replace(netloc=f"{parts.username or 'renderer'}:s3cr'et@"
+                                           f"{parts.hostname or ''}"
+                                           f"{f':{parts.port}' if parts.port else ''}"))
+    seen: list[tuple[str, dict[str, Any]]] = []
+    real = speedtile_c.connect
+
+    def spy(info: str, **options: Any) -> Any:
+        seen.append((info, options))
+        return real(info, **options)
+
+    monkeypatch.setattr(speedtile_c, "connect", spy)
+    with db.connect() as conn, speedtile_c.sibling(conn)() as part:
+        assert part.execute("SELECT current_database() AS d").fetchone() == \
+            conn.execute("SELECT current_database() AS d").fetchone()
+    with connect(url) as conn, speedtile_c.sibling(conn)() as part:
+        assert part.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    info, options = seen[-1]
+    assert "s3cr" not in info and options["password"] == "s3cr'et"
 
 
 def test_part_ranges_cover_every_segment_once_in_order() -> None:

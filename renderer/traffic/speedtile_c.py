@@ -58,9 +58,11 @@ def sibling(conn: Connection) -> Callable[[], Connection]:
     connection options as libpq reports them), in autocommit."""
     options = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info
                if o.val is not None and o.keyword.decode() != "application_name"}
+    # the password apart: a failed connection's message quotes the conninfo
+    password = {k: options.pop(k) for k in ("password",) if k in options}
     info = " ".join(f"{k}='" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
                     for k, v in options.items())
-    return lambda: connect(info, autocommit=True, pooler=True)
+    return lambda: connect(info, autocommit=True, pooler=True, **password)
 
 
 def _lengths(conn: Connection, params: dict[str, Any]) -> tuple[array[int], array[int]]:
