@@ -7,7 +7,8 @@ few queues; binned as the histogram stage bins them, loaded into PostgreSQL and 
 Parquet. Then, in one run, each contender in turn:
 
 - c: :func:`renderer.traffic.speedtile.build` with the C engine (binary COPY out in key
-  order, ext/speedtile.c, binary COPY back into traffic_speeds), committed;
+  order, ext/speedtile.c, binary COPY back into traffic_speeds), committed; first in one
+  part (one backend), then split across ``--parts`` backends (default: the setting's);
 - sql: the same with the SQL engine (one INSERT ... SELECT of aggregates and windows);
 - duckdb: the fastest query we found for DuckDB (2 threads, as the machine has 2 cores):
   Parquet in, one GROUP BY per (segment, hour, next), one GROUP BY per (segment, hour)
@@ -19,9 +20,9 @@ Parquet. Then, in one run, each contender in turn:
   correctness twin, not the bar.
 
 Every output is compared with the C engine's rows (mean speed and speed variance may differ
-by one: float sums in another order). Times are wall seconds; ours also in CPU seconds
-(this process plus its database backend). The last line is ``ratio_vs_duckdb=R``: DuckDB's
-time over ours (the goal: >= 1.0).
+by one: float sums in another order). Times are wall seconds; ours also in CPU seconds (this
+process plus the database cluster's, server and client apart). The last line is
+``ratio_vs_duckdb=R``: DuckDB's time over ours (the goal: >= 1.0).
 
     .venv/bin/python benchmarks/traffic_speedtile.py [--segments 50000 --observations 5000000]
     .venv/bin/python benchmarks/traffic_speedtile.py --segments 2000 --observations 200000
@@ -46,7 +47,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg.rows import dict_row
-from scratch import drop_database, scratch_database
+from scratch import cluster_seconds, drop_database, postmaster_of, scratch_database
 from traffic_speedtile_one import DUCKDB_QUERY
 
 from renderer import config, tiles
@@ -137,41 +138,59 @@ def load(url: str, bins: np.ndarray, lengths: dict[int, int]) -> None:
 
 
 class Clock:
-    """Wall time, and CPU seconds of this process plus one database backend (None when the
-    server's /proc is not readable, e.g. a remote server)."""
+    """Wall time, and CPU seconds of this process (its threads included) plus the database
+    cluster's (every backend, those of a split build's parts too; None when the server's
+    /proc is not readable, e.g. a remote server)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute("SET max_parallel_workers_per_gather = 0")  # all server work in one pid
-        self.pid = conn.info.backend_pid
-        self.wall = time.perf_counter()
-        self.cpu = self._cpu()
-
-    def _cpu(self) -> float | None:
+    def __init__(self, url: str) -> None:
         try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            self.postmaster: int | None = postmaster_of(url)
         except OSError:
+            self.postmaster = None
+        self.server = self._server()
+        self.wall = time.perf_counter()
+        self.client = time.process_time()
+
+    def _server(self) -> float | None:
+        """The cluster's CPU seconds once backends that just closed are reaped (one caught
+        exiting between reading the postmaster and reading it would be missed): two reads
+        0.2 s apart that agree."""
+        if self.postmaster is None:
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + time.process_time()
+        last = cluster_seconds(self.postmaster)
+        for _ in range(25):
+            time.sleep(0.2)
+            now = cluster_seconds(self.postmaster)
+            if abs(now - last) < 0.02:
+                break
+            last = now
+        return now
 
-    def stop(self) -> tuple[float, float | None]:
-        """(wall s, CPU s) since the start."""
-        cpu = self._cpu()
-        return (time.perf_counter() - self.wall,
-                None if cpu is None or self.cpu is None else cpu - self.cpu)
+    def stop(self) -> tuple[float, float | None, float]:
+        """(wall s, server CPU s or None, client CPU s) since the start."""
+        wall, client = time.perf_counter() - self.wall, time.process_time() - self.client
+        server = self._server()
+        return (wall, None if server is None or self.server is None else server - self.server,
+                client)
 
 
-def run_ours(url: str, engine: str
+def run_ours(url: str, engine: str, parts: int = 1, sort: str = "server", work_mem: str = ""
              ) -> tuple[tuple[float, float | None], speedtile.WeekBuild,
-                        dict[int, dict[str, Any]]]:
-    """One build with the given engine, committed; its time, result and rows."""
+                        dict[int, dict[str, Any]], str]:
+    """One build with the given engine, committed; its time (wall, CPU), result, rows, and
+    its CPU split as text (server, client)."""
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        clock = Clock(conn)
-        result = speedtile.build(conn, speedtile.TileWeek("AUTO", TILE, WEEK), engine=engine)
+        conn.execute("SET max_parallel_workers_per_gather = 0")  # one backend per part
         conn.commit()
-        took = clock.stop()
+        clock = Clock(url)
+        result = speedtile.build(conn, speedtile.TileWeek("AUTO", TILE, WEEK), engine=engine,
+                                 parts=parts, sort=sort, work_mem=work_mem)
+        conn.commit()
+        wall, server, client = clock.stop()
         rows = {r["segment_id"]: r for r in conn.execute("SELECT * FROM traffic_speeds")}
-        return took, result, rows
+        split = (f"server {server:.2f} + client {client:.2f} CPU s" if server is not None
+                 else f"client {client:.2f} CPU s")
+        return (wall, None if server is None else server + client), result, rows, split
 
 
 def run_python(url: str) -> tuple[float, float | None]:
@@ -392,6 +411,13 @@ def main() -> None:
     parser.add_argument("--python", action="store_true",
                         help="Also run the plain-Python twin (slow; a correctness twin).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    defaults = config.Settings()
+    parser.add_argument("--parts", type=int, default=defaults.traffic_speedtile_parts,
+                        help="The C engine's backends reading at once (the setting's default).")
+    parser.add_argument("--sort", default=defaults.traffic_speedtile_sort,
+                        choices=["c", "server"], help="Who sorts (the setting's default).")
+    parser.add_argument("--work-mem", default=defaults.traffic_speedtile_work_mem,
+                        help="Each part's sort memory (the setting's default).")
     args = parser.parse_args()
 
     server = resolve_url(config.load())
@@ -411,13 +437,20 @@ def main() -> None:
                   f"{len(bins):,} histogram rows, tile {TILE.level}/{TILE.index} + 16 children, "
                   f"{WEEK} (generated in {time.perf_counter() - started:.1f} s); "
                   f"load average {os.getloadavg()[0]:.1f}")
-            (sql_s, sql_cpu), _, sql_rows = run_ours(url, "sql")
+            (sql_s, sql_cpu), _, sql_rows, split = run_ours(url, "sql")
             print(f"sql:    {sql_s:7.2f} s  {_cpu(sql_cpu)}  PostgreSQL in and out, "
-                  "aggregates and windows")
-            (c_s, c_cpu), result, c_rows = run_ours(url, "c")
+                  f"aggregates and windows ({split})")
+            (one_s, one_cpu), _, one_rows, split = run_ours(url, "c")
+            print(f"c, 1 part: {one_s:7.2f} s  {_cpu(one_cpu)}  one backend, sorted by the "
+                  f"server (before this change; {split})")
+            (c_s, c_cpu), result, c_rows, split = run_ours(url, "c", args.parts, args.sort,
+                                                         args.work_mem)
             print(f"c:      {c_s:7.2f} s  {_cpu(c_cpu)}  PostgreSQL in and out, binary COPY + C"
+                  f", {args.parts} parts, sorted by {args.sort}, work_mem "
+                  f"{args.work_mem or 'default'} ({split})"
                   f"; {result.segments:,} segments, {result.observations:,} observations")
-            print(f"        sql rows differ from c in {compare(c_rows, sql_rows)} segments")
+            print(f"        sql rows differ from c in {compare(c_rows, sql_rows)} segments, "
+                  f"1 part in {compare(c_rows, one_rows)}")
             (duck_s, duck_cpu), duck_rows = run_duckdb(hist, lens, first_hour)
             print(f"duckdb: {duck_s:7.2f} s  {_cpu(duck_cpu)}  2 threads, Parquet in, table out; "
                   f"{compare(c_rows, duck_rows)} segments differ from c")
@@ -432,10 +465,13 @@ def main() -> None:
                 print(f"python: {python_s:7.2f} s  {_cpu(python_cpu)}  (fetch, loop, COPY back)"
                       f"; {compared:,} segments compared, {differ} differ")
         print(f"load average: {os.getloadavg()[0]:.1f}")
-        print(f"ratios (wall): c vs sql {sql_s / c_s:.2f}x, c vs polars {polars_s / c_s:.2f}x")
+        print(f"ratios (wall): c vs sql {sql_s / c_s:.2f}x, c vs 1 part {one_s / c_s:.2f}x, "
+              f"c vs polars {polars_s / c_s:.2f}x, c vs duckdb {duck_s / c_s:.2f}x, "
+              f"c 1 part vs duckdb {duck_s / one_s:.2f}x")
         if c_cpu and sql_cpu:
             print(f"ratios (CPU s): c vs sql {sql_cpu / c_cpu:.2f}x, "
-                  f"c vs duckdb {duck_cpu / c_cpu:.2f}x, c vs polars {polars_cpu / c_cpu:.2f}x")
+                  f"c vs duckdb {duck_cpu / c_cpu:.2f}x, c vs polars {polars_cpu / c_cpu:.2f}x"
+                  + (f", c 1 part vs duckdb {duck_cpu / one_cpu:.2f}x" if one_cpu else ""))
         print(f"ratio_vs_duckdb={duck_s / c_s:.2f}")
     finally:
         if not args.keep:

@@ -109,6 +109,9 @@ def main() -> None:
     parser.add_argument("who", choices=["ours", "duckdb"])
     parser.add_argument("source", help="database URL (ours) or Parquet folder (duckdb)")
     parser.add_argument("--engine", default="c", choices=["c", "sql"])
+    parser.add_argument("--parts", type=int, default=1, help="ours: backends reading at once")
+    parser.add_argument("--sort", default="server", choices=["c", "server"], help="ours")
+    parser.add_argument("--work-mem", default="", help="ours: each part's sort memory")
     args = parser.parse_args()
     # imported here (not a habit): each contender pays only its own imports
     from renderer.tiles import Tile
@@ -120,7 +123,8 @@ def main() -> None:
 
         with connect(args.source) as conn:
             built = speedtile.build(conn, speedtile.TileWeek("AUTO", Tile(0, 3105), "2016-W44"),
-                                    engine=args.engine)
+                                    engine=args.engine, parts=args.parts,
+                                    sort=args.sort, work_mem=args.work_mem)
             conn.rollback()
         print(f"ours: {built.segments} segments")
     else:

@@ -4,6 +4,8 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 static const unsigned char signature[11] = "PGCOPY\n\377\r\n";
 
@@ -11,8 +13,12 @@ int buf_reserve(Buf *b, size_t extra) {
     if (b->len + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 1 << 16;
     while (cap < b->len + extra) cap *= 2;
+    /* may run without the GIL (pgcopy_drain_released): take it to allocate */
+    PyGILState_STATE gil = PyGILState_Ensure();
     char *d = PyMem_Realloc(b->data, cap);
-    if (!d) { PyErr_NoMemory(); return -1; }
+    if (!d) PyErr_NoMemory();
+    PyGILState_Release(gil);
+    if (!d) return -1;
     b->data = d;
     b->cap = cap;
     return 0;
@@ -33,8 +39,19 @@ PyObject *pgcopy_take(Buf *b) {
     return r;
 }
 
+void pgcopy_raise(PyObject *type, const char *format, ...) {
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyErr_SetString(type, message);
+    PyGILState_Release(gil);
+}
+
 static int bad(const char *what, const char *why) {
-    PyErr_Format(PyExc_ValueError, "bad %s COPY stream: %s", what, why);
+    pgcopy_raise(PyExc_ValueError, "bad %s COPY stream: %s", what, why);
     return PGCOPY_BAD;
 }
 
@@ -171,28 +188,43 @@ int pgcopy_load_libpq(void) {
     return 0;
 }
 
-int pgcopy_drain(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn) {
+/* The drain; release: without the GIL for the whole read, parse included. */
+static int drain(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn, int release) {
     if (!conn) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "no connection");
         return -1;
     }
     if (pgcopy_load_libpq()) return -1;
+    int failed = 0, read_failed = 0;
+    PyThreadState *saved = release ? PyEval_SaveThread() : NULL;
     while (!in->trailer_seen) {
         char *data = NULL;
         int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = pq_get_copy_data(conn, &data, 0);
-        Py_END_ALLOW_THREADS
-        if (n == -1) break; /* ended without a trailer: the end check says so */
-        if (n < 0) {
-            PyErr_Format(PyExc_RuntimeError, "COPY read failed: %s", pq_error_message(conn));
-            return -1;
+        if (release) {
+            n = pq_get_copy_data(conn, &data, 0);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            n = pq_get_copy_data(conn, &data, 0);
+            Py_END_ALLOW_THREADS
         }
+        if (n == -1) break; /* ended without a trailer: the end check says so */
+        if (n < 0) { read_failed = 1; break; }
         int rc = pgcopy_feed(in, self, parse, (const unsigned char *)data, n);
         pq_free_mem(data);
-        if (rc) return -1;
+        if (rc) { failed = 1; break; }
     }
-    return 0;
+    if (release) PyEval_RestoreThread(saved);
+    if (read_failed)
+        PyErr_Format(PyExc_RuntimeError, "COPY read failed: %s", pq_error_message(conn));
+    return failed || read_failed ? -1 : 0;
+}
+
+int pgcopy_drain(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn) {
+    return drain(in, self, parse, conn, 0);
+}
+
+int pgcopy_drain_released(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn) {
+    return drain(in, self, parse, conn, 1);
 }
 
 PyObject *pgcopy_has_libpq(PyObject *self, PyObject *unused) {

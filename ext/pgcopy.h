@@ -24,7 +24,7 @@ typedef struct {
     size_t len, cap;
 } Buf;
 
-/* Room for extra more bytes (MemoryError set on failure: -1). */
+/* Room for extra more bytes (MemoryError set on failure: -1); callable without the GIL. */
 int buf_reserve(Buf *b, size_t extra);
 /* The 19-byte stream header: signature, flags, no extension. */
 int pgcopy_put_header(Buf *b);
@@ -96,6 +96,12 @@ int pgcopy_check_end(PgIn *in);
 /* Read a COPY TO STDOUT in progress on the libpq connection at conn, feeding every chunk,
  * up to and including the trailer; the end of the COPY (its result) is left to the driver. */
 int pgcopy_drain(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn);
+/* The same without the GIL for the whole read, so that drains on other connections run in
+ * other threads at once: parse() and what it calls may then touch Python only through
+ * buf_reserve, pgcopy_raise and allocators that take no GIL (PyMem_Raw*). */
+int pgcopy_drain_released(PgIn *in, void *self, pgcopy_parse_fn parse, void *conn);
+/* Set an exception (message formatted by vsnprintf), with or without the GIL held. */
+void pgcopy_raise(PyObject *type, const char *format, ...);
 /* Whether exactly one libpq is loaded in the process (0: yes; -1: no, RuntimeError set). */
 int pgcopy_load_libpq(void);
 

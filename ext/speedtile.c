@@ -43,6 +43,13 @@ static const int prevalence_bounds[9] = {2, 6, 12, 20, 30, 42, 56, 72, 90};
 static const int step_offsets[4] = {0, 64, 192, 512};
 static const int step_sizes[4] = {1, 2, 5, 10};
 
+/* The builder's work may run without the GIL (Builder.drain, Builder.finish): memory of its
+ * own comes from PyMem_Raw*, errors go through pgcopy_raise, output through buf_reserve. */
+static int no_memory(void) {
+    pgcopy_raise(PyExc_MemoryError, "out of memory");
+    return -1;
+}
+
 /* ---- one segment's week: per-hour and per-(hour, next) columns ----------------------- */
 
 typedef struct {
@@ -53,8 +60,8 @@ typedef struct {
 static int vec_push(Vec *x, int64_t v) {
     if (x->len == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 256;
-        int64_t *d = PyMem_Realloc(x->v, cap * sizeof *d);
-        if (!d) { PyErr_NoMemory(); return -1; }
+        int64_t *d = PyMem_RawRealloc(x->v, cap * sizeof *d);
+        if (!d) return no_memory();
         x->v = d;
         x->cap = cap;
     }
@@ -101,7 +108,7 @@ typedef struct {
 } Builder;
 
 static int range_error(const char *what, double v) {
-    PyErr_Format(PyExc_ValueError, "%s out of range: %.17g", what, v);
+    pgcopy_raise(PyExc_ValueError, "%s out of range: %.17g", what, v);
     return -1;
 }
 
@@ -206,7 +213,7 @@ static inline int elem_size(int oid) { return oid == OID_INT2 ? 2 : oid == OID_I
 static int put_array(Buf *o, const Vec *x, int oid, int nullable) {
     int size = elem_size(oid);
     size_t body = x->len ? 20 + x->len * (size_t)(4 + size) : 12;
-    if (body > INT32_MAX) { PyErr_SetString(PyExc_ValueError, "array too large"); return -1; }
+    if (body > INT32_MAX) { pgcopy_raise(PyExc_ValueError, "array too large"); return -1; }
     if (buf_reserve(o, 4 + body)) return -1;
     put32(o, (int32_t)body);
     int has_null = 0;
@@ -281,12 +288,12 @@ static int64_t length_of(Builder *b, int64_t segment) {
 static int add_row(Builder *b, int64_t segment, int has_next, int64_t next, int64_t hour,
                    int code, int queue, int64_t count) {
     if (code < 0 || code > 255) {
-        PyErr_Format(PyExc_ValueError, "duration code must be in 0..255, got %d", code);
+        pgcopy_raise(PyExc_ValueError, "duration code must be in 0..255, got %d", code);
         return -1;
     }
     if (b->have_segment && (segment < b->segment
                             || (segment == b->segment && hour < b->hour))) {
-        PyErr_SetString(PyExc_ValueError, "histogram rows are not in (segment, hour) order");
+        pgcopy_raise(PyExc_ValueError, "histogram rows are not in (segment, hour) order");
         return -1;
     }
     if (!b->have_segment || segment != b->segment) {
@@ -304,14 +311,14 @@ static int add_row(Builder *b, int64_t segment, int has_next, int64_t next, int6
     Sums *s = b->n_nexts ? &b->nexts[b->n_nexts - 1] : NULL;
     if (!s || s->has_next != has_next || (has_next && s->next != next)) {
         if (s && (!s->has_next || (has_next && next < s->next))) {
-            PyErr_SetString(PyExc_ValueError,
-                            "histogram rows are not in (segment, hour, next) order");
+            pgcopy_raise(PyExc_ValueError,
+                         "histogram rows are not in (segment, hour, next) order");
             return -1;
         }
         if (b->n_nexts == b->cap_nexts) {
             size_t cap = b->cap_nexts ? b->cap_nexts * 2 : 16;
-            Sums *d = PyMem_Realloc(b->nexts, cap * sizeof *d);
-            if (!d) { PyErr_NoMemory(); return -1; }
+            Sums *d = PyMem_RawRealloc(b->nexts, cap * sizeof *d);
+            if (!d) return no_memory();
             b->nexts = d;
             b->cap_nexts = cap;
         }
@@ -332,15 +339,15 @@ static int add_row(Builder *b, int64_t segment, int has_next, int64_t next, int6
 }
 
 static int bad_input(const char *why) {
-    PyErr_Format(PyExc_ValueError, "bad histogram COPY stream: %s", why);
+    pgcopy_raise(PyExc_ValueError, "bad histogram COPY stream: %s", why);
     return -1;
 }
 
 static int hold(Builder *b, const int64_t *v, int has_next) {
     if (b->n_held == b->cap_held) {
         size_t cap = b->cap_held ? b->cap_held * 2 : 1 << 16;
-        HistRow *d = PyMem_Realloc(b->held, cap * sizeof *d);
-        if (!d) { PyErr_NoMemory(); return -1; }
+        HistRow *d = PyMem_RawRealloc(b->held, cap * sizeof *d);
+        if (!d) return no_memory();
         b->held = d;
         b->cap_held = cap;
     }
@@ -390,7 +397,8 @@ static PyObject *Builder_feed(Builder *b, PyObject *arg) {
 
 /* Reading a COPY straight from the driver's libpq (pgcopy.c). */
 static PyObject *Builder_drain(Builder *b, PyObject *arg) {
-    if (pgcopy_drain(&b->in, b, parse, PyLong_AsVoidPtr(arg))) return NULL;
+    void *conn = PyLong_AsVoidPtr(arg);
+    if (pgcopy_drain_released(&b->in, b, parse, conn)) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -398,17 +406,20 @@ static PyObject *Builder_take(Builder *b, PyObject *unused) { return pgcopy_take
 
 static PyObject *Builder_finish(Builder *b, PyObject *unused) {
     if (pgcopy_check_end(&b->in)) return NULL;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS /* the sort and the last segment: other builders run meanwhile */
     if (b->unsorted) {
-        if (speedtile_sort(b->held, b->n_held)) return NULL;
-        for (size_t i = 0; i < b->n_held; i++) {
+        failed = speedtile_sort(b->held, b->n_held);
+        for (size_t i = 0; !failed && i < b->n_held; i++) {
             HistRow *r = &b->held[i];
-            if (add_row(b, r->segment, r->has_next, r->next, r->hour, r->code, r->queue,
-                        r->count))
-                return NULL;
+            failed = add_row(b, r->segment, r->has_next, r->next, r->hour, r->code, r->queue,
+                             r->count);
         }
         b->n_held = 0;
     }
-    if (close_segment(b)) return NULL;
+    failed = failed || close_segment(b);
+    Py_END_ALLOW_THREADS
+    if (failed) return NULL;
     if (buf_reserve(&b->out, 2)) return NULL;
     put16(&b->out, -1);
     return pgcopy_take(&b->out);
@@ -461,11 +472,11 @@ static void Builder_dealloc(Builder *b) {
     PyMem_Free(b->length_ids);
     PyMem_Free(b->length_values);
     pgcopy_free(&b->in);
-    PyMem_Free(b->held);
-    PyMem_Free(b->nexts);
+    PyMem_RawFree(b->held);
+    PyMem_RawFree(b->nexts);
     PyMem_Free(b->out.data);
-    for (int c = 0; c < N_HOUR_COLS; c++) PyMem_Free(b->hour_cols[c].v);
-    for (int c = 0; c < N_NEXT_COLS; c++) PyMem_Free(b->next_cols[c].v);
+    for (int c = 0; c < N_HOUR_COLS; c++) PyMem_RawFree(b->hour_cols[c].v);
+    for (int c = 0; c < N_NEXT_COLS; c++) PyMem_RawFree(b->next_cols[c].v);
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 

@@ -1,11 +1,13 @@
 /* Histogram rows into key order in C (see speedtile.h): an LSD radix sort of (segment, hour)
  * over 16-byte keys, byte passes whose byte is the same in every row skipped, then each
  * (segment, hour) group, a handful of rows, put in next-segment order by insertion. About
- * the cost of one pass over the rows per varying key byte: less than the server's sort. */
+ * the cost of one pass over the rows per varying key byte: less than the server's sort.
+ * Runs without the GIL (Builder.finish): raw allocators, errors by pgcopy_raise. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
 
+#include "pgcopy.h"
 #include "speedtile.h"
 
 typedef struct {
@@ -21,13 +23,13 @@ static inline int next_before(const HistRow *a, const HistRow *b) {
 
 int speedtile_sort(HistRow *rows, size_t n) {
     if (n < 2) return 0;
-    if (n > UINT32_MAX) { PyErr_NoMemory(); return -1; }
-    Key *keys = PyMem_Malloc(n * sizeof *keys), *tmp = PyMem_Malloc(n * sizeof *tmp);
-    size_t (*counts)[256] = PyMem_Calloc(12, sizeof *counts);
-    HistRow *sorted = PyMem_Malloc(n * sizeof *sorted);
+    if (n > UINT32_MAX) { pgcopy_raise(PyExc_MemoryError, "too many rows"); return -1; }
+    Key *keys = PyMem_RawMalloc(n * sizeof *keys), *tmp = PyMem_RawMalloc(n * sizeof *tmp);
+    size_t (*counts)[256] = PyMem_RawCalloc(12, sizeof *counts);
+    HistRow *sorted = PyMem_RawMalloc(n * sizeof *sorted);
     if (!keys || !tmp || !counts || !sorted) {
-        PyMem_Free(keys); PyMem_Free(tmp); PyMem_Free(counts); PyMem_Free(sorted);
-        PyErr_NoMemory();
+        PyMem_RawFree(keys); PyMem_RawFree(tmp); PyMem_RawFree(counts); PyMem_RawFree(sorted);
+        pgcopy_raise(PyExc_MemoryError, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -66,6 +68,6 @@ int speedtile_sort(HistRow *rows, size_t n) {
             rows[j] = r;
         }
     }
-    PyMem_Free(keys); PyMem_Free(tmp); PyMem_Free(counts); PyMem_Free(sorted);
+    PyMem_RawFree(keys); PyMem_RawFree(tmp); PyMem_RawFree(counts); PyMem_RawFree(sorted);
     return 0;
 }

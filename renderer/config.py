@@ -60,6 +60,9 @@ class Settings:
     traffic_min_count: int = 1
     traffic_max_level: int = 1
     traffic_speedtile_engine: str = "c"  # the speed-tile build: "c" (binary COPY + C) or "sql"
+    traffic_speedtile_parts: int = 2  # c engine: backends reading a tile-week at once
+    traffic_speedtile_sort: str = "c"  # c engine: who sorts the rows, "c" or "server"
+    traffic_speedtile_work_mem: str = ""  # c engine, server sort: each part's sort memory
     traffic_reference_weeks: int = 52
     sensors_export: str = ""  # sensor export root; empty means the store, under sensors/
     sensors_enrich_engine: str = "c"  # the day enrichment: "c" (binary COPY + C) or "sql"
@@ -171,6 +174,10 @@ RULES: dict[str, Rule] = {
     "traffic_min_count": _between(1),
     "traffic_max_level": _between(0, 2),
     "traffic_reference_weeks": _between(1),
+    "traffic_speedtile_parts": _between(1, 16),
+    "traffic_speedtile_sort": _one_of("c", "server"),
+    "traffic_speedtile_work_mem": ((lambda v: re.fullmatch(r"([1-9][0-9]*(kB|MB|GB)?)?", v)
+                                    is not None), "empty or a size such as 64MB"),
     "sensors_export": _url("file", "s3"),
     "sensors_enrich_engine": _one_of("c", "sql"),
     "web_port": _between(1, 65535),

@@ -327,6 +327,49 @@ COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
          AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s))
   TO STDOUT (FORMAT binary);
 
+-- name: histogram_rows_part_copy
+-- One part of histogram_rows_copy: the rows of the segments lo..hi (a build split across
+-- backends that read at once, renderer/traffic/speedtile_c.py).
+COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
+        FROM traffic_histograms
+       WHERE mode = %(mode)s
+         AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
+         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
+         AND segment_id BETWEEN %(lo)s AND %(hi)s
+       ORDER BY segment_id, hour, next_segment_id)
+  TO STDOUT (FORMAT binary);
+
+-- name: histogram_rows_part_heap_copy
+-- One part of histogram_rows_heap_copy (segments lo..hi, in the order the scan finds them).
+COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
+        FROM traffic_histograms
+       WHERE mode = %(mode)s
+         AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
+         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
+         AND segment_id BETWEEN %(lo)s AND %(hi)s)
+  TO STDOUT (FORMAT binary);
+
+-- name: nothing_written
+-- Whether the transaction has written nothing yet (no transaction id): only then may other
+-- backends read for it through its exported snapshot, which shows none of its own writes.
+SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh;
+
+-- name: export_snapshot
+-- The transaction's snapshot, for the parts of a split build to read exactly what it sees.
+SELECT pg_export_snapshot() AS snapshot;
+
+-- name: part_begin
+-- A part's transaction: read only, at the snapshot the build exported (part_snapshot).
+BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
+-- name: part_snapshot
+-- The exported snapshot (a literal: SET takes no parameters).
+SET TRANSACTION SNAPSHOT {snapshot};
+
+-- name: part_work_mem
+-- Memory for a part's sort, for its transaction only ('' keeps the server's).
+SELECT set_config('work_mem', %(work_mem)s, true);
+
 -- name: segment_lengths
 -- The lengths build_speeds uses (its `lengths`), by segment id: the segments table when one
 -- is loaded, else the most common reported length.

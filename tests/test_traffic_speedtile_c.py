@@ -3,22 +3,27 @@ twin (exact: same float operations in the same order) and against the SQL engine
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
+from array import array
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from renderer import _speedtile  # type: ignore[attr-defined]
-from renderer.db import Database
+from renderer.db import Database, connect
 from renderer.errors import ConfigError
 from renderer.traffic import speedtile, speedtile_c
-from renderer.traffic.speedtile import SegmentWeek
+from renderer.traffic.speedtile import SegmentWeek, TileWeek
 from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
     FIRST,
+    TILE,
+    WEEK,
     Row,
     _random_week,
     build,
@@ -181,7 +186,8 @@ def test_c_engine_equals_the_sql_engine(db: Database, seed: int) -> None:
     rows, lengths, min_count = load_random_week(db, seed)
     sql_build = build(db, min_count=min_count, engine="sql")
     by_sql = speeds(db)
-    c_build = build(db, min_count=min_count, engine="c")
+    # one part, and the read split across two and three backends
+    c_build = build(db, min_count=min_count, engine="c", parts=seed)
     by_c = speeds(db)
     assert ([(t.tile, t.total_segments, t.segments, t.observations) for t in c_build.tiles]
             == [(t.tile, t.total_segments, t.segments, t.observations) for t in sql_build.tiles])
@@ -212,6 +218,92 @@ def test_c_reruns_are_byte_identical(db: Database) -> None:
     assert dumps[0] == dumps[1] and dumps[0]
 
 
+def _dump(db: Database) -> list[tuple[int, str]]:
+    """The speed rows in the order they were written (physical order)."""
+    with db.connect() as conn:
+        rows = conn.execute("SELECT segment_id, (t.*)::text AS row FROM traffic_speeds t"
+                            " ORDER BY ctid").fetchall()
+    return [(r["segment_id"], r["row"]) for r in rows]
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_build_split_across_backends_writes_the_same_rows_in_the_same_order(
+        db: Database, seed: int) -> None:
+    rows, lengths = _random_week(random.Random(seed))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    build(db)
+    one = _dump(db)
+    for parts in (2, 3, 7):
+        build(db, parts=parts, work_mem="8MB")
+        assert _dump(db) == one
+    assert one
+
+
+def test_parts_sorted_in_c_give_the_same_rows_in_the_same_order(db: Database) -> None:
+    rows, lengths = _random_week(random.Random(9))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        conn.commit()
+    build(db)
+    want = _dump(db)
+    for parts in (1, 2, 3):
+        build(db, parts=parts, sort="c")
+        assert _dump(db) == want
+    assert want
+
+
+def test_a_transaction_that_wrote_histograms_builds_them_in_one_part(db: Database) -> None:
+    """The parts read at the caller's exported snapshot, which hides its own writes: a
+    transaction that wrote already builds in one part and sees its own histograms."""
+    rows, lengths = _random_week(random.Random(10))
+    with db.connect() as conn:
+        add_histograms(conn, rows)
+        add_lengths(conn, lengths)
+        built = speedtile.build(conn, TileWeek("AUTO", TILE, WEEK), parts=3)
+        conn.commit()
+    assert built.segments == len({r[0] for r in rows}) > 0
+
+
+def test_a_part_connects_as_the_build_did_its_password_kept_out_of_the_conninfo(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed connection's message quotes the conninfo: the password goes apart."""
+    parts = urlsplit(db.url)
+    url = urlunsplit(parts._replace(netloc=f"{parts.username or 'renderer'}:s3cr'et@"
+                                           f"{parts.hostname or ''}"
+                                           f"{f':{parts.port}' if parts.port else ''}"))
+    seen: list[tuple[str, dict[str, Any]]] = []
+    real = speedtile_c.connect
+
+    def spy(info: str, **options: Any) -> Any:
+        seen.append((info, options))
+        return real(info, **options)
+
+    monkeypatch.setattr(speedtile_c, "connect", spy)
+    with db.connect() as conn, speedtile_c.sibling(conn)() as part:
+        assert part.execute("SELECT current_database() AS d").fetchone() == \
+            conn.execute("SELECT current_database() AS d").fetchone()
+    with connect(url) as conn, speedtile_c.sibling(conn)() as part:
+        assert part.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    info, options = seen[-1]
+    assert "s3cr" not in info and options["password"] == "s3cr'et"
+
+
+def test_part_ranges_cover_every_segment_once_in_order() -> None:
+    ids = array("q", sorted(random.Random(3).sample(range(-10**12, 10**12), 1000)))
+    for parts in (1, 2, 3, 999, 1000, 5000):
+        ranges = speedtile_c.part_ranges(ids, parts)
+        assert ranges[0][0] == -(1 << 63) and ranges[-1][1] == (1 << 63) - 1
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+        assert len(ranges) == min(parts, len(ids))
+        counts = [sum(lo <= i <= hi for i in ids) for lo, hi in ranges]
+        assert max(counts) - min(counts) <= 1
+    assert speedtile_c.part_ranges(array("q"), 4) == [(-(1 << 63), (1 << 63) - 1)]
+
+
 def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     rows, lengths = _random_week(random.Random(8))
@@ -229,3 +321,5 @@ def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
 def test_an_unknown_engine_is_a_config_error(db: Database) -> None:
     with pytest.raises(ConfigError):
         build(db, engine="gpu")
+    with pytest.raises(ConfigError):
+        build(db, sort="gpu")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from renderer import tiles
 from renderer.binning import duration_seconds
-from renderer.db import Connection, query
+from renderer.db import Connection, query, scalar
 from renderer.errors import ConfigError, InputError
 from renderer.profile import Next
 from renderer.queue import Job
@@ -130,14 +130,19 @@ class WeekBuild:
 
 
 def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
-          max_level: int = 1, engine: str = "c") -> WeekBuild:
+          max_level: int = 1, engine: str = "c", parts: int = 1,
+          sort: str = "server", work_mem: str = "") -> WeekBuild:
     """Build the speeds of a tile-week and its descendants, inside the caller's transaction.
 
     Replaces the week's rows of those tiles, so a rebuild (late data, another
     ``min_count``) leaves no trace of the previous one. ``engine`` (the setting
     ``traffic_speedtile_engine``): ``c`` computes in ext/speedtile.c over binary COPY
     (:mod:`renderer.traffic.speedtile_c`), ``sql`` in the bulk statement build_speeds; the
-    rows are the same.
+    rows are the same. ``parts``, ``sort`` and ``work_mem`` (``traffic_speedtile_parts``,
+    ``_sort``, ``_work_mem``): the C engine's read split across that many backends at once
+    (one part when this transaction has written already: the parts read at its snapshot,
+    which does not show its own writes), its rows sorted by ``c`` (ext/speedtile_sort.c) or
+    by the ``server``, each part's sort in ``work_mem`` ('' the server's).
     """
     if min_count < 1:
         raise InputError(f"min count must be at least 1, not {min_count}", "use --min-count 1")
@@ -147,10 +152,16 @@ def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
     params = {"mode": spec.mode, "first_hour": first_hour, "week": spec.week,
               "tile_ids": [tiles.tile_id(t) for t in members], "min_count": min_count,
               "max_speed": MAX_SPEED, "root": root.index}
+    if engine == "c" and parts > 1 and not scalar(conn, "traffic_speedtile.nothing_written"):
+        parts = 1
     conn.execute(query("traffic_speedtile.lock_week"), params)
     conn.execute(query("traffic_speedtile.delete_speeds"), params)
     if engine == "c":
-        speedtile_c.build_speeds_c(conn, params)
+        if sort not in ("c", "server"):
+            raise ConfigError(f"unknown speed-tile sort {sort!r}",
+                              "set traffic speedtile_sort to c or server")
+        speedtile_c.build_speeds_c(conn, params, parts=parts, sort_in_c=sort == "c",
+                                   work_mem=work_mem)
     elif engine == "sql":
         conn.execute(query("traffic_speedtile.streaming_plan"))  # transaction-local settings
         conn.execute(query("traffic_speedtile.build_speeds"), params)
@@ -174,7 +185,10 @@ def handle(job: Job) -> WeekBuild:
     settings = job.settings
     min_count = int(job.item.payload.get("min_count") or settings.traffic_min_count)
     result = build(job.conn, spec, min_count=min_count, max_level=settings.traffic_max_level,
-                   engine=settings.traffic_speedtile_engine)
+                   engine=settings.traffic_speedtile_engine,
+                   parts=settings.traffic_speedtile_parts,
+                   sort=settings.traffic_speedtile_sort,
+                   work_mem=settings.traffic_speedtile_work_mem)
     written = export.export_speed_week(job.conn, job.store, result)
     log.info("speed tile %s: %d segments, %d observations, %d files", spec.key,
              result.segments, result.observations, written.files)

@@ -9,6 +9,16 @@ order (segment, hour, next segment), computes every (segment, hour) in ``ext/spe
 back into ``traffic_speeds`` by binary COPY. PostgreSQL's executor then does one sort and
 one scan instead of three passes of aggregation and windows (BENCHMARKS.md).
 
+Split across backends (``parts`` > 1): the segments are cut into ``parts`` ranges of about
+as many known segments each; each range is read by its own connection, in a read-only
+transaction at the snapshot the caller's transaction exported (so every part sees exactly
+what the caller sees), and drained by its own Builder in its own thread (the drain runs
+without the GIL), so the backends' scans, sorts and COPYs and the C loops run at once. The
+ranges are in segment order, so their outputs, written one after the other by the caller's
+connection, are the very rows and order of one part. The caller's transaction must not have
+written yet (an exported snapshot shows none of its own writes: ``build`` checks) and must
+not be inside a savepoint (a subtransaction cannot export its snapshot).
+
 Rounding happens in one place in C: ``st_round`` in ext/speedtile.c (half to even, as the
 twin's ``round``).
 """
@@ -16,43 +26,127 @@ twin's ``round``).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from renderer import _speedtile  # type: ignore[attr-defined]
-from renderer.db import Connection, query, tuple_row
+from renderer.db import Connection, connect, query, scalar, sql, tuple_row
 
-__all__ = ["build_speeds_c"]
+__all__ = ["build_speeds_c", "part_ranges", "sibling"]
 
 _OUT_CHUNK = 1 << 20
+_HEADER = 19  # bytes of a binary COPY header without extension (ext/pgcopy.c)
+_MIN_ID, _MAX_ID = -(1 << 63), (1 << 63) - 1
 
 
-def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool = False) -> int:
-    """Insert the speed rows of ``params`` (those of build_speeds); the number of rows.
+def part_ranges(ids: array[int], parts: int) -> list[tuple[int, int]]:
+    """``parts`` (at most) consecutive ranges (lo, hi) of segment ids covering every int8,
+    cut so that each holds about as many of the sorted ``ids`` (the known segments)."""
+    cuts: list[int] = []
+    for k in range(1, parts):
+        at = len(ids) * k // parts
+        if 0 < at < len(ids) and (not cuts or ids[at] > cuts[-1]):
+            cuts.append(ids[at])
+    los = [_MIN_ID, *cuts]
+    his = [c - 1 for c in cuts] + [_MAX_ID]
+    return list(zip(los, his, strict=True))
 
-    ``sort_in_c``: the histogram rows come in the order the server's scan finds them and
-    the C engine sorts them (speedtile_sort.c); else (the default) the server sorts them
-    (ORDER BY), which measured cheaper in all: on a 4.59M-row tile-week the C sort saved
-    the server 0.4-0.7 CPU s and cost the client 0.85 (BENCHMARKS.md)."""
+
+def sibling(conn: Connection) -> Callable[[], Connection]:
+    """Opens another connection to the server and database of ``conn``, as its user (its
+    connection options as libpq reports them), in autocommit."""
+    options = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info
+               if o.val is not None and o.keyword.decode() != "application_name"}
+    # the password apart: a failed connection's message quotes the conninfo
+    password = {k: options.pop(k) for k in ("password",) if k in options}
+    info = " ".join(f"{k}='" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+                    for k, v in options.items())
+    return lambda: connect(info, autocommit=True, pooler=True, **password)
+
+
+def _lengths(conn: Connection, params: dict[str, Any]) -> tuple[array[int], array[int]]:
     ids, values = array("q"), array("q")
     with conn.cursor(row_factory=tuple_row) as cur:
         for segment_id, length in cur.execute(query("traffic_speedtile.segment_lengths"),
                                               params).fetchall():
             ids.append(segment_id)
             values.append(length)
-    builder = _speedtile.Builder(params["mode"], params["first_hour"], params["min_count"],
-                                 params["max_speed"], ids.tobytes(), values.tobytes(),
-                                 unsorted=sort_in_c)
-    rows_query = "histogram_rows_heap_copy" if sort_in_c else "histogram_rows_copy"
+    return ids, values
+
+
+def _builder(params: dict[str, Any], ids: array[int], values: array[int],
+             sort_in_c: bool) -> Any:
+    return _speedtile.Builder(params["mode"], params["first_hour"], params["min_count"],
+                              params["max_speed"], ids.tobytes(), values.tobytes(),
+                              unsorted=sort_in_c)
+
+
+def _drain(conn: Connection, builder: Any, statement: str, params: dict[str, Any]) -> bytes:
+    """Feed the COPY of ``statement`` to ``builder``; its output."""
+    with conn.cursor() as cur, cur.copy(statement, params) as copy:
+        if _speedtile.has_libpq():
+            # read by C from the driver's own libpq: a Python loop over millions of
+            # one-row messages would cost more than the whole computation
+            builder.drain(cast(Any, conn.pgconn).pgconn_ptr)  # libpq's PGconn *
+        for data in copy:  # after a drain: only the end of the COPY, its result
+            builder.feed(data)
+    return cast(bytes, builder.finish())
+
+
+def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool = False,
+                   parts: int = 1, work_mem: str = "",
+                   connect_part: Callable[[], Connection] | None = None) -> int:
+    """Insert the speed rows of ``params`` (those of build_speeds); the number of segments.
+
+    ``sort_in_c``: the histogram rows come in the order the server's scan finds them and
+    the C engine sorts them (speedtile_sort.c); else (the default) the server sorts them
+    (ORDER BY), which measured cheaper in all with one part (BENCHMARKS.md).
+    ``parts``: split the read across that many backends at once (the module's docstring),
+    each with ``work_mem`` for its sort ('' the server's), connected by ``connect_part``
+    (default: :func:`sibling` of ``conn``)."""
+    ids, values = _lengths(conn, params)
+    ranges = part_ranges(ids, parts)
     with conn.cursor() as cur:
-        with cur.copy(query(f"traffic_speedtile.{rows_query}"), params) as copy:
-            if _speedtile.has_libpq():
-                # read by C from the driver's own libpq: a Python loop over millions of
-                # one-row messages would cost more than the whole computation
-                builder.drain(cast(Any, conn.pgconn).pgconn_ptr)  # libpq's PGconn *
-            for data in copy:  # after a drain: only the end of the COPY, its result
-                builder.feed(data)
-        rows = memoryview(builder.finish())
-        with cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
-            for at in range(0, len(rows), _OUT_CHUNK):
-                copy.write(rows[at:at + _OUT_CHUNK])
-    return int(builder.segments)
+        if len(ranges) == 1:
+            builder = _builder(params, ids, values, sort_in_c)
+            rows_query = "histogram_rows_heap_copy" if sort_in_c else "histogram_rows_copy"
+            output = _drain(conn, builder, query(f"traffic_speedtile.{rows_query}"), params)
+            with cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
+                _write(copy, memoryview(output))
+            return int(builder.segments)
+        snapshot = scalar(conn, "traffic_speedtile.export_snapshot")
+        opener = connect_part or sibling(conn)
+        rows_query = query("traffic_speedtile.histogram_rows_part_heap_copy" if sort_in_c
+                           else "traffic_speedtile.histogram_rows_part_copy")
+        at_snapshot = sql.SQL(query("traffic_speedtile.part_snapshot")).format(  # type: ignore[arg-type]
+            snapshot=sql.Literal(snapshot))
+
+        def part(lo: int, hi: int) -> tuple[bytes, int]:
+            builder = _builder(params, ids, values, sort_in_c)
+            with opener() as part_conn:
+                part_conn.execute(query("traffic_speedtile.part_begin"))
+                part_conn.execute(at_snapshot)
+                if work_mem:
+                    part_conn.execute(query("traffic_speedtile.part_work_mem"),
+                                      {"work_mem": work_mem})
+                output = _drain(part_conn, builder, rows_query, {**params, "lo": lo, "hi": hi})
+                part_conn.rollback()
+            return output, int(builder.segments)
+
+        segments = 0
+        with (ThreadPoolExecutor(len(ranges), thread_name_prefix="speedtile") as pool,
+              cur.copy(query("traffic_speedtile.speeds_copy")) as copy):
+            futures = [pool.submit(part, lo, hi) for lo, hi in ranges]
+            for k, future in enumerate(futures):  # in segment order, each as it is done
+                output, n = future.result()
+                segments += n
+                # one stream: the first part's header, the last part's trailer
+                _write(copy, memoryview(output)[0 if k == 0 else _HEADER:
+                                                None if k == len(futures) - 1 else -2])
+        return segments
+
+
+def _write(copy: Any, rows: memoryview) -> None:
+    for at in range(0, len(rows), _OUT_CHUNK):
+        copy.write(rows[at:at + _OUT_CHUNK])
