@@ -163,6 +163,17 @@ def test_version_and_help_import_no_heavy_module(args: list[str]) -> None:
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
+def test_tracks_query_loads_no_ingest_generator_or_worker() -> None:
+    """`tracks query` is waited on for its first row: its command module loads neither the
+    ingest (pyais, numpy) nor the generator nor the worker and its profiles (0.3 CPU s)."""
+    probe = ("import sys, renderer.cli.tracks; "
+             "print(sorted(m for m in ('pyais', 'numpy', 'renderer.worker', "
+             "'renderer.tracks.ingest', 'renderer.tracks.sample') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_help_summaries_match_the_commands() -> None:
     from renderer.cli import _SUMMARIES, COMMAND_MODULES
 

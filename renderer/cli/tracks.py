@@ -7,17 +7,15 @@ from datetime import date
 from pathlib import Path
 
 import click
-from rich.progress import Progress
 
 from renderer.cli._common import console, database, is_terminal, print_json, print_table
 from renderer.errors import InputError
 from renderer.tracks import output
-from renderer.tracks import sample as generator
-from renderer.tracks.ingest import discover, ingest_sources
-from renderer.tracks.ingest import rejects as find
-from renderer.tracks.profile import INDEX_KIND, plan_index
 from renderer.tracks.query import Query, parse_time, run
-from renderer.worker import run_worker
+
+# The ingest, the generator, the index export and the worker (with pyais, numpy and every
+# profile: about 0.3 CPU s) are imported by the commands that use them, so that
+# `tracks query`, which a user waits on for its first row, starts without them.
 
 INPUT_FORMATS = ("csv", "ndjson", "nmea", "fixes")
 OUTPUT_FORMATS = ("csv", "ndjson", "geojson")
@@ -54,6 +52,10 @@ def ingest(paths: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
         renderer tracks ingest feed-2026-12-01.nmea.gz --format nmea
         renderer tracks ingest s3://ais-archive/2026/12/
     """
+    from rich.progress import Progress
+
+    from renderer.tracks.ingest import discover, ingest_sources
+
     db = database(direct="renderer tracks ingest")
     sources = discover(paths, fmt)
     if is_terminal() and not as_json:
@@ -89,6 +91,8 @@ def rejects(like: str | None, limit: int, as_json: bool) -> None:
     Example:
         renderer tracks rejects --file 2026-12-01 --limit 20
     """
+    from renderer.tracks.ingest import rejects as find
+
     with database().connect() as conn:
         found = find(conn, f"%{like}%" if like else None, limit)
     if as_json:
@@ -163,6 +167,9 @@ def export_index(day: str, out: str, max_reports: int | None, wait: bool,
         the_day = date.fromisoformat(day)
     except ValueError as exc:
         raise InputError(f"--day {day!r} is not a date", "write YYYY-MM-DD") from exc
+    from renderer.tracks.profile import INDEX_KIND, plan_index
+    from renderer.worker import run_worker
+
     db = database()
     with db.connect() as conn:
         run = plan_index(conn, the_day, out, max_reports)
@@ -208,6 +215,8 @@ def sample_cmd(out: Path, vessels: int, days: int, start: str, interval: float,
     Example:
         renderer tracks sample --out ./reports --vessels 200 --days 7 --format csv
     """
+    from renderer.tracks import sample as generator
+
     reports = generator.generate(vessels=vessels, days=days, start=parse_time(start),
                               interval=interval, seed=seed)
     chosen = list(fmts) or list(INPUT_FORMATS)
