@@ -305,31 +305,11 @@ SELECT EXISTS (SELECT 1 FROM traffic_histograms
                 WHERE (segment_id & 33554431)::integer = (%(segment_id)s::bigint & 33554431)::integer
                   AND segment_id = %(segment_id)s) AS at_all;
 
--- name: histogram_rows_copy
--- The speed-tile build's C engine (renderer/traffic/speedtile_c.py): the week's histogram
--- rows of the given tiles in key order (segment, hour, next segment NULLS LAST), as binary
--- COPY, for ext/speedtile.c to compute what build_speeds computes.
-COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
-        FROM traffic_histograms
-       WHERE mode = %(mode)s
-         AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
-         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
-       ORDER BY segment_id, hour, next_segment_id)
-  TO STDOUT (FORMAT binary);
-
--- name: histogram_rows_heap_copy
--- The same rows in the order the scan finds them, for ext/speedtile.c to sort (its
--- speedtile_sort.c): the server then only scans, filters and sends (BENCHMARKS.md).
-COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
-        FROM traffic_histograms
-       WHERE mode = %(mode)s
-         AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
-         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s))
-  TO STDOUT (FORMAT binary);
-
 -- name: histogram_rows_part_copy
--- One part of histogram_rows_copy: the rows of the segments lo..hi (a build split across
--- backends that read at once, renderer/traffic/speedtile_c.py).
+-- The histogram rows of the given tiles and segments lo..hi (every int8 for a build in one
+-- part; a build split across backends reads its parts at once, speedtile_c.py) in key order
+-- (segment, hour, next segment NULLS LAST), as binary COPY, for ext/speedtile.c to compute
+-- what build_speeds computes.
 COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
         FROM traffic_histograms
        WHERE mode = %(mode)s
@@ -340,7 +320,8 @@ COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
   TO STDOUT (FORMAT binary);
 
 -- name: histogram_rows_part_heap_copy
--- One part of histogram_rows_heap_copy (segments lo..hi, in the order the scan finds them).
+-- The same rows in the order the scan finds them, for ext/speedtile.c to sort (its
+-- speedtile_sort.c): the server then only scans, filters and sends (BENCHMARKS.md).
 COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
         FROM traffic_histograms
        WHERE mode = %(mode)s

@@ -107,18 +107,18 @@ def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool 
     (default: :func:`sibling` of ``conn``)."""
     ids, values = _lengths(conn, params)
     ranges = part_ranges(ids, parts)
+    rows_query = query("traffic_speedtile.histogram_rows_part_heap_copy" if sort_in_c
+                       else "traffic_speedtile.histogram_rows_part_copy")
     with conn.cursor() as cur:
-        if len(ranges) == 1:
+        if len(ranges) == 1:  # the one range covers every segment id
             builder = _builder(params, ids, values, sort_in_c)
-            rows_query = "histogram_rows_heap_copy" if sort_in_c else "histogram_rows_copy"
-            output = _drain(conn, builder, query(f"traffic_speedtile.{rows_query}"), params)
+            lo, hi = ranges[0]
+            output = _drain(conn, builder, rows_query, {**params, "lo": lo, "hi": hi})
             with cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
                 _write(copy, memoryview(output))
             return int(builder.segments)
         snapshot = scalar(conn, "traffic_speedtile.export_snapshot")
         opener = connect_part or sibling(conn)
-        rows_query = query("traffic_speedtile.histogram_rows_part_heap_copy" if sort_in_c
-                           else "traffic_speedtile.histogram_rows_part_copy")
         at_snapshot = sql.SQL(query("traffic_speedtile.part_snapshot")).format(  # type: ignore[arg-type]
             snapshot=sql.Literal(snapshot))
 
