@@ -59,8 +59,11 @@ SELECT renderer.queue_maintain_v3() AS reaped;
 SELECT renderer.queue_reap_v3() AS n;
 
 -- name: rollup
--- Fold counter deltas into the counters.
-SELECT renderer.queue_rollup() AS n;
+-- Fold counter deltas into the counters, unless maintenance or a prune holds the maintenance
+-- lock (then 0: the deltas wait for the next fold). A fold beside a prune would wait on the
+-- rows the prune rolled up, holding counter rows it may delete next: a deadlock.
+SELECT CASE WHEN pg_try_advisory_xact_lock(7301734222) THEN renderer.queue_rollup() ELSE 0 END
+       AS n;
 
 -- name: add_rules
 -- Declare fan-in rules given as parallel arrays; returns how many fired at once.

@@ -19,7 +19,7 @@ from renderer import queue, schema
 from renderer.queue import NewItem
 from renderer.web import metrics
 from tests.factories import backdate
-from tests.queue_kinds import qconn, states
+from tests.queue_kinds import OUTPUT_DDL, qconn, states
 from tests.test_queue_cli import run
 
 __all__ = ["qconn"]  # fixtures used by this module
@@ -256,3 +256,26 @@ def test_maintenance_beside_a_prune_skips_its_rollup_instead_of_waiting(
         pruning.commit()
     queue.maintain(qconn)
     _assert_equal_to_per_set_sums(qconn)
+
+
+def test_queue_status_beside_a_prune_does_not_wait_on_it(
+        renderer_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`renderer queue status` folds the deltas before it reads; beside an open prune it
+    skips the fold (as maintenance does) and shows the counts, instead of waiting on the
+    rows the prune holds (a lock timeout here, a possible deadlock without one)."""
+    url = renderer_env["RENDERER_DATABASE_URL"]
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute(OUTPUT_DDL)
+        queue.sync_kinds(conn)
+        _run_some(conn, "s", 3)
+        queue.rollup(conn)
+        backdate(conn, finished_at=timedelta(days=10), state="done")
+        with psycopg.connect(url, row_factory=dict_row) as pruning:
+            assert queue.prune(pruning, timedelta(days=7)) > 0  # its transaction stays open
+            queue.enqueue(conn, "t_noop", "late", set_id="fresh")
+            queue.complete(conn, queue.claim(conn, "t_noop", limit=5))
+            monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=2s")  # the command's session
+            result = run(["queue", "status", "--json", "--all-sets"])
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout)["sets"]["fresh"]["done"] == 1
+            pruning.commit()

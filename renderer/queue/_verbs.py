@@ -307,6 +307,8 @@ def maintain(conn: Connection) -> int:
 
 
 def rollup(conn: Connection) -> int:
+    """Fold the counter deltas (what a reader's next view shows folded); 0 without waiting
+    when maintenance or a prune is folding or pruning now."""
     return int(_one(conn, "queue.rollup") or 0)
 
 
