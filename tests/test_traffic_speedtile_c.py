@@ -203,12 +203,17 @@ def test_c_engine_equals_the_sql_engine(db: Database, seed: int) -> None:
                 assert a == b, (segment_id, name)
 
 
-def test_c_reruns_are_byte_identical(db: Database) -> None:
-    rows, lengths = _random_week(random.Random(7))
+def _store_random_week(db: Database, seed: int) -> None:
+    """A random week of histograms and lengths (seeded), stored and committed."""
+    rows, lengths = _random_week(random.Random(seed))
     with db.connect() as conn:
         add_histograms(conn, rows)
         add_lengths(conn, lengths)
         conn.commit()
+
+
+def test_c_reruns_are_byte_identical(db: Database) -> None:
+    _store_random_week(db, 7)
     dumps = []
     for _ in range(2):
         build(db)
@@ -229,11 +234,7 @@ def _dump(db: Database) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("seed", [4, 5])
 def test_a_build_split_across_backends_writes_the_same_rows_in_the_same_order(
         db: Database, seed: int) -> None:
-    rows, lengths = _random_week(random.Random(seed))
-    with db.connect() as conn:
-        add_histograms(conn, rows)
-        add_lengths(conn, lengths)
-        conn.commit()
+    _store_random_week(db, seed)
     build(db)
     one = _dump(db)
     for parts in (2, 3, 7):
@@ -243,11 +244,7 @@ def test_a_build_split_across_backends_writes_the_same_rows_in_the_same_order(
 
 
 def test_parts_sorted_in_c_give_the_same_rows_in_the_same_order(db: Database) -> None:
-    rows, lengths = _random_week(random.Random(9))
-    with db.connect() as conn:
-        add_histograms(conn, rows)
-        add_lengths(conn, lengths)
-        conn.commit()
+    _store_random_week(db, 9)
     build(db)
     want = _dump(db)
     for parts in (1, 2, 3):
@@ -306,11 +303,7 @@ def test_part_ranges_cover_every_segment_once_in_order() -> None:
 
 def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows, lengths = _random_week(random.Random(8))
-    with db.connect() as conn:
-        add_histograms(conn, rows)
-        add_lengths(conn, lengths)
-        conn.commit()
+    _store_random_week(db, 8)
     build(db)
     direct = speeds(db)
     monkeypatch.setattr(speedtile_c._speedtile, "has_libpq", lambda: False)
