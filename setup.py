@@ -44,7 +44,7 @@ setup(
             "renderer._binning",
             # binning.c is the module; binning.h says which file holds what.
             sources=["ext/binning.c", "ext/binning_scan.c", "ext/binning_tables.c",
-                     "ext/binning_emit.c"],
+                     "ext/binning_emit.c", "ext/binning_merge.c"],
             depends=["ext/binning.h"],
             # Hidden visibility: the functions shared between the files stay private to the
             # .so (only PyInit__binning is exported, as when it was one file of statics).

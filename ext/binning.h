@@ -5,7 +5,8 @@
  *   binning.c       the module: argument and header checks, bin_file, bin_prefix;
  *   binning_scan.c  the hot loop without the GIL: field scanners, inserts, bin_rows;
  *   binning_tables.c  the tables it fills: set-up, growth, rejects, release;
- *   binning_emit.c  the results with the GIL: sorted bins, Python tuples, COPY payloads.
+ *   binning_emit.c  the results with the GIL: sorted bins, Python tuples, COPY payloads;
+ *   binning_merge.c  several lengths payloads merged into one, recurring rows summed.
  *
  * Every helper the loop calls on every row stays static inline in binning_scan.c (the
  * hashes below in this header), so that the loop compiles as it did when this was one file;
@@ -162,8 +163,47 @@ PyObject *file_error(PyObject *reason);
 PyObject *build_bins(Job *job);
 PyObject *build_lengths(Job *job);
 PyObject *build_rejects(Job *job);
+
+/* ------------------------------------------------------------------------------------- */
+/* PostgreSQL binary COPY payloads (binning_emit.c writes them, binning_merge.c reads and
+ * rewrites them): the header's signature and big-endian field writers. */
+
+static const char COPY_SIGNATURE[11] = "PGCOPY\n\377\r\n";
+#define COPY_HEADER 19 /* signature, flags, header extension length */
+#define INT64_LIMIT UINT64_C(9223372036854775807)
+
+static inline char *
+put16(char *p, uint16_t v)
+{
+    p[0] = (char)(v >> 8);
+    p[1] = (char)v;
+    return p + 2;
+}
+
+static inline char *
+put32(char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (char)v;
+    return p + 4;
+}
+
+static inline char *
+put64(char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (char)v;
+    return p + 8;
+}
+
+/* A bytes object of `size` bytes beginning with the COPY header; *p points past it. */
+PyObject *copy_start(size_t size, char **p);
+/* Sets OverflowError (a summed count beyond a bigint) and returns NULL. */
+PyObject *count_overflow(void);
+/* binning_emit.c: the bins' and lengths' rows as payloads. */
 PyObject *copy_bins(Job *job, uint64_t hour);
 PyObject *copy_lengths(Job *job);
+/* binning_merge.c */
 PyObject *merge_lengths(PyObject *payloads);
 
 #endif /* RENDERER_BINNING_H */
