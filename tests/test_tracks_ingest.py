@@ -164,3 +164,21 @@ def test_an_s3_prefix_is_a_source(db: Database, tmp_path: Path, s3_endpoint: str
     s3.put_object(Bucket="ais", Key="other/notes.pdf", Body=b"not reports")
     with pytest.raises(SourceLayoutError, match="none in the layout"):
         ingest(db, ["s3://ais/other/"])
+
+
+def test_links_in_a_source_folder_are_not_followed(db: Database, tmp_path: Path) -> None:
+    """A link dropped into a source folder, to a file or a folder outside it, is never read
+    (nor is a link to a file inside it: that file is read once, as itself)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.csv").write_text(HEADER + "2026-01-01T00:00:00Z,1,,1,2,3\n")
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "good.csv").write_text(HEADER + "2026-01-01T00:00:00Z,5,,1,2,3\n")
+    (source / "private.csv").symlink_to(outside / "private.csv")
+    (source / "alias.csv").symlink_to(source / "good.csv")
+    (source / "sub").mkdir()
+    (source / "sub" / "linked").symlink_to(outside, target_is_directory=True)
+    assert [Path(f.key).name for f in discover([str(source)])] == ["good.csv"]
+    report = ingest(db, [str(source)])
+    assert [(Path(f.key).name, f.status) for f in report.files] == [("good.csv", "consumed")]

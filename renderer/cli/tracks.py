@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from renderer.cli._common import console, database, is_terminal, print_json, print_table
+from renderer.cli._common import (
+    console,
+    database,
+    is_terminal,
+    print_json,
+    print_table,
+    settings,
+)
 from renderer.errors import InputError
 from renderer.tracks import output
 from renderer.tracks.query import Query, parse_time, run
@@ -57,7 +64,7 @@ def ingest(paths: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
     from renderer.tracks.ingest import discover, ingest_sources
 
     db = database(direct="renderer tracks ingest")
-    sources = discover(paths, fmt)
+    sources = discover(paths, fmt, follow_symlinks=settings().follow_symlinks)
     if is_terminal() and not as_json:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("ingesting", total=len(sources))

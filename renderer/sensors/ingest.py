@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from renderer import inputs
 from renderer.db import Connection, Database, one, query
 from renderer.errors import AlreadyExists
 from renderer.sensors.files import FileUnreadable, SourceFile, discover
@@ -48,40 +49,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FileResult:
-    """What happened to one file."""
+class FileResult(inputs.FileResult):
+    """What happened to one file; ``days`` are the days marked for recomputation by it."""
 
-    key: str
-    status: str
-    """consumed, rejected (whole file), skipped (already in the ledger) or raced (another
-    process recorded the same version first)."""
-    rows_read: int = 0
-    rows_accepted: int = 0
-    rows_rejected: int = 0
-    reason: str | None = None
-    days: tuple[date, ...] = ()
-    """Days marked for recomputation by this file."""
     enriched: tuple[date, ...] = ()
     """Of those, the days it brought fresh and enriched itself (:mod:`.fused`)."""
 
 
-@dataclass
-class IngestReport:
-    """The files of one ingest run and the days they changed."""
-
-    files: list[FileResult] = field(default_factory=list)
-
-    @property
-    def days(self) -> list[date]:
-        return sorted({d for f in self.files for d in f.days})
-
-    def count(self, status: str) -> int:
-        return sum(f.status == status for f in self.files)
-
-    @property
-    def rows(self) -> dict[str, int]:
-        return {k: sum(getattr(f, k) for f in self.files)
-                for k in ("rows_read", "rows_accepted", "rows_rejected")}
+IngestReport = inputs.IngestReport[FileResult]
 
 
 def _q(name: str) -> str:

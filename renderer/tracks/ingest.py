@@ -23,21 +23,18 @@ identifier links (AIS static data). A file that cannot be read at all is recorde
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import logging
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path, PurePath, PurePosixPath
-from typing import Any, BinaryIO, cast
+from pathlib import Path, PurePath
+from typing import Any
 
-from renderer import db
+from renderer import db, inputs
 from renderer.errors import InputError
-from renderer.sources import Layout, check_layout, source_keys
-from renderer.storage import Store, open_store
+from renderer.inputs import SourceFile
+from renderer.sources import Layout
 from renderer.tracks import bulk
 from renderer.tracks.formats import FORMATS, Link, Reject, Report, guess_format, parse
 
@@ -45,82 +42,27 @@ __all__ = ["FileResult", "IngestReport", "SourceFile", "discover", "files", "ing
            "ingest_file", "rejects", "resolve_vessels"]
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class SourceFile:
-    """One input file, its format and its ledger identity."""
+class FileResult(inputs.FileResult):
+    """What happened to one file: ``rows_duplicate`` of its accepted reports were stored
+    already, ``rows_linked`` were identifier links."""
 
-    key: str
-    """Absolute path, or the object's store URL (``s3://bucket/prefix/day1.csv``)."""
-    size: int
-    checksum: str
-    """MD5 hex of the bytes as stored (for a store object, its etag: no download to skip
-    a version already ingested)."""
-    format: str
-    path: Path | None = None
-    store: Store | None = None
-    store_key: str | None = None
+    COUNTS = (*inputs.FileResult.COUNTS, "rows_duplicate", "rows_linked")
 
-    def open(self) -> BinaryIO:
-        """The file's bytes, gunzipped when they start with the gzip magic."""
-        if self.path is not None:
-            with open(self.path, "rb") as probe:
-                zipped = probe.read(2) == b"\x1f\x8b"
-            # gzip.open owns the file it opens (a GzipFile given a fileobj leaves it open)
-            return cast(BinaryIO, gzip.open(self.path, "rb")) if zipped \
-                else open(self.path, "rb")
-        assert self.store is not None and self.store_key is not None
-        data = self.store.get(self.store_key)
-        stream = io.BytesIO(data)
-        return cast(BinaryIO, gzip.GzipFile(fileobj=stream)) if data[:2] == b"\x1f\x8b" \
-            else stream
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """What happened to one file."""
-
-    key: str
-    status: str
-    """consumed, rejected (whole file), skipped (already in the ledger) or raced (another
-    process recorded the same version first)."""
-    rows_read: int = 0
-    rows_accepted: int = 0
-    rows_rejected: int = 0
     rows_duplicate: int = 0
     rows_linked: int = 0
-    reason: str | None = None
-    days: tuple[date, ...] = ()
 
 
-@dataclass
-class IngestReport:
-    files: list[FileResult] = field(default_factory=list)
+IngestReport = inputs.IngestReport[FileResult]
 
-    def count(self, status: str) -> int:
-        return sum(f.status == status for f in self.files)
 
-    @property
-    def rows(self) -> dict[str, int]:
-        return {k: sum(getattr(f, k) for f in self.files)
-                for k in ("rows_read", "rows_accepted", "rows_rejected", "rows_duplicate",
-                          "rows_linked")}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"files": [asdict(f) for f in self.files], "rows": self.rows}
+def _report() -> IngestReport:
+    return IngestReport(FileResult.COUNTS)
 
 
 # -- finding files ---------------------------------------------------------------------------
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _format_of(path: PurePath, fmt: str | None) -> str | None:
     if fmt is not None:
@@ -131,54 +73,27 @@ def _format_of(path: PurePath, fmt: str | None) -> str | None:
         return None
 
 
-def _stored(url: str, fmt: str | None) -> list[SourceFile]:
-    """The report files under a store prefix (``s3://bucket/prefix``, ``file:///path``)."""
-    store = open_store(url)
-    base = store.url.rstrip("/") + "/"
-    chosen = [(o, f) for o in store.list("")
-              if not any(part.startswith(".") for part in o.key.split("/"))
-              and (f := _format_of(PurePosixPath(o.key), fmt))]
-    if not chosen:  # empty: nothing to do; files of no known format: say so
-        check_layout(url, source_keys(store), LAYOUT)
-    return [SourceFile(base + o.key, o.size, o.etag, f, store=store, store_key=o.key)
-            for o, f in chosen]
-
-
 LAYOUT = Layout("*.csv, *.ndjson, *.nmea or *.fixes (gzip fine; any name with --format)",
                 lambda key: _format_of(Path(key), None) is not None)
 
 
-def discover(paths: Iterable[str], fmt: str | None = None) -> list[SourceFile]:
+def discover(paths: Iterable[str], fmt: str | None = None, *,
+             follow_symlinks: bool = False) -> list[SourceFile]:
     """The files of some paths (files, folders searched recursively, or store prefixes such
-    as ``s3://bucket/prefix``, for files whose format the name tells), in a stable order.
-    ``fmt`` forces the format of every file."""
+    as ``s3://bucket/prefix``, for files whose format the name tells), in a stable order;
+    links as :mod:`renderer.inputs` says. ``fmt`` forces the format of every file."""
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
-    found: list[SourceFile] = []
-    for text in paths:
-        if "://" in text:
-            found.extend(_stored(text, fmt))
-            continue
-        path = Path(text).expanduser()
-        if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.is_file()
-                                and not any(part.startswith(".")
-                                            for part in p.relative_to(path).parts))
-            chosen = [(p, f) for p in candidates if (f := _format_of(p, fmt))]
-            if not chosen:  # empty: nothing to do; files of no known format: say so
-                check_layout(str(path), source_keys(path), LAYOUT)
-        elif path.is_file():
-            guessed = _format_of(path, fmt)
-            if guessed is None:
-                raise InputError(f"cannot tell the format of {path.name}",
-                                 f"give --format ({'|'.join(FORMATS)})")
-            chosen = [(path, guessed)]
-        else:
-            raise InputError(f"{text} does not exist", "check the path")
-        for p, f in chosen:
-            p = p.resolve()
-            found.append(SourceFile(str(p), p.stat().st_size, _md5(p), f, p))
-    return found
+
+    def named(path: Path) -> str:
+        guessed = _format_of(path, fmt)
+        if guessed is None:
+            raise InputError(f"cannot tell the format of {path.name}",
+                             f"give --format ({'|'.join(FORMATS)})")
+        return guessed
+
+    return inputs.discover(paths, lambda name: _format_of(PurePath(name), fmt), LAYOUT, named,
+                           follow_symlinks=follow_symlinks)
 
 
 # -- staging ---------------------------------------------------------------------------------
@@ -214,7 +129,7 @@ def _stage(conn: db.Connection, source: SourceFile) -> _Staged:
 def _stage_bulk(conn: db.Connection, source: SourceFile) -> _Staged:
     staged = _Staged()
     rejected: list[tuple[int, str, str]] = []
-    with source.open() as stream, conn.cursor() as cur, cur.copy(
+    with source.open_plain() as stream, conn.cursor() as cur, cur.copy(
             db.query("tracks.copy_stage_csv")) as copy:
         batches = (bulk.csv_batches(stream, staged.set_no) if source.format == "csv"
                    else bulk.fixes_batches(stream, staged.set_no))
@@ -233,7 +148,7 @@ def _stage_bulk(conn: db.Connection, source: SourceFile) -> _Staged:
 def _stage_rows(conn: db.Connection, source: SourceFile) -> _Staged:
     staged = _Staged()
     rejected: list[tuple[int, str, str]] = []
-    with source.open() as stream, conn.cursor() as cur, cur.copy(
+    with source.open_plain() as stream, conn.cursor() as cur, cur.copy(
             db.query("tracks.copy_stage")) as copy:
         for line, item in parse(source.format, stream):
             staged.read += 1
@@ -403,13 +318,14 @@ def ingest_file(conn: db.Connection, source: SourceFile) -> FileResult:
     log.info("%s: %d rows, %d accepted (%d duplicates, %d links), %d rejected", source.key,
              staged.read, accepted, duplicates, staged.linked, staged.rejected)
     return FileResult(source.key, "consumed", staged.read, accepted, staged.rejected,
-                      duplicates, staged.linked, days=tuple(sorted(summary["days"])))
+                      rows_duplicate=duplicates, rows_linked=staged.linked,
+                      days=tuple(sorted(summary["days"])))
 
 
 def ingest_sources(database: db.Database, sources: Iterable[SourceFile],
                    progress: Callable[[FileResult], None] | None = None) -> IngestReport:
     """Ingest files one by one (each file commits on its own)."""
-    report = IngestReport()
+    report = _report()
     with database.connect(autocommit=True) as conn:
         for source in sources:
             result = ingest_file(conn, source)
