@@ -25,7 +25,8 @@ from renderer import autoscale, config
 from renderer import queue as q
 from renderer.db import Connection, connect
 from renderer.errors import DatabaseError, QueueError
-from renderer.worker import _is_main_thread, _Shared, make_owner, resolve_kinds, run_worker
+from renderer.heartbeat import make_owner
+from renderer.worker import _is_main_thread, _Shared, resolve_kinds, run_worker
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import socket
 import threading
@@ -39,13 +38,13 @@ from renderer import config, pipelines
 from renderer import queue as q
 from renderer.db import Connection, connect, pooled
 from renderer.errors import DatabaseError, DatabaseUnavailable, LeaseLost, QueueError
+from renderer.heartbeat import KEEPALIVE, Heartbeat, make_owner
 
 log = logging.getLogger("renderer.worker")
 
 CHANNEL = "renderer_queue"
 BATCH_TURN_EVERY = 5  # every 5th claim serves batch priority first: on-demand never starves it
-KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
-             "keepalives_count": 3}
+
 
 
 @dataclass
@@ -85,11 +84,6 @@ class _Shared:
     index: int = 0
 
 
-def make_owner(label: str | None = None) -> str:
-    """A lease owner name unique to this process incarnation: host/label/random."""
-    return f"{socket.gethostname()}/{label or os.getpid()}/{secrets.token_hex(3)}"
-
-
 def resolve_kinds(names: list[str] | None, *, log_plan: bool = False) -> list[q.Kind]:
     """Import the pipelines and plugins, then the kinds to work (all registered by default);
     ``log_plan`` logs the plan of every profile with a stage among them, before any claim."""
@@ -109,38 +103,6 @@ def resolve_kinds(names: list[str] | None, *, log_plan: bool = False) -> list[q.
 
 def _is_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
-
-
-class _Heartbeat(threading.Thread):
-    """Own connection: heartbeat, lease extension, reaping and counter roll-up."""
-
-    def __init__(self, url: str, owner: str, lease: float, info: Callable[[], dict[str, Any]]):
-        super().__init__(name="renderer-heartbeat", daemon=True)
-        self.url, self.owner, self.lease, self.info = url, owner, lease, info
-        self.interval = max(0.2, min(10.0, lease / 4))
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        conn: Connection | None = None
-        while True:
-            try:
-                if conn is None or conn.closed:
-                    conn = connect(self.url, autocommit=True, **KEEPALIVE)
-                q.heartbeat(conn, self.owner, self.lease, self.info())
-                q.maintain(conn)
-            except DatabaseError as exc:
-                log.debug("heartbeat of %s failed: %s", self.owner, exc)
-                if conn is not None:
-                    conn.close()
-                conn = None
-            if self._stop_event.wait(self.interval):
-                break
-        if conn is not None:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=10)
 
 
 class Worker:
@@ -270,7 +232,7 @@ class Worker:
     def run(self) -> WorkerStats:
         started = time.monotonic()
         previous = self._install_signals()
-        heartbeat = _Heartbeat(self.url, self.owner, self._lease(), self.info)
+        heartbeat = Heartbeat(self.url, self.owner, self._lease(), self.info)
         try:
             self._connect(first=True)
             heartbeat.start()
