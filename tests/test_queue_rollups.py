@@ -143,7 +143,10 @@ def test_the_totals_read_no_per_set_row(qconn: Conn) -> None:
     with qconn.transaction():
         before = _tuples_read(qconn, per_set)
         snap = metrics.snapshot(qconn, time.perf_counter())
-        assert _tuples_read(qconn, per_set) == before
+        # At most one: a hash join of the asked sets (none) with queue_counts fetches its
+        # first outer row before it finds the hash side empty, whatever the sets kept; the
+        # planner picks it or a nested loop (none) by the statistics of the moment.
+        assert _tuples_read(qconn, per_set) - before <= 1
     assert snap.items["t_noop"]["done"] == 46 and snap.items["t_record"]["done"] == 12
     assert snap.timings["t_noop"]["run"].count == 46
 
