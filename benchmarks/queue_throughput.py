@@ -12,9 +12,12 @@ commit until the queue is drained. Fair means:
   batch; PgQueuer: dequeue batch and queue managers per process), at ``--sweep-items``
   items each; the final race then runs both at their best with ``--items``.
 
-PgQueuer's own benchmark tool is run too when the installed package ships it (it is not in
-the wheel of pgqueuer 0.x: then the line says so). procrastinate (one job at a time per
-worker) is opt-in (``--procrastinate``): it is not a goal.
+PgQueuer's own benchmark tool (``tools/benchmark.py``, drain strategy) is run too, at its
+best of a small sweep (queue managers x dequeue batch), on the same cluster: the wheel does
+not ship it, so it is taken from the installed version's source distribution, fetched once
+from the package index. The line before the last says ``ratio_vs_pgqueuer_tool=<r>``.
+procrastinate (one job at a time per worker) is opt-in (``--procrastinate``): it is not a
+goal.
 
 Then claim latency (one-item claims, median) with 10k and with 5M rows of history.
 
@@ -28,11 +31,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -309,18 +316,53 @@ def bench_latency(server_url: str, small: int, large: int, rounds: int) -> tuple
     return low, high
 
 
-def pgqueuer_own_tool() -> Path | None:
-    """PgQueuer's own benchmark script, if the installed distribution ships one."""
+def pgqueuer_own_tool(cache: Path) -> Path:
+    """PgQueuer's own benchmark script (``tools/benchmark.py``), of the installed version:
+    from the installed distribution if it ships it (the wheel does not), else from the
+    version's source distribution, fetched once from the package index into ``cache``."""
     from importlib import metadata
 
-    try:
-        files = metadata.files("pgqueuer") or []
-    except metadata.PackageNotFoundError:
-        return None
-    for f in files:
+    for f in metadata.files("pgqueuer") or []:
         if f.name == "benchmark.py":
             return Path(str(f.locate()))
-    return None
+    version = metadata.version("pgqueuer")
+    script = cache / f"pgqueuer-{version}" / "tools" / "benchmark.py"
+    if not script.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", f"pgqueuer=={version}",
+                        "--no-binary", ":all:", "--no-deps", "--quiet", "--dest", str(cache)],
+                       check=True, timeout=300)
+        with tarfile.open(cache / f"pgqueuer-{version}.tar.gz") as sdist:
+            sdist.extract(f"pgqueuer-{version}/tools/benchmark.py", cache, filter="data")
+    return script
+
+
+def bench_pgqueuer_tool(server_url: str, script: Path, jobs: int, dequeue: int,
+                        batch: int) -> float:
+    """One run of PgQueuer's own tool, drain strategy (a pre-filled queue drained by
+    ``dequeue`` queue managers in one process): its printed rate, jobs/s."""
+    import asyncpg
+    from pgqueuer.queries import Queries
+
+    url = _database(server_url, "bench_pgqueuer_tool")
+    parts = psycopg.conninfo.conninfo_to_dict(url)
+
+    async def install() -> None:
+        conn = await asyncpg.connect(_dsn(url))
+        await Queries.from_asyncpg_connection(conn).install()
+        await conn.close()
+
+    asyncio.run(install())
+    out = Path(tempfile.mkdtemp(prefix="pgq-tool-")) / "result.json"
+    env = {**os.environ, "PGHOST": str(parts["host"]), "PGPORT": str(parts.get("port", 5432)),
+           "PGUSER": str(parts["user"]), "PGDATABASE": str(parts["dbname"])}
+    subprocess.run([sys.executable, str(script), "--strategy", "drain", "--driver", "apg",
+                    "--jobs", str(jobs), "--dequeue", str(dequeue),
+                    "--dequeue-batch-size", str(batch), "--output-json", str(out)],
+                   env=env, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    rate = float(json.loads(out.read_text())["rate"])
+    shutil.rmtree(out.parent)
+    return rate
 
 
 def sweep(label: str, run: Callable[..., float], grid: list[dict[str, int]]) -> dict[str, int]:
@@ -347,6 +389,8 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=5_000_000)
     parser.add_argument("--rounds", type=int, default=500, help="claims per latency sample")
     parser.add_argument("--only", choices=["ours", "pgqueuer", "procrastinate", "latency"])
+    parser.add_argument("--tool-cache", default=str(Path.home() / ".cache" / "renderer-bench"),
+                        help="where PgQueuer's source distribution is kept for its own tool")
     args = parser.parse_args()
 
     from renderer.localdb import Cluster
@@ -379,10 +423,14 @@ def main() -> None:
                                                  pgq_best["managers"], pgq_best["batch"])
             print(f"pgqueuer: {args.items} jobs at {pgq_best}, {results['pgqueuer']:.0f}/s",
                   flush=True)
-            tool = pgqueuer_own_tool()
-            print(f"pgqueuer's own benchmark tool: {tool}" if tool else
-                  "pgqueuer's own benchmark tool: not shipped in the installed package "
-                  "(pip show -f pgqueuer); not run", flush=True)
+            script = pgqueuer_own_tool(Path(args.tool_cache))
+            tool_best = sweep("pgqueuer's own tool", lambda dequeue, batch: bench_pgqueuer_tool(
+                server_url, script, args.sweep_items or args.items, dequeue, batch),
+                [{"dequeue": d, "batch": b} for d in (2, 5, 10) for b in (10, 100, 500)])
+            results["pgqueuer_tool"] = bench_pgqueuer_tool(server_url, script, args.items,
+                                                           **tool_best)
+            print(f"pgqueuer's own tool ({script}, drain): {args.items} jobs at "
+                  f"{tool_best}, {results['pgqueuer_tool']:.0f}/s", flush=True)
         if args.procrastinate or args.only == "procrastinate":
             results["procrastinate"] = bench_procrastinate(server_url, args.items,
                                                            args.processes)
@@ -397,6 +445,9 @@ def main() -> None:
         cluster.stop()
     ours, pgq = results.get("ours", 0.0), results.get("pgqueuer", 0.0)
     print(f"load average: {os.getloadavg()[0]:.1f}")
+    if results.get("pgqueuer_tool"):
+        print(f"pgqueuer_tool={results['pgqueuer_tool']:.0f}/s "
+              f"ratio_vs_pgqueuer_tool={ours / results['pgqueuer_tool']:.2f}")
     print(f"ours={ours:.0f}/s pgqueuer={pgq:.0f}/s "
           f"ratio_vs_pgqueuer={ours / pgq if pgq else 0:.2f}")
 
