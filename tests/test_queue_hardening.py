@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from renderer.traffic.layout import Prefix
 from renderer.worker import Worker, run_worker
 from tests.factories import backdate
 from tests.queue_kinds import fresh, item, outputs, plugin_env, qconn, states
-from tests.test_queue_reliability import connect, wait_for, worker_process
+from tests.test_queue_reliability import connect, descendants, wait_for, worker_process
 
 __all__ = ["fresh", "plugin_env", "qconn"]  # fixtures used by this module
 
@@ -143,9 +142,7 @@ def test_a_frozen_worker_loses_its_items_within_about_a_lease(
             wait_for(lambda: item(conn, "t_slow_record", "frozen")["state"] == "running",
                      what="the item to be claimed")
             time.sleep(0.5)  # inside the handler, its transaction open
-            children = subprocess.run(["pgrep", "-P", str(victim.pid)], capture_output=True,
-                                      text=True).stdout.split()
-            frozen = [victim.pid, *map(int, children)]
+            frozen = [victim.pid, *descendants(victim.pid)]
             for pid in frozen:
                 os.kill(pid, signal.SIGSTOP)
             # its lease is 2 s; before, its rows stayed locked for time_limit + 60 s

@@ -150,10 +150,9 @@ def test_kill_9_mid_item_is_completed_once_by_another_worker_after_the_lease(
             wait_for(lambda: item(conn, "t_slow_record", "victim")["state"] == "running",
                      what="the item to be claimed")
             time.sleep(0.3)  # inside the handler, its transaction open
-            children = subprocess.run(["pgrep", "-P", str(victim.pid)], capture_output=True,
-                                      text=True).stdout.split()
-            # kill -9 the supervisor, then the worker: nobody is left to release the item
-            for pid in [victim.pid, *map(int, children)]:
+            # kill -9 the supervisor, then every process under it (the fork server and
+            # the worker it forked): nobody is left to release the item
+            for pid in [victim.pid, *descendants(victim.pid)]:
                 os.kill(pid, signal.SIGKILL)
         finally:
             victim.wait(10)
@@ -166,6 +165,54 @@ def test_kill_9_mid_item_is_completed_once_by_another_worker_after_the_lease(
         outcomes = [a["outcome"]
                     for a in queue.item_history(conn, "t_slow_record", "victim")["attempts"]]
         assert outcomes == ["expired"]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (a pool's workers are its fork server's children)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                              text=True).stdout.split()
+    return [d for c in map(int, children) for d in (c, *descendants(c))]
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (an orphan's reaper may be slow)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.acceptance
+def test_workers_stop_when_their_supervisor_is_killed_alone(fresh: str,
+                                                            plugin_env: None) -> None:
+    """kill -9 of the supervisor only: each worker finishes the item it holds, once, and
+    exits, rather than go on working unsupervised (they are forked by a server, not by the
+    supervisor, so nothing else would stop them)."""
+    with connect(fresh) as conn:
+        queue.enqueue_many(conn, [NewItem("t_slow_record", f"k{i}", {"seconds": 3})
+                                  for i in range(4)])
+        victim = worker_process(fresh, "work", "--processes", "2", "--kinds", "t_slow_record")
+        try:
+            wait_for(lambda: conn.execute(
+                "SELECT count(*) AS n FROM work_queue WHERE state = 'running'").fetchone()["n"]
+                == 2, what="two items to be claimed")
+            pids = [int(r["pid"]) for r in conn.execute(
+                "SELECT info->>'pid' AS pid FROM queue_workers WHERE info ? 'pid'").fetchall()]
+            assert len(pids) == 2 and all(_running(p) for p in pids)
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait(10)
+            wait_for(lambda: not any(_running(p) for p in pids), timeout=30,
+                     what="the workers to exit")
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+        rows = conn.execute("SELECT state, attempt, count(*) AS n FROM work_queue "
+                            "GROUP BY 1, 2 ORDER BY 1").fetchall()
+        assert [(r["state"], r["attempt"], r["n"]) for r in rows] \
+            == [("done", 1, 2), ("pending", 0, 2)]
+        assert outputs(conn, "t_slow_record").keys() <= {f"k{i}" for i in range(4)}
+        assert len(outputs(conn, "t_slow_record")) == 2
 
 
 @pytest.mark.acceptance
