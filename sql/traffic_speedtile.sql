@@ -335,12 +335,19 @@ COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
 -- backends read for it through its exported snapshot, which shows none of its own writes.
 SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh;
 
+-- name: read_committed
+-- Whether the transaction reads committed rows afresh at each statement (then the parts of a
+-- split build may share a snapshot of their own, speedtile_c.py).
+SELECT current_setting('transaction_isolation') = 'read committed' AS read_committed;
+
 -- name: export_snapshot
--- The transaction's snapshot, for the parts of a split build to read exactly what it sees.
+-- The transaction's snapshot, for the parts of a split build to read at (the caller's, or in
+-- read committed the first part's).
 SELECT pg_export_snapshot() AS snapshot;
 
 -- name: part_begin
--- A part's transaction: read only, at the snapshot the build exported (part_snapshot).
+-- A part's transaction: read only, at the snapshot the build or the first part exported
+-- (export_snapshot, part_snapshot).
 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 
 -- name: part_snapshot

@@ -316,3 +316,36 @@ def test_an_unknown_engine_is_a_config_error(db: Database) -> None:
         build(db, engine="gpu")
     with pytest.raises(ConfigError):
         build(db, sort="gpu")
+
+
+def test_a_build_inside_a_savepoint_splits_across_backends_all_the_same(db: Database) -> None:
+    """A subtransaction cannot export its snapshot (the split read failed there): in read
+    committed the parts share a snapshot of their own, what one statement would see."""
+    _store_random_week(db, 11)
+    build(db)
+    want = _dump(db)
+    with db.connect() as conn:
+        conn.execute("SELECT 1")  # the transaction is open: the next block is a savepoint
+        with conn.transaction():
+            built = speedtile.build(conn, TileWeek("AUTO", TILE, WEEK), parts=2)
+        conn.commit()
+    assert built.segments > 0
+    assert _dump(db) == want
+
+
+def test_a_repeatable_read_build_splits_at_its_own_snapshot(db: Database) -> None:
+    """Parts of a repeatable-read build read at the snapshot it exported: histograms
+    committed after its first statement stay out, as they would of one part."""
+    _store_random_week(db, 12)
+    build(db)
+    want = sorted(_dump(db))  # the old snapshot keeps dead rows: another physical order
+    with db.connect() as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute("SELECT 1")  # the snapshot
+        with db.connect() as other:  # committed after it: not seen
+            add_histograms(other, [(max(r[0] for r in _random_week(random.Random(12))[0]),
+                                    None, FIRST, 10, 0, 5)])
+            other.commit()
+        speedtile.build(conn, TileWeek("AUTO", TILE, WEEK), parts=2)
+        conn.commit()
+    assert sorted(_dump(db)) == want

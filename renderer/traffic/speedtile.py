@@ -140,8 +140,8 @@ def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
     (:mod:`renderer.traffic.speedtile_c`), ``sql`` in the bulk statement build_speeds; the
     rows are the same. ``parts``, ``sort`` and ``work_mem`` (``traffic_speedtile_parts``,
     ``_sort``, ``_work_mem``): the C engine's read split across that many backends at once
-    (one part when this transaction has written already: the parts read at its snapshot,
-    which does not show its own writes), its rows sorted by ``c`` (ext/speedtile_sort.c) or
+    (one part when this transaction has written already: the parts read in transactions of
+    their own, which cannot see its writes), its rows sorted by ``c`` (ext/speedtile_sort.c) or
     by the ``server``, each part's sort in ``work_mem`` ('' the server's).
     """
     if min_count < 1:

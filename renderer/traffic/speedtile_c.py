@@ -11,13 +11,16 @@ one scan instead of three passes of aggregation and windows (BENCHMARKS.md).
 
 Split across backends (``parts`` > 1): the segments are cut into ``parts`` ranges of about
 as many known segments each; each range is read by its own connection, in a read-only
-transaction at the snapshot the caller's transaction exported (so every part sees exactly
-what the caller sees), and drained by its own Builder in its own thread (the drain runs
+transaction at one snapshot (so the parts together see what one read would): in read
+committed, the snapshot the first part exports (what one statement would see; a caller inside
+a savepoint cannot export its own), else the caller's, exported (its later statements see
+exactly that), and drained by its own Builder in its own thread (the drain runs
 without the GIL), so the backends' scans, sorts and COPYs and the C loops run at once. The
 ranges are in segment order, so their outputs, written one after the other by the caller's
 connection, are the very rows and order of one part. The caller's transaction must not have
-written yet (an exported snapshot shows none of its own writes: ``build`` checks) and must
-not be inside a savepoint (a subtransaction cannot export its snapshot).
+written yet (no snapshot shows its own writes to another backend: ``build`` checks); in
+repeatable read or serializable it must not be inside a savepoint (a subtransaction cannot
+export its snapshot).
 
 Rounding happens in one place in C: ``st_round`` in ext/speedtile.c (half to even, as the
 twin's ``round``).
@@ -25,6 +28,7 @@ twin's ``round``).
 
 from __future__ import annotations
 
+import contextlib
 from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -117,34 +121,45 @@ def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool 
             with cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
                 _write(copy, memoryview(output))
             return int(builder.segments)
-        snapshot = scalar(conn, "traffic_speedtile.export_snapshot")
+        # read committed (every caller's): one statement would see what is committed when
+        # it starts, so the parts share a snapshot the first part exports, which works inside
+        # a savepoint too (a subtransaction cannot export its own); otherwise the parts read
+        # at the caller's own snapshot, exported
+        snapshot = (None if scalar(conn, "traffic_speedtile.read_committed")
+                    else scalar(conn, "traffic_speedtile.export_snapshot"))
         opener = connect_part or sibling(conn)
-        at_snapshot = sql.SQL(query("traffic_speedtile.part_snapshot")).format(  # type: ignore[arg-type]
-            snapshot=sql.Literal(snapshot))
-
-        def part(lo: int, hi: int) -> tuple[bytes, int]:
-            builder = _builder(params, ids, values, sort_in_c)
-            with opener() as part_conn:
+        with contextlib.ExitStack() as stack:
+            part_conns = [stack.enter_context(opener()) for _ in ranges]
+            for part_conn in part_conns:
                 part_conn.execute(query("traffic_speedtile.part_begin"))
-                part_conn.execute(at_snapshot)
+                if snapshot is None:  # the first part's, exported at its first statement
+                    snapshot = scalar(part_conn, "traffic_speedtile.export_snapshot")
+                else:
+                    part_conn.execute(sql.SQL(query("traffic_speedtile.part_snapshot")).format(  # type: ignore[arg-type]
+                        snapshot=sql.Literal(snapshot)))
                 if work_mem:
                     part_conn.execute(query("traffic_speedtile.part_work_mem"),
                                       {"work_mem": work_mem})
-                output = _drain(part_conn, builder, rows_query, {**params, "lo": lo, "hi": hi})
-                part_conn.rollback()
-            return output, int(builder.segments)
 
-        segments = 0
-        with (ThreadPoolExecutor(len(ranges), thread_name_prefix="speedtile") as pool,
-              cur.copy(query("traffic_speedtile.speeds_copy")) as copy):
-            futures = [pool.submit(part, lo, hi) for lo, hi in ranges]
-            for k, future in enumerate(futures):  # in segment order, each as it is done
-                output, n = future.result()
-                segments += n
-                # one stream: the first part's header, the last part's trailer
-                _write(copy, memoryview(output)[0 if k == 0 else _HEADER:
-                                                None if k == len(futures) - 1 else -2])
-        return segments
+            def part(k: int) -> tuple[bytes, int]:
+                builder = _builder(params, ids, values, sort_in_c)
+                lo, hi = ranges[k]
+                output = _drain(part_conns[k], builder, rows_query,
+                                {**params, "lo": lo, "hi": hi})
+                part_conns[k].rollback()
+                return output, int(builder.segments)
+
+            segments = 0
+            with (ThreadPoolExecutor(len(ranges), thread_name_prefix="speedtile") as pool,
+                  cur.copy(query("traffic_speedtile.speeds_copy")) as copy):
+                futures = [pool.submit(part, k) for k in range(len(ranges))]
+                for k, future in enumerate(futures):  # in segment order, each as it is done
+                    output, n = future.result()
+                    segments += n
+                    # one stream: the first part's header, the last part's trailer
+                    _write(copy, memoryview(output)[0 if k == 0 else _HEADER:
+                                                    None if k == len(futures) - 1 else -2])
+            return segments
 
 
 def _write(copy: Any, rows: memoryview) -> None:
