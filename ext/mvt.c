@@ -1,8 +1,8 @@
 /* Mapbox Vector Tile encoding: one layer of polygon features -> the tile's protobuf bytes.
  *
  * renderer/_mvt_py.py is its pure-Python twin and says what it computes (the tests hold
- * both equal, and both equal to PostGIS's ST_AsMVT(ST_AsMVTGeom(...)) on the rendered
- * tiles). Per feature: its WKB (Web Mercator metres) is read ring by ring, repeated points
+ * both byte-equal, and read both as PostGIS's ST_AsMVT(ST_AsMVTGeom(...)) on the rendered
+ * tiles: renderer/maptiles/mvt.py says how they differ). Per feature: its WKB (Web Mercator metres) is read ring by ring, repeated points
  * and points within half a tile unit of the line are dropped (as ST_AsMVTGeom does before
  * its transform), the rest scaled to the tile's integer grid (rint), rings left with fewer
  * than four points dropped, exteriors turned to a positive area in tile coordinates and
@@ -206,7 +206,8 @@ typedef struct {
 
 static uint32_t zigzag(int32_t v) { return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31); }
 
-/* One ring (closed, >= 4 points) as commands; reversed when its area's sign is not `sign`. */
+/* One ring (closed, >= 4 points) as commands, reversed when an exterior's area in tile units
+ * is negative or a hole's is not (the first point kept). */
 static int put_ring(Geometry *g, const double *xy, Py_ssize_t n, int exterior) {
     double area = 0;
     for (Py_ssize_t i = 0; i + 1 < n; i++)

@@ -1,9 +1,9 @@
 """Pure-Python twin of the C MVT encoder (``renderer._mvt``, from ``ext/mvt.c``).
 
 ``encode(name, bounds, columns, features, extent=4096)`` writes one Mapbox Vector Tile
-(a Tile with one Layer, version 2) of polygon features, as PostGIS's
-``ST_AsMVT(ST_AsMVTGeom(geom, bounds, extent, buffer, true))`` does for geometries that are
-already within the buffer and stay valid on the tile's integer grid:
+(a Tile with one Layer, version 2) of polygon features, following PostGIS's
+``ST_AsMVT(ST_AsMVTGeom(geom, bounds, extent, buffer, true))`` for geometries already within
+the buffer (renderer/maptiles/mvt.py says how the two outputs differ):
 
 - ``bounds`` = (xmin, ymin, xmax, ymax) of the tile in the geometries' units (no margin);
 - ``columns``: the fixed property names, registered as keys first, in order (ST_AsMVT

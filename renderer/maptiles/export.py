@@ -1,6 +1,6 @@
 """``tiles export``: the rendered tiles, statistics merged now, to a folder, MBTiles or
 PMTiles, each tile both as GeoJSON (with its UTFGrids) and as a Mapbox Vector Tile
-(the bytes ``ST_AsMVT`` wrote, encoded here from the tile's pieces: :mod:`.mvt`) that
+(encoded from the tile's pieces by :mod:`.mvt`, as ``ST_AsMVT`` made it before) that
 MapLibre and QGIS read.
 
 - a folder: ``{z}/{x}/{y}.json`` and ``{z}/{x}/{y}.mvt`` (uncompressed);

@@ -4,10 +4,13 @@ The export used ``ST_AsMVT(ST_AsMVTGeom(...))`` in the database: 0.2-0.4 ms of s
 tile, most of the export's. The pieces are already cut to their tile and its margin (the MVT
 buffer), so what is left is scaling them to the tile's grid and writing the protobuf: done
 here by ``renderer._mvt.encode`` (from ``ext/mvt.c``) or, without the C build, its twin
-``renderer._mvt_py.encode``; ``RENDERER_NO_EXT=1`` forces the twin. The output is the bytes
-``ST_AsMVT`` wrote for the same rows (the tests compare every tile of the sample), but for
-a geometry the tile's integer grid makes invalid, which PostGIS repairs with GEOS and this
-encoder writes as it is (none in the sample's tiles; see ``renderer._mvt_py``).
+``renderer._mvt_py.encode``; ``RENDERER_NO_EXT=1`` forces the twin. Readers get what
+``ST_AsMVT`` gave them (tests/test_maptiles_mvt.py compares every tile of two samples): the
+same layer, extent, keys, values, features in the same order with the same tags. The bytes
+differ: PostGIS 3.3 rebuilds each polygon through wagyu, whose rings start at another
+vertex, and keeps a few vertices within half a tile unit of their neighbours' line that
+this encoder drops; a polygon the integer grid makes invalid is written as it is (PostGIS
+repairs it; none seen in the samples).
 
 Layer ``regions``, extent 4096, features larger region first; properties ``key``, ``uid``,
 ``type``, ``name`` (absent when NULL), ``parents`` (comma-separated) and the region's
