@@ -81,7 +81,16 @@ setup(
             "renderer._utfgrid",
             # UTFGrid painting for the map tiles; twin: renderer/_utfgrid_py.py.
             sources=["ext/utfgrid.c"],
+            depends=["ext/wkb.h"],
             # No FMA contraction: the twin computes the same crossings bit for bit.
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                                "-fvisibility=hidden", "-ffp-contract=off"],
+        ),
+        Extension(
+            "renderer._mvt",
+            # Mapbox Vector Tile encoding for the map tiles' export; twin: renderer/_mvt_py.py.
+            sources=["ext/mvt.c"],
+            depends=["ext/wkb.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-fvisibility=hidden", "-ffp-contract=off"],
         ),

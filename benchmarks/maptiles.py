@@ -48,9 +48,9 @@ from pmtiles.tile import deserialize_directory, find_tile, zxy_to_tileid
 from scratch import TICK, cluster_seconds, drop_database, postmaster_of, scratch_database
 
 from renderer import config, pipelines, queue
-from renderer.db import connect
+from renderer.db import connect, query
 from renderer.localdb import Cluster
-from renderer.maptiles import export, features, sample, utfgrid
+from renderer.maptiles import export, features, mvt, sample, utfgrid
 from renderer.maptiles.profile import BLOCK_KIND, KINDS, plan_render
 from renderer.maptiles.regions import type_graph
 from renderer.maptiles.slice import Block, RenderOptions, blocks, cut_block, paint_block, prepare
@@ -245,7 +245,39 @@ def phases(url: str, folder: Path, cols: int, rows: int, max_zoom: int) -> dict[
                 clock("utfgrid", lambda b=block, p=pieces: paint_block(
                     conn, b, p, hierarchies, options.resolution))
         report = clock("export", lambda: export.export(conn, folder / "phases.pmtiles"))
-    return {"tiles": report.tiles, "blocks": len(found), "phases": clock.totals}
+        encoders = mvt_encoders(conn)
+    return {"tiles": report.tiles, "blocks": len(found), "phases": clock.totals,
+            "mvt": encoders}
+
+
+def mvt_encoders(conn: Any) -> dict[str, list[float]]:
+    """Every tile's MVT made three ways, each timed (client and server CPU s): PostGIS's
+    ST_AsMVT (the export's statement before), and the pieces read as WKB and encoded by
+    the C encoder and by its Python twin (the export's path now)."""
+    clock = PhaseClock(conn)
+    keys = [(r["z"], r["x"], r["y"]) for r in conn.execute("SELECT z, x, y FROM tiles")]
+    chunks = [keys[i:i + export.BATCH] for i in range(0, len(keys), export.BATCH)]
+
+    def params(chunk: list[tuple[int, int, int]]) -> dict[str, Any]:
+        return {"zs": [k[0] for k in chunk], "xs": [k[1] for k in chunk],
+                "ys": [k[2] for k in chunk], "margin": 4 / 256}
+
+    def sql() -> None:
+        for chunk in chunks:
+            conn.execute(query("maptiles.export_mvt_sql"), params(chunk)).fetchall()
+
+    def ours(encode: mvt.Encode) -> Callable[[], None]:
+        def run() -> None:
+            regions = mvt.Regions(conn)
+            for chunk in chunks:
+                mvt.tiles(conn, chunk, regions, encoder=encode)
+        return run
+
+    with conn.transaction():
+        clock("ST_AsMVT", sql)
+        for name, encode in sorted(mvt.implementations().items()):
+            clock(name, ours(encode))
+    return clock.totals
 
 
 def tiles_for_grids(url: str, count: int) -> list[tuple[list[str], list[bytes | None]]]:
@@ -480,6 +512,9 @@ def main() -> None:
               f"({ph['tiles'] / cols_rows(args):.1f} tiles a region), "
               f"{tile_ms + region_ms * CENSUS_REGIONS / 45e6:.3f} ms at the census map's "
               f"{45e6 / CENSUS_REGIONS:.0f} tiles a region", flush=True)
+        print("mvt, every tile (not in the phases; CPU ms per tile, client + server): " +
+              ", ".join(f"{name} {c / ph['tiles'] * 1000:.3f} + {s / ph['tiles'] * 1000:.3f}"
+                        for name, (c, s) in ph["mvt"].items()), flush=True)
         if args.phases_only:
             return
         drop_database(server, BENCH_DB)

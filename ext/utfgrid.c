@@ -15,17 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wkb.h"
+
 #define LIMIT 4096
 
 typedef struct {
     double *xy;        /* edges: x0, y0, x1, y1 */
     Py_ssize_t n, cap;
 } Edges;
-
-typedef struct {
-    const unsigned char *p;
-    Py_ssize_t len, pos;
-} Reader;
 
 static int edges_push(Edges *e, double x0, double y0, double x1, double y1) {
     if (e->n == e->cap) {
@@ -40,34 +37,6 @@ static int edges_push(Edges *e, double x0, double y0, double x1, double y1) {
     e->n++;
     return 0;
 }
-
-static int need(Reader *r, Py_ssize_t n) {
-    if (n < 0 || r->pos + n > r->len) {
-        PyErr_SetString(PyExc_ValueError, "truncated WKB");
-        return -1;
-    }
-    return 0;
-}
-
-static uint32_t rd_u32(Reader *r, int swap) {
-    uint32_t v;
-    memcpy(&v, r->p + r->pos, 4);
-    r->pos += 4;
-    if (swap) v = __builtin_bswap32(v);
-    return v;
-}
-
-static double rd_f64(Reader *r, int swap) {
-    uint64_t v;
-    double d;
-    memcpy(&v, r->p + r->pos, 8);
-    r->pos += 8;
-    if (swap) v = __builtin_bswap64(v);
-    memcpy(&d, &v, 8);
-    return d;
-}
-
-static int host_little(void) { const uint16_t one = 1; return *(const unsigned char *)&one; }
 
 static int skip_geometry(Reader *r, int depth);
 

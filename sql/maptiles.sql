@@ -365,10 +365,36 @@ ON CONFLICT (type, uid) DO UPDATE SET members = EXCLUDED.members, imported_at = 
 SELECT id, type, uid, area_m2 FROM regions ORDER BY id;
 
 -- name: export_batch
--- Tiles in the order given: the GeoJSON with statistics merged, and the same regions as a
--- Mapbox Vector Tile (layer "regions", extent 4096, a 64-unit buffer; statistics as
--- attributes), larger regions first.
-SELECT k.z, k.x, k.y, (SELECT body FROM renderer.maptiles_tile_body(k.z, k.x, k.y)) AS body,
+-- Tiles in the order given: the GeoJSON with statistics merged. Their Mapbox Vector Tiles
+-- are encoded by the client from export_pieces (renderer/maptiles/mvt.py).
+SELECT k.z, k.x, k.y, (SELECT body FROM renderer.maptiles_tile_body(k.z, k.x, k.y)) AS body
+FROM unnest(%(zs)s::int[], %(xs)s::int[], %(ys)s::int[]) WITH ORDINALITY AS k(z, x, y, n)
+ORDER BY k.n;
+
+-- name: export_pieces
+-- The pieces of the tiles given, for the client's MVT encoder: per tile (n, its place in
+-- the arrays) the region and the piece's WKB in Web Mercator metres (a covering piece as
+-- its tile with the margin), larger regions first.
+SELECT k.n, p.region_id, ST_AsBinary(coalesce(p.geom, ST_TileEnvelope(
+           p.z, p.x, p.y, margin => %(margin)s))) AS wkb
+FROM unnest(%(zs)s::int[], %(xs)s::int[], %(ys)s::int[]) WITH ORDINALITY AS k(z, x, y, n)
+JOIN tile_pieces p ON p.z = k.z AND p.x = k.x AND p.y = k.y
+JOIN regions r ON r.id = p.region_id
+ORDER BY k.n, r.area_m2 DESC, r.id;
+
+-- name: export_regions
+-- The MVT properties of these regions (read once per export): the statistics members as
+-- stored, turned into tags as ST_AsMVT turns a jsonb column (renderer/maptiles/mvt.py).
+SELECT r.id, r.key, r.uid, r.type, r.name, array_to_string(r.parents, ',') AS parents,
+       s.members
+FROM regions r LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
+WHERE r.id = ANY(%(ids)s::int[]);
+
+-- name: export_mvt_sql
+-- The same tiles' MVT made by PostGIS (ST_AsMVT): what the export wrote before its own
+-- encoder, kept as the reference the tests compare that encoder with (layer "regions",
+-- extent 4096, a 64-unit buffer; statistics as attributes), larger regions first.
+SELECT k.z, k.x, k.y,
        (SELECT ST_AsMVT(m, 'regions', 4096, 'geom') FROM (
             SELECT ST_AsMVTGeom(coalesce(p.geom, ST_TileEnvelope(p.z, p.x, p.y,
                                 margin => %(margin)s)),

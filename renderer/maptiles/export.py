@@ -1,6 +1,7 @@
 """``tiles export``: the rendered tiles, statistics merged now, to a folder, MBTiles or
 PMTiles, each tile both as GeoJSON (with its UTFGrids) and as a Mapbox Vector Tile
-(``ST_AsMVT``) that MapLibre and QGIS read.
+(encoded from the tile's pieces by :mod:`.mvt`, as ``ST_AsMVT`` made it before) that
+MapLibre and QGIS read.
 
 - a folder: ``{z}/{x}/{y}.json`` and ``{z}/{x}/{y}.mvt`` (uncompressed);
 - ``.mbtiles``: one SQLite file; ``tiles`` holds the gzipped MVT (format ``pbf``, as MapLibre
@@ -37,6 +38,7 @@ from pmtiles.writer import Writer
 
 from renderer import db
 from renderer.errors import InputError
+from renderer.maptiles import mvt
 from renderer.storage import FileStore, Store, open_store
 
 __all__ = ["BATCH", "ExportReport", "export", "geojson_archive"]
@@ -74,20 +76,24 @@ def geojson_archive(path: Path) -> Path:
 def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
            order_by_tileid: bool) -> Iterator[dict[str, Any]]:
     """The tiles' rows (``z``, ``x``, ``y``, ``body``, ``mvt``, and ``tileid`` when ordered
-    by it: PMTiles' Hilbert id, computed once a tile)."""
+    by it: PMTiles' Hilbert id, computed once a tile). The MVT is encoded here from the
+    tile's pieces (:mod:`renderer.maptiles.mvt`)."""
     keys = [(r["z"], r["x"], r["y"]) for r in conn.execute(
         db.query("maptiles.tile_list"), {"min_zoom": min_zoom, "max_zoom": max_zoom})]
     ids = [zxy_to_tileid(*k) for k in keys] if order_by_tileid else [0] * len(keys)
     pairs = list(zip(ids, keys, strict=True))
     if order_by_tileid:
         pairs.sort()
+    regions = mvt.Regions(conn)
     for i in range(0, len(pairs), BATCH):
         chunk = pairs[i:i + BATCH]
-        rows = conn.execute(db.query("maptiles.export_batch"), {
-            "zs": [k[0] for _, k in chunk], "xs": [k[1] for _, k in chunk],
-            "ys": [k[2] for _, k in chunk], "margin": margin_px / 256})
-        for (tileid, _), row in zip(chunk, rows, strict=True):
+        params = {"zs": [k[0] for _, k in chunk], "xs": [k[1] for _, k in chunk],
+                  "ys": [k[2] for _, k in chunk], "margin": margin_px / 256}
+        rows = conn.execute(db.query("maptiles.export_batch"), params).fetchall()
+        encoded = mvt.tiles(conn, [k for _, k in chunk], regions, margin_px=margin_px)
+        for (tileid, _), row, data in zip(chunk, rows, encoded, strict=True):
             row["tileid"] = tileid
+            row["mvt"] = data
             yield row
 
 
