@@ -14,10 +14,9 @@ Codes are plain unsigned 0..255 (OpenTraffic's Java stored them in a signed byte
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 
-from renderer import _binning_py
+from renderer import _binning_py, kernels
 from renderer._binning_py import BinResult, PrefixResult
 
 __all__ = [
@@ -46,58 +45,29 @@ _STEP_SIZES = (1, 2, 5, 10)
 DURATION_MAX = _binning_py.DURATION_MAX
 
 
-def _load_c() -> tuple[BinFile, BinPrefix, MergeLengths] | None:
-    try:  # the C extension is optional (not built, or forced off): the twin stands in
-        from renderer import _binning
-    except ImportError:
-        return None
-    return _binning.bin_file, _binning.bin_prefix, _binning.merge_lengths
-
-
-_c = None if os.environ.get("RENDERER_NO_EXT") == "1" else _load_c()
-
 bin_file: BinFile
 bin_prefix: BinPrefix
 merge_lengths: MergeLengths
 """Segment-length COPY payloads of several prefixes as one, equal rows summed."""
-if _c is not None:
-    bin_file, bin_prefix, merge_lengths = _c
-    IMPLEMENTATION = "c"
-else:
-    bin_file, bin_prefix = _binning_py.bin_file, _binning_py.bin_prefix
-    merge_lengths = _binning_py.merge_lengths
-    IMPLEMENTATION = "python"
+bin_file, IMPLEMENTATION = kernels.pick("_binning", "bin_file", _binning_py.bin_file)
+bin_prefix, _ = kernels.pick("_binning", "bin_prefix", _binning_py.bin_prefix)
+merge_lengths, _ = kernels.pick("_binning", "merge_lengths", _binning_py.merge_lengths)
 
 
 def implementations() -> dict[str, BinFile]:
-    """Every implementation available here, by name: ``"python"``, and ``"c"`` if built.
-
-    The C one is listed whenever it imports, even under ``RENDERER_NO_EXT=1``, so tests can
-    compare both.
-    """
-    found: dict[str, BinFile] = {"python": _binning_py.bin_file}
-    c = _c or _load_c()
-    if c is not None:
-        found["c"] = c[0]
-    return found
+    """Every implementation available here, by name: ``"python"``, and ``"c"`` if built
+    (even under ``RENDERER_NO_EXT=1``, so tests can compare both)."""
+    return kernels.both("_binning", "bin_file", _binning_py.bin_file)
 
 
 def prefix_implementations() -> dict[str, BinPrefix]:
     """The same for ``bin_prefix``."""
-    found: dict[str, BinPrefix] = {"python": _binning_py.bin_prefix}
-    c = _c or _load_c()
-    if c is not None:
-        found["c"] = c[1]
-    return found
+    return kernels.both("_binning", "bin_prefix", _binning_py.bin_prefix)
 
 
 def merge_lengths_implementations() -> dict[str, MergeLengths]:
     """The same for ``merge_lengths``."""
-    found: dict[str, MergeLengths] = {"python": _binning_py.merge_lengths}
-    c = _c or _load_c()
-    if c is not None:
-        found["c"] = c[2]
-    return found
+    return kernels.both("_binning", "merge_lengths", _binning_py.merge_lengths)
 
 
 def duration_code(seconds: float) -> int:

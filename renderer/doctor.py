@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from renderer import config, schema
+from renderer import config, kernels, schema
 from renderer.db import Connection, Database, connect, pgbouncer_config, pooled, resolve_url
 from renderer.errors import RendererError
 from renderer.storage import FileStore, open_store
@@ -53,7 +53,7 @@ def check_extension() -> Check:
         return Check("C extension", False, f"cannot import renderer.binning: {exc}")
     if binning.IMPLEMENTATION == "c":
         return Check("C extension", True, "renderer._binning loaded")
-    if os.environ.get("RENDERER_NO_EXT") == "1":
+    if kernels.disabled():
         return Check("C extension", True, "disabled by RENDERER_NO_EXT=1 (pure-Python twin)")
     return Check("C extension", False,
                  "not built: using the pure-Python twin (run: python setup.py build_ext --inplace)")

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import decimal
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from renderer import _mvt_py, db
+from renderer import _mvt_py, db, kernels
 
 __all__ = ["COLUMNS", "EXTENT", "IMPLEMENTATION", "LAYER", "Encode", "Regions", "bounds",
            "encode", "implementations", "stats_members", "tiles"]
@@ -40,26 +39,13 @@ LONG_MAX = 2**63 - 1
 Encode = Callable[..., bytes]
 
 
-def _load_c() -> Encode | None:
-    try:
-        from renderer import _mvt  # the optional C build: the twin stands in without it
-    except ImportError:
-        return None
-    return _mvt.encode
-
-
-_c = None if os.environ.get("RENDERER_NO_EXT") == "1" else _load_c()
-encode: Encode = _c or _mvt_py.encode
-IMPLEMENTATION = "c" if _c is not None else "python"
+encode: Encode
+encode, IMPLEMENTATION = kernels.pick("_mvt", "encode", _mvt_py.encode)
 
 
 def implementations() -> dict[str, Encode]:
     """Every implementation available here (the C one whenever it imports)."""
-    found: dict[str, Encode] = {"python": _mvt_py.encode}
-    c = _c or _load_c()
-    if c is not None:
-        found["c"] = c
-    return found
+    return kernels.both("_mvt", "encode", _mvt_py.encode)
 
 
 def bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:

@@ -18,11 +18,10 @@ resolution (mapnik's and TileStache's default), so every client expects it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from renderer import _utfgrid_py
+from renderer import _utfgrid_py, kernels
 
 __all__ = ["IMPLEMENTATION", "RESOLUTION", "Paint", "chains", "decode", "grid",
            "implementations", "paint", "tile_grids"]
@@ -31,26 +30,13 @@ RESOLUTION = 4
 Paint = Callable[..., tuple[list[str], list[int]]]
 
 
-def _load_c() -> Paint | None:
-    try:
-        from renderer import _utfgrid  # the optional C build: the twin stands in without it
-    except ImportError:
-        return None
-    return _utfgrid.paint
-
-
-_c = None if os.environ.get("RENDERER_NO_EXT") == "1" else _load_c()
-paint: Paint = _c or _utfgrid_py.paint
-IMPLEMENTATION = "c" if _c is not None else "python"
+paint: Paint
+paint, IMPLEMENTATION = kernels.pick("_utfgrid", "paint", _utfgrid_py.paint)
 
 
 def implementations() -> dict[str, Paint]:
     """Every implementation available here (the C one whenever it imports)."""
-    found: dict[str, Paint] = {"python": _utfgrid_py.paint}
-    c = _c or _load_c()
-    if c is not None:
-        found["c"] = c
-    return found
+    return kernels.both("_utfgrid", "paint", _utfgrid_py.paint)
 
 
 def grid(shapes: Sequence[bytes | None], keys: Sequence[str], *, size: int = 256,
