@@ -34,6 +34,9 @@ runs (``queue_status_v2`` summing every set; the timings summed over every set) 
 this branch's (``queue_status_v3`` and the per-kind rows), wall and backend CPU per call;
 then every status view through the application (median of 10). ``--measure`` times the
 views of a kept ``--fast`` cluster with the checkout the script is run from (e.g. main's).
+``queue status`` is timed as the command reads it (the open sets, then the newest, 20 in
+all) and, apart, as ``--all-sets`` reads it (every set: O(sets), not a page); ``--explain``
+prints EXPLAIN (ANALYZE, BUFFERS) of both.
 """
 
 from __future__ import annotations
@@ -211,22 +214,33 @@ def queue_pool(url: str, processes: int, progress: Any) -> int:
                     progress=progress, poll_seconds=1.0, notify=True).done
 
 
+def status_ms(conn: Any, all_sets: bool) -> float:
+    """Median ms of 10 (after a warm-up) of what ``renderer queue status`` reads: the open
+    sets then the newest, 20 in all, or with ``all_sets`` every set kept (``--all-sets``,
+    which grows with the sets: it is not a page and not under the 100 ms goal)."""
+    from renderer.cli.queue import _status  # the command's own read
+
+    times = []
+    for _ in range(11):
+        t = time.perf_counter()
+        _status(conn, 20, all_sets)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times[1:])
+
+
 def page_costs(url: str, set_id: str, status: bool = True) -> dict[str, float]:
-    """Median ms of 10 requests (after a warm-up) per read path, through the application."""
+    """Median ms of 10 requests (after a warm-up) per read path, through the application;
+    ``queue status`` as the command reads it (before 2026-12-06 this read every set, what
+    ``--all-sets`` reads: 177 ms at 2,222 sets under load 13, reported beside it now)."""
     from starlette.testclient import TestClient  # test-only dependency, as web_load's httpx
 
     from renderer.web.app import create_app
 
     settings = config.load()
     out: dict[str, float] = {}
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        times = []
-        for _ in range(11 if status else 0):
-            t = time.perf_counter()
-            queue.status(conn)
-            times.append((time.perf_counter() - t) * 1000)
-        if times:
-            out["queue status"] = statistics.median(times[1:])
+    if status:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            out["queue status"] = status_ms(conn, False)
     with TestClient(create_app(settings, url=url)) as client:
         for name in ("/", "/sets", "/api/sets", "/sets/<id>", "/api/sets/<id>", "/metrics"):
             path = name.replace("<id>", set_id)
@@ -548,6 +562,23 @@ def fast(args: argparse.Namespace, server_url: str) -> None:
           flush=True)
     for name, ms in status_views(url, f"hist-{args.sets // 2:06d}").items():
         print(f"  {name:24} {ms:7.1f} ms", flush=True)
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        print(f"  {'queue status --all-sets':24} {status_ms(conn, True):7.1f} ms", flush=True)
+        if args.explain:
+            explain_status(conn)
+
+def explain_status(conn: Any) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of the status statement as the command runs it (the sets
+    it shows) and as ``--all-sets`` does (every set)."""
+    from renderer.queue import shown_sets  # this checkout's (the --fast run's)
+
+    sets, _ = shown_sets(conn, 20)
+    for label, asked in (("the command's 20 sets", sets), ("--all-sets", None)):
+        print(f"EXPLAIN (ANALYZE, BUFFERS) of queue status, {label}:", flush=True)
+        for row in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + queue_named("status"),
+                                {"window": 300, "set_ids": asked}):
+            print("  " + row["QUERY PLAN"], flush=True)
+
 
 def mb(n: int) -> str:
     return f"{n / 2**20:,.0f} MB"
@@ -564,6 +595,8 @@ def main() -> None:
                         help="the read side only: --sets kept sets, main's reads against"
                              " this branch's, and every status view")
     parser.add_argument("--sets", type=int, default=10_000, help="kept sets with --fast")
+    parser.add_argument("--explain", action="store_true",
+                        help="with --fast: EXPLAIN (ANALYZE, BUFFERS) of queue status's read")
     parser.add_argument("--measure", action="store_true",
                         help="with --fast, on a kept cluster: the status views only")
     parser.add_argument("--ab", action="store_true",
@@ -661,6 +694,9 @@ def main() -> None:
             r["pages_ms"] = page_costs(url, "hist-000000" if level else f"slice-{level}")
             for k, v in r["pages_ms"].items():
                 print(f"  {k:24} {v:7.1f} ms", flush=True)
+            with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+                print(f"  {'queue status --all-sets':24} {status_ms(conn, True):7.1f} ms",
+                      flush=True)
             print(f"  work_queue {mb(r['sizes']['work_queue'])}, total {mb(r['sizes']['total'])}"
                   f", dead tuples {r['dead_after_drain']:,}, autovacuums during the drain "
                   f"{r['autovacuums_during']}", flush=True)

@@ -35,9 +35,10 @@ LEFT JOIN queue_throttles t ON t.set_id = i.id;
 -- name: copy_new
 -- A chunk of keys new to the queue, straight in (renderer/queue/_bulk.py, under a
 -- savepoint): a key already queued, or twice in the chunk, is a unique violation, and the
--- chunk goes the staged way instead. run_after is the transaction's now() when not given.
-COPY work_queue (kind, key, payload, fingerprint, set_id, priority, grp, run_after, state)
-FROM STDIN (FORMAT binary)
+-- chunk goes the staged way instead. {columns}: kind, key and those of payload, fingerprint,
+-- set_id, priority, grp, run_after, state that a row of the chunk does not leave at the
+-- column's default (run_after's, now(), is the transaction's, as the staged insert gives it).
+COPY work_queue ({columns}) FROM STDIN (FORMAT binary)
 
 -- name: insert_new
 -- The common case first: keys not in the queue are inserted as the upsert would insert them

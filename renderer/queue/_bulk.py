@@ -14,13 +14,13 @@ benchmarks/queue_enqueue.py and benchmarks/queue_scale.py measure them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
-from renderer.db import Connection, query, tuple_row
+from renderer.db import Connection, query, sql, tuple_row
 from renderer.errors import AlreadyExists
 from renderer.queue._registry import PRIORITY_BATCH, NewItem
 from renderer.queue._verbs import enqueue_many
@@ -30,7 +30,14 @@ SMALL = 2_000  # fewer items go by enqueue_many: a staging table costs catalog r
 PROBE = 20_000  # the first chunk tried straight in: a refusal wastes at most this much
 # binary COPY: the payload is sent as jsonb's binary form (version 1, then the text)
 STAGED_TYPES = ["text", "text", "bytea", "text", "text", "int4", "text", "timestamptz", "bool"]
-NEW_TYPES = ["text", "text", "bytea", "text", "text", "int4", "text", "timestamptz", "text"]
+# the columns a chunk copied straight in may send, by their place in a Row, with their type;
+# a column every row of the chunk leaves at its default is not sent (copy_new's columns)
+NEW_COLUMNS = {"kind": (0, "text"), "key": (1, "text"), "payload": (2, "bytea"),
+               "fingerprint": (3, "text"), "set_id": (4, "text"), "priority": (5, "int4"),
+               "grp": (6, "text"), "run_after": (7, "timestamptz"),
+               "state": (-1, "text")}  # the state is the set's, not a Row's
+OPTIONAL = {"payload": None, "fingerprint": None, "set_id": None, "priority": 0, "grp": None,
+            "run_after": None}  # the columns sent only when a row differs from this default
 EMPTY = b"\x01{}"
 KEY_INDEX = "work_queue_kind_key"
 _KIND_KEY = itemgetter(0, 1)
@@ -118,17 +125,52 @@ def _copy_new(conn: Connection, cur: Any, batch: list[Row], now: Any) -> bool:
     ids = sorted({r[4] for r in batch if r[4] is not None})
     state = dict(cur.execute(query("queue_bulk.set_states"), {"ids": ids}).fetchall()) \
         if ids else {}
+    names, rows = _new_columns(batch, state, now)
+    statement = sql.SQL(query("queue_bulk.copy_new")).format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, names)))
     try:
-        with conn.transaction(), cur.copy(query("queue_bulk.copy_new")) as copy:
-            copy.set_types(NEW_TYPES)
-            for kind, key, payload, fp, set_id, priority, grp, run_after, _ in batch:
-                copy.write_row((kind, key, payload or EMPTY, fp, set_id, priority, grp,
-                                run_after or now, state.get(set_id, "pending")))
+        with conn.transaction(), cur.copy(statement) as copy:
+            copy.set_types([NEW_COLUMNS[n][1] for n in names])
+            for row in rows:
+                copy.write_row(row)
     except Exception as exc:  # AlreadyExists; the driver's own class on a bare driver connection
         if not _refused_key(exc):
             raise
         return False
     return True
+
+
+def _new_columns(batch: list[Row], state: dict[str, str],
+                 now: Any) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """The columns of work_queue a chunk sends and its rows of them. A column all of whose
+    rows hold its default (no payload, fingerprint, set or group, priority 0, run_after not
+    given, state pending) is left to the default: a field fewer to send and to parse per row.
+    A payload or run_after given to some rows only is filled in for the others, as the
+    defaults would fill it ('{}', the transaction's now()); the state comes from the set."""
+    sent = ["kind", "key"]
+    filled: list[tuple[str, Callable[[Row], Any]]] = []
+    for name, default in OPTIONAL.items():
+        at = NEW_COLUMNS[name][0]
+        left = list(map(itemgetter(at), batch)).count(default)
+        if left == len(batch):
+            continue
+        if left and name in ("payload", "run_after"):
+            fill = EMPTY if name == "payload" else now
+            filled.append((name, _filler(at, fill)))
+        else:
+            sent.append(name)
+    if any(s != "pending" for s in state.values()):
+        filled.append(("state", lambda r: state.get(r[4], "pending")))
+    pick = itemgetter(*(NEW_COLUMNS[n][0] for n in sent))
+    if not filled:
+        return sent, map(pick, batch)
+    fills = [f for _, f in filled]
+    return sent + [n for n, _ in filled], (pick(r) + tuple([f(r) for f in fills])
+                                           for r in batch)
+
+
+def _filler(at: int, fill: Any) -> Callable[[Row], Any]:
+    return lambda row: fill if row[at] is None else row[at]
 
 
 def _refused_key(exc: Exception) -> bool:
