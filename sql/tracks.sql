@@ -297,6 +297,7 @@ CROSS JOIN LATERAL (
            r.latency, r.source, r.ais_class
     FROM tracks_reports r
     WHERE r.vessel_id = v.vessel_id
+      AND r.t >= %(lo)s::timestamptz  -- a constant bound: partitions before lo pruned when planned
       AND r.t >= greatest(%(lo)s::timestamptz, to_timestamp(b.n * %(sample)s::bigint))
       AND r.t < to_timestamp((b.n + 1) * %(sample)s::bigint)
       AND r.t <= %(hi)s
@@ -346,6 +347,7 @@ SELECT * FROM (
                                                %(max_lon)s::float8, %(min_lon2)s::float8,
                                                %(max_lon2)s::float8)) IS NOT TRUE
            AND r.vessel_id = h.vessel_id
+           AND r.t >= %(lo)s::timestamptz  -- constant bounds: the span's days alone planned
            AND r.t >= greatest(%(lo)s::timestamptz, h.hour)
            AND r.t < h.hour + interval '1 hour' AND r.t <= %(hi)s
            AND (%(min_lat)s::float8 IS NULL

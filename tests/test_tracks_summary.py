@@ -15,10 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from renderer.db import Database
+from renderer.db import query as db_query
 from renderer.tracks import sample
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import SAMPLES, SUMMARY_SECONDS, Query, run, statement_for
+from renderer.tracks.query import (SAMPLES, SUMMARY_SECONDS, Query, params_for, run,
+                                   statement_for)
 from tests.conftest import truncate_all
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -220,3 +222,23 @@ def test_an_hour_a_hair_outside_the_box_is_probed(db: Database, tmp_path: Path) 
     summarised, every = _routes(db, q)
     assert [k[3] for k in every] == [150.9]
     assert summarised == every
+
+
+@pytest.mark.parametrize("statement", ["tracks.reports_summarised", "tracks.reports_probed"])
+def test_a_span_plans_only_the_partitions_of_its_days(dataset: Database,
+                                                      statement: str) -> None:
+    """The reports probed inside the summary's (or the probes') join are bounded by the
+    span's constants as well as by the outer row, so a span of the second day plans the
+    second day's partition alone, not every day before it (planning time grows with the
+    partitions planned: 30 days x 3 indexes on a month)."""
+    q = Query.parse(ids=["mmsi=503000001"], bbox="-45,110,-10,160", sample="1h")
+    with dataset.connect() as conn:
+        vessels = [r["vessel_id"] for r in conn.execute(
+            "SELECT vessel_id FROM tracks_identifiers WHERE value = '503000001'").fetchall()]
+        lo = START + timedelta(days=1, hours=2)
+        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+            "EXPLAIN (COSTS OFF) " + db_query(statement),
+            {**params_for(q, vessels), "lo": lo, "hi": lo + timedelta(hours=5),
+             "limit": None}).fetchall())
+    assert "tracks_reports_20261202" in plan
+    assert "tracks_reports_20261201" not in plan and "tracks_reports_20261203" not in plan

@@ -39,8 +39,8 @@ from renderer import db
 from renderer.bbox import BBox
 from renderer.errors import InputError
 
-__all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "parse_time",
-           "run", "sample_first", "statement_for"]
+__all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "params_for",
+           "parse_time", "run", "sample_first", "statement_for"]
 
 SAMPLES = {"1s": 1, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
            "2h": 7200, "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
@@ -225,6 +225,18 @@ def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, floa
     return params
 
 
+def params_for(q: Query, vessels: list[int] | None, after: After | None = None
+               ) -> dict[str, Any]:
+    """The parameters of the named statements for ``q`` but the span's (``lo``, ``hi``)
+    and ``limit``."""
+    params: dict[str, Any] = {
+        "vessels": vessels, "sample": q.sample_seconds,
+        "after_t": after and after.t, "after_vessel": after and after.vessel,
+        "after_lat": after and after.lat, "after_lon": after and after.lon}
+    params.update(_box_params(q.bbox))
+    return params
+
+
 def statement_for(q: Query, vessels: list[int] | None) -> str:
     """Which named statement reads ``q``: every report; (a few vessels, an interval of at
     least :data:`PROBE_SECONDS`) one index probe per vessel and interval; (an interval that
@@ -296,11 +308,7 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
         lo = max(lo, floor)
     if lo > hi:
         return
-    params: dict[str, Any] = {
-        "vessels": vessels, "sample": q.sample_seconds,
-        "after_t": after and after.t, "after_vessel": after and after.vessel,
-        "after_lat": after and after.lat, "after_lon": after and after.lon}
-    params.update(_box_params(q.bbox))
+    params = params_for(q, vessels, after)
     statement = db.query(forced or statement_for(q, vessels))
     idents = _Identities(conn)
     left = None if limit is None else limit + 1  # one more: is there a next page?
