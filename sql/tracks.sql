@@ -361,9 +361,19 @@ SELECT * FROM (
       AND h.hour <= %(hi)s
       AND h.t_last >= %(lo)s AND h.t <= %(hi)s
       AND (%(vessels)s::integer[] IS NULL OR h.vessel_id = ANY (%(vessels)s::integer[]))
-      AND renderer.tracks_box_meets(h.area, %(min_lat)s::float8, %(min_lon)s::float8,
-                                    %(max_lat)s::float8, %(max_lon)s::float8,
-                                    %(min_lon2)s::float8, %(max_lon2)s::float8)
+      -- the box: through the GiST on area without vessels; with vessels tested on the rows
+      -- of their key (area + (0,0) is area, but no index's expression), so the planner
+      -- cannot AND the key with a bitmap of every hour of the day in the box (24k rows
+      -- for one vessel's 24 at 100M reports, BENCHMARKS.md). One of the two folds to TRUE.
+      AND (%(vessels)s::integer[] IS NOT NULL
+           OR renderer.tracks_box_meets(h.area, %(min_lat)s::float8, %(min_lon)s::float8,
+                                        %(max_lat)s::float8, %(max_lon)s::float8,
+                                        %(min_lon2)s::float8, %(max_lon2)s::float8))
+      AND (%(vessels)s::integer[] IS NULL
+           OR renderer.tracks_box_meets(h.area + point '(0,0)', %(min_lat)s::float8,
+                                        %(min_lon)s::float8, %(max_lat)s::float8,
+                                        %(max_lon)s::float8, %(min_lon2)s::float8,
+                                        %(max_lon2)s::float8))
     ORDER BY h.vessel_id, renderer.tracks_bucket(h.hour, %(sample)s), f.t, f.lat, f.lon
 ) s
 WHERE %(after_t)s::timestamptz IS NULL

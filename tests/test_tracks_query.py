@@ -177,7 +177,7 @@ def test_a_token_resumes_only_its_own_query(dataset: tuple[Database, list[Report
 def test_probed_sampling_pages_by_token(dataset: tuple[Database, list[Report]]) -> None:
     db, reports = dataset
     q = Query.parse(ids=["mmsi=503000004", "mmsi=503000006"], bbox="-90,-180,90,180",
-                    sample="1h")
+                    sample="30m")
     assert statement_for(q, [1, 2]) == "tracks.reports_probed"
     whole = ours(db, q)
     assert whole == brute(reports, q) and len(whole) > 20
@@ -248,6 +248,8 @@ def test_a_box_crossing_the_antimeridian_is_two_spans(db: Database, tmp_path: Pa
     assert sorted(k[3] for k in found) == [-180.0, -179.5, -170.0, 170.0, 179.5, 180.0]
     for q in (Query.parse(bbox="-10,170,10,-170", sample="1d"),  # reports_summarised
               Query.parse(ids=["mmsi=503000001", "mmsi=503000002"], bbox="-10,170,10,-170",
-                          sample="1h")):  # reports_probed (a few vessels, coarse)
+                          sample="1h"),  # reports_summarised by the vessels' key
+              Query.parse(ids=["mmsi=503000001", "mmsi=503000002"], bbox="-10,170,10,-170",
+                          sample="30m")):  # reports_probed (a few vessels, coarse)
         assert ours(db, q) == brute(reports, q)
 

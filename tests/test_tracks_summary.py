@@ -19,8 +19,7 @@ from renderer.db import query as db_query
 from renderer.tracks import sample
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import (SAMPLES, SUMMARY_SECONDS, Query, params_for, run,
-                                   statement_for)
+from renderer.tracks.query import SAMPLES, SUMMARY_SECONDS, Query, params_for, run, statement_for
 from tests.conftest import truncate_all
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -103,6 +102,11 @@ def test_area_queries_at_whole_hours_take_the_summary() -> None:
     assert statement_for(Query.parse(sample="30m"), None) == "tracks.reports_sampled"
     assert statement_for(Query.parse(ids=["mmsi=1"], sample="1h"), [1]) \
         == "tracks.reports_probed"
+    # a few vessels in a box: the summary skips the hours outside it, a probe walks them
+    assert statement_for(Query.parse(ids=["mmsi=1"], bbox="0,0,1,1", sample="1h"), [1]) \
+        == "tracks.reports_summarised"
+    assert statement_for(Query.parse(ids=["mmsi=1"], bbox="0,0,1,1", sample="30m"), [1]) \
+        == "tracks.reports_probed"
 
 
 def test_pages_through_the_summary_add_up(dataset: Database) -> None:
@@ -117,6 +121,28 @@ def test_pages_through_the_summary_add_up(dataset: Database) -> None:
             if (token := page.next_token) is None:
                 break
     assert pages == whole and len(whole) > 26
+
+
+def _plan(conn: Any, statement: str, q: Query, vessels: list[int] | None) -> str:
+    return "\n".join(r["QUERY PLAN"] for r in conn.execute(
+        "EXPLAIN (COSTS OFF) " + db_query(statement),
+        {**params_for(q, vessels), "lo": START, "hi": START + timedelta(days=3),
+         "limit": None}).fetchall())
+
+
+def test_the_summary_of_a_few_vessels_is_read_by_their_key(dataset: Database) -> None:
+    """With vessels, the summary's rows are found by its key (vessel_id, hour) and the box
+    tested on them; the GiST on the hours' boxes, which finds every vessel's hours in the
+    box (24k rows a day at 100M reports for one vessel's 24), is for area queries only."""
+    box = "-45,110,-10,160"
+    with dataset.connect() as conn:
+        conn.execute("SET enable_seqscan = off")
+        by_id = _plan(conn, "tracks.reports_summarised",
+                      Query.parse(ids=["mmsi=503000001"], bbox=box, sample="1h"), [1])
+        by_area = _plan(conn, "tracks.reports_summarised", Query.parse(bbox=box, sample="1h"),
+                        None)
+    assert "_area_idx" in by_area, by_area
+    assert "_area_idx" not in by_id and "_pkey" in by_id, by_id
 
 
 def _report(mmsi: int, t: datetime, lat: float, lon: float) -> Report:
@@ -224,15 +250,24 @@ def test_an_hour_a_hair_outside_the_box_is_probed(db: Database, tmp_path: Path) 
     assert summarised == every
 
 
+def _three_days(db: Database, tmp_path: Path) -> None:
+    """Two vessels reporting every 20 minutes for three days (a partition a day)."""
+    truncate_all(db.url)
+    _ingest(db, tmp_path, "three-days", [
+        _report(503000001 + v, START + timedelta(minutes=20 * i), -33.0 + v, 151.0 + i / 100)
+        for v in range(2) for i in range(3 * 72)])
+
+
 @pytest.mark.parametrize("statement", ["tracks.reports_summarised", "tracks.reports_probed"])
-def test_a_span_plans_only_the_partitions_of_its_days(dataset: Database,
+def test_a_span_plans_only_the_partitions_of_its_days(db: Database, tmp_path: Path,
                                                       statement: str) -> None:
     """The reports probed inside the summary's (or the probes') join are bounded by the
     span's constants as well as by the outer row, so a span of the second day plans the
     second day's partition alone, not every day before it (planning time grows with the
     partitions planned: 30 days x 3 indexes on a month)."""
+    _three_days(db, tmp_path)
     q = Query.parse(ids=["mmsi=503000001"], bbox="-45,110,-10,160", sample="1h")
-    with dataset.connect() as conn:
+    with db.connect() as conn:
         vessels = [r["vessel_id"] for r in conn.execute(
             "SELECT vessel_id FROM tracks_identifiers WHERE value = '503000001'").fetchall()]
         lo = START + timedelta(days=1, hours=2)
@@ -242,3 +277,4 @@ def test_a_span_plans_only_the_partitions_of_its_days(dataset: Database,
              "limit": None}).fetchall())
     assert "tracks_reports_20261202" in plan
     assert "tracks_reports_20261201" not in plan and "tracks_reports_20261203" not in plan
+

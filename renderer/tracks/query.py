@@ -238,17 +238,23 @@ def params_for(q: Query, vessels: list[int] | None, after: After | None = None
 
 
 def statement_for(q: Query, vessels: list[int] | None) -> str:
-    """Which named statement reads ``q``: every report; (a few vessels, an interval of at
-    least :data:`PROBE_SECONDS`) one index probe per vessel and interval; (an interval that
-    is a whole number of hours) the hourly summary; else every report then the first of
-    each interval."""
+    """Which named statement reads ``q``: every report; (an interval that is a whole number
+    of hours, unless a few vessels and no box) the hourly summary; (a few vessels, an
+    interval of at least :data:`PROBE_SECONDS`) one index probe per vessel and interval;
+    else every report then the first of each interval.
+
+    A few vessels without a box take the probes at whole hours too: each probe's first row
+    is the answer, one key descent an interval (a day: 1 against the summary's 24 rows).
+    With a box a probe walks the interval's reports until one is inside (every report of
+    an hour the vessel spent outside), where the summary skips the hours whose box misses
+    and answers those inside it without reading a report (BENCHMARKS.md)."""
     if not q.sample_seconds:
         return "tracks.reports"
-    if vessels is not None and len(vessels) <= PROBE_VESSELS \
-            and q.sample_seconds >= PROBE_SECONDS:
-        return "tracks.reports_probed"
-    if q.sample_seconds % SUMMARY_SECONDS == 0:
+    few = vessels is not None and len(vessels) <= PROBE_VESSELS
+    if q.sample_seconds % SUMMARY_SECONDS == 0 and not (few and q.bbox is None):
         return "tracks.reports_summarised"
+    if few and q.sample_seconds >= PROBE_SECONDS:
+        return "tracks.reports_probed"
     return "tracks.reports_sampled"
 
 
