@@ -19,7 +19,15 @@ from renderer.db import query as db_query
 from renderer.tracks import sample
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import SAMPLES, SUMMARY_SECONDS, Query, params_for, run, statement_for
+from renderer.tracks.query import (
+    SAMPLES,
+    SUMMARY_SECONDS,
+    Query,
+    narrow,
+    params_for,
+    run,
+    statement_for,
+)
 from tests.conftest import truncate_all
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -278,3 +286,30 @@ def test_a_span_plans_only_the_partitions_of_its_days(db: Database, tmp_path: Pa
     assert "tracks_reports_20261202" in plan
     assert "tracks_reports_20261201" not in plan and "tracks_reports_20261203" not in plan
 
+
+
+@pytest.mark.parametrize(("statement", "spatial"), [
+    ("tracks.reports", "_point_idx"), ("tracks.reports_sampled", "_point_idx"),
+    ("tracks.reports_summarised", "_area_idx")])
+def test_an_area_query_s_first_hour_is_found_by_time(db: Database, tmp_path: Path,
+                                                     statement: str, spatial: str) -> None:
+    """A narrow span (an area query's first hour) finds its rows by time (the BRIN indexes
+    on the 100M benchmark; on these few rows the planner takes the key) and tests the box
+    on each; a day span keeps the spatial index. Through the spatial index the first hour
+    gathered the box's rows of the whole day first (BENCHMARKS.md)."""
+    _three_days(db, tmp_path)
+    q = Query.parse(bbox="-45,110,-10,160", sample=None if statement == "tracks.reports"
+                    else ("30m" if statement == "tracks.reports_sampled" else "1h"))
+    lo = START + timedelta(days=1)
+    plans = {}
+    with db.connect() as conn:
+        conn.execute("SET enable_seqscan = off")
+        for span, hi in (("hour", lo + timedelta(hours=1, microseconds=-1)),
+                         ("day", lo + timedelta(days=1, microseconds=-1))):
+            assert narrow(lo, hi) is (span == "hour")
+            plans[span] = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+                "EXPLAIN (COSTS OFF) " + db_query(statement),
+                {**params_for(q, None), "lo": lo, "hi": hi, "narrow": narrow(lo, hi),
+                 "limit": None}).fetchall())
+    assert spatial not in plans["hour"], plans["hour"]
+    assert spatial in plans["day"], plans["day"]

@@ -39,8 +39,8 @@ from renderer import db
 from renderer.bbox import BBox
 from renderer.errors import InputError
 
-__all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "params_for",
-           "parse_time", "run", "sample_first", "statement_for"]
+__all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "narrow",
+           "params_for", "parse_time", "run", "sample_first", "statement_for"]
 
 SAMPLES = {"1s": 1, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
            "2h": 7200, "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
@@ -225,12 +225,19 @@ def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, floa
     return params
 
 
+def narrow(lo: datetime, hi: datetime) -> bool:
+    """Whether a span is short enough (at most :data:`FIRST_SPAN`: an area query's first
+    span) that the statements find its rows by the time indexes and test the box on each,
+    rather than gather the box's rows of the whole day from the spatial indexes first."""
+    return hi - lo < timedelta(seconds=FIRST_SPAN)
+
+
 def params_for(q: Query, vessels: list[int] | None, after: After | None = None
                ) -> dict[str, Any]:
     """The parameters of the named statements for ``q`` but the span's (``lo``, ``hi``)
     and ``limit``."""
     params: dict[str, Any] = {
-        "vessels": vessels, "sample": q.sample_seconds,
+        "vessels": vessels, "sample": q.sample_seconds, "narrow": False,
         "after_t": after and after.t, "after_vessel": after and after.vessel,
         "after_lat": after and after.lat, "after_lon": after and after.lon}
     params.update(_box_params(q.bbox))
@@ -321,7 +328,8 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
     last: Row | None = None
     for span_lo, span_hi in _chunks(conn, q, lo, hi, by_day=vessels is None):
         with conn.cursor(name="tracks_query", row_factory=db.tuple_row) as cur:
-            cur.execute(statement, {**params, "lo": span_lo, "hi": span_hi, "limit": left})
+            cur.execute(statement, {**params, "lo": span_lo, "hi": span_hi, "limit": left,
+                                    "narrow": narrow(span_lo, span_hi)})
             while batch := cur.fetchmany(fetch):
                 idents.fill({r[1] for r in batch})
                 for r in batch:
