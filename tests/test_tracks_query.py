@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,14 @@ from renderer.tracks import sample
 from renderer.tracks import sample as sample_module
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import SAMPLES, Query, run, sample_first, statement_for
+from renderer.tracks.query import (
+    FIRST_FETCH,
+    SAMPLES,
+    Query,
+    run,
+    sample_first,
+    statement_for,
+)
 from tests.conftest import truncate_all
 
 Key = tuple[int, datetime, float, float]  # (mmsi, t, lat, lon)
@@ -253,3 +261,57 @@ def test_a_box_crossing_the_antimeridian_is_two_spans(db: Database, tmp_path: Pa
                           sample="30m")):  # reports_probed (a few vessels, coarse)
         assert ours(db, q) == brute(reports, q)
 
+
+
+class _CountingFetches:
+    """A connection whose server-side cursors record (rows asked, rows got) per fetch."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.fetches: list[tuple[int, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        cur = self.conn.cursor(*args, **kwargs)
+        fetches = self.fetches
+
+        class Cursor:
+            def __enter__(self) -> Cursor:
+                cur.__enter__()
+                return self
+
+            def __exit__(self, *exc: Any) -> Any:
+                return cur.__exit__(*exc)
+
+            def execute(self, *a: Any, **k: Any) -> Any:
+                return cur.execute(*a, **k)
+
+            def fetchmany(self, size: int) -> Any:
+                rows = cur.fetchmany(size)
+                fetches.append((size, len(rows)))
+                return rows
+
+        return Cursor()
+
+
+def test_the_first_fetch_is_small_and_a_short_one_ends_the_span(
+        dataset: tuple[Database, list[Report]]) -> None:
+    """The first rows come from a small fetch (sent sooner), later ones in big fetches;
+    a fetch that returns fewer rows than asked ends its span without another round trip
+    (before: a fetch of 2,000 for the first row, and an empty fetch closing every span)."""
+    db, _ = dataset
+    few = Query.parse(ids=["mmsi=503000004"], sample="1d")  # one span, 3 rows
+    many = Query.parse(ids=["mmsi=503000004"])  # one span, thousands of rows
+    with db.connect() as conn:
+        counting = _CountingFetches(conn)
+        rows = list(run(counting, few).rows)  # type: ignore[arg-type]
+        assert counting.fetches == [(FIRST_FETCH, len(rows))] and 0 < len(rows) < FIRST_FETCH
+        counting.fetches.clear()
+        rows = list(run(counting, many, fetch=150).rows)  # type: ignore[arg-type]
+    assert len(rows) > 150 + FIRST_FETCH
+    assert counting.fetches[0] == (FIRST_FETCH, FIRST_FETCH)
+    assert all(asked == 150 for asked, _ in counting.fetches[1:])
+    assert sum(got for _, got in counting.fetches) == len(rows)
+    assert counting.fetches[-1][1] < 150  # the short fetch was the last

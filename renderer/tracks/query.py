@@ -45,6 +45,7 @@ __all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "n
 SAMPLES = {"1s": 1, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
            "2h": 7200, "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
 FETCH = 2000
+FIRST_FETCH = 100  # rows of the first fetch until a row has been sent: the first leave sooner
 FIRST_SPAN = 3600     # seconds: an area query's first statement reads at most this much
 PROBE_SECONDS = 900   # sampled id-led queries probe the key per interval from 15 min up
 PROBE_VESSELS = 16    # (measured, BENCHMARKS.md "Vessel tracks")
@@ -330,7 +331,8 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
         with conn.cursor(name="tracks_query", row_factory=db.tuple_row) as cur:
             cur.execute(statement, {**params, "lo": span_lo, "hi": span_hi, "limit": left,
                                     "narrow": narrow(span_lo, span_hi)})
-            while batch := cur.fetchmany(fetch):
+            size = min(fetch, FIRST_FETCH) if last is None else fetch
+            while batch := cur.fetchmany(size):
                 idents.fill({r[1] for r in batch})
                 for r in batch:
                     if left is not None and page.count == limit:
@@ -343,6 +345,9 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
                     if left is not None:
                         left -= 1
                     yield last
+                if len(batch) < size:
+                    break  # the span is done: no round trip for an empty fetch
+                size = fetch
         if left == 0:
             return
 
