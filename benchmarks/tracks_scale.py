@@ -23,9 +23,21 @@ writes one Parquet file per day (together: the reports sorted by time), and the 
 four query shapes run through ``renderer.tracks.query.run`` and DuckDB in turn
 (``tracks.measure``, the same as ``benchmarks/tracks.py``).
 
-    RENDERER_HOME=/tmp/x .venv/bin/python benchmarks/tracks_scale.py --reports 100000000
+    RENDERER_HOME=/tmp/x .venv/bin/python benchmarks/tracks_scale.py --reports 115000000
 
-The scratch database ``renderer_bench_tracks_scale`` is dropped afterwards unless ``--keep``.
+(the model gives fewer reports than ``--reports`` asks: ~0.87 of it). The scratch database
+``renderer_bench_tracks_scale`` is dropped afterwards unless ``--keep``.
+
+The build runs ``--jobs`` days at a time, each on a connection of its own; the generator's
+tables live in the schema ``tracks_gen`` and each finished day is recorded in
+``tracks_gen.done``, so with ``--keep --work DIR`` a stopped build resumes where it stopped
+(a half-built day is built again), and ``--reuse --work DIR`` measures the queries alone on
+what a ``--keep`` run left (migrating the database to head first):
+
+    RENDERER_HOME=/tmp/big .venv/bin/python benchmarks/tracks_scale.py --reports 115000000 \
+        --keep --build-only --work /tmp/big/parquet
+    RENDERER_HOME=/tmp/big .venv/bin/python benchmarks/tracks_scale.py --reuse \
+        --work /tmp/big/parquet --runs 20
 """
 
 from __future__ import annotations
