@@ -46,7 +46,10 @@ SAMPLES = {"1s": 1, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h
            "2h": 7200, "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
 FETCH = 2000
 FIRST_FETCH = 100  # rows of the first fetch until a row has been sent: the first leave sooner
-FIRST_SPAN = 3600     # seconds: an area query's first statement reads at most this much
+FIRST_SPAN = 600      # seconds: an area query's first statement reads at most this much,
+                      # or one sampling interval (at 100M reports an hour of a 10-degree
+                      # box at a port is 9k reports out of 81k read: BENCHMARKS.md)
+NARROW_SPAN = 3600    # seconds: spans shorter than this find their rows by time (narrow)
 PROBE_SECONDS = 900   # sampled id-led queries probe the key per interval from 15 min up
 PROBE_VESSELS = 16    # (measured, BENCHMARKS.md "Vessel tracks")
 SUMMARY_SECONDS = 3600  # the interval of tracks_summary: coarser samples read it
@@ -201,8 +204,9 @@ def _chunks(conn: db.Connection, q: Query, lo: datetime, hi: datetime,
     for day in days:
         start = datetime.combine(day, datetime.min.time(), UTC)
         spans.append((max(lo, start), min(hi, start + timedelta(days=1, microseconds=-1))))
-    # The first rows leave after an hour's work, not a day's: the first span is cut at the
-    # next multiple of an hour (or of the interval, when longer: intervals divide it).
+    # The first rows leave after ten minutes' work, not a day's: the first span is cut at
+    # the next multiple of FIRST_SPAN (or of the interval, when longer: intervals divide
+    # it).
     step = max(FIRST_SPAN, q.sample_seconds or 0)
     first_lo, first_hi = spans[0]
     cut = datetime.fromtimestamp((int(first_lo.timestamp()) // step + 1) * step, UTC)
@@ -227,10 +231,10 @@ def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, floa
 
 
 def narrow(lo: datetime, hi: datetime) -> bool:
-    """Whether a span is short enough (at most :data:`FIRST_SPAN`: an area query's first
+    """Whether a span is short enough (under :data:`NARROW_SPAN`: an area query's first
     span) that the statements find its rows by the time indexes and test the box on each,
     rather than gather the box's rows of the whole day from the spatial indexes first."""
-    return hi - lo < timedelta(seconds=FIRST_SPAN)
+    return hi - lo < timedelta(seconds=NARROW_SPAN)
 
 
 def params_for(q: Query, vessels: list[int] | None, after: After | None = None
