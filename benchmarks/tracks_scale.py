@@ -437,6 +437,9 @@ def main() -> None:
                         help="Build nothing: measure the queries on the kept database and "
                              "Parquet files of an earlier --keep run (same --work).")
     parser.add_argument("--build-only", action="store_true", help="Measure no query.")
+    parser.add_argument("--no-routes", action="store_true",
+                        help="Skip the summary against every report on the area month (the "
+                             "route through every report takes minutes an instance at 100M).")
     args = parser.parse_args()
     if (args.keep or args.reuse) and not args.work:
         parser.error("--keep and --reuse need --work")
@@ -484,7 +487,8 @@ def main() -> None:
         made = shapes(first_positions(url), START, len(built.parquet), rng)
         results = measure(Database(url), con, made, args.runs)
         summarise(results, size, extra=f"reports={n}")
-        routes(Database(url), made["bbox_month_hourly_streamed"], args.runs)
+        if not args.no_routes:
+            routes(Database(url), made["bbox_month_hourly_streamed"], args.runs)
     finally:
         if not kept:
             shutil.rmtree(work, ignore_errors=True)
