@@ -22,6 +22,12 @@ def drop_database(server: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def database_exists(server: str, name: str) -> bool:
+    with psycopg.connect(with_database(server, "postgres")) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            [name]).fetchone() is not None
+
+
 def scratch_database(server: str, name: str) -> str:
     """Create ``name`` afresh (dropping a leftover), migrate it, return its URL."""
     drop_database(server, name)

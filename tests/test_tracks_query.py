@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,16 @@ from renderer.tracks import sample
 from renderer.tracks import sample as sample_module
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import SAMPLES, Query, run, sample_first, statement_for
+from renderer.tracks.query import (
+    FIRST_FETCH,
+    SAMPLES,
+    Query,
+    _chunks,
+    narrow,
+    run,
+    sample_first,
+    statement_for,
+)
 from tests.conftest import truncate_all
 
 Key = tuple[int, datetime, float, float]  # (mmsi, t, lat, lon)
@@ -177,7 +187,7 @@ def test_a_token_resumes_only_its_own_query(dataset: tuple[Database, list[Report
 def test_probed_sampling_pages_by_token(dataset: tuple[Database, list[Report]]) -> None:
     db, reports = dataset
     q = Query.parse(ids=["mmsi=503000004", "mmsi=503000006"], bbox="-90,-180,90,180",
-                    sample="1h")
+                    sample="30m")
     assert statement_for(q, [1, 2]) == "tracks.reports_probed"
     whole = ours(db, q)
     assert whole == brute(reports, q) and len(whole) > 20
@@ -192,6 +202,80 @@ def test_probed_sampling_pages_by_token(dataset: tuple[Database, list[Report]]) 
             if token is None:
                 break
     assert sorted(pages, key=lambda k: (k[1], k[0], k[2], k[3])) == whole
+
+
+class _CountingFetches:
+    """A connection whose server-side cursors record (rows asked, rows got) per fetch."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.fetches: list[tuple[int, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        cur = self.conn.cursor(*args, **kwargs)
+        fetches = self.fetches
+
+        class Cursor:
+            def __enter__(self) -> Cursor:
+                cur.__enter__()
+                return self
+
+            def __exit__(self, *exc: Any) -> Any:
+                return cur.__exit__(*exc)
+
+            def execute(self, *a: Any, **k: Any) -> Any:
+                return cur.execute(*a, **k)
+
+            def fetchmany(self, size: int) -> Any:
+                rows = cur.fetchmany(size)
+                fetches.append((size, len(rows)))
+                return rows
+
+        return Cursor()
+
+
+def test_the_first_fetch_is_small_and_a_short_one_ends_the_span(
+        dataset: tuple[Database, list[Report]]) -> None:
+    """The first rows come from a small fetch (sent sooner), later ones in big fetches;
+    a fetch that returns fewer rows than asked ends its span without another round trip
+    (before: a fetch of 2,000 for the first row, and an empty fetch closing every span)."""
+    db, _ = dataset
+    few = Query.parse(ids=["mmsi=503000004"], sample="1d")  # one span, 3 rows
+    many = Query.parse(ids=["mmsi=503000004"])  # one span, thousands of rows
+    with db.connect() as conn:
+        counting = _CountingFetches(conn)
+        rows = list(run(counting, few).rows)  # type: ignore[arg-type]
+        assert counting.fetches == [(FIRST_FETCH, len(rows))] and 0 < len(rows) < FIRST_FETCH
+        counting.fetches.clear()
+        rows = list(run(counting, many, fetch=150).rows)  # type: ignore[arg-type]
+    assert len(rows) > 150 + FIRST_FETCH
+    assert counting.fetches[0] == (FIRST_FETCH, FIRST_FETCH)
+    assert all(asked == 150 for asked, _ in counting.fetches[1:])
+    assert sum(got for _, got in counting.fetches) == len(rows)
+    assert counting.fetches[-1][1] < 150  # the short fetch was the last
+
+
+@pytest.mark.parametrize(("sample", "first"), [(None, timedelta(minutes=10)),
+                                               ("5m", timedelta(minutes=10)),
+                                               ("30m", timedelta(minutes=30)),
+                                               ("1h", timedelta(hours=1))])
+def test_an_area_query_s_first_span_is_ten_minutes_or_an_interval(
+        dataset: tuple[Database, list[Report]], sample: str | None, first: timedelta) -> None:
+    """The first statement of an area query reads ten minutes (or one sampling interval,
+    whichever is longer, so that no interval is cut), and is narrow: its rows are found by
+    time; then a span a day (before: the first span was an hour for every query)."""
+    db, _ = dataset
+    q = Query.parse(bbox="-45,110,-10,160", sample=sample, start="2026-12-01T00:00:00Z",
+                    end="2026-12-02T23:59:59Z")
+    assert q.start is not None and q.end is not None
+    with db.connect() as conn:
+        spans = _chunks(conn, q, q.start, q.end, by_day=True)
+    assert spans[0] == (START, START + first - timedelta(microseconds=1))
+    assert spans[1][0] == START + first and spans[2][0] == START + timedelta(days=1)
+    assert narrow(*spans[0]) and not any(narrow(*s) for s in spans[1:])
 
 
 def test_bad_parameters_name_the_fix() -> None:
@@ -248,6 +332,9 @@ def test_a_box_crossing_the_antimeridian_is_two_spans(db: Database, tmp_path: Pa
     assert sorted(k[3] for k in found) == [-180.0, -179.5, -170.0, 170.0, 179.5, 180.0]
     for q in (Query.parse(bbox="-10,170,10,-170", sample="1d"),  # reports_summarised
               Query.parse(ids=["mmsi=503000001", "mmsi=503000002"], bbox="-10,170,10,-170",
-                          sample="1h")):  # reports_probed (a few vessels, coarse)
+                          sample="1h"),  # reports_summarised by the vessels' key
+              Query.parse(ids=["mmsi=503000001", "mmsi=503000002"], bbox="-10,170,10,-170",
+                          sample="30m")):  # reports_probed (a few vessels, coarse)
         assert ours(db, q) == brute(reports, q)
+
 

@@ -15,10 +15,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from renderer.db import Database
+from renderer.db import query as db_query
 from renderer.tracks import sample
 from renderer.tracks.formats import Report
 from renderer.tracks.ingest import ingest
-from renderer.tracks.query import SAMPLES, SUMMARY_SECONDS, Query, run, statement_for
+from renderer.tracks.query import (
+    SAMPLES,
+    SUMMARY_SECONDS,
+    Query,
+    narrow,
+    params_for,
+    run,
+    statement_for,
+)
 from tests.conftest import truncate_all
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -101,6 +110,11 @@ def test_area_queries_at_whole_hours_take_the_summary() -> None:
     assert statement_for(Query.parse(sample="30m"), None) == "tracks.reports_sampled"
     assert statement_for(Query.parse(ids=["mmsi=1"], sample="1h"), [1]) \
         == "tracks.reports_probed"
+    # a few vessels in a box: the summary skips the hours outside it, a probe walks them
+    assert statement_for(Query.parse(ids=["mmsi=1"], bbox="0,0,1,1", sample="1h"), [1]) \
+        == "tracks.reports_summarised"
+    assert statement_for(Query.parse(ids=["mmsi=1"], bbox="0,0,1,1", sample="30m"), [1]) \
+        == "tracks.reports_probed"
 
 
 def test_pages_through_the_summary_add_up(dataset: Database) -> None:
@@ -115,6 +129,28 @@ def test_pages_through_the_summary_add_up(dataset: Database) -> None:
             if (token := page.next_token) is None:
                 break
     assert pages == whole and len(whole) > 26
+
+
+def _plan(conn: Any, statement: str, q: Query, vessels: list[int] | None) -> str:
+    return "\n".join(r["QUERY PLAN"] for r in conn.execute(
+        "EXPLAIN (COSTS OFF) " + db_query(statement),
+        {**params_for(q, vessels), "lo": START, "hi": START + timedelta(days=3),
+         "limit": None}).fetchall())
+
+
+def test_the_summary_of_a_few_vessels_is_read_by_their_key(dataset: Database) -> None:
+    """With vessels, the summary's rows are found by its key (vessel_id, hour) and the box
+    tested on them; the GiST on the hours' boxes, which finds every vessel's hours in the
+    box (24k rows a day at 100M reports for one vessel's 24), is for area queries only."""
+    box = "-45,110,-10,160"
+    with dataset.connect() as conn:
+        conn.execute("SET enable_seqscan = off")
+        by_id = _plan(conn, "tracks.reports_summarised",
+                      Query.parse(ids=["mmsi=503000001"], bbox=box, sample="1h"), [1])
+        by_area = _plan(conn, "tracks.reports_summarised", Query.parse(bbox=box, sample="1h"),
+                        None)
+    assert "_area_idx" in by_area, by_area
+    assert "_area_idx" not in by_id and "_pkey" in by_id, by_id
 
 
 def _report(mmsi: int, t: datetime, lat: float, lon: float) -> Report:
@@ -220,3 +256,60 @@ def test_an_hour_a_hair_outside_the_box_is_probed(db: Database, tmp_path: Path) 
     summarised, every = _routes(db, q)
     assert [k[3] for k in every] == [150.9]
     assert summarised == every
+
+
+def _three_days(db: Database, tmp_path: Path) -> None:
+    """Two vessels reporting every 20 minutes for three days (a partition a day)."""
+    truncate_all(db.url)
+    _ingest(db, tmp_path, "three-days", [
+        _report(503000001 + v, START + timedelta(minutes=20 * i), -33.0 + v, 151.0 + i / 100)
+        for v in range(2) for i in range(3 * 72)])
+
+
+@pytest.mark.parametrize("statement", ["tracks.reports_summarised", "tracks.reports_probed"])
+def test_a_span_plans_only_the_partitions_of_its_days(db: Database, tmp_path: Path,
+                                                      statement: str) -> None:
+    """The reports probed inside the summary's (or the probes') join are bounded by the
+    span's constants as well as by the outer row, so a span of the second day plans the
+    second day's partition alone, not every day before it (planning time grows with the
+    partitions planned: 30 days x 3 indexes on a month)."""
+    _three_days(db, tmp_path)
+    q = Query.parse(ids=["mmsi=503000001"], bbox="-45,110,-10,160", sample="1h")
+    with db.connect() as conn:
+        vessels = [r["vessel_id"] for r in conn.execute(
+            "SELECT vessel_id FROM tracks_identifiers WHERE value = '503000001'").fetchall()]
+        lo = START + timedelta(days=1, hours=2)
+        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+            "EXPLAIN (COSTS OFF) " + db_query(statement),
+            {**params_for(q, vessels), "lo": lo, "hi": lo + timedelta(hours=5),
+             "limit": None}).fetchall())
+    assert "tracks_reports_20261202" in plan
+    assert "tracks_reports_20261201" not in plan and "tracks_reports_20261203" not in plan
+
+
+
+@pytest.mark.parametrize(("statement", "spatial"), [
+    ("tracks.reports", "_point_idx"), ("tracks.reports_sampled", "_point_idx"),
+    ("tracks.reports_summarised", "_area_idx")])
+def test_an_area_query_s_first_hour_is_found_by_time(db: Database, tmp_path: Path,
+                                                     statement: str, spatial: str) -> None:
+    """A narrow span (an area query's first hour) finds its rows by time (the BRIN indexes
+    on the 100M benchmark; on these few rows the planner takes the key) and tests the box
+    on each; a day span keeps the spatial index. Through the spatial index the first hour
+    gathered the box's rows of the whole day first (BENCHMARKS.md)."""
+    _three_days(db, tmp_path)
+    q = Query.parse(bbox="-45,110,-10,160", sample=None if statement == "tracks.reports"
+                    else ("30m" if statement == "tracks.reports_sampled" else "1h"))
+    lo = START + timedelta(days=1)
+    plans = {}
+    with db.connect() as conn:
+        conn.execute("SET enable_seqscan = off")
+        for span, hi in (("hour", lo + timedelta(hours=1, microseconds=-1)),
+                         ("day", lo + timedelta(days=1, microseconds=-1))):
+            assert narrow(lo, hi) is (span == "hour")
+            plans[span] = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+                "EXPLAIN (COSTS OFF) " + db_query(statement),
+                {**params_for(q, None), "lo": lo, "hi": hi, "narrow": narrow(lo, hi),
+                 "limit": None}).fetchall())
+    assert spatial not in plans["hour"], plans["hour"]
+    assert spatial in plans["day"], plans["day"]

@@ -39,13 +39,17 @@ from renderer import db
 from renderer.bbox import BBox
 from renderer.errors import InputError
 
-__all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "parse_time",
-           "run", "sample_first", "statement_for"]
+__all__ = ["SAMPLES", "Page", "Query", "Row", "decode_token", "encode_token", "narrow",
+           "params_for", "parse_time", "run", "sample_first", "statement_for"]
 
 SAMPLES = {"1s": 1, "30s": 30, "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600,
            "2h": 7200, "4h": 14400, "8h": 28800, "12h": 43200, "1d": 86400}
 FETCH = 2000
-FIRST_SPAN = 3600     # seconds: an area query's first statement reads at most this much
+FIRST_FETCH = 100  # rows of the first fetch until a row has been sent: the first leave sooner
+FIRST_SPAN = 600      # seconds: an area query's first statement reads at most this much,
+                      # or one sampling interval (at 100M reports an hour of a 10-degree
+                      # box at a port is 9k reports out of 81k read: BENCHMARKS.md)
+NARROW_SPAN = 3600    # seconds: spans shorter than this find their rows by time (narrow)
 PROBE_SECONDS = 900   # sampled id-led queries probe the key per interval from 15 min up
 PROBE_VESSELS = 16    # (measured, BENCHMARKS.md "Vessel tracks")
 SUMMARY_SECONDS = 3600  # the interval of tracks_summary: coarser samples read it
@@ -200,8 +204,9 @@ def _chunks(conn: db.Connection, q: Query, lo: datetime, hi: datetime,
     for day in days:
         start = datetime.combine(day, datetime.min.time(), UTC)
         spans.append((max(lo, start), min(hi, start + timedelta(days=1, microseconds=-1))))
-    # The first rows leave after an hour's work, not a day's: the first span is cut at the
-    # next multiple of an hour (or of the interval, when longer: intervals divide it).
+    # The first rows leave after ten minutes' work, not a day's: the first span is cut at
+    # the next multiple of FIRST_SPAN (or of the interval, when longer: intervals divide
+    # it).
     step = max(FIRST_SPAN, q.sample_seconds or 0)
     first_lo, first_hi = spans[0]
     cut = datetime.fromtimestamp((int(first_lo.timestamp()) // step + 1) * step, UTC)
@@ -225,18 +230,43 @@ def _box_params(box: tuple[float, float, float, float] | None) -> dict[str, floa
     return params
 
 
+def narrow(lo: datetime, hi: datetime) -> bool:
+    """Whether a span is short enough (under :data:`NARROW_SPAN`: an area query's first
+    span) that the statements find its rows by the time indexes and test the box on each,
+    rather than gather the box's rows of the whole day from the spatial indexes first."""
+    return hi - lo < timedelta(seconds=NARROW_SPAN)
+
+
+def params_for(q: Query, vessels: list[int] | None, after: After | None = None
+               ) -> dict[str, Any]:
+    """The parameters of the named statements for ``q`` but the span's (``lo``, ``hi``)
+    and ``limit``."""
+    params: dict[str, Any] = {
+        "vessels": vessels, "sample": q.sample_seconds, "narrow": False,
+        "after_t": after and after.t, "after_vessel": after and after.vessel,
+        "after_lat": after and after.lat, "after_lon": after and after.lon}
+    params.update(_box_params(q.bbox))
+    return params
+
+
 def statement_for(q: Query, vessels: list[int] | None) -> str:
-    """Which named statement reads ``q``: every report; (a few vessels, an interval of at
-    least :data:`PROBE_SECONDS`) one index probe per vessel and interval; (an interval that
-    is a whole number of hours) the hourly summary; else every report then the first of
-    each interval."""
+    """Which named statement reads ``q``: every report; (an interval that is a whole number
+    of hours, unless a few vessels and no box) the hourly summary; (a few vessels, an
+    interval of at least :data:`PROBE_SECONDS`) one index probe per vessel and interval;
+    else every report then the first of each interval.
+
+    A few vessels without a box take the probes at whole hours too: each probe's first row
+    is the answer, one key descent an interval (a day: 1 against the summary's 24 rows).
+    With a box a probe walks the interval's reports until one is inside (every report of
+    an hour the vessel spent outside), where the summary skips the hours whose box misses
+    and answers those inside it without reading a report (BENCHMARKS.md)."""
     if not q.sample_seconds:
         return "tracks.reports"
-    if vessels is not None and len(vessels) <= PROBE_VESSELS \
-            and q.sample_seconds >= PROBE_SECONDS:
-        return "tracks.reports_probed"
-    if q.sample_seconds % SUMMARY_SECONDS == 0:
+    few = vessels is not None and len(vessels) <= PROBE_VESSELS
+    if q.sample_seconds % SUMMARY_SECONDS == 0 and not (few and q.bbox is None):
         return "tracks.reports_summarised"
+    if few and q.sample_seconds >= PROBE_SECONDS:
+        return "tracks.reports_probed"
     return "tracks.reports_sampled"
 
 
@@ -296,19 +326,17 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
         lo = max(lo, floor)
     if lo > hi:
         return
-    params: dict[str, Any] = {
-        "vessels": vessels, "sample": q.sample_seconds,
-        "after_t": after and after.t, "after_vessel": after and after.vessel,
-        "after_lat": after and after.lat, "after_lon": after and after.lon}
-    params.update(_box_params(q.bbox))
+    params = params_for(q, vessels, after)
     statement = db.query(forced or statement_for(q, vessels))
     idents = _Identities(conn)
     left = None if limit is None else limit + 1  # one more: is there a next page?
     last: Row | None = None
     for span_lo, span_hi in _chunks(conn, q, lo, hi, by_day=vessels is None):
         with conn.cursor(name="tracks_query", row_factory=db.tuple_row) as cur:
-            cur.execute(statement, {**params, "lo": span_lo, "hi": span_hi, "limit": left})
-            while batch := cur.fetchmany(fetch):
+            cur.execute(statement, {**params, "lo": span_lo, "hi": span_hi, "limit": left,
+                                    "narrow": narrow(span_lo, span_hi)})
+            size = min(fetch, FIRST_FETCH) if last is None else fetch
+            while batch := cur.fetchmany(size):
                 idents.fill({r[1] for r in batch})
                 for r in batch:
                     if left is not None and page.count == limit:
@@ -321,6 +349,9 @@ def _rows(conn: db.Connection, q: Query, limit: int | None, after: After | None,
                     if left is not None:
                         left -= 1
                     yield last
+                if len(batch) < size:
+                    break  # the span is done: no round trip for an empty fetch
+                size = fetch
         if left == 0:
             return
 

@@ -260,6 +260,13 @@ CREATE TABLE tracks_summary (
 -- The hours whose box meets a query's box (a bitmap scan per day partition).
 CREATE INDEX tracks_summary_area ON tracks_summary USING gist (area);
 
+-- name: summary_hour
+-- The hours of a short span (an area query's first hour): a day's summary is written in
+-- (hour, vessel) order, so this BRIN gives the span's few pages (~100 of a day's 3,200 at
+-- 100M reports), where the GiST on area gives the box's hours of the whole day
+-- (BENCHMARKS.md, "Vessel tracks").
+CREATE INDEX tracks_summary_hour ON tracks_summary USING brin (hour) WITH (pages_per_range = 8);
+
 -- name: summary_day
 -- A day's summary, built from its reports when the day has none yet (in a table of its
 -- own, then attached, as tracks_bulk_day): one sort of the day by the key's order. Nothing
