@@ -18,6 +18,7 @@ psycopg's classes. What other modules need of the driver is re-exported here: th
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.postgres import types as pg_types
 from psycopg.rows import dict_row, tuple_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from renderer import config
@@ -44,7 +47,7 @@ from renderer.errors import (
 )
 from renderer.resources import SQL_DIR, migrations_head, named_sections
 
-__all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "Jsonb", "Pool", "PoolTimeout",
+__all__ = ["CONNECT_TIMEOUT", "Connection", "Database", "IdArray", "Jsonb", "Pool", "PoolTimeout",
            "connect", "connection_error", "dict_row", "one", "pgbouncer_config", "pool",
            "pooled", "query", "resolve_url", "scalar", "session_options", "sql", "transaction",
            "translate",
@@ -269,9 +272,33 @@ def connection_error(url: str, exc: BaseException) -> DatabaseUnavailable:
     )
 
 
+class IdArray(list[int]):
+    """A list of ids sent as one ``bigint[]`` literal: the queue's verbs pass a batch's 500
+    ids several times a batch, and the driver's general list dumper (which handles nesting
+    and NULLs) cost a no-op worker about 2 us an item."""
+
+
+class _IdArrayDumper(Dumper):
+    oid = pg_types["int8"].array_oid
+
+    def dump(self, obj: IdArray) -> bytes:
+        return ("{" + ",".join(map(str, obj)) + "}").encode()
+
+
+def _loads_json(data: str | bytes) -> Any:
+    """json and jsonb values as the driver hands them over: ``{}`` (most items' payload)
+    without the parser, the rest decoded first (``json.loads`` of bytes sniffs the encoding
+    of every value; the server sends UTF-8)."""
+    if data == b"{}":
+        return {}
+    return json.loads(data.decode() if isinstance(data, bytes) else data)
+
+
 def _configure(conn: Connection) -> None:
     conn.cursor_factory = Cursor
     conn.server_cursor_factory = ServerCursor
+    set_json_loads(_loads_json, conn)
+    conn.adapters.register_dumper(IdArray, _IdArrayDumper)
 
 
 Pool = ConnectionPool[Connection]

@@ -140,7 +140,9 @@ class Pool:
         self.ctx = _context()
         self.shared = _Shared(done=self.ctx.Value("q", 0), failed=self.ctx.Value("q", 0),
                               budget=self.ctx.Value("q", max_items) if max_items else None,
-                              deadlines=self.ctx.Array("d", capacity))
+                              # one writer a slot, one aligned double a write: no lock
+                              # (a locked write was two semaphore calls a handler)
+                              deadlines=self.ctx.Array("d", capacity, lock=False))
         self.slots = [_Slot(i) for i in range(self.processes)]
         self.stats = PoolStats(processes=self.processes, peak=self.processes)
         self.signals = 0

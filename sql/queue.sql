@@ -14,12 +14,14 @@ SELECT renderer.queue_enqueue_many_v4(%(kinds)s, %(keys)s, %(payloads)s::jsonb[]
 
 -- name: claim
 -- Claim up to %(limit)s pending items of one kind with a lease of %(lease_seconds)s.
-SELECT id, kind, key, payload, attempt, set_id, grp, lease_token, priority, fingerprint
+-- The columns in the order of renderer.queue.Item's fields (the verbs build items from
+-- tuples); the token as text, not a UUID object a row.
+SELECT id, kind, key, payload, attempt, set_id, grp, lease_token::text, priority, fingerprint
 FROM renderer.queue_claim_v2(%(kind)s, %(limit)s, %(owner)s, %(lease_seconds)s, %(reserve)s);
 
 -- name: claim_batch
 -- The worker's claim: a batch of the kind at the head of the queue among %(kinds)s.
-SELECT id, kind, key, payload, attempt, set_id, grp, lease_token, priority, fingerprint
+SELECT id, kind, key, payload, attempt, set_id, grp, lease_token::text, priority, fingerprint
 FROM renderer.queue_claim_next_v2(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, %(batch_turn)s);
 
 -- name: lock

@@ -69,11 +69,9 @@ class Item:
     fingerprint: str | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Item:
-        return cls(id=row["id"], kind=row["kind"], key=row["key"], payload=row["payload"] or {},
-                   attempt=row["attempt"], set_id=row["set_id"], group=row["grp"],
-                   token=str(row["lease_token"]), priority=row["priority"],
-                   fingerprint=row.get("fingerprint"))
+    def from_tuple(cls, row: Sequence[Any]) -> Item:
+        """From a claim's row: its columns are in the order of the fields (sql/queue.sql)."""
+        return cls(*row)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from renderer.clip import clip
-from renderer.db import Connection, Jsonb, dict_row, query
+from renderer.db import Connection, IdArray, Jsonb, dict_row, query, tuple_row
 from renderer.errors import InputError, LeaseLost, QueueError
 from renderer.queue._registry import KINDS, PRIORITY_BATCH, Item, NewItem
 
@@ -27,6 +27,13 @@ def _rows(conn: Connection, ref: str,
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(ref), params or {})
         return cur.fetchall() if cur.description else []
+
+
+def _tuples(conn: Connection, ref: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows as tuples: a claim makes hundreds of items, a dict a row is work thrown away."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(query(ref), params)
+        return cur.fetchall()
 
 
 def _one(conn: Connection, ref: str, params: dict[str, Any] | None = None) -> Any:
@@ -177,19 +184,19 @@ def claim(conn: Connection, kind: str, *, limit: int = 1, owner: str = "python",
           lease_seconds: float = 60, reserve: int = 0) -> list[Item]:
     """Claim up to ``limit`` pending items of one kind (asynchronous commit when ``conn`` is
     in autocommit). ``reserve`` of them come first from batch priority."""
-    rows = _rows(conn, "queue.claim", {"kind": kind, "limit": limit, "owner": owner,
-                                       "lease_seconds": lease_seconds, "reserve": reserve})
-    return [Item.from_row(r) for r in rows]
+    rows = _tuples(conn, "queue.claim", {"kind": kind, "limit": limit, "owner": owner,
+                                         "lease_seconds": lease_seconds, "reserve": reserve})
+    return [Item.from_tuple(r) for r in rows]
 
 
 def claim_batch(conn: Connection, kinds: Sequence[str], *, owner: str,
                 limits: Sequence[int], leases: Sequence[float],
                 batch_turn: bool = False) -> list[Item]:
     """Claim a batch of the kind at the head of the queue among ``kinds``."""
-    rows = _rows(conn, "queue.claim_batch", {
+    rows = _tuples(conn, "queue.claim_batch", {
         "kinds": list(kinds), "limits": list(limits), "leases": [float(x) for x in leases],
         "owner": owner, "batch_turn": batch_turn})
-    return [Item.from_row(r) for r in rows]
+    return [Item.from_tuple(r) for r in rows]
 
 
 def lock(conn: Connection, items: Sequence[Item],
@@ -198,7 +205,7 @@ def lock(conn: Connection, items: Sequence[Item],
     ids. Items missing from the answer were taken over (their lease expired)."""
     if not items:
         return set()
-    rows = _rows(conn, "queue.lock", {"ids": [i.id for i in items], "token": items[0].token,
+    rows = _rows(conn, "queue.lock", {"ids": IdArray(i.id for i in items), "token": items[0].token,
                                       "idle_seconds": idle_seconds})
     return {r["id"] for r in rows}
 
@@ -262,7 +269,7 @@ def finish(conn: Connection, token: str, ok: Sequence[int],
     statement. Raises :class:`LeaseLost` with the refused ids (as :func:`complete`)."""
     described = [(_describe(err), tb, outcome) for _, err, tb, outcome in failed]
     rejected = _one(conn, "queue.finish", {
-        "token": token, "ok": list(ok), "failed": [f[0] for f in failed],
+        "token": token, "ok": IdArray(ok), "failed": IdArray(f[0] for f in failed),
         "types": [d[0][0] for d in described], "messages": [d[0][1] for d in described],
         "tracebacks": [_clip(d[1]) for d in described], "outcomes": [d[2] for d in described]})
     if rejected:
