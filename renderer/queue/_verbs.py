@@ -205,9 +205,9 @@ def lock(conn: Connection, items: Sequence[Item],
     ids. Items missing from the answer were taken over (their lease expired)."""
     if not items:
         return set()
-    rows = _rows(conn, "queue.lock", {"ids": IdArray(i.id for i in items), "token": items[0].token,
-                                      "idle_seconds": idle_seconds})
-    return {r["id"] for r in rows}
+    rows = _tuples(conn, "queue.lock", {"ids": IdArray(i.id for i in items),
+                                        "token": items[0].token, "idle_seconds": idle_seconds})
+    return {r[0] for r in rows}
 
 
 def _by_token(items: Iterable[Item]) -> dict[str, list[Item]]:
