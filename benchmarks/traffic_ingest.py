@@ -183,10 +183,12 @@ def run_ours(url: str, source: Path, processes: int, server: ServerCpu, *,
 
     ``warm``: the worker processes are started first and timing begins once they wait for
     work, as a deployment's workers do; they are told to stop after as many items as the
-    sample has prefixes. Otherwise the pool starts after the submit, inside the timing.
+    sample has prefixes. Otherwise the pool starts inside the timing, as ``renderer traffic
+    run`` starts it: its fork server (which imports the pipelines) beside the submit, its
+    workers after.
     """
-    from renderer.pool import run_pool
-    from renderer.traffic.ingest import submit
+    from renderer.pool import run_pool, warm_up
+    from renderer.traffic.ingest import COMMIT_EVERY, submit
 
     pool: threading.Thread | None = None
     started = 0.0
@@ -206,8 +208,11 @@ def run_ours(url: str, source: Path, processes: int, server: ServerCpu, *,
         # the pool's CPU so far (start-up) is left out: it is in own_cpu() once reaped
         cpu0, server0 = own_cpu() + started, server.seconds()
         start = time.perf_counter()
+        if pool is None:
+            warm_up()  # as `renderer traffic run` does: the pool's imports beside the submit
         with psycopg.connect(url) as conn:
-            result = submit(conn, str(source), after="keep")
+            # as `renderer traffic submit` does: the items committed as the listing goes
+            result = submit(conn, str(source), after="keep", commit_every=COMMIT_EVERY)
             conn.commit()
         watching = (0.0, 0.0)  # the harness's polling, client and backend: not ours
         if pool is None:
