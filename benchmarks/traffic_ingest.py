@@ -2,14 +2,17 @@
 
 Generates a sample (not timed), then in one run against the same PostgreSQL:
 
-- ours: ``submit`` (list the source, anti-join the ledger, enqueue) and 2 worker processes
+- ours: ``submit`` (list the source without reading its files, anti-join the ledger by key,
+  enqueue, committing every 64 prefixes as ``renderer traffic submit`` does, so the workers
+  start on the first hours while it lists the rest) and 2 worker processes
   working every ``histogram`` item until the queue is empty (up to 32 (tile, hour) items per
   transaction: the ledger rows of the batch read in one statement, then per item read,
   gunzip, C binning, then the whole batch written at once: its ledger rows in one statement,
   its bins in one binary COPY per week partition, its segment lengths in one COPY, its
   rejects in one INSERT); inputs kept (``--after keep``), as archiving is file moving after
   the commit. Timed with the workers already waiting (and again with the
-  pool started inside the timing, "cold pool");
+  pool started inside the timing, "cold pool", as ``renderer traffic run`` starts it: its
+  fork server, which imports the pipelines, beside the submit);
 - copy: a plain ``COPY`` of the same CSV rows (decompressed beforehand, header and
   wrong-width lines dropped) into an unindexed table of ten text columns, one stream.
 
