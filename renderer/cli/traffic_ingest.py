@@ -53,7 +53,7 @@ def submit(source: str, after: str | None, set_name: str | None, now: bool,
     A file is new while its (key, size, checksum) is not in the consumed-files ledger;
     submitting again changes nothing. Files are read from
     {start}_{end}/{level}/{tile_index}/{name}; gzip files are fine. Run `renderer work`
-    to process the items.
+    to process the items (they are committed every 64 prefixes as the source is listed).
 
     \b
     Example:
