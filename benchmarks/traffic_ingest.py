@@ -2,14 +2,17 @@
 
 Generates a sample (not timed), then in one run against the same PostgreSQL:
 
-- ours: ``submit`` (list the source, anti-join the ledger, enqueue) and 2 worker processes
+- ours: ``submit`` (list the source without reading its files, anti-join the ledger by key,
+  enqueue, committing every 64 prefixes as ``renderer traffic submit`` does, so the workers
+  start on the first hours while it lists the rest) and 2 worker processes
   working every ``histogram`` item until the queue is empty (up to 32 (tile, hour) items per
   transaction: the ledger rows of the batch read in one statement, then per item read,
   gunzip, C binning, then the whole batch written at once: its ledger rows in one statement,
   its bins in one binary COPY per week partition, its segment lengths in one COPY, its
   rejects in one INSERT); inputs kept (``--after keep``), as archiving is file moving after
   the commit. Timed with the workers already waiting (and again with the
-  pool started inside the timing, "cold pool");
+  pool started inside the timing, "cold pool", as ``renderer traffic run`` starts it: its
+  fork server, which imports the pipelines, beside the submit);
 - copy: a plain ``COPY`` of the same CSV rows (decompressed beforehand, header and
   wrong-width lines dropped) into an unindexed table of ten text columns, one stream.
 
@@ -183,10 +186,12 @@ def run_ours(url: str, source: Path, processes: int, server: ServerCpu, *,
 
     ``warm``: the worker processes are started first and timing begins once they wait for
     work, as a deployment's workers do; they are told to stop after as many items as the
-    sample has prefixes. Otherwise the pool starts after the submit, inside the timing.
+    sample has prefixes. Otherwise the pool starts inside the timing, as ``renderer traffic
+    run`` starts it: its fork server (which imports the pipelines) beside the submit, its
+    workers after.
     """
-    from renderer.pool import run_pool
-    from renderer.traffic.ingest import submit
+    from renderer.pool import run_pool, warm_up
+    from renderer.traffic.ingest import COMMIT_EVERY, submit
 
     pool: threading.Thread | None = None
     started = 0.0
@@ -206,8 +211,11 @@ def run_ours(url: str, source: Path, processes: int, server: ServerCpu, *,
         # the pool's CPU so far (start-up) is left out: it is in own_cpu() once reaped
         cpu0, server0 = own_cpu() + started, server.seconds()
         start = time.perf_counter()
+        if pool is None:
+            warm_up()  # as `renderer traffic run` does: the pool's imports beside the submit
         with psycopg.connect(url) as conn:
-            result = submit(conn, str(source), after="keep")
+            # as `renderer traffic submit` does: the items committed as the listing goes
+            result = submit(conn, str(source), after="keep", commit_every=COMMIT_EVERY)
             conn.commit()
         watching = (0.0, 0.0)  # the harness's polling, client and backend: not ours
         if pool is None:

@@ -10,6 +10,7 @@ has stayed below the count for :data:`SHRINK_CHECKS` checks in a row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -19,8 +20,9 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from typing import Any
 
 from renderer import autoscale, config, pipelines
@@ -59,6 +61,28 @@ def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([*pipelines.MODULES, "renderer.worker"])
     return ctx
+
+
+@contextlib.contextmanager
+def _no_main() -> Iterator[None]:
+    """A bare ``__main__`` while a process starts: the fork server (and a spawned child)
+    would otherwise re-run the parent's ``__main__`` (the ``renderer`` script itself)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def warm_up() -> None:
+    """Start the pool's fork server now, without waiting for it: it imports the pipelines
+    in its own process while the caller goes on (a run's submit), and a pool started after
+    forks its children from it at once (:func:`renderer.runner.run_until_idle`)."""
+    _context()
+    with _no_main():
+        forkserver.ensure_running()
 
 
 def _stop_with(supervisor: int) -> None:
@@ -165,15 +189,8 @@ class Pool:
                                               logging.getLogger().getEffectiveLevel(),
                                               dict(os.environ), list(sys.path), os.getcwd(),
                                               os.getpid()))
-        # Spawned children would re-run the parent's __main__ (the `renderer` script itself);
-        # they need only _child_main, which they import by name.
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
+        with _no_main():  # the children need only _child_main, which they import by name
             slot.process.start()
-        finally:
-            if main is not None:
-                sys.modules["__main__"] = main
 
     def _db(self) -> Connection | None:
         try:

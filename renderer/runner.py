@@ -27,7 +27,7 @@ from renderer import db
 from renderer.config import Settings
 from renderer.db import Connection
 from renderer.errors import InputError
-from renderer.pool import run_pool
+from renderer.pool import run_pool, warm_up
 from renderer.profile import Batch, Finished, Profile, Submitted
 from renderer.queue import OPEN_STATES, status
 from renderer.worker import run_worker
@@ -70,6 +70,8 @@ def run_until_idle(url: str, profile: Profile, options: dict[str, Any], *,
     the module docstring)."""
     batch = _batch(profile)
     started = time.monotonic()
+    if processes is not None:
+        warm_up()  # the pool's imports run beside the submit, not after it
     submitted = submit(url, profile, options, settings)
     kinds = list(profile.run_kinds)
     stages = profile.progress_kinds

@@ -3,16 +3,12 @@
 -- checksum the store's etag (MD5 of the content). Used by renderer/traffic/ingest.py and
 -- renderer/traffic/histogram.py.
 
--- name: new_files
--- The listed files (parallel arrays) that are not in the ledger, in input order.
-SELECT f.key, f.size, f.checksum
-FROM unnest(%(keys)s::text[], %(sizes)s::bigint[], %(checksums)s::text[])
-     WITH ORDINALITY AS f(key, size, checksum, n)
-WHERE NOT EXISTS (
-    SELECT 1 FROM traffic_files t
-    WHERE t.key = f.key AND t.size = f.size AND t.checksum = f.checksum
-)
-ORDER BY f.n;
+-- name: ledger_of_keys
+-- The ledger rows of some keys (%(keys)s: a JSON array of strings), for the submit's
+-- anti-join: a key the ledger does not know is new without its checksum.
+SELECT t.key, t.size, t.checksum
+FROM traffic_files t
+WHERE t.key = ANY (ARRAY(SELECT jsonb_array_elements_text(%(keys)s::jsonb)));
 
 -- name: files_of_prefix
 -- The ledger rows of one (tile, hour) prefix.

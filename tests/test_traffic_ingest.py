@@ -3,6 +3,8 @@ ingest commands end to end in subprocesses (once with the pure-Python binning tw
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -12,13 +14,16 @@ from typing import Any
 
 import pytest
 
-from renderer import queue
+from renderer import config, queue, runner
 from renderer.db import Database
 from renderer.errors import InputError
 from renderer.formats.histograms import decode_histogram
+from renderer.profile import Batch, Submitted
 from renderer.storage import open_store
+from renderer.traffic import ingest
 from renderer.traffic.ingest import enqueue_objects, submit
 from renderer.traffic.layout import Prefix
+from renderer.traffic.profile import PROFILE
 from renderer.traffic.sample import generate
 from tests.test_traffic_histogram import (
     HOUR,
@@ -87,6 +92,95 @@ def test_a_changed_file_is_new_again(db: Database, tmp_path: Path) -> None:
         # both versions were consumed, each once: 1 + 2 observations
         assert totals(conn)["observations"] == 3
         assert totals(conn)["files"] == 2
+
+
+def test_the_submit_checksums_only_the_files_the_ledger_knows(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh source is enqueued from its listing alone (the histogram stage computes each
+    file's MD5 from the bytes it reads); a file whose key and size the ledger holds is read
+    to tell a consumed file from one rewritten in place with the same size."""
+    _write(tmp_path, HOUR, "a.csv", _row(HOUR, 30))
+    _write(tmp_path, HOUR + 1, "b.csv", _row(HOUR + 1))
+    hashed: list[int] = []
+    md5 = hashlib.md5
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        hashed.append(1)
+        return md5(*args, **kwargs)
+
+    def submitted() -> tuple[int, int, int]:
+        hashed.clear()
+        monkeypatch.setattr(hashlib, "md5", counting)
+        try:
+            with db.connect() as conn:
+                result = submit(conn, str(tmp_path), after="keep")
+                conn.commit()
+        finally:
+            monkeypatch.setattr(hashlib, "md5", md5)
+        return result.files_new, result.enqueued, len(hashed)
+
+    assert submitted() == (2, 2, 0)
+    work(db.url)
+    assert submitted() == (0, 0, 2)  # consumed: each known file read once to compare
+    _write(tmp_path, HOUR, "a.csv", _row(HOUR, 31))  # rewritten, same size
+    assert submitted() == (1, 1, 2)
+    work(db.url)
+    with db.connect() as conn:
+        assert totals(conn)["observations"] == 3
+        assert totals(conn)["files"] == 3
+
+
+def test_a_run_starts_its_pool_beside_its_submit(db: Database,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`renderer traffic run` starts its pool's fork server, which imports the pipelines,
+    before the submit lists the source: the two overlap instead of following each other."""
+    calls: list[str] = []
+
+    def submitted(conn: Any, options: dict[str, Any], settings: Any) -> Submitted:
+        calls.append("submit")
+        return Submitted(None, work=False)
+
+    monkeypatch.setattr(runner, "warm_up", lambda: calls.append("fork server"))
+    profile = dataclasses.replace(PROFILE, batch=Batch(submitted, lambda conn, done: None))
+    runner.run_until_idle(db.url, profile, {}, settings=config.load(), processes=2)
+    assert calls == ["fork server", "submit"]
+    calls.clear()
+    runner.run_until_idle(db.url, profile, {}, settings=config.load(), processes=None)
+    assert calls == ["submit"]  # one worker in this process: no pool
+
+
+def test_a_submit_commits_as_it_lists(db: Database, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``commit_every`` the items of the first prefixes are committed, and workable,
+    while the rest is still being listed; a submit cut short there loses nothing and counts
+    nothing twice: the next one enqueues the rest and leaves the first items as they are."""
+    for n in range(3):
+        _write(tmp_path, HOUR + n, "a.csv", _row(HOUR + n))
+    listing = ingest.list_source
+    seen: list[set[str]] = []
+
+    def watched(store: Any) -> Any:
+        for prefix, info in listing(store):
+            seen.append(set(_items(db)))  # what another session sees before each file
+            if prefix is not None and prefix.hour == HOUR + 2 and len(seen) < 4:
+                raise RuntimeError("the submit was killed")
+            yield prefix, info
+
+    monkeypatch.setattr(ingest, "list_source", watched)
+    with pytest.raises(RuntimeError, match="killed"), db.connect() as conn:
+        submit(conn, str(tmp_path), after="keep", commit_every=1)
+    # the first hour committed once the listing reached the next one; the second was not
+    assert seen == [set(), set(), {f"0/{TILE}/{HOUR}"}]
+    first = _items(db)
+    with db.connect() as conn:
+        result = submit(conn, str(tmp_path), after="keep", commit_every=2)
+    assert (result.files_new, result.prefixes, result.enqueued) == (3, 3, 2)
+    items = _items(db)
+    assert set(items) == {f"0/{TILE}/{HOUR + n}" for n in range(3)}
+    assert all(items[k] == first[k] for k in first)  # pending, as they were
+    assert work(db.url).done == 3
+    with db.connect() as conn:
+        assert totals(conn)["observations"] == 3
 
 
 def test_submit_errors(db: Database, tmp_path: Path) -> None:

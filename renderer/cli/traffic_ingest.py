@@ -53,7 +53,7 @@ def submit(source: str, after: str | None, set_name: str | None, now: bool,
     A file is new while its (key, size, checksum) is not in the consumed-files ledger;
     submitting again changes nothing. Files are read from
     {start}_{end}/{level}/{tile_index}/{name}; gzip files are fine. Run `renderer work`
-    to process the items.
+    to process the items (they are committed every 64 prefixes as the source is listed).
 
     \b
     Example:
@@ -61,6 +61,7 @@ def submit(source: str, after: str | None, set_name: str | None, now: bool,
         renderer traffic submit --source s3://reporters/traffic
     """
     from renderer.queue import PRIORITY_BATCH, PRIORITY_ON_DEMAND, create_set
+    from renderer.traffic.ingest import COMMIT_EVERY
     from renderer.traffic.ingest import submit as do_submit
 
     db = database()
@@ -68,7 +69,8 @@ def submit(source: str, after: str | None, set_name: str | None, now: bool,
         set_id = create_set(conn, set_name) if set_name else None
         result = do_submit(conn, source, after=after or settings().traffic_after,
                            priority=PRIORITY_ON_DEMAND if now else PRIORITY_BATCH,
-                           set_id=set_id, follow_symlinks=settings().follow_symlinks)
+                           set_id=set_id, follow_symlinks=settings().follow_symlinks,
+                           commit_every=COMMIT_EVERY)  # workers start as it lists
         conn.commit()
     if as_json:
         print_json({**result.__dict__, "set_id": set_id})

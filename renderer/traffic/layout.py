@@ -169,13 +169,32 @@ def source_store(source_url: str, follow_symlinks: bool = False) -> Store:
     return store
 
 
+def _tops(store: Store) -> list[tuple[str, bool]]:
+    """Prefixes that list a source outside ``_archive/`` in key order, a piece at a time,
+    each with whether it names one object only: only keys starting with a digit can be in
+    the layout, so ten listings by first digit skip the archive without reading it; a
+    folder store lists each folder of its root alone (an hour's), so the first hours come
+    before the whole tree is walked."""
+    if not isinstance(store, FileStore):
+        return [(digit, False) for digit in "0123456789"]
+    try:
+        with os.scandir(store.root) as entries:
+            tops = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries
+                          if e.name[:1].isdigit())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [(name + "/", False) if folder else (name, True) for name, folder in tops]
+
+
 def list_source(store: Store) -> Iterator[tuple[Prefix | None, ObjectInfo]]:
     """Every object of a source outside ``_archive/``, with its prefix (None: not in the
-    layout). Only keys starting with a digit can be in the layout, so ten listings by first
-    digit skip the archive without reading it."""
-    for digit in "0123456789":
-        for info in store.list(digit):
-            yield parse_key(info.key), info
+    layout), in key order. Listed without reading the files: a folder store's file without
+    a sidecar has an empty etag (the submit checksums only the files whose key the ledger
+    knows)."""
+    for top, one in _tops(store):
+        for info in store.list(top, checksums=False):
+            if not one or info.key == top:
+                yield parse_key(info.key), info
 
 
 def relative_key(store: Store, key: str) -> str:
