@@ -43,17 +43,18 @@ static int put_coord(Buf *b, double v, int digits) {
     char *o = b->p + b->n;
     unsigned long long u = n < 0 ? (unsigned long long)(-n) : (unsigned long long)n;
     if (n < 0) *o++ = '-';
-    /* the digits of u from the last, with the decimal point `digits` from the right;
-     * trailing zeros of the fraction (and a point left bare) dropped */
-    char text[24];
-    int at = 24, k = 0;
-    for (; k < digits && u % 10 == 0; k++) u /= 10;
-    int frac = digits - k;
-    for (int i = 0; i < frac; i++) { text[--at] = (char)('0' + u % 10); u /= 10; }
-    if (frac) text[--at] = '.';
-    do { text[--at] = (char)('0' + u % 10); u /= 10; } while (u);
-    memcpy(o, text + at, (size_t)(24 - at));
-    o += 24 - at;
+    unsigned long long scale = (unsigned long long)POW10[digits];
+    unsigned long long whole = u / scale, frac = u % scale;
+    o += snprintf(o, 24, "%llu", whole);
+    if (frac) {
+        char tail[MAX_DIGITS + 1];
+        int k = digits;
+        for (int i = digits - 1; i >= 0; i--) { tail[i] = (char)('0' + frac % 10); frac /= 10; }
+        while (k > 0 && tail[k - 1] == '0') k--;
+        *o++ = '.';
+        memcpy(o, tail, (size_t)k);
+        o += k;
+    }
     b->n = o - b->p;
     return 0;
 }
