@@ -79,19 +79,10 @@ setup(
         ),
         Extension(
             "renderer._utfgrid",
-            # UTFGrid painting for the map tiles; twin: renderer/_utfgrid_py.py (a block's
-            # rows at once: renderer/maptiles/utfgrid.py's tiles_copy_py).
+            # UTFGrid painting for the map tiles; twin: renderer/_utfgrid_py.py.
             sources=["ext/utfgrid.c"],
-            depends=["ext/wkb.h", "ext/textbuf.h"],
+            depends=["ext/wkb.h"],
             # No FMA contraction: the twin computes the same crossings bit for bit.
-            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                                "-fvisibility=hidden", "-ffp-contract=off"],
-        ),
-        Extension(
-            "renderer._geojson",
-            # The tile pieces' feature text; twin: renderer/maptiles/geojson.py.
-            sources=["ext/geojson.c"],
-            depends=["ext/wkb.h", "ext/textbuf.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-fvisibility=hidden", "-ffp-contract=off"],
         ),

@@ -18,7 +18,7 @@ import math
 import struct
 from collections.abc import Sequence
 
-__all__ = ["codepoint", "paint", "ring_at"]
+__all__ = ["codepoint", "paint"]
 
 LIMIT = 4096  # cells a side at most
 
@@ -31,15 +31,6 @@ def codepoint(key_id: int) -> int:
     if c >= 92:
         c += 1
     return c
-
-
-def ring_at(wkb: bytes, pos: int, order: str) -> tuple[tuple[float, ...], int]:
-    """The ring whose point count is at ``pos`` (x, y flat), and the position after it."""
-    (npoints,) = struct.unpack_from(order + "I", wkb, pos)
-    pos += 4
-    if pos + 16 * npoints > len(wkb):
-        raise ValueError("truncated WKB")
-    return struct.unpack_from(order + f"{2 * npoints}d", wkb, pos), pos + 16 * npoints
 
 
 def _rings(wkb: bytes) -> list[list[tuple[float, float]]]:
@@ -56,7 +47,12 @@ def _rings(wkb: bytes) -> list[list[tuple[float, float]]]:
             (nrings,) = struct.unpack_from(order + "I", wkb, pos)
             pos += 4
             for _ in range(nrings):
-                flat, pos = ring_at(wkb, pos, order)
+                (npoints,) = struct.unpack_from(order + "I", wkb, pos)
+                pos += 4
+                if pos + 16 * npoints > len(wkb):
+                    raise ValueError("truncated WKB")
+                flat = struct.unpack_from(order + f"{2 * npoints}d", wkb, pos)
+                pos += 16 * npoints
                 rings.append(list(zip(flat[0::2], flat[1::2], strict=True)))
             return pos
         if kind in (6, 7):

@@ -239,14 +239,12 @@ DELETE FROM tiles WHERE z = %(z)s::int AND x BETWEEN %(x0)s::int AND %(x1)s::int
 
 -- name: cut_block
 -- One block in one statement: the shapes of zoom z cut into the tiles x0..x1, y0..y1 (each
--- tile with a margin of %(margin)s of its size), the pieces written, and returned per tile,
--- larger regions first (smaller ones paint over them): in tile pixels for the UTFGrids (x
--- right, y down, 0..256; NULL wkb for a piece covering its tile), and for their feature
--- text, which the worker writes (renderer/maptiles/geojson.py: the transform and the
--- GeoJSON of every vertex were the largest share of this statement's CPU), the region's
--- text around the geometry, the piece in Web Mercator metres, and for a covering piece its
--- geometry's text (its tile with the margin, made here once a tile). One pass where there
--- were three statements: the regions are joined once, for the block's shapes only.
+-- tile with a margin of %(margin)s of its size), the pieces and their feature text written,
+-- and the pieces returned in tile pixels for the UTFGrids (x right, y down, 0..256; NULL
+-- wkb for a piece covering its tile), per tile larger regions first (smaller ones paint
+-- over them). One pass where there were three statements (cut, feature text from the
+-- pieces read back, the pieces read back again in pixels): the regions are joined once,
+-- for the block's shapes only, and nothing is read back.
 -- A shape is cut to the block once, by ST_ClipByBox2D (ST_Intersection took 70-80 ms of a
 -- block's 140 ms of cutting, ClipByBox2D 2 ms; the pieces are the same up to slivers of
 -- 1e-7 m2 at the block's edge, a 10^-10 of a pixel at zoom 12); a shape covering the whole
@@ -307,22 +305,24 @@ WITH block AS (
 ), new_pieces AS (
     INSERT INTO tile_pieces (z, x, y, region_id, covers, geom)
     SELECT %(z)s::int, x, y, region_id, covers, geom FROM pieces
+), new_features AS (
+    -- The GeoJSON text of each piece (RFC 7946: WGS84, exterior rings counterclockwise,
+    -- coordinates to %(digits)s decimals, a quarter pixel), left open after "parents" for
+    -- the statistics merged when served; larger regions first.
+    INSERT INTO tile_features (z, x, y, region_id, ord, feature)
+    SELECT %(z)s::int, p.x, p.y, p.region_id,
+           row_number() OVER (PARTITION BY p.x, p.y ORDER BY r.area_m2 DESC, r.id),
+           r.head || CASE WHEN p.covers THEN c.json ELSE ST_AsGeoJSON(ST_ForcePolygonCCW(
+               ST_Transform(p.geom, 4326)), %(digits)s) END || r.tail
+    FROM pieces p JOIN regs r ON r.id = p.region_id
+         LEFT JOIN covered c ON p.covers AND c.x = p.x AND c.y = p.y
 )
 SELECT p.x, p.y, r.key, r.type,
        CASE WHEN NOT p.covers THEN ST_AsBinary(ST_Affine(
            p.geom, 256 / %(size)s, 0, 0, -256 / %(size)s,
-           (2 ^ (%(z)s::int - 1) - p.x) * 256, (2 ^ (%(z)s::int - 1) - p.y) * 256)) END AS wkb,
-       p.region_id, r.head, r.tail,
-       CASE WHEN NOT p.covers THEN ST_AsBinary(p.geom) END AS merc, c.json AS cover
+           (2 ^ (%(z)s::int - 1) - p.x) * 256, (2 ^ (%(z)s::int - 1) - p.y) * 256)) END AS wkb
 FROM pieces p JOIN regs r ON r.id = p.region_id
-     LEFT JOIN covered c ON p.covers AND c.x = p.x AND c.y = p.y
 ORDER BY p.y, p.x, r.area_m2 DESC, r.id;
-
--- name: copy_features
--- The pieces' feature text (RFC 7946: WGS84, exterior rings counterclockwise, coordinates
--- to a quarter pixel), left open after "parents" for the statistics merged when served;
--- ord: larger regions first. Written by the worker from cut_block's rows.
-COPY tile_features (z, x, y, region_id, ord, feature) FROM STDIN
 
 -- name: copy_tiles
 COPY tiles (z, x, y, utfgrids) FROM STDIN

@@ -5,9 +5,9 @@ zoom 4). Per block, in the item's transaction, one statement (``cut_block``) cut
 into tile pieces (``ST_TileEnvelope`` with a margin of a few pixels, ``ST_ClipByBox2D`` to
 the block once, the boxes of ``ST_Subdivide``'s parts to find the tiles of huge polygons,
 ``ST_ClipByBox2D`` per tile; a shape covering a tile is recorded as ``covers``, once,
-without geometry), writes the pieces, and returns them in tile pixels and in metres; the
-worker writes their feature text (:mod:`.geojson`) and paints the UTFGrids
-(:mod:`.utfgrid`), each copied in. A rerun replaces the block.
+without geometry), writes the pieces and their feature text, and returns the pieces in tile
+pixels, which are painted into UTFGrids (:mod:`.utfgrid`); the tiles' rows are copied in. A
+rerun replaces the block.
 
 Example
 -------
@@ -19,12 +19,14 @@ Example
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from renderer import db
-from renderer.maptiles import geojson, utfgrid
+from renderer.maptiles import utfgrid
 from renderer.maptiles.types import type_graph
 from renderer.maptiles.zooms import WORLD, ZoomRules, build_arcs, digits, set_min_zooms
 
@@ -117,27 +119,23 @@ def render_block(conn: db.Connection, block: Block,
 
 
 def cut_block(conn: db.Connection, block: Block, options: RenderOptions) -> list[Any]:
-    """The block's earlier output replaced by its pieces and feature text (written here
-    from the pieces, :mod:`.geojson`); returns the pieces, tuples (``x``, ``y``, ``key``,
-    ``type``, ``wkb`` in tile pixels, and the fields of their feature text), for
-    :func:`paint_block`, tile by tile, larger regions first."""
+    """The block's earlier output replaced by its pieces and feature text; returns the
+    pieces in tile pixels (``x``, ``y``, ``key``, ``type``, ``wkb``) for :func:`paint_block`,
+    tile by tile, larger regions first."""
     params = block.params(options)
     conn.execute(db.query("maptiles.delete_block"), params)
-    # tuples, in binary: the WKB comes as bytes (not hex text the server writes and the
-    # client decodes)
-    with conn.cursor(row_factory=db.tuple_row) as cur:
-        pieces = cur.execute(db.query("maptiles.cut_block"), params, binary=True).fetchall()
-        with cur.copy(db.query("maptiles.copy_features")) as copy:
-            copy.write(geojson.features_copy(pieces, block.z, params["digits"]))
-    return pieces
+    return conn.execute(db.query("maptiles.cut_block"), params).fetchall()
 
 
 def paint_block(conn: db.Connection, block: Block, pieces: list[Any],
                 hierarchies: list[list[str]], resolution: int) -> int:
-    """The UTFGrids of the block's tiles from their pieces, copied in (the rows made by
-    ``utfgrid.tiles_copy`` in one go); returns the tiles."""
-    rows = utfgrid.tiles_copy(pieces, utfgrid.chain_sets(hierarchies), block.z,
-                              resolution=resolution)
+    """The UTFGrids of the block's tiles from their pieces, copied in; returns the tiles."""
+    n = 0
     with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
-        copy.write(rows)
-    return rows.count(b"\n")
+        for (x, y), rows in groupby(pieces, key=lambda r: (r["x"], r["y"])):
+            grids = utfgrid.tile_grids([(p["key"], p["type"], p["wkb"]) for p in rows],
+                                       hierarchies, resolution=resolution)
+            copy.write_row((block.z, x, y,
+                            json.dumps(grids, ensure_ascii=False, separators=(",", ":"))))
+            n += 1
+    return n
