@@ -6,11 +6,11 @@ variant, the variants in turn (before, after, before, ...), the tables vacuumed 
 pass, each pass timed as this process's CPU (client) and its connection's backend's
 (server, ``/proc``):
 
-- ``before``: the cut as main had it at 2adc722 (its ``cut_block`` statement, read from git:
-  the feature text made in SQL by ``ST_Transform`` + ``ST_AsGeoJSON``, rows fetched as
-  text dicts) and the grids painted tile by tile in Python around the C painter;
-- ``after``: this branch's ``cut_block`` (pieces in binary tuples, the feature text written
-  by ``renderer._geojson``, copied in) and ``renderer._utfgrid.tiles_copy``.
+- ``before``: the cut as main had it at 2adc722 (its ``cut_block`` statement, read from git,
+  rows fetched as text dicts) and the grids painted tile by tile in Python around the C
+  painter;
+- ``after``: this branch's ``cut_block`` (rows as tuples, in binary) and
+  ``renderer._utfgrid.tiles_copy`` (the block's grids and COPY rows in one C call).
 
 Run: ``python benchmarks/maptiles_cut.py [--rounds 2]`` from a checkout with git.
 """

@@ -27,10 +27,9 @@ from itertools import groupby
 from typing import Any
 
 from renderer import _utfgrid_py, kernels
-from renderer.maptiles.geojson import copy_field
 
 __all__ = ["IMPLEMENTATION", "RESOLUTION", "Chain", "Paint", "TilesCopy", "chain_sets", "chains",
-           "decode", "grid", "implementations", "paint", "tile_grids", "tiles_copy",
+           "copy_field", "decode", "grid", "implementations", "paint", "tile_grids", "tiles_copy",
            "tiles_copy_implementations", "tiles_copy_py"]
 
 RESOLUTION = 4
@@ -121,6 +120,12 @@ def _grids(pieces: Sequence[tuple[str, str, bytes | None]], chains: Sequence[Cha
         else:
             out.append({**g, "hierarchies": [name]})
     return out
+
+
+def copy_field(text: str) -> str:
+    """Text as a field of COPY's text format."""
+    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+            .replace("\t", "\\t"))
 
 
 def tiles_copy_py(pieces: Sequence[Sequence[Any]], chains: Sequence[Chain], z: int,
