@@ -4,8 +4,8 @@
 else its pure-Python twin ``renderer._utfgrid_py.paint``; ``RENDERER_NO_EXT=1`` forces the
 twin. ``IMPLEMENTATION`` says which is in use. ``tiles_copy`` does a block's tiles at once,
 their grids' JSON written as the COPY rows of ``tiles`` (``renderer._utfgrid.tiles_copy``,
-twin :func:`tiles_copy_py`): the per-tile Python around the painter (grouping, the grids'
-dicts, ``json.dumps``, a COPY row each) cost 2-3x the painting itself.
+twin :func:`tiles_copy_py`): no Python per tile around the painter (grouping, the grids'
+dicts, ``json.dumps``, a COPY row each).
 
 A tile carries one grid per hierarchy, a chain of types from a root of the type DAG to a
 leaf (``Country > Province > Division`` and ``Country > Province > ElectoralDistrict``):
