@@ -81,7 +81,7 @@ setup(
             "renderer._utfgrid",
             # UTFGrid painting for the map tiles; twin: renderer/_utfgrid_py.py.
             sources=["ext/utfgrid.c"],
-            depends=["ext/wkb.h"],
+            depends=["ext/wkb.h", "ext/textbuf.h"],
             # No FMA contraction: the twin computes the same crossings bit for bit.
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-fvisibility=hidden", "-ffp-contract=off"],

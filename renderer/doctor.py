@@ -22,7 +22,7 @@ from renderer.storage import FileStore, open_store
 REQUIRED = ["psycopg", "psycopg_pool", "sqlalchemy", "alembic", "numpy", "flatbuffers",
             "google.protobuf", "boto3", "mercantile", "click", "rich", "croniter", "fastapi",
             "uvicorn", "jinja2", "pyarrow", "prometheus_client",
-            "pyogrio", "pmtiles", "shapely", "pyais"]
+            "pyogrio", "pmtiles", "shapely", "pyais", "isal"]
 DISTRIBUTIONS = {"google.protobuf": "protobuf", "psycopg_pool": "psycopg-pool",
                  "prometheus_client": "prometheus-client"}
 

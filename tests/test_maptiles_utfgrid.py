@@ -3,6 +3,7 @@ renderer (an independent rasterizer), and the UTFGrid 1.2 rules."""
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 
@@ -17,12 +18,14 @@ from renderer import _utfgrid_py
 from renderer.maptiles import utfgrid
 
 PAINTERS = utfgrid.implementations()
+COPIERS = utfgrid.tiles_copy_implementations()
 STYLE = ('<Map srs="+proj=longlat +ellps=WGS84 +no_defs"><Style name="s"><Rule>'
          '<PolygonSymbolizer fill="black"/></Rule></Style></Map>')
 
 
 def test_both_implementations_are_here() -> None:
     assert set(PAINTERS) == {"c", "python"}, "build the extension: make test builds it"
+    assert set(COPIERS) == {"c", "python"}
 
 
 # -- the twin and the C loop -------------------------------------------------------------
@@ -70,6 +73,39 @@ def test_bad_input_is_a_value_error(name: str) -> None:
             paint([bad])
     with pytest.raises(ValueError):
         paint([wkb], 256, 3)
+
+
+CHAINS = utfgrid.chain_sets([["A", "B"], ["A", "C"], ["D"], ["A", "B", "C"]])
+key_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1), key_text,
+                          st.sampled_from(["A", "B", "C", "D", "E"]), shapes()), max_size=10),
+       st.sampled_from([4, 8, 16, 256]))
+def test_tiles_copy_c_equals_twin(rows: list[tuple[object, ...]], resolution: int) -> None:
+    # a block's tiles at once: their grids' JSON as COPY rows, byte for byte
+    got = {name: copy(rows, CHAINS, 9, resolution=resolution) for name, copy in COPIERS.items()}
+    assert got["c"] == got["python"]
+
+
+def _unescape(field: str) -> str:
+    return (field.replace("\\\\", "\0").replace("\\t", "\t").replace("\\n", "\n")
+            .replace("\\r", "\r").replace("\0", "\\"))
+
+
+@pytest.mark.parametrize("name", sorted(COPIERS))
+def test_tiles_copy_rows_are_the_tiles_grids(name: str) -> None:
+    half = shapely.to_wkb(box(0, 0, 128, 256))
+    tile = [('A"1', "A", None), ("B\\2", "B", half), ("C\t3", "C", half), ("é", "E", None)]
+    rows = [(5, 6, *p) for p in tile] + [(6, 6, "E-1", "E", None)]
+    lines = COPIERS[name](rows, CHAINS, 11).decode().split("\n")
+    assert lines[-1] == "" and len(lines) == 3
+    z, x, y, field = lines[0].split("\t")
+    assert (z, x, y) == ("11", "5", "6")
+    assert json.loads(_unescape(field)) == utfgrid.tile_grids(
+        tile, [["A", "B"], ["A", "C"], ["D"], ["A", "B", "C"]])
+    assert lines[1] == "11\t6\t6\t[]"  # a tile with no region of any hierarchy: no grid
 
 
 # -- UTFGrid 1.2 ---------------------------------------------------------------------------

@@ -23,7 +23,6 @@ new statistics (the feature text and geometry are read as stored).
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import logging
 import sqlite3
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from isal import igzip
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
@@ -41,19 +41,18 @@ from renderer.errors import InputError
 from renderer.maptiles import mvt
 from renderer.storage import FileStore, Store, open_store
 
-__all__ = ["BATCH", "ExportReport", "export", "geojson_archive"]
+__all__ = ["BATCH", "ExportReport", "export", "geojson_archive", "gzipped"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 256
 GZIP_LEVEL = 1
-"""zlib's fastest level. The level only sets how hard the encoder searches for repeats: every
-level writes the same DEFLATE format in the same gzip member, which every reader (MapLibre,
-QGIS, the pmtiles readers, ``gzip -d``) inflates the same way, so the bytes readers accept
-stay valid. On 600 tiles of the benchmark's sample (zooms 8-14, GeoJSON + MVT, 15 kB a tile
-raw) level 1 costs 0.12 ms a tile against 0.24 at level 6 (zlib's default; 0.47 at 9,
-gzip's) for 18 % more bytes (2.73 against 2.31 kB a tile); level 3 is the middle (0.14 ms,
-+12 %)."""
+"""ISA-L's level 1 (``isal.igzip``, Intel's DEFLATE encoder): the same gzip member (RFC
+1952, DEFLATE, mtime 0) that zlib writes, which every reader (MapLibre, QGIS, the pmtiles
+readers, ``gzip -d``) inflates the same way; only the encoder's search differs. zlib at
+level 1 cost 0.12 ms a tile (two bodies, 2.73 kB) on the benchmark's sample, against 0.24 at
+level 6 (zlib's default) and 0.47 at 9 (gzip's); ISA-L's level 1 takes about half of zlib's
+level 1 for smaller output (see BENCHMARKS.md, "Map tiles", fifth pass)."""
 CONTENT_TYPES = {"json": "application/json", "mvt": "application/vnd.mapbox-vector-tile",
                  "mbtiles": "application/vnd.sqlite3", "pmtiles": "application/vnd.pmtiles"}
 
@@ -71,6 +70,11 @@ class ExportReport:
 def geojson_archive(path: Path) -> Path:
     """The GeoJSON companion of a PMTiles archive: ``x.pmtiles`` -> ``x.geojson.pmtiles``."""
     return path.with_name(path.name[: -len(".pmtiles")] + ".geojson.pmtiles")
+
+
+def gzipped(data: bytes) -> bytes:
+    """``data`` as one gzip member (mtime 0: the same bytes every export)."""
+    return igzip.compress(data, GZIP_LEVEL, mtime=0)
 
 
 def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
@@ -177,9 +181,9 @@ def _mbtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
         for t in _tiles(conn, min_zoom, max_zoom, margin_px, False):
             row = (t["z"], t["x"], 2 ** t["z"] - 1 - t["y"])
             out.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)",
-                        (*row, gzip.compress(bytes(t["mvt"]), GZIP_LEVEL, mtime=0)))
+                        (*row, gzipped(bytes(t["mvt"]))))
             out.execute("INSERT INTO geojson_tiles VALUES (?, ?, ?, ?)",
-                        (*row, gzip.compress(t["body"].encode(), GZIP_LEVEL, mtime=0)))
+                        (*row, gzipped(t["body"].encode())))
             zooms.append(t["z"])
             n += 1
         entries = {"name": meta["name"], "format": "pbf", "type": "overlay", "version": "1",
@@ -209,8 +213,8 @@ def _pmtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
         zooms = []
         for t in _tiles(conn, min_zoom, max_zoom, margin_px, True):
             tileid = t["tileid"]
-            mvt.write_tile(tileid, gzip.compress(bytes(t["mvt"]), GZIP_LEVEL, mtime=0))
-            geojson.write_tile(tileid, gzip.compress(t["body"].encode(), GZIP_LEVEL, mtime=0))
+            mvt.write_tile(tileid, gzipped(bytes(t["mvt"])))
+            geojson.write_tile(tileid, gzipped(t["body"].encode()))
             zooms.append(t["z"])
             n += 1
         if n == 0:

@@ -19,10 +19,8 @@ Example
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from itertools import groupby
 from typing import Any
 
 from renderer import db
@@ -120,22 +118,22 @@ def render_block(conn: db.Connection, block: Block,
 
 def cut_block(conn: db.Connection, block: Block, options: RenderOptions) -> list[Any]:
     """The block's earlier output replaced by its pieces and feature text; returns the
-    pieces in tile pixels (``x``, ``y``, ``key``, ``type``, ``wkb``) for :func:`paint_block`,
-    tile by tile, larger regions first."""
+    pieces in tile pixels, tuples (``x``, ``y``, ``key``, ``type``, ``wkb``), for
+    :func:`paint_block`, tile by tile, larger regions first."""
     params = block.params(options)
     conn.execute(db.query("maptiles.delete_block"), params)
-    return conn.execute(db.query("maptiles.cut_block"), params).fetchall()
+    # tuples, in binary: the WKB comes as bytes (not hex text the server writes and the
+    # client decodes)
+    with conn.cursor(row_factory=db.tuple_row) as cur:
+        return cur.execute(db.query("maptiles.cut_block"), params, binary=True).fetchall()
 
 
 def paint_block(conn: db.Connection, block: Block, pieces: list[Any],
                 hierarchies: list[list[str]], resolution: int) -> int:
-    """The UTFGrids of the block's tiles from their pieces, copied in; returns the tiles."""
-    n = 0
+    """The UTFGrids of the block's tiles from their pieces, copied in (the COPY rows of
+    every tile made by ``utfgrid.tiles_copy`` in one call); returns the tiles."""
+    rows = utfgrid.tiles_copy(pieces, utfgrid.chain_sets(hierarchies), block.z,
+                              resolution=resolution)
     with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
-        for (x, y), rows in groupby(pieces, key=lambda r: (r["x"], r["y"])):
-            grids = utfgrid.tile_grids([(p["key"], p["type"], p["wkb"]) for p in rows],
-                                       hierarchies, resolution=resolution)
-            copy.write_row((block.z, x, y,
-                            json.dumps(grids, ensure_ascii=False, separators=(",", ":"))))
-            n += 1
-    return n
+        copy.write(rows)
+    return rows.count(b"\n")

@@ -2,7 +2,10 @@
 
 ``paint`` is ``renderer._utfgrid.paint`` (built from ``ext/utfgrid.c``) when it imports,
 else its pure-Python twin ``renderer._utfgrid_py.paint``; ``RENDERER_NO_EXT=1`` forces the
-twin. ``IMPLEMENTATION`` says which is in use.
+twin. ``IMPLEMENTATION`` says which is in use. ``tiles_copy`` does a block's tiles at once,
+their grids' JSON written as the COPY rows of ``tiles`` (``renderer._utfgrid.tiles_copy``,
+twin :func:`tiles_copy_py`): no Python per tile around the painter (grouping, the grids'
+dicts, ``json.dumps``, a COPY row each).
 
 A tile carries one grid per hierarchy, a chain of types from a root of the type DAG to a
 leaf (``Country > Province > Division`` and ``Country > Province > ElectoralDistrict``):
@@ -18,13 +21,16 @@ resolution (mapnik's and TileStache's default), so every client expects it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
 from renderer import _utfgrid_py, kernels
 
-__all__ = ["IMPLEMENTATION", "RESOLUTION", "Paint", "chains", "decode", "grid",
-           "implementations", "paint", "tile_grids"]
+__all__ = ["IMPLEMENTATION", "RESOLUTION", "Chain", "Paint", "TilesCopy", "chain_sets", "chains",
+           "copy_field", "decode", "grid", "implementations", "paint", "tile_grids", "tiles_copy",
+           "tiles_copy_implementations", "tiles_copy_py"]
 
 RESOLUTION = 4
 Paint = Callable[..., tuple[list[str], list[int]]]
@@ -79,20 +85,34 @@ def chains(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
     return paths
 
 
+Chain = tuple[str, frozenset[str]]
+TilesCopy = Callable[..., bytes]
+
+
+def chain_sets(hierarchies: Sequence[list[str]]) -> list[Chain]:
+    """Each hierarchy as (its name, ``"A > B"``; the set of its types)."""
+    return [(" > ".join(chain), frozenset(chain)) for chain in hierarchies]
+
+
 def tile_grids(pieces: Sequence[tuple[str, str, bytes | None]], hierarchies: Sequence[list[str]],
-               *, resolution: int = RESOLUTION) -> list[dict[str, Any]]:
+               *, resolution: int = RESOLUTION, painter: Paint | None = None
+               ) -> list[dict[str, Any]]:
     """The grids of one tile from its pieces (key, type, WKB in tile pixels or None for
     covering), ordered larger region first, one per hierarchy, deduplicated."""
+    return _grids(pieces, chain_sets(hierarchies), 256, resolution, painter)
+
+
+def _grids(pieces: Sequence[tuple[str, str, bytes | None]], chains: Sequence[Chain], size: int,
+           resolution: int, painter: Paint | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for chain in hierarchies:
-        wanted = set(chain)
+    for name, wanted in chains:
         mine = [(key, wkb) for key, kind, wkb in pieces if kind in wanted]
         if not mine:
             continue
-        g = grid([w for _, w in mine], [k for k, _ in mine], resolution=resolution)
+        g = grid([w for _, w in mine], [k for k, _ in mine], size=size, resolution=resolution,
+                 painter=painter)
         if g is None:
             continue
-        name = " > ".join(chain)
         for earlier in out:
             if earlier["grid"] == g["grid"] and earlier["keys"] == g["keys"]:
                 earlier["hierarchies"].append(name)
@@ -100,3 +120,35 @@ def tile_grids(pieces: Sequence[tuple[str, str, bytes | None]], hierarchies: Seq
         else:
             out.append({**g, "hierarchies": [name]})
     return out
+
+
+def copy_field(text: str) -> str:
+    """Text as a field of COPY's text format."""
+    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+            .replace("\t", "\\t"))
+
+
+def tiles_copy_py(pieces: Sequence[Sequence[Any]], chains: Sequence[Chain], z: int,
+                  size: int = 256, resolution: int = RESOLUTION,
+                  painter: Paint | None = None) -> bytes:
+    """The COPY rows (text format, UTF-8: ``z, x, y, utfgrids``) of the tiles of a block's
+    pieces: tuples ``(x, y, key, type, wkb, ...)``, a tile's pieces together, larger region
+    first; each tile's :func:`tile_grids` as compact JSON (``json.dumps`` with
+    ``separators=(",", ":")``, ``ensure_ascii=False``). The twin of
+    ``renderer._utfgrid.tiles_copy``, byte for byte."""
+    out = []
+    for (x, y), rows in groupby(pieces, key=lambda r: (r[0], r[1])):
+        grids = _grids([(r[2], r[3], r[4]) for r in rows], chains, size, resolution,
+                       painter or _utfgrid_py.paint)
+        text = json.dumps(grids, ensure_ascii=False, separators=(",", ":"))
+        out.append(f"{z}\t{x}\t{y}\t{copy_field(text)}\n")
+    return "".join(out).encode()
+
+
+tiles_copy: TilesCopy
+tiles_copy, _ = kernels.pick("_utfgrid", "tiles_copy", tiles_copy_py)
+
+
+def tiles_copy_implementations() -> dict[str, TilesCopy]:
+    """Every implementation of :func:`tiles_copy` available here."""
+    return kernels.both("_utfgrid", "tiles_copy", tiles_copy_py)
