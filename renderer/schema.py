@@ -39,7 +39,12 @@ MIGRATION_LOCK = 7_301_734_221  # pg_advisory_xact_lock key held by the migratin
 
 # The areas in build order: a definition may use what an earlier area or an earlier
 # definition of its own area defines.
-AREAS = ("base", "queue", "schedules", "traffic", "sensors", "web", "maptiles", "tracks",
+# A SQL-language function is checked against what exists when it is created, so a file comes
+# after the files it calls into: queue_finish's one-item wrapper calls the previous
+# queue_complete, and the previous status calls queue_counts' queue_oldest_pending.
+AREAS = ("base", "queue", "queue_enqueue", "queue_claim", "queue_previous_enqueue",
+         "queue_previous_claim", "queue_finish", "queue_counts", "queue_admin",
+         "queue_previous_admin", "schedules", "traffic", "sensors", "web", "maptiles", "tracks",
          "ops")
 RETIRED_DIR = SCHEMA_DIR / "retired"
 

@@ -1,5 +1,5 @@
 -- The work queue's statements. Each verb is one call of a renderer.queue_* function
--- (defined in sql/schema/queue.sql), the same an operator runs from psql.
+-- (defined in sql/schema/queue_*.sql), the same an operator runs from psql.
 
 -- name: enqueue
 -- Enqueue one item (upsert, never waiting on a worker); returns what happened to it.
