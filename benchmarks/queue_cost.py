@@ -14,6 +14,9 @@ benchmarks/queue_throughput.py does) over ``--items`` no-op items, and prints pe
 
     .venv/bin/python benchmarks/queue_cost.py [--items 50000 --processes 4]
 
+With ``--processes 0`` one worker drains the items inside this process, and its client CPU
+per item is printed too (the worker's own cost: decoding rows, payloads, ids).
+
 The last line is ``server_cpu_us_per_item=R``.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -32,10 +36,11 @@ from typing import Any
 
 import psycopg
 import queue_throughput as qt
-from scratch import TICK, proc_stats
+from scratch import TICK, cluster_seconds, proc_stats
 
 from renderer import queue, schema
 from renderer.localdb import Cluster
+from renderer.worker import run_worker
 
 
 def cluster_cpu(postmaster: int) -> dict[int, float]:
@@ -68,10 +73,56 @@ def _perf(conn: psycopg.Connection[Any], postmaster: int, workers: int,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _in_process(url: str, postmaster: int) -> tuple[float, float, float]:
+    """One worker drains the queue in this process: (wall s, client CPU s, server CPU s).
+    The server's figure counts the worker's backend, which exits with the worker, through
+    the postmaster's reaped-children times."""
+    server = cluster_seconds(postmaster)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    run_worker(url, kinds=[qt.KIND], until_empty=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    time.sleep(0.2)  # the backend's exit reaped
+    server = cluster_seconds(postmaster) - server
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), server
+
+
+def _drain(url: str, postmaster: int, args: argparse.Namespace) -> tuple[float, float]:
+    """``args.processes`` worker processes drain the queue: (wall s, server CPU s; processes
+    born during the drain, the workers' backends, count from zero)."""
+    cpu_before = cluster_cpu(postmaster)
+    started = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Value("i", 0)
+    procs = [ctx.Process(target=qt._ours_child, args=(url, ready))
+             for _ in range(args.processes)]
+    for p in procs:
+        p.start()
+    recorder = None
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            if args.perf:
+                recorder = _perf(conn, postmaster, args.processes, args.perf)
+            while conn.execute("SELECT EXISTS (SELECT 1 FROM work_queue WHERE state IN"
+                               " ('pending', 'running'))").fetchone()[0]:
+                time.sleep(0.02)
+        wall = time.perf_counter() - started
+        cpu_after = cluster_cpu(postmaster)
+    finally:
+        if recorder is not None:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(60)
+        qt._stop(procs)
+    return wall, sum(c - cpu_before.get(p, 0.0) for p, c in cpu_after.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=50_000)
-    parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("--processes", type=int, default=2 * (os.cpu_count() or 1),
+                        help="worker processes; 0: one worker in this process, whose client "
+                             "CPU per item is printed too")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--setup", metavar="SQL", default="",
                         help="run SQL before the items are enqueued, to measure a change "
@@ -116,29 +167,11 @@ def main() -> None:
             conn.execute("SELECT pg_stat_reset_shared('wal')")
             time.sleep(1.1)  # stats reach the shared view at most every second
             before = snapshot(conn)
-        cpu_before = cluster_cpu(postmaster)
-        started = time.perf_counter()
-        ctx = multiprocessing.get_context("spawn")
-        ready = ctx.Value("i", 0)
-        procs = [ctx.Process(target=qt._ours_child, args=(url, ready))
-                 for _ in range(args.processes)]
-        for p in procs:
-            p.start()
-        recorder = None
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                if args.perf:
-                    recorder = _perf(conn, postmaster, args.processes, args.perf)
-                while conn.execute("SELECT EXISTS (SELECT 1 FROM work_queue WHERE state IN"
-                                   " ('pending', 'running'))").fetchone()[0]:
-                    time.sleep(0.02)
-            wall = time.perf_counter() - started
-            cpu_after = cluster_cpu(postmaster)
-        finally:
-            if recorder is not None:
-                recorder.send_signal(signal.SIGINT)
-                recorder.wait(60)
-            qt._stop(procs)
+        client = 0.0
+        if args.processes == 0:
+            wall, client, server = _in_process(url, postmaster)
+        else:
+            wall, server = _drain(url, postmaster, args)
         time.sleep(1.0)
         with psycopg.connect(url, autocommit=True) as conn:
             after = snapshot(conn)
@@ -146,15 +179,16 @@ def main() -> None:
         cluster.stop()
         shutil.rmtree(home, ignore_errors=True)
     n = args.items
-    # processes born during the drain (the workers' backends) count from zero
-    server = sum(c - cpu_before.get(p, 0.0) for p, c in cpu_after.items())
     if args.setup:
         print(f"set-up: {args.setup}")
-    print(f"{n} items (+{args.throttled} held in a throttled set), {args.processes} "
-          f"processes, batch {args.batch}: {n / wall:.0f}/s "
-          "(from the workers' start); "
+    workers = f"{args.processes} processes" if args.processes else "one worker in process"
+    print(f"{n} items (+{args.throttled} held in a throttled set), {workers}, "
+          f"batch {args.batch}: {n / wall:.0f}/s (from the workers' start); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"server CPU: {server:.2f} s = {server / n * 1e6:.1f} us per item")
+    if args.processes == 0:
+        print(f"client CPU (the worker in this process): {client:.2f} s = "
+              f"{client / n * 1e6:.1f} us per item")
     print("statements (per item): calls, exec us, rows, blocks dirtied, WAL records, WAL bytes")
     rows = []
     for q, a in after["statements"].items():
