@@ -258,18 +258,15 @@ def user_reads(url: str, sql: Path) -> None:
     web, export = sql / "web_sensors.sql", sql / "sensors_export.sql"
     detector_day = named(web, "detector_day")
     ranking = named(web, "day_ranking")
-    on_arrays = ranking.replace(
-        "SELECT uniqueid, recordtimestamp, currentspeed, avgspeed10minutes, trafficjamindicator,",
-        "SELECT d.uniqueid, u.recordtimestamp, u.currentspeed, u.avgspeed10minutes,"
-        " u.trafficjamindicator,").replace(
-        "(extract(epoch FROM recordtimestamp -", "(extract(epoch FROM u.recordtimestamp -"
-    ).replace("""      FROM sensors_enriched
-     WHERE recordtimestamp >= %(day)s::timestamp AT TIME ZONE 'UTC'
-       AND recordtimestamp < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'""",
-              "  FROM bench_days d, unnest(d.recordtimestamp, d.currentspeed,"
-              " d.avgspeed10minutes, d.trafficjamindicator) AS u(recordtimestamp,"
-              " currentspeed, avgspeed10minutes, trafficjamindicator) WHERE d.day = %(day)s")
-    assert on_arrays != ranking
+    # the day's arrays with the day named, unnested into the columns the ranking reads
+    day_arrays = ("(SELECT d.uniqueid, u.* FROM bench_days d, unnest(d.recordtimestamp,"
+                  " d.currentspeed, d.avgspeed10minutes, d.trafficjamindicator)"
+                  " AS u(recordtimestamp, currentspeed, avgspeed10minutes,"
+                  " trafficjamindicator) WHERE d.day = %(day)s)")
+    on_arrays = ranking.replace("FROM sensors_enriched\n",
+                                f"FROM {day_arrays} AS sensors_enriched\n").replace(
+        "JOIN sensors_enriched e ON", f"JOIN {day_arrays} e ON")
+    assert on_arrays.count("bench_days") == 2
     hour = ("SELECT count(*), sum(currentspeed) FROM {t} WHERE recordtimestamp >="
             " '2026-01-02 07:00+00' AND recordtimestamp < '2026-01-02 08:00+00'")
     one = hour + " AND uniqueid = 417"
@@ -324,6 +321,8 @@ def main() -> None:
     parser.add_argument("--detectors", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the cluster's folder")
+    parser.add_argument("--user-reads", action="store_true",
+                        help="only the reads users make (no writes, no COPY reads)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="renderer-bench-sensors-arrays-"))
     cluster = Cluster(folder)
@@ -331,9 +330,11 @@ def main() -> None:
         url = scratch_database(cluster.ensure_started(), "renderer_bench_sensors_arrays")
         print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
         prepare(url, args.detectors)
+        user_reads(url, Path(__file__).resolve().parent.parent / "sql")
+        if args.user_reads:
+            return
         writes(url, args.reps)
         reads(url, args.reps)
-        user_reads(url, Path(__file__).resolve().parent.parent / "sql")
         rows = server_median("enriched rows: COPY + key + commit")
         arrays = server_median("enriched arrays EXTERNAL: COPY + key + commit")
         print(f"load average {os.getloadavg()[0]:.1f}; the enriched day's write, server CPU s:"
