@@ -38,8 +38,21 @@ SELECT extract(epoch FROM recordtimestamp - %(day)s::timestamp AT TIME ZONE 'UTC
    AND recordtimestamp < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
  ORDER BY recordtimestamp;
 
+-- name: day_ranking_summary
+-- A day's detectors by jam minutes (most first), at most %(limit)s, from the summary its
+-- enrichment wrote (sensors_day_detectors: about 1,000 rows a day, a few ms), with the
+-- columns of day_ranking. No row: the day was enriched by a release that did not write the
+-- summary (a rolling deploy), and the page aggregates it with day_ranking.
+SELECT uniqueid, jam_minutes, readings, mean_speed, lowest_mean10, first_jam, last_jam,
+       count(*) OVER () AS detectors, mean_by_10_minutes
+  FROM sensors_day_detectors
+ WHERE day = %(day)s
+ ORDER BY jam_minutes DESC, uniqueid
+ LIMIT %(limit)s;
+
 -- name: day_ranking
--- A day's detectors by jam minutes (most first), at most %(limit)s, each with its readings,
+-- The fallback of day_ranking_summary, and the definition of its figures (tests hold them
+-- equal): a day's detectors by jam minutes (most first), at most %(limit)s, each with its readings,
 -- mean and lowest 10-minute mean speed, first and last jam minute, and its mean speed per
 -- 10 minutes of the day (144 values, NULL where it had no speed; slot k holds the readings
 -- from k * 600 s to (k + 1) * 600 s) for a sparkline. The day is read once, in key order
