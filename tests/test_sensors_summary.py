@@ -140,3 +140,14 @@ def test_the_migration_fills_the_days_enriched_before(db: Database) -> None:
     sql(db, "SELECT renderer.sensors_day_detectors_fill(day) FROM sensors_days"
             " WHERE enriched_version IS NOT NULL ORDER BY day")
     assert _summary(db, DAY) == written == _aggregated(db, DAY)
+
+
+def test_a_day_made_again_finds_no_rows_in_the_way(db: Database) -> None:
+    with db.connect() as conn:
+        add_sensor_rows(conn, _hostile_day(11))
+        add_sensor_days(conn, {DAY: 1})
+        conn.commit()
+    enrich(db, DAY)
+    sql(db, "DELETE FROM sensors_days")  # the day's record gone, its summary rows left
+    enrich(db, DAY)  # its row made again by the enrichment: the old rows cleared first
+    assert _summary(db, DAY) == _aggregated(db, DAY)

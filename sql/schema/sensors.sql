@@ -343,7 +343,7 @@ CREATE TABLE sensors_day_detectors (
 
 -- name: sensors_day_detectors_clear
 -- The day's summary rows removed when sensors_days records a new enrichment of it
--- (renderer.sensors_enrich_end, every release's), before this release writes the new ones
+-- (renderer.sensors_enrich_end, every release's) or the day's row is made, before this release writes the new ones
 -- in the same transaction: the rows never describe another enrichment than the day's
 -- current one, and a release that does not write them leaves the day without rows (the
 -- page then aggregates it) instead of with stale ones.
@@ -355,8 +355,10 @@ BEGIN
 END $$;
 
 -- name: sensors_days_enriched
+-- On INSERT too: a day's row made again (after a TRUNCATE or DELETE of sensors_days) finds no
+-- rows of an earlier enrichment in the way.
 CREATE TRIGGER sensors_days_enriched
-AFTER UPDATE OF enriched_version, enriched_rows, enriched_at ON sensors_days
+AFTER INSERT OR UPDATE OF enriched_version, enriched_rows, enriched_at ON sensors_days
 FOR EACH ROW EXECUTE FUNCTION renderer.sensors_day_detectors_clear();
 
 -- name: sensors_day_detectors_fill
