@@ -73,12 +73,18 @@ def _hostile_day(seed: int) -> list[tuple[int, float, Any]]:
     return rows
 
 
-@pytest.mark.parametrize("engine", ["c", "sql"])
-def test_the_summary_equals_the_aggregate_on_a_hostile_day(db: Database, engine: str) -> None:
+def _store(db: Database, seed: int) -> None:
+    """The hostile day's raw rows stored, the day waiting to be enriched."""
     with db.connect() as conn:
-        add_sensor_rows(conn, _hostile_day(3))
+        add_sensor_rows(conn, _hostile_day(seed))
         add_sensor_days(conn, {DAY: 1})
         conn.commit()
+
+
+@pytest.mark.parametrize("engine", ["c", "sql"])
+def test_the_summary_equals_the_aggregate_on_a_hostile_day(db: Database, engine: str) -> None:
+    _store(db, 3)
+    with db.connect() as conn:
         enrich_item(conn, DAY, engine)
         conn.commit()
     expected = _aggregated(db, DAY)
@@ -109,10 +115,8 @@ def test_the_summary_of_the_sample_by_ingest_and_by_day_items(db: Database,
 
 def test_a_day_enriched_by_the_previous_release_is_aggregated_by_the_page(
         db: Database) -> None:
+    _store(db, 5)
     with db.connect() as conn:
-        add_sensor_rows(conn, _hostile_day(5))
-        add_sensor_days(conn, {DAY: 1})
-        conn.commit()
         enrich_item(conn, DAY)
         conn.commit()
         assert day_data(conn, DAY)["from_summary"]
@@ -129,10 +133,7 @@ def test_a_day_enriched_by_the_previous_release_is_aggregated_by_the_page(
 
 
 def test_the_migration_fills_the_days_enriched_before(db: Database) -> None:
-    with db.connect() as conn:
-        add_sensor_rows(conn, _hostile_day(9))
-        add_sensor_days(conn, {DAY: 1})
-        conn.commit()
+    _store(db, 9)
     enrich(db, DAY)
     written = _summary(db, DAY)
     sql(db, "DELETE FROM sensors_day_detectors")
@@ -143,10 +144,7 @@ def test_the_migration_fills_the_days_enriched_before(db: Database) -> None:
 
 
 def test_a_day_made_again_finds_no_rows_in_the_way(db: Database) -> None:
-    with db.connect() as conn:
-        add_sensor_rows(conn, _hostile_day(11))
-        add_sensor_days(conn, {DAY: 1})
-        conn.commit()
+    _store(db, 11)
     enrich(db, DAY)
     sql(db, "DELETE FROM sensors_days")  # the day's record gone, its summary rows left
     enrich(db, DAY)  # its row made again by the enrichment: the old rows cleared first
