@@ -3,7 +3,8 @@
 - ``/sensors``: the enriched days (links to each day).
 - ``/sensors/days/{day}``: the day's detectors ranked by jam minutes, each with a sparkline
   of its mean speed per 10 minutes; a jam minute is a UTC minute in which the detector
-  reported ``trafficjamindicator = 1`` (its 2-minute mean at or below 40 km/h).
+  reported ``trafficjamindicator = 1`` (its 2-minute mean at or below 40 km/h). Read from
+  the summary the day's enrichment wrote (``sensors_day_detectors``), else aggregated.
 - ``/sensors/detectors/{id}?day=2026-01-05``: the detector's speed, its 2- and 10-minute
   means and its jams (shaded) over the day as one SVG chart; without ``day`` its latest
   enriched day.
