@@ -71,8 +71,9 @@ setup(
             # The sensors day enrichment's windows; twin: renderer/sensors/enrich_py.py. Ingest's
             # binary COPY rows; twin: renderer/sensors/rows.py. Its plain-row check; twin: the
             # Arrow rules of renderer/sensors/validate.py.
-            sources=["ext/sensors.c", "ext/sensors_rows.c", "ext/sensors_check.c", "ext/pgcopy.c"],
-            depends=["ext/pgcopy.h"],
+            sources=["ext/sensors.c", "ext/sensors_rows.c", "ext/sensors_check.c", "ext/pgcopy.c",
+                     "ext/sensors_summary.c"],
+            depends=["ext/pgcopy.h", "ext/sensors_summary.h"],
             # No FMA contraction: each mean is one division, as the SQL's and the twin's.
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-fvisibility=hidden", "-ffp-contract=off"],

@@ -20,7 +20,8 @@
  * Enricher(lo): lo the day's start as PostgreSQL timestamp (microseconds since 2000-01-01
  * UTC). feed(buffer) / drain(pgconn_address) the input; missing() -> bytes of int32 ids;
  * resolve(buffer of int64 speeds); finish() -> the output's length, the output then read
- * without a copy as memoryview(enricher). Attribute rows.
+ * without a copy as memoryview(enricher); summary() -> the day's summary per detector
+ * (ext/sensors_summary.c) as binary COPY bytes. Attribute rows.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "pgcopy.h"
+#include "sensors_summary.h"
 
 #define N_IN 9
 #define N_OUT 14
@@ -57,6 +59,7 @@ typedef struct {
     size_t n_pending, cap_pending;
     int resolved, finished;
     int64_t rows;
+    DaySummary summary; /* the day page's figures per detector: ext/sensors_summary.c */
 } Enricher;
 
 static int bad_input(const char *why) {
@@ -154,8 +157,9 @@ static int add_row(Enricher *e, const PgField *f) {
     size_t previous_at = o->len;
     if (previous == NO_SPEED) put32(o, -1);
     else { put32(o, 8); put_double(o, (double)previous / 100); }
+    int jam = e->n2 == 0 ? -1 : e->s2 <= 4000 * e->n2 ? 1 : e->s2 <= 25000 * e->n2 ? 0 : -1;
     put32(o, 2);
-    put16(o, e->n2 == 0 ? -1 : e->s2 <= 4000 * e->n2 ? 1 : e->s2 <= 25000 * e->n2 ? 0 : -1);
+    put16(o, (int16_t)jam);
     for (int i = 4; i < N_IN; i++) put_raw(o, &f[i]);
     put32(o, 2);
     size_t diff_at = o->len;
@@ -163,6 +167,9 @@ static int add_row(Enricher *e, const PgField *f) {
     put_mean(o, e->s2, e->n2);
     put_mean(o, e->s10, e->n10);
     e->rows++;
+    if (summary_add(&e->summary, e->lo, uid, t, speed != NO_SPEED, speed, e->n10 > 0,
+                    e->n10 ? (double)e->s10 / (double)(100 * e->n10) : 0, jam))
+        return -1;
     if (first) { /* previousspeed from before the context: resolve() */
         if (e->n_pending == e->cap_pending) {
             size_t cap = e->cap_pending ? e->cap_pending * 2 : 256;
@@ -277,6 +284,11 @@ static PyObject *Enricher_finish(Enricher *e, PyObject *unused) {
     return PyLong_FromSize_t(e->out.len);
 }
 
+static PyObject *Enricher_summary(Enricher *e, PyObject *unused) {
+    if (pgcopy_check_end(&e->in)) return NULL;
+    return summary_copy(&e->summary, e->lo);
+}
+
 static int Enricher_getbuffer(Enricher *e, Py_buffer *view, int flags) {
     if (!e->finished) {
         PyErr_SetString(PyExc_BufferError, "finish() first");
@@ -302,6 +314,7 @@ static void Enricher_dealloc(Enricher *e) {
     PyMem_Free(e->speeds);
     PyMem_Free(e->out.data);
     PyMem_Free(e->pending);
+    summary_free(&e->summary);
     Py_TYPE(e)->tp_free((PyObject *)e);
 }
 
@@ -317,6 +330,8 @@ static PyMethodDef Enricher_methods[] = {
      "Their previous speeds (int64 hundredths, -1 for none), in missing() order."},
     {"finish", (PyCFunction)Enricher_finish, METH_NOARGS,
      "Complete the output (binary COPY; its length), then read it as memoryview(self)."},
+    {"summary", (PyCFunction)Enricher_summary, METH_NOARGS,
+     "The day's summary per detector (sensors_day_detectors) as binary COPY bytes."},
     {NULL, NULL, 0, NULL},
 };
 

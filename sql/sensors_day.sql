@@ -110,3 +110,14 @@ FROM STDIN (FORMAT binary);
 -- The C engine, last: the key, the day recorded, the partition replaced
 -- (renderer.sensors_enrich_end); the rows written.
 SELECT renderer.sensors_enrich_end(%(day)s, %(version)s, %(rows)s) AS rows;
+
+-- name: detectors_copy
+-- The day's summary per detector, gathered by the C engine (ext/sensors_summary.c), into
+-- sensors_day_detectors after renderer.sensors_enrich_end cleared the day's old rows.
+COPY sensors_day_detectors (day, uniqueid, jam_minutes, readings, mean_speed, lowest_mean10,
+                            first_jam, last_jam, mean_by_10_minutes)
+FROM STDIN (FORMAT binary);
+
+-- name: detectors_fill
+-- The same by the SQL aggregate, after the SQL engine's renderer.sensors_enrich_day.
+SELECT renderer.sensors_day_detectors_fill(%(day)s) AS rows;

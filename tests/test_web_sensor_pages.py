@@ -49,6 +49,7 @@ def test_days_to_a_day_to_a_detector_in_chromium(live: Callable[..., Live], page
     page.wait_for_url(f"**/sensors/days/{DAY}")
     ranking = server.get(f"/api/sensors/days/{DAY}").json()
     assert ranking["available"] and ranking["detectors_total"] == 3
+    assert ranking["from_summary"]  # written by the day items (tests/test_sensors_summary.py)
     minutes = [d["jam_minutes"] for d in ranking["detectors"]]
     assert minutes == sorted(minutes, reverse=True) and minutes[0] > 0
     rows = page.locator("#ranking tbody tr")

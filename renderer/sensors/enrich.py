@@ -50,13 +50,17 @@ def enrich_day(conn: Connection, day: date, engine: str = "c") -> int:
 
     ``engine`` (the setting ``sensors_enrich_engine``): ``c`` computes the windows in
     ext/sensors.c over binary COPY (:mod:`renderer.sensors.enrich_c`), ``sql`` in
-    ``renderer.sensors_enrich_day``; the rows are the same. The transaction ends holding a
+    ``renderer.sensors_enrich_day``; the rows are the same, and so is the day's summary per
+    detector for the day page (``sensors_day_detectors``: gathered by the C kernel in its
+    pass, by one aggregate after the SQL engine). The transaction ends holding a
     lock on sensors_enriched (SHARE UPDATE EXCLUSIVE, or ACCESS EXCLUSIVE when the day had
     rows before): commit soon after.
     """
     if engine == "c":
         return enrich_c.enrich_day_c(conn, day)
     if engine == "sql":
-        return int(scalar(conn, "sensors_day.enrich_day", {"day": day}))
+        rows = int(scalar(conn, "sensors_day.enrich_day", {"day": day}))
+        scalar(conn, "sensors_day.detectors_fill", {"day": day})  # the page's summary
+        return rows
     raise ConfigError(f"unknown sensors enrichment engine {engine!r}",
                       "set sensors enrich_engine to c or sql")

@@ -8,7 +8,9 @@ in key order, computes the windows in ``ext/sensors.c`` (``renderer._sensors.Enr
 whose definitions are those of the SQL and of the Python twin
 :mod:`renderer.sensors.enrich_py`, tested equal) and streams the day's rows back into the
 fresh table by binary COPY. PostgreSQL's executor then does one ordered scan instead of a
-sort and two window passes (BENCHMARKS.md).
+sort and two window passes (BENCHMARKS.md). After the swap it writes the day's summary per
+detector (``sensors_day_detectors``, the day page's figures), which the kernel gathered in
+the same pass (``ext/sensors_summary.c``), by one binary COPY of about 1,000 rows.
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def enrich_day_from(conn: Connection, day: date, rows: Iterable[bytes]) -> int:
 
 
 def _write(conn: Connection, day: date, begun: dict[str, Any], enricher: Any) -> int:
-    """The previous speeds from before the context, the rows into the fresh table, the swap."""
+    """The previous speeds from before the context, the rows into the fresh table, the swap,
+    then the day's summary per detector (sensors_day_detectors, gathered by the kernel in the
+    same pass; the swap's update of sensors_days cleared the previous one)."""
     lo = day_start(day)
     with conn.cursor(row_factory=tuple_row) as cur:
         missing = array("i", enricher.missing())
@@ -87,4 +91,6 @@ def _write(conn: Connection, day: date, begun: dict[str, Any], enricher: Any) ->
                 copy.write(rows[at:at + _OUT_CHUNK])
     done = one(conn, "sensors_day.enrich_end",
                {"day": day, "version": begun["version"], "rows": enricher.rows})
+    with conn.cursor() as cur, cur.copy(query("sensors_day.detectors_copy")) as copy:
+        copy.write(enricher.summary())
     return int(done["rows"])

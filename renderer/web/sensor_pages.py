@@ -3,7 +3,8 @@
 - ``/sensors``: the enriched days (links to each day).
 - ``/sensors/days/{day}``: the day's detectors ranked by jam minutes, each with a sparkline
   of its mean speed per 10 minutes; a jam minute is a UTC minute in which the detector
-  reported ``trafficjamindicator = 1`` (its 2-minute mean at or below 40 km/h).
+  reported ``trafficjamindicator = 1`` (its 2-minute mean at or below 40 km/h). Read from
+  the summary the day's enrichment wrote (``sensors_day_detectors``), else aggregated.
 - ``/sensors/detectors/{id}?day=2026-01-05``: the detector's speed, its 2- and 10-minute
   means and its jams (shaded) over the day as one SVG chart; without ``day`` its latest
   enriched day.
@@ -126,7 +127,8 @@ def detector_chart(data: dict[str, Any]) -> svg.Svg:
 
 
 def day_data(conn: Connection, day: date, *, limit: int = MAX_DETECTORS) -> dict[str, Any]:
-    """A day's detectors ranked by jam minutes, with their speeds per 10 minutes."""
+    """A day's detectors ranked by jam minutes, with their speeds per 10 minutes: read from
+    the summary the day's enrichment wrote (``from_summary``), else aggregated."""
     info = conn.execute(query("web_sensors.day"), {"day": day}).fetchone()
     base: dict[str, Any] = {"day": day.isoformat()}
     if info is None or not info["enriched"]:
@@ -136,8 +138,14 @@ def day_data(conn: Connection, day: date, *, limit: int = MAX_DETECTORS) -> dict
                 "fix": "enriched days are listed below" if known else
                        "ingest and enrich sensor files (`renderer sensors etl`)",
                 "days": known}
-    rows = conn.execute(query("web_sensors.day_ranking"),
-                        {"day": day, "limit": limit}).fetchall()
+    params = {"day": day, "limit": limit}
+    rows = conn.execute(query("web_sensors.day_ranking_summary"), params).fetchall()
+    summary = bool(rows)
+    if not summary:
+        # no summary rows: the day was enriched by a release that did not write them (during
+        # a rolling deploy its re-enrichment clears them), or it has no rows at all; the
+        # aggregate over the day's rows gives the same figures, in about a second
+        rows = conn.execute(query("web_sensors.day_ranking"), params).fetchall()
     detectors = [{"detector": r["uniqueid"], "rank": k + 1, "jam_minutes": r["jam_minutes"],
                   "readings": r["readings"],
                   "mean_speed": None if r["mean_speed"] is None else round(r["mean_speed"], 1),
@@ -149,7 +157,7 @@ def day_data(conn: Connection, day: date, *, limit: int = MAX_DETECTORS) -> dict
     total = rows[0]["detectors"] if rows else 0
     return {**base, "available": True, "rows": info["enriched_rows"],
             "enriched_at": info["enriched_at"], "detectors_total": total,
-            "shown": len(detectors), "detectors": detectors}
+            "shown": len(detectors), "from_summary": summary, "detectors": detectors}
 
 
 # -- pages -----------------------------------------------------------------------------------

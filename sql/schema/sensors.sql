@@ -315,3 +315,97 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN renderer.sensors_enrich_end(p_day, version, n);
 END $fn$;
+
+-- name: sensors_day_detectors
+-- The day page's figures per detector (sql/web_sensors.sql, day_ranking_summary): a row per
+-- (day, detector) of sensors_enriched, written by the day's enrichment in its own
+-- transaction (the C engine gathers them in its pass over the rows, ext/sensors_summary.c;
+-- the SQL engine and migration 0038 by renderer.sensors_day_detectors_fill), so that the
+-- page reads 1,000 rows instead of aggregating 1.44 M on every view. Replaced whole with the
+-- day: re-enriching it clears its rows first (trigger sensors_days_enriched). A day without
+-- rows here (enriched by a release that did not write them) is aggregated by the page.
+-- jam_minutes: UTC minutes with trafficjamindicator = 1; mean_speed: avg(currentspeed);
+-- lowest_mean10: min(avgspeed10minutes); first_jam/last_jam: the first and last jam row;
+-- mean_by_10_minutes: avg(currentspeed) per 10-minute slot of the day (144, NULL: none).
+CREATE TABLE sensors_day_detectors (
+    day                date             NOT NULL,
+    uniqueid           integer          NOT NULL,
+    jam_minutes        integer          NOT NULL,
+    readings           integer          NOT NULL,
+    mean_speed         double precision,
+    lowest_mean10      double precision,
+    first_jam          timestamptz,
+    last_jam           timestamptz,
+    mean_by_10_minutes double precision[] NOT NULL
+                       CHECK (cardinality(mean_by_10_minutes) = 144),
+    PRIMARY KEY (day, uniqueid)
+);
+
+-- name: sensors_day_detectors_clear
+-- The day's summary rows removed when sensors_days records a new enrichment of it
+-- (renderer.sensors_enrich_end, every release's) or the day's row is made, before this release writes the new ones
+-- in the same transaction: the rows never describe another enrichment than the day's
+-- current one, and a release that does not write them leaves the day without rows (the
+-- page then aggregates it) instead of with stale ones.
+CREATE FUNCTION renderer.sensors_day_detectors_clear() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM sensors_day_detectors WHERE day = NEW.day;
+    RETURN NULL;
+END $$;
+
+-- name: sensors_days_enriched
+-- On INSERT too: a day's row made again (after a TRUNCATE or DELETE of sensors_days) finds no
+-- rows of an earlier enrichment in the way.
+CREATE TRIGGER sensors_days_enriched
+AFTER INSERT OR UPDATE OF enriched_version, enriched_rows, enriched_at ON sensors_days
+FOR EACH ROW EXECUTE FUNCTION renderer.sensors_day_detectors_clear();
+
+-- name: sensors_day_detectors_fill
+-- The day's summary rows from its enriched rows, by one aggregate (the SQL engine, after
+-- renderer.sensors_enrich_day; migration 0038 for the days enriched before): the figures of
+-- sql/web_sensors.sql's day_ranking, for every detector of the day. The day's rows are read
+-- twice, in key order for the detectors and once more for the 10-minute slots (about 2 s for
+-- a 1,000-detector day; the C engine gathers them in its pass instead). Returns the rows.
+CREATE FUNCTION renderer.sensors_day_detectors_fill(p_day date) RETURNS bigint
+LANGUAGE sql AS $$
+    WITH detectors AS (
+        SELECT uniqueid,
+               count(DISTINCT date_trunc('minute', recordtimestamp))
+                   FILTER (WHERE trafficjamindicator = 1) AS jam_minutes,
+               count(*) AS readings,
+               avg(currentspeed) AS mean_speed,
+               min(avgspeed10minutes) AS lowest_mean10,
+               min(recordtimestamp) FILTER (WHERE trafficjamindicator = 1) AS first_jam,
+               max(recordtimestamp) FILTER (WHERE trafficjamindicator = 1) AS last_jam
+          FROM sensors_enriched
+         WHERE recordtimestamp >= p_day::timestamp AT TIME ZONE 'UTC'
+           AND recordtimestamp < (p_day + 1)::timestamp AT TIME ZONE 'UTC'
+         GROUP BY uniqueid
+    ), slots AS (
+        SELECT uniqueid,
+               floor(extract(epoch FROM recordtimestamp
+                             - p_day::timestamp AT TIME ZONE 'UTC') / 600)::integer AS slot,
+               avg(currentspeed) AS speed
+          FROM sensors_enriched
+         WHERE recordtimestamp >= p_day::timestamp AT TIME ZONE 'UTC'
+           AND recordtimestamp < (p_day + 1)::timestamp AT TIME ZONE 'UTC'
+         GROUP BY 1, 2
+    ), sparklines AS (
+        SELECT d.uniqueid, array_agg(s.speed ORDER BY g) AS mean_by_10_minutes
+          FROM detectors d
+         CROSS JOIN generate_series(0, 143) AS g
+          LEFT JOIN slots s ON s.uniqueid = d.uniqueid AND s.slot = g
+         GROUP BY d.uniqueid
+    ), written AS (
+        INSERT INTO sensors_day_detectors (day, uniqueid, jam_minutes, readings, mean_speed,
+                                           lowest_mean10, first_jam, last_jam,
+                                           mean_by_10_minutes)
+        SELECT p_day, d.uniqueid, d.jam_minutes, d.readings, d.mean_speed, d.lowest_mean10,
+               d.first_jam, d.last_jam, p.mean_by_10_minutes
+          FROM detectors d
+          JOIN sparklines p USING (uniqueid)
+        RETURNING 1
+    )
+    SELECT count(*) FROM written
+$$;
