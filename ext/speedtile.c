@@ -3,7 +3,9 @@
  * Input: the week's histogram rows as PostgreSQL binary COPY, in key order (segment, hour,
  * next segment NULLS LAST), columns (segment_id int8, next_segment_id int8 or NULL,
  * hour int4, duration_code int2, queue_code int2, count int8). Output: traffic_speeds rows
- * as binary COPY, columns in SPEEDTILE_COLUMNS order (renderer/traffic/speedtile_c.py).
+ * as binary COPY, columns in the order of traffic_speedtile.speeds_copy: mode, first_hour,
+ * segment_id, length, the arrays hours, observations, speeds, then the packed columns
+ * hour_values, nexts and total_observations (renderer/traffic/speedtile_pack.py).
  *
  * The arithmetic is that of the Python twin, renderer.traffic.speedtile._hour (tests hold
  * the two equal, float for float): the same operations in the same order, doubles, no fused
@@ -69,12 +71,10 @@ static int vec_push(Vec *x, int64_t v) {
     return 0;
 }
 
-enum { H_HOURS, H_OBS, H_SPEEDS, H_MEAN, H_VAR, H_PREV, N_HOUR_COLS };
+enum { H_HOURS, H_OBS, H_SPEEDS, H_MEAN, H_VAR, H_PREV, H_NEXTS, N_HOUR_COLS };
 enum { X_HOURS, X_IDS, X_COUNTS, X_DELAYS, X_DVAR, X_QLEN, X_QVAR, N_NEXT_COLS };
 static const int hour_oids[N_HOUR_COLS] = {OID_INT2, OID_INT8, OID_INT2, OID_INT2, OID_INT4,
-                                           OID_INT2};
-static const int next_oids[N_NEXT_COLS] = {OID_INT2, OID_INT8, OID_INT8, OID_INT4, OID_INT8,
-                                           OID_INT4, OID_INT8};
+                                           OID_INT2, OID_INT2};
 #define NULL_ID INT64_MIN /* a NULL next segment id in X_IDS */
 
 typedef struct {
@@ -173,13 +173,15 @@ static int close_hour(Builder *b) {
     }
     if (variance > 2147483647.0) return range_error("speed variance", variance);
     if (total > 9.2e18) return range_error("observations", total);
+    if (k > INT16_MAX) return range_error("next segments of an hour", (double)k);
     int64_t itotal = (int64_t)total;
     if (vec_push(&b->hour_cols[H_HOURS], how) || vec_push(&b->hour_cols[H_OBS], itotal)
         || vec_push(&b->hour_cols[H_SPEEDS], (int64_t)speed)
         || vec_push(&b->hour_cols[H_MEAN], (int64_t)mean_speed)
         || vec_push(&b->hour_cols[H_VAR], (int64_t)variance)
         || vec_push(&b->hour_cols[H_PREV],
-                    published ? prevalence(itotal, b->segment, how, b->first_hour) : 0))
+                    published ? prevalence(itotal, b->segment, how, b->first_hour) : 0)
+        || vec_push(&b->hour_cols[H_NEXTS], published ? (int64_t)k : 0))
         return -1;
     if (!published) return 0;
     for (size_t i = 0; i < k; i++) {
@@ -210,38 +212,61 @@ static int close_hour(Builder *b) {
 
 static inline int elem_size(int oid) { return oid == OID_INT2 ? 2 : oid == OID_INT4 ? 4 : 8; }
 
-static int put_array(Buf *o, const Vec *x, int oid, int nullable) {
+static int put_array(Buf *o, const Vec *x, int oid) {
     int size = elem_size(oid);
     size_t body = x->len ? 20 + x->len * (size_t)(4 + size) : 12;
     if (body > INT32_MAX) { pgcopy_raise(PyExc_ValueError, "array too large"); return -1; }
     if (buf_reserve(o, 4 + body)) return -1;
     put32(o, (int32_t)body);
-    int has_null = 0;
-    if (nullable)
-        for (size_t i = 0; i < x->len; i++) has_null |= x->v[i] == NULL_ID;
     put32(o, x->len ? 1 : 0);
-    put32(o, has_null);
+    put32(o, 0); /* no NULL elements */
     put32(o, oid);
     if (!x->len) return 0;
     put32(o, (int32_t)x->len);
     put32(o, 1);
     for (size_t i = 0; i < x->len; i++) {
         int64_t v = x->v[i];
-        if (nullable && v == NULL_ID) { put32(o, -1); continue; }
         put32(o, size);
         if (size == 2) put16(o, (int16_t)v);
         else if (size == 4) put32(o, (int32_t)v);
         else put64(o, v);
     }
-    if (has_null) {
-        /* NULL elements took 4 bytes, not 4 + size: fix the length word */
-        size_t nulls = 0;
-        for (size_t i = 0; i < x->len; i++) nulls += x->v[i] == NULL_ID;
-        size_t real = body - nulls * (size_t)size;
-        size_t start = o->len - real - 4;
-        uint32_t u = (uint32_t)real;
-        for (int j = 0; j < 4; j++) o->data[start + j] = (char)(u >> (24 - 8 * j));
+    return 0;
+}
+
+/* The packed columns (renderer/traffic/speedtile_pack.py): fixed-width big-endian records
+ * in bytea, no per-element length word for the server to parse. */
+enum { HOUR_RECORD = 10, NEXT_RECORD = 42 };
+
+static int put_packed(Buf *o, const Builder *b) {
+    size_t h = b->hour_cols[H_HOURS].len, x = b->next_cols[X_HOURS].len;
+    if (h * HOUR_RECORD > INT32_MAX || x * NEXT_RECORD > INT32_MAX) {
+        pgcopy_raise(PyExc_ValueError, "packed columns too large");
+        return -1;
     }
+    if (buf_reserve(o, 4 + h * HOUR_RECORD + 4 + x * NEXT_RECORD + 4 + 8)) return -1;
+    const Vec *hc = b->hour_cols, *xc = b->next_cols;
+    put32(o, (int32_t)(h * HOUR_RECORD));
+    for (size_t i = 0; i < h; i++) {
+        put16(o, (int16_t)hc[H_MEAN].v[i]);
+        put32(o, (int32_t)hc[H_VAR].v[i]);
+        put16(o, (int16_t)hc[H_PREV].v[i]);
+        put16(o, (int16_t)hc[H_NEXTS].v[i]);
+    }
+    put32(o, (int32_t)(x * NEXT_RECORD));
+    for (size_t i = 0; i < x; i++) {
+        put16(o, (int16_t)xc[X_HOURS].v[i]);
+        put64(o, xc[X_IDS].v[i]); /* NULL_ID: speedtile_pack.NO_NEXT */
+        put64(o, xc[X_COUNTS].v[i]);
+        put32(o, (int32_t)xc[X_DELAYS].v[i]);
+        put64(o, xc[X_DVAR].v[i]);
+        put32(o, (int32_t)xc[X_QLEN].v[i]);
+        put64(o, xc[X_QVAR].v[i]);
+    }
+    int64_t total = 0;
+    for (size_t i = 0; i < h; i++) total += hc[H_OBS].v[i];
+    put32(o, 8);
+    put64(o, total);
     return 0;
 }
 
@@ -251,7 +276,7 @@ static int close_segment(Builder *b) {
     b->have_segment = 0;
     Buf *o = &b->out;
     if (buf_reserve(o, 2 + 4 + (size_t)b->mode_len + 8 + 12 + 8)) return -1;
-    put16(o, 17);
+    put16(o, 10);
     put32(o, (int32_t)b->mode_len);
     memcpy(o->data + o->len, b->mode, (size_t)b->mode_len);
     o->len += (size_t)b->mode_len;
@@ -265,14 +290,12 @@ static int close_segment(Builder *b) {
     } else {
         put32(o, -1);
     }
-    for (int c = 0; c < N_HOUR_COLS; c++) {
-        if (put_array(o, &b->hour_cols[c], hour_oids[c], 0)) return -1;
-        b->hour_cols[c].len = 0;
-    }
-    for (int c = 0; c < N_NEXT_COLS; c++) {
-        if (put_array(o, &b->next_cols[c], next_oids[c], c == X_IDS)) return -1;
-        b->next_cols[c].len = 0;
-    }
+    static const int arrays[3] = {H_HOURS, H_OBS, H_SPEEDS};
+    for (int c = 0; c < 3; c++)
+        if (put_array(o, &b->hour_cols[arrays[c]], hour_oids[arrays[c]])) return -1;
+    if (put_packed(o, b)) return -1;
+    for (int c = 0; c < N_HOUR_COLS; c++) b->hour_cols[c].len = 0;
+    for (int c = 0; c < N_NEXT_COLS; c++) b->next_cols[c].len = 0;
     b->segments++;
     return 0;
 }

@@ -35,7 +35,7 @@ from renderer.errors import ConfigError, InputError
 from renderer.profile import Next
 from renderer.queue import Job
 from renderer.tiles import Tile
-from renderer.traffic import export, speedtile_c, weeks
+from renderer.traffic import export, speedtile_c, speedtile_pack, weeks
 from renderer.traffic.histogram import ConsumeResult
 from renderer.traffic.layout import Prefix
 
@@ -296,9 +296,10 @@ class SegmentWeek:
 
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> SegmentWeek:
-        """From a ``traffic_speeds`` row (a dict)."""
+        """From a ``traffic_speeds`` row (a dict; its packed columns unpacked)."""
+        unpacked = speedtile_pack.unpack_row(row) if "nexts" in row else row
         names = cls.__dataclass_fields__
-        return cls(**{name: row[name] for name in names})  # type: ignore[arg-type]
+        return cls(**{name: unpacked[name] for name in names})  # type: ignore[arg-type]
 
 
 # sums per (segment, hour, next): n, sd, sdd, sq, sqq
