@@ -320,6 +320,18 @@ def test_part_ranges_cover_every_segment_once_in_order() -> None:
     assert speedtile_c.part_ranges(array("q"), 4) == [(-(1 << 63), (1 << 63) - 1)]
 
 
+def test_staggered_part_ranges_grow_in_segment_order() -> None:
+    ids = array("q", range(0, 10_000, 7))
+    for parts in (2, 3, 4):
+        ranges = speedtile_c.part_ranges(ids, parts, 0.4)
+        assert ranges[0][0] == -(1 << 63) and ranges[-1][1] == (1 << 63) - 1
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+        counts = [sum(lo <= i <= hi for i in ids) for lo, hi in ranges]
+        assert counts == sorted(counts) and counts[0] < counts[-1]
+    two = [sum(lo <= i <= hi for i in ids) for lo, hi in speedtile_c.part_ranges(ids, 2, 0.4)]
+    assert abs(two[0] / len(ids) - 1 / 2.4) < 0.01
+
+
 def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     _store_random_week(db, 8)
