@@ -212,25 +212,47 @@ static int close_hour(Builder *b) {
 
 static inline int elem_size(int oid) { return oid == OID_INT2 ? 2 : oid == OID_INT4 ? 4 : 8; }
 
+/* Big-endian writers on a cursor, for the per-element loops below: pgcopy.h's put* go
+ * through the Buf's length byte by byte, which the compiler must reload after every byte
+ * (a char store may alias it); these store whole words. */
+static inline char *w16(char *p, int64_t v) {
+    uint16_t u = __builtin_bswap16((uint16_t)v);
+    memcpy(p, &u, 2);
+    return p + 2;
+}
+static inline char *w32(char *p, int64_t v) {
+    uint32_t u = __builtin_bswap32((uint32_t)v);
+    memcpy(p, &u, 4);
+    return p + 4;
+}
+static inline char *w64(char *p, int64_t v) {
+    uint64_t u = __builtin_bswap64((uint64_t)v);
+    memcpy(p, &u, 8);
+    return p + 8;
+}
+
 static int put_array(Buf *o, const Vec *x, int oid) {
     int size = elem_size(oid);
     size_t body = x->len ? 20 + x->len * (size_t)(4 + size) : 12;
     if (body > INT32_MAX) { pgcopy_raise(PyExc_ValueError, "array too large"); return -1; }
     if (buf_reserve(o, 4 + body)) return -1;
-    put32(o, (int32_t)body);
-    put32(o, x->len ? 1 : 0);
-    put32(o, 0); /* no NULL elements */
-    put32(o, oid);
-    if (!x->len) return 0;
-    put32(o, (int32_t)x->len);
-    put32(o, 1);
-    for (size_t i = 0; i < x->len; i++) {
-        int64_t v = x->v[i];
-        put32(o, size);
-        if (size == 2) put16(o, (int16_t)v);
-        else if (size == 4) put32(o, (int32_t)v);
-        else put64(o, v);
+    char *p = o->data + o->len;
+    p = w32(p, (int64_t)body);
+    p = w32(p, x->len ? 1 : 0);
+    p = w32(p, 0); /* no NULL elements */
+    p = w32(p, oid);
+    if (x->len) {
+        p = w32(p, (int64_t)x->len);
+        p = w32(p, 1);
+        const int64_t *v = x->v;
+        if (size == 2)
+            for (size_t i = 0; i < x->len; i++) p = w16(w32(p, 2), v[i]);
+        else if (size == 4)
+            for (size_t i = 0; i < x->len; i++) p = w32(w32(p, 4), v[i]);
+        else
+            for (size_t i = 0; i < x->len; i++) p = w64(w32(p, 8), v[i]);
     }
+    o->len = (size_t)(p - o->data);
     return 0;
 }
 
@@ -246,27 +268,29 @@ static int put_packed(Buf *o, const Builder *b) {
     }
     if (buf_reserve(o, 4 + h * HOUR_RECORD + 4 + x * NEXT_RECORD + 4 + 8)) return -1;
     const Vec *hc = b->hour_cols, *xc = b->next_cols;
-    put32(o, (int32_t)(h * HOUR_RECORD));
+    char *p = o->data + o->len;
+    p = w32(p, (int64_t)(h * HOUR_RECORD));
     for (size_t i = 0; i < h; i++) {
-        put16(o, (int16_t)hc[H_MEAN].v[i]);
-        put32(o, (int32_t)hc[H_VAR].v[i]);
-        put16(o, (int16_t)hc[H_PREV].v[i]);
-        put16(o, (int16_t)hc[H_NEXTS].v[i]);
+        p = w16(p, hc[H_MEAN].v[i]);
+        p = w32(p, hc[H_VAR].v[i]);
+        p = w16(p, hc[H_PREV].v[i]);
+        p = w16(p, hc[H_NEXTS].v[i]);
     }
-    put32(o, (int32_t)(x * NEXT_RECORD));
+    p = w32(p, (int64_t)(x * NEXT_RECORD));
     for (size_t i = 0; i < x; i++) {
-        put16(o, (int16_t)xc[X_HOURS].v[i]);
-        put64(o, xc[X_IDS].v[i]); /* NULL_ID: speedtile_pack.NO_NEXT */
-        put64(o, xc[X_COUNTS].v[i]);
-        put32(o, (int32_t)xc[X_DELAYS].v[i]);
-        put64(o, xc[X_DVAR].v[i]);
-        put32(o, (int32_t)xc[X_QLEN].v[i]);
-        put64(o, xc[X_QVAR].v[i]);
+        p = w16(p, xc[X_HOURS].v[i]);
+        p = w64(p, xc[X_IDS].v[i]); /* NULL_ID: speedtile_pack.NO_NEXT */
+        p = w64(p, xc[X_COUNTS].v[i]);
+        p = w32(p, xc[X_DELAYS].v[i]);
+        p = w64(p, xc[X_DVAR].v[i]);
+        p = w32(p, xc[X_QLEN].v[i]);
+        p = w64(p, xc[X_QVAR].v[i]);
     }
     int64_t total = 0;
     for (size_t i = 0; i < h; i++) total += hc[H_OBS].v[i];
-    put32(o, 8);
-    put64(o, total);
+    p = w32(p, 8);
+    p = w64(p, total);
+    o->len = (size_t)(p - o->data);
     return 0;
 }
 
