@@ -276,8 +276,10 @@ def prevalence(total: int, segment_id: int, hour_of_week: int, first_hour: int) 
 
 @dataclass
 class SegmentWeek:
-    """One segment's week, as a ``traffic_speeds`` row: per-hour arrays parallel to
-    ``hours``, per-(hour, next segment) arrays parallel to ``next_hours``."""
+    """One segment's week: per-hour lists parallel to ``hours``, per-(hour, next segment)
+    lists parallel to ``next_hours``. A ``traffic_speeds`` row keeps ``hours``,
+    ``observations`` and ``speeds`` as arrays and the rest packed
+    (:mod:`renderer.traffic.speedtile_pack`; :meth:`from_row` unpacks)."""
 
     length: int | None
     hours: list[int] = field(default_factory=list)
