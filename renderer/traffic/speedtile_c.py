@@ -10,17 +10,17 @@ back into ``traffic_speeds`` by binary COPY. PostgreSQL's executor then does one
 one scan instead of three passes of aggregation and windows (BENCHMARKS.md).
 
 Split across backends (``parts`` > 1): the segments are cut into ``parts`` ranges, each
-later one larger (:data:`STAGGER`: the earlier are written while the later are still read); each range is read by its own connection, in a read-only
-transaction at one snapshot (so the parts together see what one read would): in read
-committed, the snapshot the first part exports (what one statement would see; a caller inside
-a savepoint cannot export its own), else the caller's, exported (its later statements see
-exactly that), and drained by its own Builder in its own thread (the drain runs
-without the GIL), so the backends' scans, sorts and COPYs and the C loops run at once. The
-ranges are in segment order, so their outputs, written one after the other by the caller's
-connection, are the very rows and order of one part. The caller's transaction must not have
-written yet (no snapshot shows its own writes to another backend: ``build`` checks); in
-repeatable read or serializable it must not be inside a savepoint (a subtransaction cannot
-export its snapshot).
+later one larger (:data:`STAGGER`: the earlier are written while the later are still read);
+each range is read by its own connection, in a read-only transaction at one snapshot (so the
+parts together see what one read would): in read committed, the snapshot the first part
+exports (what one statement would see; a caller inside a savepoint cannot export its own),
+else the caller's, exported (its later statements see exactly that), and drained by its own
+Builder in its own thread (the drain runs without the GIL), so the backends' scans, sorts
+and COPYs and the C loops run at once. The ranges are in segment order, so their outputs,
+written one after the other by the caller's connection, are the very rows and order of one
+part. The caller's transaction must not have written yet (no snapshot shows its own writes
+to another backend: ``build`` checks); in repeatable read or serializable it must not be
+inside a savepoint (a subtransaction cannot export its snapshot).
 
 Rounding happens in one place in C: ``st_round`` in ext/speedtile.c (half to even, as the
 twin's ``round``).
