@@ -35,6 +35,7 @@ extra (numpy, pyarrow, duckdb, polars).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -54,13 +55,14 @@ from renderer import config, tiles
 from renderer.db import resolve_url
 from renderer.tiles import Tile
 from renderer.traffic import speedtile, weeks
+from renderer.traffic.speedtile_pack import pack_week, unpack_row
 
 BENCH_DB = "renderer_bench_speedtile"
 TILE = Tile(0, 3105)  # around Shanghai, as the sample's first city
 WEEK = "2016-W44"
 COLUMNS = ("mode", "first_hour", "segment_id", "length", "hours", "observations", "speeds",
-           "mean_speeds", "speed_variances", "prevalences", "next_hours", "next_ids",
-           "next_counts", "delays", "delay_variances", "queue_lengths", "queue_length_variances")
+           "hour_values", "nexts", "total_observations")
+"""traffic_speeds' columns as written (the packed ones unpacked to compare: speedtile_pack)."""
 
 
 def duration_codes(seconds: np.ndarray) -> np.ndarray:
@@ -187,7 +189,8 @@ def run_ours(url: str, engine: str, parts: int = 1, sort: str = "server", work_m
                                  parts=parts, sort=sort, work_mem=work_mem)
         conn.commit()
         wall, server, client = clock.stop()
-        rows = {r["segment_id"]: r for r in conn.execute("SELECT * FROM traffic_speeds")}
+        rows = {r["segment_id"]: unpack_row(r)
+                for r in conn.execute("SELECT * FROM traffic_speeds")}
         split = (f"server {server:.2f} + client {client:.2f} CPU s" if server is not None
                  else f"client {client:.2f} CPU s")
         return (wall, None if server is None else server + client), result, rows, split
@@ -217,8 +220,9 @@ def run_python(url: str) -> tuple[float, float | None]:
         with conn.cursor() as cur, cur.copy(
                 f"COPY bench_python ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for segment_id, week in result.items():
-                copy.write_row(("AUTO", first_hour, segment_id,
-                                *(getattr(week, c) for c in COLUMNS[3:])))
+                copy.write_row(("AUTO", first_hour, segment_id, week.length, week.hours,
+                                week.observations, week.speeds,
+                                *pack_week(dataclasses.asdict(week)), sum(week.observations)))
         conn.commit()
         return clock.stop()
 
@@ -379,15 +383,16 @@ def same(url: str) -> tuple[int, int]:
     """Segments compared, and segments whose rows differ (mean speed and speed variance
     may differ by one: float sums in another order)."""
     with psycopg.connect(url, row_factory=dict_row) as conn:
-        ours = {r["segment_id"]: r for r in conn.execute("SELECT * FROM traffic_speeds")}
-        loop = {r["segment_id"]: r for r in conn.execute("SELECT * FROM bench_python")}
+        ours = {r["segment_id"]: unpack_row(r)
+                for r in conn.execute("SELECT * FROM traffic_speeds")}
+        loop = {r["segment_id"]: unpack_row(r) for r in conn.execute("SELECT * FROM bench_python")}
     differ = 0
     for segment_id, row in loop.items():
         mine: dict[str, Any] | None = ours.get(segment_id)
         if mine is None:
             differ += 1
             continue
-        for column in COLUMNS[3:]:
+        for column in ("length", "total_observations", *PER_HOUR, *PER_NEXT):
             a, b = mine[column], row[column]
             if column in ("mean_speeds", "speed_variances"):
                 ok = len(a) == len(b) and all(abs(x - y) <= 1 for x, y in zip(a, b, strict=True))

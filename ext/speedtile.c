@@ -3,7 +3,9 @@
  * Input: the week's histogram rows as PostgreSQL binary COPY, in key order (segment, hour,
  * next segment NULLS LAST), columns (segment_id int8, next_segment_id int8 or NULL,
  * hour int4, duration_code int2, queue_code int2, count int8). Output: traffic_speeds rows
- * as binary COPY, columns in SPEEDTILE_COLUMNS order (renderer/traffic/speedtile_c.py).
+ * as binary COPY, columns in the order of traffic_speedtile.speeds_copy: mode, first_hour,
+ * segment_id, length, the arrays hours, observations, speeds, then the packed columns
+ * hour_values, nexts and total_observations (renderer/traffic/speedtile_pack.py).
  *
  * The arithmetic is that of the Python twin, renderer.traffic.speedtile._hour (tests hold
  * the two equal, float for float): the same operations in the same order, doubles, no fused
@@ -69,12 +71,10 @@ static int vec_push(Vec *x, int64_t v) {
     return 0;
 }
 
-enum { H_HOURS, H_OBS, H_SPEEDS, H_MEAN, H_VAR, H_PREV, N_HOUR_COLS };
+enum { H_HOURS, H_OBS, H_SPEEDS, H_MEAN, H_VAR, H_PREV, H_NEXTS, N_HOUR_COLS };
 enum { X_HOURS, X_IDS, X_COUNTS, X_DELAYS, X_DVAR, X_QLEN, X_QVAR, N_NEXT_COLS };
 static const int hour_oids[N_HOUR_COLS] = {OID_INT2, OID_INT8, OID_INT2, OID_INT2, OID_INT4,
-                                           OID_INT2};
-static const int next_oids[N_NEXT_COLS] = {OID_INT2, OID_INT8, OID_INT8, OID_INT4, OID_INT8,
-                                           OID_INT4, OID_INT8};
+                                           OID_INT2, OID_INT2};
 #define NULL_ID INT64_MIN /* a NULL next segment id in X_IDS */
 
 typedef struct {
@@ -173,13 +173,15 @@ static int close_hour(Builder *b) {
     }
     if (variance > 2147483647.0) return range_error("speed variance", variance);
     if (total > 9.2e18) return range_error("observations", total);
+    if (k > INT16_MAX) return range_error("next segments of an hour", (double)k);
     int64_t itotal = (int64_t)total;
     if (vec_push(&b->hour_cols[H_HOURS], how) || vec_push(&b->hour_cols[H_OBS], itotal)
         || vec_push(&b->hour_cols[H_SPEEDS], (int64_t)speed)
         || vec_push(&b->hour_cols[H_MEAN], (int64_t)mean_speed)
         || vec_push(&b->hour_cols[H_VAR], (int64_t)variance)
         || vec_push(&b->hour_cols[H_PREV],
-                    published ? prevalence(itotal, b->segment, how, b->first_hour) : 0))
+                    published ? prevalence(itotal, b->segment, how, b->first_hour) : 0)
+        || vec_push(&b->hour_cols[H_NEXTS], published ? (int64_t)k : 0))
         return -1;
     if (!published) return 0;
     for (size_t i = 0; i < k; i++) {
@@ -210,38 +212,85 @@ static int close_hour(Builder *b) {
 
 static inline int elem_size(int oid) { return oid == OID_INT2 ? 2 : oid == OID_INT4 ? 4 : 8; }
 
-static int put_array(Buf *o, const Vec *x, int oid, int nullable) {
+/* Big-endian writers on a cursor, for the per-element loops below: pgcopy.h's put* go
+ * through the Buf's length byte by byte, which the compiler must reload after every byte
+ * (a char store may alias it); these store whole words. */
+static inline char *w16(char *p, int64_t v) {
+    uint16_t u = __builtin_bswap16((uint16_t)v);
+    memcpy(p, &u, 2);
+    return p + 2;
+}
+static inline char *w32(char *p, int64_t v) {
+    uint32_t u = __builtin_bswap32((uint32_t)v);
+    memcpy(p, &u, 4);
+    return p + 4;
+}
+static inline char *w64(char *p, int64_t v) {
+    uint64_t u = __builtin_bswap64((uint64_t)v);
+    memcpy(p, &u, 8);
+    return p + 8;
+}
+
+static int put_array(Buf *o, const Vec *x, int oid) {
     int size = elem_size(oid);
     size_t body = x->len ? 20 + x->len * (size_t)(4 + size) : 12;
     if (body > INT32_MAX) { pgcopy_raise(PyExc_ValueError, "array too large"); return -1; }
     if (buf_reserve(o, 4 + body)) return -1;
-    put32(o, (int32_t)body);
-    int has_null = 0;
-    if (nullable)
-        for (size_t i = 0; i < x->len; i++) has_null |= x->v[i] == NULL_ID;
-    put32(o, x->len ? 1 : 0);
-    put32(o, has_null);
-    put32(o, oid);
-    if (!x->len) return 0;
-    put32(o, (int32_t)x->len);
-    put32(o, 1);
-    for (size_t i = 0; i < x->len; i++) {
-        int64_t v = x->v[i];
-        if (nullable && v == NULL_ID) { put32(o, -1); continue; }
-        put32(o, size);
-        if (size == 2) put16(o, (int16_t)v);
-        else if (size == 4) put32(o, (int32_t)v);
-        else put64(o, v);
+    char *p = o->data + o->len;
+    p = w32(p, (int64_t)body);
+    p = w32(p, x->len ? 1 : 0);
+    p = w32(p, 0); /* no NULL elements */
+    p = w32(p, oid);
+    if (x->len) {
+        p = w32(p, (int64_t)x->len);
+        p = w32(p, 1);
+        const int64_t *v = x->v;
+        if (size == 2)
+            for (size_t i = 0; i < x->len; i++) p = w16(w32(p, 2), v[i]);
+        else if (size == 4)
+            for (size_t i = 0; i < x->len; i++) p = w32(w32(p, 4), v[i]);
+        else
+            for (size_t i = 0; i < x->len; i++) p = w64(w32(p, 8), v[i]);
     }
-    if (has_null) {
-        /* NULL elements took 4 bytes, not 4 + size: fix the length word */
-        size_t nulls = 0;
-        for (size_t i = 0; i < x->len; i++) nulls += x->v[i] == NULL_ID;
-        size_t real = body - nulls * (size_t)size;
-        size_t start = o->len - real - 4;
-        uint32_t u = (uint32_t)real;
-        for (int j = 0; j < 4; j++) o->data[start + j] = (char)(u >> (24 - 8 * j));
+    o->len = (size_t)(p - o->data);
+    return 0;
+}
+
+/* The packed columns (renderer/traffic/speedtile_pack.py): fixed-width big-endian records
+ * in bytea, no per-element length word for the server to parse. */
+enum { HOUR_RECORD = 10, NEXT_RECORD = 42 };
+
+static int put_packed(Buf *o, const Builder *b) {
+    size_t h = b->hour_cols[H_HOURS].len, x = b->next_cols[X_HOURS].len;
+    if (h * HOUR_RECORD > INT32_MAX || x * NEXT_RECORD > INT32_MAX) {
+        pgcopy_raise(PyExc_ValueError, "packed columns too large");
+        return -1;
     }
+    if (buf_reserve(o, 4 + h * HOUR_RECORD + 4 + x * NEXT_RECORD + 4 + 8)) return -1;
+    const Vec *hc = b->hour_cols, *xc = b->next_cols;
+    char *p = o->data + o->len;
+    p = w32(p, (int64_t)(h * HOUR_RECORD));
+    for (size_t i = 0; i < h; i++) {
+        p = w16(p, hc[H_MEAN].v[i]);
+        p = w32(p, hc[H_VAR].v[i]);
+        p = w16(p, hc[H_PREV].v[i]);
+        p = w16(p, hc[H_NEXTS].v[i]);
+    }
+    p = w32(p, (int64_t)(x * NEXT_RECORD));
+    for (size_t i = 0; i < x; i++) {
+        p = w16(p, xc[X_HOURS].v[i]);
+        p = w64(p, xc[X_IDS].v[i]); /* NULL_ID: speedtile_pack.NO_NEXT */
+        p = w64(p, xc[X_COUNTS].v[i]);
+        p = w32(p, xc[X_DELAYS].v[i]);
+        p = w64(p, xc[X_DVAR].v[i]);
+        p = w32(p, xc[X_QLEN].v[i]);
+        p = w64(p, xc[X_QVAR].v[i]);
+    }
+    int64_t total = 0;
+    for (size_t i = 0; i < h; i++) total += hc[H_OBS].v[i];
+    p = w32(p, 8);
+    p = w64(p, total);
+    o->len = (size_t)(p - o->data);
     return 0;
 }
 
@@ -251,7 +300,7 @@ static int close_segment(Builder *b) {
     b->have_segment = 0;
     Buf *o = &b->out;
     if (buf_reserve(o, 2 + 4 + (size_t)b->mode_len + 8 + 12 + 8)) return -1;
-    put16(o, 17);
+    put16(o, 10);
     put32(o, (int32_t)b->mode_len);
     memcpy(o->data + o->len, b->mode, (size_t)b->mode_len);
     o->len += (size_t)b->mode_len;
@@ -265,14 +314,12 @@ static int close_segment(Builder *b) {
     } else {
         put32(o, -1);
     }
-    for (int c = 0; c < N_HOUR_COLS; c++) {
-        if (put_array(o, &b->hour_cols[c], hour_oids[c], 0)) return -1;
-        b->hour_cols[c].len = 0;
-    }
-    for (int c = 0; c < N_NEXT_COLS; c++) {
-        if (put_array(o, &b->next_cols[c], next_oids[c], c == X_IDS)) return -1;
-        b->next_cols[c].len = 0;
-    }
+    static const int arrays[3] = {H_HOURS, H_OBS, H_SPEEDS};
+    for (int c = 0; c < 3; c++)
+        if (put_array(o, &b->hour_cols[arrays[c]], hour_oids[arrays[c]])) return -1;
+    if (put_packed(o, b)) return -1;
+    for (int c = 0; c < N_HOUR_COLS; c++) b->hour_cols[c].len = 0;
+    for (int c = 0; c < N_NEXT_COLS; c++) b->next_cols[c].len = 0;
     b->segments++;
     return 0;
 }
@@ -512,9 +559,61 @@ static PyTypeObject BuilderType = {
     .tp_getset = Builder_getset,
 };
 
+/* unpack(hour_values, nexts): the lists of traffic_speeds' packed columns (the records of
+ * put_packed), in the order of speedtile_pack.HOUR_COLUMNS then NEXT_COLUMNS, a NULL_ID
+ * next segment as None. The plain twin: speedtile_pack.unpack_records (tests hold them
+ * equal); for the export, which reads millions of records. */
+static const int hour_widths[4] = {2, 4, 2, 2};
+static const int next_widths[7] = {2, 8, 8, 4, 8, 4, 8};
+
+static PyObject *unpack_field(const unsigned char *p, int width, int none_for_null) {
+    int64_t v = width == 2 ? get16(p) : width == 4 ? get32(p) : get64(p);
+    if (none_for_null && v == NULL_ID) Py_RETURN_NONE;
+    return PyLong_FromLongLong(v);
+}
+
+static int unpack_into(PyObject *out, Py_ssize_t first, const unsigned char *data, Py_ssize_t n,
+                       const int *widths, int fields, int record, int nullable_field) {
+    for (int f = 0; f < fields; f++) {
+        PyObject *list = PyList_New(n);
+        if (!list) return -1;
+        PyTuple_SET_ITEM(out, first + f, list);
+        int at = 0;
+        for (int g = 0; g < f; g++) at += widths[g];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = unpack_field(data + i * record + at, widths[f], f == nullable_field);
+            if (!v) return -1;
+            PyList_SET_ITEM(list, i, v);
+        }
+    }
+    return 0;
+}
+
+static PyObject *unpack(PyObject *unused, PyObject *args) {
+    Py_buffer h, x;
+    if (!PyArg_ParseTuple(args, "y*y*", &h, &x)) return NULL;
+    PyObject *out = NULL;
+    if (h.len % HOUR_RECORD || x.len % NEXT_RECORD) {
+        PyErr_Format(PyExc_ValueError, "packed columns of %zd and %zd bytes: not whole records",
+                     h.len, x.len);
+        goto done;
+    }
+    out = PyTuple_New(4 + 7);
+    if (!out) goto done;
+    if (unpack_into(out, 0, h.buf, h.len / HOUR_RECORD, hour_widths, 4, HOUR_RECORD, -1)
+        || unpack_into(out, 4, x.buf, x.len / NEXT_RECORD, next_widths, 7, NEXT_RECORD, 1))
+        Py_CLEAR(out);
+done:
+    PyBuffer_Release(&h);
+    PyBuffer_Release(&x);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"has_libpq", pgcopy_has_libpq, METH_NOARGS,
      "Whether exactly one libpq is loaded, so that Builder.drain can read from it."},
+    {"unpack", unpack, METH_VARARGS,
+     "The lists of traffic_speeds' packed columns: unpack(hour_values, nexts)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -35,19 +35,18 @@ SELECT set_config('enable_hashagg', 'on', true), set_config('enable_hashjoin', '
 --
 -- Three passes over one order, (segment, hour, next segment NULLS LAST), from one sort of
 -- the week's histogram rows: sums per next segment (bins), the hour's totals over its next
--- segments (a window), the arrays per segment (the final GROUP BY). No other sort, no hash
+-- segments (a window), the arrays and packed records per segment (the final GROUP BY). No other sort, no hash
 -- table. The keys are the segment id alone, not (tile, segment): a segment id holds its
 -- tile, and an int8 first key that rarely ties makes the sort cheaper. Each value is
 -- computed once, in the pass that first has what it needs:
 -- per-next means in the bins' projection, the hour's speeds in the window's projection
--- (only on the hour's first row), the rest as aggregate arguments. The arrays are
--- aggregated without ORDER BY: array_agg keeps input order, and the window sorted (or
--- streamed) its rows by next segment; per-aggregate ORDER BY would sort every group 13
--- times. Tests hold the result equal to the Python twin, order included.
+-- (only on the hour's first row), the rest as aggregate arguments. The arrays and records
+-- are aggregated without ORDER BY: array_agg and string_agg keep input order, and the
+-- window sorted (or streamed) its rows by next segment; per-aggregate ORDER BY would sort
+-- every group 5 times. Tests hold the result equal to the Python twin, order included.
 INSERT INTO traffic_speeds (
-    mode, first_hour, segment_id, length, hours, observations, speeds, mean_speeds,
-    speed_variances, prevalences, next_hours, next_ids, next_counts, delays, delay_variances,
-    queue_lengths, queue_length_variances)
+    mode, first_hour, segment_id, length, hours, observations, speeds, hour_values, nexts,
+    total_observations)
 WITH bins AS (
     -- per (segment, hour, next segment): count, mean duration (s) and queue code, the
     -- variance of the duration, and v = 1 / mean duration (NULL for 0 s), whose spread over
@@ -91,6 +90,7 @@ WITH bins AS (
            sum(b.n) OVER w AS total,
            sum(b.n) OVER w >= %(min_count)s AS published,
            row_number() OVER w AS rn,
+           count(*) OVER w AS next_segments,
            CASE WHEN row_number() OVER w = 1 AND sum(b.n) OVER w >= %(min_count)s
                 THEN coalesce(nullif(least(floor(l.length / nullif(min(b.mean_d) OVER w, 0)
                                                  * 3.6::float8 + 0.49999999999999994::float8),
@@ -115,30 +115,35 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
        array_agg(how) FILTER (WHERE rn = 1),
        array_agg(total::bigint) FILTER (WHERE rn = 1),
        array_agg(speed::smallint) FILTER (WHERE rn = 1),
-       array_agg(mean_speed::smallint) FILTER (WHERE rn = 1),
-       array_agg(CASE WHEN speed > 0 THEN floor(speed_variance + 0.49999999999999994::float8)
-                      ELSE 0 END::integer)
-           FILTER (WHERE rn = 1),
-       array_agg(CASE WHEN published
-                      THEN renderer.traffic_prevalence(total::bigint, segment_id, how,
-                                                       %(first_hour)s)
-                      ELSE 0 END) FILTER (WHERE rn = 1),
-       coalesce(array_agg(how) FILTER (WHERE published), '{}'),
-       coalesce(array_agg(next_segment_id) FILTER (WHERE published), '{}'),
-       coalesce(array_agg(n::bigint) FILTER (WHERE published), '{}'),
-       coalesce(array_agg(floor(mean_d - min_d + 0.49999999999999994::float8)::integer)
-                FILTER (WHERE published), '{}'),
-       coalesce(array_agg(delay_variance) FILTER (WHERE published), '{}'),
-       -- queues are rare: skip the arithmetic of the zeros
-       coalesce(array_agg(CASE WHEN mean_q > 0
-                               THEN coalesce(floor(mean_q * length / 255
-                                                   + 0.49999999999999994::float8), 0)
-                               ELSE 0 END::integer) FILTER (WHERE published), '{}'),
-       coalesce(array_agg(CASE WHEN mean_q > 0
-                               THEN coalesce(floor(greatest(mean_qq - mean_q * mean_q, 0)
-                                                   * (length / 255) * (length / 255)
-                                                   + 0.49999999999999994::float8), 0)
-                               ELSE 0 END::bigint) FILTER (WHERE published), '{}')
+       -- the packed records (renderer/traffic/speedtile_pack.py), big-endian as the *send
+       -- functions write them
+       string_agg(int2send(mean_speed::smallint)
+                  || int4send(CASE WHEN speed > 0
+                                   THEN floor(speed_variance + 0.49999999999999994::float8)
+                                   ELSE 0 END::integer)
+                  || int2send(CASE WHEN published
+                                   THEN renderer.traffic_prevalence(total::bigint, segment_id,
+                                                                    how, %(first_hour)s)
+                                   ELSE 0 END::smallint)
+                  || int2send(CASE WHEN published THEN next_segments ELSE 0 END::smallint),
+                  ''::bytea) FILTER (WHERE rn = 1),
+       coalesce(string_agg(
+           int2send(how) || int8send(coalesce(next_segment_id, -9223372036854775808))
+           || int8send(n::bigint)
+           || int4send(floor(mean_d - min_d + 0.49999999999999994::float8)::integer)
+           || int8send(delay_variance)
+           -- queues are rare: skip the arithmetic of the zeros
+           || int4send(CASE WHEN mean_q > 0
+                            THEN coalesce(floor(mean_q * length / 255
+                                                + 0.49999999999999994::float8), 0)
+                            ELSE 0 END::integer)
+           || int8send(CASE WHEN mean_q > 0
+                            THEN coalesce(floor(greatest(mean_qq - mean_q * mean_q, 0)
+                                                * (length / 255) * (length / 255)
+                                                + 0.49999999999999994::float8), 0)
+                            ELSE 0 END::bigint),
+           ''::bytea) FILTER (WHERE published), ''::bytea),
+       sum(total::bigint) FILTER (WHERE rn = 1)
   FROM nexts
  GROUP BY segment_id;
 
@@ -148,7 +153,7 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
 -- before and after so the export can remove files that are no longer produced.
 WITH built AS (
     SELECT s.tile_id, count(*)::integer AS segments,
-           sum((SELECT sum(o) FROM unnest(s.observations) o))::bigint AS observations,
+           sum(s.total_observations)::bigint AS observations,
            max(renderer.segment_index(s.segment_id)) AS max_index
       FROM traffic_speeds s
      WHERE s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.tile_id = ANY(%(tile_ids)s)
@@ -192,10 +197,9 @@ SELECT coalesce(new.level, old.level)::integer AS level,
  ORDER BY 1, 2;
 
 -- name: tile_speeds
--- The week's speed rows of one tile, by segment index, for the export.
-SELECT renderer.segment_index(segment_id) AS segment_index, hours, speeds, speed_variances,
-       prevalences, next_hours, next_ids, delays, delay_variances, queue_lengths,
-       queue_length_variances
+-- The week's speed rows of one tile, by segment index, for the export (which unpacks
+-- hour_values and nexts: renderer/traffic/speedtile_pack.py).
+SELECT renderer.segment_index(segment_id) AS segment_index, hours, speeds, hour_values, nexts
   FROM traffic_speeds
  WHERE mode = %(mode)s AND first_hour = %(first_hour)s AND tile_id = %(tile_id)s
  ORDER BY renderer.segment_index(segment_id);
@@ -374,7 +378,5 @@ SELECT DISTINCT ON (segment_id) segment_id, length::bigint AS length
 -- name: speeds_copy
 -- The C engine's rows, binary COPY, in the column order of ext/speedtile.c.
 COPY traffic_speeds (mode, first_hour, segment_id, length, hours, observations, speeds,
-                     mean_speeds, speed_variances, prevalences, next_hours, next_ids,
-                     next_counts, delays, delay_variances, queue_lengths,
-                     queue_length_variances)
+                     hour_values, nexts, total_observations)
   FROM STDIN (FORMAT binary);

@@ -17,17 +17,23 @@ SELECT DISTINCT week, first_hour FROM traffic_speed_tiles ORDER BY first_hour DE
 -- name: tile_hours
 -- One row per published hour (prevalence > 0, as in the .spd files: hours under the
 -- minimum count are not published) of each segment of one tile-week, by segment then hour.
--- next_segments is the hour's entry count in the .nex file (OpenTraffic's
--- nextSegmentCounts); the arrays are short (the hours with data), so counting them per hour
--- costs little.
-SELECT s.segment_id, h.how::integer AS hour_of_week, h.speed::integer AS speed,
-       h.variance::bigint AS speed_variance, h.prevalence::integer AS prevalence,
-       (SELECT count(*) FROM unnest(s.next_hours) n WHERE n = h.how)::integer AS next_segments,
-       h.observations, h.mean_speed::integer AS mean_speed, s.length
-  FROM traffic_speeds s
- CROSS JOIN LATERAL unnest(s.hours, s.speeds, s.speed_variances, s.prevalences,
-                           s.observations, s.mean_speeds)
-       AS h(how, speed, variance, prevalence, observations, mean_speed)
- WHERE s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.tile_id = %(tile_id)s
-   AND h.prevalence > 0
- ORDER BY s.segment_id, h.how;
+-- The packed per-hour record (10 bytes, renderer/traffic/speedtile_pack.py) is read by its
+-- ordinality: mean speed, speed variance, prevalence and next_segments, the hour's entry
+-- count in the .nex file (OpenTraffic's nextSegmentCounts).
+SELECT segment_id, how::integer AS hour_of_week, speed::integer AS speed,
+       renderer.traffic_packed_int(hour_values, at + 2, 4) AS speed_variance,
+       prevalence::integer AS prevalence,
+       renderer.traffic_packed_int(hour_values, at + 8, 2)::integer AS next_segments,
+       observations, renderer.traffic_packed_int(hour_values, at, 2)::integer AS mean_speed,
+       length
+  FROM (SELECT s.segment_id, s.length, s.hour_values, h.how, h.speed, h.observations,
+               10 * (h.k - 1)::integer AS at,
+               renderer.traffic_packed_int(s.hour_values, 10 * (h.k - 1)::integer + 6, 2)
+                   AS prevalence
+          FROM traffic_speeds s
+         CROSS JOIN LATERAL unnest(s.hours, s.speeds, s.observations) WITH ORDINALITY
+               AS h(how, speed, observations, k)
+         WHERE s.mode = %(mode)s AND s.first_hour = %(first_hour)s
+           AND s.tile_id = %(tile_id)s) h
+ WHERE prevalence > 0
+ ORDER BY segment_id, how;

@@ -29,6 +29,7 @@ from psycopg import sql
 
 from renderer import schedules
 from renderer.traffic import weeks
+from renderer.traffic.speedtile_pack import NEXT_COLUMNS, pack_week
 
 Conn = psycopg.Connection[Any]
 HistogramRow = tuple[int, int | None, int, int, int, int]
@@ -103,14 +104,15 @@ def add_speeds(conn: Conn, first_hour: int, by_segment: Mapping[int, Mapping[int
     as the speed tile stage writes them."""
     for segment_id, hours in by_segment.items():
         hs = sorted(hours)
+        hour_values, nexts = pack_week(
+            {"hours": hs, "mean_speeds": [hours[h] for h in hs], "speed_variances": [0] * len(hs),
+             "prevalences": [5] * len(hs), **{c: [] for c in NEXT_COLUMNS}})
         conn.execute(
             "INSERT INTO traffic_speeds (mode, first_hour, segment_id, length, hours,"
-            " observations, speeds, mean_speeds, speed_variances, prevalences, next_hours,"
-            " next_ids, next_counts, delays, delay_variances, queue_lengths,"
-            " queue_length_variances) VALUES (%s, %s, %s, 100, %s, %s, %s, %s, %s, %s,"
-            " '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
+            " observations, speeds, hour_values, nexts, total_observations)"
+            " VALUES (%s, %s, %s, 100, %s, %s, %s, %s, %s, %s)",
             [mode, first_hour, segment_id, hs, [observations] * len(hs),
-             [hours[h] for h in hs], [hours[h] for h in hs], [0] * len(hs), [5] * len(hs)])
+             [hours[h] for h in hs], hour_values, nexts, observations * len(hs)])
     conn.execute(
         "INSERT INTO traffic_speed_tiles (mode, level, tile_index, first_hour, week,"
         " total_segments, segments, observations, min_count)"

@@ -23,6 +23,7 @@ from renderer.tiles import Tile, segment_id
 from renderer.traffic import export, reftile
 from renderer.traffic.decode import decode_file, kind_of_name, sibling_speed_file
 from renderer.traffic.reftile import TileRef
+from renderer.traffic.speedtile_pack import unpack_row
 from renderer.traffic.tables import NEXT_COLUMNS, REFERENCE_COLUMNS, SPEED_COLUMNS, names
 from tests.test_traffic_speedtile import CHILD, FIRST, TILE, build, load_random_week
 
@@ -201,7 +202,7 @@ def _place(segment: int) -> tuple[int, int, int, int]:
 
 def test_decoded_speed_files_equal_the_database(db: Database, exported: Path) -> None:
     want = []
-    for r in _rows(db, "traffic_speeds"):
+    for r in map(unpack_row, _rows(db, "traffic_speeds")):
         for k, how in enumerate(r["hours"]):
             if r["prevalences"][k]:  # a published hour
                 want.append((*_place(r["segment_id"]), how, r["speeds"][k],
@@ -214,7 +215,7 @@ def test_decoded_speed_files_equal_the_database(db: Database, exported: Path) ->
 
 def test_decoded_next_files_equal_the_database(db: Database, exported: Path) -> None:
     want = []
-    for r in _rows(db, "traffic_speeds"):
+    for r in map(unpack_row, _rows(db, "traffic_speeds")):
         for how, nxt, delay, dvar, queue, qvar in zip(
                 r["next_hours"], r["next_ids"], r["delays"], r["delay_variances"],
                 r["queue_lengths"], r["queue_length_variances"], strict=True):

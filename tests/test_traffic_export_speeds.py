@@ -17,6 +17,7 @@ from renderer.db import Database
 from renderer.storage import open_store
 from renderer.traffic import export, export_speeds, tables
 from renderer.traffic.decode import decode_file
+from renderer.traffic.speedtile_pack import unpack_row
 from renderer.traffic.tables import EXPORT_COLUMNS, names, open_table
 from tests.factories import add_speeds
 from tests.test_traffic_speedtile import CHILD, FIRST, TILE, WEEK, build, load_random_week, seg
@@ -41,7 +42,7 @@ def expected(db: Database) -> list[tuple[Any, ...]]:
         rows = conn.execute("SELECT * FROM traffic_speeds WHERE first_hour = %s",
                             [FIRST]).fetchall()
     want = []
-    for r in rows:
+    for r in map(unpack_row, rows):
         s = r["segment_id"]
         for k, how in enumerate(r["hours"]):
             if r["prevalences"][k]:

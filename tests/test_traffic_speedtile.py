@@ -19,6 +19,7 @@ from renderer.db import Database
 from renderer.tiles import Tile
 from renderer.traffic import speedtile
 from renderer.traffic.speedtile import SegmentWeek, TileWeek, jitter, prevalence
+from renderer.traffic.speedtile_pack import unpack_row
 from tests.factories import add_histograms, add_lengths
 
 WEEK = "2016-W44"
@@ -50,7 +51,13 @@ def speeds(db: Database, mode: str = "AUTO", first_hour: int = FIRST) -> dict[in
     with db.connect() as conn:
         rows = conn.execute("SELECT * FROM traffic_speeds WHERE mode = %s AND first_hour = %s",
                             [mode, first_hour]).fetchall()
-    return {r["segment_id"]: SegmentWeek.from_row(r) for r in rows}
+    found = {}
+    for r in rows:
+        week = found[r["segment_id"]] = SegmentWeek.from_row(r)
+        # what the packed columns derive (either engine): the hour's next count, the total
+        assert unpack_row(r)["next_segments"] == [week.next_hours.count(h) for h in week.hours]
+        assert r["total_observations"] == sum(week.observations)
+    return found
 
 
 # --- OpenTraffic's rules on hand-made examples --------------------------------------------

@@ -19,6 +19,7 @@ from renderer.db import Database, connect
 from renderer.errors import ConfigError
 from renderer.traffic import speedtile, speedtile_c
 from renderer.traffic.speedtile import SegmentWeek, TileWeek
+from renderer.traffic.speedtile_pack import pack_week, unpack_row
 from tests.factories import add_histograms, add_lengths
 from tests.test_traffic_speedtile import (
     FIRST,
@@ -32,9 +33,8 @@ from tests.test_traffic_speedtile import (
 )
 
 HEADER = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
-COLUMNS = ("length", "hours", "observations", "speeds", "mean_speeds", "speed_variances",
-           "prevalences", "next_hours", "next_ids", "next_counts", "delays",
-           "delay_variances", "queue_lengths", "queue_length_variances")
+COLUMNS = ("length", "hours", "observations", "speeds", "hour_values", "nexts",
+           "total_observations")
 
 
 def key_order(rows: list[Row]) -> list[Row]:
@@ -82,7 +82,7 @@ def decode(data: bytes) -> dict[int, SegmentWeek]:
         if fields == -1:
             assert at == len(data)
             return found
-        assert fields == 17
+        assert fields == 10
         values: list[Any] = []
         for _ in range(fields):
             (n,) = struct.unpack_from("!i", data, at)
@@ -92,15 +92,25 @@ def decode(data: bytes) -> dict[int, SegmentWeek]:
             elif len(values) == 0:
                 values.append(data[at:at + n].decode())
                 at += n
-            elif len(values) < 4:
+            elif len(values) < 4 or len(values) == 9:
                 values.append(struct.unpack_from({4: "!i", 8: "!q"}[n], data, at)[0])
                 at += n
-            else:
+            elif len(values) < 7:
                 end = at + n
                 array, at = _array(data, at)
                 assert at == end
                 values.append(array)
-        found[values[2]] = SegmentWeek(**dict(zip(COLUMNS, values[3:], strict=True)))
+            else:  # the packed columns
+                values.append(data[at:at + n])
+                at += n
+        row = dict(zip(COLUMNS, values[3:], strict=True))
+        unpacked = unpack_row(row)
+        week = SegmentWeek.from_row(row)
+        # what the packed columns derive: the hour's next count, the week's total
+        assert unpacked["next_segments"] == [week.next_hours.count(h) for h in week.hours]
+        assert row["total_observations"] == sum(week.observations)
+        assert pack_week(unpacked) == (row["hour_values"], row["nexts"])
+        found[values[2]] = week
 
 
 def run_c(rows: list[Row], lengths: dict[int, int], first_hour: int, min_count: int = 1,
@@ -223,6 +233,15 @@ def test_c_reruns_are_byte_identical(db: Database) -> None:
     assert dumps[0] == dumps[1] and dumps[0]
 
 
+def _fresh_build(db: Database, **options: Any) -> None:
+    """A build into an emptied table, so that the physical order is the order written
+    (a rebuild's rows reuse the space its deletes freed, in an order of their sizes)."""
+    with db.connect() as conn:
+        conn.execute("TRUNCATE traffic_speeds")
+        conn.commit()
+    build(db, **options)
+
+
 def _dump(db: Database) -> list[tuple[int, str]]:
     """The speed rows in the order they were written (physical order)."""
     with db.connect() as conn:
@@ -235,20 +254,20 @@ def _dump(db: Database) -> list[tuple[int, str]]:
 def test_a_build_split_across_backends_writes_the_same_rows_in_the_same_order(
         db: Database, seed: int) -> None:
     _store_random_week(db, seed)
-    build(db)
+    _fresh_build(db)
     one = _dump(db)
     for parts in (2, 3, 7):
-        build(db, parts=parts, work_mem="8MB")
+        _fresh_build(db, parts=parts, work_mem="8MB")
         assert _dump(db) == one
     assert one
 
 
 def test_parts_sorted_in_c_give_the_same_rows_in_the_same_order(db: Database) -> None:
     _store_random_week(db, 9)
-    build(db)
+    _fresh_build(db)
     want = _dump(db)
     for parts in (1, 2, 3):
-        build(db, parts=parts, sort="c")
+        _fresh_build(db, parts=parts, sort="c")
         assert _dump(db) == want
     assert want
 
@@ -301,6 +320,18 @@ def test_part_ranges_cover_every_segment_once_in_order() -> None:
     assert speedtile_c.part_ranges(array("q"), 4) == [(-(1 << 63), (1 << 63) - 1)]
 
 
+def test_staggered_part_ranges_grow_in_segment_order() -> None:
+    ids = array("q", range(0, 10_000, 7))
+    for parts in (2, 3, 4):
+        ranges = speedtile_c.part_ranges(ids, parts, 0.4)
+        assert ranges[0][0] == -(1 << 63) and ranges[-1][1] == (1 << 63) - 1
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+        counts = [sum(lo <= i <= hi for i in ids) for lo, hi in ranges]
+        assert counts == sorted(counts) and counts[0] < counts[-1]
+    two = [sum(lo <= i <= hi for i in ids) for lo, hi in speedtile_c.part_ranges(ids, 2, 0.4)]
+    assert abs(two[0] / len(ids) - 1 / 2.4) < 0.01
+
+
 def test_without_a_loaded_libpq_the_rows_come_through_the_driver(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     _store_random_week(db, 8)
@@ -322,9 +353,11 @@ def test_a_build_inside_a_savepoint_splits_across_backends_all_the_same(db: Data
     """A subtransaction cannot export its snapshot (the split read failed there): in read
     committed the parts share a snapshot of their own, what one statement would see."""
     _store_random_week(db, 11)
-    build(db)
+    _fresh_build(db)
     want = _dump(db)
     with db.connect() as conn:
+        conn.execute("TRUNCATE traffic_speeds")
+        conn.commit()
         conn.execute("SELECT 1")  # the transaction is open: the next block is a savepoint
         with conn.transaction():
             built = speedtile.build(conn, TileWeek("AUTO", TILE, WEEK), parts=2)

@@ -48,7 +48,7 @@ def _built(db: Database, tmp_path: Path) -> dict[str, Any]:
     assert summary.items_failed == 0 and summary.speed_tiles >= 1
     with db.connect() as conn:
         row = conn.execute(
-            "SELECT segment_id, mode FROM traffic_speeds s WHERE cardinality(next_ids) > 0"
+            "SELECT segment_id, mode FROM traffic_speeds s WHERE length(nexts) > 0"
             " AND EXISTS (SELECT 1 FROM traffic_reference r WHERE r.segment_id = s.segment_id"
             " AND r.mode = s.mode) ORDER BY cardinality(hours) DESC, segment_id LIMIT 1"
         ).fetchone()

@@ -16,6 +16,7 @@ from renderer.db import Connection, query
 from renderer.errors import InputError
 from renderer.formats.speedtiles import HOURS_PER_WEEK
 from renderer.traffic import weeks
+from renderer.traffic.speedtile_pack import unpack_row
 
 __all__ = ["HOUR_FIELDS", "parse_segment_id", "segment_reference", "segment_speeds"]
 
@@ -81,6 +82,7 @@ def segment_speeds(conn: Connection, segment_id: int, *, week: str,
                 fix = ("no reporter file ingested so far mentions this segment; check the id "
                        "(`renderer traffic histogram --tile T --hour H` lists a tile's segments)")
         raise InputError(f"no {mode} speeds for segment {segment_id} in {week}", fix)
+    row = unpack_row(row)
     hours = [{"hour_of_week": h, "start": _iso(first_hour + h), "observations": 0, "speed": 0,
               "mean_speed": 0, "speed_variance": 0, "prevalence": 0, "next_segments": 0,
               "next": []} for h in range(HOURS_PER_WEEK)]

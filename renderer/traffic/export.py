@@ -44,6 +44,7 @@ from renderer.formats.speedtiles import (
 )
 from renderer.storage import Store
 from renderer.traffic import weeks
+from renderer.traffic.speedtile_pack import unpack_row
 
 __all__ = ["CONTENT_TYPE", "NO_NEXT_ID", "Exported", "mode_prefix", "reference_key",
            "reference_objects", "speed_keys", "speed_objects"]
@@ -106,9 +107,9 @@ def speed_objects(conn: Connection, mode: str, week: str, tile: tiles.Tile,
                   total_segments: int) -> Iterator[tuple[int, bytes, bytes]]:
     """``(N, spd_body, nex_body)`` of every subtile of a built tile-week, gzipped."""
     first_hour, _ = weeks.hour_range_of_week(week)
-    rows = conn.execute(query("traffic_speedtile.tile_speeds"),
-                        {"mode": mode, "first_hour": first_hour,
-                         "tile_id": tiles.tile_id(tile)})
+    rows = map(unpack_row, conn.execute(query("traffic_speedtile.tile_speeds"),
+                                        {"mode": mode, "first_hour": first_hour,
+                                         "tile_id": tiles.tile_id(tile)}))
     by_subtile = itertools.groupby(rows, key=lambda r: r["segment_index"] // SEGMENTS_PER_SUBTILE)
     groups = {n: list(g) for n, g in by_subtile}
     header = SubTile(tile.level, tile.index, 0, total_segments, 0, first_hour * 3600,

@@ -35,7 +35,7 @@ from renderer.errors import ConfigError, InputError
 from renderer.profile import Next
 from renderer.queue import Job
 from renderer.tiles import Tile
-from renderer.traffic import export, speedtile_c, weeks
+from renderer.traffic import export, speedtile_c, speedtile_pack, weeks
 from renderer.traffic.histogram import ConsumeResult
 from renderer.traffic.layout import Prefix
 
@@ -276,8 +276,10 @@ def prevalence(total: int, segment_id: int, hour_of_week: int, first_hour: int) 
 
 @dataclass
 class SegmentWeek:
-    """One segment's week, as a ``traffic_speeds`` row: per-hour arrays parallel to
-    ``hours``, per-(hour, next segment) arrays parallel to ``next_hours``."""
+    """One segment's week: per-hour lists parallel to ``hours``, per-(hour, next segment)
+    lists parallel to ``next_hours``. A ``traffic_speeds`` row keeps ``hours``,
+    ``observations`` and ``speeds`` as arrays and the rest packed
+    (:mod:`renderer.traffic.speedtile_pack`; :meth:`from_row` unpacks)."""
 
     length: int | None
     hours: list[int] = field(default_factory=list)
@@ -296,9 +298,10 @@ class SegmentWeek:
 
     @classmethod
     def from_row(cls, row: Mapping[str, object]) -> SegmentWeek:
-        """From a ``traffic_speeds`` row (a dict)."""
+        """From a ``traffic_speeds`` row (a dict; its packed columns unpacked)."""
+        unpacked = speedtile_pack.unpack_row(row) if "nexts" in row else row
         names = cls.__dataclass_fields__
-        return cls(**{name: row[name] for name in names})  # type: ignore[arg-type]
+        return cls(**{name: unpacked[name] for name in names})  # type: ignore[arg-type]
 
 
 # sums per (segment, hour, next): n, sd, sdd, sq, sqq

@@ -9,18 +9,18 @@ order (segment, hour, next segment), computes every (segment, hour) in ``ext/spe
 back into ``traffic_speeds`` by binary COPY. PostgreSQL's executor then does one sort and
 one scan instead of three passes of aggregation and windows (BENCHMARKS.md).
 
-Split across backends (``parts`` > 1): the segments are cut into ``parts`` ranges of about
-as many known segments each; each range is read by its own connection, in a read-only
-transaction at one snapshot (so the parts together see what one read would): in read
-committed, the snapshot the first part exports (what one statement would see; a caller inside
-a savepoint cannot export its own), else the caller's, exported (its later statements see
-exactly that), and drained by its own Builder in its own thread (the drain runs
-without the GIL), so the backends' scans, sorts and COPYs and the C loops run at once. The
-ranges are in segment order, so their outputs, written one after the other by the caller's
-connection, are the very rows and order of one part. The caller's transaction must not have
-written yet (no snapshot shows its own writes to another backend: ``build`` checks); in
-repeatable read or serializable it must not be inside a savepoint (a subtransaction cannot
-export its snapshot).
+Split across backends (``parts`` > 1): the segments are cut into ``parts`` ranges, each
+later one larger (:data:`STAGGER`: the earlier are written while the later are still read);
+each range is read by its own connection, in a read-only transaction at one snapshot (so the
+parts together see what one read would): in read committed, the snapshot the first part
+exports (what one statement would see; a caller inside a savepoint cannot export its own),
+else the caller's, exported (its later statements see exactly that), and drained by its own
+Builder in its own thread (the drain runs without the GIL), so the backends' scans, sorts
+and COPYs and the C loops run at once. The ranges are in segment order, so their outputs,
+written one after the other by the caller's connection, are the very rows and order of one
+part. The caller's transaction must not have written yet (no snapshot shows its own writes
+to another backend: ``build`` checks); in repeatable read or serializable it must not be
+inside a savepoint (a subtransaction cannot export its snapshot).
 
 Rounding happens in one place in C: ``st_round`` in ext/speedtile.c (half to even, as the
 twin's ``round``).
@@ -42,14 +42,27 @@ __all__ = ["build_speeds_c", "part_ranges", "sibling"]
 _OUT_CHUNK = 1 << 20
 _HEADER = 19  # bytes of a binary COPY header without extension (ext/pgcopy.c)
 _MIN_ID, _MAX_ID = -(1 << 63), (1 << 63) - 1
+STAGGER = 0.4
+"""Each part of a split build this much larger than the one before (in shares of the known
+segments; two parts: 42 % and 58 %): the first part's rows are written into traffic_speeds
+by the build's connection while the second part is still read, instead of both after both
+reads (BENCHMARKS.md, wave 8). Measured instead: more ranges than backends, each backend
+reading its next as it is done: every range is a scan of the whole tile-week, +0.5-1 server
+CPU s for four ranges on two backends."""
 
 
-def part_ranges(ids: array[int], parts: int) -> list[tuple[int, int]]:
+def part_ranges(ids: array[int], parts: int, stagger: float = 0.0) -> list[tuple[int, int]]:
     """``parts`` (at most) consecutive ranges (lo, hi) of segment ids covering every int8,
-    cut so that each holds about as many of the sorted ``ids`` (the known segments)."""
+    cut so that each holds about as many of the sorted ``ids`` (the known segments), or with
+    ``stagger`` the k-th (from 0) about ``1 + stagger * k`` shares of them: later parts
+    larger, so that the earlier finish reading first and are written while the later are
+    still read (:data:`STAGGER`)."""
+    weights = [1 + stagger * k for k in range(parts)]
+    total = sum(weights)
     cuts: list[int] = []
     for k in range(1, parts):
-        at = len(ids) * k // parts
+        at = (len(ids) * k // parts if not stagger
+              else int(len(ids) * sum(weights[:k]) / total))
         if 0 < at < len(ids) and (not cuts or ids[at] > cuts[-1]):
             cuts.append(ids[at])
     los = [_MIN_ID, *cuts]
@@ -110,7 +123,7 @@ def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool 
     each with ``work_mem`` for its sort ('' the server's), connected by ``connect_part``
     (default: :func:`sibling` of ``conn``)."""
     ids, values = _lengths(conn, params)
-    ranges = part_ranges(ids, parts)
+    ranges = part_ranges(ids, parts, STAGGER)
     rows_query = query("traffic_speedtile.histogram_rows_part_heap_copy" if sort_in_c
                        else "traffic_speedtile.histogram_rows_part_copy")
     with conn.cursor() as cur:

@@ -275,15 +275,22 @@ CREATE TABLE traffic_rejects (
 CREATE INDEX traffic_rejects_file ON traffic_rejects (file_key, line);
 
 -- name: traffic_speeds
--- Speed tiles keep one row per (mode, week, segment) with sparse per-hour arrays (only the
+-- Speed tiles keep one row per (mode, week, segment) with sparse per-hour values (only the
 -- hours of week that have observations) rather than one row per segment-hour: a level-0
 -- week of 50,000 segments is 50,000 rows, not 8.4 million, and the export expands them to
 -- OpenTraffic's dense 168-per-segment arrays. hours: the hours of week (0 = Monday 00:00
--- UTC) that had observations, ascending; the per-hour arrays run parallel to it. next_*: one
--- entry per (hour, next segment) of the hours published (>= min count), ordered by hour then
--- next segment id, NULL id (no next segment) last. tile_id is
--- renderer.segment_tile_id(segment_id), spelled out (a generated column's expression cannot
--- change without a rewrite).
+-- UTC) that had observations, ascending; observations, speeds and the records of
+-- hour_values run parallel to it. nexts: one record per (hour, next segment) of the hours
+-- published (>= min count), ordered by hour then next segment id, "no next segment" last.
+-- hour_values and nexts are fixed-width big-endian records (renderer/traffic/
+-- speedtile_pack.py: hour_values mean speed int2, speed variance int4, prevalence int2,
+-- the hour's number of nexts records int2 (OpenTraffic's nextSegmentCounts); nexts hour int2, next segment id int8 (-2^63: none), count int8, delay int4, delay
+-- variance int8, queue length int4, queue length variance int8): a tile-week's write
+-- then parses no array elements, which cost about 0.9 of its 2.1 server CPU s as 13 arrays
+-- (BENCHMARKS.md, wave 8). What SQL reads (hours, observations, speeds) stays arrays.
+-- total_observations is the sum of observations (the tile summary's). tile_id is
+-- renderer.segment_tile_id(segment_id), spelled out (a generated column's expression
+-- cannot change without a rewrite).
 CREATE TABLE traffic_speeds (
     mode            text     NOT NULL,
     first_hour      integer  NOT NULL,
@@ -294,24 +301,17 @@ CREATE TABLE traffic_speeds (
     hours           smallint[] NOT NULL,
     observations    bigint[]   NOT NULL,
     speeds          smallint[] NOT NULL,
-    mean_speeds     smallint[] NOT NULL,
-    speed_variances integer[]  NOT NULL,
-    prevalences     smallint[] NOT NULL,
-    next_hours      smallint[] NOT NULL,
-    next_ids        bigint[]   NOT NULL,
-    next_counts     bigint[]   NOT NULL,
-    delays          integer[]  NOT NULL,
-    delay_variances bigint[]   NOT NULL,
-    queue_lengths   integer[]  NOT NULL,
-    queue_length_variances bigint[] NOT NULL,
+    hour_values     bytea      NOT NULL,
+    nexts           bytea      NOT NULL,
+    total_observations bigint  NOT NULL,
     PRIMARY KEY (segment_id, mode, first_hour)
 );
 
 -- name: traffic_speeds_compression
--- A level-0 tile-week writes rows of 13 arrays, several KB each, so nearly every row is
--- compressed and moved out of line (TOAST). With the default pglz that compression was
--- about 1.5 s of a 14 s build of 50,000 segments; lz4 compresses the same arrays in a tenth
--- of the time. Servers built without lz4 keep pglz (a DO block, so the offline DDL of
+-- A level-0 tile-week writes rows of several KB each, so nearly every row is compressed
+-- and moved out of line (TOAST). With the default pglz that compression was about 1.5 s of
+-- a 14 s build of 50,000 segments; lz4 compresses the same values in a tenth of the time.
+-- Servers built without lz4 keep pglz (a DO block, so the offline DDL of
 -- `renderer db migrate --sql` decides on the server too).
 DO $$ BEGIN
     IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression'
@@ -320,21 +320,24 @@ DO $$ BEGIN
             ALTER COLUMN hours SET COMPRESSION lz4,
             ALTER COLUMN observations SET COMPRESSION lz4,
             ALTER COLUMN speeds SET COMPRESSION lz4,
-            ALTER COLUMN mean_speeds SET COMPRESSION lz4,
-            ALTER COLUMN speed_variances SET COMPRESSION lz4,
-            ALTER COLUMN prevalences SET COMPRESSION lz4,
-            ALTER COLUMN next_hours SET COMPRESSION lz4,
-            ALTER COLUMN next_ids SET COMPRESSION lz4,
-            ALTER COLUMN next_counts SET COMPRESSION lz4,
-            ALTER COLUMN delays SET COMPRESSION lz4,
-            ALTER COLUMN delay_variances SET COMPRESSION lz4,
-            ALTER COLUMN queue_lengths SET COMPRESSION lz4,
-            ALTER COLUMN queue_length_variances SET COMPRESSION lz4;
+            ALTER COLUMN hour_values SET COMPRESSION lz4,
+            ALTER COLUMN nexts SET COMPRESSION lz4;
     END IF;
 END $$;
 
 -- name: traffic_speeds_tile
 CREATE INDEX traffic_speeds_tile ON traffic_speeds (mode, tile_id, first_hour);
+
+-- name: traffic_packed_int
+-- The signed big-endian integer of `width` bytes (2, 4 or 8) at byte offset `at` of a
+-- packed traffic_speeds column (hour_values, nexts): how SQL reads them
+-- (sql/traffic_tables.sql). A bit string of the bytes, widened to 64 bits on the right,
+-- cast to bigint and shifted back (an arithmetic shift keeps the sign). Inlined.
+CREATE FUNCTION renderer.traffic_packed_int(b bytea, at integer, width integer)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ('x' || encode(substring(b FROM at + 1 FOR width), 'hex'))::bit(64)::bigint
+           >> (64 - 8 * width)
+$$;
 
 -- name: traffic_speed_tiles
 -- One row per built speed tile (a tile of any level, for one mode and week).
