@@ -14,7 +14,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0038"
-down_revision = "0035"
+down_revision = "0037"
 branch_labels = None
 depends_on = None
 
