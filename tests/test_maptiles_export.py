@@ -143,7 +143,7 @@ def test_statistics_republished_by_exporting_again(db: Database, exported: Path)
         export.export(conn, exported / "a.pmtiles")
         assert conn.execute("SELECT max(rendered_at) AS at FROM tiles").fetchone() == rendered
         z, x, y = conn.execute(
-            "SELECT z, x, y FROM tile_features f JOIN regions r ON r.id = f.region_id"
+            "SELECT z, x, y FROM tile_regions t JOIN regions r ON r.id = ANY(t.region_ids)"
             " WHERE r.key = 'Land-1' ORDER BY z DESC LIMIT 1").fetchone().values()
     with open(export.geojson_archive(exported / "a.pmtiles"), "rb") as f:
         got = Reader(MmapSource(f)).get(z, x, y)

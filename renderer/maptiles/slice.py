@@ -102,8 +102,8 @@ def blocks(conn: db.Connection, zoom: int, options: RenderOptions | None = None
     k = min(zoom, BLOCK_LEVELS)
     size = WORLD / 2 ** (zoom - k)
     rows = conn.execute(db.query("maptiles.blocks_at_zoom"), {
-        "zoom": zoom, "size": size, "n": 2 ** (zoom - k),
-        "pad": options.margin_px / 256 * WORLD / 2**zoom})
+        "zoom": zoom, "k": k, "size": size, "n": 2 ** (zoom - k),
+        "margin": options.margin_px / 256, "pad": options.margin_px / 256 * WORLD / 2**zoom})
     return [(r["block_x"], r["block_y"]) for r in rows]
 
 
