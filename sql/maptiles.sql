@@ -368,22 +368,25 @@ ON CONFLICT (type, uid) DO UPDATE SET members = EXCLUDED.members, imported_at = 
 SELECT id, type, uid, area_m2 FROM regions ORDER BY id;
 
 -- name: export_batch
--- Tiles in the order given: the GeoJSON with statistics merged. Their Mapbox Vector Tiles
--- are encoded by the client from export_pieces (renderer/maptiles/mvt.py).
-SELECT k.z, k.x, k.y, (SELECT body FROM renderer.maptiles_tile_body(k.z, k.x, k.y)) AS body
+-- Tiles in the order given: the GeoJSON with statistics merged, as UTF-8 bytes (fetched in
+-- binary: no text decoded by the client to be encoded again for gzip). Their Mapbox Vector
+-- Tiles are encoded by the client from export_pieces (renderer/maptiles/mvt.py).
+SELECT k.z, k.x, k.y,
+       (SELECT convert_to(body, 'UTF8') FROM renderer.maptiles_tile_body(k.z, k.x, k.y)) AS body
 FROM unnest(%(zs)s::int[], %(xs)s::int[], %(ys)s::int[]) WITH ORDINALITY AS k(z, x, y, n)
 ORDER BY k.n;
 
 -- name: export_pieces
--- The pieces of the tiles given, for the client's MVT encoder: per tile (n, its place in
--- the arrays) the region and the piece's WKB in Web Mercator metres (a covering piece as
--- its tile with the margin), larger regions first.
-SELECT k.n, p.region_id, ST_AsBinary(coalesce(p.geom, ST_TileEnvelope(
-           k.z, k.x, k.y, margin => %(margin)s))) AS wkb
+-- The pieces of the tiles given, for the client's MVT encoder: one row a tile (n, its
+-- place in the arrays; none for a tile without regions), its regions larger first and
+-- their pieces' WKB in Web Mercator metres (a covering piece as its tile with the margin).
+SELECT k.n, t.region_ids,
+       ARRAY(SELECT ST_AsBinary(coalesce(p.geom, ST_TileEnvelope(k.z, k.x, k.y,
+                                                                 margin => %(margin)s)))
+             FROM unnest(t.geoms) WITH ORDINALITY AS p(geom, i) ORDER BY p.i) AS wkbs
 FROM unnest(%(zs)s::int[], %(xs)s::int[], %(ys)s::int[]) WITH ORDINALITY AS k(z, x, y, n)
 JOIN tile_regions t ON t.z = k.z AND t.x = k.x AND t.y = k.y
-CROSS JOIN LATERAL unnest(t.region_ids, t.geoms) WITH ORDINALITY AS p(region_id, geom, i)
-ORDER BY k.n, p.i;
+ORDER BY k.n;
 
 -- name: export_regions
 -- The MVT properties of these regions (read once per export): the statistics members as

@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from isal import igzip
-from pmtiles.tile import Compression, TileType, zxy_to_tileid
-from pmtiles.writer import Writer
+from pmtiles.tile import Compression, TileType
 
 from renderer import db
 from renderer.errors import InputError
-from renderer.maptiles import mvt
+from renderer.maptiles import archive, mvt
 from renderer.storage import FileStore, Store, open_store
 
 __all__ = ["BATCH", "ExportReport", "export", "geojson_archive", "gzipped"]
@@ -82,9 +81,11 @@ def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
     """The tiles' rows (``z``, ``x``, ``y``, ``body``, ``mvt``, and ``tileid`` when ordered
     by it: PMTiles' Hilbert id, computed once a tile). The MVT is encoded here from the
     tile's pieces (:mod:`renderer.maptiles.mvt`)."""
-    keys = [(r["z"], r["x"], r["y"]) for r in conn.execute(
-        db.query("maptiles.tile_list"), {"min_zoom": min_zoom, "max_zoom": max_zoom})]
-    ids = [zxy_to_tileid(*k) for k in keys] if order_by_tileid else [0] * len(keys)
+    with conn.cursor(row_factory=db.tuple_row) as cur:
+        keys = cur.execute(db.query("maptiles.tile_list"),
+                           {"min_zoom": min_zoom, "max_zoom": max_zoom}).fetchall()
+    ids = archive.tileids([k[0] for k in keys], [k[1] for k in keys],
+                          [k[2] for k in keys]).tolist() if order_by_tileid else [0] * len(keys)
     pairs = list(zip(ids, keys, strict=True))
     if order_by_tileid:
         pairs.sort()
@@ -93,7 +94,7 @@ def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
         chunk = pairs[i:i + BATCH]
         params = {"zs": [k[0] for _, k in chunk], "xs": [k[1] for _, k in chunk],
                   "ys": [k[2] for _, k in chunk], "margin": margin_px / 256}
-        rows = conn.execute(db.query("maptiles.export_batch"), params).fetchall()
+        rows = conn.execute(db.query("maptiles.export_batch"), params, binary=True).fetchall()
         encoded = mvt.tiles(conn, [k for _, k in chunk], regions, margin_px=margin_px)
         for (tileid, _), row, data in zip(chunk, rows, encoded, strict=True):
             row["tileid"] = tileid
@@ -139,7 +140,7 @@ def _folder(conn: db.Connection, store: Store, min_zoom: int, max_zoom: int,
     n = 0
     for t in _tiles(conn, min_zoom, max_zoom, margin_px, False):
         base = f"{t['z']}/{t['x']}/{t['y']}"
-        for key, data, kind in ((f"{base}.json", t["body"].encode(), "json"),
+        for key, data, kind in ((f"{base}.json", bytes(t["body"]), "json"),
                                 (f"{base}.mvt", bytes(t["mvt"]), "mvt")):
             if isinstance(store, FileStore):
                 store.put_plain(key, data)
@@ -183,7 +184,7 @@ def _mbtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
             out.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)",
                         (*row, gzipped(bytes(t["mvt"]))))
             out.execute("INSERT INTO geojson_tiles VALUES (?, ?, ?, ?)",
-                        (*row, gzipped(t["body"].encode())))
+                        (*row, gzipped(bytes(t["body"]))))
             zooms.append(t["z"])
             n += 1
         entries = {"name": meta["name"], "format": "pbf", "type": "overlay", "version": "1",
@@ -209,12 +210,12 @@ def _pmtiles(conn: db.Connection, path: Path, min_zoom: int, max_zoom: int,
     parts = {p: p.with_name(p.name + ".part") for p in (path, companion)}
     n = 0
     with parts[path].open("wb") as f_mvt, parts[companion].open("wb") as f_json:
-        mvt, geojson = Writer(f_mvt), Writer(f_json)
+        mvt, geojson = archive.Writer(f_mvt), archive.Writer(f_json)
         zooms = []
         for t in _tiles(conn, min_zoom, max_zoom, margin_px, True):
             tileid = t["tileid"]
             mvt.write_tile(tileid, gzipped(bytes(t["mvt"])))
-            geojson.write_tile(tileid, gzipped(t["body"].encode()))
+            geojson.write_tile(tileid, gzipped(bytes(t["body"])))
             zooms.append(t["z"])
             n += 1
         if n == 0:
