@@ -128,7 +128,8 @@ class Writer:
         self.lengths: list[int] = []
         self.runs: list[int] = []
         self.known: dict[int, int] = {}  # hash(data) -> offset, as the package keys it
-        self.data = tempfile.TemporaryFile(buffering=1 << 20)
+        # closed by finalize; a 1 MB buffer: 8 kB flushed every two or three tiles
+        self.data = tempfile.TemporaryFile(buffering=1 << 20)  # noqa: SIM115
         self.offset = 0
         self.addressed = 0
         self.clustered = True
