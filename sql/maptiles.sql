@@ -368,12 +368,14 @@ ON CONFLICT (type, uid) DO UPDATE SET members = EXCLUDED.members, imported_at = 
 SELECT id, type, uid, area_m2 FROM regions ORDER BY id;
 
 -- name: export_batch
--- Tiles in the order given: the GeoJSON with statistics merged, as UTF-8 bytes (fetched in
--- binary: no text decoded by the client to be encoded again for gzip). Their Mapbox Vector
--- Tiles are encoded by the client from export_pieces (renderer/maptiles/mvt.py).
-SELECT k.z, k.x, k.y,
-       (SELECT convert_to(body, 'UTF8') FROM renderer.maptiles_tile_body(k.z, k.x, k.y)) AS body
+-- Tiles in the order given (n, their place in the arrays): their regions' ids and feature
+-- text as stored (none for a tile without regions) and their UTFGrids. The client merges
+-- the statistics (renderer/maptiles/export.py, body: maptiles_tile_body's bytes) and
+-- encodes the Mapbox Vector Tiles from export_pieces (renderer/maptiles/mvt.py).
+SELECT k.n, r.region_ids, r.features, t.utfgrids
 FROM unnest(%(zs)s::int[], %(xs)s::int[], %(ys)s::int[]) WITH ORDINALITY AS k(z, x, y, n)
+JOIN tiles t ON t.z = k.z AND t.x = k.x AND t.y = k.y
+LEFT JOIN tile_regions r ON r.z = k.z AND r.x = k.x AND r.y = k.y
 ORDER BY k.n;
 
 -- name: export_pieces

@@ -342,3 +342,22 @@ def test_cli_import_render_stats(renderer_env: dict[str, str], tmp_path: Path) -
     for command in ("import", "render", "stats", "rejects", "status", "sample", "export"):
         help_ = cli("tiles", command, "--help")
         assert "Example:" in help_.stdout, command
+
+
+def test_blocks_are_those_a_shape_touches_not_all_its_box_spans(
+        db: Database, tmp_path: Path) -> None:
+    # A triangle over the four blocks of zoom 5 (the tiles of zoom 1) whose box spans all
+    # four but which keeps clear of the south-east one: that block has nothing to cut, and
+    # is not listed (the boxes of its ST_Subdivide parts listed it).
+    triangle = {"type": "Polygon",
+                "coordinates": [[[-40, 40], [-40, -30], [30, 40], [-40, 40]]]}
+    path = _geojson(tmp_path / "t.geojson", [_feature(triangle, uid="t")])
+    with connect(db) as conn, conn.transaction():
+        regions.import_file(conn, path, "Zone", uid_field="uid")
+        slice.prepare(conn, 0, 5)
+        zooms.build_shapes(conn, 5)
+        found = slice.blocks(conn, 5)
+        tiles = {(b.bx, b.by): slice.render_block(conn, b)
+                 for b in (slice.Block(5, bx, by) for bx, by in [(0, 0), (1, 0), (0, 1), (1, 1)])}
+    assert found == [(0, 0), (1, 0), (0, 1)]
+    assert tiles[(1, 1)] == 0 and all(tiles[b] > 0 for b in found)

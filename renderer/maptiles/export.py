@@ -27,7 +27,7 @@ import json
 import logging
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,12 +94,28 @@ def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
         chunk = pairs[i:i + BATCH]
         params = {"zs": [k[0] for _, k in chunk], "xs": [k[1] for _, k in chunk],
                   "ys": [k[2] for _, k in chunk], "margin": margin_px / 256}
-        rows = conn.execute(db.query("maptiles.export_batch"), params, binary=True).fetchall()
+        with conn.cursor(row_factory=db.tuple_row) as cur:
+            rows = cur.execute(db.query("maptiles.export_batch"), params, binary=True).fetchall()
+        regions.load(rid for row in rows for rid in row[1] or ())
         encoded = mvt.tiles(conn, [k for _, k in chunk], regions, margin_px=margin_px)
-        for (tileid, _), row, data in zip(chunk, rows, encoded, strict=True):
-            row["tileid"] = tileid
-            row["mvt"] = data
-            yield row
+        for (tileid, (z, x, y)), (_, region_ids, texts, grids), data in zip(
+                chunk, rows, encoded, strict=True):
+            yield {"z": z, "x": x, "y": y, "tileid": tileid, "mvt": data,
+                   "body": body(region_ids or [], texts or [], grids, regions.members)}
+
+
+def body(region_ids: Sequence[int], texts: Sequence[str], utfgrids: str,
+         members: Mapping[int, str | None]) -> bytes:
+    """A tile's GeoJSON with the statistics merged, as UTF-8: what
+    ``renderer.maptiles_tile_body`` makes in the database, byte for byte (each feature's
+    text, ``,`` and the region's statistics members when it has a row of them, ``}}``;
+    the features of regions no longer in ``members``' keys, deleted, left out), merged here
+    from the stored text: the same in the database cost 0.05 ms of server CPU a tile, most
+    of the export's."""
+    merged = ",".join(
+        f"{text},{members[rid]}}}}}" if members[rid] is not None else f"{text}}}}}"
+        for rid, text in zip(region_ids, texts, strict=True) if rid in members)
+    return f'{{"type":"FeatureCollection","features":[{merged}],"utfgrids":{utfgrids}}}'.encode()
 
 
 def export(conn: db.Connection, target: str | Path, *, min_zoom: int = 0, max_zoom: int = 24,

@@ -89,6 +89,7 @@ class Regions:
     def __init__(self, conn: db.Connection) -> None:
         self.conn = conn
         self.known: dict[int, tuple[tuple[Any, ...], tuple[tuple[str, Any], ...]]] = {}
+        self.members: dict[int, str | None] = {}  # the statistics as stored, for GeoJSON
 
     def load(self, ids: Iterable[int]) -> None:
         missing = sorted(set(ids) - self.known.keys())
@@ -98,6 +99,7 @@ class Regions:
             for rid, key, uid, kind, name, parents, members in cur.execute(
                     db.query("maptiles.export_regions"), {"ids": missing}):
                 self.known[rid] = ((key, uid, kind, name, parents), stats_members(members))
+                self.members[rid] = members
 
     def features(self, pieces: Sequence[tuple[int, bytes]]
                  ) -> list[tuple[bytes, tuple[Any, ...], tuple[tuple[str, Any], ...]]]:
