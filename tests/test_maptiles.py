@@ -361,3 +361,18 @@ def test_blocks_are_those_a_shape_touches_not_all_its_box_spans(
                  for b in (slice.Block(5, bx, by) for bx, by in [(0, 0), (1, 0), (0, 1), (1, 1)])}
     assert found == [(0, 0), (1, 0), (0, 1)]
     assert tiles[(1, 1)] == 0 and all(tiles[b] > 0 for b in found)
+
+
+def test_a_statistics_row_of_empty_cells_leaves_the_tile_valid_json(
+        db: Database, small_sample: object, database_url: str, tmp_path: Path) -> None:
+    # Its members are "": the merge appended "," and the closing braces ("...,}}"), so the
+    # served tile was not JSON.
+    _render(database_url, 0, 8)
+    csv = tmp_path / "stats.csv"
+    csv.write_text("type,uid,population\nLand,1,\nDistrict,D0000,7\n")
+    with connect(db) as conn, conn.transaction():
+        assert features.import_stats(conn, csv).imported == 2
+    with connect(db) as conn:
+        tile = _tile(conn, *LAND_8)
+    props = {f["id"]: f["properties"] for f in tile["features"]}
+    assert "population" not in props["Land-1"] and props["District-D0000"]["population"] == 7

@@ -108,12 +108,12 @@ def body(region_ids: Sequence[int], texts: Sequence[str], utfgrids: str,
          members: Mapping[int, str | None]) -> bytes:
     """A tile's GeoJSON with the statistics merged, as UTF-8: what
     ``renderer.maptiles_tile_body`` makes in the database, byte for byte (each feature's
-    text, ``,`` and the region's statistics members when it has a row of them, ``}}``;
+    text, ``,`` and the region's statistics members when it has some, ``}}``;
     the features of regions no longer in ``members``' keys, deleted, left out), merged here
     from the stored text: the same in the database cost 0.05 ms of server CPU a tile, most
     of the export's."""
     merged = ",".join(
-        f"{text},{members[rid]}}}}}" if members[rid] is not None else f"{text}}}}}"
+        f"{text},{members[rid]}}}}}" if members[rid] else f"{text}}}}}"
         for rid, text in zip(region_ids, texts, strict=True) if rid in members)
     return f'{{"type":"FeatureCollection","features":[{merged}],"utfgrids":{utfgrids}}}'.encode()
 
