@@ -166,12 +166,16 @@ WITH arcs AS MATERIALIZED (
     SELECT type, ST_UnaryUnion(ST_Collect(geom)) AS geom FROM arcs
     WHERE NOT ST_IsEmpty(geom) AND ST_NPoints(geom) > 1
     GROUP BY type
-), faces AS (
-    SELECT n.type, (ST_Dump(ST_Polygonize(n.geom))).geom AS face FROM noded n GROUP BY n.type
+), faces AS MATERIALIZED (
+    -- each face's inside point once (the join below computed it for the index condition
+    -- and again for each candidate region)
+    SELECT f.type, f.face, ST_PointOnSurface(f.face) AS inside
+    FROM (SELECT n.type, (ST_Dump(ST_Polygonize(n.geom))).geom AS face
+          FROM noded n GROUP BY n.type) f
 ), owned AS (
     SELECT r.id AS region_id, f.face
     FROM faces f JOIN regions r ON r.type = f.type AND r.min_zoom <= %(zoom)s::int
-         AND r.merc && f.face AND ST_Intersects(r.merc, ST_PointOnSurface(f.face))
+         AND r.merc && f.face AND ST_Intersects(r.merc, f.inside)
 ), merged AS (
     SELECT region_id, CASE WHEN count(*) = 1 THEN ST_Collect(face)
                            ELSE ST_UnaryUnion(ST_Collect(face)) END AS geom
@@ -245,10 +249,10 @@ DELETE FROM tiles WHERE z = %(z)s::int AND x BETWEEN %(x0)s::int AND %(x1)s::int
 
 -- name: cut_block
 -- One block in one statement: the shapes of zoom z cut into the tiles x0..x1, y0..y1 (each
--- tile with a margin of %(margin)s of its size), the pieces and their feature text written,
--- and the pieces returned in tile pixels for the UTFGrids (x right, y down, 0..256; NULL
--- wkb for a piece covering its tile), per tile larger regions first (smaller ones paint
--- over them). One pass where there were three statements (cut, feature text from the
+-- tile with a margin of %(margin)s of its size), the pieces and their feature text written
+-- (a row a tile, tile_regions), and the pieces returned in tile pixels for the UTFGrids
+-- (x right, y down, 0..256; NULL wkb for a piece covering its tile), per tile larger
+-- regions first (smaller ones paint over them). One pass where there were three statements (cut, feature text from the
 -- pieces read back, the pieces read back again in pixels): the regions are joined once,
 -- for the block's shapes only, and nothing is read back.
 -- A shape is cut to the block once, by ST_ClipByBox2D (ST_Intersection took 70-80 ms of a

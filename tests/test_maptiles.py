@@ -376,3 +376,25 @@ def test_a_statistics_row_of_empty_cells_leaves_the_tile_valid_json(
         tile = _tile(conn, *LAND_8)
     props = {f["id"]: f["properties"] for f in tile["features"]}
     assert "population" not in props["Land-1"] and props["District-D0000"]["population"] == 7
+
+
+def test_a_block_retried_after_a_crash_neither_loses_nor_duplicates(
+        db: Database, small_sample: object) -> None:
+    snapshot = ("SELECT z, x, y, region_ids, geoms::text[] AS g, features FROM tile_regions"
+                " ORDER BY z, x, y")
+    with connect(db) as conn:
+        with conn.transaction():
+            slice.prepare(conn, 10, 10)
+            zooms.build_shapes(conn, 10)
+            block = slice.Block(10, *slice.blocks(conn, 10)[0])
+            assert slice.render_block(conn, block) > 1
+        first = conn.execute(snapshot).fetchall()
+        with pytest.raises(RuntimeError), conn.transaction():  # a crash after the cut
+            slice.cut_block(conn, block, slice.RenderOptions())
+            raise RuntimeError("worker died")
+        assert conn.execute(snapshot).fetchall() == first
+        with conn.transaction():  # the retry
+            slice.render_block(conn, block)
+        again = conn.execute(snapshot).fetchall()
+        tiles = conn.execute("SELECT count(*) AS n FROM tiles").fetchone()
+    assert again == first and tiles is not None and tiles["n"] == len(first)
