@@ -92,8 +92,7 @@ def _tiles(conn: db.Connection, min_zoom: int, max_zoom: int, margin_px: float,
     regions = mvt.Regions(conn)
     for i in range(0, len(pairs), BATCH):
         chunk = pairs[i:i + BATCH]
-        params = {"zs": [k[0] for _, k in chunk], "xs": [k[1] for _, k in chunk],
-                  "ys": [k[2] for _, k in chunk], "margin": margin_px / 256}
+        params = mvt.key_arrays([k for _, k in chunk])
         with conn.cursor(row_factory=db.tuple_row) as cur:
             rows = cur.execute(db.query("maptiles.export_batch"), params, binary=True).fetchall()
         regions.load(rid for row in rows for rid in row[1] or ())
