@@ -32,7 +32,7 @@ from typing import IO, Any
 import numpy as np
 from pmtiles.tile import Compression, serialize_header
 
-__all__ = ["ROOT_MAX", "Writer", "directory", "tileids"]
+__all__ = ["ROOT_MAX", "Writer", "directory", "tileids", "tileids_to_zooms"]
 
 ROOT_MAX = 16384 - 127  # what the package's writer keeps the root directory under
 
