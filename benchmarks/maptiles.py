@@ -286,7 +286,8 @@ def tiles_for_grids(url: str, count: int) -> list[tuple[list[str], list[bytes | 
     with connect(url) as conn:
         chain = utfgrid.chains(type_graph(conn))[0]
         picked = conn.execute(
-            "SELECT z, x, y FROM tile_pieces p JOIN regions r ON r.id = p.region_id"
+            "SELECT z, x, y FROM tile_regions t, unnest(t.region_ids) AS p(region_id)"
+            " JOIN regions r ON r.id = p.region_id"
             " WHERE r.type = ANY(%s) GROUP BY z, x, y HAVING count(*) >= 4"
             " ORDER BY z DESC, x, y LIMIT %s", [chain, count]).fetchall()
         out = []
@@ -296,9 +297,12 @@ def tiles_for_grids(url: str, count: int) -> list[tuple[list[str], list[bytes | 
                 "SELECT r.key, CASE WHEN NOT p.covers THEN ST_AsBinary(ST_Affine(p.geom,"
                 " 256 / %(s)s, 0, 0, -256 / %(s)s, (2 ^ (%(z)s - 1) - p.x) * 256,"
                 " (2 ^ (%(z)s - 1) - p.y) * 256)) END AS wkb"
-                " FROM tile_pieces p JOIN regions r ON r.id = p.region_id"
-                " WHERE p.z = %(z)s AND p.x = %(x)s AND p.y = %(y)s AND r.type = ANY(%(c)s)"
-                " ORDER BY r.area_m2 DESC, r.id", {**t, "s": size, "c": chain}).fetchall()
+                " FROM (SELECT t.z, t.x, t.y, u.region_id, u.geom, u.geom IS NULL AS covers, u.n"
+                "       FROM tile_regions t, unnest(t.region_ids, t.geoms) WITH ORDINALITY"
+                "       AS u(region_id, geom, n)"
+                "       WHERE t.z = %(z)s AND t.x = %(x)s AND t.y = %(y)s) p"
+                " JOIN regions r ON r.id = p.region_id WHERE r.type = ANY(%(c)s)"
+                " ORDER BY p.n", {**t, "s": size, "c": chain}).fetchall()
             out.append(([p["key"] for p in pieces], [p["wkb"] for p in pieces]))
     return out
 

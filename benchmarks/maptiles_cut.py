@@ -1,35 +1,34 @@
-"""The map tiles' block work, before and after the fifth pass, in turn in one database.
+"""The map tiles' block work, main's before this pass and this branch's, in turn in one database.
 
 On the generated sample (``--cols x --rows``), after the zoom levels and every band's shapes,
 every block of zooms 0..``--max-zoom`` is cut and painted again ``--rounds`` times per
-variant, the variants in turn (before, after, before, ...), the tables vacuumed before each
-pass, each pass timed as this process's CPU (client) and its connection's backend's
-(server, ``/proc``):
+variant, the variants in turn (before, after, before, ...), the tables emptied, vacuumed
+and checkpointed before each pass, each pass timed as this process's CPU (client) and its
+connection's backend's (server, ``/proc``):
 
-- ``before``: the cut as main had it at 2adc722 (its ``cut_block`` statement, read from git,
-  rows fetched as text dicts) and the grids painted tile by tile in Python around the C
-  painter;
-- ``after``: this branch's ``cut_block`` (rows as tuples, in binary) and
-  ``renderer._utfgrid.tiles_copy`` (the block's grids and COPY rows in one C call).
+- ``before``: the cut as main had it at 3ae8255 (its ``delete_block`` and ``cut_block``
+  statements, read from git, writing a row a piece to ``tile_pieces`` and a row a feature
+  text to ``tile_features``, made here from their retired definitions ``@0035``);
+- ``after``: this branch's (a row a tile in ``tile_regions``).
 
-Run: ``python benchmarks/maptiles_cut.py [--rounds 2]`` from a checkout with git.
+Both paint the grids the same way (``paint_block``).
+
+Run: ``python benchmarks/maptiles_cut.py [--rounds 3]`` from a checkout with git.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from itertools import groupby
 from pathlib import Path
 
 from scratch import drop_database, scratch_database
 
-from renderer import db
+from renderer import db, schema
 from renderer.db import connect
 from renderer.localdb import Cluster
 from renderer.maptiles import sample, utfgrid
@@ -39,16 +38,16 @@ from renderer.maptiles.zooms import build_band, zoom_bands
 from renderer.resources import named_sections
 
 BENCH_DB = "renderer_bench_maptiles_cut"
-BEFORE = "2adc722"
+BEFORE = "3ae8255"
 
 
-def _old_cut_sql() -> str:
+def _old_sql() -> dict[str, str]:
     text = subprocess.run(["git", "show", f"{BEFORE}:sql/maptiles.sql"], capture_output=True,
                           text=True, check=True, cwd=Path(__file__).parent).stdout
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
         f.write(text)
         f.flush()
-        return named_sections(Path(f.name))["cut_block"]
+        return named_sections(Path(f.name))
 
 
 def _server_cpu(pid: int) -> float:
@@ -57,17 +56,13 @@ def _server_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def before(conn: db.Connection, block: Block, options: RenderOptions, sql: str,
+def before(conn: db.Connection, block: Block, options: RenderOptions, sql: dict[str, str],
            hierarchies: list[list[str]]) -> None:
     params = block.params(options)
-    conn.execute(db.query("maptiles.delete_block"), params)
-    pieces = conn.execute(sql, params).fetchall()
-    with conn.cursor() as cur, cur.copy(db.query("maptiles.copy_tiles")) as copy:
-        for (x, y), rows in groupby(pieces, key=lambda r: (r["x"], r["y"])):
-            grids = utfgrid.tile_grids([(p["key"], p["type"], p["wkb"]) for p in rows],
-                                       hierarchies, resolution=options.resolution)
-            copy.write_row((block.z, x, y,
-                            json.dumps(grids, ensure_ascii=False, separators=(",", ":"))))
+    conn.execute(sql["delete_block"], params)
+    with conn.cursor(row_factory=db.tuple_row) as cur:
+        pieces = cur.execute(sql["cut_block"], params, binary=True).fetchall()
+    paint_block(conn, block, pieces, hierarchies, options.resolution)
 
 
 def after(conn: db.Connection, block: Block, options: RenderOptions,
@@ -83,7 +78,7 @@ def main() -> None:
     parser.add_argument("--max-zoom", type=int, default=14)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    sql = _old_cut_sql()
+    sql = _old_sql()
     home = Path(tempfile.mkdtemp(prefix="renderer-bench-maptiles-cut-"))
     cluster = Cluster(home)
     server = cluster.ensure_started()
@@ -104,14 +99,18 @@ def main() -> None:
                     found.extend(Block(z, bx, by) for z in range(first, top + 1)
                                  for bx, by in blocks(conn, z, options))
             hierarchies = utfgrid.chains(type_graph(conn))
+            conn.execute(schema.definition("tile_pieces", "0035"))
+            conn.execute(schema.definition("tile_features", "0035"))
+            conn.commit()
             totals: dict[str, list[float]] = {"before": [], "after": []}
             for _ in range(args.rounds):
                 for name in ("before", "after"):
-                    # the dead rows of the last pass vacuumed outside the clock: without,
-                    # each pass is slower than the one before whichever it is
+                    # every pass from empty tables, vacuumed and checkpointed outside the clock
                     conn.commit()
                     conn.autocommit = True
-                    conn.execute("VACUUM tile_pieces, tile_features, tiles")
+                    conn.execute("TRUNCATE tile_pieces, tile_features, tile_regions, tiles")
+                    conn.execute("VACUUM tile_pieces, tile_features, tile_regions, tiles")
+                    conn.execute("CHECKPOINT")
                     conn.autocommit = False
                     c0, s0 = time.process_time(), _server_cpu(pid)
                     for block in found:

@@ -196,6 +196,12 @@ def _tile(conn: db.Connection, z: int, x: int, y: int) -> dict[str, object]:
 LAND_8 = (8, *mercantile.tile(-39.75, 38.19, 8)[:2])
 
 
+# A tile's pieces and feature text as rows (they are stored one row a tile, as arrays).
+PIECES = ("(SELECT t.z, t.x, t.y, u.region_id, u.geom, u.geom IS NULL AS covers, u.feature"
+          " FROM tile_regions t, unnest(t.region_ids, t.geoms, t.features)"
+          " AS u(region_id, geom, feature)) p")
+
+
 def _render(url: str, lo: int, hi: int) -> RenderSummary:
     """The profile's batch, as `renderer tiles render --wait` runs it."""
     done: RenderSummary = run_until_idle(url, PROFILE, {"min_zoom": lo, "max_zoom": hi},
@@ -215,8 +221,8 @@ def test_render_through_work_items_gives_rfc7946_tiles(db: Database, small_sampl
             "SELECT z, count(*) AS n FROM tiles GROUP BY z")}
         shaped = {r["zoom"] for r in conn.execute("SELECT DISTINCT zoom FROM region_shapes")}
         covers = conn.execute(
-            "SELECT count(*) FILTER (WHERE covers) AS covers, count(*) AS n FROM tile_pieces"
-            " WHERE z = 11").fetchone()
+            "SELECT count(*) FILTER (WHERE covers) AS covers, count(*) AS n FROM " + PIECES
+            + " WHERE z = 11").fetchone()
         # the generated land is at -40..-39.5 lon, 38..38.375 lat
         t = mercantile.tile(-39.75, 38.19, 11)
         tile = _tile(conn, t.z, t.x, t.y)
@@ -251,30 +257,40 @@ def test_deleting_regions_deletes_their_pieces_and_feature_text(
     # no foreign keys on the per-tile tables (their row checks were a block's dearest
     # write): a statement trigger does what ON DELETE CASCADE did
     _render(database_url, 0, 8)
-    count = ("SELECT (SELECT count(*) FROM tile_pieces p JOIN regions r ON r.id = p.region_id"
+    count = ("SELECT (SELECT count(*) FROM " + PIECES + " JOIN regions r ON r.id = p.region_id"
              "         WHERE r.type = 'Ward') AS wards,"
-             " (SELECT count(*) FROM tile_pieces) AS pieces,"
-             " (SELECT count(*) FROM tile_features) AS features")
+             " (SELECT count(*) FROM " + PIECES + ") AS pieces,"
+             " (SELECT count(*) FROM " + PIECES + " WHERE feature IS NOT NULL) AS features")
     with connect(db) as conn, conn.transaction():
         before = conn.execute(count).fetchone()
+        order = conn.execute(
+            "SELECT z, x, y, array_agg(r.key ORDER BY u.n) FILTER (WHERE r.type <> 'Ward')"
+            " AS keys FROM tile_regions t, unnest(t.region_ids) WITH ORDINALITY u(id, n)"
+            " JOIN regions r USING (id) GROUP BY z, x, y ORDER BY z, x, y").fetchall()
         conn.execute("CREATE TEMP TABLE ward_ids AS SELECT id FROM regions WHERE type = 'Ward'")
         conn.execute("DELETE FROM region_types WHERE type = 'Ward'")  # cascades to regions
         left = conn.execute(
-            "SELECT (SELECT count(*) FROM tile_pieces WHERE region_id IN (SELECT id FROM ward_ids))"
-            " + (SELECT count(*) FROM tile_features WHERE region_id IN"
-            "    (SELECT id FROM ward_ids)) AS n").fetchone()
+            "SELECT count(*) AS n FROM " + PIECES + " WHERE region_id IN (SELECT id FROM ward_ids)"
+            ).fetchone()
         after = conn.execute(count).fetchone()
+        kept = conn.execute(
+            "SELECT z, x, y, array_agg(r.key ORDER BY u.n) AS keys FROM tile_regions t,"
+            " unnest(t.region_ids) WITH ORDINALITY u(id, n) JOIN regions r USING (id)"
+            " GROUP BY z, x, y ORDER BY z, x, y").fetchall()
+        tile = _tile(conn, *LAND_8)
     assert before is not None and after is not None and left is not None
     assert before["wards"] > 0 and left["n"] == 0
     assert after["pieces"] == before["pieces"] - before["wards"]
     assert after["features"] == after["pieces"]
+    # the others stay in their order, their text with them
+    assert kept == [r for r in order if r["keys"]]
+    assert tile["features"] and all(f["properties"]["type"] != "Ward" for f in tile["features"])
 
 
 def test_statistics_republish_without_rerendering_geometry(
         db: Database, small_sample: object, database_url: str, tmp_path: Path) -> None:
     _render(database_url, 0, 8)
-    state = ("SELECT (SELECT sum(xmin::text::bigint) FROM tile_features)"
-             " + (SELECT sum(xmin::text::bigint) FROM tile_pieces)"
+    state = ("SELECT (SELECT sum(xmin::text::bigint) FROM tile_regions)"
              " + (SELECT sum(xmin::text::bigint) FROM tiles) AS v,"
              " (SELECT max(rendered_at) FROM tiles) AS at")
     with connect(db) as conn:
@@ -326,3 +342,59 @@ def test_cli_import_render_stats(renderer_env: dict[str, str], tmp_path: Path) -
     for command in ("import", "render", "stats", "rejects", "status", "sample", "export"):
         help_ = cli("tiles", command, "--help")
         assert "Example:" in help_.stdout, command
+
+
+def test_blocks_are_those_a_shape_touches_not_all_its_box_spans(
+        db: Database, tmp_path: Path) -> None:
+    # A triangle over the four blocks of zoom 5 (the tiles of zoom 1) whose box spans all
+    # four but which keeps clear of the south-east one: that block has nothing to cut, and
+    # is not listed (the boxes of its ST_Subdivide parts listed it).
+    triangle = {"type": "Polygon",
+                "coordinates": [[[-40, 40], [-40, -30], [30, 40], [-40, 40]]]}
+    path = _geojson(tmp_path / "t.geojson", [_feature(triangle, uid="t")])
+    with connect(db) as conn, conn.transaction():
+        regions.import_file(conn, path, "Zone", uid_field="uid")
+        slice.prepare(conn, 0, 5)
+        zooms.build_shapes(conn, 5)
+        found = slice.blocks(conn, 5)
+        tiles = {(b.bx, b.by): slice.render_block(conn, b)
+                 for b in (slice.Block(5, bx, by) for bx, by in [(0, 0), (1, 0), (0, 1), (1, 1)])}
+    assert found == [(0, 0), (1, 0), (0, 1)]
+    assert tiles[(1, 1)] == 0 and all(tiles[b] > 0 for b in found)
+
+
+def test_a_statistics_row_of_empty_cells_leaves_the_tile_valid_json(
+        db: Database, small_sample: object, database_url: str, tmp_path: Path) -> None:
+    # Its members are "": the merge appended "," and the closing braces ("...,}}"), so the
+    # served tile was not JSON.
+    _render(database_url, 0, 8)
+    csv = tmp_path / "stats.csv"
+    csv.write_text("type,uid,population\nLand,1,\nDistrict,D0000,7\n")
+    with connect(db) as conn, conn.transaction():
+        assert features.import_stats(conn, csv).imported == 2
+    with connect(db) as conn:
+        tile = _tile(conn, *LAND_8)
+    props = {f["id"]: f["properties"] for f in tile["features"]}
+    assert "population" not in props["Land-1"] and props["District-D0000"]["population"] == 7
+
+
+def test_a_block_retried_after_a_crash_neither_loses_nor_duplicates(
+        db: Database, small_sample: object) -> None:
+    snapshot = ("SELECT z, x, y, region_ids, geoms::text[] AS g, features FROM tile_regions"
+                " ORDER BY z, x, y")
+    with connect(db) as conn:
+        with conn.transaction():
+            slice.prepare(conn, 10, 10)
+            zooms.build_shapes(conn, 10)
+            block = slice.Block(10, *slice.blocks(conn, 10)[0])
+            assert slice.render_block(conn, block) > 1
+        first = conn.execute(snapshot).fetchall()
+        with pytest.raises(RuntimeError), conn.transaction():  # a crash after the cut
+            slice.cut_block(conn, block, slice.RenderOptions())
+            raise RuntimeError("worker died")
+        assert conn.execute(snapshot).fetchall() == first
+        with conn.transaction():  # the retry
+            slice.render_block(conn, block)
+        again = conn.execute(snapshot).fetchall()
+        tiles = conn.execute("SELECT count(*) AS n FROM tiles").fetchone()
+    assert again == first and tiles is not None and tiles["n"] == len(first)

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
-from pmtiles.reader import MmapSource, Reader
+from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import TileType
 
 from renderer.cli import main
@@ -143,7 +143,7 @@ def test_statistics_republished_by_exporting_again(db: Database, exported: Path)
         export.export(conn, exported / "a.pmtiles")
         assert conn.execute("SELECT max(rendered_at) AS at FROM tiles").fetchone() == rendered
         z, x, y = conn.execute(
-            "SELECT z, x, y FROM tile_features f JOIN regions r ON r.id = f.region_id"
+            "SELECT z, x, y FROM tile_regions t JOIN regions r ON r.id = ANY(t.region_ids)"
             " WHERE r.key = 'Land-1' ORDER BY z DESC LIMIT 1").fetchone().values()
     with open(export.geojson_archive(exported / "a.pmtiles"), "rb") as f:
         got = Reader(MmapSource(f)).get(z, x, y)
@@ -200,3 +200,28 @@ def test_the_cli_exports_to_the_store_by_default(db: Database, exported: Path,
     keys = [info.key for info in store.list("maptiles/")]
     assert len(keys) == 2 * report["tiles"] and all(k.endswith((".json", ".mvt")) for k in keys)
     assert not [p for p in Path(store.url[len("file://"):]).rglob(".*")]  # no sidecars
+
+
+def test_exported_geojson_is_the_served_body_byte_for_byte(db: Database,
+                                                           exported: Path) -> None:
+    # The export merges the statistics itself (from the stored text and members): every
+    # tile must be what the database serves, with statistics of every shape (members with
+    # quotes and non-ASCII, an empty members text, none) and a deleted region left out.
+    with connect(db) as conn, conn.transaction():
+        conn.execute("INSERT INTO region_stats (type, uid, members) VALUES"
+                     " ('Province', 'P0000', %s), ('District', 'D0000', '')",
+                     ['"label":"Île \\"x\\"","n":1'])
+        conn.execute("DELETE FROM regions WHERE key = 'Ward-W0000'")
+    with connect(db) as conn:
+        export.export(conn, exported / "b.pmtiles")
+        served = {(r["z"], r["x"], r["y"]): bytes(r["body"]) for r in conn.execute(
+            "SELECT t.z, t.x, t.y, convert_to(b.body, 'UTF8') AS body FROM tiles t,"
+            " renderer.maptiles_tile_body(t.z, t.x, t.y) b")}
+    with open(export.geojson_archive(exported / "b.pmtiles"), "rb") as f:
+        archived = {zxy: gzip.decompress(data) for zxy, data in all_tiles(MmapSource(f))}
+    assert archived == served
+    bodies = [json.loads(body) for body in served.values()]
+    props = {f["id"]: f["properties"] for body in bodies for f in body["features"]}
+    assert props["Province-P0000"]["label"] == 'Île "x"'
+    assert "n" not in props["District-D0000"]
+    assert "Ward-W0001" in props and "Ward-W0000" not in props  # (its grids' keys stay)

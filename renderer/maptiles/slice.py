@@ -5,9 +5,9 @@ zoom 4). Per block, in the item's transaction, one statement (``cut_block``) cut
 into tile pieces (``ST_TileEnvelope`` with a margin of a few pixels, ``ST_ClipByBox2D`` to
 the block once, the boxes of ``ST_Subdivide``'s parts to find the tiles of huge polygons,
 ``ST_ClipByBox2D`` per tile; a shape covering a tile is recorded as ``covers``, once,
-without geometry), writes the pieces and their feature text, and returns the pieces in tile
-pixels, which are painted into UTFGrids (:mod:`.utfgrid`); the tiles' rows are copied in. A
-rerun replaces the block.
+without geometry), writes the pieces and their feature text (one ``tile_regions`` row a
+tile), and returns the pieces in tile pixels, which are painted into UTFGrids
+(:mod:`.utfgrid`); the tiles' rows are copied in. A rerun replaces the block.
 
 Example
 -------
@@ -102,8 +102,8 @@ def blocks(conn: db.Connection, zoom: int, options: RenderOptions | None = None
     k = min(zoom, BLOCK_LEVELS)
     size = WORLD / 2 ** (zoom - k)
     rows = conn.execute(db.query("maptiles.blocks_at_zoom"), {
-        "zoom": zoom, "size": size, "n": 2 ** (zoom - k),
-        "pad": options.margin_px / 256 * WORLD / 2**zoom})
+        "zoom": zoom, "k": k, "size": size, "n": 2 ** (zoom - k),
+        "margin": options.margin_px / 256, "pad": options.margin_px / 256 * WORLD / 2**zoom})
     return [(r["block_x"], r["block_y"]) for r in rows]
 
 

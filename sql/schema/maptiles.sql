@@ -71,33 +71,26 @@ CREATE TABLE region_shapes (
 -- The shapes of one zoom a block of tiles touches.
 CREATE INDEX region_shapes_geom ON region_shapes USING gist (geom);
 
--- name: tile_pieces
--- A region's part of one tile (with its pixel margin); covers = it covers the whole tile
--- and margin, stored once without geometry. No foreign key: its per-row check cost more
--- than any other write of a block (a block writes about ten pieces a tile, all of the
--- block's own shapes' regions); a deleted region's pieces go by a statement trigger.
-CREATE TABLE tile_pieces (
-    z         smallint NOT NULL,
-    x         integer NOT NULL,
-    y         integer NOT NULL,
-    region_id integer NOT NULL,             -- regions.id (see maptiles_regions_deleted)
-    covers    boolean NOT NULL,
-    geom      geometry(Geometry, 3857),
-    CHECK (covers = (geom IS NULL)),
-    PRIMARY KEY (z, x, y, region_id)
-);
-
--- name: tile_features
--- The GeoJSON text of each feature of a tile, open after its last fixed property: the
--- statistics and the closing braces are appended when the tile is served or exported.
-CREATE TABLE tile_features (
-    z         smallint NOT NULL,
-    x         integer NOT NULL,
-    y         integer NOT NULL,
-    region_id integer NOT NULL,             -- regions.id, as in tile_pieces
-    ord       integer NOT NULL,               -- larger regions first
-    feature   text NOT NULL,
-    PRIMARY KEY (z, x, y, region_id)
+-- name: tile_regions
+-- The regions of one tile, larger first, in one row: their ids, their pieces (each cut to
+-- the tile with its pixel margin; NULL for a region covering the whole tile and margin,
+-- stored once without geometry) and the GeoJSON text of each feature, open after its last
+-- fixed property (the statistics and the closing braces are appended when the tile is
+-- served or exported). One row a tile, not one a piece and one a feature text: those
+-- rows (about 30 a tile at zoom 14, each with its primary key's B-tree entry and WAL
+-- record) were most of a block's writes; the arrays go to TOAST compressed by lz4 (pglz
+-- cost as much as the rows saved). No foreign key: a deleted region leaves the tiles by a
+-- statement trigger (maptiles_regions_deleted).
+CREATE TABLE tile_regions (
+    z          smallint NOT NULL,
+    x          integer NOT NULL,
+    y          integer NOT NULL,
+    region_ids integer[] NOT NULL,               -- regions.id, larger regions first
+    geoms      geometry[] COMPRESSION lz4 NOT NULL,  -- Web Mercator; NULL: covers the tile
+    features   text[] COMPRESSION lz4 NOT NULL,
+    CHECK (cardinality(region_ids) = cardinality(geoms)
+           AND cardinality(region_ids) = cardinality(features)),
+    PRIMARY KEY (z, x, y)
 );
 
 -- name: tiles
@@ -113,13 +106,29 @@ CREATE TABLE tiles (
 );
 
 -- name: maptiles_regions_deleted
--- What ON DELETE CASCADE did for tile_pieces and tile_features, once per statement: the
--- pieces and feature text of the deleted regions go with them.
-CREATE FUNCTION renderer.maptiles_regions_deleted() RETURNS trigger
+-- What ON DELETE CASCADE did for the pieces and feature text, once per statement: the
+-- deleted regions leave the tiles they were in (their entries dropped from the tiles'
+-- arrays, the order of the others kept).
+CREATE OR REPLACE FUNCTION renderer.maptiles_regions_deleted() RETURNS trigger
     LANGUAGE plpgsql AS $$
+DECLARE
+    gone integer[] := (SELECT array_agg(id) FROM deleted_regions);
 BEGIN
-    DELETE FROM tile_pieces WHERE region_id IN (SELECT id FROM deleted_regions);
-    DELETE FROM tile_features WHERE region_id IN (SELECT id FROM deleted_regions);
+    UPDATE tile_regions t
+    SET region_ids = k.region_ids, geoms = k.geoms, features = k.features
+    FROM (SELECT c.z, c.x, c.y,
+                 coalesce(array_agg(u.region_id ORDER BY u.n)
+                          FILTER (WHERE u.region_id <> ALL (gone)), '{}') AS region_ids,
+                 coalesce(array_agg(u.geom ORDER BY u.n)
+                          FILTER (WHERE u.region_id <> ALL (gone)), '{}') AS geoms,
+                 coalesce(array_agg(u.feature ORDER BY u.n)
+                          FILTER (WHERE u.region_id <> ALL (gone)), '{}') AS features
+          FROM tile_regions c,
+               unnest(c.region_ids, c.geoms, c.features) WITH ORDINALITY
+                   AS u(region_id, geom, feature, n)
+          WHERE c.region_ids && gone
+          GROUP BY c.z, c.x, c.y) k
+    WHERE t.z = k.z AND t.x = k.x AND t.y = k.y;
     RETURN NULL;
 END
 $$;
@@ -146,16 +155,20 @@ CREATE TABLE region_stats (
 -- rendered. A set-returning SQL function, so a query calling it in FROM gets its body
 -- inlined and planned once (a prepared statement keeps the plan): the scalar
 -- maptiles_tile planned its body on every call, 0.5 ms of a served tile's 0.65 ms of
--- server CPU (0.15 ms this way).
-CREATE FUNCTION renderer.maptiles_tile_body(p_z integer, p_x integer, p_y integer)
+-- server CPU (0.15 ms this way). The features are the tile's row of tile_regions, in
+-- their order (larger regions first); a region whose statistics row has no member (a CSV
+-- row of empty cells) gets none (its "," made the body invalid JSON).
+CREATE OR REPLACE FUNCTION renderer.maptiles_tile_body(p_z integer, p_x integer, p_y integer)
     RETURNS TABLE (body text) LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT '{"type":"FeatureCollection","features":['
-           || coalesce((SELECT string_agg(f.feature || coalesce(',' || s.members, '') || '}}',
-                                          ',' ORDER BY f.ord)
-                        FROM tile_features f
+           || coalesce((SELECT string_agg(f.feature || coalesce(',' || nullif(s.members, ''), '')
+                                          || '}}', ',' ORDER BY f.n)
+                        FROM tile_regions c
+                        CROSS JOIN LATERAL unnest(c.region_ids, c.features) WITH ORDINALITY
+                            AS f(region_id, feature, n)
                         JOIN regions r ON r.id = f.region_id
                         LEFT JOIN region_stats s ON s.type = r.type AND s.uid = r.uid
-                        WHERE f.z = t.z AND f.x = t.x AND f.y = t.y), '')
+                        WHERE c.z = t.z AND c.x = t.x AND c.y = t.y), '')
            || '],"utfgrids":' || t.utfgrids || '}'
     FROM tiles t WHERE t.z = p_z AND t.x = p_x AND t.y = p_y
 $$;
