@@ -20,11 +20,12 @@ down_revision = "0035"
 branch_labels = None
 depends_on = None
 
-NAMES = ["tile_regions", "maptiles_regions_deleted", "maptiles_tile_body"]
+NAMES = ["tile_regions", "tile_regions_compression", "maptiles_regions_deleted",
+         "maptiles_tile_body"]
 
 
 def upgrade() -> None:
-    schema.apply(op, ["tile_regions"], as_of=revision)
+    schema.apply(op, ["tile_regions", "tile_regions_compression"], as_of=revision)
     op.execute("""
         INSERT INTO tile_regions (z, x, y, region_ids, geoms, features)
         SELECT f.z, f.x, f.y, array_agg(f.region_id ORDER BY f.ord),

@@ -7,7 +7,7 @@ in SQL. The previous ``CREATE TABLE`` and compression block are in
 ``retired/traffic.sql`` as ``traffic_speeds@0035`` and ``traffic_speeds_compression@0035``.
 
 Revision ID: 0037
-Revises: 0035
+Revises: 0036
 """
 
 from alembic import op
@@ -15,7 +15,7 @@ from alembic import op
 from renderer import schema
 
 revision = "0037"
-down_revision = "0035"
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 

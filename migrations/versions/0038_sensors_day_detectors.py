@@ -6,7 +6,7 @@ calling renderer.sensors_enrich_end, whose update of sensors_days clears the day
 the page aggregates a day without rows as before.
 
 Revision ID: 0038
-Revises: 0035
+Revises: 0037
 """
 
 from alembic import op

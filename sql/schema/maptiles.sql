@@ -79,19 +79,32 @@ CREATE INDEX region_shapes_geom ON region_shapes USING gist (geom);
 -- served or exported). One row a tile, not one a piece and one a feature text: those
 -- rows (about 30 a tile at zoom 14, each with its primary key's B-tree entry and WAL
 -- record) were most of a block's writes; the arrays go to TOAST compressed by lz4 (pglz
--- cost as much as the rows saved). No foreign key: a deleted region leaves the tiles by a
--- statement trigger (maptiles_regions_deleted).
+-- cost as much as the rows saved; tile_regions_compression). No foreign key: a deleted
+-- region leaves the tiles by a statement trigger (maptiles_regions_deleted).
 CREATE TABLE tile_regions (
     z          smallint NOT NULL,
     x          integer NOT NULL,
     y          integer NOT NULL,
     region_ids integer[] NOT NULL,               -- regions.id, larger regions first
-    geoms      geometry[] COMPRESSION lz4 NOT NULL,  -- Web Mercator; NULL: covers the tile
-    features   text[] COMPRESSION lz4 NOT NULL,
+    geoms      geometry[] NOT NULL,              -- Web Mercator; NULL: covers the tile
+    features   text[] NOT NULL,
     CHECK (cardinality(region_ids) = cardinality(geoms)
            AND cardinality(region_ids) = cardinality(features)),
     PRIMARY KEY (z, x, y)
 );
+
+-- name: tile_regions_compression
+-- lz4 for the pieces and the feature texts where the server has it; a server built
+-- without lz4 keeps pglz (as traffic_speeds_compression: a DO block, so the offline DDL of
+-- `renderer db migrate --sql` decides on the server too).
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression'
+                                           AND 'lz4' = ANY(enumvals)) THEN
+        ALTER TABLE tile_regions
+            ALTER COLUMN geoms SET COMPRESSION lz4,
+            ALTER COLUMN features SET COMPRESSION lz4;
+    END IF;
+END $$;
 
 -- name: tiles
 -- One row per rendered tile: its UTFGrids (a JSON list) and when its geometry was made.

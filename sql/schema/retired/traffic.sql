@@ -2,7 +2,7 @@
 -- `-- name: x@R` is x as it was up to revision R (the last revision it was current at).
 -- See ../README.md.
 
--- name: traffic_speeds@0035
+-- name: traffic_speeds@0036
 -- Speed tiles keep one row per (mode, week, segment) with sparse per-hour arrays (only the
 -- hours of week that have observations) rather than one row per segment-hour: a level-0
 -- week of 50,000 segments is 50,000 rows, not 8.4 million, and the export expands them to
@@ -35,7 +35,7 @@ CREATE TABLE traffic_speeds (
     PRIMARY KEY (segment_id, mode, first_hour)
 );
 
--- name: traffic_speeds_compression@0035
+-- name: traffic_speeds_compression@0036
 -- A level-0 tile-week writes rows of 13 arrays, several KB each, so nearly every row is
 -- compressed and moved out of line (TOAST). With the default pglz that compression was
 -- about 1.5 s of a 14 s build of 50,000 segments; lz4 compresses the same arrays in a tenth
