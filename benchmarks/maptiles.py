@@ -24,6 +24,7 @@ Run: ``python benchmarks/maptiles.py [--cols 64 --rows 48 --max-zoom 14]``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import os
 import random
@@ -473,6 +474,26 @@ def serve(url: str, pmtiles_path: Path, keys: list[tuple[int, int, int]], client
     return out
 
 
+DIGESTS = {
+    "arcs": "SELECT md5(string_agg(ST_AsEWKB(geom)::text || types::text, ',' ORDER BY id))"
+            " FROM region_arcs",
+    "shapes": "SELECT md5(string_agg(zoom || '/' || region_id || ST_AsEWKB(geom)::text, ','"
+              " ORDER BY zoom, region_id)) FROM region_shapes",
+    "tiles": "SELECT md5(string_agg(concat_ws('/', t.z, t.x, t.y, t.utfgrids, r.region_ids,"
+             " r.geoms::text[], r.features), ',' ORDER BY t.z, t.x, t.y))"
+             " FROM tiles t LEFT JOIN tile_regions r USING (z, x, y)",
+}
+
+
+def digests(url: str, archive: Path) -> dict[str, str]:
+    """An MD5 of each product: the arcs, the shapes, the tiles' rows, the PMTiles file."""
+    with connect(url) as conn:
+        found = {name: str(next(iter(conn.execute(sql).fetchone().values())))  # type: ignore[union-attr]
+                 for name, sql in DIGESTS.items()}
+    found["pmtiles"] = hashlib.md5(archive.read_bytes()).hexdigest()
+    return found
+
+
 def cols_rows(args: argparse.Namespace) -> int:
     """Regions of the generated sample: blocks, districts, wards, provinces, the land."""
     c, r = args.cols, args.rows
@@ -491,6 +512,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--phases-only", action="store_true",
                         help="Only the CPU per phase (no queue, grids, serving).")
+    parser.add_argument("--digest", action="store_true",
+                        help="Print a digest of each product of the phases (shapes, tiles, "
+                             "the PMTiles file): two trees' products compared.")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="renderer-bench-maptiles-"))
     cluster = Cluster(home)
@@ -519,6 +543,10 @@ def main() -> None:
         print("mvt, every tile (not in the phases; CPU ms per tile, client + server): " +
               ", ".join(f"{name} {c / ph['tiles'] * 1000:.3f} + {s / ph['tiles'] * 1000:.3f}"
                         for name, (c, s) in ph["mvt"].items()), flush=True)
+        if args.digest:
+            print("digests: " + ", ".join(f"{name} {value}" for name, value in
+                                          digests(url, home / "phases.pmtiles").items()),
+                  flush=True)
         if args.phases_only:
             return
         drop_database(server, BENCH_DB)

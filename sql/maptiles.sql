@@ -127,7 +127,9 @@ WHERE r.type = %(type)s AND z.parent = coalesce(r.parents[1], '');
 DELETE FROM region_arcs;
 INSERT INTO region_arcs (geom)
 SELECT d.geom FROM (
-    SELECT ST_LineMerge(ST_UnaryUnion(ST_Collect(s.geom))) AS lines
+    -- ordered: the union's output (its vertex order) follows its input's order, which
+    -- without ORDER BY is the plan's (a parallel plan's differs from run to run)
+    SELECT ST_LineMerge(ST_UnaryUnion(ST_Collect(s.geom ORDER BY s.geom))) AS lines
     FROM (SELECT DISTINCT CASE WHEN ST_StartPoint(g.geom) < ST_EndPoint(g.geom) THEN g.geom
                                ELSE ST_Reverse(g.geom) END AS geom
           FROM regions r, ST_DumpSegments(ST_Boundary(r.merc)) g
@@ -156,36 +158,41 @@ INSERT INTO region_shapes (zoom, region_id, geom)
 WITH arcs AS MATERIALIZED (
     -- materialized: inlined, each arc was simplified and snapped again for each of the
     -- three uses of geom below
-    SELECT t.type, ST_SnapToGrid(ST_Simplify(a.geom, %(tolerance)s, true), %(grid)s) AS geom
+    SELECT a.id, t.type, ST_SnapToGrid(ST_Simplify(a.geom, %(tolerance)s, true), %(grid)s) AS geom
     FROM region_arcs a CROSS JOIN LATERAL unnest(a.types) AS t(type)
     WHERE t.type = ANY(%(types)s)
 ), noded AS (
     -- noded by a union of the linework (GEOS's overlay): the same faces as ST_Node, which
     -- took three quarters of this statement (5.5 of 6 s for a zoom of 3,325 regions,
-    -- 0.6 s this way); the union also merges arcs that simplification made coincide
-    SELECT type, ST_UnaryUnion(ST_Collect(geom)) AS geom FROM arcs
+    -- 0.6 s this way); the union also merges arcs that simplification made coincide.
+    -- Every aggregate of geometries here takes its input in a fixed order (arcs by id,
+    -- faces by their place, parts larger first): the union's and the collection's vertex
+    -- order follow their input's, which was the plan's (a parallel plan's differs from run
+    -- to run, and so did the shapes' bytes)
+    SELECT type, ST_UnaryUnion(ST_Collect(geom ORDER BY id)) AS geom FROM arcs
     WHERE NOT ST_IsEmpty(geom) AND ST_NPoints(geom) > 1
     GROUP BY type
 ), faces AS MATERIALIZED (
     -- each face's inside point once (the join below computed it for the index condition
     -- and again for each candidate region)
-    SELECT f.type, f.face, ST_PointOnSurface(f.face) AS inside
-    FROM (SELECT n.type, (ST_Dump(ST_Polygonize(n.geom))).geom AS face
-          FROM noded n GROUP BY n.type) f
+    SELECT f.type, d.path[1] AS nth, d.geom AS face, ST_PointOnSurface(d.geom) AS inside
+    FROM (SELECT n.type, ST_Polygonize(n.geom) AS faces FROM noded n GROUP BY n.type) f,
+         ST_Dump(f.faces) d
 ), owned AS (
-    SELECT r.id AS region_id, f.face
+    SELECT r.id AS region_id, f.nth, f.face
     FROM faces f JOIN regions r ON r.type = f.type AND r.min_zoom <= %(zoom)s::int
          AND r.merc && f.face AND ST_Intersects(r.merc, f.inside)
 ), merged AS (
     SELECT region_id, CASE WHEN count(*) = 1 THEN ST_Collect(face)
-                           ELSE ST_UnaryUnion(ST_Collect(face)) END AS geom
+                           ELSE ST_UnaryUnion(ST_Collect(face ORDER BY nth)) END AS geom
     FROM owned GROUP BY region_id
 ), parts AS (
     SELECT m.region_id, d.geom,
-           row_number() OVER (PARTITION BY m.region_id ORDER BY ST_Area(d.geom) DESC) AS nth
+           row_number() OVER (PARTITION BY m.region_id ORDER BY ST_Area(d.geom) DESC, d.path)
+               AS nth
     FROM merged m, ST_Dump(m.geom) d
 )
-SELECT %(zoom)s::int, region_id, ST_Multi(ST_Collect(geom))
+SELECT %(zoom)s::int, region_id, ST_Multi(ST_Collect(geom ORDER BY nth))
 FROM parts WHERE nth = 1 OR ST_Area(geom) >= %(island)s
 GROUP BY region_id;
 
