@@ -123,17 +123,23 @@ WHERE r.type = %(type)s AND z.parent = coalesce(r.parents[1], '');
 -- regions: 4.0 s against 6.6 s). A border is on the boundary of both its neighbours and
 -- of their parents, so the union's input is first cut into segments, each kept once
 -- (direction made canonical): the same 6,252 arcs for 0.58 instead of 0.91 s of CPU; a
--- border not shared vertex for vertex is still noded by the union.
+-- border not shared vertex for vertex is still noded by the union. The union only when
+-- the segments need noding: when they are simple (they meet only at their ends, no overlap,
+-- no crossing; every border shared vertex for vertex, as in the sample) the union returns
+-- them as they are, and merging them directly gives the same arcs, the same bytes on the
+-- sample, for less than half the CPU (the test 0.16-0.23 s, the union 0.37-0.50 s).
 DELETE FROM region_arcs;
 INSERT INTO region_arcs (geom)
 SELECT d.geom FROM (
+    SELECT ST_LineMerge(CASE WHEN ST_IsSimple(c.segments) THEN c.segments
+                             ELSE ST_UnaryUnion(c.segments) END) AS lines
     -- ordered: the union's output (its vertex order) follows its input's order, which
     -- without ORDER BY is the plan's (a parallel plan's differs from run to run)
-    SELECT ST_LineMerge(ST_UnaryUnion(ST_Collect(s.geom ORDER BY s.geom))) AS lines
+    FROM (SELECT ST_Collect(s.geom ORDER BY s.geom) AS segments
     FROM (SELECT DISTINCT CASE WHEN ST_StartPoint(g.geom) < ST_EndPoint(g.geom) THEN g.geom
                                ELSE ST_Reverse(g.geom) END AS geom
           FROM regions r, ST_DumpSegments(ST_Boundary(r.merc)) g
-          WHERE r.min_zoom IS NOT NULL AND NOT ST_IsEmpty(r.merc)) s
+          WHERE r.min_zoom IS NOT NULL AND NOT ST_IsEmpty(r.merc)) s) c
 ) m, ST_Dump(m.lines) d;
 CREATE TEMP TABLE maptiles_bounds ON COMMIT DROP AS
 SELECT r.type, ST_Subdivide(ST_Boundary(r.merc), 128) AS geom

@@ -444,3 +444,24 @@ def test_shapes_and_tiles_do_not_depend_on_the_query_plan(
     for name in ("serial", "sorted"):
         for key in PRODUCTS:
             assert products[name][key] == first_plan[key], (name, key)
+
+
+def test_a_border_not_shared_vertex_for_vertex_is_still_noded(
+        db: Database, tmp_path: Path) -> None:
+    # West has a vertex half way up the border it shares with East, which East lacks: the
+    # segments overlap, so the arcs are noded by the union (merged directly, the border
+    # would be two overlapping arcs, West's and East's). Three arcs: the border and each
+    # region's outer part, between the two junctions.
+    west = {"type": "Polygon",
+            "coordinates": [[[0, 0], [1, 0], [1, 0.5], [1, 1], [0, 1], [0, 0]]]}
+    east = {"type": "Polygon", "coordinates": [[[1, 0], [2, 0], [2, 1], [1, 1], [1, 0]]]}
+    path = _geojson(tmp_path / "z.geojson",
+                    [_feature(west, uid="w"), _feature(east, uid="e")])
+    with connect(db) as conn, conn.transaction():
+        regions.import_file(conn, path, "Zone", uid_field="uid")
+        assert slice.prepare(conn, 0, 8) == 3
+        zooms.build_shapes(conn, 8)
+        row = conn.execute("SELECT sum(ST_Area(geom)) AS total, ST_Area(ST_Union(geom)) AS u,"
+                           " count(*) AS n FROM region_shapes WHERE zoom = 8").fetchone()
+    assert row is not None and row["n"] == 2
+    assert abs(row["total"] - row["u"]) < zooms.pixel_m(8) ** 2  # no overlap
