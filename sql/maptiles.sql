@@ -175,9 +175,14 @@ WITH arcs AS MATERIALIZED (
     -- faces by their place, parts larger first): the union's and the collection's vertex
     -- order follow their input's, which was the plan's (a parallel plan's differs from run
     -- to run, and so did the shapes' bytes)
-    SELECT type, ST_UnaryUnion(ST_Collect(geom ORDER BY id)) AS geom FROM arcs
-    WHERE NOT ST_IsEmpty(geom) AND ST_NPoints(geom) > 1
-    GROUP BY type
+    -- The union only where the simplified arcs need it: when they are simple (meet only
+    -- at their ends: none crossing, none coinciding) they are noded already, and the
+    -- faces are the same, the same bytes on the sample, for about 0.1 s less a zoom of
+    -- 3,325 regions (its test costs less than the union).
+    SELECT type, CASE WHEN ST_IsSimple(geom) THEN geom ELSE ST_UnaryUnion(geom) END AS geom
+    FROM (SELECT type, ST_Collect(geom ORDER BY id) AS geom FROM arcs
+          WHERE NOT ST_IsEmpty(geom) AND ST_NPoints(geom) > 1
+          GROUP BY type) c
 ), faces AS MATERIALIZED (
     -- each face's inside point once (the join below computed it for the index condition
     -- and again for each candidate region)

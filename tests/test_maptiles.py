@@ -465,3 +465,31 @@ def test_a_border_not_shared_vertex_for_vertex_is_still_noded(
                            " count(*) AS n FROM region_shapes WHERE zoom = 8").fetchone()
     assert row is not None and row["n"] == 2
     assert abs(row["total"] - row["u"]) < zooms.pixel_m(8) ** 2  # no overlap
+
+
+def test_arcs_that_simplification_makes_coincide_are_noded(
+        db: Database, tmp_path: Path) -> None:
+    # A lens 0.01 degrees wide between West and East: at zoom 3 (half a pixel is about
+    # 0.3 degrees) its two sides simplify to the same segment, so the arcs are not simple
+    # and the union merges them; West and East still meet without gap or overlap.
+    west = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0.995, 0.5], [1, 1],
+                                                 [0, 1], [0, 0]]]}
+    lens = {"type": "Polygon", "coordinates": [[[1, 0], [1.005, 0.5], [1, 1],
+                                                 [0.995, 0.5], [1, 0]]]}
+    east = {"type": "Polygon", "coordinates": [[[1, 0], [2, 0], [2, 1], [1, 1],
+                                                 [1.005, 0.5], [1, 0]]]}
+    path = _geojson(tmp_path / "z.geojson", [_feature(west, uid="w"), _feature(lens, uid="l"),
+                                              _feature(east, uid="e")])
+    with connect(db) as conn, conn.transaction():
+        regions.import_file(conn, path, "Zone", uid_field="uid")
+        slice.prepare(conn, 0, 3)
+        conn.execute("UPDATE regions SET min_zoom = 0")
+        zooms.build_shapes(conn, 3)
+        row = conn.execute(
+            "SELECT sum(ST_Area(s.geom)) AS total, ST_Area(ST_Union(s.geom)) AS u,"
+            " ST_Area(ST_Union(r.merc)) AS land FROM region_shapes s"
+            " JOIN regions r ON r.id = s.region_id WHERE zoom = 3").fetchone()
+    assert row is not None and row["total"] is not None
+    px2 = zooms.pixel_m(3) ** 2
+    assert abs(row["total"] - row["u"]) < px2  # no overlap
+    assert abs(row["u"] - row["land"]) < 4 * px2  # no gap (to a few pixels)
