@@ -59,7 +59,8 @@ setup(
         ),
         Extension(
             "renderer._speedtile",
-            sources=["ext/speedtile.c", "ext/speedtile_sort.c", "ext/pgcopy.c"],
+            sources=["ext/speedtile.c", "ext/speedtile_sort.c", "ext/speedtile_pack.c",
+                     "ext/pgcopy.c"],
             depends=["ext/pgcopy.h", "ext/speedtile.h"],
             # No fused multiply-add: the floats must equal the Python twin's, operation for
             # operation.

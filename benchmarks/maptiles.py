@@ -25,30 +25,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import multiprocessing
 import os
-import random
 import shutil
-import socket
-import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import mapnik
 import shapely
-import uvicorn
-from fastapi import APIRouter, Response
-from pmtiles.reader import MmapSource, Reader
-from pmtiles.tile import deserialize_directory, find_tile, zxy_to_tileid
+from maptiles_serving import serve
 from scratch import TICK, cluster_seconds, drop_database, postmaster_of, scratch_database
 
-from renderer import config, pipelines, queue
+from renderer import pipelines, queue
 from renderer.db import connect, query
 from renderer.localdb import Cluster
 from renderer.maptiles import export, features, mvt, sample, utfgrid
@@ -56,7 +47,6 @@ from renderer.maptiles.profile import BLOCK_KIND, KINDS, plan_render
 from renderer.maptiles.regions import type_graph
 from renderer.maptiles.slice import Block, RenderOptions, blocks, cut_block, paint_block, prepare
 from renderer.maptiles.zooms import build_band, zoom_bands
-from renderer.web.app import create_app
 from renderer.worker import run_worker
 
 BENCH_DB = "renderer_bench_maptiles"
@@ -370,110 +360,6 @@ def queue_cost(url: str, items: int, clock: CpuClock) -> dict[str, float]:
             "cpu_ms": cpu / stats.done * 1000}
 
 
-def _server(url: str, pmtiles_path: Path, sock: socket.socket) -> None:
-    """The app with one more route serving the same tiles from the PMTiles file (a child
-    process: the clients' threads must not share its interpreter)."""
-    app = create_app(config.Settings(database_url=url, home=pmtiles_path.parent / "home",
-                                     storage=(pmtiles_path.parent / "store").as_uri()), url=url)
-    source = open(export.geojson_archive(pmtiles_path), "rb")  # noqa: SIM115 (process-long)
-    get_bytes = MmapSource(source)
-    header = Reader(get_bytes).header()
-    directories: dict[tuple[int, int], Any] = {}  # parsed once: the reader parses per call
-
-    def directory(offset: int, length: int) -> Any:
-        key = (offset, length)
-        if key not in directories:
-            directories[key] = deserialize_directory(get_bytes(offset, length))
-        return directories[key]
-
-    router = APIRouter()
-
-    @router.get("/pmtiles/{z}/{x}/{y}.json")
-    def from_file(z: int, x: int, y: int) -> Response:
-        tile_id = zxy_to_tileid(z, x, y)
-        offset, length = header["root_offset"], header["root_length"]
-        for _ in range(4):
-            entry = find_tile(directory(offset, length), tile_id)
-            if entry is None:
-                return Response(status_code=404)
-            if entry.run_length == 0:
-                offset = header["leaf_directory_offset"] + entry.offset
-                length = entry.length
-                continue
-            data = get_bytes(header["tile_data_offset"] + entry.offset, entry.length)
-            return Response(data, media_type="application/geo+json",
-                            headers={"Content-Encoding": "gzip"})
-        return Response(status_code=404)
-
-    app.include_router(router)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                  lifespan="on")).run(sockets=[sock])
-
-
-def _process_cpu(pid: int) -> float:
-    """CPU seconds of one live process (``/proc``), its threads included."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def serve(url: str, pmtiles_path: Path, keys: list[tuple[int, int, int]], clients: int,
-          requests: int, clock: CpuClock) -> dict[str, dict[str, float]]:
-    """Tiles/s and latencies, and the CPU per request of the server process and of the
-    database (a figure that the machine's load does not skew as it skews walls)."""
-    sock = socket.socket()
-    # Accepted connections inherit it: without, a response written in two parts waits for
-    # the client's delayed ACK (40 ms a request, whatever is served).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    child = multiprocessing.get_context("fork").Process(target=_server,
-                                                        args=(url, pmtiles_path, sock))
-    child.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(base + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    out: dict[str, dict[str, float]] = {}
-    rng = random.Random(1)
-    paths = [rng.choice(keys) for _ in range(requests)]
-    try:
-        for name, prefix in (("tiles", "/tiles"), ("pmtiles", "/pmtiles")):
-            local = threading.local()
-
-            def fetch(key: tuple[int, int, int], prefix: str = prefix,
-                      local: threading.local = local) -> float:
-                if not hasattr(local, "client"):
-                    local.client = httpx.Client(base_url=base,
-                                                headers={"Accept-Encoding": "gzip"})
-                t0 = time.perf_counter()
-                r = local.client.get(f"{prefix}/{key[0]}/{key[1]}/{key[2]}.json")
-                r.raise_for_status()
-                return time.perf_counter() - t0
-
-            with ThreadPoolExecutor(clients) as pool:
-                list(pool.map(fetch, paths[:50]))  # warm up
-                app0, db0 = _process_cpu(child.pid or 0), clock.cluster()
-                t0 = time.perf_counter()
-                latencies = sorted(pool.map(fetch, paths))
-                wall = time.perf_counter() - t0
-                app, db = _process_cpu(child.pid or 0) - app0, clock.cluster() - db0
-            out[name] = {"per_s": len(paths) / wall,
-                         "p50_ms": statistics.median(latencies) * 1000,
-                         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
-                         "app_ms": app / len(paths) * 1000, "db_ms": db / len(paths) * 1000}
-    finally:
-        child.terminate()
-        child.join(timeout=10)
-    return out
-
-
 DIGESTS = {
     "arcs": "SELECT md5(string_agg(ST_AsEWKB(geom)::text || types::text, ',' ORDER BY id))"
             " FROM region_arcs",
@@ -593,7 +479,8 @@ def main() -> None:
             with conn.transaction():
                 features.import_stats(conn, csv)
             export.export(conn, home / "bench.pmtiles")
-        s = serve(url, home / "bench.pmtiles", keys, args.clients, args.requests, clock)
+        s = serve(url, home / "bench.pmtiles", keys, args.clients, args.requests,
+                  clock.cluster)
         print(f"serving ({args.clients} clients, {args.requests} requests, gzip): " + "; ".join(
             f"{label} {r['per_s']:.0f} tiles/s p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms,"
             f" CPU per request {r['app_ms']:.2f} ms server + {r['db_ms']:.2f} ms PostgreSQL"

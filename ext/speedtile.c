@@ -75,7 +75,6 @@ enum { H_HOURS, H_OBS, H_SPEEDS, H_MEAN, H_VAR, H_PREV, H_NEXTS, N_HOUR_COLS };
 enum { X_HOURS, X_IDS, X_COUNTS, X_DELAYS, X_DVAR, X_QLEN, X_QVAR, N_NEXT_COLS };
 static const int hour_oids[N_HOUR_COLS] = {OID_INT2, OID_INT8, OID_INT2, OID_INT2, OID_INT4,
                                            OID_INT2, OID_INT2};
-#define NULL_ID INT64_MIN /* a NULL next segment id in X_IDS */
 
 typedef struct {
     int has_next; /* 0: the "no next segment" group (sorts last) */
@@ -258,7 +257,6 @@ static int put_array(Buf *o, const Vec *x, int oid) {
 
 /* The packed columns (renderer/traffic/speedtile_pack.py): fixed-width big-endian records
  * in bytea, no per-element length word for the server to parse. */
-enum { HOUR_RECORD = 10, NEXT_RECORD = 42 };
 
 static int put_packed(Buf *o, const Builder *b) {
     size_t h = b->hour_cols[H_HOURS].len, x = b->next_cols[X_HOURS].len;
@@ -559,60 +557,10 @@ static PyTypeObject BuilderType = {
     .tp_getset = Builder_getset,
 };
 
-/* unpack(hour_values, nexts): the lists of traffic_speeds' packed columns (the records of
- * put_packed), in the order of speedtile_pack.HOUR_COLUMNS then NEXT_COLUMNS, a NULL_ID
- * next segment as None. The plain twin: speedtile_pack.unpack_records (tests hold them
- * equal); for the export, which reads millions of records. */
-static const int hour_widths[4] = {2, 4, 2, 2};
-static const int next_widths[7] = {2, 8, 8, 4, 8, 4, 8};
-
-static PyObject *unpack_field(const unsigned char *p, int width, int none_for_null) {
-    int64_t v = width == 2 ? get16(p) : width == 4 ? get32(p) : get64(p);
-    if (none_for_null && v == NULL_ID) Py_RETURN_NONE;
-    return PyLong_FromLongLong(v);
-}
-
-static int unpack_into(PyObject *out, Py_ssize_t first, const unsigned char *data, Py_ssize_t n,
-                       const int *widths, int fields, int record, int nullable_field) {
-    for (int f = 0; f < fields; f++) {
-        PyObject *list = PyList_New(n);
-        if (!list) return -1;
-        PyTuple_SET_ITEM(out, first + f, list);
-        int at = 0;
-        for (int g = 0; g < f; g++) at += widths[g];
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *v = unpack_field(data + i * record + at, widths[f], f == nullable_field);
-            if (!v) return -1;
-            PyList_SET_ITEM(list, i, v);
-        }
-    }
-    return 0;
-}
-
-static PyObject *unpack(PyObject *unused, PyObject *args) {
-    Py_buffer h, x;
-    if (!PyArg_ParseTuple(args, "y*y*", &h, &x)) return NULL;
-    PyObject *out = NULL;
-    if (h.len % HOUR_RECORD || x.len % NEXT_RECORD) {
-        PyErr_Format(PyExc_ValueError, "packed columns of %zd and %zd bytes: not whole records",
-                     h.len, x.len);
-        goto done;
-    }
-    out = PyTuple_New(4 + 7);
-    if (!out) goto done;
-    if (unpack_into(out, 0, h.buf, h.len / HOUR_RECORD, hour_widths, 4, HOUR_RECORD, -1)
-        || unpack_into(out, 4, x.buf, x.len / NEXT_RECORD, next_widths, 7, NEXT_RECORD, 1))
-        Py_CLEAR(out);
-done:
-    PyBuffer_Release(&h);
-    PyBuffer_Release(&x);
-    return out;
-}
-
 static PyMethodDef module_methods[] = {
     {"has_libpq", pgcopy_has_libpq, METH_NOARGS,
      "Whether exactly one libpq is loaded, so that Builder.drain can read from it."},
-    {"unpack", unpack, METH_VARARGS,
+    {"unpack", speedtile_unpack, METH_VARARGS,
      "The lists of traffic_speeds' packed columns: unpack(hour_values, nexts)."},
     {NULL, NULL, 0, NULL},
 };
