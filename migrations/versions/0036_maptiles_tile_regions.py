@@ -7,6 +7,10 @@ served body (``maptiles_tile_body``) and the trigger that removes a deleted regi
 (``maptiles_regions_deleted``) read and write the new table, with the same behaviour; their
 previous texts are in ``retired/maptiles.sql`` as ``@0035``.
 
+A rolling deploy: workers of the previous release write the dropped tables, so their
+block items fail once this is applied (and are retried); upgrade the map-tile workers with
+the schema, or run ``renderer tiles render`` again after the upgrade.
+
 Revision ID: 0036
 Revises: 0035
 """
