@@ -14,8 +14,9 @@ length word; ~38M elements for a 50k-segment tile-week, BENCHMARKS.md):
 - ``total_observations``: the sum of ``observations``.
 
 Big-endian, as PostgreSQL's ``int2send``/``int4send``/``int8send`` write them, so the SQL
-engine builds the same bytes (``sql/traffic_speedtile.sql``) and SQL can read them with
-``get_byte`` (``sql/traffic_tables.sql``). ext/speedtile.c writes them for the C engine.
+engine builds the same bytes (``sql/traffic_speedtile.sql``) and SQL reads a field with
+``renderer.traffic_packed_int`` (``sql/traffic_tables.sql``). ext/speedtile.c writes them for
+the C engine and ext/speedtile_pack.c reads them back.
 
 Example
 -------
@@ -68,7 +69,7 @@ def pack_week(week: Mapping[str, Any]) -> tuple[bytes, bytes]:
 def unpack_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A ``traffic_speeds`` row (a dict) with its packed columns as the lists they hold,
     by the names of :data:`HOUR_COLUMNS` and :data:`NEXT_COLUMNS` (NULL next ids as None);
-    the other columns as they are. Unpacked in C (ext/speedtile.c ``unpack``: the export
+    the other columns as they are. Unpacked in C (ext/speedtile_pack.c ``unpack``: the export
     reads millions of records); :func:`unpack_records` is its plain twin."""
     out = {k: v for k, v in row.items() if k not in ("hour_values", "nexts")}
     lists = _speedtile.unpack(row["hour_values"], row["nexts"])
