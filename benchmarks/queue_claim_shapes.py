@@ -48,6 +48,27 @@ from renderer import queue, schema  # noqa: E402
 from renderer.localdb import Cluster  # noqa: E402
 
 KIND = "bench_noop"
+HOT_SCHEMA = """
+CREATE TABLE hot{t}_items (LIKE work_queue INCLUDING DEFAULTS) WITH (fillfactor = 70);
+ALTER TABLE hot{t}_items ADD PRIMARY KEY (id);
+CREATE UNIQUE INDEX ON hot{t}_items (kind, key);
+CREATE TABLE hot{t}_pending (kind text NOT NULL, priority integer NOT NULL,
+                          run_after timestamptz NOT NULL, id bigint NOT NULL, set_id text);
+CREATE INDEX ON hot{t}_pending (kind, priority DESC, run_after, id);
+CREATE FUNCTION hot{t}_on_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM hot{t}_pending p USING old_rows o
+    WHERE o.state = 'pending' AND p.kind = o.kind AND p.priority = o.priority
+      AND p.run_after = o.run_after AND p.id = o.id
+      AND current_setting('hot.direct', true) IS DISTINCT FROM 'on';
+    INSERT INTO hot{t}_pending SELECT n.kind, n.priority, n.run_after, n.id, n.set_id
+    FROM new_rows n WHERE n.state = 'pending';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hot{t}_update AFTER UPDATE ON hot{t}_items
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION hot{t}_on_update();
+"""
 SHAPE_SQL = """
 CREATE TABLE shape_items (LIKE work_queue INCLUDING DEFAULTS) WITH (fillfactor = 70);
 ALTER TABLE shape_items ADD PRIMARY KEY (id);
@@ -63,6 +84,7 @@ FILL_SQL = """
 INSERT INTO shape_items SELECT * FROM work_queue WHERE kind = %(kind)s;
 INSERT INTO shape_pending SELECT kind, priority, run_after, id FROM shape_items;
 INSERT INTO shape_rewrite SELECT * FROM work_queue WHERE kind = %(kind)s;
+
 VACUUM ANALYZE shape_items; VACUUM ANALYZE shape_pending; VACUUM ANALYZE shape_rewrite;
 """
 CLAIM_SQL = """
@@ -89,6 +111,28 @@ FROM (SELECT ctid FROM shape_rewrite WHERE kind = %(kind)s AND state = 'pending'
 WHERE w.ctid = p.ctid
 RETURNING w.id, w.key, w.payload
 """
+HOT_FILL_SQL = """
+INSERT INTO hot{t}_items SELECT * FROM work_queue WHERE kind = %(kind)s;
+INSERT INTO hot{t}_pending SELECT kind, priority, run_after, id, set_id FROM hot{t}_items;
+VACUUM ANALYZE hot{t}_items; VACUUM ANALYZE hot{t}_pending;
+"""
+HOT_CLAIM_SQL = """
+WITH picked AS MATERIALIZED (
+    SELECT p.ctid AS pt, i.ctid AS it FROM hot{t}_pending p JOIN hot{t}_items i ON i.id = p.id
+    WHERE p.kind = %(kind)s AND p.run_after <= now() AND i.state = 'pending'
+    ORDER BY p.priority DESC, p.run_after, p.id LIMIT %(n)s FOR UPDATE OF i SKIP LOCKED),
+gone AS (DELETE FROM hot{t}_pending p WHERE p.ctid IN (SELECT pt FROM picked)
+         AND %(direct)s)
+UPDATE hot{t}_items w SET state = 'running', lease_owner = 'bench', lease_token = %(token)s,
+       lease_expires = now() + interval '60 s', started_at = now(), attempt = w.attempt + 1
+FROM picked WHERE w.ctid = picked.it
+RETURNING w.id, w.key, w.payload
+"""
+HOT_FINISH_SQL = """
+UPDATE hot{t}_items SET state = 'done', finished_at = now(), lease_owner = NULL,
+       lease_token = NULL, lease_expires = NULL
+WHERE id = ANY (%(ids)s) AND lease_token = %(token)s AND state = 'running'
+"""
 REWRITE_FINISH_SQL = """
 UPDATE shape_rewrite SET state = 'done', finished_at = now(), lease_owner = NULL,
        lease_token = NULL, lease_expires = NULL
@@ -105,6 +149,28 @@ def rewrite(conn: psycopg.Connection[Any], batch: int) -> int:
         with conn.transaction():
             conn.execute(REWRITE_FINISH_SQL, {"token": token, "ids": ids})
     return len(ids)
+
+
+def _hot(conn: psycopg.Connection[Any], batch: int, direct: bool) -> int:
+    token = str(conn.execute("SELECT gen_random_uuid()").fetchone()[0])  # type: ignore[index]
+    with conn.transaction():
+        conn.execute("SELECT set_config('hot.direct', %s, true)", ["on" if direct else "off"])
+        t = "_d" if direct else "_t"
+        ids = [r[0] for r in conn.execute(
+            HOT_CLAIM_SQL.format(t=t),
+            {"kind": KIND, "n": batch, "token": token, "direct": direct})]
+    if ids:
+        with conn.transaction():
+            conn.execute(HOT_FINISH_SQL.format(t=t), {"token": token, "ids": ids})
+    return len(ids)
+
+
+def hot_trigger(conn: psycopg.Connection[Any], batch: int) -> int:
+    return _hot(conn, batch, False)
+
+
+def hot_direct(conn: psycopg.Connection[Any], batch: int) -> int:
+    return _hot(conn, batch, True)
 
 
 def today(conn: psycopg.Connection[Any], batch: int) -> int:
@@ -153,7 +219,8 @@ def main() -> None:
                        "RENDERER_PLUGINS": "queue_throughput"})
     cluster = Cluster(home / "cluster", extra_settings={"max_wal_size": "4GB"})
     server_url = cluster.ensure_started()
-    shapes = {"today": today, "rewrite": rewrite, "pending-table": pending_table}
+    shapes = {"today": today, "rewrite": rewrite, "pending-table": pending_table,
+              "hot-trigger": hot_trigger, "hot-direct": hot_direct}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in shapes}
     print(f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
     try:
@@ -166,6 +233,11 @@ def main() -> None:
             for statement in FILL_SQL.split(";"):
                 if statement.strip():
                     conn.execute(statement, {"kind": KIND} if "%(" in statement else None)
+            for t in ("_t", "_d"):
+                conn.execute(HOT_SCHEMA.format(t=t))
+                for statement in HOT_FILL_SQL.format(t=t).split(";"):
+                    if statement.strip():
+                        conn.execute(statement, {"kind": KIND} if "%(" in statement else None)
             conn.execute("VACUUM ANALYZE work_queue")
         per_round = args.items // args.batch // args.rounds
         for r in range(args.rounds):
@@ -189,7 +261,9 @@ def main() -> None:
               f"{m['wal_records']:.2f} | {m['wal_bytes']:.0f} |")
     print(f"rewrite_vs_today={med['rewrite']['server_us'] / med['today']['server_us']:.2f} "
           f"pending_table_vs_rewrite="
-          f"{med['pending-table']['server_us'] / med['rewrite']['server_us']:.2f}")
+          f"{med['pending-table']['server_us'] / med['rewrite']['server_us']:.2f} "
+          f"hot_direct_vs_rewrite="
+          f"{med['hot-direct']['server_us'] / med['rewrite']['server_us']:.2f}")
 
 
 if __name__ == "__main__":
