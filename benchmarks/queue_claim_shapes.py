@@ -9,6 +9,10 @@ alternated rounds of each shape, per item: backend CPU (/proc) and WAL records a
   its pkey, (kind, key) and running-index entries) and ``queue.finish`` (``queue_finish_v2``:
   running -> done, a new row version, pkey and (kind, key) entries), with their triggers,
   counters and timings; two transactions a batch, as a worker;
+- ``worker``: the path a worker takes (``renderer/worker.py``): ``queue.claim_batch``
+  (``queue_claim_next_v2``) in its own transaction, then ``queue.lock`` (``queue_lock_v3``)
+  and ``queue.finish`` in the processing transaction; items of a kind of its own
+  (``--items`` more of them, enqueued only when the shape runs);
 - ``rewrite``: today's shape bare: a copy of work_queue with all its indexes and no
   triggers; the claim updates the batch to running (``FOR UPDATE SKIP LOCKED`` on the claim
   index), the completion to done: what ``pending-table`` is to be compared with;
@@ -21,16 +25,24 @@ alternated rounds of each shape, per item: backend CPU (/proc) and WAL records a
   timings: what the shape itself costs, a lower bound for building it.
 
     .venv/bin/python benchmarks/queue_claim_shapes.py [--items 200000] [--batch 500]
+        [--shapes today,worker,rewrite] [--perf DIR]
 
-The last line is ``rewrite_vs_today=R pending_table_vs_rewrite=R`` (server CPU per item).
+``--perf DIR`` records the backend of each shape's first round with ``perf record -g``
+(``DIR/<shape>.data``; ``perf report -i DIR/worker.data --no-children --sort sym``).
+
+The last line is ``today_vs_rewrite=R worker_vs_rewrite=R ...`` (server CPU per item, medians):
+what today's verbs cost above their bare updates.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +60,7 @@ from renderer import queue, schema  # noqa: E402
 from renderer.localdb import Cluster  # noqa: E402
 
 KIND = "bench_noop"
+WORKER_KIND = "bench_worker"
 HOT_SCHEMA = """
 CREATE TABLE hot{t}_items (LIKE work_queue INCLUDING DEFAULTS) WITH (fillfactor = 70);
 ALTER TABLE hot{t}_items ADD PRIMARY KEY (id);
@@ -182,6 +195,21 @@ def today(conn: psycopg.Connection[Any], batch: int) -> int:
     return len(items)
 
 
+def worker(conn: psycopg.Connection[Any], batch: int) -> int:
+    items = queue.claim_batch(conn, [WORKER_KIND], owner="bench", limits=[batch],
+                              leases=[60.0])
+    if items:
+        with conn.transaction():
+            locked = queue.lock(conn, items, idle_seconds=600)
+            done = [i for i in items if i.id in locked]
+            # the tuple ids as the worker passes them (a release before them has no such
+            # argument: the same script measures both)
+            tids = ({"tids": [getattr(i, "tid", None) for i in done]}
+                    if "tids" in inspect.signature(queue.finish).parameters else {})
+            queue.finish(conn, items[0].token, [i.id for i in done], [], **tids)
+    return len(items)
+
+
 def pending_table(conn: psycopg.Connection[Any], batch: int) -> int:
     token = str(conn.execute("SELECT gen_random_uuid()").fetchone()[0])  # type: ignore[index]
     with conn.transaction():
@@ -192,15 +220,29 @@ def pending_table(conn: psycopg.Connection[Any], batch: int) -> int:
     return n
 
 
-def measure(url: str, shape: Any, batches: int, batch: int) -> dict[str, float]:
+SHAPES = {"today": today, "worker": worker, "rewrite": rewrite,
+          "pending-table": pending_table, "hot-trigger": hot_trigger, "hot-direct": hot_direct}
+
+
+def measure(url: str, shape: Any, batches: int, batch: int,
+            perf: str | None = None) -> dict[str, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        recorder = None
+        if perf:
+            recorder = subprocess.Popen(["perf", "record", "-g", "-F", "1999", "-p", str(pid),
+                                         "-o", perf], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
         records, size = wal(url)
         cpu = cpu_of(pid)
         t = time.perf_counter()
         n = sum(shape(conn, batch) for _ in range(batches))
         wall = time.perf_counter() - t
         cpu = cpu_of(pid) - cpu
+        if recorder is not None:
+            recorder.send_signal(signal.SIGINT)
+            recorder.wait(60)
     records2, size2 = wal(url)
     return {"n": n, "server_us": cpu / n * 1e6, "wall_us": wall / n * 1e6,
             "wal_records": (records2 - records) / n, "wal_bytes": (size2 - size) / n,
@@ -213,14 +255,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--home", default="/tmp/queue-claim-shapes")
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help=f"comma-separated, of {', '.join(SHAPES)}")
+    parser.add_argument("--perf", metavar="DIR",
+                        help="perf record each shape's first round into DIR/<shape>.data")
     args = parser.parse_args()
+    wanted = args.shapes.split(",")
+    if unknown := [s for s in wanted if s not in SHAPES]:
+        parser.error(f"unknown shapes {unknown}; choose among {list(SHAPES)}")
     home = Path(args.home)
     os.environ.update({"RENDERER_HOME": str(home / "home"),
                        "RENDERER_PLUGINS": "queue_throughput"})
     cluster = Cluster(home / "cluster", extra_settings={"max_wal_size": "4GB"})
     server_url = cluster.ensure_started()
-    shapes = {"today": today, "rewrite": rewrite, "pending-table": pending_table,
-              "hot-trigger": hot_trigger, "hot-direct": hot_direct}
+    shapes = {name: SHAPES[name] for name in wanted}
     results: dict[str, list[dict[str, float]]] = {k: [] for k in shapes}
     print(f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
     try:
@@ -229,6 +277,9 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             queue.enqueue_keys(conn, KIND, (f"k{i}" for i in range(args.items)),
                                set_id="shapes")
+            if "worker" in shapes:
+                queue.enqueue_keys(conn, WORKER_KIND, (f"k{i}" for i in range(args.items)),
+                                   set_id="shapes")
             conn.execute(SHAPE_SQL)
             for statement in FILL_SQL.split(";"):
                 if statement.strip():
@@ -242,7 +293,8 @@ def main() -> None:
         per_round = args.items // args.batch // args.rounds
         for r in range(args.rounds):
             for name, shape in shapes.items():
-                res = measure(url, shape, per_round, args.batch)
+                perf = f"{args.perf}/{name}.data" if args.perf and r == 0 else None
+                res = measure(url, shape, per_round, args.batch, perf)
                 results[name].append(res)
                 print(f"  round {r} {name:14} server {res['server_us']:6.2f} us/item"
                       f"  wall {res['wall_us']:6.2f} us  WAL {res['wal_records']:.2f} records"
@@ -259,11 +311,11 @@ def main() -> None:
     for name, m in med.items():
         print(f"| {name} | {m['server_us']:.2f} | {m['wall_us']:.2f} | "
               f"{m['wal_records']:.2f} | {m['wal_bytes']:.0f} |")
-    print(f"rewrite_vs_today={med['rewrite']['server_us'] / med['today']['server_us']:.2f} "
-          f"pending_table_vs_rewrite="
-          f"{med['pending-table']['server_us'] / med['rewrite']['server_us']:.2f} "
-          f"hot_direct_vs_rewrite="
-          f"{med['hot-direct']['server_us'] / med['rewrite']['server_us']:.2f}")
+    pairs = [("today", "rewrite"), ("worker", "rewrite"), ("pending-table", "rewrite"),
+             ("hot-direct", "rewrite")]
+    print(" ".join(f"{a.replace('-', '_')}_vs_{b}="
+                   f"{med[a]['server_us'] / med[b]['server_us']:.2f}"
+                   for a, b in pairs if a in med and b in med))
 
 
 if __name__ == "__main__":
