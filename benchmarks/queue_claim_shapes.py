@@ -6,11 +6,11 @@ are enqueued (the bulk path), then drained by one session in batches of ``--batc
 alternated rounds of each shape, per item: backend CPU (/proc) and WAL records and bytes.
 
 - ``today``: ``queue.claim`` (``queue_claim_v2``: pending -> running, a new row version with
-  its pkey, (kind, key) and running-index entries) and ``queue.finish`` (``queue_finish_v2``:
+  its pkey, (kind, key) and running-index entries) and ``queue.finish`` (``queue_finish_v3``:
   running -> done, a new row version, pkey and (kind, key) entries), with their triggers,
   counters and timings; two transactions a batch, as a worker;
 - ``worker``: the path a worker takes (``renderer/worker.py``): ``queue.claim_batch``
-  (``queue_claim_next_v2``) in its own transaction, then ``queue.lock`` (``queue_lock_v3``)
+  (``queue_claim_next_v3``) in its own transaction, then ``queue.lock`` (``queue_lock_v4``)
   and ``queue.finish`` in the processing transaction; items of a kind of its own
   (``--items`` more of them, enqueued only when the shape runs);
 - ``rewrite``: today's shape bare: a copy of work_queue with all its indexes and no

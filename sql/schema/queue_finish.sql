@@ -160,8 +160,8 @@ $$;
 -- Completes through queue_complete_v3: p_ok_tids, parallel to p_ok, are the tuple ids the
 -- claim returned (NULL: found by primary key).
 CREATE FUNCTION renderer.queue_finish_v3(
-    p_token uuid, p_ok bigint[], p_ok_tids tid[], p_failed bigint[], p_types text[], p_messages text[],
-    p_tracebacks text[], p_outcomes text[]) RETURNS bigint[]
+    p_token uuid, p_ok bigint[], p_ok_tids tid[], p_failed bigint[], p_types text[],
+    p_messages text[], p_tracebacks text[], p_outcomes text[]) RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
     v_rejected bigint[] := '{}';
