@@ -6,11 +6,11 @@ are enqueued (the bulk path), then drained by one session in batches of ``--batc
 alternated rounds of each shape, per item: backend CPU (/proc) and WAL records and bytes.
 
 - ``today``: ``queue.claim`` (``queue_claim_v2``: pending -> running, a new row version with
-  its pkey, (kind, key) and running-index entries) and ``queue.finish`` (``queue_finish_v3``:
+  its pkey, (kind, key) and running-index entries) and ``queue.finish`` (``queue_finish_v2``:
   running -> done, a new row version, pkey and (kind, key) entries), with their triggers,
   counters and timings; two transactions a batch, as a worker;
 - ``worker``: the path a worker takes (``renderer/worker.py``): ``queue.claim_batch``
-  (``queue_claim_next_v3``) in its own transaction, then ``queue.lock`` (``queue_lock_v4``)
+  (``queue_claim_next_v2``) in its own transaction, then ``queue.lock`` (``queue_lock_v3``)
   and ``queue.finish`` in the processing transaction; items of a kind of its own
   (``--items`` more of them, enqueued only when the shape runs);
 - ``rewrite``: today's shape bare: a copy of work_queue with all its indexes and no
@@ -37,7 +37,6 @@ what today's verbs cost above their bare updates.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import shutil
 import signal
@@ -201,12 +200,7 @@ def worker(conn: psycopg.Connection[Any], batch: int) -> int:
     if items:
         with conn.transaction():
             locked = queue.lock(conn, items, idle_seconds=600)
-            done = [i for i in items if i.id in locked]
-            # the tuple ids as the worker passes them (a release before them has no such
-            # argument: the same script measures both)
-            tids = ({"tids": [getattr(i, "tid", None) for i in done]}
-                    if "tids" in inspect.signature(queue.finish).parameters else {})
-            queue.finish(conn, items[0].token, [i.id for i in done], [], **tids)
+            queue.finish(conn, items[0].token, [i.id for i in items if i.id in locked], [])
     return len(items)
 
 

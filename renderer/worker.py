@@ -395,8 +395,7 @@ class Worker:
             rules = list({r[:4]: r for job, _ in reversed(done) for r in job.rules}.values())
             if rules:
                 q.add_rules(conn, rules)
-            q.finish(conn, token, ok, [(i.id, *failed[i.id]) for i in run if i.id in failed],
-                     tids=[job.item.tid for job, _ in done])
+            q.finish(conn, token, ok, [(i.id, *failed[i.id]) for i in run if i.id in failed])
         return ok
 
     def _start_batch(self, conn: Connection, kind: q.Kind, jobs: list[q.Job]) -> None:

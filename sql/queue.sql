@@ -20,16 +20,13 @@ SELECT id, kind, key, payload, attempt, set_id, grp, lease_token::text, priority
 FROM renderer.queue_claim_v2(%(kind)s, %(limit)s, %(owner)s, %(lease_seconds)s, %(reserve)s);
 
 -- name: claim_batch
--- The worker's claim: a batch of the kind at the head of the queue among %(kinds)s, with
--- each row's tuple id (lock and finish find the rows there).
-SELECT id, kind, key, payload, attempt, set_id, grp, lease_token::text, priority, fingerprint,
-       row_tid::text
-FROM renderer.queue_claim_next_v3(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, %(batch_turn)s);
+-- The worker's claim: a batch of the kind at the head of the queue among %(kinds)s.
+SELECT id, kind, key, payload, attempt, set_id, grp, lease_token::text, priority, fingerprint
+FROM renderer.queue_claim_next_v2(%(kinds)s, %(limits)s, %(leases)s, %(owner)s, %(batch_turn)s);
 
 -- name: lock
--- Lock the claimed items still leased with %(token)s for the processing transaction; %(tids)s
--- are their tuple ids from the claim (NULL: found by id).
-SELECT renderer.queue_lock_v4(%(ids)s, %(tids)s::tid[], %(token)s, %(idle_seconds)s) AS id;
+-- Lock the claimed items still leased with %(token)s for the processing transaction.
+SELECT renderer.queue_lock_v3(%(ids)s, %(token)s, %(idle_seconds)s) AS id;
 
 -- name: complete
 -- Complete items leased with %(token)s; returns the ids refused (stale lease).
@@ -42,11 +39,9 @@ SELECT item_id, new_state FROM renderer.queue_fail(%(ids)s::bigint[], %(token)s,
                                                    %(outcome)s);
 
 -- name: finish
--- Complete %(ok)s (their tuple ids from the claim %(ok_tids)s, NULL: found by id) and fail
--- %(failed)s of one claim in one call; returns the refused ids.
-SELECT renderer.queue_finish_v3(%(token)s, %(ok)s::bigint[], %(ok_tids)s::tid[],
-                             %(failed)s::bigint[], %(types)s, %(messages)s, %(tracebacks)s,
-                             %(outcomes)s) AS rejected;
+-- Complete %(ok)s and fail %(failed)s of one claim in one call; returns the refused ids.
+SELECT renderer.queue_finish_v2(%(token)s, %(ok)s::bigint[], %(failed)s::bigint[], %(types)s,
+                             %(messages)s, %(tracebacks)s, %(outcomes)s) AS rejected;
 
 -- name: release
 -- Put an owner's running items back (the attempt counts when %(count)s).

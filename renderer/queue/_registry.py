@@ -67,7 +67,6 @@ class Item:
     token: str
     priority: int
     fingerprint: str | None = None
-    tid: str | None = None  # the row's tuple id after the claim: lock and finish find it there
 
     @classmethod
     def from_tuple(cls, row: Sequence[Any]) -> Item:

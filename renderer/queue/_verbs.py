@@ -206,16 +206,8 @@ def lock(conn: Connection, items: Sequence[Item],
     if not items:
         return set()
     rows = _tuples(conn, "queue.lock", {"ids": IdArray(i.id for i in items),
-                                        "tids": _tids(i.tid for i in items),
                                         "token": items[0].token, "idle_seconds": idle_seconds})
     return {r[0] for r in rows}
-
-
-def _tids(tids: Iterable[str | None]) -> list[str | None] | None:
-    """The claim's tuple ids for the SQL (NULL when none is known: the rows are found by id
-    then, as for items claimed by ``claim``)."""
-    found = list(tids)
-    return found if any(t is not None for t in found) else None
 
 
 def _by_token(items: Iterable[Item]) -> dict[str, list[Item]]:
@@ -272,16 +264,12 @@ def _clip(text: str | None) -> str | None:
 
 
 def finish(conn: Connection, token: str, ok: Sequence[int],
-           failed: Sequence[tuple[int, BaseException | str, str | None, str]], *,
-           tids: Sequence[str | None] | None = None) -> None:
+           failed: Sequence[tuple[int, BaseException | str, str | None, str]]) -> None:
     """Complete ``ok`` and fail ``failed`` (id, error, traceback, outcome) of one claim in one
-    statement; ``tids``, parallel to ``ok``, are their tuple ids from the claim
-    (:attr:`Item.tid`: the rows are found there, not by an index descent each). Raises
-    :class:`LeaseLost` with the refused ids (as :func:`complete`)."""
+    statement. Raises :class:`LeaseLost` with the refused ids (as :func:`complete`)."""
     described = [(_describe(err), tb, outcome) for _, err, tb, outcome in failed]
     rejected = _one(conn, "queue.finish", {
-        "token": token, "ok": IdArray(ok), "ok_tids": _tids(tids or ()),
-        "failed": IdArray(f[0] for f in failed),
+        "token": token, "ok": IdArray(ok), "failed": IdArray(f[0] for f in failed),
         "types": [d[0][0] for d in described], "messages": [d[0][1] for d in described],
         "tracebacks": [_clip(d[1]) for d in described], "outcomes": [d[2] for d in described]})
     if rejected:

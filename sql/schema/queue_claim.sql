@@ -110,10 +110,7 @@ BEGIN
 END
 $$;
 
--- name: queue_claim_next_v3
--- queue_claim_next_v2 that also returns each item's tuple id (row_tid) after the claim's
--- update, so the processing transaction finds its rows by tuple id (queue_batch_rows), not
--- by a primary-key descent per item. Otherwise the same:
+-- name: queue_claim_next_v2
 -- The worker's claim in one function (issue 16): queue_claim_next and queue_claim flattened,
 -- so the batch is materialised once, not at each of three nested RETURN QUERY levels, and
 -- only the columns a worker reads come back. First it lets through what throttled sets
@@ -125,12 +122,11 @@ $$;
 -- Asynchronous commit: a claim lost in a crash only makes its items claimable again. Each
 -- claimed item adds a claim_wait timing, its seconds by date_part (float8; extract returns
 -- numeric, whose conversion cost 1 us a row more).
-CREATE FUNCTION renderer.queue_claim_next_v3(
+CREATE OR REPLACE FUNCTION renderer.queue_claim_next_v2(
     p_kinds text[], p_limits integer[], p_leases double precision[], p_owner text,
     p_batch_turn boolean DEFAULT false)
 RETURNS TABLE (id bigint, kind text, key text, payload jsonb, attempt integer, set_id text,
-               grp text, lease_token uuid, priority integer, fingerprint text,
-               row_tid tid)
+               grp text, lease_token uuid, priority integer, fingerprint text)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_kind text;
@@ -201,8 +197,7 @@ BEGIN
             started_at = now()
         WHERE w.ctid = ANY (v_tids)
         RETURNING w.id, w.kind, w.key, w.payload, w.attempt, w.set_id, w.grp, w.lease_token,
-                  w.priority, w.fingerprint, w.run_after, w.enqueued_at, w.started_at,
-                  w.ctid),
+                  w.priority, w.fingerprint, w.run_after, w.enqueued_at, w.started_at),
     t AS (
         INSERT INTO queue_timing_deltas
         SELECT w.kind, w.set_id, 'claim_wait', renderer.queue_timing_bucket(w.s), count(*),
@@ -214,46 +209,11 @@ BEGIN
               FROM c) w
         GROUP BY 1, 2, 3, 4)
     SELECT c.id, c.kind, c.key, c.payload, c.attempt, c.set_id, c.grp, c.lease_token,
-           c.priority, c.fingerprint, c.ctid FROM c;
+           c.priority, c.fingerprint FROM c;
 END
 $$;
 
--- name: queue_batch_rows
--- The items of p_ids still leased with p_token and running, with their tuple ids: found at
--- the tuple ids the claim returned (p_tids, parallel to p_ids; one heap fetch an item, no
--- index descent), and by primary key for those not found there (their row moved since, e.g.
--- a heartbeat extended the lease, or no tuple id was given). The id is checked at the tuple
--- id too, so a slot reused by another row is not taken for the item. What lock and
--- completion read before they act (queue_lock_v4, queue_complete_v3).
-CREATE FUNCTION renderer.queue_batch_rows(p_ids bigint[], p_tids tid[], p_token uuid)
-RETURNS TABLE (id bigint, row_tid tid)
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v_ids bigint[] := '{}';
-    v_tids tid[] := '{}';
-BEGIN
-    IF p_tids IS NOT NULL THEN
-        SELECT coalesce(array_agg(q.id), '{}'), coalesce(array_agg(q.ctid), '{}')
-        INTO v_ids, v_tids
-        FROM unnest(p_ids, p_tids) AS x(id, tid)
-        JOIN work_queue q ON q.ctid = x.tid AND q.id = x.id
-        WHERE q.lease_token = p_token AND coalesce(q.state, '') = 'running';
-    END IF;
-    IF cardinality(v_ids) < cardinality(p_ids) THEN
-        SELECT v_ids || coalesce(array_agg(q.id), '{}'),
-               v_tids || coalesce(array_agg(q.ctid), '{}')
-        INTO v_ids, v_tids
-        FROM work_queue q  -- by primary key (see queue_complete_v2)
-        WHERE q.id = ANY (ARRAY(SELECT unnest(p_ids) EXCEPT SELECT unnest(v_ids)))
-          AND q.lease_token = p_token AND coalesce(q.state, '') = 'running';
-    END IF;
-    RETURN QUERY SELECT DISTINCT r.id, r.tid FROM unnest(v_ids, v_tids) AS r(id, tid);
-END
-$$;
-
--- name: queue_lock_v4
--- queue_lock_v3 that finds the batch's rows by the tuple ids the claim returned
--- (queue_batch_rows, parallel to p_ids; NULL: by primary key). Otherwise the same:
+-- name: queue_lock_v3
 -- Start processing a claimed batch: take the batch's advisory lock (queue_batch_key) for
 -- the rest of the transaction, then return the ids still leased with p_token. Nobody takes
 -- them over now: the reaper, heartbeat, release and enqueue see the lock (queue_batch_free)
@@ -263,7 +223,7 @@ $$;
 -- its own snapshot, so a reaper that took the batch just before is seen. The session is
 -- named after the lease token for the transaction (queue_reap_v3 ends it when its owner
 -- froze); past p_idle_seconds idle the server ends the transaction.
-CREATE FUNCTION renderer.queue_lock_v4(p_ids bigint[], p_tids tid[], p_token uuid,
+CREATE FUNCTION renderer.queue_lock_v3(p_ids bigint[], p_token uuid,
                                        p_idle_seconds double precision DEFAULT 0)
 RETURNS SETOF bigint
 LANGUAGE plpgsql AS $$
@@ -276,8 +236,10 @@ BEGIN
                            (ceil(p_idle_seconds * 1000))::bigint::text, true);
     END IF;
     PERFORM pg_advisory_xact_lock(v_key[1], v_key[2]);
-    RETURN QUERY SELECT r.id FROM renderer.queue_batch_rows(p_ids, p_tids, p_token) r
-        ORDER BY r.id;
+    RETURN QUERY SELECT q.id FROM work_queue q  -- by primary key (queue_complete_v2)
+        WHERE q.id = ANY (p_ids) AND q.lease_token = p_token
+          AND coalesce(q.state, '') = 'running'
+        ORDER BY q.id;
 END
 $$;
 

@@ -1,9 +1,6 @@
 -- The work queue (queue.sql): completion, rejection and failure.
 
--- name: queue_complete_v3
--- queue_complete_v2 that finds the items by the tuple ids the claim returned
--- (queue_batch_rows: p_tids parallel to p_ids, NULL for by primary key) and updates them by
--- tuple id, as the claim does. Otherwise the same:
+-- name: queue_complete_v2
 -- Complete items whose lease token is still current; returns the ids refused (fencing:
 -- their lease was taken over), which are also recorded and logged as a warning. Each item
 -- that ends done adds a run timing (claim to completion). A rerun requested during the
@@ -13,7 +10,7 @@
 -- queue and then scanned whole, comparing each running row with every id given (a quarter
 -- of a million comparisons for a batch of 500 among 1,000 running items). Run seconds by
 -- date_part (float8), not extract (numeric: 1 us a row more).
-CREATE FUNCTION renderer.queue_complete_v3(p_ids bigint[], p_tids tid[], p_token uuid)
+CREATE OR REPLACE FUNCTION renderer.queue_complete_v2(p_ids bigint[], p_token uuid)
 RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -21,9 +18,7 @@ DECLARE
     v_rejected bigint[];
     v_again bigint[] := '{}';
     v_prints text[] := '{}';
-    v_rows tid[];
 BEGIN
-    v_rows := ARRAY(SELECT r.row_tid FROM renderer.queue_batch_rows(p_ids, p_tids, p_token) r);
     IF EXISTS (SELECT 1 FROM queue_reruns) THEN
         WITH r AS (
             DELETE FROM queue_reruns x USING work_queue q
@@ -45,7 +40,7 @@ BEGIN
                                ELSE w.fingerprint END,
             rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
             finished_at = clock_timestamp(), last_error = NULL
-        WHERE w.ctid = ANY (v_rows) AND w.lease_token = p_token
+        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token
           AND coalesce(w.state, '') = 'running'
         RETURNING w.id, w.kind, w.set_id, w.state, w.started_at, w.finished_at),
     t AS (
@@ -154,14 +149,13 @@ LANGUAGE sql AS $$
         'rejected')
 $$;
 
--- name: queue_finish_v3
+-- name: queue_finish_v2
 -- A worker's end of a batch in one call: complete the good items, fail the bad ones
 -- (p_outcomes says failed or timeout for each). Returns the ids refused by fencing.
--- Completes through queue_complete_v3: p_ok_tids, parallel to p_ok, are the tuple ids the
--- claim returned (NULL: found by primary key).
-CREATE FUNCTION renderer.queue_finish_v3(
-    p_token uuid, p_ok bigint[], p_ok_tids tid[], p_failed bigint[], p_types text[],
-    p_messages text[], p_tracebacks text[], p_outcomes text[]) RETURNS bigint[]
+-- Completes through queue_complete_v2 (rerun requests).
+CREATE FUNCTION renderer.queue_finish_v2(
+    p_token uuid, p_ok bigint[], p_failed bigint[], p_types text[], p_messages text[],
+    p_tracebacks text[], p_outcomes text[]) RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 DECLARE
     v_rejected bigint[] := '{}';
@@ -171,7 +165,7 @@ DECLARE
     v_accepted bigint[];
 BEGIN
     IF cardinality(p_ok) > 0 THEN
-        v_rejected := renderer.queue_complete_v3(p_ok, p_ok_tids, p_token);
+        v_rejected := renderer.queue_complete_v2(p_ok, p_token);
     END IF;
     FOR v_outcome IN SELECT DISTINCT o FROM unnest(p_outcomes) AS o LOOP
         v_sel := ARRAY(SELECT i FROM generate_subscripts(p_failed, 1) AS i
