@@ -55,8 +55,10 @@ ENRICHED_COLUMNS = (
     " trafficjamindicator, trafficintensityclass1, trafficintensityclass2,"
     " trafficintensityclass3, trafficintensityclass4, trafficintensityclass5,"
     " speeddiffindicator, avgspeed2minutes, avgspeed10minutes")
-# The best settings of the sweep (BENCHMARKS.md); each run may override any of them.
-DEFAULTS: dict[str, Any] = {"threads": 2, "read": "attached", "write": "insert",
+# The best settings of the sweep of benchmarks/sensors.py (BENCHMARKS.md): one thread (two
+# spend more CPU waiting on PostgreSQL and took longer in each round); each run may override
+# any of them.
+DEFAULTS: dict[str, Any] = {"threads": 1, "read": "attached", "write": "insert",
                             "binary": True, "pushdown": True, "connections": 4,
                             "key": "after", "key_workers": None}
 

@@ -377,9 +377,9 @@ def differ(ours: pl.DataFrame, theirs: pl.DataFrame) -> int:
 
 # The sweep: each a change from duckdb_pg.DEFAULTS (the best found, BENCHMARKS.md).
 SWEEP: list[dict[str, Any]] = [
-    {}, {"write": "ctas"}, {"read": "query"}, {"threads": 1}, {"binary": False},
-    {"connections": 1}, {"key_workers": 0}, {"key": "before"},
-    {"write": "ctas", "threads": 1}, {"write": "ctas", "threads": 1, "key_workers": 0}]
+    {}, {"threads": 2}, {"write": "ctas"}, {"read": "query"}, {"connections": 1},
+    {"key_workers": 0}, {"write": "ctas", "key_workers": 0}, {"key": "before"},
+    {"binary": False}]
 
 
 def run_duckdb_pg(exe: Path, url: str, lo: int, postmaster: int,
