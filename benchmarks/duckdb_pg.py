@@ -21,11 +21,14 @@ benchmarks import its helpers from the project's venv.
 detector without context, its previous record (what ``READ`` of ``benchmarks/sensors.py``
 gives), through the attached database; the windows of ``DUCKDB_DAY``
 (``benchmarks/sensors_one.py``), every column; the enriched day written into
-``bench_duckdb_pg_out``, shaped as a day partition of ``sensors_enriched`` (its columns,
-types and CHECKs, made before the clock starts, without its key). As ours does for its fresh
-table: the table is emptied in the timed transaction (TRUNCATE: with ``wal_level=minimal``
-the load is then not WAL-logged, as ours in a table made in its transaction), loaded, and the
-primary key built after the load, then COMMIT.
+``bench_duckdb_pg_out``, shaped as a day partition of ``sensors_enriched``, in one timed
+transaction, the primary key built after the load, as ours does for its fresh table. Two ways
+(setting ``write``): ``ctas`` (the best), the table made by ``CREATE TABLE pg... AS`` in the
+transaction, as ours makes its fresh table in its own (its columns and types are ours, but not
+the CHECKs and NOT NULLs on the two indicators); ``insert``, the table made before the clock
+starts from ours' DDL (``renderer.sensors_enriched_ddl``: columns, types, CHECKs), emptied in
+the transaction (TRUNCATE) and loaded by ``INSERT``. Either way, with ``wal_level=minimal``,
+the load is not WAL-logged, as ours' is not. The extension loads by binary COPY either way.
 
 ``whole``: the day's CSV read typed (``read_csv``, as ``DUCKDB_WHOLE``), the raw rows written
 into ``bench_duckdb_pg_raw`` (shaped as ``sensors_raw`` with its key, maintained by the load,
@@ -56,11 +59,12 @@ ENRICHED_COLUMNS = (
     " trafficintensityclass3, trafficintensityclass4, trafficintensityclass5,"
     " speeddiffindicator, avgspeed2minutes, avgspeed10minutes")
 # The best settings of the sweep of benchmarks/sensors.py (BENCHMARKS.md): one thread (two
-# spend more CPU waiting on PostgreSQL and took longer in each round); each run may override
+# spend more CPU waiting on PostgreSQL, and took longer), the table made by CREATE TABLE AS in
+# the timed transaction and its key built by one process (as ours); each run may override
 # any of them.
-DEFAULTS: dict[str, Any] = {"threads": 1, "read": "attached", "write": "insert",
+DEFAULTS: dict[str, Any] = {"threads": 1, "read": "attached", "write": "ctas",
                             "binary": True, "pushdown": True, "connections": 4,
-                            "key": "after", "key_workers": None}
+                            "key": "after", "key_workers": 0}
 
 # The windows of DUCKDB_DAY (benchmarks/sensors_one.py) over the raw rows in ``raw`` (t in
 # epoch seconds, currentspeed in km/h), every column of the enriched day, in its order.

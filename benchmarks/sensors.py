@@ -377,9 +377,9 @@ def differ(ours: pl.DataFrame, theirs: pl.DataFrame) -> int:
 
 # The sweep: each a change from duckdb_pg.DEFAULTS (the best found, BENCHMARKS.md).
 SWEEP: list[dict[str, Any]] = [
-    {}, {"threads": 2}, {"write": "ctas"}, {"read": "query"}, {"connections": 1},
-    {"key_workers": 0}, {"write": "ctas", "key_workers": 0}, {"key": "before"},
-    {"binary": False}]
+    {}, {"threads": 2}, {"write": "insert"}, {"key_workers": None},
+    {"write": "insert", "key_workers": None}, {"read": "query"}, {"connections": 1},
+    {"write": "insert", "key": "before"}, {"binary": False}]
 
 
 def run_duckdb_pg(exe: Path, url: str, lo: int, postmaster: int,
