@@ -213,7 +213,8 @@ class Steps:
     """Wall, client CPU and server CPU of each timed step, and of them all."""
 
     def __init__(self, con: Any, postmaster: int) -> None:
-        self.con, self.postmaster, self.steps = con, postmaster, []  # type: list[Any]
+        self.con, self.postmaster = con, postmaster
+        self.steps: list[list[Any]] = []
 
     def __call__(self, name: str, statement: str, params: Any = None) -> Any:
         s0, w0, c0 = cluster_seconds(self.postmaster), time.perf_counter(), time.process_time()
@@ -231,7 +232,7 @@ class Steps:
 def connect(url: str, settings: dict[str, Any]) -> Any:
     """DuckDB with the extension loaded by path and the database attached as ``pg``."""
     import duckdb
-    import duckdb_extension_postgres_scanner as package
+    import duckdb_extension_postgres_scanner as package  # type: ignore[import-not-found]
 
     ext = (Path(package.__file__).parent / "extensions" / f"v{duckdb.__version__}"
            / "postgres_scanner.duckdb_extension")
@@ -334,7 +335,7 @@ def parquet(path: str, lo: int) -> str:
     w0, c0 = time.perf_counter(), time.process_time()
     con.execute(DUCKDB_DAY, {"path": path, "lo": lo})
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    rows = con.execute("SELECT count(*) FROM enriched").fetchone()[0]
+    rows = con.execute("SELECT count(*) FROM enriched").fetchone()[0]  # type: ignore[index]
     return json.dumps({"wall": wall, "cpu": cpu, "rows": rows, "version": duckdb.__version__})
 
 
