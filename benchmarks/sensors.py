@@ -17,9 +17,18 @@ against the same PostgreSQL:
   (pyarrow engine), computed, and written back with COPY into a table shaped like a day
   partition (same primary key). Its result is checked against ours, row by row;
 - pandas_compute: the pandas computation alone (data already in memory, nothing written);
+- DuckDB and Polars on the same rows as Parquet (the bar of issue 16: ``ratio_vs_duckdb``);
+- duckdb_pg, like for like: DuckDB 1.5.5 with its postgres extension reading the same raw
+  rows from this database and writing the enriched day into a PostgreSQL table shaped as a
+  day partition (``benchmarks/duckdb_pg.py``, in a venv of its own), after a small printed
+  sweep of its settings (the fastest median wall wins), then alternated with ours' C engine;
+  compared row by row; CPU is its process's and the cluster's, as ours. Its line
+  ``ratio_vs_duckdb_pg=R cpu_ratio_vs_duckdb_pg=R`` comes before the last (its wall and CPU
+  over ours). The Parquet day is also run with DuckDB 1.5.5 and 2.0.1 (the version's effect);
 - the whole day (``benchmarks/sensors_whole.py``): a day file of ``--detectors`` detectors
   ingested, enriched and exported as Parquet by ours, against DuckDB's CSV -> enriched ->
-  Parquet, in a second scratch database; its line ``whole_day_ratio=R`` comes before the last.
+  Parquet, in a second scratch database; its line ``whole_day_ratio=R`` comes before the last,
+  after ``whole_day_ratio_pg=R`` (DuckDB with PostgreSQL in and out, the same stages as ours).
 
 Rates are rows enriched per second, both per wall-clock second and per CPU second. CPU
 seconds are those of the whole job: this process and its worker children, plus every process
@@ -33,6 +42,7 @@ like with like (one process each); the pool's CPU seconds also carry what two bu
 cost each other on two vCPUs.
 
     .venv/bin/python benchmarks/sensors.py [--days 30 --detectors 1000 --processes N]
+        [--no-sweep] [--sweep-rounds 2] [--pg-reps 2]
 
 By default it starts a private embedded cluster of its own (the settings of the default one,
 in a temporary folder, removed afterwards): the CPU clock counts every process of the cluster,
@@ -46,14 +56,19 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
+import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import duckdb_pg
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -61,7 +76,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from scratch import drop_database, scratch_database
+from psycopg import sql
+from scratch import drop_database, postmaster_of, scratch_database
 from sensors_one import DUCKDB_DAY
 from sensors_whole import whole_day
 
@@ -323,15 +339,16 @@ def run_polars(path: str, lo: int) -> tuple[float, float, pl.DataFrame]:
     return time.perf_counter() - t0, time.process_time() - c0, frame
 
 
-def ours_day(url: str, day: date) -> pl.DataFrame:
+def ours_day(url: str, day: date, table: str = "sensors_enriched") -> pl.DataFrame:
+    """The day's enriched rows in ``table`` (ours by default)."""
     lo = datetime.combine(day, datetime.min.time(), UTC)
     buf = io.BytesIO()
-    with psycopg.connect(url) as conn, conn.cursor().copy(
+    with psycopg.connect(url) as conn, conn.cursor().copy(sql.SQL(
             "COPY (SELECT uniqueid, extract(epoch FROM recordtimestamp)::bigint AS t,"
             " previousspeed, avgspeed2minutes, avgspeed10minutes, speeddiffindicator,"
-            " trafficjamindicator FROM sensors_enriched WHERE recordtimestamp >= %(lo)s"
-            " AND recordtimestamp < %(lo)s + interval '1 day') TO STDOUT (FORMAT csv, HEADER)",
-            {"lo": lo}) as copy:
+            " trafficjamindicator FROM {} WHERE recordtimestamp >= %(lo)s"
+            " AND recordtimestamp < %(lo)s + interval '1 day') TO STDOUT (FORMAT csv, HEADER)"
+            ).format(sql.Identifier(table)), {"lo": lo}) as copy:
         for block in copy:
             buf.write(block)
     buf.seek(0)
@@ -356,6 +373,91 @@ def differ(ours: pl.DataFrame, theirs: pl.DataFrame) -> int:
     return bad.height
 
 
+# --- DuckDB with its postgres extension: PostgreSQL in and out (benchmarks/duckdb_pg.py) ----
+
+# The sweep: each a change from duckdb_pg.DEFAULTS (the best found, BENCHMARKS.md).
+SWEEP: list[dict[str, Any]] = [
+    {}, {"threads": 2}, {"write": "insert"}, {"key_workers": None},
+    {"write": "insert", "key_workers": None}, {"read": "query"}, {"connections": 1},
+    {"write": "insert", "key": "before"}, {"binary": False}]
+
+
+def run_duckdb_pg(exe: Path, url: str, lo: int, postmaster: int,
+                  settings: dict[str, Any]) -> dict[str, Any]:
+    """One run of the day (its own process); its report, with ``total`` CPU (its process and
+    the cluster's over its timed part, as ours is counted)."""
+    report = duckdb_pg.run(exe, "day", url, lo, postmaster, json.dumps(settings))
+    report["total"] = report["cpu"] + report["server"]
+    return report
+
+
+def version_effect(exe: Path, path: str, lo: int, reps: int = 2) -> str:
+    """DUCKDB_DAY on the Parquet day with DuckDB 2.0.1 (the project's) and 1.5.5 (the
+    contender's), each in a process of its own, alternated; medians."""
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(reps):
+        for python in (sys.executable, exe):
+            r = duckdb_pg.run(python, "parquet", path, lo)
+            runs.setdefault(r["version"], []).append((r["wall"], r["cpu"]))
+    parts = [f"{v} {statistics.median(w for w, _ in x):.2f} s wall,"
+             f" {statistics.median(c for _, c in x):.2f} CPU s" for v, x in runs.items()]
+    return f"duckdb version, Parquet day (medians of {reps}): {'; '.join(parts)}"
+
+
+def duckdb_pg_day(url: str, day: date, clock: CpuClock, sweep: bool, rounds: int,
+                  reps: int) -> tuple[list[str], float, float, float, float]:
+    """The sweep (``rounds`` times, in turn; the fastest median wall wins), then the best
+    settings and ours (the C engine) alternated ``reps`` times; (lines, ours' median wall and
+    CPU s, the contender's median wall and CPU s)."""
+    exe = duckdb_pg.python()
+    lo = int(datetime.combine(day, datetime.min.time(), UTC).timestamp())
+    postmaster = postmaster_of(url)
+    ours = ours_day(url, day)
+    lines: list[str] = []
+    walls: dict[str, list[float]] = {}
+    changes = SWEEP if sweep else [{}]
+    for _ in range(rounds if sweep else 0):  # rounds of the whole sweep, in turn
+        for change in changes:
+            settings = {**duckdb_pg.DEFAULTS, **change}
+            r = run_duckdb_pg(exe, url, lo, postmaster, settings)
+            bad = differ(ours, ours_day(url, day, duckdb_pg.OUT))
+            steps = "; ".join(f"{n} {w:.2f}/{c:.2f}/{sv:.2f}" for n, w, c, sv in r["steps"]
+                              if w >= 0.05)
+            lines.append(f"  duckdb_pg [{duckdb_pg.describe(settings)}]: {r['rows']} rows in"
+                         f" {r['wall']:.2f} s, {r['cpu']:.2f} + server {r['server']:.2f} ="
+                         f" {r['total']:.2f} CPU s; {bad} rows differ from ours"
+                         f" (steps wall/client/server: {steps})")
+            if bad:
+                raise SystemExit("\n".join([*lines, "duckdb_pg and ours disagree: void"]))
+            walls.setdefault(json.dumps(change), []).append(r["wall"])
+    best = dict(duckdb_pg.DEFAULTS)
+    if walls:
+        fastest = min(walls, key=lambda k: statistics.median(walls[k]))
+        best.update(json.loads(fastest))
+        lines.append("  sweep medians: " + "; ".join(
+            f"[{duckdb_pg.describe({**duckdb_pg.DEFAULTS, **json.loads(k)})}]"
+            f" {statistics.median(v):.2f} s" for k, v in walls.items()))
+    lines.append(f"  best: [{duckdb_pg.describe(best)}]; then alternated with ours:")
+    ours_runs, theirs = [], []
+    for _ in range(reps):
+        r = run_duckdb_pg(exe, url, lo, postmaster, best)
+        theirs.append((r["wall"], r["total"]))
+        s, cpu, _ = run_sql_one_day(url, day, clock, "c")
+        ours_runs.append((s, cpu or 0.0))
+        lines.append(f"  duckdb_pg {r['wall']:.2f} s, {r['total']:.2f} CPU s"
+                     f" ({r['cpu']:.2f} + server {r['server']:.2f}); ours (c engine)"
+                     f" {s:.2f} s, {cpu or 0:.2f} CPU s")
+    bad = differ(ours_day(url, day), ours_day(url, day, duckdb_pg.OUT))
+    lines.append(f"  after the pairs: {bad} rows differ")
+    if bad:
+        raise SystemExit("\n".join([*lines, "duckdb_pg and ours disagree: void"]))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(duckdb_pg.OUT)))
+    med = statistics.median
+    return (lines, med(w for w, _ in ours_runs), med(c for _, c in ours_runs),
+            med(w for w, _ in theirs), med(c for _, c in theirs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
@@ -364,6 +466,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--shared", action="store_true",
                         help="use the configured server, not a private cluster")
+    parser.add_argument("--no-sweep", action="store_true",
+                        help="DuckDB with PostgreSQL in and out: its best settings only")
+    parser.add_argument("--sweep-rounds", type=int, default=2,
+                        help="rounds of the DuckDB-PG sweep (default 2)")
+    parser.add_argument("--pg-reps", type=int, default=2,
+                        help="pairs of ours and DuckDB-PG alternated (default 2)")
     args = parser.parse_args()
     cluster = None
     if args.shared:
@@ -412,6 +520,12 @@ def main() -> None:
             print(f"polars: {polars_out.height} rows in {pl_s:.2f} s ({pl_cpu:.2f} CPU s), "
                   f"Parquet in, DataFrame out; {differ(ours, polars_out)} rows differ "
                   "from ours", flush=True)
+            print(version_effect(duckdb_pg.python(), path, lo), flush=True)
+        print("duckdb_pg: DuckDB 1.5.5 + postgres extension, PostgreSQL in and out"
+              " (benchmarks/duckdb_pg.py); sweep:", flush=True)
+        pg_lines, pg_ours_s, pg_ours_cpu, pg_s, pg_cpu = duckdb_pg_day(
+            url, day, clock, not args.no_sweep, args.sweep_rounds, args.pg_reps)
+        print("\n".join(pg_lines), flush=True)
         sql_rate, one_rate = sql_rows / sql_s, one_rows / one_s
         pd_rate, pd_compute_rate = pd_rows / pd_s, pd_rows / pd_compute
         if sql_cpu and pd_cpu and one_cpu:
@@ -422,11 +536,16 @@ def main() -> None:
             cpu = "sql_cpu=? pandas_cpu=? per_row_ratio=? one_day_ratio=?"
         print(f"sql={sql_rate:.0f}/s sql_one_day={one_rate:.0f}/s pandas={pd_rate:.0f}/s "
               f"pandas_compute={pd_compute_rate:.0f}/s {cpu} wall_ratio={sql_rate / pd_rate:.2f}")
-        ours_whole, duck_whole, lines = whole_day(server, args.detectors)
+        ours_whole, duck_whole, pg_whole, lines = whole_day(server, args.detectors)
         print("\n".join(lines))
+        print(f"whole_day_ratio_pg={pg_whole / ours_whole:.3f} (DuckDB-PG's CPU s / ours)")
         print(f"whole_day_ratio={duck_whole / ours_whole:.3f} (DuckDB's CPU s / ours; goal >= 0.5)")
         print(f"load average: {os.getloadavg()[0]:.1f}; one day: ours {one_s:.2f} s, "
               f"duckdb {duck_s:.2f} s, polars {pl_s:.2f} s; ratio_vs_polars={pl_s / one_s:.2f}")
+        print(f"ratio_vs_duckdb_pg={pg_s / pg_ours_s:.2f} cpu_ratio_vs_duckdb_pg="
+              f"{pg_cpu / pg_ours_cpu:.2f} (medians of {args.pg_reps} pairs: ours"
+              f" {pg_ours_s:.2f} s, {pg_ours_cpu:.2f} CPU s; duckdb_pg {pg_s:.2f} s,"
+              f" {pg_cpu:.2f} CPU s)")
         print(f"ratio_vs_duckdb={duck_s / one_s:.2f}")
     finally:
         if not args.keep:

@@ -11,7 +11,14 @@ it; quarter-km/h speeds, 5 % without a speed; plain CSV, not timed) is
   ``--no-fuse`` the day is enriched here) and exported by
   ``renderer.sensors.export.export_days`` as Parquet;
 - DuckDB (2 threads): ``read_csv`` typed, the windows of ``benchmarks/sensors_one.py``, every
-  column written by ``COPY ... TO`` Parquet (zstd), sorted as ours.
+  column written by ``COPY ... TO`` Parquet (zstd), sorted as ours;
+- DuckDB with PostgreSQL in and out, the same stages as ours (``benchmarks/duckdb_pg.py
+  whole``, DuckDB 1.5.5 and its postgres extension, in a venv of its own): the CSV read typed,
+  the raw rows written into a table shaped as sensors_raw (key maintained), the enrichment
+  computed and written into one shaped as a day of sensors_enriched (key after), in one
+  transaction, and the Parquet written from the enriched rows it holds; its CPU and the
+  cluster's. Its line ``whole_day_ratio_pg=R`` (its CPU seconds over ours) comes before the
+  last.
 
 The outputs are compared row by row (averages within 1e-9). Each phase of ours prints its
 wall time, this process's CPU (the client) and the cluster's (the server: every process of
@@ -24,6 +31,7 @@ CPU seconds over ours (goal: >= 0.5, within 2x). Run alone or from ``benchmarks/
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -34,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb_pg
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -192,9 +201,23 @@ def differ(a: pl.DataFrame, b: pl.DataFrame) -> int:
     return both.filter(bad).height
 
 
+def run_duckdb_pg(url: str, csv: Path, out: Path) -> tuple[dict[str, Any], list[str]]:
+    """DuckDB with its postgres extension (benchmarks/duckdb_pg.py, its best settings of the
+    day's sweep): the CSV read, raw rows and the enriched day written into PostgreSQL, the
+    Parquet written; its report (``total``: its CPU and the cluster's) and lines."""
+    r = duckdb_pg.run(duckdb_pg.python(), "whole", url, csv, out, postmaster_of(url),
+                      json.dumps(duckdb_pg.DEFAULTS))
+    r["total"] = r["cpu"] + r["server"]
+    lines = [f"  duckdb_pg: {name}, {wall:.2f} s wall, client {cpu:.2f} CPU s,"
+             f" server {server:.2f} CPU s" for name, wall, cpu, server in r["steps"]
+             if wall >= 0.01]
+    return r, lines
+
+
 def whole_day(server: str, detectors: int,
-              fuse: bool = True) -> tuple[float, float, list[str]]:
-    """(ours CPU s, DuckDB CPU s, lines to print); the scratch database is dropped."""
+              fuse: bool = True) -> tuple[float, float, float, list[str]]:
+    """(ours CPU s, DuckDB CPU s, DuckDB-PG CPU s, lines to print); the scratch database is
+    dropped."""
     url = scratch_database(server, WHOLE_DB)
     folder = Path(tempfile.mkdtemp(prefix="bench-sensors-whole-"))
     try:
@@ -204,14 +227,22 @@ def whole_day(server: str, detectors: int,
         ours_cpu, lines = ours(url, csv, folder / "lake", clock, fuse)
         duck_path = folder / "duck.parquet"
         duck_s, duck_cpu = run_duckdb(csv, duck_path)
+        pg_path = folder / "duck_pg.parquet"
+        pg, pg_lines = run_duckdb_pg(url, csv, pg_path)
         mine = _frame(folder / "lake" / day_key(DAY, "parquet"))
         bad = differ(mine, _frame(duck_path))
+        bad_pg = differ(mine, _frame(pg_path))
         lines = [f"whole day ({rows} rows, CSV {csv.stat().st_size >> 20} MiB):", *lines,
+                 *pg_lines,
                  f"  ours: {ours_cpu:.2f} CPU s; duckdb: {duck_s:.2f} s wall,"
-                 f" {duck_cpu:.2f} CPU s (2 threads); {bad} rows differ"]
-        if bad:
+                 f" {duck_cpu:.2f} CPU s (2 threads); {bad} rows differ",
+                 f"  duckdb_pg (CSV in, raw and enriched rows into PostgreSQL, Parquet out):"
+                 f" {pg['wall']:.2f} s wall, {pg['cpu']:.2f} + server {pg['server']:.2f} ="
+                 f" {pg['total']:.2f} CPU s; {pg['rows']} rows in PostgreSQL; {bad_pg} rows"
+                 " of its Parquet differ"]
+        if bad or bad_pg:
             raise SystemExit("\n".join([*lines, "ours and DuckDB disagree: the run is void"]))
-        return ours_cpu, duck_cpu, lines
+        return ours_cpu, duck_cpu, pg["total"], lines
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         drop_database(server, WHOLE_DB)
@@ -225,10 +256,11 @@ def main() -> None:
     args = parser.parse_args()
     cluster = Cluster(Path(tempfile.mkdtemp(prefix="renderer-bench-sensors-whole-")))
     try:
-        ours_cpu, duck_cpu, lines = whole_day(cluster.ensure_started(), args.detectors,
-                                              not args.no_fuse)
+        ours_cpu, duck_cpu, pg_cpu, lines = whole_day(cluster.ensure_started(),
+                                                       args.detectors, not args.no_fuse)
         print("\n".join(lines))
         print(f"load average: {os.getloadavg()[0]:.1f}")
+        print(f"whole_day_ratio_pg={pg_cpu / ours_cpu:.3f}")
         print(f"whole_day_ratio={duck_cpu / ours_cpu:.3f}")
     finally:
         cluster.stop()
