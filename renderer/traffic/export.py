@@ -59,7 +59,7 @@ _UINT32 = (1 << 32) - 1
 SPEED_GZIP_LEVEL = 1
 """ISA-L's level 1 (``isal.igzip``) for the .spd/.nex bodies, as the map tiles: a gzip
 member (RFC 1952) that every reader inflates to the same protobuf bytes. zlib's level 6
-took 10.9 CPU s of a 50k-segment tile-week's 1.1 GB of protobuf (three quarters of the
+took 10.9 CPU s of a 50k-segment tile-week's 1.1 GB of protobuf (nearly nine tenths of the
 export once the protobuf was written in C), ISA-L 0.5; the files are 26 % larger (26.2 MB
 against 20.8; BENCHMARKS.md, "The speed files' export in C")."""
 
