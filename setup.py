@@ -68,6 +68,15 @@ setup(
                                 "-fvisibility=hidden", "-ffp-contract=off"],
         ),
         Extension(
+            "renderer._speedfile",
+            # The .spd/.nex protobuf of a subtile, from traffic_speeds' packed rows; twin:
+            # renderer/traffic/export.py _speed_subtile.
+            sources=["ext/speedfile.c"],
+            depends=["ext/pgcopy.h", "ext/speedtile.h"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                                "-fvisibility=hidden"],
+        ),
+        Extension(
             "renderer._sensors",
             # The sensors day enrichment's windows; twin: renderer/sensors/enrich_py.py. Ingest's
             # binary COPY rows; twin: renderer/sensors/rows.py. Its plain-row check; twin: the

@@ -15,6 +15,11 @@ Parquet. Then, in one run, each contender in turn:
   joined back, lists per segment; materialized as a table (``DUCKDB_QUERY``);
 - polars: the same plan with Polars' lazy API (group_by, join, group_by into lists;
   ``polars_query``), Parquet in, a collected DataFrame out;
+- export (``--export``): the built tile-week's speed files (``export.speed_objects`` of
+  every tile, the gzipped bodies not stored) with the shipped C writer and ISA-L, the C
+  writer and zlib's level 6, and the Python twin and zlib's level 6 (main's writer and
+  deflate before wave 9); client CPU, sizes and one SHA-256 of the decompressed bodies,
+  which must be equal on every line;
 - python (``--python``): the plain-Python twin
   (:func:`renderer.traffic.speedtile.speeds_from_histograms`), fetch + loop + COPY back: a
   correctness twin, not the bar.
@@ -36,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
+import hashlib
 import os
 import tempfile
 import time
@@ -53,8 +60,9 @@ from traffic_speedtile_one import DUCKDB_QUERY
 
 from renderer import config, tiles
 from renderer.db import resolve_url
+from renderer.formats.speedtiles import gzip_compress
 from renderer.tiles import Tile
-from renderer.traffic import speedtile, weeks
+from renderer.traffic import export, speedtile, weeks
 from renderer.traffic.speedtile_pack import pack_week, unpack_row
 
 BENCH_DB = "renderer_bench_speedtile"
@@ -404,6 +412,37 @@ def same(url: str) -> tuple[int, int]:
     return len(loop), differ + len(set(ours) - set(loop))
 
 
+EXPORTS = {"c + isal 1": (export.subtile, export._gzip),
+           "c + zlib 6": (export.subtile, gzip_compress),
+           "python + zlib 6": (export.subtile_py, gzip_compress)}
+
+
+def run_export(url: str) -> dict[str, tuple[float, float, int, str]]:
+    """Each writer and deflate of :data:`EXPORTS` over every built tile of the week: client
+    CPU s, wall s, gzipped bytes, SHA-256 of the decompressed bodies."""
+    out = {}
+    saved = export.subtile, export._gzip
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        built = conn.execute("SELECT level, tile_index, total_segments FROM traffic_speed_tiles"
+                             " WHERE mode = 'AUTO' ORDER BY level, tile_index").fetchall()
+        for name, (write, deflate) in EXPORTS.items():
+            export.subtile = write
+            export._gzip = deflate
+            try:
+                cpu, wall = time.process_time(), time.perf_counter()
+                bodies = [body for t in built for _, *pair in export.speed_objects(
+                    conn, "AUTO", WEEK, Tile(t["level"], t["tile_index"]), t["total_segments"])
+                    for body in pair]
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            finally:
+                export.subtile, export._gzip = saved
+            digest = hashlib.sha256()
+            for body in bodies:
+                digest.update(gzip.decompress(body))
+            out[name] = (cpu, wall, sum(map(len, bodies)), digest.hexdigest())
+    return out
+
+
 def _cpu(seconds: float | None) -> str:
     return "(CPU n/a)" if seconds is None else f"(CPU {seconds:6.2f} s)"
 
@@ -416,6 +455,8 @@ def main() -> None:
     parser.add_argument("--python", action="store_true",
                         help="Also run the plain-Python twin (slow; a correctness twin).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    parser.add_argument("--export", action="store_true",
+                        help="Also time the export of the week's speed files (writers, gzip).")
     defaults = config.Settings()
     parser.add_argument("--parts", type=int, default=defaults.traffic_speedtile_parts,
                         help="The C engine's backends reading at once (the setting's default).")
@@ -464,6 +505,14 @@ def main() -> None:
                   f"{compare(c_rows, polars_rows)} segments differ from c")
             if args.keep:
                 print(f"kept: {url} and {folder}", flush=True)
+            if args.export:
+                exports = run_export(url)
+                for name, (cpu, wall, size, digest) in exports.items():
+                    print(f"export, {name}: {cpu:6.2f} client CPU s ({wall:.2f} s) "
+                          f"{size:,} bytes gzipped; payload sha256 {digest[:16]}", flush=True)
+                base = exports["python + zlib 6"][0]
+                print("ratios (export client CPU): " + ", ".join(
+                    f"{name} {base / cpu:.1f}x" for name, (cpu, *_) in exports.items()))
             if args.python:
                 python_s, python_cpu = run_python(url)
                 compared, differ = same(url)

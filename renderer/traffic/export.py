@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from renderer import tiles
+from isal import igzip
+
+from renderer import kernels, tiles
 from renderer.db import Connection, query
 from renderer.formats.speedtiles import (
     HOURS_PER_WEEK,
@@ -44,7 +46,7 @@ from renderer.formats.speedtiles import (
 )
 from renderer.storage import Store
 from renderer.traffic import weeks
-from renderer.traffic.speedtile_pack import unpack_row
+from renderer.traffic.speedtile_pack import unpack_records
 
 __all__ = ["CONTENT_TYPE", "NO_NEXT_ID", "Exported", "mode_prefix", "reference_key",
            "reference_objects", "speed_keys", "speed_objects"]
@@ -54,6 +56,12 @@ NO_NEXT_ID = (1 << 42) - 1
 """The id written in ``.nex`` files for the "no next segment" group: OpenTraffic's
 ``INVALID_NEXT_SEGMENT_ID``, 0x3ffffffffff."""
 _UINT32 = (1 << 32) - 1
+SPEED_GZIP_LEVEL = 1
+"""ISA-L's level 1 (``isal.igzip``) for the .spd/.nex bodies, as the map tiles: a gzip
+member (RFC 1952) that every reader inflates to the same protobuf bytes. zlib's level 6
+took 10.9 CPU s of a 50k-segment tile-week's 1.1 GB of protobuf (nearly nine tenths of the
+export once the protobuf was written in C), ISA-L 0.5; the files are 26 % larger (26.2 MB
+against 20.8; BENCHMARKS.md, "The speed files' export in C")."""
 
 
 @dataclass(frozen=True)
@@ -100,25 +108,33 @@ def reference_key(mode: str, tile: tiles.Tile) -> str:
 
 
 def _u32(value: int) -> int:
-    return value if value <= _UINT32 else _UINT32
+    return 0 if value < 0 else value if value <= _UINT32 else _UINT32
 
 
 def speed_objects(conn: Connection, mode: str, week: str, tile: tiles.Tile,
                   total_segments: int) -> Iterator[tuple[int, bytes, bytes]]:
     """``(N, spd_body, nex_body)`` of every subtile of a built tile-week, gzipped."""
     first_hour, _ = weeks.hour_range_of_week(week)
-    rows = map(unpack_row, conn.execute(query("traffic_speedtile.tile_speeds"),
-                                        {"mode": mode, "first_hour": first_hour,
-                                         "tile_id": tiles.tile_id(tile)}))
+    # binary: bytea raw and the arrays without text parsing (a third of the text's CPU)
+    rows = conn.execute(query("traffic_speedtile.tile_speeds"),
+                        {"mode": mode, "first_hour": first_hour, "tile_id": tiles.tile_id(tile)},
+                        binary=True)
     by_subtile = itertools.groupby(rows, key=lambda r: r["segment_index"] // SEGMENTS_PER_SUBTILE)
-    groups = {n: list(g) for n, g in by_subtile}
+    groups = {n: [(r["segment_index"], r["hours"], r["speeds"], r["hour_values"], r["nexts"])
+                  for r in g] for n, g in by_subtile}
     header = SubTile(tile.level, tile.index, 0, total_segments, 0, first_hour * 3600,
                      first_hour * 3600 + HOURS_PER_WEEK * 3600,
                      description=f"{mode} speeds, 168 ordinal hours of ISO week {week}")
     for number, (start, count) in enumerate(subtile_ranges(total_segments)):
         head = dataclasses.replace(header, start_segment_index=start, subtile_segments=count)
-        spd, nex = _speed_subtile(head, groups.get(number, []))
-        yield number, gzip_compress(spd), gzip_compress(nex)
+        spd, nex = subtile(_header(head), start, count, groups.get(number, []))
+        yield number, _gzip(spd), _gzip(nex)
+
+
+def _gzip(data: bytes) -> bytes:
+    """A speed file's gzip body: one gzip member, mtime 0 (the same bytes every export), by
+    ISA-L at :data:`SPEED_GZIP_LEVEL`."""
+    return igzip.compress(data, compresslevel=SPEED_GZIP_LEVEL, mtime=0)
 
 
 # --- the .spd/.nex protobuf, written directly ---------------------------------------------
@@ -186,9 +202,38 @@ def _header(sub: SubTile) -> bytes:
         _field(10, text)])
 
 
-def _speed_subtile(head: SubTile, rows: Sequence[dict[str, Any]]) -> tuple[bytes, bytes]:
-    """Protobuf bytes (SpeedTile of one subtile) of the .spd and the .nex file."""
-    size = head.subtile_segments * HOURS_PER_WEEK
+PackedRow = tuple[int, list[int], list[int], bytes, bytes]
+"""A ``tile_speeds`` row as the writers take it: segment index, ``hours``, ``speeds``,
+``hour_values``, ``nexts`` (renderer/traffic/speedtile_pack.py)."""
+
+
+def subtile_py(header: bytes, start: int, segments: int,
+               rows: Sequence[PackedRow]) -> tuple[bytes, bytes]:
+    """Protobuf bytes (SpeedTile of one subtile) of the .spd and the .nex file, from packed
+    rows: the twin of ``renderer._speedfile.subtile`` (ext/speedfile.c; tests hold them
+    equal). ``header`` is :func:`_header`'s bytes of the subtile."""
+    unpacked = [{"segment_index": index, "hours": hours, "speeds": speeds,
+                 **unpack_records(hour_values, nexts)}
+                for index, hours, speeds, hour_values, nexts in rows]
+    return _subtile_bytes(header, start, segments, unpacked)
+
+
+subtile, IMPLEMENTATION = kernels.pick("_speedfile", "subtile", subtile_py)
+"""The subtile writer that runs: C (1.4 client CPU s with the fetch for a 50k-segment
+tile-week, the twin 29; BENCHMARKS.md, "The speed files' export in C") or, without the
+build or under ``RENDERER_NO_EXT=1``, the twin."""
+
+
+def _speed_subtile(head: SubTile, rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, bytes]:
+    """The .spd and .nex protobuf bytes of a subtile from unpacked rows."""
+    return _subtile_bytes(_header(head), head.start_segment_index, head.subtile_segments, rows)
+
+
+def _subtile_bytes(header: bytes, start: int, segments: int,
+                   rows: Sequence[Mapping[str, Any]]) -> tuple[bytes, bytes]:
+    # Every uint32 value clamped into its range (no builder writes one outside: a negative
+    # would have no uint32 encoding; protobuf's Python writer refuses it).
+    size = segments * HOURS_PER_WEEK
     slots: list[int] = []
     speeds: list[int] = []
     variances: list[int] = []
@@ -197,20 +242,19 @@ def _speed_subtile(head: SubTile, rows: Sequence[dict[str, Any]]) -> tuple[bytes
     next_counts: list[int] = []
     nex: list[list[int]] = [[], [], [], [], []]
     for row in rows:
-        base = (row["segment_index"] - head.start_segment_index) * HOURS_PER_WEEK
+        base = (row["segment_index"] - start) * HOURS_PER_WEEK
         slots.extend(base + how for how in row["hours"])
-        speeds.extend(row["speeds"])
-        variances.extend(_u32(v) for v in row["speed_variances"])
-        prevalences.extend(row["prevalences"])
+        speeds.extend(map(_u32, row["speeds"]))
+        variances.extend(map(_u32, row["speed_variances"]))
+        prevalences.extend(map(_u32, row["prevalences"]))
         for how, group in itertools.groupby(row["next_hours"]):
             next_slots.append(base + how)
             next_counts.append(sum(1 for _ in group))
-        nex[0].extend(NO_NEXT_ID if n is None else n for n in row["next_ids"])
-        nex[1].extend(row["delays"])
-        nex[2].extend(_u32(v) for v in row["delay_variances"])
-        nex[3].extend(row["queue_lengths"])
-        nex[4].extend(_u32(v) for v in row["queue_length_variances"])
-    header = _header(head)
+        nex[0].extend(NO_NEXT_ID if n is None else max(n, 0) for n in row["next_ids"])
+        nex[1].extend(map(_u32, row["delays"]))
+        nex[2].extend(map(_u32, row["delay_variances"]))
+        nex[3].extend(map(_u32, row["queue_lengths"]))
+        nex[4].extend(map(_u32, row["queue_length_variances"]))
     spd = header
     if size:
         spd += b"".join([
