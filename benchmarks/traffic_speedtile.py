@@ -16,10 +16,10 @@ Parquet. Then, in one run, each contender in turn:
 - polars: the same plan with Polars' lazy API (group_by, join, group_by into lists;
   ``polars_query``), Parquet in, a collected DataFrame out;
 - export (``--export``): the built tile-week's speed files (``export.speed_objects`` of
-  every tile, the gzipped bodies not stored) with the shipped C writer and ISA-L, the C
-  writer and zlib's level 6, and the Python twin and zlib's level 6 (main's writer and
-  deflate before wave 9); client CPU, sizes and one SHA-256 of the decompressed bodies,
-  which must be equal on every line;
+  every tile, the gzipped bodies not stored) with the shipped C writer and zlib's level 6,
+  the C writer and ISA-L's level 1 (faster, larger files; not shipped), and the Python twin
+  and zlib's level 6 (the writer before wave 9); client CPU, sizes and one SHA-256 of the
+  decompressed bodies, which must be equal on every line;
 - python (``--python``): the plain-Python twin
   (:func:`renderer.traffic.speedtile.speeds_from_histograms`), fetch + loop + COPY back: a
   correctness twin, not the bar.
@@ -54,6 +54,7 @@ import polars as pl
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from isal import igzip
 from psycopg.rows import dict_row
 from scratch import cluster_seconds, drop_database, postmaster_of, scratch_database
 from traffic_speedtile_one import DUCKDB_QUERY
@@ -412,8 +413,14 @@ def same(url: str) -> tuple[int, int]:
     return len(loop), differ + len(set(ours) - set(loop))
 
 
-EXPORTS = {"c + isal 1": (export.subtile, export._gzip),
-           "c + zlib 6": (export.subtile, gzip_compress),
+def _isal1(data: bytes) -> bytes:
+    """ISA-L's level 1: the fastest deflate measured, not shipped (larger files, bytes that
+    may differ between CPUs; renderer/traffic/export.py SPEED_GZIP_LEVEL)."""
+    return igzip.compress(data, compresslevel=1, mtime=0)
+
+
+EXPORTS = {"c + zlib 6 (shipped)": (export.subtile, export._gzip),
+           "c + isal 1": (export.subtile, _isal1),
            "python + zlib 6": (export.subtile_py, gzip_compress)}
 
 

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from isal import igzip
-
 from renderer import kernels, tiles
 from renderer.db import Connection, query
 from renderer.formats.speedtiles import (
@@ -56,12 +54,14 @@ NO_NEXT_ID = (1 << 42) - 1
 """The id written in ``.nex`` files for the "no next segment" group: OpenTraffic's
 ``INVALID_NEXT_SEGMENT_ID``, 0x3ffffffffff."""
 _UINT32 = (1 << 32) - 1
-SPEED_GZIP_LEVEL = 1
-"""ISA-L's level 1 (``isal.igzip``) for the .spd/.nex bodies, as the map tiles: a gzip
-member (RFC 1952) that every reader inflates to the same protobuf bytes. zlib's level 6
-took 10.9 CPU s of a 50k-segment tile-week's 1.1 GB of protobuf (nearly nine tenths of the
-export once the protobuf was written in C), ISA-L 0.5; the files are 26 % larger (26.2 MB
-against 20.8; BENCHMARKS.md, "The speed files' export in C")."""
+SPEED_GZIP_LEVEL = 6
+"""zlib's level 6 for the .spd/.nex bodies, as before the C writer (wave 9): the files
+are written once and downloaded by every reader, so their size counts more than the export's
+CPU. ISA-L's level 1 took 0.5 CPU s of a 50k-segment tile-week's 1.1 GB of protobuf against
+zlib's 10.9, but made the files 26 % larger (26.2 MB against 20.8), and its bytes may differ
+between CPUs (its code paths are chosen by the CPU's features), so a rerun on another worker
+host could write other bytes; zlib's depend only on its version (BENCHMARKS.md, "The speed
+files' export in C")."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,9 @@ def speed_objects(conn: Connection, mode: str, week: str, tile: tiles.Tile,
 
 
 def _gzip(data: bytes) -> bytes:
-    """A speed file's gzip body: one gzip member, mtime 0 (the same bytes every export), by
-    ISA-L at :data:`SPEED_GZIP_LEVEL`."""
-    return igzip.compress(data, compresslevel=SPEED_GZIP_LEVEL, mtime=0)
+    """A speed file's gzip body: one gzip member, mtime 0 (the same bytes every export), at
+    :data:`SPEED_GZIP_LEVEL`."""
+    return gzip_compress(data, SPEED_GZIP_LEVEL)
 
 
 # --- the .spd/.nex protobuf, written directly ---------------------------------------------
