@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sensors_one import JAM, SPEED_DIFF, WINDOWS
+
 VERSION = "1.5.5"
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-duckdb-pg"
@@ -66,28 +68,20 @@ DEFAULTS: dict[str, Any] = {"threads": 1, "read": "attached", "write": "ctas",
                             "binary": True, "pushdown": True, "connections": 4,
                             "key": "after", "key_workers": 0}
 
-# The windows of DUCKDB_DAY (benchmarks/sensors_one.py) over the raw rows in ``raw`` (t in
-# epoch seconds, currentspeed in km/h), every column of the enriched day, in its order.
-ENRICH = """
+# The windows of DUCKDB_DAY (sensors_one.py) over the raw rows in ``raw`` (t in epoch
+# seconds, currentspeed in km/h), every column of the enriched day, in its order.
+ENRICH = f"""
 SELECT uniqueid, recordtimestamp, currentspeed, bezettingsgraad, previousspeed,
-       (CASE WHEN avgspeed2minutes <= 40 THEN 1 WHEN avgspeed2minutes <= 250 THEN 0
-             ELSE -1 END)::SMALLINT AS trafficjamindicator,
+       ({JAM})::SMALLINT AS trafficjamindicator,
        trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
        trafficintensityclass4, trafficintensityclass5,
-       (CASE WHEN currentspeed - previousspeed >= 20 THEN 1
-             WHEN currentspeed - previousspeed <= -20 THEN -1 ELSE 0 END)::SMALLINT
+       ({SPEED_DIFF})::SMALLINT
            AS speeddiffindicator,
        avgspeed2minutes, avgspeed10minutes
   FROM (SELECT *,
-               lag(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t) AS previousspeed,
-               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
-                                       RANGE BETWEEN 120 PRECEDING AND CURRENT ROW)
-                   AS avgspeed2minutes,
-               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
-                                       RANGE BETWEEN 600 PRECEDING AND CURRENT ROW)
-                   AS avgspeed10minutes
-          FROM {raw}) w
- WHERE t >= {lo}
+               {WINDOWS}
+          FROM {{raw}}) w
+ WHERE t >= {{lo}}
 """
 
 # The raw rows of the day and its context, from the attached table (the extension pushes the

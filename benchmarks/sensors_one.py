@@ -17,23 +17,30 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, date, datetime
 
-# The fastest DuckDB query we found: one window definition per frame over (uniqueid, t),
-# lag for the previous speed, RANGE frames in seconds; materialized as a table.
-DUCKDB_DAY = """
-CREATE OR REPLACE TABLE enriched AS
-SELECT uniqueid, t, currentspeed, previousspeed, avgspeed2minutes, avgspeed10minutes,
-       CASE WHEN currentspeed - previousspeed >= 20 THEN 1
-            WHEN currentspeed - previousspeed <= -20 THEN -1 ELSE 0 END AS speeddiffindicator,
-       CASE WHEN avgspeed2minutes <= 40 THEN 1 WHEN avgspeed2minutes <= 250 THEN 0
-            ELSE -1 END AS trafficjamindicator
-  FROM (SELECT uniqueid, t, currentspeed,
-               lag(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t) AS previousspeed,
+# The enrichment in DuckDB's SQL, shared by every DuckDB contender (the day from Parquet here,
+# the whole day from CSV in sensors_whole.py, DuckDB with PostgreSQL in and out in
+# duckdb_pg.py): one window definition per frame over (uniqueid, t), lag for the previous
+# speed, RANGE frames in seconds.
+WINDOWS = """lag(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t) AS previousspeed,
                avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
                                        RANGE BETWEEN 120 PRECEDING AND CURRENT ROW)
                    AS avgspeed2minutes,
                avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
                                        RANGE BETWEEN 600 PRECEDING AND CURRENT ROW)
-                   AS avgspeed10minutes
+                   AS avgspeed10minutes"""
+SPEED_DIFF = """CASE WHEN currentspeed - previousspeed >= 20 THEN 1
+            WHEN currentspeed - previousspeed <= -20 THEN -1 ELSE 0 END"""
+JAM = """CASE WHEN avgspeed2minutes <= 40 THEN 1 WHEN avgspeed2minutes <= 250 THEN 0
+            ELSE -1 END"""
+
+# The fastest DuckDB query we found, materialized as a table.
+DUCKDB_DAY = f"""
+CREATE OR REPLACE TABLE enriched AS
+SELECT uniqueid, t, currentspeed, previousspeed, avgspeed2minutes, avgspeed10minutes,
+       {SPEED_DIFF} AS speeddiffindicator,
+       {JAM} AS trafficjamindicator
+  FROM (SELECT uniqueid, t, currentspeed,
+               {WINDOWS}
           FROM read_parquet($path)) w
  WHERE t >= $lo
 """

@@ -48,6 +48,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from scratch import cluster_seconds, drop_database, postmaster_of, scratch_database
+from sensors_one import JAM, SPEED_DIFF, WINDOWS
 
 from renderer.db import Database, connect
 from renderer.localdb import Cluster
@@ -59,36 +60,28 @@ from renderer.sensors.ingest import ingest
 WHOLE_DB = "renderer_bench_sensors_whole"
 DAY = date(2026, 1, 2)
 
-DUCKDB_WHOLE = """
+DUCKDB_WHOLE = f"""
 COPY (
 SELECT uniqueid, to_timestamp(t) AS recordtimestamp, currentspeed, bezettingsgraad,
        previousspeed,
-       CASE WHEN avgspeed2minutes <= 40 THEN 1 WHEN avgspeed2minutes <= 250 THEN 0
-            ELSE -1 END::TINYINT AS trafficjamindicator,
+       ({JAM})::TINYINT AS trafficjamindicator,
        trafficintensityclass1, trafficintensityclass2, trafficintensityclass3,
        trafficintensityclass4, trafficintensityclass5,
-       CASE WHEN currentspeed - previousspeed >= 20 THEN 1
-            WHEN currentspeed - previousspeed <= -20 THEN -1 ELSE 0 END::TINYINT
+       ({SPEED_DIFF})::TINYINT
            AS speeddiffindicator,
        avgspeed2minutes, avgspeed10minutes
   FROM (SELECT *,
-               lag(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t) AS previousspeed,
-               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
-                                       RANGE BETWEEN 120 PRECEDING AND CURRENT ROW)
-                   AS avgspeed2minutes,
-               avg(currentspeed) OVER (PARTITION BY uniqueid ORDER BY t
-                                       RANGE BETWEEN 600 PRECEDING AND CURRENT ROW)
-                   AS avgspeed10minutes
-          FROM read_csv($csv, header = true, columns = {
+               {WINDOWS}
+          FROM read_csv($csv, header = true, columns = {{
               'uniqueid': 'INTEGER', 'recordtimestamp': 'BIGINT', 'currentspeed': 'DOUBLE',
               'bezettingsgraad': 'FLOAT', 'trafficintensityclass1': 'INTEGER',
               'trafficintensityclass2': 'INTEGER', 'trafficintensityclass3': 'INTEGER',
-              'trafficintensityclass4': 'INTEGER', 'trafficintensityclass5': 'INTEGER'})
+              'trafficintensityclass4': 'INTEGER', 'trafficintensityclass5': 'INTEGER'}})
                AS raw(uniqueid, t, currentspeed, bezettingsgraad, trafficintensityclass1,
                       trafficintensityclass2, trafficintensityclass3,
                       trafficintensityclass4, trafficintensityclass5)) w
  ORDER BY uniqueid, recordtimestamp
-) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+) TO '{{out}}' (FORMAT parquet, COMPRESSION zstd)
 """
 
 
