@@ -473,10 +473,7 @@ static PyObject *finish_step(Builder *b, size_t limit, int *done) {
     Py_BEGIN_ALLOW_THREADS
     if (b->unsorted) {
         if (!b->finishing) failed = speedtile_sort(b->held, b->n_held);
-        /* at least one row a call, so that a small limit still gets on */
-        for (size_t first = b->next_held;
-             !failed && b->next_held < b->n_held && (b->next_held == first || b->out.len < limit);
-             b->next_held++) {
+        for (; !failed && b->next_held < b->n_held && b->out.len < limit; b->next_held++) {
             HistRow *r = &b->held[b->next_held];
             failed = add_row(b, r->segment, r->has_next, r->next, r->hour, r->code, r->queue,
                              r->count);

@@ -115,9 +115,8 @@ def decode(data: bytes) -> dict[int, SegmentWeek]:
 
 def run_c(rows: list[Row], lengths: dict[int, int], first_hour: int, min_count: int = 1,
           cuts: list[int] | None = None, max_speed: int = speedtile.MAX_SPEED,
-          unsorted: bool = False, piece: int | None = None) -> bytes:
-    """The C engine's output; ``unsorted``: the rows as given, sorted by the Builder;
-    ``piece``: finished by ``finish_some(piece)`` until done, not ``finish()``."""
+          unsorted: bool = False) -> bytes:
+    """The C engine's output; ``unsorted``: the rows as given, sorted by the Builder."""
     ids = sorted(lengths)
     builder = _speedtile.Builder("AUTO", first_hour, min_count, max_speed,
                                  struct.pack(f"={len(ids)}q", *ids),
@@ -132,13 +131,7 @@ def run_c(rows: list[Row], lengths: dict[int, int], first_hour: int, min_count: 
         out.append(builder.take())
         at = max(at, cut)
     builder.feed(data[at:])
-    done = piece is None
-    if done:
-        out.append(builder.finish())
-    while not done:
-        got, done = builder.finish_some(piece)
-        assert done or len(got) >= piece  # a piece holds at least the limit, but the last
-        out.append(got)
+    out.append(builder.finish())
     return b"".join(out)
 
 
@@ -182,30 +175,6 @@ def test_rows_in_any_order_sorted_in_c_give_the_same_bytes(
     assert run_c(shuffled, lengths, FIRST, 2, cuts, unsorted=True) == want
     twin = speedtile.speeds_from_histograms(key_order(rows), lengths, FIRST, min_count=2)
     assert decode(want) == twin
-
-
-@settings(max_examples=200, deadline=None)
-@given(bins=rows_strategy, lengths=st.dictionaries(segment_ids, st.integers(1, 5000)),
-       order=st.randoms(use_true_random=False), unsorted=st.booleans(),
-       piece=st.integers(0, 400))
-def test_rows_finished_in_pieces_are_the_same_bytes(
-        bins: dict[tuple[int, int | None, int, int, int], int], lengths: dict[int, int],
-        order: Any, unsorted: bool, piece: int) -> None:
-    rows = key_order([(*k, c) for k, c in bins.items()])
-    want = run_c(rows, lengths, FIRST)
-    if unsorted:
-        order.shuffle(rows)
-    assert run_c(rows, lengths, FIRST, unsorted=unsorted, piece=piece) == want
-
-
-def test_a_finished_builder_refuses_more() -> None:
-    builder = _speedtile.Builder("AUTO", FIRST, 1, 160, b"", b"", unsorted=True)
-    builder.feed(encode([]))
-    assert builder.finish_some(0) == (b"PGCOPY\n\xff\r\n\0" + bytes(8) + b"\xff\xff", True)
-    with pytest.raises(RuntimeError):
-        builder.finish_some(0)
-    with pytest.raises(RuntimeError):
-        builder.feed(b"")
 
 
 def test_rows_out_of_key_order_are_refused() -> None:
