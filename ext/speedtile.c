@@ -17,8 +17,7 @@
  * instead of by the server. Then
  * feed(buffer) any number of times (chunks of the COPY stream; a chunk may end anywhere),
  * take() -> bytes (the output so far, handed over), finish() -> bytes (the rest and the
- * trailer), or finish_some(limit) -> (bytes, done) until done: the same bytes in pieces of
- * about limit, so that the first are written while the rest are computed. Attributes rows, segments.
+ * trailer). Attributes rows, segments.
  *
  * drain(pgconn_address) reads a COPY TO STDOUT in progress on that libpq connection (the
  * address psycopg gives as ``pgconn.pgconn_ptr``) straight from libpq, up to and including
@@ -95,8 +94,6 @@ typedef struct {
     int unsorted; /* rows kept as read, sorted by finish() */
     HistRow *held;
     size_t n_held, cap_held;
-    size_t next_held; /* the held rows computed so far (finish_some) */
-    int finishing;    /* 1: the input ended and the held rows are sorted; 2: done */
     /* current keys */
     int have_segment, have_hour;
     int64_t segment, hour;
@@ -434,13 +431,7 @@ static Py_ssize_t parse(void *self, const unsigned char *p, Py_ssize_t n) {
     }
 }
 
-static int finishing(Builder *b) {
-    if (b->finishing) PyErr_SetString(PyExc_RuntimeError, "the builder is finishing");
-    return b->finishing;
-}
-
 static PyObject *Builder_feed(Builder *b, PyObject *arg) {
-    if (finishing(b)) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE)) return NULL;
     int rc = pgcopy_feed(&b->in, b, parse, view.buf, view.len);
@@ -451,7 +442,6 @@ static PyObject *Builder_feed(Builder *b, PyObject *arg) {
 
 /* Reading a COPY straight from the driver's libpq (pgcopy.c). */
 static PyObject *Builder_drain(Builder *b, PyObject *arg) {
-    if (finishing(b)) return NULL;
     void *conn = PyLong_AsVoidPtr(arg);
     if (pgcopy_drain_released(&b->in, b, parse, conn)) return NULL;
     Py_RETURN_NONE;
@@ -459,54 +449,25 @@ static PyObject *Builder_drain(Builder *b, PyObject *arg) {
 
 static PyObject *Builder_take(Builder *b, PyObject *unused) { return pgcopy_take(&b->out); }
 
-/* The rest of the output, or with limit the output of the next held rows until it holds at
- * least limit bytes: (bytes, done). The first call checks the input's end and sorts; the GIL
- * is released for the sort and the arithmetic, so that the caller's other threads (another
- * part's drain, the write of the rows so far) run meanwhile. */
-static PyObject *finish_step(Builder *b, size_t limit, int *done) {
-    if (b->finishing == 2) {
-        PyErr_SetString(PyExc_RuntimeError, "the builder is finished");
-        return NULL;
-    }
-    if (!b->finishing && pgcopy_check_end(&b->in)) return NULL;
+static PyObject *Builder_finish(Builder *b, PyObject *unused) {
+    if (pgcopy_check_end(&b->in)) return NULL;
     int failed = 0;
-    Py_BEGIN_ALLOW_THREADS
+    Py_BEGIN_ALLOW_THREADS /* the sort and the last segment: other builders run meanwhile */
     if (b->unsorted) {
-        if (!b->finishing) failed = speedtile_sort(b->held, b->n_held);
-        for (; !failed && b->next_held < b->n_held && b->out.len < limit; b->next_held++) {
-            HistRow *r = &b->held[b->next_held];
+        failed = speedtile_sort(b->held, b->n_held);
+        for (size_t i = 0; !failed && i < b->n_held; i++) {
+            HistRow *r = &b->held[i];
             failed = add_row(b, r->segment, r->has_next, r->next, r->hour, r->code, r->queue,
                              r->count);
         }
+        b->n_held = 0;
     }
-    b->finishing = 1;
-    *done = !b->unsorted || b->next_held == b->n_held;
-    failed = failed || (*done && close_segment(b));
+    failed = failed || close_segment(b);
     Py_END_ALLOW_THREADS
     if (failed) return NULL;
-    if (*done) {
-        if (buf_reserve(&b->out, 2)) return NULL;
-        put16(&b->out, -1);
-        b->finishing = 2;
-        b->n_held = b->next_held = 0;
-    }
+    if (buf_reserve(&b->out, 2)) return NULL;
+    put16(&b->out, -1);
     return pgcopy_take(&b->out);
-}
-
-static PyObject *Builder_finish(Builder *b, PyObject *unused) {
-    int done;
-    return finish_step(b, SIZE_MAX, &done);
-}
-
-static PyObject *Builder_finish_some(Builder *b, PyObject *arg) {
-    Py_ssize_t limit = PyLong_AsSsize_t(arg);
-    if (limit < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "limit must be >= 0");
-        return NULL;
-    }
-    int done = 0;
-    PyObject *out = finish_step(b, (size_t)limit, &done);
-    return out ? Py_BuildValue("(NO)", out, done ? Py_True : Py_False) : NULL;
 }
 
 static int Builder_init(Builder *b, PyObject *args, PyObject *kw) {
@@ -575,8 +536,6 @@ static PyMethodDef Builder_methods[] = {
     {"drain", (PyCFunction)Builder_drain, METH_O,
      "Feed a COPY in progress, read straight from the libpq connection at this address."},
     {"finish", (PyCFunction)Builder_finish, METH_NOARGS, "The rest of the output."},
-    {"finish_some", (PyCFunction)Builder_finish_some, METH_O,
-     "(bytes, done): the output of the next rows until it holds at least limit bytes."},
     {NULL, NULL, 0, NULL},
 };
 

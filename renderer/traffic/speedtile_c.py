@@ -29,7 +29,6 @@ twin's ``round``).
 from __future__ import annotations
 
 import contextlib
-import queue
 from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -100,8 +99,8 @@ def _builder(params: dict[str, Any], ids: array[int], values: array[int],
                               unsorted=sort_in_c)
 
 
-def _feed(conn: Connection, builder: Any, statement: str, params: dict[str, Any]) -> None:
-    """Feed the COPY of ``statement`` to ``builder``."""
+def _drain(conn: Connection, builder: Any, statement: str, params: dict[str, Any]) -> bytes:
+    """Feed the COPY of ``statement`` to ``builder``; its output."""
     with conn.cursor() as cur, cur.copy(statement, params) as copy:
         if _speedtile.has_libpq():
             # read by C from the driver's own libpq: a Python loop over millions of
@@ -109,11 +108,6 @@ def _feed(conn: Connection, builder: Any, statement: str, params: dict[str, Any]
             builder.drain(cast(Any, conn.pgconn).pgconn_ptr)  # libpq's PGconn *
         for data in copy:  # after a drain: only the end of the COPY, its result
             builder.feed(data)
-
-
-def _drain(conn: Connection, builder: Any, statement: str, params: dict[str, Any]) -> bytes:
-    """Feed the COPY of ``statement`` to ``builder``; its output."""
-    _feed(conn, builder, statement, params)
     return cast(bytes, builder.finish())
 
 
@@ -160,42 +154,25 @@ def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool 
                     part_conn.execute(query("traffic_speedtile.part_work_mem"),
                                       {"work_mem": work_mem})
 
-            pieces: list[queue.SimpleQueue[tuple[bytes, bool] | BaseException]] = [
-                queue.SimpleQueue() for _ in ranges]
+            def part(k: int) -> tuple[bytes, int]:
+                builder = _builder(params, ids, values, sort_in_c)
+                lo, hi = ranges[k]
+                output = _drain(part_conns[k], builder, rows_query,
+                                {**params, "lo": lo, "hi": hi})
+                part_conns[k].rollback()
+                return output, int(builder.segments)
 
-            def part(k: int) -> int:
-                # its output in pieces as computed (the GIL released meanwhile), so that the
-                # build's connection writes the first while the rest are computed
-                try:
-                    builder = _builder(params, ids, values, sort_in_c)
-                    lo, hi = ranges[k]
-                    _feed(part_conns[k], builder, rows_query, {**params, "lo": lo, "hi": hi})
-                    part_conns[k].rollback()
-                    done = False
-                    while not done:
-                        piece, done = builder.finish_some(_OUT_CHUNK)
-                        pieces[k].put((piece, done))
-                    return int(builder.segments)
-                except BaseException as e:
-                    pieces[k].put(e)
-                    raise
-
+            segments = 0
             with (ThreadPoolExecutor(len(ranges), thread_name_prefix="speedtile") as pool,
                   cur.copy(query("traffic_speedtile.speeds_copy")) as copy):
                 futures = [pool.submit(part, k) for k in range(len(ranges))]
-                last = len(futures) - 1
-                for k in range(len(futures)):  # in segment order, each as it is computed
-                    first, done = True, False
-                    while not done:
-                        got = pieces[k].get()
-                        if isinstance(got, BaseException):
-                            raise got
-                        piece, done = got
-                        # one stream: the first part's header, the last part's trailer
-                        _write(copy, memoryview(piece)[0 if k == 0 or not first else _HEADER:
-                                                       None if k == last or not done else -2])
-                        first = False
-                return sum(future.result() for future in futures)
+                for k, future in enumerate(futures):  # in segment order, each as it is done
+                    output, n = future.result()
+                    segments += n
+                    # one stream: the first part's header, the last part's trailer
+                    _write(copy, memoryview(output)[0 if k == 0 else _HEADER:
+                                                    None if k == len(futures) - 1 else -2])
+            return segments
 
 
 def _write(copy: Any, rows: memoryview) -> None:
