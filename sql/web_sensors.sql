@@ -38,11 +38,10 @@ SELECT extract(epoch FROM recordtimestamp - %(day)s::timestamp AT TIME ZONE 'UTC
    AND recordtimestamp < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
  ORDER BY recordtimestamp;
 
--- name: day_ranking_summary
+-- name: day_ranking
 -- A day's detectors by jam minutes (most first), at most %(limit)s, from the summary its
--- enrichment wrote (sensors_day_detectors: about 1,000 rows a day, a few ms), with the
--- columns of day_ranking. No row: the day was enriched by a release that did not write the
--- summary (a rolling deploy), and the page aggregates it with day_ranking.
+-- enrichment wrote (sensors_day_detectors: about 1,000 rows a day, a few ms). The figures
+-- are defined once, by renderer.sensors_day_detectors_fill.
 SELECT uniqueid, jam_minutes, readings, mean_speed, lowest_mean10, first_jam, last_jam,
        count(*) OVER () AS detectors, mean_by_10_minutes
   FROM sensors_day_detectors
@@ -50,52 +49,15 @@ SELECT uniqueid, jam_minutes, readings, mean_speed, lowest_mean10, first_jam, la
  ORDER BY jam_minutes DESC, uniqueid
  LIMIT %(limit)s;
 
--- name: day_ranking
--- The fallback of day_ranking_summary, and the definition of its figures (tests hold them
--- equal): a day's detectors by jam minutes (most first), at most %(limit)s, each with its readings,
--- mean and lowest 10-minute mean speed, first and last jam minute, and its mean speed per
--- 10 minutes of the day (144 values, NULL where it had no speed; slot k holds the readings
--- from k * 600 s to (k + 1) * 600 s) for a sparkline. The day is read once, in key order
--- (the partition's index: no sort), and the ranked detectors' rows once more by their index
--- for the sparklines; the day's bounds are constants here, so the plan prunes to its
--- partition. (Before: the sparkline subquery rescanned the whole day once per ranked
--- detector, 15 s for a 1,000-detector day; BENCHMARKS.md, the enriched day as arrays.)
-WITH detectors AS (
-    SELECT uniqueid,
-           count(DISTINCT date_trunc('minute', recordtimestamp))
-               FILTER (WHERE trafficjamindicator = 1) AS jam_minutes,
-           count(*) AS readings,
-           avg(currentspeed) AS mean_speed,
-           min(avgspeed10minutes) AS lowest_mean10,
-           min(recordtimestamp) FILTER (WHERE trafficjamindicator = 1) AS first_jam,
-           max(recordtimestamp) FILTER (WHERE trafficjamindicator = 1) AS last_jam
-      FROM sensors_enriched
-     WHERE recordtimestamp >= %(day)s::timestamp AT TIME ZONE 'UTC'
-       AND recordtimestamp < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
-     GROUP BY uniqueid
-), ranked AS (
-    SELECT *, count(*) OVER () AS detectors
-      FROM detectors
-     ORDER BY jam_minutes DESC, uniqueid
-     LIMIT %(limit)s
-), slots AS (
-    SELECT e.uniqueid,
-           floor(extract(epoch FROM e.recordtimestamp
-                         - %(day)s::timestamp AT TIME ZONE 'UTC') / 600)::integer AS slot,
-           avg(e.currentspeed) AS speed
-      FROM ranked r
-      JOIN sensors_enriched e ON e.uniqueid = r.uniqueid
-     WHERE e.recordtimestamp >= %(day)s::timestamp AT TIME ZONE 'UTC'
-       AND e.recordtimestamp < (%(day)s::date + 1)::timestamp AT TIME ZONE 'UTC'
-     GROUP BY 1, 2
-), sparklines AS (
-    SELECT r.uniqueid, array_agg(s.speed ORDER BY g) AS mean_by_10_minutes
-      FROM ranked r
-     CROSS JOIN generate_series(0, 143) AS g
-      LEFT JOIN slots s ON s.uniqueid = r.uniqueid AND s.slot = g
-     GROUP BY r.uniqueid
-)
-SELECT r.*, p.mean_by_10_minutes
-  FROM ranked r
-  JOIN sparklines p USING (uniqueid)
- ORDER BY r.jam_minutes DESC, r.uniqueid;
+-- name: day_lock
+-- The day's row locked before the page fills its summary: a second view waits and then
+-- finds the rows, and an enrichment committing meanwhile waits too, and then its trigger
+-- (sensors_days_enriched) clears them rather than leaving them stale.
+SELECT day FROM sensors_days WHERE day = %(day)s FOR NO KEY UPDATE;
+
+-- name: day_fill
+-- The summary of a day enriched by a release that did not write it (a rolling deploy:
+-- that release's re-enrichment clears it), filled by the page once and kept; nothing when
+-- another view filled it first (run after day_lock, in the same transaction).
+SELECT renderer.sensors_day_detectors_fill(%(day)s) AS rows
+ WHERE NOT EXISTS (SELECT 1 FROM sensors_day_detectors WHERE day = %(day)s);

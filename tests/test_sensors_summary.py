@@ -1,8 +1,9 @@
 """The day page's summary per detector (``sensors_day_detectors``): written by every
 enrichment path (the C kernel's pass on a day item and on ingest's fresh day, the SQL
-aggregate after the SQL engine), equal to what the aggregate statement
-``web_sensors.day_ranking`` returns for every detector of the day, replaced with the day, and
-absent (the page aggregating instead) when a previous release enriched the day."""
+aggregate after the SQL engine), equal to what the one definition of the figures
+(``renderer.sensors_day_detectors_fill``) gives for every detector of the day, replaced with
+the day, and absent (the page filling it on its first view) when a previous release enriched
+the day."""
 
 from __future__ import annotations
 
@@ -27,10 +28,14 @@ COLUMNS = ("uniqueid", "jam_minutes", "readings", "mean_speed", "lowest_mean10",
 
 
 def _aggregated(db: Database, day: date) -> list[tuple[Any, ...]]:
-    """Every detector of the day by the aggregate statement (the page's fallback)."""
+    """Every detector of the day by the SQL aggregate (the SQL engine's and the page's), in
+    a transaction rolled back."""
     with db.connect() as conn:
+        conn.execute("DELETE FROM sensors_day_detectors WHERE day = %(day)s", {"day": day})
+        conn.execute(query("web_sensors.day_fill"), {"day": day})
         rows = conn.execute(query("web_sensors.day_ranking"),
                             {"day": day, "limit": 1_000_000}).fetchall()
+        conn.rollback()
     return [tuple(r[c] for c in COLUMNS) for r in rows]
 
 
@@ -113,7 +118,7 @@ def test_the_summary_of_the_sample_by_ingest_and_by_day_items(db: Database,
         assert _summary(db, day) == fused[day]
 
 
-def test_a_day_enriched_by_the_previous_release_is_aggregated_by_the_page(
+def test_a_day_enriched_by_the_previous_release_is_filled_by_the_page(
         db: Database) -> None:
     _store(db, 5)
     with db.connect() as conn:
@@ -127,9 +132,13 @@ def test_a_day_enriched_by_the_previous_release_is_aggregated_by_the_page(
     assert _summary(db, DAY) == []
     with db.connect() as conn:
         fallback = day_data(conn, DAY, limit=4)
+        conn.commit()
     assert not fallback["from_summary"]
     assert fallback["detectors"] == shown["detectors"] and fallback["detectors_total"] == 11
     assert fallback["shown"] == 4
+    assert len(_summary(db, DAY)) == 11  # kept: the next view reads it
+    with db.connect() as conn:
+        assert day_data(conn, DAY, limit=4)["from_summary"]
 
 
 def test_the_migration_fills_the_days_enriched_before(db: Database) -> None:

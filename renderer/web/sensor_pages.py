@@ -128,7 +128,7 @@ def detector_chart(data: dict[str, Any]) -> svg.Svg:
 
 def day_data(conn: Connection, day: date, *, limit: int = MAX_DETECTORS) -> dict[str, Any]:
     """A day's detectors ranked by jam minutes, with their speeds per 10 minutes: read from
-    the summary the day's enrichment wrote (``from_summary``), else aggregated."""
+    the summary the day's enrichment wrote (``from_summary``), else filled first."""
     info = conn.execute(query("web_sensors.day"), {"day": day}).fetchone()
     base: dict[str, Any] = {"day": day.isoformat()}
     if info is None or not info["enriched"]:
@@ -139,12 +139,14 @@ def day_data(conn: Connection, day: date, *, limit: int = MAX_DETECTORS) -> dict
                        "ingest and enrich sensor files (`renderer sensors etl`)",
                 "days": known}
     params = {"day": day, "limit": limit}
-    rows = conn.execute(query("web_sensors.day_ranking_summary"), params).fetchall()
+    rows = conn.execute(query("web_sensors.day_ranking"), params).fetchall()
     summary = bool(rows)
     if not summary:
         # no summary rows: the day was enriched by a release that did not write them (during
         # a rolling deploy its re-enrichment clears them), or it has no rows at all; the
-        # aggregate over the day's rows gives the same figures, in about a second
+        # page writes them by the one definition of the figures, once (about 2 s a day)
+        conn.execute(query("web_sensors.day_lock"), {"day": day})
+        conn.execute(query("web_sensors.day_fill"), {"day": day})
         rows = conn.execute(query("web_sensors.day_ranking"), params).fetchall()
     detectors = [{"detector": r["uniqueid"], "rank": k + 1, "jam_minutes": r["jam_minutes"],
                   "readings": r["readings"],

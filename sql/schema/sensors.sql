@@ -317,13 +317,13 @@ BEGIN
 END $fn$;
 
 -- name: sensors_day_detectors
--- The day page's figures per detector (sql/web_sensors.sql, day_ranking_summary): a row per
+-- The day page's figures per detector (sql/web_sensors.sql, day_ranking): a row per
 -- (day, detector) of sensors_enriched, written by the day's enrichment in its own
 -- transaction (the C engine gathers them in its pass over the rows, ext/sensors_summary.c;
 -- the SQL engine and migration 0038 by renderer.sensors_day_detectors_fill), so that the
 -- page reads 1,000 rows instead of aggregating 1.44 M on every view. Replaced whole with the
 -- day: re-enriching it clears its rows first (trigger sensors_days_enriched). A day without
--- rows here (enriched by a release that did not write them) is aggregated by the page.
+-- rows here (enriched by a release that did not write them) is filled by its first view.
 -- jam_minutes: UTC minutes with trafficjamindicator = 1; mean_speed: avg(currentspeed);
 -- lowest_mean10: min(avgspeed10minutes); first_jam/last_jam: the first and last jam row;
 -- mean_by_10_minutes: avg(currentspeed) per 10-minute slot of the day (144, NULL: none).
@@ -363,10 +363,11 @@ FOR EACH ROW EXECUTE FUNCTION renderer.sensors_day_detectors_clear();
 
 -- name: sensors_day_detectors_fill
 -- The day's summary rows from its enriched rows, by one aggregate (the SQL engine, after
--- renderer.sensors_enrich_day; migration 0038 for the days enriched before): the figures of
--- sql/web_sensors.sql's day_ranking, for every detector of the day. The day's rows are read
--- twice, in key order for the detectors and once more for the 10-minute slots (about 2 s for
--- a 1,000-detector day; the C engine gathers them in its pass instead). Returns the rows.
+-- renderer.sensors_enrich_day; migration 0038 for the days enriched before; the page for a
+-- day a previous release enriched, sql/web_sensors.sql day_fill): the one definition of the
+-- page's figures, which the C engine's are tested equal to. The day's rows are read twice,
+-- in key order for the detectors and once more for the 10-minute slots (about 2 s for a
+-- 1,000-detector day; the C engine gathers them in its pass instead). Returns the rows.
 CREATE FUNCTION renderer.sensors_day_detectors_fill(p_day date) RETURNS bigint
 LANGUAGE sql AS $$
     WITH detectors AS (
