@@ -119,3 +119,32 @@ def test_close_reference_lines_keep_their_labels_apart() -> None:
     ys = sorted(float(t.get("y") or 0) for t in root.iter(f"{SVG}text")
                 if t.get("class") == "axis hline")
     assert len(ys) == 2 and ys[1] - ys[0] >= 11
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(-50, 500), st.integers(-5, 300)), max_size=200),
+       st.sampled_from([(40, 10, None), (144, 24, 125.0), (300, 120, 7.5)]))
+def test_each_point_is_where_its_value_puts_it(
+        values: list[float | None], frame: tuple[int, int, float | None]) -> None:
+    """The memoised coordinates: point k of the runs is value k, clamped to [0, y_max], in
+    the frame to 2 decimals; a None ends a run; a lone value is a dot."""
+    width, height, y_max = frame
+    root = _parse(svg.sparkline(values, width=width, height=height, y_max=y_max))
+    top = y_max or max([v for v in values if v is not None] + [1.0])
+    drawn = [[tuple(float(c) for c in p.split(",")) for p in (e.get("points") or "").split()]
+             if e.tag == f"{SVG}polyline" else [(float(e.get("cx") or 0), float(e.get("cy") or 0))]
+             for e in root if e.tag in (f"{SVG}polyline", f"{SVG}circle")]
+    runs: list[list[int]] = [[]]
+    for i, v in enumerate(values):
+        if v is not None:
+            runs[-1].append(i)
+        elif runs[-1]:
+            runs.append([])
+    runs = [r for r in runs if r]
+    assert [len(r) for r in drawn] == [len(r) for r in runs]
+    for run, points in zip(runs, drawn, strict=True):
+        for i, (x, y) in zip(run, points, strict=True):
+            value = values[i]
+            assert value is not None
+            want_x = 1 + (width - 2) * i / max(len(values) - 1, 1)
+            want_y = 1 + (height - 2) * (1 - min(max(value, 0.0), top) / top)
+            assert abs(x - want_x) <= 0.0051 and abs(y - want_y) <= 0.0051
