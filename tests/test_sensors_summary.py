@@ -8,6 +8,8 @@ the day."""
 from __future__ import annotations
 
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -141,14 +143,24 @@ def test_a_day_enriched_by_the_previous_release_is_filled_by_the_page(
         assert day_data(conn, DAY, limit=4)["from_summary"]
 
 
-def test_the_migration_fills_the_days_enriched_before(db: Database) -> None:
+def test_a_day_enriched_before_the_summary_is_filled_once_by_two_first_views(
+        db: Database) -> None:
+    """Migration 0038 leaves the days enriched before it without rows; two views at once of
+    such a day fill it once (the second waits on the first's lock, then reads its rows)."""
     _store(db, 9)
     enrich(db, DAY)
     written = _summary(db, DAY)
     sql(db, "DELETE FROM sensors_day_detectors")
-    # what migration 0038 runs
-    sql(db, "SELECT renderer.sensors_day_detectors_fill(day) FROM sensors_days"
-            " WHERE enriched_version IS NOT NULL ORDER BY day")
+    with db.connect() as first, db.connect() as second:
+        shown = day_data(first, DAY)  # filled, the day's row still locked
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(day_data, second, DAY)
+            time.sleep(0.3)
+            assert not waiting.done()  # behind the first view's lock, not filling beside it
+            first.commit()
+            again = waiting.result(timeout=30)
+        second.commit()
+    assert not shown["from_summary"] and again["detectors"] == shown["detectors"]
     assert _summary(db, DAY) == written == _aggregated(db, DAY)
 
 

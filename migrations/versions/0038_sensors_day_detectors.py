@@ -1,9 +1,12 @@
 """Sensors: the day page's figures per detector (``sensors_day_detectors``), written by the
-day's enrichment, cleared by a trigger whenever sensors_days records a new enrichment, and
-filled here for the days enriched before (one aggregate a day, about 2 s for a
-1,000-detector day). No function changes behaviour: the previous release's workers keep
-calling renderer.sensors_enrich_end, whose update of sensors_days clears the day's rows, and
-the page aggregates a day without rows as before.
+day's enrichment, cleared by a trigger whenever sensors_days records a new enrichment. The
+days enriched before get theirs from the page's first view of them (sql/web_sensors.sql,
+day_fill; about 2 s for a 1,000-detector day), not here: a year of days would hold this
+migration's locks for 12 minutes. (This migration filled them itself when first released;
+a database upgraded then has its rows, and either way the rows are the same.) No function
+changes behaviour: the previous release's workers keep calling renderer.sensors_enrich_end,
+whose update of sensors_days clears the day's rows, and the previous release's page
+aggregates a day without rows as before.
 
 Revision ID: 0038
 Revises: 0037
@@ -24,8 +27,6 @@ NAMES = ["sensors_day_detectors", "sensors_day_detectors_clear", "sensors_days_e
 
 def upgrade() -> None:
     schema.apply(op, NAMES, as_of=revision)
-    op.execute("SELECT renderer.sensors_day_detectors_fill(day) FROM sensors_days"
-               " WHERE enriched_version IS NOT NULL ORDER BY day")
 
 
 def downgrade() -> None:
