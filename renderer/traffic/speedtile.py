@@ -155,14 +155,16 @@ def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
     if engine == "c" and parts > 1 and not scalar(conn, "traffic_speedtile.nothing_written"):
         parts = 1
     conn.execute(query("traffic_speedtile.lock_week"), params)
-    conn.execute(query("traffic_speedtile.delete_speeds"), params)
     if engine == "c":
         if sort not in ("c", "server"):
             raise ConfigError(f"unknown speed-tile sort {sort!r}",
                               "set traffic speedtile_sort to c or server")
-        speedtile_c.build_speeds_c(conn, params, parts=parts, sort_in_c=sort == "c",
-                                   work_mem=work_mem)
+        # the delete runs while the parts read (they read histograms and lengths only)
+        speedtile_c.build_speeds_c(
+            conn, params, parts=parts, sort_in_c=sort == "c", work_mem=work_mem,
+            before_write=lambda: conn.execute(query("traffic_speedtile.delete_speeds"), params))
     elif engine == "sql":
+        conn.execute(query("traffic_speedtile.delete_speeds"), params)
         conn.execute(query("traffic_speedtile.streaming_plan"))  # transaction-local settings
         conn.execute(query("traffic_speedtile.build_speeds"), params)
         conn.execute(query("traffic_speedtile.default_plan"))
