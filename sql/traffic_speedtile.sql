@@ -150,14 +150,24 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
 -- name: summarize_tiles
 -- Record the built tiles of the week (and forget those of the given tiles that now have no
 -- data); one row per given tile that has or had a speed tile, with the subtile counts
--- before and after so the export can remove files that are no longer produced.
+-- before and after so the export can remove files that are no longer produced. The built
+-- tiles' sums are read back from traffic_speeds, or given (%(built_tile_ids)s,
+-- %(built_segments)s, %(built_observations)s, %(built_max_index)s: the C engine's sums of
+-- the rows it wrote, the same numbers without a scan of the week's rows after the write;
+-- NULL: read them back).
 WITH built AS (
     SELECT s.tile_id, count(*)::integer AS segments,
            sum(s.total_observations)::bigint AS observations,
            max(renderer.segment_index(s.segment_id)) AS max_index
       FROM traffic_speeds s
-     WHERE s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.tile_id = ANY(%(tile_ids)s)
+     WHERE %(built_tile_ids)s::integer[] IS NULL
+       AND s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.tile_id = ANY(%(tile_ids)s)
      GROUP BY s.tile_id
+    UNION ALL
+    SELECT tile_id, segments, observations, max_index
+      FROM unnest(%(built_tile_ids)s::integer[], %(built_segments)s::integer[],
+                  %(built_observations)s::bigint[], %(built_max_index)s::integer[])
+           AS b (tile_id, segments, observations, max_index)
 ), known AS (
     SELECT tile_id, max_index FROM traffic_known_segments WHERE tile_id = ANY(%(tile_ids)s)
 ), old AS (

@@ -178,6 +178,30 @@ def test_rows_in_any_order_sorted_in_c_give_the_same_bytes(
     assert decode(want) == twin
 
 
+family_ids = st.builds(lambda index, tile: index << 25 | tile, st.integers(0, (1 << 21) - 1),
+                      st.sampled_from([0, 2140 << 3, 24840, 393121 | 1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bins=st.dictionaries(
+           st.tuples(family_ids, st.one_of(st.none(), family_ids),
+                     st.integers(FIRST, FIRST + 167), st.integers(0, 255), st.just(0)),
+           st.integers(1, 50), max_size=60),
+       min_count=st.integers(1, 6), unsorted=st.booleans())
+def test_the_builders_sums_per_tile_are_the_twins(
+        bins: dict[tuple[int, int | None, int, int, int], int], min_count: int,
+        unsorted: bool) -> None:
+    """What summarize_tiles is given instead of reading the rows back: per tile, segments,
+    observations (unpublished hours too) and the largest segment index."""
+    rows = key_order([(*k, c) for k, c in bins.items()])
+    builder = _speedtile.Builder("AUTO", FIRST, min_count, 160, b"", b"", unsorted=unsorted)
+    builder.feed(encode(rows[::-1] if unsorted else rows))
+    builder.finish()
+    weeks = speedtile.speeds_from_histograms(rows, {}, FIRST, min_count=min_count)
+    assert builder.tiles == speedtile.tile_sums(weeks)
+    assert sum(t[1] for t in builder.tiles) == builder.segments == len(weeks)
+
+
 def test_rows_out_of_key_order_are_refused() -> None:
     rows: list[Row] = [(8 << 25, None, FIRST + 1, 10, 0, 1), (8 << 25, None, FIRST, 10, 0, 1)]
     builder = _speedtile.Builder("AUTO", FIRST, 1, 160, b"", b"")

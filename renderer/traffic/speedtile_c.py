@@ -117,8 +117,11 @@ def _drain(conn: Connection, builder: Any, statement: str, params: dict[str, Any
 def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool = False,
                    parts: int = 1, work_mem: str = "",
                    connect_part: Callable[[], Connection] | None = None,
-                   before_write: Callable[[], object] | None = None) -> int:
-    """Insert the speed rows of ``params`` (those of build_speeds); the number of segments.
+                   before_write: Callable[[], object] | None = None
+                   ) -> list[tuple[int, int, int, int]]:
+    """Insert the speed rows of ``params`` (those of build_speeds); per tile of the rows
+    written, by tile id, (tile id, segments, observations, largest segment index): what
+    summarize_tiles would read back (``Builder.tiles``).
 
     ``sort_in_c``: the histogram rows come in the order the server's scan finds them and
     the C engine sorts them (speedtile_sort.c); else (the default) the server sorts them
@@ -138,7 +141,7 @@ def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool 
                         {**params, "lo": _MIN_ID, "hi": _MAX_ID})
         with conn.cursor() as cur, cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
             _write(copy, memoryview(output))
-        return int(builder.segments)
+        return cast(list[tuple[int, int, int, int]], builder.tiles)
     # read committed (every caller's): one statement would see what is committed when
     # it starts, so the parts share a snapshot the first part exports, which works inside
     # a savepoint too (a subtransaction cannot export its own); otherwise the parts read
@@ -148,9 +151,8 @@ def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool 
     with ThreadPoolExecutor(1, thread_name_prefix="speedtile-write") as side:
         # from here until the rows are written, conn is this thread's alone
         prepared = side.submit(before_write) if before_write is not None else None
-        segments = _split(conn, params, sort_in_c, parts, work_mem,
-                          connect_part or sibling(conn), snapshot, prepared)
-    return segments
+        return _split(conn, params, sort_in_c, parts, work_mem,
+                      connect_part or sibling(conn), snapshot, prepared)
 
 
 def _rows_query(sort_in_c: bool) -> str:
@@ -160,7 +162,7 @@ def _rows_query(sort_in_c: bool) -> str:
 
 def _split(conn: Connection, params: dict[str, Any], sort_in_c: bool, parts: int,
            work_mem: str, opener: Callable[[], Connection], snapshot: str | None,
-           prepared: Future[object] | None) -> int:
+           prepared: Future[object] | None) -> list[tuple[int, int, int, int]]:
     """The split build's reads and write (build_speeds_c); ``prepared``: conn's work to
     wait for before it writes."""
     rows_query = query(_rows_query(sort_in_c))
@@ -180,26 +182,29 @@ def _split(conn: Connection, params: dict[str, Any], sort_in_c: bool, parts: int
         ids, values = _lengths(part_conns[0], params)
         ranges = part_ranges(ids, parts, STAGGER)
 
-        def part(k: int) -> tuple[bytes, int]:
+        def part(k: int) -> tuple[bytes, list[tuple[int, int, int, int]]]:
             builder = _builder(params, ids, values, sort_in_c)
             lo, hi = ranges[k]
             output = _drain(part_conns[k], builder, rows_query, {**params, "lo": lo, "hi": hi})
             part_conns[k].rollback()
-            return output, int(builder.segments)
+            return output, builder.tiles
 
-        segments = 0
+        tiles: dict[int, tuple[int, int, int]] = {}
         with ThreadPoolExecutor(len(ranges), thread_name_prefix="speedtile") as pool:
             futures = [pool.submit(part, k) for k in range(len(ranges))]
             if prepared is not None:
                 prepared.result()
             with conn.cursor() as cur, cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
                 for k, future in enumerate(futures):  # in segment order, each as it is done
-                    output, n = future.result()
-                    segments += n
+                    output, sums = future.result()
+                    for tile, segments, observations, max_index in sums:
+                        had = tiles.get(tile, (0, 0, max_index))
+                        tiles[tile] = (had[0] + segments, had[1] + observations,
+                                       max(had[2], max_index))
                     # one stream: the first part's header, the last part's trailer
                     _write(copy, memoryview(output)[0 if k == 0 else _HEADER:
                                                     None if k == len(futures) - 1 else -2])
-        return segments
+        return [(tile, *tiles[tile]) for tile in sorted(tiles)]
 
 
 def _write(copy: Any, rows: memoryview) -> None:
