@@ -323,13 +323,16 @@ SELECT EXISTS (SELECT 1 FROM traffic_histograms
 -- The histogram rows of the given tiles and segments lo..hi (every int8 for a build in one
 -- part; a build split across backends reads its parts at once, speedtile_c.py) in key order
 -- (segment, hour, next segment NULLS LAST), as binary COPY, for ext/speedtile.c to compute
--- what build_speeds computes.
+-- what build_speeds computes. The range first: every part scans the tile-week, and the
+-- planner keeps the written order of quals of one cost, so a row of another part fails on
+-- its first qual (a part with no row: 0.50-0.52 server CPU s against 0.68-0.70 with the
+-- range last, BENCHMARKS.md wave 10).
 COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
         FROM traffic_histograms
-       WHERE mode = %(mode)s
+       WHERE segment_id BETWEEN %(lo)s AND %(hi)s
+         AND mode = %(mode)s
          AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
          AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
-         AND segment_id BETWEEN %(lo)s AND %(hi)s
        ORDER BY segment_id, hour, next_segment_id)
   TO STDOUT (FORMAT binary);
 
@@ -338,10 +341,10 @@ COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
 -- speedtile_sort.c): the server then only scans, filters and sends (BENCHMARKS.md).
 COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
         FROM traffic_histograms
-       WHERE mode = %(mode)s
+       WHERE segment_id BETWEEN %(lo)s AND %(hi)s
+         AND mode = %(mode)s
          AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
-         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
-         AND segment_id BETWEEN %(lo)s AND %(hi)s)
+         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s))
   TO STDOUT (FORMAT binary);
 
 -- name: nothing_written
