@@ -17,7 +17,8 @@
  * instead of by the server. Then
  * feed(buffer) any number of times (chunks of the COPY stream; a chunk may end anywhere),
  * take() -> bytes (the output so far, handed over), finish() -> bytes (the rest and the
- * trailer). Attributes rows, segments.
+ * trailer). Attributes rows, segments, tiles (per tile of the rows written: tile id,
+ * segments, observations, largest segment index; twin: speedtile.tile_sums).
  *
  * drain(pgconn_address) reads a COPY TO STDOUT in progress on that libpq connection (the
  * address psycopg gives as ``pgconn.pgconn_ptr``) straight from libpq, up to and including
@@ -82,6 +83,12 @@ typedef struct {
     double n, sd, sdd, sq, sqq;
 } Sums;
 
+/* Per tile (segment_id & 0x1FFFFFF) of the rows written: what summarize_tiles would read
+ * back from them (segments, the sum of total_observations, the largest segment index). */
+typedef struct {
+    int64_t tile, segments, observations, max_index;
+} TileSum;
+
 typedef struct {
     PyObject_HEAD
     /* settings */
@@ -104,6 +111,8 @@ typedef struct {
     Vec next_cols[N_NEXT_COLS];
     Buf out;
     int64_t rows, segments;
+    TileSum *tiles;
+    size_t n_tiles, cap_tiles;
 } Builder;
 
 static int range_error(const char *what, double v) {
@@ -258,7 +267,7 @@ static int put_array(Buf *o, const Vec *x, int oid) {
 /* The packed columns (renderer/traffic/speedtile_pack.py): fixed-width big-endian records
  * in bytea, no per-element length word for the server to parse. */
 
-static int put_packed(Buf *o, const Builder *b) {
+static int put_packed(Buf *o, const Builder *b, int64_t *observations) {
     size_t h = b->hour_cols[H_HOURS].len, x = b->next_cols[X_HOURS].len;
     if (h * HOUR_RECORD > INT32_MAX || x * NEXT_RECORD > INT32_MAX) {
         pgcopy_raise(PyExc_ValueError, "packed columns too large");
@@ -289,6 +298,32 @@ static int put_packed(Buf *o, const Builder *b) {
     p = w32(p, 8);
     p = w64(p, total);
     o->len = (size_t)(p - o->data);
+    *observations = total;
+    return 0;
+}
+
+/* Count the segment row just written in its tile's sums (renderer.segment_tile_id and
+ * renderer.segment_index, as SQL computes them). A tile family has 17 to 273 tiles: a
+ * linear search, the last tile first. */
+static int count_tile(Builder *b, int64_t observations) {
+    int64_t tile = b->segment & 33554431, index = b->segment >> 25;
+    for (size_t i = b->n_tiles; i-- > 0;) {
+        TileSum *t = &b->tiles[i];
+        if (t->tile == tile) {
+            t->segments++;
+            t->observations += observations;
+            if (index > t->max_index) t->max_index = index;
+            return 0;
+        }
+    }
+    if (b->n_tiles == b->cap_tiles) {
+        size_t cap = b->cap_tiles ? b->cap_tiles * 2 : 32;
+        TileSum *d = PyMem_RawRealloc(b->tiles, cap * sizeof *d);
+        if (!d) return no_memory();
+        b->tiles = d;
+        b->cap_tiles = cap;
+    }
+    b->tiles[b->n_tiles++] = (TileSum){tile, 1, observations, index};
     return 0;
 }
 
@@ -315,7 +350,8 @@ static int close_segment(Builder *b) {
     static const int arrays[3] = {H_HOURS, H_OBS, H_SPEEDS};
     for (int c = 0; c < 3; c++)
         if (put_array(o, &b->hour_cols[arrays[c]], hour_oids[arrays[c]])) return -1;
-    if (put_packed(o, b)) return -1;
+    int64_t observations;
+    if (put_packed(o, b, &observations) || count_tile(b, observations)) return -1;
     for (int c = 0; c < N_HOUR_COLS; c++) b->hour_cols[c].len = 0;
     for (int c = 0; c < N_NEXT_COLS; c++) b->next_cols[c].len = 0;
     b->segments++;
@@ -519,6 +555,7 @@ static void Builder_dealloc(Builder *b) {
     pgcopy_free(&b->in);
     PyMem_RawFree(b->held);
     PyMem_RawFree(b->nexts);
+    PyMem_RawFree(b->tiles);
     PyMem_Free(b->out.data);
     for (int c = 0; c < N_HOUR_COLS; c++) PyMem_RawFree(b->hour_cols[c].v);
     for (int c = 0; c < N_NEXT_COLS; c++) PyMem_RawFree(b->next_cols[c].v);
@@ -528,6 +565,27 @@ static void Builder_dealloc(Builder *b) {
 static PyObject *Builder_rows(Builder *b, void *unused) { return PyLong_FromLongLong(b->rows); }
 static PyObject *Builder_segments(Builder *b, void *unused) {
     return PyLong_FromLongLong(b->segments);
+}
+
+static int tile_order(const void *a, const void *b) {
+    int64_t x = ((const TileSum *)a)->tile, y = ((const TileSum *)b)->tile;
+    return (x > y) - (x < y);
+}
+
+static PyObject *Builder_tiles(Builder *b, void *unused) {
+    qsort(b->tiles, b->n_tiles, sizeof *b->tiles, tile_order);
+    PyObject *list = PyList_New((Py_ssize_t)b->n_tiles);
+    for (size_t i = 0; list && i < b->n_tiles; i++) {
+        TileSum *t = &b->tiles[i];
+        PyObject *item = Py_BuildValue("(LLLL)", (long long)t->tile, (long long)t->segments,
+                                       (long long)t->observations, (long long)t->max_index);
+        if (!item) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
 }
 
 static PyMethodDef Builder_methods[] = {
@@ -542,6 +600,9 @@ static PyMethodDef Builder_methods[] = {
 static PyGetSetDef Builder_getset[] = {
     {"rows", (getter)Builder_rows, NULL, "Histogram rows read.", NULL},
     {"segments", (getter)Builder_segments, NULL, "Segment rows written.", NULL},
+    {"tiles", (getter)Builder_tiles, NULL,
+     "Per tile of the rows written, by tile id: (tile_id, segments, observations, "
+     "max_index), what summarize_tiles reads back (twin: speedtile.tile_sums).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

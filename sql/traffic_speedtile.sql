@@ -150,14 +150,24 @@ SELECT %(mode)s, %(first_hour)s, segment_id, min(length)::integer,
 -- name: summarize_tiles
 -- Record the built tiles of the week (and forget those of the given tiles that now have no
 -- data); one row per given tile that has or had a speed tile, with the subtile counts
--- before and after so the export can remove files that are no longer produced.
+-- before and after so the export can remove files that are no longer produced. The built
+-- tiles' sums are read back from traffic_speeds, or given (%(built_tile_ids)s,
+-- %(built_segments)s, %(built_observations)s, %(built_max_index)s: the C engine's sums of
+-- the rows it wrote, the same numbers without a scan of the week's rows after the write;
+-- NULL: read them back).
 WITH built AS (
     SELECT s.tile_id, count(*)::integer AS segments,
            sum(s.total_observations)::bigint AS observations,
            max(renderer.segment_index(s.segment_id)) AS max_index
       FROM traffic_speeds s
-     WHERE s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.tile_id = ANY(%(tile_ids)s)
+     WHERE %(built_tile_ids)s::integer[] IS NULL
+       AND s.mode = %(mode)s AND s.first_hour = %(first_hour)s AND s.tile_id = ANY(%(tile_ids)s)
      GROUP BY s.tile_id
+    UNION ALL
+    SELECT tile_id, segments, observations, max_index
+      FROM unnest(%(built_tile_ids)s::integer[], %(built_segments)s::integer[],
+                  %(built_observations)s::bigint[], %(built_max_index)s::integer[])
+           AS b (tile_id, segments, observations, max_index)
 ), known AS (
     SELECT tile_id, max_index FROM traffic_known_segments WHERE tile_id = ANY(%(tile_ids)s)
 ), old AS (
@@ -313,13 +323,16 @@ SELECT EXISTS (SELECT 1 FROM traffic_histograms
 -- The histogram rows of the given tiles and segments lo..hi (every int8 for a build in one
 -- part; a build split across backends reads its parts at once, speedtile_c.py) in key order
 -- (segment, hour, next segment NULLS LAST), as binary COPY, for ext/speedtile.c to compute
--- what build_speeds computes.
+-- what build_speeds computes. The range first: every part scans the tile-week, and the
+-- planner keeps the written order of quals of one cost, so a row of another part fails on
+-- its first qual (a part with no row: 0.50-0.52 server CPU s against 0.68-0.70 with the
+-- range last, BENCHMARKS.md wave 10).
 COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
         FROM traffic_histograms
-       WHERE mode = %(mode)s
+       WHERE segment_id BETWEEN %(lo)s AND %(hi)s
+         AND mode = %(mode)s
          AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
          AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
-         AND segment_id BETWEEN %(lo)s AND %(hi)s
        ORDER BY segment_id, hour, next_segment_id)
   TO STDOUT (FORMAT binary);
 
@@ -328,10 +341,10 @@ COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
 -- speedtile_sort.c): the server then only scans, filters and sends (BENCHMARKS.md).
 COPY (SELECT segment_id, next_segment_id, hour, duration_code, queue_code, count
         FROM traffic_histograms
-       WHERE mode = %(mode)s
+       WHERE segment_id BETWEEN %(lo)s AND %(hi)s
+         AND mode = %(mode)s
          AND hour >= %(first_hour)s AND hour < %(first_hour)s + 168
-         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s)
-         AND segment_id BETWEEN %(lo)s AND %(hi)s)
+         AND renderer.segment_tile_id(segment_id) = ANY(%(tile_ids)s))
   TO STDOUT (FORMAT binary);
 
 -- name: nothing_written

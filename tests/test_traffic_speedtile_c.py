@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 import struct
+import time
 from array import array
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -177,6 +178,30 @@ def test_rows_in_any_order_sorted_in_c_give_the_same_bytes(
     assert decode(want) == twin
 
 
+family_ids = st.builds(lambda index, tile: index << 25 | tile, st.integers(0, (1 << 21) - 1),
+                      st.sampled_from([0, 2140 << 3, 24840, 393121 | 1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(bins=st.dictionaries(
+           st.tuples(family_ids, st.one_of(st.none(), family_ids),
+                     st.integers(FIRST, FIRST + 167), st.integers(0, 255), st.just(0)),
+           st.integers(1, 50), max_size=60),
+       min_count=st.integers(1, 6), unsorted=st.booleans())
+def test_the_builders_sums_per_tile_are_the_twins(
+        bins: dict[tuple[int, int | None, int, int, int], int], min_count: int,
+        unsorted: bool) -> None:
+    """What summarize_tiles is given instead of reading the rows back: per tile, segments,
+    observations (unpublished hours too) and the largest segment index."""
+    rows = key_order([(*k, c) for k, c in bins.items()])
+    builder = _speedtile.Builder("AUTO", FIRST, min_count, 160, b"", b"", unsorted=unsorted)
+    builder.feed(encode(rows[::-1] if unsorted else rows))
+    builder.finish()
+    weeks = speedtile.speeds_from_histograms(rows, {}, FIRST, min_count=min_count)
+    assert builder.tiles == speedtile.tile_sums(weeks)
+    assert sum(t[1] for t in builder.tiles) == builder.segments == len(weeks)
+
+
 def test_rows_out_of_key_order_are_refused() -> None:
     rows: list[Row] = [(8 << 25, None, FIRST + 1, 10, 0, 1), (8 << 25, None, FIRST, 10, 0, 1)]
     builder = _speedtile.Builder("AUTO", FIRST, 1, 160, b"", b"")
@@ -282,6 +307,64 @@ def test_a_transaction_that_wrote_histograms_builds_them_in_one_part(db: Databas
         built = speedtile.build(conn, TileWeek("AUTO", TILE, WEEK), parts=3)
         conn.commit()
     assert built.segments == len({r[0] for r in rows}) > 0
+
+
+def test_a_split_build_deletes_the_last_build_while_it_reads_and_writes_after(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete of the last build's rows runs on the build's connection while the parts
+    read; the write waits for it however slow it is: every segment once, as one part writes
+    it."""
+    _store_random_week(db, 13)
+    _fresh_build(db)
+    want = _dump(db)
+    real = speedtile_c.build_speeds_c
+    order: list[str] = []
+
+    def slow(conn: Any, params: dict[str, Any], **options: Any) -> int:
+        delete = options["before_write"]
+
+        def later() -> None:
+            order.append("delete starts")
+            time.sleep(0.5)  # slower than the parts' reads
+            delete()
+            order.append("delete done")
+
+        real_drain = speedtile_c._drain
+
+        def drain(*args: Any) -> bytes:
+            order.append("part reads")
+            return real_drain(*args)
+
+        monkeypatch.setattr(speedtile_c, "_drain", drain)
+        return real(conn, params, **{**options, "before_write": later})
+
+    monkeypatch.setattr(speedtile_c, "build_speeds_c", slow)
+    for _ in range(2):  # a rebuild over the rows of the last
+        build(db, parts=2, sort="c")
+        assert sorted(_dump(db)) == sorted(want)
+    assert order[:2] == ["delete starts", "part reads"] and order[-1] == "delete done"
+
+
+def test_a_split_build_that_fails_leaves_the_last_build(db: Database) -> None:
+    """A part that fails fails the build: its delete rolls back with it (exactly once)."""
+    _store_random_week(db, 14)
+    build(db)
+    want = sorted(_dump(db))
+
+    def broken() -> Any:
+        raise OSError("no second connection")
+
+    with pytest.raises(OSError, match="no second connection"), db.connect() as conn:
+        speedtile_c.build_speeds_c(
+            conn, {**_params(), "tile_ids": [speedtile.tiles.tile_id(TILE)]}, parts=2,
+            connect_part=broken,
+            before_write=lambda: conn.execute("DELETE FROM traffic_speeds"))
+    assert sorted(_dump(db)) == want
+
+
+def _params() -> dict[str, Any]:
+    return {"mode": "AUTO", "first_hour": FIRST, "min_count": 1,
+            "max_speed": speedtile.MAX_SPEED}
 
 
 def test_a_part_connects_as_the_build_did_its_password_kept_out_of_the_conninfo(

@@ -41,7 +41,7 @@ from renderer.traffic.layout import Prefix
 
 __all__ = ["KIND", "MAX_SPEED", "BuiltTile", "SegmentWeek", "TileWeek", "WeekBuild", "build",
            "family", "for_histogram", "handle", "jitter", "prevalence", "round_half_away",
-           "speeds_from_histograms"]
+           "speeds_from_histograms", "tile_sums"]
 
 log = logging.getLogger(__name__)
 
@@ -155,27 +155,40 @@ def build(conn: Connection, spec: TileWeek, *, min_count: int = 1,
     if engine == "c" and parts > 1 and not scalar(conn, "traffic_speedtile.nothing_written"):
         parts = 1
     conn.execute(query("traffic_speedtile.lock_week"), params)
-    conn.execute(query("traffic_speedtile.delete_speeds"), params)
+    built: list[TileSum] | None = None  # the SQL engine's are read back from traffic_speeds
     if engine == "c":
         if sort not in ("c", "server"):
             raise ConfigError(f"unknown speed-tile sort {sort!r}",
                               "set traffic speedtile_sort to c or server")
-        speedtile_c.build_speeds_c(conn, params, parts=parts, sort_in_c=sort == "c",
-                                   work_mem=work_mem)
+        # the delete runs while the parts read (they read histograms and lengths only)
+        built = speedtile_c.build_speeds_c(
+            conn, params, parts=parts, sort_in_c=sort == "c", work_mem=work_mem,
+            before_write=lambda: conn.execute(query("traffic_speedtile.delete_speeds"), params))
     elif engine == "sql":
+        conn.execute(query("traffic_speedtile.delete_speeds"), params)
         conn.execute(query("traffic_speedtile.streaming_plan"))  # transaction-local settings
         conn.execute(query("traffic_speedtile.build_speeds"), params)
         conn.execute(query("traffic_speedtile.default_plan"))
     else:
         raise ConfigError(f"unknown speed-tile engine {engine!r}",
                           "set traffic speedtile_engine to c or sql")
-    rows = conn.execute(query("traffic_speedtile.summarize_tiles"), params).fetchall()
-    built = tuple(
+    rows = conn.execute(query("traffic_speedtile.summarize_tiles"),
+                        {**params, **_built_params(built)}).fetchall()
+    result = tuple(
         BuiltTile(Tile(r["level"], r["tile_index"]), r["total_segments"],
                   r["old_total_segments"], r["segments"], r["observations"])
         for r in rows
     )
-    return WeekBuild(spec, first_hour, min_count, built)
+    return WeekBuild(spec, first_hour, min_count, result)
+
+
+def _built_params(built: list[TileSum] | None) -> dict[str, list[int] | None]:
+    """summarize_tiles' ``built_*`` parameters: the C engine's sums per tile, or None (read
+    them back from traffic_speeds)."""
+    names = ("built_tile_ids", "built_segments", "built_observations", "built_max_index")
+    if built is None:
+        return dict.fromkeys(names)
+    return {name: [t[k] for t in built] for k, name in enumerate(names)}
 
 
 def handle(job: Job) -> WeekBuild:
@@ -355,6 +368,31 @@ def _hour(segment_id: int, how: int, nexts: dict[int | None, _Sums], length: int
             out.queue_lengths.append(round_half_away(sq / n * length / 255))
             out.queue_length_variances.append(round_half_away(
                 max(sqq / n - (sq / n) * (sq / n), 0) * (length / 255) * (length / 255)))
+
+
+TileSum = tuple[int, int, int, int]
+"""Per tile of a build: (tile id, segments, observations, largest segment index)."""
+
+
+def tile_sums(weeks: Mapping[int, SegmentWeek]) -> list[TileSum]:
+    """What summarize_tiles reads back per tile from the rows of ``weeks`` (segment id ->
+    its week), by tile id: the twin of ``_speedtile.Builder.tiles``, which the C engine
+    gives summarize_tiles instead of a scan of the rows it just wrote.
+
+    Examples
+    --------
+    >>> tile_sums({3 << 25 | 24840: SegmentWeek(None, [0], [5]),
+    ...            7 << 25 | 24840: SegmentWeek(None, [0, 1], [1, 2])})
+    [(24840, 2, 8, 7)]
+    """
+    sums: dict[int, list[int]] = {}
+    for segment_id, week in weeks.items():
+        tile, index = segment_id & 0x1FFFFFF, segment_id >> 25
+        t = sums.setdefault(tile, [0, 0, index])
+        t[0] += 1
+        t[1] += sum(week.observations)
+        t[2] = max(t[2], index)
+    return [(tile, *t) for tile, t in sorted(sums.items())]  # type: ignore[misc]
 
 
 def speeds_from_histograms(

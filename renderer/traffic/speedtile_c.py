@@ -20,7 +20,10 @@ and COPYs and the C loops run at once. The ranges are in segment order, so their
 written one after the other by the caller's connection, are the very rows and order of one
 part. The caller's transaction must not have written yet (no snapshot shows its own writes
 to another backend: ``build`` checks); in repeatable read or serializable it must not be
-inside a savepoint (a subtransaction cannot export its snapshot).
+inside a savepoint (a subtransaction cannot export its snapshot). The segment lengths are
+read by the first part, at the parts' snapshot (what the one statement build_speeds reads);
+meanwhile the caller's connection does what must precede the write (``before_write``: the
+delete of the last build's rows), so the start leaves no core idle.
 
 Rounding happens in one place in C: ``st_round`` in ext/speedtile.c (half to even, as the
 twin's ``round``).
@@ -31,7 +34,7 @@ from __future__ import annotations
 import contextlib
 from array import array
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
 from renderer import _speedtile  # type: ignore[attr-defined]
@@ -113,66 +116,95 @@ def _drain(conn: Connection, builder: Any, statement: str, params: dict[str, Any
 
 def build_speeds_c(conn: Connection, params: dict[str, Any], *, sort_in_c: bool = False,
                    parts: int = 1, work_mem: str = "",
-                   connect_part: Callable[[], Connection] | None = None) -> int:
-    """Insert the speed rows of ``params`` (those of build_speeds); the number of segments.
+                   connect_part: Callable[[], Connection] | None = None,
+                   before_write: Callable[[], object] | None = None
+                   ) -> list[tuple[int, int, int, int]]:
+    """Insert the speed rows of ``params`` (those of build_speeds); per tile of the rows
+    written, by tile id, (tile id, segments, observations, largest segment index): what
+    summarize_tiles would read back (``Builder.tiles``).
 
     ``sort_in_c``: the histogram rows come in the order the server's scan finds them and
     the C engine sorts them (speedtile_sort.c); else (the default) the server sorts them
     (ORDER BY), which measured cheaper in all with one part (BENCHMARKS.md).
     ``parts``: split the read across that many backends at once (the module's docstring),
     each with ``work_mem`` for its sort ('' the server's), connected by ``connect_part``
-    (default: :func:`sibling` of ``conn``)."""
-    ids, values = _lengths(conn, params)
-    ranges = part_ranges(ids, parts, STAGGER)
-    rows_query = query("traffic_speedtile.histogram_rows_part_heap_copy" if sort_in_c
-                       else "traffic_speedtile.histogram_rows_part_copy")
-    with conn.cursor() as cur:
-        if len(ranges) == 1:  # the one range covers every segment id
+    (default: :func:`sibling` of ``conn``). ``before_write``: what ``conn`` must do before
+    the rows are written (the delete of the last build's rows): with parts, in a thread of
+    its own while the parts read (it must not need what they read, nor they what it writes),
+    so that the start does not leave a core idle (BENCHMARKS.md, wave 10)."""
+    if parts == 1:
+        if before_write is not None:
+            before_write()
+        ids, values = _lengths(conn, params)
+        builder = _builder(params, ids, values, sort_in_c)
+        output = _drain(conn, builder, query(_rows_query(sort_in_c)),
+                        {**params, "lo": _MIN_ID, "hi": _MAX_ID})
+        with conn.cursor() as cur, cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
+            _write(copy, memoryview(output))
+        return cast(list[tuple[int, int, int, int]], builder.tiles)
+    # read committed (every caller's): one statement would see what is committed when
+    # it starts, so the parts share a snapshot the first part exports, which works inside
+    # a savepoint too (a subtransaction cannot export its own); otherwise the parts read
+    # at the caller's own snapshot, exported
+    snapshot = (None if scalar(conn, "traffic_speedtile.read_committed")
+                else scalar(conn, "traffic_speedtile.export_snapshot"))
+    with ThreadPoolExecutor(1, thread_name_prefix="speedtile-write") as side:
+        # from here until the rows are written, conn is this thread's alone
+        prepared = side.submit(before_write) if before_write is not None else None
+        return _split(conn, params, sort_in_c, parts, work_mem,
+                      connect_part or sibling(conn), snapshot, prepared)
+
+
+def _rows_query(sort_in_c: bool) -> str:
+    return ("traffic_speedtile.histogram_rows_part_heap_copy" if sort_in_c
+            else "traffic_speedtile.histogram_rows_part_copy")
+
+
+def _split(conn: Connection, params: dict[str, Any], sort_in_c: bool, parts: int,
+           work_mem: str, opener: Callable[[], Connection], snapshot: str | None,
+           prepared: Future[object] | None) -> list[tuple[int, int, int, int]]:
+    """The split build's reads and write (build_speeds_c); ``prepared``: conn's work to
+    wait for before it writes."""
+    rows_query = query(_rows_query(sort_in_c))
+    with contextlib.ExitStack() as stack:
+        part_conns = [stack.enter_context(opener()) for _ in range(parts)]
+        for part_conn in part_conns:
+            part_conn.execute(query("traffic_speedtile.part_begin"))
+            if snapshot is None:  # the first part's, exported at its first statement
+                snapshot = scalar(part_conn, "traffic_speedtile.export_snapshot")
+            else:
+                part_conn.execute(sql.SQL(query("traffic_speedtile.part_snapshot")).format(  # type: ignore[arg-type]
+                    snapshot=sql.Literal(snapshot)))
+            if work_mem:
+                part_conn.execute(query("traffic_speedtile.part_work_mem"),
+                                  {"work_mem": work_mem})
+        # the lengths at the parts' snapshot: what the one statement of build_speeds reads
+        ids, values = _lengths(part_conns[0], params)
+        ranges = part_ranges(ids, parts, STAGGER)
+
+        def part(k: int) -> tuple[bytes, list[tuple[int, int, int, int]]]:
             builder = _builder(params, ids, values, sort_in_c)
-            lo, hi = ranges[0]
-            output = _drain(conn, builder, rows_query, {**params, "lo": lo, "hi": hi})
-            with cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
-                _write(copy, memoryview(output))
-            return int(builder.segments)
-        # read committed (every caller's): one statement would see what is committed when
-        # it starts, so the parts share a snapshot the first part exports, which works inside
-        # a savepoint too (a subtransaction cannot export its own); otherwise the parts read
-        # at the caller's own snapshot, exported
-        snapshot = (None if scalar(conn, "traffic_speedtile.read_committed")
-                    else scalar(conn, "traffic_speedtile.export_snapshot"))
-        opener = connect_part or sibling(conn)
-        with contextlib.ExitStack() as stack:
-            part_conns = [stack.enter_context(opener()) for _ in ranges]
-            for part_conn in part_conns:
-                part_conn.execute(query("traffic_speedtile.part_begin"))
-                if snapshot is None:  # the first part's, exported at its first statement
-                    snapshot = scalar(part_conn, "traffic_speedtile.export_snapshot")
-                else:
-                    part_conn.execute(sql.SQL(query("traffic_speedtile.part_snapshot")).format(  # type: ignore[arg-type]
-                        snapshot=sql.Literal(snapshot)))
-                if work_mem:
-                    part_conn.execute(query("traffic_speedtile.part_work_mem"),
-                                      {"work_mem": work_mem})
+            lo, hi = ranges[k]
+            output = _drain(part_conns[k], builder, rows_query, {**params, "lo": lo, "hi": hi})
+            part_conns[k].rollback()
+            return output, builder.tiles
 
-            def part(k: int) -> tuple[bytes, int]:
-                builder = _builder(params, ids, values, sort_in_c)
-                lo, hi = ranges[k]
-                output = _drain(part_conns[k], builder, rows_query,
-                                {**params, "lo": lo, "hi": hi})
-                part_conns[k].rollback()
-                return output, int(builder.segments)
-
-            segments = 0
-            with (ThreadPoolExecutor(len(ranges), thread_name_prefix="speedtile") as pool,
-                  cur.copy(query("traffic_speedtile.speeds_copy")) as copy):
-                futures = [pool.submit(part, k) for k in range(len(ranges))]
+        tiles: dict[int, tuple[int, int, int]] = {}
+        with ThreadPoolExecutor(len(ranges), thread_name_prefix="speedtile") as pool:
+            futures = [pool.submit(part, k) for k in range(len(ranges))]
+            if prepared is not None:
+                prepared.result()
+            with conn.cursor() as cur, cur.copy(query("traffic_speedtile.speeds_copy")) as copy:
                 for k, future in enumerate(futures):  # in segment order, each as it is done
-                    output, n = future.result()
-                    segments += n
+                    output, sums = future.result()
+                    for tile, segments, observations, max_index in sums:
+                        had = tiles.get(tile, (0, 0, max_index))
+                        tiles[tile] = (had[0] + segments, had[1] + observations,
+                                       max(had[2], max_index))
                     # one stream: the first part's header, the last part's trailer
                     _write(copy, memoryview(output)[0 if k == 0 else _HEADER:
                                                     None if k == len(futures) - 1 else -2])
-            return segments
+        return [(tile, *tiles[tile]) for tile in sorted(tiles)]
 
 
 def _write(copy: Any, rows: memoryview) -> None:
