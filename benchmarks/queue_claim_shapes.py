@@ -293,7 +293,7 @@ def main() -> None:
                 for statement in HOT_FILL_SQL.format(t=t).split(";"):
                     if statement.strip():
                         conn.execute(statement, {"kind": KIND} if "%(" in statement else None)
-            conn.execute("VACUUM ANALYZE work_queue")
+            conn.execute("VACUUM ANALYZE work_queue, queue_pending")
         per_round = args.items // args.batch // args.rounds
         for r in range(args.rounds):
             for name, shape in shapes.items():

@@ -160,7 +160,7 @@ def main() -> None:
                 queue.enqueue_many(conn, (queue.NewItem(qt.KIND, f"t{i}", set_id="throttled")
                                           for i in range(args.throttled)))
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE work_queue")
+            conn.execute("VACUUM ANALYZE work_queue, queue_pending")
             conn.execute("SELECT pg_stat_statements_reset()")
             conn.execute("SELECT pg_stat_reset()")
             conn.execute("SELECT pg_stat_reset_shared('wal')")

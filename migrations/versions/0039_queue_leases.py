@@ -4,7 +4,7 @@ failed ones are listed in ``queue_parked``, both kept in step with work_queue by
 triggers whoever writes it; a claim deletes its batch from queue_pending and writes one
 ``queue_leases`` row; the completion's update of an item to done is then its only write,
 and HOT: the four partial indexes of work_queue, whose predicates named ``state``, are
-dropped, and the table gets fillfactor 70.
+dropped, and the table gets fillfactor 45 (room for a new version of every row of a page).
 
 One release, not two: the previous release's workers reach the queue through the
 ``renderer.queue_*`` functions by name, and every one of them that reads or writes pending,
@@ -76,7 +76,7 @@ def upgrade() -> None:
     schema.apply(op, [*REPLACED, *TRIGGERS], as_of=revision)
     for index in INDEXES:
         op.execute(f"DROP INDEX {index}")
-    op.execute("ALTER TABLE work_queue SET (fillfactor = 70)")
+    op.execute("ALTER TABLE work_queue SET (fillfactor = 45)")
 
 
 def downgrade() -> None:

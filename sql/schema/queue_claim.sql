@@ -181,9 +181,9 @@ $$;
 -- The worker's claim in one function (issue 16): first it lets through what throttled
 -- sets allow (queue_feed; unthrottled, one probe of the empty queue_throttles), then picks
 -- the kind at the head of the queue among p_kinds (on a batch turn, the head of the batch
--- priority), and leases that kind's batch (queue_lease_batch: a fifth of it, all of it on a
--- batch turn, first from batch priority, so on-demand work cannot starve the batch). The
--- items are not written: one lease row names them. Asynchronous commit: a claim lost in a
+-- priority), and leases that kind's batch as queue_lease_batch does (a fifth of it, all of
+-- it on a batch turn, first from batch priority, so on-demand work cannot starve the
+-- batch; its body inline). The items are not written: one lease row names them. Asynchronous commit: a claim lost in a
 -- crash only makes its items claimable again.
 CREATE OR REPLACE FUNCTION renderer.queue_claim_next_v2(
     p_kinds text[], p_limits integer[], p_leases double precision[], p_owner text,
@@ -195,6 +195,10 @@ DECLARE
     v_kind text;
     v_pos integer;
     v_limit integer;
+    v_reserve integer;
+    v_token uuid := gen_random_uuid();
+    v_ids bigint[] := '{}';
+    v_tids tid[] := '{}';
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     IF EXISTS (SELECT 1 FROM queue_throttles) THEN
@@ -223,9 +227,52 @@ BEGIN
     END IF;
     v_pos := array_position(p_kinds, v_kind);
     v_limit := p_limits[v_pos];
-    RETURN QUERY SELECT * FROM renderer.queue_lease_batch(
-        v_kind, v_limit, CASE WHEN p_batch_turn THEN v_limit ELSE v_limit / 5 END, p_owner,
-        p_leases[v_pos]);
+    v_reserve := CASE WHEN p_batch_turn THEN v_limit ELSE v_limit / 5 END;
+    -- queue_lease_batch, inline (a nested RETURN QUERY materialises the batch once more)
+    IF v_reserve > 0 THEN
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.ctid), '{}')
+        INTO v_ids, v_tids FROM (
+            SELECT q.id, q.ctid FROM queue_pending q
+            WHERE q.kind = v_kind AND q.priority <= 0 AND q.run_after <= now()
+            ORDER BY q.priority DESC, q.run_after, q.id
+            LIMIT v_reserve FOR UPDATE SKIP LOCKED) c;
+    END IF;
+    IF cardinality(v_ids) < v_limit THEN
+        SELECT v_ids || coalesce(array_agg(c.id), '{}'),
+               v_tids || coalesce(array_agg(c.ctid), '{}')
+        INTO v_ids, v_tids FROM (
+            SELECT q.id, q.ctid FROM queue_pending q
+            WHERE q.kind = v_kind AND q.run_after <= now() AND q.id <> ALL (v_ids)
+            ORDER BY q.priority DESC, q.run_after, q.id
+            LIMIT v_limit - cardinality(v_ids) FOR UPDATE SKIP LOCKED) c;
+    END IF;
+    IF cardinality(v_ids) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH d AS (
+        DELETE FROM queue_pending q WHERE q.ctid = ANY (v_tids)
+        RETURNING q.id, q.kind, coalesce(q.set_id, '') AS set_id, q.since),
+    l AS (
+        INSERT INTO queue_leases (token, owner, kind, expires, started_at, ids)
+        SELECT v_token, p_owner, v_kind, now() + make_interval(secs => p_leases[v_pos]),
+               now(), array_agg(d.id) FROM d),
+    c AS (
+        INSERT INTO queue_count_deltas (kind, set_id, state, n)
+        SELECT d.kind, d.set_id, s.state, s.sign * count(*)
+        FROM d CROSS JOIN (VALUES ('pending', -1), ('running', 1)) AS s(state, sign)
+        GROUP BY d.kind, d.set_id, s.state, s.sign),
+    t AS (
+        INSERT INTO queue_timing_deltas
+        SELECT w.kind, w.set_id, 'claim_wait', renderer.queue_timing_bucket(w.s), count(*),
+               sum(w.s), max(w.s), min(w.since), now()
+        FROM (SELECT d.kind, d.set_id, d.since,
+                     greatest(0::float8, date_part('epoch', now() - d.since)) AS s
+              FROM d) w
+        GROUP BY 1, 2, 3, 4)
+    SELECT w.id, w.kind, w.key, w.payload, w.attempt + 1, w.set_id, w.grp, v_token,
+           w.priority, w.fingerprint
+    FROM d JOIN work_queue w ON w.id = d.id;
 END
 $$;
 
