@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from renderer import queue, schema
 from renderer.queue import NewItem
 from renderer.worker import run_worker
-from tests.queue_kinds import OUTPUT_DDL, fresh, outputs, qconn, states
+from tests.queue_kinds import OUTPUT_DDL, fresh, item, outputs, qconn, states
 
 __all__ = ["fresh", "qconn"]  # fixtures used by this module
 
@@ -180,3 +180,35 @@ def test_a_claim_writes_no_item_and_its_completion_is_a_hot_update(qconn: Conn) 
         assert updates() == (10, 10)
     assert states(qconn, "t_record") == {"done": 10}
     assert queue.held_by(qconn, "w") == 0
+
+
+def test_a_new_fingerprint_during_a_claim_that_read_the_old_one_runs_the_item_again(
+        database_url: str, qconn: Conn) -> None:
+    """The claim does not write the item, so an enqueue can change a pending item's
+    fingerprint while a claim is leasing it (the enqueue saw no lease yet): the claim may
+    have read the old fingerprint, so the item must run again after, as a running item's
+    would. The enqueue waits for the claim's lock on the item's queue_pending row, finds it
+    gone, and marks the item for a rerun."""
+    queue.enqueue(qconn, "t_record", "x", fingerprint="f1")
+    answers: list[str] = []
+    with psycopg.connect(database_url, row_factory=dict_row) as claimer:
+        [claimed] = queue.claim_batch(claimer, ["t_record"], owner="w", limits=[10],
+                                      leases=[60.0])  # not committed yet
+        assert claimed.fingerprint == "f1"
+
+        def enqueue() -> None:
+            with psycopg.connect(database_url, autocommit=True) as other:
+                answers.append(queue.enqueue(other, "t_record", "x", fingerprint="f2"))
+
+        thread = threading.Thread(target=enqueue)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive()  # waits for the claim's row lock
+        claimer.commit()
+        thread.join(30)
+        assert answers == ["updated"]
+        with claimer.transaction():
+            assert queue.lock(claimer, [claimed]) == {claimed.id}
+            queue.complete(claimer, [claimed])
+    row = item(qconn, "t_record", "x")
+    assert (row["state"], row["fingerprint"], row["rerun"]) == ("pending", "f2", False)

@@ -143,9 +143,9 @@ BEGIN
                now(), array_agg(d.id) FROM d),
     c AS (
         INSERT INTO queue_count_deltas (kind, set_id, state, n)
-        SELECT d.kind, d.set_id, s.state, s.sign * count(*)
-        FROM d CROSS JOIN (VALUES ('pending', -1), ('running', 1)) AS s(state, sign)
-        GROUP BY d.kind, d.set_id, s.state, s.sign),
+        SELECT g.kind, g.set_id, s.state, s.sign * g.n
+        FROM (SELECT d.kind, d.set_id, count(*) AS n FROM d GROUP BY 1, 2) g
+        CROSS JOIN (VALUES ('pending', -1), ('running', 1)) AS s(state, sign)),
     t AS (
         INSERT INTO queue_timing_deltas
         SELECT w.kind, w.set_id, 'claim_wait', renderer.queue_timing_bucket(w.s), count(*),
@@ -196,6 +196,7 @@ DECLARE
     v_pos integer;
     v_limit integer;
     v_reserve integer;
+    v_head integer;
     v_token uuid := gen_random_uuid();
     v_ids bigint[] := '{}';
     v_tids tid[] := '{}';
@@ -214,7 +215,7 @@ BEGIN
         ORDER BY h.priority DESC, h.run_after, h.id LIMIT 1;
     END IF;
     IF v_kind IS NULL THEN
-        SELECT k.kind INTO v_kind
+        SELECT k.kind, h.priority INTO v_kind, v_head
         FROM unnest(p_kinds) AS k(kind)
         CROSS JOIN LATERAL (
             SELECT q.priority, q.run_after, q.id FROM queue_pending q
@@ -227,7 +228,10 @@ BEGIN
     END IF;
     v_pos := array_position(p_kinds, v_kind);
     v_limit := p_limits[v_pos];
-    v_reserve := CASE WHEN p_batch_turn THEN v_limit ELSE v_limit / 5 END;
+    -- The head in batch priority already: the batch's first v_limit are all batch priority,
+    -- the reserve taken with them (one scan, not two).
+    v_reserve := CASE WHEN coalesce(v_head, 1) <= 0 THEN 0
+                      WHEN p_batch_turn THEN v_limit ELSE v_limit / 5 END;
     -- queue_lease_batch, inline (a nested RETURN QUERY materialises the batch once more)
     IF v_reserve > 0 THEN
         SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.ctid), '{}')
@@ -259,9 +263,9 @@ BEGIN
                now(), array_agg(d.id) FROM d),
     c AS (
         INSERT INTO queue_count_deltas (kind, set_id, state, n)
-        SELECT d.kind, d.set_id, s.state, s.sign * count(*)
-        FROM d CROSS JOIN (VALUES ('pending', -1), ('running', 1)) AS s(state, sign)
-        GROUP BY d.kind, d.set_id, s.state, s.sign),
+        SELECT g.kind, g.set_id, s.state, s.sign * g.n
+        FROM (SELECT d.kind, d.set_id, count(*) AS n FROM d GROUP BY 1, 2) g
+        CROSS JOIN (VALUES ('pending', -1), ('running', 1)) AS s(state, sign)),
     t AS (
         INSERT INTO queue_timing_deltas
         SELECT w.kind, w.set_id, 'claim_wait', renderer.queue_timing_bucket(w.s), count(*),
@@ -333,9 +337,10 @@ BEGIN
                            (ceil(p_idle_seconds * 1000))::bigint::text, true);
     END IF;
     PERFORM pg_advisory_xact_lock(v_key[1], v_key[2]);
-    RETURN QUERY SELECT x.id FROM (
-        SELECT unnest(l.ids) AS id FROM queue_leases l WHERE l.token = p_token
-        INTERSECT SELECT unnest(p_ids)) x
+    RETURN QUERY SELECT x.id
+        FROM queue_leases l CROSS JOIN LATERAL unnest(l.ids) AS x(id)
+        JOIN unnest(p_ids) AS y(id) ON y.id = x.id
+        WHERE l.token = p_token
         ORDER BY x.id;
 END
 $$;

@@ -172,6 +172,22 @@ BEGIN
     WHERE c.ns = 'pending'
       AND (v_ending OR c.os <> 'pending' OR (c.moved AND c.id IN (SELECT d.id FROM d)));
     END IF;
+    -- A pending item whose fingerprint this statement changed while a claim leased it (the
+    -- claim does not write the item, so nothing orders the two): the claim may have read
+    -- the old fingerprint, so the item runs again after, as a running item would. Its
+    -- queue_pending row is locked (waiting for a claim that holds it) and found gone.
+    IF NOT v_ending AND EXISTS (
+            SELECT 1 FROM old_rows o JOIN new_rows n ON n.id = o.id
+            WHERE o.state = 'pending' AND n.state = 'pending'
+              AND o.fingerprint IS DISTINCT FROM n.fingerprint) THEN
+        UPDATE work_queue w SET rerun = true
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE o.state = 'pending' AND n.state = 'pending'
+          AND o.fingerprint IS DISTINCT FROM n.fingerprint AND w.id = n.id AND NOT w.rerun
+          AND NOT EXISTS (SELECT 1 FROM queue_pending p
+                          WHERE p.kind = n.kind AND p.priority = n.priority
+                            AND p.run_after = n.run_after AND p.id = n.id FOR UPDATE);
+    END IF;
     IF EXISTS (SELECT 1 FROM old_rows o WHERE o.state IN ('held', 'failed'))
        OR EXISTS (SELECT 1 FROM new_rows n WHERE n.state IN ('held', 'failed')) THEN
         WITH c AS MATERIALIZED (
