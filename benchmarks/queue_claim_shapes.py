@@ -5,15 +5,19 @@ An embedded cluster of its own (deleted at the end). ``--items`` pending items o
 are enqueued (the bulk path), then drained by one session in batches of ``--batch`` in
 alternated rounds of each shape, per item: backend CPU (/proc) and WAL records and bytes.
 
-- ``today``: ``queue.claim`` (``queue_claim_v2``: pending -> running, a new row version with
-  its pkey, (kind, key) and running-index entries) and ``queue.finish`` (``queue_finish_v2``:
-  running -> done, a new row version, pkey and (kind, key) entries), with their triggers,
-  counters and timings; two transactions a batch, as a worker;
+- ``today``: ``queue.claim`` (``queue_claim_v2``) and ``queue.finish`` (``queue_finish_v2``),
+  with their triggers, counters and timings; two transactions a batch, as a worker. Since
+  per-batch leases (migration 0039) the claim deletes the batch from ``queue_pending`` and
+  writes one lease row, and the completion's update to done is HOT; before it, the claim
+  updated each item to running (a new row version with its pkey, (kind, key) and
+  running-index entries) and the completion to done (pkey and (kind, key) entries). Run the
+  script of an earlier commit for the verbs of that commit;
 - ``worker``: the path a worker takes (``renderer/worker.py``): ``queue.claim_batch``
   (``queue_claim_next_v2``) in its own transaction, then ``queue.lock`` (``queue_lock_v3``)
   and ``queue.finish`` in the processing transaction; items of a kind of its own
   (``--items`` more of them, enqueued only when the shape runs);
-- ``rewrite``: today's shape bare: a copy of work_queue with all its indexes and no
+- ``rewrite``: the verbs before 0039 bare: a copy of work_queue with the indexes it had
+  then (the primary key, (kind, key), the four partial indexes on ``state``) and no
   triggers; the claim updates the batch to running (``FOR UPDATE SKIP LOCKED`` on the claim
   index), the completion to done: what ``pending-table`` is to be compared with;
 - ``pending-table``: the pending queue in a narrow table of its own (kind, priority,
@@ -85,7 +89,13 @@ SHAPE_SQL = """
 CREATE TABLE shape_items (LIKE work_queue INCLUDING DEFAULTS) WITH (fillfactor = 70);
 ALTER TABLE shape_items ADD PRIMARY KEY (id);
 CREATE UNIQUE INDEX ON shape_items (kind, key);
-CREATE TABLE shape_rewrite (LIKE work_queue INCLUDING ALL);
+CREATE TABLE shape_rewrite (LIKE work_queue INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE shape_rewrite ADD PRIMARY KEY (id);
+CREATE UNIQUE INDEX ON shape_rewrite (kind, key);
+CREATE INDEX ON shape_rewrite (kind, priority DESC, run_after, id) WHERE state = 'pending';
+CREATE INDEX ON shape_rewrite (set_id, run_after) WHERE state = 'pending' AND set_id IS NOT NULL;
+CREATE INDEX ON shape_rewrite (lease_owner) WHERE state = 'running';
+CREATE INDEX ON shape_rewrite (set_id, kind) WHERE state IN ('held', 'failed');
 CREATE TABLE shape_pending (kind text NOT NULL, priority integer NOT NULL,
                             run_after timestamptz NOT NULL, id bigint NOT NULL);
 CREATE INDEX ON shape_pending (kind, priority DESC, run_after, id);
@@ -283,7 +293,7 @@ def main() -> None:
                 for statement in HOT_FILL_SQL.format(t=t).split(";"):
                     if statement.strip():
                         conn.execute(statement, {"kind": KIND} if "%(" in statement else None)
-            conn.execute("VACUUM ANALYZE work_queue")
+            conn.execute("VACUUM ANALYZE work_queue, queue_pending")
         per_round = args.items // args.batch // args.rounds
         for r in range(args.rounds):
             for name, shape in shapes.items():

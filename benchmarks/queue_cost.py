@@ -104,8 +104,7 @@ def _drain(url: str, postmaster: int, args: argparse.Namespace) -> tuple[float, 
         with psycopg.connect(url, autocommit=True) as conn:
             if args.perf:
                 recorder = _perf(conn, postmaster, args.processes, args.perf)
-            while conn.execute("SELECT EXISTS (SELECT 1 FROM work_queue WHERE state IN"
-                               " ('pending', 'running'))").fetchone()[0]:
+            while conn.execute(qt.DRAIN_SQL).fetchone()[0]:
                 time.sleep(0.02)
         wall = time.perf_counter() - started
         cpu_after = cluster_cpu(postmaster)
@@ -161,7 +160,7 @@ def main() -> None:
                 queue.enqueue_many(conn, (queue.NewItem(qt.KIND, f"t{i}", set_id="throttled")
                                           for i in range(args.throttled)))
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE work_queue")
+            conn.execute("VACUUM ANALYZE work_queue, queue_pending")
             conn.execute("SELECT pg_stat_statements_reset()")
             conn.execute("SELECT pg_stat_reset()")
             conn.execute("SELECT pg_stat_reset_shared('wal')")

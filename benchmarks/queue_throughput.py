@@ -55,6 +55,10 @@ import psycopg  # noqa: E402
 from renderer import queue  # noqa: E402
 
 KIND = "bench_noop"
+# Whether our queue still has work: items waiting (queue_pending) or claimed (a lease row);
+# two EXISTS probes, as PgQueuer's drain check is one.
+DRAIN_SQL = ("SELECT EXISTS (SELECT 1 FROM queue_pending)"
+             " OR EXISTS (SELECT 1 FROM queue_leases)")
 
 if __name__ == "queue_throughput":
     # Imported by our worker processes (RENDERER_PLUGINS=queue_throughput).
@@ -139,8 +143,7 @@ def bench_ours(server_url: str, n: int, processes: int, batch: int = 500) -> flo
             queue.enqueue_many(conn, (queue.NewItem(KIND, f"k{i}") for i in range(n)))
 
     try:
-        return _drain(url, "SELECT EXISTS (SELECT 1 FROM work_queue WHERE state IN"
-                      " ('pending', 'running'))", n, ready, processes, enqueue)
+        return _drain(url, DRAIN_SQL, n, ready, processes, enqueue)
     finally:
         _stop(procs)
 

@@ -88,16 +88,17 @@ WHERE (k.max_attempts, k.backoff_seconds, k.time_limit, k.lease_seconds, k.batch
                         excluded.lease_seconds, excluded.batch_size);
 
 -- name: idle
--- Whether anything of %(kinds)s is pending (claimable now or later) or running, counting
--- the held items of throttled sets (claimable when their limits let some through now) and
--- the rerun requests no completion consumed yet (maintenance queues those items again).
-SELECT EXISTS (SELECT 1 FROM work_queue
-               WHERE state = 'pending' AND kind = ANY (%(kinds)s) AND run_after <= now())
+-- Whether anything of %(kinds)s is pending (claimable now or later) or running (leased),
+-- counting the held items of throttled sets (claimable when their limits let some through
+-- now) and the rerun requests no completion consumed yet (maintenance queues those items
+-- again).
+SELECT EXISTS (SELECT 1 FROM queue_pending
+               WHERE kind = ANY (%(kinds)s) AND run_after <= now())
        OR (EXISTS (SELECT 1 FROM queue_throttles)
            AND renderer.queue_throttle_waiting(%(kinds)s, true))
            AS claimable,
-       EXISTS (SELECT 1 FROM work_queue WHERE state = 'pending' AND kind = ANY (%(kinds)s))
-       OR EXISTS (SELECT 1 FROM work_queue WHERE state = 'running' AND kind = ANY (%(kinds)s))
+       EXISTS (SELECT 1 FROM queue_pending WHERE kind = ANY (%(kinds)s))
+       OR EXISTS (SELECT 1 FROM queue_leases WHERE kind = ANY (%(kinds)s))
        OR (EXISTS (SELECT 1 FROM queue_throttles)
            AND renderer.queue_throttle_waiting(%(kinds)s, false))
        OR EXISTS (SELECT 1 FROM queue_reruns WHERE kind = ANY (%(kinds)s))
@@ -141,15 +142,16 @@ ORDER BY owner;
 DELETE FROM queue_workers WHERE owner = %(owner)s;
 
 -- name: owner_running
--- How many items an owner still holds as running.
-SELECT count(*) AS n FROM work_queue WHERE state = 'running' AND lease_owner = %(owner)s;
+-- How many items an owner still holds as running (its leases).
+SELECT coalesce(sum(cardinality(ids)), 0)::bigint AS n FROM queue_leases
+WHERE owner = %(owner)s;
 
 -- name: item
--- One item by (kind, key).
+-- One item by (kind, key), as its readers mean it (a leased item is running).
 SELECT id, kind, key, state, payload, priority, run_after, fingerprint, set_id, grp AS group,
        attempt, rerun, lease_owner, lease_expires, last_error, enqueued_at, started_at,
        finished_at
-FROM work_queue WHERE kind = %(kind)s AND key = %(key)s;
+FROM queue_items WHERE kind = %(kind)s AND key = %(key)s;
 
 -- name: item_attempts
 -- The recorded attempts (failures, expiries, refusals) of one item, oldest first.
@@ -160,8 +162,10 @@ FROM queue_attempts WHERE kind = %(kind)s AND key = %(key)s ORDER BY id;
 -- Failed items, optionally of one kind and/or one set, newest first.
 SELECT id, kind, key, set_id, grp AS group, attempt, last_error, finished_at
 FROM work_queue
-WHERE state = 'failed' AND (%(kind)s::text IS NULL OR kind = %(kind)s)
-  AND (%(set_id)s::text IS NULL OR set_id = %(set_id)s)
+WHERE id IN (SELECT p.id FROM queue_parked p
+             WHERE p.state = 'failed' AND (%(kind)s::text IS NULL OR p.kind = %(kind)s)
+               AND (%(set_id)s::text IS NULL OR p.set_id = %(set_id)s))
+  AND state = 'failed'
 ORDER BY finished_at DESC NULLS LAST, id
 LIMIT %(limit)s;
 

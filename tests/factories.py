@@ -50,15 +50,29 @@ def backdate(conn: Conn, *, kind: str | None = None, keys: Iterable[str] | None 
     if unknown or not seconds_ago:
         raise ValueError(f"backdate sets some of {', '.join(QUEUE_TIMES)}, "
                          f"not {sorted(unknown) or 'none'}")
+    # a leased item's start and expiry are its lease's (queue_leases)
+    lease_columns = {c: {"lease_expires": "expires", "started_at": "started_at"}[c]
+                     for c in seconds_ago if c in ("lease_expires", "started_at")}
+    lease_sets = sql.SQL(", ").join(
+        sql.SQL("{} = now() - make_interval(secs => {})").format(
+            sql.Identifier(lease_columns[c]),
+            sql.Literal(ago.total_seconds() if isinstance(ago, timedelta) else float(ago)))
+        for c, ago in seconds_ago.items() if c in lease_columns
+    ) if lease_columns else sql.SQL("expires = expires")
     sets = sql.SQL(", ").join(
         sql.SQL("{} = now() - make_interval(secs => {})").format(
             sql.Identifier(column),
             sql.Literal(ago.total_seconds() if isinstance(ago, timedelta) else float(ago)))
         for column, ago in seconds_ago.items())
     statement = sql.SQL(
-        "UPDATE work_queue SET {sets} WHERE (%(kind)s::text IS NULL OR kind = %(kind)s)"
+        "WITH m AS MATERIALIZED (SELECT id FROM queue_items"
+        " WHERE (%(kind)s::text IS NULL OR kind = %(kind)s)"
         " AND (%(keys)s::text[] IS NULL OR key = ANY(%(keys)s))"
-        " AND (%(state)s::text IS NULL OR state::text = %(state)s)").format(sets=sets)
+        " AND (%(state)s::text IS NULL OR state::text = %(state)s)),"
+        " l AS (UPDATE queue_leases SET {lease_sets}"
+        "       WHERE ids && ARRAY(SELECT id FROM m) AND {leased})"
+        " UPDATE work_queue SET {sets} WHERE id IN (SELECT id FROM m)").format(
+        sets=sets, lease_sets=lease_sets, leased=sql.Literal(bool(lease_columns)))
     params = {"kind": kind, "keys": None if keys is None else list(keys), "state": state}
     return conn.execute(statement, params).rowcount
 

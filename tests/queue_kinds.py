@@ -165,9 +165,10 @@ def outputs(conn: psycopg.Connection[Any], kind: str) -> dict[str, int]:
 
 
 def states(conn: psycopg.Connection[Any], kind: str | None = None) -> dict[str, int]:
-    """state -> number of items (COUNT(*): the ground truth the counters must match)."""
+    """state -> number of items (COUNT(*): the ground truth the counters must match; a leased
+    item is running, as queue_items shows it)."""
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute("SELECT state, count(*) FROM work_queue"
+        cur.execute("SELECT state, count(*) FROM queue_items"
                     " WHERE %(kind)s::text IS NULL OR kind = %(kind)s GROUP BY state",
                     {"kind": kind})
         return {state: n for state, n in cur.fetchall()}
@@ -175,10 +176,21 @@ def states(conn: psycopg.Connection[Any], kind: str | None = None) -> dict[str, 
 
 def item(conn: psycopg.Connection[Any], kind: str, key: str) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT * FROM work_queue WHERE kind = %s AND key = %s",
+        row = cur.execute("SELECT * FROM queue_items WHERE kind = %s AND key = %s",
                           [kind, key]).fetchone()
     assert row is not None, f"no item {kind}/{key}"
     return row
+
+
+def take_over(conn: psycopg.Connection[Any], item_id: int) -> None:
+    """The item's lease is taken over: it moves to a lease of another token, as if reaped
+    and claimed again (its completion with the old token is refused)."""
+    conn.execute(
+        "WITH o AS (UPDATE queue_leases SET ids = array_remove(ids, %(id)s)"
+        "           WHERE %(id)s = ANY (ids) RETURNING owner, kind, expires, started_at)"
+        " INSERT INTO queue_leases SELECT gen_random_uuid(), owner, kind, expires,"
+        "                                 started_at, ARRAY[%(id)s::bigint] FROM o",
+        {"id": item_id})
 
 
 def expire_leases(conn: psycopg.Connection[Any]) -> None:
@@ -206,5 +218,4 @@ def usurp(job: Job) -> None:
     """Records; with payload['usurp'], its lease is taken over before the batch completes."""
     record(job)
     if job.payload.get("usurp"):
-        job.conn.execute("UPDATE work_queue SET lease_token = gen_random_uuid() WHERE id = %s",
-                         [job.item.id])
+        take_over(job.conn, job.item.id)

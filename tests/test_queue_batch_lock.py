@@ -1,7 +1,8 @@
 """One advisory lock per running batch instead of a row lock per item (issue 16): the
 processing transaction writes nothing per item before its completion, and every verb that
-must leave a running batch alone (reap, heartbeat, release, enqueue) still does, also for a
-worker of the previous release that holds row locks (a rolling deploy)."""
+must leave a running batch alone (reap, heartbeat, release, enqueue) still does. (The row
+locks of queue_lock_v2, two releases back, lock nothing since per-batch leases: its workers
+cannot run beside this release, docs/queue-leases.md.)"""
 
 from __future__ import annotations
 
@@ -27,13 +28,6 @@ def _claim(qconn: Conn, keys: list[str], owner: str = "w") -> list[queue.Item]:
     return queue.claim(qconn, "t_record", owner=owner, limit=len(keys))
 
 
-def _lock_v2(conn: Conn, items: list[queue.Item]) -> set[int]:
-    """What a worker of the previous release does: a row lock per item."""
-    rows = conn.execute("SELECT renderer.queue_lock_v2(%s, %s) AS id",
-                        [[i.id for i in items], items[0].token]).fetchall()
-    return {r["id"] for r in rows}
-
-
 def test_a_running_batch_holds_no_row_lock_and_writes_nothing(
         database_url: str, qconn: Conn) -> None:
     batch = _claim(qconn, ["a", "b", "c"])
@@ -50,15 +44,14 @@ def test_a_running_batch_holds_no_row_lock_and_writes_nothing(
     assert states(qconn, "t_record") == {"done": 3}
 
 
-@pytest.mark.parametrize("lock", ["v3", "v2"])
 def test_reap_heartbeat_release_leave_a_running_batch_alone(
-        database_url: str, qconn: Conn, lock: str) -> None:
+        database_url: str, qconn: Conn) -> None:
     running = _claim(qconn, ["r1", "r2"], owner="w")
     _claim(qconn, ["i1"], owner="w2")
     expire_leases(qconn)
     with connect(database_url) as worker:
         with worker.transaction():
-            locked = queue.lock(worker, running) if lock == "v3" else _lock_v2(worker, running)
+            locked = queue.lock(worker, running)
             assert locked == {i.id for i in running}
             assert queue.reap(qconn) == 1  # i1 alone
             assert queue.heartbeat(qconn, "w", 60) == 0
@@ -70,13 +63,10 @@ def test_reap_heartbeat_release_leave_a_running_batch_alone(
     assert states(qconn, "t_record") == {"pending": 3}
 
 
-@pytest.mark.parametrize("lock", ["v3", "v2"])
-def test_an_enqueue_of_a_running_item_never_waits_whichever_lock(
-        database_url: str, qconn: Conn, lock: str) -> None:
+def test_an_enqueue_of_a_running_item_never_waits(database_url: str, qconn: Conn) -> None:
     [claimed] = _claim(qconn, ["busy"])
     with connect(database_url) as worker, worker.transaction():
-        assert (queue.lock(worker, [claimed]) if lock == "v3"
-                else _lock_v2(worker, [claimed])) == {claimed.id}
+        assert queue.lock(worker, [claimed]) == {claimed.id}
         with connect(database_url) as other:
             other.execute("SET lock_timeout = '5s'")
             assert queue.enqueue(other, "t_record", "busy", force=True) == "rerun"

@@ -65,7 +65,7 @@ def _scenario(conn: Conn, database_url: str, kind: str, enqueue: Enqueue) -> int
 def _outcome(conn: Conn, kind: str) -> dict[str, Any]:
     rows = conn.execute(
         "SELECT key, state, priority, payload, fingerprint, grp, rerun, attempt,"
-        " replace(set_id, %(p)s, '') AS set_id FROM work_queue WHERE kind = %(k)s",
+        " replace(set_id, %(p)s, '') AS set_id FROM queue_items WHERE kind = %(k)s",
         {"k": kind, "p": f"{kind}-"}).fetchall()
     reruns = conn.execute("SELECT key, fingerprint FROM queue_reruns WHERE kind = %s",
                           [kind]).fetchall()

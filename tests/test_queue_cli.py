@@ -74,7 +74,7 @@ def test_work_with_notify_off_and_max_items(renderer_env: dict[str, str]) -> Non
                                  "--kinds", "t_noop", "--max-items", "10"],
                                 capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
-        n = conn.execute("SELECT count(*) AS n FROM work_queue WHERE state = 'done'").fetchone()
+        n = conn.execute("SELECT count(*) AS n FROM queue_items WHERE state = 'done'").fetchone()
         assert n["n"] == 10
 
 

@@ -250,7 +250,7 @@ def test_until_empty_waits_for_a_rerun_request_that_came_after_the_completion(
         queue.enqueue(conn, "t_record", "late")
         assert run_pool(fresh, processes=1, kinds=["t_record"], until_empty=True).done == 1
         conn.execute("INSERT INTO queue_reruns (kind, key, requested_at) "
-                     "SELECT kind, key, started_at + interval '1 ms' FROM work_queue "
+                     "SELECT kind, key, started_at + interval '1 ms' FROM queue_items "
                      "WHERE kind = 't_record' AND key = 'late'")
         run_pool(fresh, processes=1, kinds=["t_record"], until_empty=True)
         assert outputs(conn, "t_record") == {"late": 2}

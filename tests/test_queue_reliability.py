@@ -195,7 +195,7 @@ def test_workers_stop_when_their_supervisor_is_killed_alone(fresh: str,
         victim = worker_process(fresh, "work", "--processes", "2", "--kinds", "t_slow_record")
         try:
             wait_for(lambda: conn.execute(
-                "SELECT count(*) AS n FROM work_queue WHERE state = 'running'").fetchone()["n"]
+                "SELECT count(*) AS n FROM queue_items WHERE state = 'running'").fetchone()["n"]
                 == 2, what="two items to be claimed")
             pids = [int(r["pid"]) for r in conn.execute(
                 "SELECT info->>'pid' AS pid FROM queue_workers WHERE info ? 'pid'").fetchall()]
@@ -207,7 +207,7 @@ def test_workers_stop_when_their_supervisor_is_killed_alone(fresh: str,
         finally:
             if victim.poll() is None:
                 victim.kill()
-        rows = conn.execute("SELECT state, attempt, count(*) AS n FROM work_queue "
+        rows = conn.execute("SELECT state, attempt, count(*) AS n FROM queue_items "
                             "GROUP BY 1, 2 ORDER BY 1").fetchall()
         assert [(r["state"], r["attempt"], r["n"]) for r in rows] \
             == [("done", 1, 2), ("pending", 0, 2)]

@@ -31,7 +31,7 @@ def dribble(job: Job) -> None:
     """A slow batch item: records how many of its kind were in flight when it started."""
     with job.conn.cursor(row_factory=tuple_row) as cur:
         cur.execute("INSERT INTO queue_test_output (kind, key, n)"
-                    " SELECT 'in_flight', %s, count(*) FROM work_queue"
+                    " SELECT 'in_flight', %s, count(*) FROM queue_items"
                     " WHERE state = 'running' AND kind = 't_dribble'"
                     " ON CONFLICT (kind, key) DO NOTHING", [job.item.key])
     time.sleep(float(job.payload.get("seconds", DRIBBLE_SECONDS)))
@@ -67,7 +67,7 @@ def test_in_flight_limit_holds_the_rest_back(qconn: Conn) -> None:
     assert queue.claim(qconn, "t_record", limit=20) == []  # 3 in flight: nothing more
     queue.complete(qconn, [i for i in first if i.key != "free"][:2])
     assert len(queue.claim(qconn, "t_record", limit=20)) == 2
-    assert scalar(qconn, "SELECT count(*) FROM work_queue WHERE set_id = 'weekly'"
+    assert scalar(qconn, "SELECT count(*) FROM queue_items WHERE set_id = 'weekly'"
                          " AND state IN ('pending', 'running')") == 3
 
     # A failed attempt goes back held, not pending (the claim index stays throttle-free).
@@ -171,28 +171,28 @@ def test_on_demand_run_in_the_middle_of_a_throttled_million(fresh: str, plugin_e
         workers, threads = _start(2, fresh, ["t_dribble", "t_urgent"], poll_seconds=0.2,
                                   lease_seconds=30)
         try:
-            _wait(conn, "SELECT count(*) >= 6 FROM work_queue"
+            _wait(conn, "SELECT count(*) >= 6 FROM queue_items"
                         " WHERE kind = 't_dribble' AND state = 'done'")
             submitted = scalar(conn, "SELECT clock_timestamp()")
             queue.enqueue_many(conn, [NewItem("t_urgent", f"u{i}", set_id="on demand",
                                               priority=queue.PRIORITY_ON_DEMAND)
                                       for i in range(URGENT)])
-            _wait(conn, "SELECT count(*) = %s FROM work_queue"
+            _wait(conn, "SELECT count(*) = %s FROM queue_items"
                         " WHERE kind = 't_urgent' AND state = 'done'", [URGENT])
             finished, first_start, last_start = conn.execute(
-                "SELECT max(finished_at), min(started_at), max(started_at) FROM work_queue"
+                "SELECT max(finished_at), min(started_at), max(started_at) FROM queue_items"
                 " WHERE kind = 't_urgent'").fetchone()
             # Throttled items started while the on-demand run was being claimed: only the
             # batch turns (every BATCH_TURN_EVERY-th claim of a worker serves batch priority
             # first, so on-demand work never starves it) plus one claim already under way
             # per worker: b <= (u + b) / E + 1 for a worker that claimed u urgent items,
             # so b <= (u + E) / (E - 1), and summed over the workers the bound below.
-            between = scalar(conn, "SELECT count(*) FROM work_queue WHERE kind = 't_dribble'"
+            between = scalar(conn, "SELECT count(*) FROM queue_items WHERE kind = 't_dribble'"
                                    " AND started_at > %s AND started_at < %s",
                              [submitted, last_start])
-            done_then = scalar(conn, "SELECT count(*) FROM work_queue"
+            done_then = scalar(conn, "SELECT count(*) FROM queue_items"
                                      " WHERE kind = 't_dribble' AND state = 'done'")
-            _wait(conn, "SELECT count(*) >= %s FROM work_queue"
+            _wait(conn, "SELECT count(*) >= %s FROM queue_items"
                         " WHERE kind = 't_dribble' AND state = 'done'", [done_then + 4])
         finally:
             for w in workers:

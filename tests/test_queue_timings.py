@@ -16,7 +16,7 @@ from renderer import queue
 from renderer.errors import LeaseLost
 from renderer.queue._timings import bucket_of, quantile
 from tests.factories import backdate
-from tests.queue_kinds import fresh, plugin_env, qconn
+from tests.queue_kinds import fresh, plugin_env, qconn, take_over
 
 __all__ = ["fresh", "plugin_env", "qconn"]  # fixtures used by this module
 
@@ -91,7 +91,7 @@ def test_a_set_records_its_claim_waits_and_run_times(qconn: Conn) -> None:
 def test_a_refused_completion_records_no_run(qconn: Conn) -> None:
     queue.enqueue(qconn, "t_record", "z", set_id="fenced")
     [claimed] = queue.claim(qconn, "t_record")
-    qconn.execute("UPDATE work_queue SET lease_token = gen_random_uuid() WHERE key = 'z'")
+    take_over(qconn, claimed.id)
     with pytest.raises(LeaseLost):
         queue.complete(qconn, [claimed])
     assert "run" not in queue.timings(qconn, "fenced")["t_record"]
@@ -108,7 +108,7 @@ def test_a_run_time_includes_the_handler_time(qconn: Conn) -> None:
         queue.finish(qconn, claimed["ok"].token, [claimed["ok"].id],
                      [(claimed["bad"].id, "boom", None, "failed")])
     rows = qconn.execute("SELECT key, extract(epoch FROM finished_at - started_at) AS s "
-                         "FROM work_queue WHERE set_id = 'slow' ORDER BY key").fetchall()
+                         "FROM queue_items WHERE set_id = 'slow' ORDER BY key").fetchall()
     assert [r["key"] for r in rows] == ["bad", "ok"]
     assert all(r["s"] >= 0.3 for r in rows), rows
     assert queue.timings(qconn, "slow")["t_record"]["run"].mean_seconds >= 0.3

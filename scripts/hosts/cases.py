@@ -53,13 +53,13 @@ def progress(world: World, case: str,
              heartbeating: bool = False) -> tuple[int, int, dict[str, int]]:
     """(done, total, running items per host name); with ``heartbeating``, only items of
     owners that have heartbeated (a row in queue_workers)."""
-    only = (" AND lease_owner IN (SELECT owner FROM queue_workers)" if heartbeating else "")
+    only = (" WHERE owner IN (SELECT owner FROM queue_workers)" if heartbeating else "")
     with psycopg.connect(direct_url(world, f"rh_{case}")) as conn:
         done, total = conn.execute("SELECT count(*) FILTER (WHERE state = 'done'), count(*)"
                                    " FROM work_queue").fetchone() or (0, 0)
         running: dict[Any, Any] = dict(conn.execute(
-            "SELECT split_part(lease_owner, '/', 1), count(*) FROM work_queue"
-            " WHERE state = 'running'" + only + " GROUP BY 1").fetchall())
+            "SELECT split_part(owner, '/', 1), sum(cardinality(ids)) FROM queue_leases"
+            + only + " GROUP BY 1").fetchall())
     return int(done), int(total), {str(k): int(v) for k, v in running.items()}
 
 
@@ -100,8 +100,8 @@ class Cut:
 
 def held_by_host(conn: psycopg.Connection[Any], host: str) -> dict[int, str]:
     return {int(i): str(t) for i, t in conn.execute(
-        "SELECT id, lease_token FROM work_queue WHERE state = 'running'"
-        " AND split_part(lease_owner, '/', 1) = %s", (host,))}
+        "SELECT x.id, l.token FROM queue_leases l CROSS JOIN LATERAL unnest(l.ids) AS x(id)"
+        " WHERE split_part(l.owner, '/', 1) = %s", (host,))}
 
 
 def taken_over(conn: psycopg.Connection[Any], host: str, ids: list[int]) -> dict[int, str]:
@@ -111,7 +111,7 @@ def taken_over(conn: psycopg.Connection[Any], host: str, ids: list[int]) -> dict
         "SELECT w.id, coalesce(split_part(w.lease_owner, '/', 1),"
         "   (SELECT split_part(c.owner, '/', 1) FROM rh_completions c"
         "    WHERE c.item_id = w.id ORDER BY c.at DESC LIMIT 1))"
-        " FROM work_queue w WHERE w.id = ANY (%s::bigint[])"
+        " FROM queue_items w WHERE w.id = ANY (%s::bigint[])"
         " AND EXISTS (SELECT 1 FROM queue_attempts a WHERE a.item_id = w.id"
         "   AND a.outcome = 'expired' AND split_part(a.owner, '/', 1) = %s)"
         " AND ((w.state = 'running' AND split_part(w.lease_owner, '/', 1) <> %s)"
@@ -150,7 +150,7 @@ def cut_link(world: World, case: str) -> str:
                     " (SELECT string_agg(a.state || ' ' || a.application_name, '; ')"
                     "  FROM pg_stat_activity a WHERE a.application_name LIKE 'renderer lease%%'"
                     "  AND a.datname = current_database())"
-                    " FROM work_queue w WHERE w.state = 'running' GROUP BY 1").fetchall()
+                    " FROM queue_items w WHERE w.state = 'running' GROUP BY 1").fetchall()
         sh("ip", "netns", "exec", ns, "ip", "link", "set", link, "up")
         cut.down = time.monotonic() - cut_at
         if not cut.taken:
@@ -255,7 +255,7 @@ def run_case(world: World, template: str, case: str, hosts: int, processes: int,
     db_cpu = cpu_after[1] - cpu_before[1] if cpu_after[0] == cpu_before[0] else None
     with psycopg.connect(direct_url(world, f"rh_{case}")) as conn:
         states: dict[Any, Any] = dict(conn.execute(
-            "SELECT state, count(*) FROM work_queue GROUP BY state").fetchall())
+            "SELECT state, count(*) FROM queue_items GROUP BY state").fetchall())
         keys = {(k, key) for k, key in conn.execute("SELECT kind, key FROM work_queue")}
         rows = conn.execute("SELECT (SELECT count(*) FROM traffic_histograms),"
                             " (SELECT count(*) FROM traffic_files)").fetchone()

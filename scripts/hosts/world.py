@@ -57,10 +57,24 @@ CREATE TABLE rh_completions (item_id bigint NOT NULL, owner text, token uuid,
                              at timestamptz NOT NULL DEFAULT clock_timestamp());
 CREATE TABLE rh_requeues (item_id bigint NOT NULL,
                           at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE TABLE rh_leases (token uuid PRIMARY KEY, owner text);
+CREATE FUNCTION rh_leased() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO rh_leases (token, owner) VALUES (NEW.token, NEW.owner);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rh_leased AFTER INSERT ON queue_leases FOR EACH ROW
+    EXECUTE FUNCTION rh_leased();
+-- A leased item is 'pending' in work_queue until its completion (per-batch leases): the
+-- lease it completes under is the one its processing transaction locked (queue_lock_v3
+-- names the session after it).
 CREATE FUNCTION rh_completed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_token uuid := substring(current_setting('application_name')
+                              FROM '^renderer lease (.*)$')::uuid;
 BEGIN
     INSERT INTO rh_completions (item_id, owner, token)
-    VALUES (OLD.id, OLD.lease_owner, OLD.lease_token);
+    VALUES (OLD.id, (SELECT l.owner FROM rh_leases l WHERE l.token = v_token), v_token);
     RETURN NULL;
 END $$;
 CREATE FUNCTION rh_requeued() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -69,7 +83,7 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER rh_completed AFTER UPDATE OF state ON work_queue FOR EACH ROW
-    WHEN (OLD.state = 'running' AND NEW.state = 'done') EXECUTE FUNCTION rh_completed();
+    WHEN (OLD.state = 'pending' AND NEW.state = 'done') EXECUTE FUNCTION rh_completed();
 CREATE TRIGGER rh_requeued AFTER UPDATE OF state ON work_queue FOR EACH ROW
     WHEN (OLD.state = 'done' AND NEW.state <> 'done') EXECUTE FUNCTION rh_requeued();
 """

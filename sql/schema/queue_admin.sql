@@ -1,7 +1,9 @@
 -- The work queue (queue.sql): an operator's verbs: retry, prune, sets and their throttles.
 
 -- name: queue_retry
-CREATE FUNCTION renderer.queue_retry(p_kind text DEFAULT NULL, p_set_id text DEFAULT NULL)
+-- Make failed items pending again with fresh attempts (read from queue_parked).
+CREATE OR REPLACE FUNCTION renderer.queue_retry(p_kind text DEFAULT NULL,
+                                                p_set_id text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -9,8 +11,10 @@ DECLARE
 BEGIN
     UPDATE work_queue w SET state = renderer.queue_target_state(w.set_id), attempt = 0,
         run_after = now(), finished_at = NULL
-    WHERE w.state = 'failed' AND (p_kind IS NULL OR w.kind = p_kind)
-      AND (p_set_id IS NULL OR w.set_id = p_set_id);
+    WHERE w.id IN (SELECT p.id FROM queue_parked p
+                   WHERE p.state = 'failed' AND (p_kind IS NULL OR p.kind = p_kind)
+                     AND (p_set_id IS NULL OR p.set_id = p_set_id))
+      AND w.state = 'failed';
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
 END
@@ -27,10 +31,12 @@ $$;
 
 -- name: queue_throttle
 -- Set a set's limits (NULL: no such limit; both NULL: clear them), creating the set if
--- need be. A newly throttled set's pending items are held for the feed; a cleared active
--- set's held items go back to pending. Returns the number of items moved.
-CREATE FUNCTION renderer.queue_throttle(p_set_id text, p_in_flight integer,
-                                        p_per_hour integer) RETURNS bigint
+-- need be. A newly throttled set's pending items are held for the feed (those in
+-- queue_pending, locked there first so that no claim leases them meanwhile; leased items
+-- run on); a cleared active set's held items go back to pending. Returns the number of
+-- items moved.
+CREATE OR REPLACE FUNCTION renderer.queue_throttle(p_set_id text, p_in_flight integer,
+                                                   p_per_hour integer) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_new boolean;
@@ -41,7 +47,9 @@ BEGIN
         DELETE FROM queue_throttles WHERE set_id = p_set_id;
         IF FOUND THEN
             UPDATE work_queue SET state = 'pending'
-            WHERE state = 'held' AND set_id = p_set_id
+            WHERE id IN (SELECT p.id FROM queue_parked p
+                         WHERE p.state = 'held' AND p.set_id = p_set_id)
+              AND state = 'held'
               AND (SELECT s.state FROM queue_sets s WHERE s.id = p_set_id) = 'active';
             GET DIAGNOSTICS v_n = ROW_COUNT;
         END IF;
@@ -53,7 +61,10 @@ BEGIN
         per_hour = excluded.per_hour, changed_at = now()
     RETURNING t.xmax = 0 INTO v_new;
     IF v_new THEN
-        UPDATE work_queue SET state = 'held' WHERE state = 'pending' AND set_id = p_set_id;
+        UPDATE work_queue SET state = 'held'
+        WHERE id IN (SELECT p.id FROM queue_pending p WHERE p.set_id = p_set_id
+                     FOR UPDATE OF p)
+          AND state = 'pending';
         GET DIAGNOSTICS v_n = ROW_COUNT;
     END IF;
     RETURN v_n;
@@ -61,9 +72,10 @@ END
 $$;
 
 -- name: queue_pause_set
--- Pause: pending items of the set are held (out of the claim index) until resumed.
--- Returns the number of items moved, NULL when there is no such set.
-CREATE FUNCTION renderer.queue_pause_set(p_id text) RETURNS bigint
+-- Pause: pending items of the set are held until resumed (those in queue_pending, locked
+-- there first so that no claim leases them meanwhile; leased items run on). Returns the
+-- number of items moved, NULL when there is no such set.
+CREATE OR REPLACE FUNCTION renderer.queue_pause_set(p_id text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n bigint;
@@ -74,7 +86,8 @@ BEGIN
         RETURN NULL;
     END IF;
     UPDATE work_queue SET state = 'held'
-    WHERE state = 'pending' AND set_id = p_id
+    WHERE id IN (SELECT p.id FROM queue_pending p WHERE p.set_id = p_id FOR UPDATE OF p)
+      AND state = 'pending'
       AND (SELECT s.state FROM queue_sets s WHERE s.id = p_id) = 'paused';
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
@@ -96,7 +109,8 @@ BEGIN
         RETURN NULL;
     END IF;
     UPDATE work_queue SET state = 'pending', run_after = least(run_after, now())
-    WHERE state = 'held' AND set_id = p_id
+    WHERE id IN (SELECT p.id FROM queue_parked p WHERE p.state = 'held' AND p.set_id = p_id)
+      AND state = 'held'
       AND NOT EXISTS (SELECT 1 FROM queue_throttles t WHERE t.set_id = p_id);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
@@ -104,21 +118,31 @@ END
 $$;
 
 -- name: queue_cancel_set
--- Cancel: everything of the set not running or done is cancelled; running items finish,
+-- Cancel: everything of the set not running or done is cancelled (the pending items those
+-- in queue_pending, locked there first; leased items are running); running items finish,
 -- and nothing of the set is queued again.
-CREATE FUNCTION renderer.queue_cancel_set(p_id text) RETURNS bigint
+CREATE OR REPLACE FUNCTION renderer.queue_cancel_set(p_id text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n bigint;
+    v_m bigint;
 BEGIN
     UPDATE queue_sets SET state = 'cancelled', changed_at = now() WHERE id = p_id;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
     UPDATE work_queue SET state = 'cancelled', rerun = false
-    WHERE set_id = p_id AND state IN ('pending', 'held', 'failed');
+    WHERE id IN (SELECT p.id FROM queue_pending p WHERE p.set_id = p_id FOR UPDATE OF p)
+      AND state = 'pending';
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    UPDATE work_queue SET rerun = false WHERE set_id = p_id AND state = 'running' AND rerun;
+    UPDATE work_queue SET state = 'cancelled', rerun = false
+    WHERE id IN (SELECT p.id FROM queue_parked p WHERE p.set_id = p_id)
+      AND state IN ('held', 'failed');
+    GET DIAGNOSTICS v_m = ROW_COUNT;
+    v_n := v_n + v_m;
+    UPDATE work_queue SET rerun = false
+    WHERE id IN (SELECT x.id FROM queue_leases l CROSS JOIN LATERAL unnest(l.ids) AS x(id))
+      AND set_id = p_id AND rerun;
     RETURN v_n;
 END
 $$;

@@ -22,14 +22,19 @@ END
 $$;
 
 -- name: queue_on_update
-CREATE FUNCTION renderer.queue_on_update() RETURNS trigger
+-- A statement that ends leases (queue_lease_ending) moves its items out of running: their
+-- 'pending' in work_queue meant leased, which the claim counted as running.
+CREATE OR REPLACE FUNCTION renderer.queue_on_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
+    v_ending boolean := renderer.queue_lease_ending();
 BEGIN
     INSERT INTO queue_count_deltas (kind, set_id, state, n)
     SELECT x.kind, x.set_id, x.state, sum(x.n) FROM (
-        SELECT o.kind, coalesce(o.set_id, '') AS set_id, o.state, -count(*) AS n
+        SELECT o.kind, coalesce(o.set_id, '') AS set_id,
+               CASE WHEN v_ending AND o.state = 'pending' THEN 'running' ELSE o.state END,
+               -count(*) AS n
         FROM old_rows o GROUP BY 1, 2, 3
         UNION ALL
         SELECT n.kind, coalesce(n.set_id, ''), n.state, count(*)
@@ -70,7 +75,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM new_rows n WHERE n.state = 'pending') THEN
         PERFORM pg_notify('renderer_queue', d.kind)
         FROM (SELECT DISTINCT n.kind FROM new_rows n JOIN old_rows o ON o.id = n.id
-              WHERE n.state = 'pending' AND o.state <> 'pending') d;
+              WHERE n.state = 'pending' AND (v_ending OR o.state <> 'pending')) d;
     END IF;
     RETURN NULL;
 END
@@ -107,6 +112,135 @@ FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_on_update();
 CREATE TRIGGER work_queue_counts_delete AFTER DELETE ON work_queue
 REFERENCING OLD TABLE AS old_rows
 FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_on_delete();
+
+-- name: queue_lease_ending
+-- Whether the statement running ends leases (complete, fail, release, reap set it around
+-- their update of the leased items): its items leave 'running', not 'pending', and none of
+-- them is in queue_pending. Transaction-local, reset by the verb after its statement.
+CREATE FUNCTION renderer.queue_lease_ending() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(current_setting('renderer.lease_ending', true), '') = 'on'
+$$;
+
+-- name: queue_on_side_insert
+-- Keep queue_pending and queue_parked in step with work_queue, whoever writes it (the
+-- verbs, a previous release's functions, the bulk COPY): statement triggers with
+-- transition tables, as the counters.
+CREATE FUNCTION renderer.queue_on_side_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO queue_pending (id, kind, priority, run_after, since, set_id)
+    SELECT n.id, n.kind, n.priority, n.run_after, greatest(n.run_after, n.enqueued_at),
+           n.set_id
+    FROM new_rows n WHERE n.state = 'pending';
+    INSERT INTO queue_parked (id, kind, state, run_after, set_id)
+    SELECT n.id, n.kind, n.state, n.run_after, n.set_id
+    FROM new_rows n WHERE n.state IN ('held', 'failed');
+    RETURN NULL;
+END
+$$;
+
+-- name: queue_on_side_update
+-- An item that stays pending keeps its queue_pending row unless its claim key moved: then
+-- the old row is deleted and a new one written only if the old one was there, so an
+-- update of a leased item (pending in work_queue, absent from queue_pending) never makes
+-- it claimable. When the statement ends leases (queue_lease_ending), the old rows are
+-- leased items: none is deleted, and those put back pending are inserted.
+CREATE FUNCTION renderer.queue_on_side_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_ending boolean := renderer.queue_lease_ending();
+BEGIN
+    IF EXISTS (SELECT 1 FROM new_rows n WHERE n.state = 'pending')
+       OR (NOT v_ending AND EXISTS (SELECT 1 FROM old_rows o WHERE o.state = 'pending')) THEN
+    WITH c AS MATERIALIZED (
+        SELECT n.id, o.kind AS ok, o.priority AS op, o.run_after AS ora, o.state AS os,
+               n.kind, n.priority, n.run_after, n.state AS ns, n.set_id,
+               greatest(n.run_after, n.enqueued_at) AS since,
+               (o.kind, o.priority, o.run_after, o.set_id, greatest(o.run_after, o.enqueued_at))
+               IS DISTINCT FROM (n.kind, n.priority, n.run_after, n.set_id,
+                                 greatest(n.run_after, n.enqueued_at)) AS moved
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE o.state = 'pending' OR n.state = 'pending'),
+    d AS (
+        DELETE FROM queue_pending p USING c
+        WHERE NOT v_ending AND c.os = 'pending' AND (c.ns <> 'pending' OR c.moved)
+          AND p.kind = c.ok AND p.priority = c.op AND p.run_after = c.ora AND p.id = c.id
+        RETURNING p.id)
+    INSERT INTO queue_pending (id, kind, priority, run_after, since, set_id)
+    SELECT c.id, c.kind, c.priority, c.run_after, c.since, c.set_id FROM c
+    WHERE c.ns = 'pending'
+      AND (v_ending OR c.os <> 'pending' OR (c.moved AND c.id IN (SELECT d.id FROM d)));
+    END IF;
+    -- A pending item whose fingerprint this statement changed while a claim leased it (the
+    -- claim does not write the item, so nothing orders the two): the claim may have read
+    -- the old fingerprint, so the item runs again after, as a running item would. Its
+    -- queue_pending row is locked (waiting for a claim that holds it) and found gone.
+    IF NOT v_ending AND EXISTS (
+            SELECT 1 FROM old_rows o JOIN new_rows n ON n.id = o.id
+            WHERE o.state = 'pending' AND n.state = 'pending'
+              AND o.fingerprint IS DISTINCT FROM n.fingerprint) THEN
+        UPDATE work_queue w SET rerun = true
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        WHERE o.state = 'pending' AND n.state = 'pending'
+          AND o.fingerprint IS DISTINCT FROM n.fingerprint AND w.id = n.id AND NOT w.rerun
+          AND NOT EXISTS (SELECT 1 FROM queue_pending p
+                          WHERE p.kind = n.kind AND p.priority = n.priority
+                            AND p.run_after = n.run_after AND p.id = n.id FOR UPDATE);
+    END IF;
+    IF EXISTS (SELECT 1 FROM old_rows o WHERE o.state IN ('held', 'failed'))
+       OR EXISTS (SELECT 1 FROM new_rows n WHERE n.state IN ('held', 'failed')) THEN
+        WITH c AS MATERIALIZED (
+            SELECT n.id, o.state AS os, n.state AS ns, n.kind, n.run_after, n.set_id,
+                   o.state IS DISTINCT FROM n.state
+                   OR (o.kind, o.run_after, o.set_id)
+                      IS DISTINCT FROM (n.kind, n.run_after, n.set_id) AS moved
+            FROM old_rows o JOIN new_rows n ON n.id = o.id
+            WHERE o.state IN ('held', 'failed') OR n.state IN ('held', 'failed')),
+        d AS (
+            DELETE FROM queue_parked p USING c
+            WHERE c.os IN ('held', 'failed') AND c.moved AND p.id = c.id)
+        INSERT INTO queue_parked (id, kind, state, run_after, set_id)
+        SELECT c.id, c.kind, c.ns, c.run_after, c.set_id FROM c
+        WHERE c.ns IN ('held', 'failed') AND c.moved
+        ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state,
+            run_after = excluded.run_after, set_id = excluded.set_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- name: queue_on_side_delete
+CREATE FUNCTION renderer.queue_on_side_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM old_rows o WHERE o.state = 'pending') THEN
+        DELETE FROM queue_pending p USING old_rows o
+        WHERE o.state = 'pending' AND p.kind = o.kind AND p.priority = o.priority
+          AND p.run_after = o.run_after AND p.id = o.id;
+    END IF;
+    IF EXISTS (SELECT 1 FROM old_rows o WHERE o.state IN ('held', 'failed')) THEN
+        DELETE FROM queue_parked p USING old_rows o
+        WHERE o.state IN ('held', 'failed') AND p.id = o.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- name: work_queue_side_insert
+CREATE TRIGGER work_queue_side_insert AFTER INSERT ON work_queue
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_on_side_insert();
+
+-- name: work_queue_side_update
+CREATE TRIGGER work_queue_side_update AFTER UPDATE ON work_queue
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_on_side_update();
+
+-- name: work_queue_side_delete
+CREATE TRIGGER work_queue_side_delete AFTER DELETE ON work_queue
+REFERENCING OLD TABLE AS old_rows
+FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_on_side_delete();
 
 -- name: queue_rollup
 -- Fold the appended deltas into the counters and the per-minute completion rates.
@@ -179,23 +313,23 @@ $$;
 
 -- name: queue_oldest_pending
 -- Oldest claimable age per kind without scanning: one probe of the claim index per
--- distinct priority (a loose index scan).
-CREATE FUNCTION renderer.queue_oldest_pending(p_kind text) RETURNS timestamptz
+-- distinct priority (a loose index scan). Leased items are not pending: queue_pending.
+CREATE OR REPLACE FUNCTION renderer.queue_oldest_pending(p_kind text) RETURNS timestamptz
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_p integer;
     v_t timestamptz;
     v_best timestamptz;
 BEGIN
-    SELECT q.priority INTO v_p FROM work_queue q WHERE q.state = 'pending' AND q.kind = p_kind
+    SELECT q.priority INTO v_p FROM queue_pending q WHERE q.kind = p_kind
     ORDER BY q.priority DESC, q.run_after, q.id LIMIT 1;
     WHILE v_p IS NOT NULL LOOP
-        SELECT q.run_after INTO v_t FROM work_queue q
-        WHERE q.state = 'pending' AND q.kind = p_kind AND q.priority = v_p
+        SELECT q.run_after INTO v_t FROM queue_pending q
+        WHERE q.kind = p_kind AND q.priority = v_p
         ORDER BY q.priority DESC, q.run_after, q.id LIMIT 1;
         v_best := least(v_best, v_t);
-        v_p := (SELECT q.priority FROM work_queue q
-                WHERE q.state = 'pending' AND q.kind = p_kind AND q.priority < v_p
+        v_p := (SELECT q.priority FROM queue_pending q
+                WHERE q.kind = p_kind AND q.priority < v_p
                 ORDER BY q.priority DESC, q.run_after, q.id LIMIT 1);
     END LOOP;
     RETURN v_best;
@@ -203,17 +337,18 @@ END
 $$;
 
 -- name: queue_recount
--- Rebuild the counters from the table (a repair after manual edits; scans everything).
-CREATE FUNCTION renderer.queue_recount() RETURNS bigint
+-- Rebuild the counters from the table (a repair after manual edits; scans everything);
+-- leased items count as running (queue_items).
+CREATE OR REPLACE FUNCTION renderer.queue_recount() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n bigint;
 BEGIN
-    LOCK TABLE work_queue IN SHARE MODE;
+    LOCK TABLE work_queue, queue_pending, queue_leases IN SHARE MODE;
     DELETE FROM queue_count_deltas;
     DELETE FROM queue_counts;
     INSERT INTO queue_counts (kind, set_id, state, n)
-    SELECT kind, coalesce(set_id, ''), state, count(*) FROM work_queue GROUP BY 1, 2, 3;
+    SELECT kind, coalesce(set_id, ''), state, count(*) FROM queue_items GROUP BY 1, 2, 3;
     DELETE FROM queue_groups;
     INSERT INTO queue_groups (kind, grp, open)
     SELECT kind, grp, count(*) FILTER (WHERE state <> 'done')
@@ -351,7 +486,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION renderer.queue_timings_by_kind();
 -- queue_status_v2 with the kinds and the total read from queue_kind_counts (O(kinds), not
 -- O(sets)), the sets asked for read by index (one probe each; NULL: every set, '{}': none)
 -- and the throughput from the rates of the window only.
-CREATE FUNCTION renderer.queue_status_v3(p_window_seconds double precision DEFAULT 300,
+CREATE OR REPLACE FUNCTION renderer.queue_status_v3(p_window_seconds double precision DEFAULT 300,
                                          p_set_ids text[] DEFAULT NULL)
 RETURNS TABLE (scope text, name text, state text, pending bigint, held bigint,
                running bigint, done bigint, failed bigint, cancelled bigint,
@@ -420,8 +555,8 @@ LANGUAGE sql STABLE AS $$
            CASE WHEN agg.pending > 0 THEN greatest(0, extract(epoch FROM now() - (
                CASE agg.scope
                    WHEN 'kind' THEN renderer.queue_oldest_pending(agg.name)
-                   WHEN 'set' THEN (SELECT min(q.run_after) FROM work_queue q
-                                    WHERE q.state = 'pending' AND q.set_id = agg.name)
+                   WHEN 'set' THEN (SELECT min(q.run_after) FROM queue_pending q
+                                    WHERE q.set_id = agg.name)
                    ELSE (SELECT min(renderer.queue_oldest_pending(k.name))
                          FROM agg k WHERE k.scope = 'kind' AND k.pending > 0)
                END)))

@@ -23,10 +23,10 @@ $$;
 
 -- name: queue_enqueue_many_v4
 -- queue_enqueue_many_v3 for workers that hold one advisory lock per batch (queue_lock_v3)
--- instead of a row lock per item: a running item is busy when its batch's lock is held, or
--- (a worker of the previous release, during a rolling deploy) its row is locked. Taking the
--- batch's lock makes the item ours until commit, as locking its row did.
-CREATE FUNCTION renderer.queue_enqueue_many_v4(
+-- and per-batch leases: an item is running while a lease holds it (its state stays
+-- 'pending' in work_queue), and busy when its batch's lock is held. Taking the batch's lock
+-- makes the item ours until commit.
+CREATE OR REPLACE FUNCTION renderer.queue_enqueue_many_v4(
     p_kinds text[], p_keys text[], p_payloads jsonb[], p_fingerprints text[],
     p_set_ids text[], p_priorities integer[], p_groups text[], p_run_afters timestamptz[],
     p_force boolean DEFAULT false) RETURNS bigint
@@ -34,33 +34,36 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_n bigint;
     v_asked bigint := 0;
-    v_busy_kinds text[];
-    v_busy_keys text[];
+    v_busy_kinds text[] := '{}';
+    v_busy_keys text[] := '{}';
+    v_leased bigint[] := '{}';
 BEGIN
     INSERT INTO queue_sets (id)
     SELECT DISTINCT s FROM unnest(p_set_ids) AS s WHERE s IS NOT NULL
     ON CONFLICT (id) DO NOTHING;
 
-    -- Running items of the chunk whose batch a worker runs: the running items (a few
-    -- batches' worth, read by their partial index) hashed against the chunk, as in v3, then
-    -- one lock probe per batch; left out of the upsert. Those of a free batch whose row a
-    -- worker of the previous release holds (queue_lock_v2) are busy too.
-    WITH a AS MATERIALIZED (
-        SELECT w.id, w.kind, w.key, w.lease_token FROM work_queue w WHERE w.state = 'running'),
-    r AS MATERIALIZED (
-        SELECT a.* FROM a
-        WHERE (a.kind, a.key) IN (SELECT i.kind, i.key
-                                  FROM unnest(p_kinds, p_keys) AS i(kind, key))),
-    b AS MATERIALIZED (
-        SELECT t.token, renderer.queue_batch_free(t.token) AS free
-        FROM (SELECT DISTINCT r.lease_token AS token FROM r) t WHERE t.token IS NOT NULL)
-    SELECT coalesce(array_agg(r.kind), '{}'), coalesce(array_agg(r.key), '{}')
-    INTO v_busy_kinds, v_busy_keys
-    FROM r LEFT JOIN b ON b.token = r.lease_token
-    WHERE CASE WHEN coalesce(b.free, true)
-               THEN NOT EXISTS (SELECT 1 FROM work_queue l WHERE l.id = r.id
-                                FOR UPDATE SKIP LOCKED)
-               ELSE true END;
+    -- Leased items of the chunk: the leases' items (a few batches' worth) hashed against
+    -- the chunk, then one lock probe per batch. Those whose batch a worker runs are busy
+    -- (left out of the upsert, a rerun request instead); the others are running items the
+    -- upsert marks for a rerun.
+    IF EXISTS (SELECT 1 FROM queue_leases) THEN
+        WITH a AS MATERIALIZED (
+            SELECT w.id, w.kind, w.key, l.token
+            FROM queue_leases l CROSS JOIN LATERAL unnest(l.ids) AS x(id)
+            JOIN work_queue w ON w.id = x.id AND w.state = 'pending'),
+        r AS MATERIALIZED (
+            SELECT a.* FROM a
+            WHERE (a.kind, a.key) IN (SELECT i.kind, i.key
+                                      FROM unnest(p_kinds, p_keys) AS i(kind, key))),
+        b AS MATERIALIZED (
+            SELECT t.token, renderer.queue_batch_free(t.token) AS free
+            FROM (SELECT DISTINCT r.token FROM r) t)
+        SELECT coalesce(array_agg(r.kind) FILTER (WHERE NOT b.free), '{}'),
+               coalesce(array_agg(r.key) FILTER (WHERE NOT b.free), '{}'),
+               coalesce(array_agg(r.id) FILTER (WHERE b.free), '{}')
+        INTO v_busy_kinds, v_busy_keys, v_leased
+        FROM r JOIN b ON b.token = r.token;
+    END IF;
 
     IF cardinality(v_busy_kinds) > 0 THEN
         WITH r AS (
@@ -101,8 +104,9 @@ BEGIN
                               OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
                                  AND excluded.fingerprint IS NOT NULL))
                      THEN excluded.state ELSE w.state END,
-        rerun = w.rerun OR (w.state = 'running' AND (p_force OR excluded.fingerprint IS NULL
-                             OR excluded.fingerprint IS DISTINCT FROM w.fingerprint)),
+        rerun = w.rerun OR ((w.state = 'running' OR w.id = ANY (v_leased))
+                            AND (p_force OR excluded.fingerprint IS NULL
+                                 OR excluded.fingerprint IS DISTINCT FROM w.fingerprint)),
         attempt = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN 0
                        ELSE w.attempt END,
         priority = CASE WHEN w.state IN ('done', 'failed', 'cancelled') THEN excluded.priority
@@ -125,8 +129,9 @@ BEGIN
        OR (w.state IN ('done', 'failed') AND (p_force
            OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
               AND excluded.fingerprint IS NOT NULL))
-       OR (w.state = 'running' AND NOT w.rerun AND (p_force OR excluded.fingerprint IS NULL
-           OR excluded.fingerprint IS DISTINCT FROM w.fingerprint))
+       OR ((w.state = 'running' OR w.id = ANY (v_leased)) AND NOT w.rerun
+           AND (p_force OR excluded.fingerprint IS NULL
+                OR excluded.fingerprint IS DISTINCT FROM w.fingerprint))
        OR (w.state IN ('pending', 'held', 'running') AND (excluded.priority > w.priority
            OR excluded.fingerprint IS DISTINCT FROM w.fingerprint
               AND excluded.fingerprint IS NOT NULL));
@@ -138,8 +143,8 @@ $$;
 -- name: queue_enqueue_v4
 -- One item; returns what happened: inserted, requeued, rerun, updated, unchanged, cancelled.
 -- Never waits on a worker running the item (queue_enqueue_many_v4: batch locks); held in
--- a throttled set.
-CREATE FUNCTION renderer.queue_enqueue_v4(
+-- a throttled set. A leased item is running (queue_items).
+CREATE OR REPLACE FUNCTION renderer.queue_enqueue_v4(
     p_kind text, p_key text, p_payload jsonb DEFAULT '{}', p_fingerprint text DEFAULT NULL,
     p_set_id text DEFAULT NULL, p_priority integer DEFAULT 0, p_group text DEFAULT NULL,
     p_run_after timestamptz DEFAULT NULL, p_force boolean DEFAULT false) RETURNS text
@@ -149,7 +154,7 @@ DECLARE
     v_new text;
     v_n bigint;
 BEGIN
-    SELECT state INTO v_old FROM work_queue WHERE kind = p_kind AND key = p_key;
+    SELECT state INTO v_old FROM queue_items WHERE kind = p_kind AND key = p_key;
     v_n := renderer.queue_enqueue_many_v4(ARRAY[p_kind], ARRAY[p_key], ARRAY[p_payload],
                                           ARRAY[p_fingerprint], ARRAY[p_set_id],
                                           ARRAY[p_priority], ARRAY[p_group],
@@ -157,7 +162,7 @@ BEGIN
     IF v_n = 0 THEN
         RETURN 'unchanged';
     END IF;
-    SELECT state INTO v_new FROM work_queue WHERE kind = p_kind AND key = p_key;
+    SELECT state INTO v_new FROM queue_items WHERE kind = p_kind AND key = p_key;
     RETURN CASE
         WHEN v_new = 'cancelled' THEN 'cancelled'
         WHEN v_old IS NULL THEN 'inserted'
@@ -169,8 +174,8 @@ $$;
 
 -- name: queue_fire
 -- Fire the rules of a group that just closed (or of one rule when p_then_kind is given).
--- Through queue_enqueue_many_v3: a successor being run gets a rerun request instead of
--- waiting on its worker's row lock.
+-- Through queue_enqueue_many_v4: a successor being run gets a rerun request instead of
+-- waiting on its worker, and a leased successor is seen as running.
 CREATE OR REPLACE FUNCTION renderer.queue_fire(p_kind text, p_group text, p_then_kind text DEFAULT NULL,
                                     p_then_key text DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql AS $$
@@ -184,7 +189,7 @@ BEGIN
           AND (p_then_kind IS NULL OR (q.then_kind = p_then_kind AND q.then_key = p_then_key))
         RETURNING q.then_kind, q.then_key, q.payload, q.set_id
     LOOP
-        PERFORM renderer.queue_enqueue_many_v3(
+        PERFORM renderer.queue_enqueue_many_v4(
             ARRAY[r.then_kind], ARRAY[r.then_key], ARRAY[r.payload], ARRAY[NULL::text],
             ARRAY[r.set_id], ARRAY[0], ARRAY[NULL::text], ARRAY[NULL::timestamptz], true);
         v_n := v_n + 1;
@@ -241,9 +246,9 @@ $$;
 -- name: queue_apply_reruns
 -- Settle the rerun requests no completion consumed: a request is satisfied by an attempt
 -- that started after it, or by one to come (the item is pending or held); an item that
--- finished (done or failed) an attempt begun before the request is queued again. Items
--- locked by a worker are left to their completion.
-CREATE FUNCTION renderer.queue_apply_reruns() RETURNS integer
+-- finished (done or failed) an attempt begun before the request is queued again. An item
+-- a lease holds is running, since its lease's start.
+CREATE OR REPLACE FUNCTION renderer.queue_apply_reruns() RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n integer;
@@ -251,9 +256,16 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM queue_reruns) THEN
         RETURN 0;
     END IF;
-    WITH x AS (
-        SELECT r.kind, r.key, r.fingerprint, r.requested_at, w.id, w.state, w.started_at
+    WITH lz AS MATERIALIZED (
+        SELECT x.id, l.started_at FROM queue_leases l CROSS JOIN LATERAL unnest(l.ids) AS x(id)),
+    x AS (
+        SELECT r.kind, r.key, r.fingerprint, r.requested_at, w.id,
+               CASE WHEN lz.id IS NOT NULL AND w.state = 'pending' THEN 'running'
+                    ELSE w.state END AS state,
+               CASE WHEN lz.id IS NOT NULL AND w.state = 'pending' THEN lz.started_at
+                    ELSE w.started_at END AS started_at
         FROM queue_reruns r JOIN work_queue w ON w.kind = r.kind AND w.key = r.key
+        LEFT JOIN lz ON lz.id = w.id
         FOR UPDATE OF r, w SKIP LOCKED),
     d AS (
         DELETE FROM queue_reruns r USING x

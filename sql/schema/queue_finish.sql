@@ -1,57 +1,72 @@
 -- The work queue (queue.sql): completion, rejection and failure.
 
 -- name: queue_complete_v2
--- Complete items whose lease token is still current; returns the ids refused (fencing:
--- their lease was taken over), which are also recorded and logged as a warning. Each item
--- that ends done adds a run timing (claim to completion). A rerun requested during the
--- attempt (queue_reruns) is consumed here, in the completion's transaction.
--- The items are found by their primary key: ``coalesce(state, '')`` (state is never NULL)
--- keeps the planner off the running index, which it chose with the statistics of an idle
--- queue and then scanned whole, comparing each running row with every id given (a quarter
--- of a million comparisons for a batch of 500 among 1,000 running items). Run seconds by
--- date_part (float8), not extract (numeric: 1 us a row more).
+-- Complete items their lease p_token still holds, consuming the rerun requests made during
+-- the attempt (queue_lease_complete); returns the ids refused (fencing: their lease was
+-- taken over), which are also recorded and logged as a warning.
 CREATE OR REPLACE FUNCTION renderer.queue_complete_v2(p_ids bigint[], p_token uuid)
 RETURNS bigint[]
 LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN renderer.queue_lease_complete(p_ids, p_token, true);
+END
+$$;
+
+-- name: queue_lease_complete
+-- Complete items their lease p_token still holds (queue_complete_v2, and queue_complete
+-- with p_reruns false); returns the ids refused (fencing: their lease was taken over),
+-- which are also recorded and logged as a warning. The ids are taken
+-- out of the lease (queue_lease_take; the lease row goes with its last item) and the items
+-- updated to done by primary key: the one write to an item its claim and completion make,
+-- HOT (no index names a column it changes). Each item that ends done adds a run timing
+-- (claim to completion). With p_reruns, a rerun requested during the attempt
+-- (queue_reruns) is consumed here, in the completion's transaction. Run seconds by date_part (float8).
+CREATE FUNCTION renderer.queue_lease_complete(p_ids bigint[], p_token uuid,
+                                              p_reruns boolean)
+RETURNS bigint[]
+LANGUAGE plpgsql AS $$
 DECLARE
+    v_take record;
     v_done bigint[];
     v_rejected bigint[];
     v_again bigint[] := '{}';
     v_prints text[] := '{}';
 BEGIN
-    IF EXISTS (SELECT 1 FROM queue_reruns) THEN
+    v_take := renderer.queue_lease_take(p_token, p_ids);
+    IF p_reruns AND cardinality(v_take.ids) > 0 AND EXISTS (SELECT 1 FROM queue_reruns) THEN
         WITH r AS (
             DELETE FROM queue_reruns x USING work_queue q
-            WHERE q.id = ANY (p_ids) AND q.lease_token = p_token
-              AND coalesce(q.state, '') = 'running' AND x.kind = q.kind AND x.key = q.key
-            RETURNING q.id, x.fingerprint, x.requested_at >= q.started_at AS again)
+            WHERE q.id = ANY (v_take.ids) AND x.kind = q.kind AND x.key = q.key
+            RETURNING q.id, x.fingerprint, x.requested_at >= v_take.started_at AS again)
         SELECT coalesce(array_agg(r.id), '{}'), coalesce(array_agg(r.fingerprint), '{}')
         INTO v_again, v_prints FROM r WHERE r.again;
     END IF;
+    PERFORM set_config('renderer.lease_ending', 'on', true);
     WITH u AS (
         UPDATE work_queue w SET
             state = CASE WHEN w.rerun OR w.id = ANY (v_again)
                          THEN renderer.queue_target_state(w.set_id) ELSE 'done' END,
-            attempt = CASE WHEN w.rerun OR w.id = ANY (v_again) THEN 0 ELSE w.attempt END,
+            attempt = CASE WHEN w.rerun OR w.id = ANY (v_again) THEN 0
+                           ELSE w.attempt + 1 END,
             run_after = CASE WHEN w.rerun OR w.id = ANY (v_again) THEN now()
                              ELSE w.run_after END,
             fingerprint = CASE WHEN w.id = ANY (v_again) THEN coalesce(
                                    v_prints[array_position(v_again, w.id)], w.fingerprint)
                                ELSE w.fingerprint END,
-            rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
-            finished_at = clock_timestamp(), last_error = NULL
-        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token
-          AND coalesce(w.state, '') = 'running'
-        RETURNING w.id, w.kind, w.set_id, w.state, w.started_at, w.finished_at),
+            rerun = false, started_at = v_take.started_at, finished_at = clock_timestamp(),
+            last_error = NULL
+        WHERE w.id = ANY (v_take.ids) AND w.state = 'pending'
+        RETURNING w.id, w.kind, w.set_id, w.started_at, w.finished_at),
     t AS (
         INSERT INTO queue_timing_deltas
         SELECT r.kind, r.set_id, 'run', renderer.queue_timing_bucket(r.s), count(*),
                sum(r.s), max(r.s), min(r.started_at), max(r.finished_at)
         FROM (SELECT u.kind, coalesce(u.set_id, '') AS set_id, u.started_at, u.finished_at,
                      greatest(0::float8, date_part('epoch', u.finished_at - u.started_at)) AS s
-              FROM u WHERE u.started_at IS NOT NULL) r
+              FROM u) r
         GROUP BY 1, 2, 3, 4)
     SELECT coalesce(array_agg(u.id), '{}') INTO v_done FROM u;
+    PERFORM set_config('renderer.lease_ending', '', true);
     IF cardinality(v_done) = cardinality(p_ids) THEN
         RETURN '{}';
     END IF;
@@ -86,9 +101,10 @@ END
 $$;
 
 -- name: queue_fail
--- Record failed attempts; an item with attempts left goes back (after a backoff with
--- jitter), otherwise, or when p_final, it is failed. Returns (item_id, new_state) for
--- each item accepted; the others (stale token) are recorded as rejected and logged.
+-- Record failed attempts of items the lease p_token still holds; an item with attempts
+-- left goes back (after a backoff with jitter), otherwise, or when p_final, it is failed.
+-- Returns (item_id, new_state) for each item accepted; the others (stale token) are
+-- recorded as rejected and logged.
 CREATE OR REPLACE FUNCTION renderer.queue_fail(
     p_ids bigint[], p_token uuid, p_types text[], p_messages text[],
     p_tracebacks text[] DEFAULT NULL, p_final boolean DEFAULT false,
@@ -97,33 +113,39 @@ RETURNS TABLE (item_id bigint, new_state text)
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
+    v_take record;
     v_accepted bigint[] := '{}';
 BEGIN
+    v_take := renderer.queue_lease_take(p_token, p_ids);
+    PERFORM set_config('renderer.lease_ending', 'on', true);
     FOR r IN
         WITH f AS (
             SELECT f.id, f.etype, f.message, f.tb
             FROM unnest(p_ids, p_types, p_messages,
                         coalesce(p_tracebacks,
                                  array_fill(NULL::text, ARRAY[cardinality(p_ids)])))
-                 AS f(id, etype, message, tb)),
-        cur AS (SELECT q.id, q.lease_owner FROM work_queue q WHERE q.id = ANY (p_ids)),
+                 AS f(id, etype, message, tb)
+            WHERE f.id = ANY (v_take.ids)),
         u AS (
             UPDATE work_queue w SET
-                state = CASE WHEN p_final OR w.attempt >= renderer.queue_max_attempts(w.kind)
+                state = CASE WHEN p_final
+                                  OR w.attempt + 1 >= renderer.queue_max_attempts(w.kind)
                              THEN 'failed' ELSE renderer.queue_target_state(w.set_id) END,
+                attempt = w.attempt + 1,
                 run_after = now() + renderer.queue_backoff(
-                    renderer.queue_backoff_base(w.kind), w.attempt),
-                rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
-                finished_at = clock_timestamp(), last_error = left(f.etype || ' ' || f.message, 2000)
+                    renderer.queue_backoff_base(w.kind), w.attempt + 1),
+                rerun = false, started_at = v_take.started_at,
+                finished_at = clock_timestamp(),
+                last_error = left(f.etype || ' ' || f.message, 2000)
             FROM f
-            WHERE w.id = f.id AND w.lease_token = p_token AND w.state = 'running'
+            WHERE w.id = f.id AND w.state = 'pending'
             RETURNING w.id, w.kind, w.key, w.attempt, w.state),
         a AS (
             INSERT INTO queue_attempts
                 (item_id, kind, key, attempt, outcome, owner, error_type, message, traceback)
-            SELECT u.id, u.kind, u.key, u.attempt, p_outcome, cur.lease_owner, f.etype,
+            SELECT u.id, u.kind, u.key, u.attempt, p_outcome, v_take.owner, f.etype,
                    f.message, f.tb
-            FROM u JOIN f ON f.id = u.id LEFT JOIN cur ON cur.id = u.id)
+            FROM u JOIN f ON f.id = u.id)
         SELECT u.id, u.state FROM u
     LOOP
         item_id := r.id;
@@ -131,6 +153,7 @@ BEGIN
         v_accepted := v_accepted || r.id;
         RETURN NEXT;
     END LOOP;
+    PERFORM set_config('renderer.lease_ending', '', true);
     IF cardinality(v_accepted) < cardinality(p_ids) THEN
         PERFORM renderer.queue_reject(
             ARRAY(SELECT unnest(p_ids) EXCEPT SELECT unnest(v_accepted)), 'failure');

@@ -4,60 +4,25 @@
 -- calls them; a migration drops them once no released code does.
 
 -- name: queue_claim
--- Claim up to p_limit pending items of one kind. p_reserve of them come first from batch
--- priority (<= 0), so on-demand work cannot starve the batch. Asynchronous commit: a
--- claim lost in a crash only makes its items claimable again. Each claimed item adds a
--- claim_wait timing: from the moment it became claimable (enqueued, or its retry time) to
--- its claim.
-CREATE FUNCTION renderer.queue_claim(
+-- Claim up to p_limit pending items of one kind (the psql verb; queue_claim_v2 calls it
+-- after the feed). p_reserve of them come first from batch priority (<= 0), so on-demand
+-- work cannot starve the batch. The batch is leased (queue_lease_batch): the rows returned
+-- are the items as their readers see them while leased (queue_items), running.
+-- Asynchronous commit: a claim lost in a crash only makes its items claimable again.
+CREATE OR REPLACE FUNCTION renderer.queue_claim(
     p_kind text, p_limit integer DEFAULT 1, p_owner text DEFAULT 'psql',
     p_lease_seconds double precision DEFAULT 60, p_reserve integer DEFAULT 0)
 RETURNS SETOF work_queue
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_token uuid := gen_random_uuid();
-    v_ids bigint[] := '{}';
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
-    IF p_reserve > 0 THEN
-        SELECT coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
-            SELECT q.id FROM work_queue q
-            WHERE q.state = 'pending' AND q.kind = p_kind AND q.priority <= 0
-              AND q.run_after <= now()
-            ORDER BY q.priority DESC, q.run_after, q.id
-            LIMIT least(p_reserve, p_limit) FOR UPDATE SKIP LOCKED) c;
-    END IF;
-    IF cardinality(v_ids) < p_limit THEN
-        SELECT v_ids || coalesce(array_agg(c.id), '{}') INTO v_ids FROM (
-            SELECT q.id FROM work_queue q
-            WHERE q.state = 'pending' AND q.kind = p_kind AND q.run_after <= now()
-              AND q.id <> ALL (v_ids)
-            ORDER BY q.priority DESC, q.run_after, q.id
-            LIMIT p_limit - cardinality(v_ids) FOR UPDATE SKIP LOCKED) c;
-    END IF;
-    IF cardinality(v_ids) = 0 THEN
-        RETURN;
-    END IF;
     RETURN QUERY
-    WITH c AS (
-        UPDATE work_queue w
-        SET state = 'running', attempt = w.attempt + 1, lease_owner = p_owner,
-            lease_token = v_token,
-            lease_expires = now() + make_interval(secs => p_lease_seconds),
-            started_at = now()
-        WHERE w.id = ANY (v_ids)
-        RETURNING w.*),
-    t AS (
-        INSERT INTO queue_timing_deltas
-        SELECT w.kind, w.set_id, 'claim_wait', renderer.queue_timing_bucket(w.s), count(*),
-               sum(w.s), max(w.s), min(w.since), max(w.started_at)
-        FROM (SELECT c.kind, coalesce(c.set_id, '') AS set_id, c.started_at,
-                     greatest(c.run_after, c.enqueued_at) AS since,
-                     greatest(0, extract(epoch FROM c.started_at
-                                         - greatest(c.run_after, c.enqueued_at)))::float8 AS s
-              FROM c) w
-        GROUP BY 1, 2, 3, 4)
-    SELECT * FROM c;
+    SELECT w.id, w.kind, w.key, 'running'::text, w.payload, w.priority, w.run_after,
+           w.fingerprint, w.set_id, w.grp, c.attempt, w.rerun, p_owner, c.lease_token,
+           now() + make_interval(secs => p_lease_seconds), w.last_error, w.enqueued_at,
+           now(), w.finished_at
+    FROM renderer.queue_lease_batch(p_kind, p_limit, p_reserve, p_owner, p_lease_seconds) c
+    JOIN work_queue w ON w.id = c.id;
 END
 $$;
 
@@ -169,41 +134,13 @@ END
 $$;
 
 -- name: queue_complete
--- Complete items whose lease token is still current; returns the ids refused (fencing:
--- their lease was taken over), which are also recorded and logged as a warning. Each item
--- that ends done adds a run timing (claim to completion).
-CREATE FUNCTION renderer.queue_complete(p_ids bigint[], p_token uuid)
+-- Complete items whose lease token is still current (queue_lease_complete, without the
+-- rerun requests queue_complete_v2 consumes); returns the ids refused.
+CREATE OR REPLACE FUNCTION renderer.queue_complete(p_ids bigint[], p_token uuid)
 RETURNS bigint[]
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_done bigint[];
-    v_rejected bigint[];
 BEGIN
-    WITH u AS (
-        UPDATE work_queue w SET
-            state = CASE WHEN w.rerun THEN renderer.queue_target_state(w.set_id)
-                         ELSE 'done' END,
-            attempt = CASE WHEN w.rerun THEN 0 ELSE w.attempt END,
-            run_after = CASE WHEN w.rerun THEN now() ELSE w.run_after END,
-            rerun = false, lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
-            finished_at = now(), last_error = NULL
-        WHERE w.id = ANY (p_ids) AND w.lease_token = p_token AND w.state = 'running'
-        RETURNING w.id, w.kind, w.set_id, w.state, w.started_at, w.finished_at),
-    t AS (
-        INSERT INTO queue_timing_deltas
-        SELECT r.kind, r.set_id, 'run', renderer.queue_timing_bucket(r.s), count(*),
-               sum(r.s), max(r.s), min(r.started_at), max(r.finished_at)
-        FROM (SELECT u.kind, coalesce(u.set_id, '') AS set_id, u.started_at, u.finished_at,
-                     greatest(0, extract(epoch FROM u.finished_at - u.started_at))::float8 AS s
-              FROM u WHERE u.started_at IS NOT NULL) r
-        GROUP BY 1, 2, 3, 4)
-    SELECT coalesce(array_agg(u.id), '{}') INTO v_done FROM u;
-    IF cardinality(v_done) = cardinality(p_ids) THEN
-        RETURN '{}';
-    END IF;
-    v_rejected := ARRAY(SELECT unnest(p_ids) EXCEPT SELECT unnest(v_done));
-    PERFORM renderer.queue_reject(v_rejected, 'completion');
-    RETURN v_rejected;
+    RETURN renderer.queue_lease_complete(p_ids, p_token, false);
 END
 $$;
 
