@@ -183,8 +183,8 @@ $$;
 -- the kind at the head of the queue among p_kinds (on a batch turn, the head of the batch
 -- priority), and leases that kind's batch as queue_lease_batch does (a fifth of it, all of
 -- it on a batch turn, first from batch priority, so on-demand work cannot starve the
--- batch; its body inline). The items are not written: one lease row names them. Asynchronous commit: a claim lost in a
--- crash only makes its items claimable again.
+-- batch; its body inline). The items are not written: one lease row names them.
+-- Asynchronous commit: a claim lost in a crash only makes its items claimable again.
 CREATE OR REPLACE FUNCTION renderer.queue_claim_next_v2(
     p_kinds text[], p_limits integer[], p_leases double precision[], p_owner text,
     p_batch_turn boolean DEFAULT false)
