@@ -11,9 +11,10 @@ of a day without summary rows (``web_sensors.day_fill`` then ``day_ranking``, in
 transaction rolled back; the page's read before the summary aggregated much as the fill
 does) against the read of the summary (``web_sensors.day_ranking``), both at the page's
 limit (500) and at 50, results compared equal; then ``day_data`` whole (what the page and
-its JSON twin call), and the page and its JSON twin over HTTP in process (FastAPI's test client: the
-sparklines and the template included). Last line ``day_page_ratio=R``, filled / summary
-at the page's limit.
+its JSON twin call), the sparklines' points alone (memoised, warm as in a serving process,
+against point by point as before; the text compared equal), and the page and its JSON twin
+over HTTP in process (FastAPI's test client: the sparklines and the template included).
+Last line ``day_page_ratio=R``, filled / summary at the page's limit.
 
 ``enrich URL``: one enrichment of the day by the C engine in its own transaction, committed;
 prints wall, client CPU and its backend's CPU (from /proc) as one line. Run it from two trees
@@ -39,6 +40,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from scratch import scratch_database
@@ -94,11 +96,27 @@ def _filled(conn: psycopg.Connection, params: dict[str, object],
     return statistics.median(took) * 1000, rows
 
 
+def _polylines_unmemoised(values: list[float | None], frame: Any) -> list[str]:
+    """The sparkline's point lists formatted point by point, as svg._polylines did before
+    it memoised them by frame: the contender of the memo."""
+    from renderer.web.svg import _n
+
+    runs: list[list[str]] = [[]]
+    for i, v in enumerate(values):
+        if v is None:
+            if runs[-1]:
+                runs.append([])
+            continue
+        runs[-1].append(f"{_n(frame.x(i))},{_n(frame.y(v))}")
+    return [" ".join(r) for r in runs if r]
+
+
 def reads(url: str, reps: int) -> None:
     # function-level imports: the web package is needed by this subcommand only
     from fastapi.testclient import TestClient
 
     from renderer.config import Settings
+    from renderer.web import svg
     from renderer.web.app import create_app
     from renderer.web.sensor_pages import MAX_DETECTORS, day_data
 
@@ -125,6 +143,20 @@ def reads(url: str, reps: int) -> None:
             took.append(time.perf_counter() - t0)
     print(f"  day_data (the page's data, {data['shown']} detectors, from_summary"
           f" {data['from_summary']}): {statistics.median(took) * 1000:.1f} ms")
+    series = [d["mean_by_10_minutes"] for d in data["detectors"]]
+    frame = svg._Frame(left=1, top=1, width=142, height=22, xmax=143, ymax=125.0)
+    for name, draw in (("memoised (svg._polylines)", svg._polylines),
+                       ("point by point (before)", _polylines_unmemoised)):
+        took = []
+        for _ in range(reps):  # the page's sparklines' points alone, on the day's values
+            t0 = time.perf_counter()
+            drawn = [draw(values, frame) for values in series]
+            took.append(time.perf_counter() - t0)
+        print(f"  {len(series)} sparklines' points, {name}:"
+              f" {statistics.median(took) * 1000:.1f} ms", flush=True)
+        if draw is svg._polylines:
+            memoised = drawn
+    print(f"  the same text: {drawn == memoised}")
     with tempfile.TemporaryDirectory(prefix="renderer-bench-sensors-days-") as home:
         settings = Settings(database_url=url, home=Path(home),
                             storage=(Path(home) / "store").as_uri())
